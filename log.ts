@@ -1,0 +1,101 @@
+/**
+ * The one logger of the program: created in main.ts and passed to every part.
+ *
+ * Every line is `(subsystem, message, fields)`. On a terminal it prints a short readable
+ * line; otherwise (systemd, CI, pipes) one JSON object per line.
+ *
+ * @module
+ */
+
+/** Severity, lowest first. */
+export type Level = "debug" | "info" | "warn" | "error";
+
+/** Structured fields attached to a log line. */
+export type Fields = Record<string, unknown>;
+
+/** What every part of the program receives to report what it does. */
+export interface Logger {
+  debug(subsystem: string, message: string, fields?: Fields): void;
+  info(subsystem: string, message: string, fields?: Fields): void;
+  warn(subsystem: string, message: string, fields?: Fields): void;
+  error(subsystem: string, message: string, fields?: Fields): void;
+}
+
+/** Options for {@linkcode createLogger}. */
+export interface LoggerOptions {
+  /** Lines below this level are dropped. Default "info". */
+  level?: Level;
+  /** "json" for JSON lines, "text" for a readable line; default: text on a terminal. */
+  format?: "json" | "text";
+  /** Where lines go; default stdout. Tests pass an array-backed sink. */
+  write?: (line: string) => void;
+}
+
+const _ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+function _isTerminal(): boolean {
+  try {
+    return Deno.stdout.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
+function _text(value: unknown): string {
+  if (value instanceof Error) return JSON.stringify(value.message);
+  if (typeof value === "string") return /^[\w.:/@+-]*$/.test(value) ? value : JSON.stringify(value);
+  return JSON.stringify(value) ?? String(value);
+}
+
+function _plain(fields: Fields): Fields {
+  const out: Fields = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? v.message : v;
+  return out;
+}
+
+const _encoder = new TextEncoder();
+
+/** Creates the logger; see {@linkcode LoggerOptions}. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const min = _ORDER[options.level ?? "info"];
+  const format = options.format ?? (_isTerminal() ? "text" : "json");
+  const write = options.write ??
+    ((line: string) => Deno.stdout.writeSync(_encoder.encode(line + "\n")));
+  const emit = (level: Level) => (subsystem: string, message: string, fields: Fields = {}) => {
+    if (_ORDER[level] < min) return;
+    const time = new Date().toISOString();
+    if (format === "json") {
+      write(JSON.stringify({ time, level, subsystem, msg: message, ..._plain(fields) }));
+    } else {
+      const extra = Object.entries(fields).map(([k, v]) => `${k}=${_text(v)}`).join(" ");
+      const lvl = level === "info" ? "" : ` ${level.toUpperCase()}`;
+      write(`${time.slice(11, 23)}${lvl} [${subsystem}] ${message}${extra ? " " + extra : ""}`);
+    }
+  };
+  return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };
+}
+
+/** A logger that drops everything; for tests and library defaults. */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+/** A logger that keeps lines in memory; for tests that assert on logging. */
+export function memoryLogger(): Logger & {
+  lines: { level: Level; subsystem: string; message: string; fields: Fields }[];
+} {
+  const lines: { level: Level; subsystem: string; message: string; fields: Fields }[] = [];
+  const push = (level: Level) => (subsystem: string, message: string, fields: Fields = {}) => {
+    lines.push({ level, subsystem, message, fields });
+  };
+  return {
+    lines,
+    debug: push("debug"),
+    info: push("info"),
+    warn: push("warn"),
+    error: push("error"),
+  };
+}
