@@ -1,0 +1,186 @@
+/**
+ * Bounds-checked reading and writing of network byte order, shared by the packet codecs.
+ *
+ * Every read checks the remaining length first and throws {@linkcode MalformedPacketError}
+ * naming the offset and what was expected, so a hostile packet can never read past its end.
+ *
+ * @module
+ */
+
+/** A packet that cannot be decoded; `offset` is where decoding stopped. */
+export class MalformedPacketError extends SyntaxError {
+  constructor(message: string, readonly offset: number) {
+    super(`${message} (at byte ${offset})`);
+    this.name = "MalformedPacketError";
+  }
+}
+
+/** Sequential big-endian reader over a byte array. */
+export class ByteReader {
+  #view: DataView;
+  #pos = 0;
+
+  constructor(readonly bytes: Uint8Array) {
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Current offset from the start. */
+  get offset(): number {
+    return this.#pos;
+  }
+
+  /** Bytes left to read. */
+  get remaining(): number {
+    return this.bytes.length - this.#pos;
+  }
+
+  /** Throws unless `n` more bytes are there; `what` names the field in the error. */
+  need(n: number, what: string): void {
+    if (n > this.remaining) {
+      throw new MalformedPacketError(
+        `${what} needs ${n} bytes, only ${this.remaining} remain`,
+        this.#pos,
+      );
+    }
+  }
+
+  u8(what = "byte"): number {
+    this.need(1, what);
+    return this.#view.getUint8(this.#pos++);
+  }
+
+  u16(what = "u16"): number {
+    this.need(2, what);
+    const v = this.#view.getUint16(this.#pos);
+    this.#pos += 2;
+    return v;
+  }
+
+  u32(what = "u32"): number {
+    this.need(4, what);
+    const v = this.#view.getUint32(this.#pos);
+    this.#pos += 4;
+    return v;
+  }
+
+  /** A view (not a copy) of the next `n` bytes. */
+  bytesOf(n: number, what = "bytes"): Uint8Array {
+    this.need(n, what);
+    const v = this.bytes.subarray(this.#pos, this.#pos + n);
+    this.#pos += n;
+    return v;
+  }
+
+  /** The rest of the packet. */
+  rest(): Uint8Array {
+    const v = this.bytes.subarray(this.#pos);
+    this.#pos = this.bytes.length;
+    return v;
+  }
+
+  /** Moves forward `n` bytes. */
+  skip(n: number, what = "bytes"): void {
+    this.need(n, what);
+    this.#pos += n;
+  }
+}
+
+/** Growable big-endian writer. */
+export class ByteWriter {
+  #buf: Uint8Array;
+  #view: DataView;
+  #len = 0;
+
+  constructor(initial = 512) {
+    this.#buf = new Uint8Array(initial);
+    this.#view = new DataView(this.#buf.buffer);
+  }
+
+  get length(): number {
+    return this.#len;
+  }
+
+  #grow(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    const next = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + n));
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+    this.#view = new DataView(next.buffer);
+  }
+
+  u8(v: number): this {
+    this.#grow(1);
+    this.#view.setUint8(this.#len++, v);
+    return this;
+  }
+
+  u16(v: number): this {
+    this.#grow(2);
+    this.#view.setUint16(this.#len, v);
+    this.#len += 2;
+    return this;
+  }
+
+  u32(v: number): this {
+    this.#grow(4);
+    this.#view.setUint32(this.#len, v >>> 0);
+    this.#len += 4;
+    return this;
+  }
+
+  bytes(b: Uint8Array): this {
+    this.#grow(b.length);
+    this.#buf.set(b, this.#len);
+    this.#len += b.length;
+    return this;
+  }
+
+  /** Writes `n` zero bytes. */
+  zeros(n: number): this {
+    this.#grow(n);
+    this.#buf.fill(0, this.#len, this.#len + n);
+    this.#len += n;
+    return this;
+  }
+
+  /** A copy of what was written. */
+  finish(): Uint8Array {
+    return this.#buf.slice(0, this.#len);
+  }
+}
+
+/** Dotted-quad IPv4 from 4 bytes. */
+export function ipv4ToString(b: Uint8Array): string {
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+}
+
+/** 4 bytes from a dotted-quad IPv4; throws RangeError on anything else. */
+export function ipv4ToBytes(ip: string): Uint8Array {
+  const parts = ip.split(".");
+  if (parts.length !== 4) throw new RangeError(`Not an IPv4 address: ${JSON.stringify(ip)}`);
+  const out = new Uint8Array(4);
+  parts.forEach((p, i) => {
+    const n = Number(p);
+    if (!/^\d{1,3}$/.test(p) || n > 255) {
+      throw new RangeError(`Not an IPv4 address: ${JSON.stringify(ip)}`);
+    }
+    out[i] = n;
+  });
+  return out;
+}
+
+/** IPv4 as an unsigned 32-bit number, for arithmetic on ranges and masks. */
+export function ipv4ToNumber(ip: string): number {
+  const b = ipv4ToBytes(ip);
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
+/** Dotted-quad from an unsigned 32-bit number. */
+export function numberToIpv4(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** MAC address `aa:bb:cc:dd:ee:ff` from bytes. */
+export function macToString(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":");
+}
