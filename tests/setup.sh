@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Astral Boot's tests, lab and benchmarks need on a fresh Debian machine
+# (root, node, apt). Idempotent: quick when everything is already there.
+set -euo pipefail
+
+if ! command -v deno >/dev/null 2>&1; then
+  echo "setup: installing deno from npm" >&2
+  npm install -g deno >/dev/null 2>&1
+fi
+
+# Package daemons (tftpd-hpa, dnsmasq, nginx) must never start in the host's network
+# namespace: tests run them only inside namespaces they create.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+fi
+
+# busybox-static (for the lab initramfs) conflicts with udhcpc's busybox, so the lab fetches
+# it with apt-get download instead; atftpd conflicts with tftpd-hpa.
+packages=(qemu-system-x86 ipxe ovmf udhcpc isc-dhcp-client tftp-hpa atftp curl tshark tcpdump
+  dnsmasq tftpd-hpa nftables iproute2 iputils-ping cpio xz-utils wrk nginx procps
+  debian-installer-12-netboot-amd64)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
