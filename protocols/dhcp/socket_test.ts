@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { Netns, vethPair } from "../../tests/netns.ts";
+import { jsonLines, spawnDeno } from "../../tests/dhcp_harness.ts";
+import { interfaceInfo } from "./socket.ts";
+
+const TOOL = "tests/dhcp_udp_tool.ts";
+
+Deno.test("interfaceInfo names a missing interface", () => {
+  // Only a lookup: nothing is opened, so this is safe in the host namespace.
+  assert.throws(() => interfaceInfo("abdnope0"), /Interface "abdnope0" does not exist/);
+});
+
+Deno.test("InterfaceUdpSocket inside namespaces", async (t) => {
+  await using srv = await Netns.create("abd");
+  await using a = await Netns.create("abd");
+  await using b = await Netns.create("abd");
+  await vethPair(srv, "10.77.0.1/24", a, "10.77.0.2/24", { a: "eth0", b: "eth0" });
+  await vethPair(srv, "10.77.1.1/24", b, "10.77.1.2/24", { a: "eth1", b: "eth0" });
+  await srv.exec(["ip", "link", "add", "eth2", "type", "veth", "peer", "name", "eth3"]);
+  await srv.exec(["ip", "link", "set", "eth2", "up"]);
+
+  await t.step("refuses interfaces that are missing or have no IPv4", async (t) => {
+    const cases = [
+      { iface: "nope9", error: /Interface "nope9" does not exist/ },
+      { iface: "eth2", error: /Interface "eth2" has no IPv4 address/ },
+    ];
+    for (const c of cases) {
+      await t.step(c.iface, async () => {
+        const f = spawnDeno(srv, TOOL, ["open", c.iface]);
+        const status = await f.finished(60_000);
+        assert.equal(status.code, 2, f.output);
+        const [res] = jsonLines(f);
+        assert.match(String(res?.error), c.error);
+      });
+    }
+  });
+
+  await t.step("opens on an interface with IPv4 and reports its address", async () => {
+    const f = spawnDeno(srv, TOOL, ["open", "eth0"]);
+    const status = await f.finished(60_000);
+    assert.equal(status.code, 0, f.output);
+    const [res] = jsonLines(f);
+    assert.equal(res?.address, "10.77.0.1");
+  });
+
+  await t.step("hears broadcasts only from its interface and replies only there", async () => {
+    const eth0Index = Number(
+      (await srv.exec(["cat", "/sys/class/net/eth0/ifindex"])).stdout.trim(),
+    );
+    const listener = spawnDeno(srv, TOOL, ["listen", "eth0", "6767", "20000"]);
+    try {
+      await listener.waitFor((l) => l.includes('"ready"'), 60_000, "listener ready");
+      // Both senders stay bound to 6768 for 4 s so they see any broadcast echo.
+      const fromA = spawnDeno(a, TOOL, [
+        "send",
+        "eth0",
+        "6768",
+        "255.255.255.255",
+        "6767",
+        "A",
+        "4000",
+      ]);
+      const fromB = spawnDeno(b, TOOL, [
+        "send",
+        "eth0",
+        "6768",
+        "255.255.255.255",
+        "6767",
+        "B",
+        "4000",
+      ]);
+      const [sa, sb] = await Promise.all([fromA.finished(60_000), fromB.finished(60_000)]);
+      assert.equal(sa.code, 0, fromA.output);
+      assert.equal(sb.code, 0, fromB.output);
+      await listener.stop();
+      const heard = jsonLines(listener).filter((l) => "text" in l);
+      assert.deepEqual(heard.map((h) => h.text), ["A"], listener.output);
+      assert.equal(heard[0]?.ifindex, eth0Index);
+      assert.equal(heard[0]?.to, "255.255.255.255");
+      assert.deepEqual(heard[0]?.from, { address: "10.77.0.2", port: 6768 });
+      assert.deepEqual(jsonLines(fromA).map((l) => l.text), ["echo:A"], fromA.output);
+      assert.deepEqual(jsonLines(fromB), [], fromB.output);
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  await t.step("a unicast reply reaches the sender", async () => {
+    const listener = spawnDeno(srv, TOOL, ["listen", "eth0", "6767", "20000", "unicast"]);
+    try {
+      await listener.waitFor((l) => l.includes('"ready"'), 60_000, "listener ready");
+      const fromA = spawnDeno(a, TOOL, ["send", "eth0", "6768", "10.77.0.1", "6767", "U", "3000"]);
+      assert.equal((await fromA.finished(60_000)).code, 0, fromA.output);
+      assert.deepEqual(jsonLines(fromA).map((l) => l.text), ["echo:U"], fromA.output);
+      await listener.stop();
+      const heard = jsonLines(listener).filter((l) => "text" in l);
+      assert.equal(heard[0]?.to, "10.77.0.1");
+    } finally {
+      await listener.stop();
+    }
+  });
+});
