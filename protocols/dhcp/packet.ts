@@ -1,0 +1,505 @@
+/**
+ * DHCPv4 / BOOTP packet codec (RFC 951, RFC 2131, RFC 2132, RFC 3396).
+ *
+ * ```
+ *  0                   1                   2                   3
+ *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ * +---------------+---------------+---------------+---------------+
+ * |     op (1)    |   htype (1)   |   hlen (1)    |   hops (1)    |
+ * +---------------+---------------+---------------+---------------+
+ * |                            xid (4)                            |
+ * +-------------------------------+-------------------------------+
+ * |           secs (2)            |           flags (2)           |
+ * +-------------------------------+-------------------------------+
+ * |          ciaddr (4)   yiaddr (4)   siaddr (4)   giaddr (4)    |
+ * +---------------------------------------------------------------+
+ * |                          chaddr (16)                          |
+ * +---------------------------------------------------------------+
+ * |                          sname (64)                           |
+ * +---------------------------------------------------------------+
+ * |                          file (128)                           |
+ * +---------------------------------------------------------------+
+ * |              magic cookie 99.130.83.99 (4, offset 236)        |
+ * +---------------------------------------------------------------+
+ * |                       options (variable)                      |
+ * +---------------------------------------------------------------+
+ * ```
+ *
+ * @module
+ */
+
+import {
+  ByteReader,
+  ByteWriter,
+  ipv4ToBytes,
+  ipv4ToString,
+  macToString,
+  MalformedPacketError,
+} from "../bytes.ts";
+import {
+  concatBytes,
+  decodeOptionsArea,
+  decodeSubOptions,
+  DhcpOption,
+  DhcpOptions,
+  messageTypeName,
+  optionChunks,
+  optionName,
+} from "./options.ts";
+import {
+  clientArchName,
+  decodeClientNdi,
+  decodePxeVendorOptions,
+  ipxeOptionName,
+  uuidToString,
+} from "./pxe.ts";
+
+/** One DHCP (or plain BOOTP) message. */
+export interface DhcpPacket {
+  /** 1 = BOOTREQUEST (client), 2 = BOOTREPLY (server). */
+  op: 1 | 2;
+  /** Hardware type, 1 = Ethernet. */
+  htype: number;
+  /** Hardware address length, 0..16. */
+  hlen: number;
+  /** Relay hops. */
+  hops: number;
+  /** Transaction id chosen by the client. */
+  xid: number;
+  /** Seconds since the client began acquiring. */
+  secs: number;
+  /** Bit 15 (0x8000) = broadcast the reply. */
+  flags: number;
+  ciaddr: string;
+  yiaddr: string;
+  siaddr: string;
+  giaddr: string;
+  /** The first `hlen` bytes of the 16-byte chaddr field. */
+  chaddr: Uint8Array;
+  /** Server host name ("" when the field carries options). */
+  sname: string;
+  /** Boot file name ("" when the field carries options). */
+  file: string;
+  /** Options; option 52 (overload) is framing and never appears here. */
+  options: DhcpOptions;
+}
+
+/** RFC 2131 §3: the four bytes 99.130.83.99 that start the options. */
+export const MAGIC_COOKIE = 0x63825363;
+/** Size of the fixed BOOTP header before the magic cookie. */
+export const HEADER_SIZE = 236;
+/** RFC 951 vend field is 64 bytes: 300-byte BOOTP messages, and some PXE ROMs drop shorter ones. */
+export const MIN_PACKET_SIZE = 300;
+/** RFC 2131 §2: every client accepts a 576-byte IP datagram. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 576;
+/** IPv4 (20) + UDP (8) headers, counted in option 57 (RFC 2131 §2: 576 − 28 = 548). */
+export const IP_UDP_OVERHEAD = 28;
+
+const _SNAME_OFFSET = 44;
+const _FILE_OFFSET = 108;
+const _OPTIONS_OFFSET = 240;
+
+const _encoder = new TextEncoder();
+const _decoder = new TextDecoder();
+
+/** Fixed lengths the server depends on; a wrong length makes the whole packet malformed. */
+const _FIXED_LENGTH: ReadonlyMap<number, number> = new Map([
+  [DhcpOption.SubnetMask, 4],
+  [DhcpOption.BroadcastAddr, 4],
+  [DhcpOption.RequestedIP, 4],
+  [DhcpOption.LeaseTime, 4],
+  [DhcpOption.MessageType, 1],
+  [DhcpOption.ServerId, 4],
+  [DhcpOption.MaxMessageSize, 2],
+  [DhcpOption.RenewalTime, 4],
+  [DhcpOption.RebindingTime, 4],
+  [DhcpOption.ClientNdi, 3],
+]);
+
+/**
+ * Decodes a DHCP packet (the UDP payload). Options from the file and sname fields are read when
+ * option 52 says so, and repeated options are concatenated (RFC 3396). Throws
+ * MalformedPacketError for anything that cannot be a DHCP message.
+ */
+export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
+  const r = new ByteReader(bytes);
+  r.need(_OPTIONS_OFFSET, "BOOTP header and magic cookie");
+  const op = r.u8("op");
+  if (op !== 1 && op !== 2) {
+    throw new MalformedPacketError(`op ${op} is neither BOOTREQUEST nor BOOTREPLY`, 0);
+  }
+  const htype = r.u8("htype");
+  const hlen = r.u8("hlen");
+  if (hlen > 16) throw new MalformedPacketError(`hlen ${hlen} exceeds the 16-byte chaddr`, 2);
+  const hops = r.u8("hops");
+  const xid = r.u32("xid");
+  const secs = r.u16("secs");
+  const flags = r.u16("flags");
+  const ciaddr = ipv4ToString(r.bytesOf(4, "ciaddr"));
+  const yiaddr = ipv4ToString(r.bytesOf(4, "yiaddr"));
+  const siaddr = ipv4ToString(r.bytesOf(4, "siaddr"));
+  const giaddr = ipv4ToString(r.bytesOf(4, "giaddr"));
+  const chaddr = r.bytesOf(16, "chaddr").slice(0, hlen);
+  const snameField = r.bytesOf(64, "sname");
+  const fileField = r.bytesOf(128, "file");
+  const cookie = r.u32("magic cookie");
+  if (cookie !== MAGIC_COOKIE) {
+    throw new MalformedPacketError(
+      `magic cookie is 0x${cookie.toString(16).padStart(8, "0")}, not 0x63825363`,
+      HEADER_SIZE,
+    );
+  }
+
+  const parts = new Map<number, Uint8Array[]>();
+  const offsets = new Map<number, number>();
+  decodeOptionsArea(r.rest(), _OPTIONS_OFFSET, parts, offsets);
+  const overload = _overload(parts, offsets);
+  // Option 52 is honoured only in the options field; one seen inside file/sname is dropped,
+  // which also rules out overload loops.
+  if (overload & 1) decodeOptionsArea(fileField, _FILE_OFFSET, parts, offsets);
+  if (overload & 2) decodeOptionsArea(snameField, _SNAME_OFFSET, parts, offsets);
+  parts.delete(DhcpOption.Overload);
+
+  const options = new DhcpOptions();
+  for (const [code, chunks] of parts) {
+    const value = concatBytes(chunks);
+    _validate(code, value, offsets.get(code) ?? _OPTIONS_OFFSET);
+    options.set(code, value);
+  }
+  return {
+    op,
+    htype,
+    hlen,
+    hops,
+    xid,
+    secs,
+    flags,
+    ciaddr,
+    yiaddr,
+    siaddr,
+    giaddr,
+    chaddr,
+    sname: overload & 2 ? "" : _cString(snameField),
+    file: overload & 1 ? "" : _cString(fileField),
+    options,
+  };
+}
+
+function _overload(parts: Map<number, Uint8Array[]>, offsets: Map<number, number>): number {
+  const chunks = parts.get(DhcpOption.Overload);
+  if (!chunks) return 0;
+  const v = concatBytes(chunks);
+  parts.delete(DhcpOption.Overload);
+  if (v.length !== 1 || v[0]! < 1 || v[0]! > 3) {
+    throw new MalformedPacketError(
+      `Cannot parse DHCP option 52: ${
+        v.length === 1 ? `value ${v[0]} is not 1, 2 or 3` : `length ${v.length}`
+      }`,
+      offsets.get(DhcpOption.Overload) ?? _OPTIONS_OFFSET,
+    );
+  }
+  return v[0]!;
+}
+
+function _validate(code: number, v: Uint8Array, offset: number): void {
+  const fixed = _FIXED_LENGTH.get(code);
+  let ok = true;
+  if (fixed !== undefined) ok = v.length === fixed;
+  else if (code === DhcpOption.Router || code === DhcpOption.DNS) {
+    ok = v.length > 0 && v.length % 4 === 0;
+  } else if (code === DhcpOption.ClientArch) ok = v.length > 0 && v.length % 2 === 0;
+  if (!ok) {
+    throw new MalformedPacketError(`Cannot parse DHCP option ${code}: length ${v.length}`, offset);
+  }
+  if (code === DhcpOption.IpxeEncap) decodeSubOptions(v, offset + 2);
+}
+
+function _cString(field: Uint8Array): string {
+  const nul = field.indexOf(0);
+  return _decoder.decode(nul < 0 ? field : field.subarray(0, nul));
+}
+
+/** Options for {@linkcode encodeDhcp}. */
+export interface EncodeOptions {
+  /** Largest IP datagram the client accepts, as in option 57 (payload ≤ maxSize − 28). Default 576. */
+  maxSize?: number;
+}
+
+/**
+ * Encodes a packet: options in insertion order (long ones split, RFC 3396), End, zero padding
+ * to 300 bytes. When the options do not fit `maxSize` and file and sname are empty, the rest
+ * goes into those fields with option 52. Throws RangeError when it still does not fit or a
+ * field is out of range.
+ */
+export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array {
+  const maxSize = opts.maxSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+  const limit = maxSize - IP_UDP_OVERHEAD;
+  if (limit < MIN_PACKET_SIZE) {
+    throw new RangeError(`maxSize ${maxSize} is below the ${MIN_PACKET_SIZE + 28}-byte minimum`);
+  }
+  _checkInt("op", p.op, 1, 2);
+  _checkInt("htype", p.htype, 0, 255);
+  _checkInt("hlen", p.hlen, 0, 16);
+  _checkInt("hops", p.hops, 0, 255);
+  _checkInt("xid", p.xid, 0, 0xffffffff);
+  _checkInt("secs", p.secs, 0, 0xffff);
+  _checkInt("flags", p.flags, 0, 0xffff);
+  if (p.chaddr.length > 16) throw new RangeError(`chaddr is ${p.chaddr.length} bytes, at most 16`);
+  const sname = _field("sname", p.sname, 64);
+  const file = _field("file", p.file, 128);
+
+  const chunks = optionChunks(p.options, new Set([DhcpOption.Overload]));
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  let optionsArea: Uint8Array[] = chunks;
+  if (_OPTIONS_OFFSET + total + 1 > limit) {
+    if (p.sname !== "" || p.file !== "") {
+      throw new RangeError(
+        `DHCP options need ${total + 1} bytes, only ${limit - _OPTIONS_OFFSET} fit in ${maxSize}`,
+      );
+    }
+    const placed = _overloadAreas(chunks, limit - _OPTIONS_OFFSET - 3 - 1, maxSize);
+    optionsArea = [Uint8Array.of(DhcpOption.Overload, 1, placed.overload), ...placed.main];
+    file.set(_area(placed.file, 128));
+    sname.set(_area(placed.sname, 64));
+  }
+
+  const w = new ByteWriter(limit);
+  w.u8(p.op).u8(p.htype).u8(p.hlen).u8(p.hops).u32(p.xid).u16(p.secs).u16(p.flags);
+  for (const ip of [p.ciaddr, p.yiaddr, p.siaddr, p.giaddr]) w.bytes(ipv4ToBytes(ip));
+  w.bytes(p.chaddr).zeros(16 - p.chaddr.length);
+  w.bytes(sname).bytes(file).u32(MAGIC_COOKIE);
+  for (const c of optionsArea) w.bytes(c);
+  w.u8(DhcpOption.End);
+  if (w.length < MIN_PACKET_SIZE) w.zeros(MIN_PACKET_SIZE - w.length);
+  return w.finish();
+}
+
+/**
+ * Places option chunks into the options field, then file, then sname, keeping their order.
+ * A chunk is first moved whole to the next area; only when that fails are chunks cut at area
+ * boundaries (RFC 3396 §5 allows it, but clients that predate it would misread a cut option).
+ */
+function _overloadAreas(
+  chunks: Uint8Array[],
+  mainRoom: number,
+  maxSize: number,
+): { main: Uint8Array[]; file: Uint8Array[]; sname: Uint8Array[]; overload: number } {
+  return _place(chunks, mainRoom, false) ?? _place(chunks, mainRoom, true) ?? (() => {
+    throw new RangeError(`DHCP options do not fit in ${maxSize} bytes even with overload`);
+  })();
+}
+
+function _place(
+  chunks: Uint8Array[],
+  mainRoom: number,
+  cut: boolean,
+): { main: Uint8Array[]; file: Uint8Array[]; sname: Uint8Array[]; overload: number } | undefined {
+  // Each area keeps one byte for its End option.
+  const areas: { list: Uint8Array[]; room: number }[] = [
+    { list: [], room: mainRoom },
+    { list: [], room: 128 - 1 },
+    { list: [], room: 64 - 1 },
+  ];
+  let at = 0;
+  for (let c of chunks) {
+    for (;;) {
+      const area = areas[at];
+      if (!area) return undefined;
+      if (c.length <= area.room) {
+        area.list.push(c);
+        area.room -= c.length;
+        break;
+      }
+      if (cut && area.room >= 3) {
+        const n = area.room - 2;
+        area.list.push(Uint8Array.of(c[0]!, n, ...c.subarray(2, 2 + n)));
+        area.room = 0;
+        c = Uint8Array.of(c[0]!, c.length - 2 - n, ...c.subarray(2 + n));
+      }
+      at++;
+    }
+  }
+  return {
+    main: areas[0]!.list,
+    file: areas[1]!.list,
+    sname: areas[2]!.list,
+    overload: at >= 2 ? 3 : 1,
+  };
+}
+
+function _area(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  out[at] = DhcpOption.End;
+  return out;
+}
+
+function _field(name: string, value: string, size: number): Uint8Array {
+  const b = _encoder.encode(value);
+  // One byte is kept for the NUL: PXE ROMs copy these fields as C strings.
+  if (b.length > size - 1) {
+    throw new RangeError(`${name} is ${b.length} bytes, at most ${size - 1} fit`);
+  }
+  const out = new Uint8Array(size);
+  out.set(b);
+  return out;
+}
+
+function _checkInt(name: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`${name} must be an integer in ${min}..${max}, got ${v}`);
+  }
+}
+
+/** Largest reply the client accepts (option 57, at least 576 as RFC 2132 §9.10 requires). */
+export function maxMessageSize(request: DhcpPacket): number {
+  const v = request.options.u16(DhcpOption.MaxMessageSize);
+  return v === undefined ? DEFAULT_MAX_MESSAGE_SIZE : Math.max(DEFAULT_MAX_MESSAGE_SIZE, v);
+}
+
+/** Client MAC "aa:bb:cc:dd:ee:ff" from chaddr. */
+export function macOf(p: DhcpPacket): string {
+  return macToString(p.chaddr);
+}
+
+/** True when the client asked for a broadcast reply (flags bit 15, RFC 2131 §4.1). */
+export function isBroadcast(p: DhcpPacket): boolean {
+  return (p.flags & 0x8000) !== 0;
+}
+
+/**
+ * A reply skeleton for `request` (RFC 2131 table 3): op 2, same xid, flags, giaddr and chaddr,
+ * message type set, relay agent info (82) echoed as RFC 3046 §2.2 requires.
+ */
+export function replyTo(request: DhcpPacket, type: number): DhcpPacket {
+  const options = new DhcpOptions().setMessageType(type);
+  const relay = request.options.get(DhcpOption.RelayAgentInfo);
+  if (relay) options.set(DhcpOption.RelayAgentInfo, relay);
+  return {
+    op: 2,
+    htype: request.htype,
+    hlen: request.hlen,
+    hops: 0,
+    xid: request.xid,
+    secs: 0,
+    flags: request.flags,
+    // Table 3: ciaddr is echoed only in an ACK (to a renewing client or an INFORM).
+    ciaddr: type === 5 ? request.ciaddr : "0.0.0.0",
+    yiaddr: "0.0.0.0",
+    siaddr: "0.0.0.0",
+    giaddr: request.giaddr,
+    chaddr: request.chaddr.slice(),
+    sname: "",
+    file: "",
+    options,
+  };
+}
+
+/** Readable multi-line dump, one option per line; the golden test files are made of it. */
+export function describeDhcp(p: DhcpPacket): string {
+  const lines = [
+    `op: ${p.op === 1 ? "BOOTREQUEST" : "BOOTREPLY"} (${p.op})`,
+    `htype: ${p.htype}  hlen: ${p.hlen}  hops: ${p.hops}`,
+    `xid: 0x${p.xid.toString(16).padStart(8, "0")}`,
+    `secs: ${p.secs}  flags: 0x${p.flags.toString(16).padStart(4, "0")}${
+      isBroadcast(p) ? " (broadcast)" : ""
+    }`,
+    `ciaddr: ${p.ciaddr}  yiaddr: ${p.yiaddr}`,
+    `siaddr: ${p.siaddr}  giaddr: ${p.giaddr}`,
+    `chaddr: ${macOf(p)}`,
+    `sname: ${JSON.stringify(p.sname)}`,
+    `file: ${JSON.stringify(p.file)}`,
+    `options:`,
+  ];
+  for (const [code, value] of p.options.entries()) {
+    lines.push(`  ${code} ${optionName(code)}: ${describeOption(p.options, code, value)}`);
+    if (code === DhcpOption.IpxeEncap) {
+      for (const [sub, v] of p.options.ipxeEncap()) {
+        lines.push(`    175.${sub} ${ipxeOptionName(sub)}: ${_hex(v)}`);
+      }
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** One option's value in words, falling back to hex. */
+export function describeOption(options: DhcpOptions, code: number, value: Uint8Array): string {
+  const hex = _hex(value);
+  switch (code) {
+    case DhcpOption.MessageType: {
+      const t = options.messageType();
+      return t === undefined ? hex : `${messageTypeName(t)} (${t})`;
+    }
+    case DhcpOption.SubnetMask:
+    case DhcpOption.BroadcastAddr:
+    case DhcpOption.RequestedIP:
+    case DhcpOption.ServerId:
+    case DhcpOption.Router:
+    case DhcpOption.DNS: {
+      const ips = options.ips(code);
+      return ips.length ? ips.join(", ") : hex;
+    }
+    case DhcpOption.LeaseTime:
+    case DhcpOption.RenewalTime:
+    case DhcpOption.RebindingTime:
+      return String(options.u32(code) ?? hex);
+    case DhcpOption.MaxMessageSize:
+      return String(options.u16(code) ?? hex);
+    case DhcpOption.Hostname:
+    case DhcpOption.DomainName:
+    case DhcpOption.Message:
+    case DhcpOption.VendorClassId:
+    case DhcpOption.TftpServerName:
+    case DhcpOption.BootfileName:
+      return _printable(value) ? JSON.stringify(options.string(code)) : hex;
+    case DhcpOption.ParamRequestList:
+      return options.paramRequestList().join(" ");
+    case DhcpOption.UserClass:
+      return options.userClasses().map((c) => JSON.stringify(c)).join(", ") || hex;
+    case DhcpOption.ClientArch: {
+      const a = options.clientArch();
+      return a.length ? a.map((x) => `${x} (${clientArchName(x)})`).join(", ") : hex;
+    }
+    case DhcpOption.ClientNdi: {
+      if (value.length !== 3) return hex;
+      const n = decodeClientNdi(value);
+      return `${n.type === 1 ? "UNDI" : `type ${n.type}`} ${n.major}.${n.minor}`;
+    }
+    case DhcpOption.ClientUuid: {
+      const u = options.uuid();
+      return u ? `type 0, ${uuidToString(u)}` : hex;
+    }
+    case DhcpOption.VendorSpecific: {
+      try {
+        const pxe = decodePxeVendorOptions(value);
+        return `${hex} (PXE ${JSON.stringify(pxe, _jsonMaps)})`;
+      } catch {
+        return hex;
+      }
+    }
+    case DhcpOption.IpxeEncap:
+      return `${options.ipxeEncap().size} sub-options`;
+    default:
+      return hex;
+  }
+}
+
+function _jsonMaps(_key: string, v: unknown): unknown {
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, b]) => [k, _hex(b)]));
+  return v;
+}
+
+function _printable(b: Uint8Array): boolean {
+  let end = b.length;
+  while (end > 0 && b[end - 1] === 0) end--;
+  for (let i = 0; i < end; i++) if (b[i]! < 0x20 || b[i]! > 0x7e) return false;
+  return true;
+}
+
+function _hex(b: Uint8Array): string {
+  return b.length ? Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ") : "(empty)";
+}
