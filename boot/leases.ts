@@ -1,0 +1,370 @@
+/**
+ * DHCP address leases kept in SQLite (the one handle from `boot/db.ts`).
+ *
+ * One row per address that was ever handed out. A row remembers its last holder even after
+ * the lease ran out, which is what lets a machine get its previous address back and lets the
+ * pool reuse the address that was free the longest first. Holders are keyed by MAC, not by
+ * option 61: a PXE ROM (OVMF sends no 61) and the iPXE it loads (sends 61 = 01+MAC) are the
+ * same machine and must get the same address. Static reservations come from the config and
+ * are never stored as leases of anyone else.
+ *
+ * Times are milliseconds since the epoch; `now` is injectable for tests.
+ *
+ * @module
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { ipv4ToNumber, numberToIpv4 } from "../protocols/bytes.ts";
+
+/** A static address for one machine (`[[machine]] mac, ip`). */
+export interface Reservation {
+  mac: string;
+  ip: string;
+  hostname?: string;
+}
+
+/** Options for {@linkcode LeaseStore}. */
+export interface LeaseStoreOptions {
+  /** First and last address of the dynamic pool, inclusive. */
+  range: [string, string];
+  /** Addresses never handed out: network, broadcast, server, router; see {@linkcode poolExclusions}. */
+  exclude?: string[];
+  reservations?: Reservation[];
+  /** How long an OFFER holds its address for the client that was offered it. Default 60 s. */
+  offerHoldSeconds?: number;
+  /** How long a DECLINEd address stays out of the pool. Default 600 s. */
+  declineSeconds?: number;
+  /** Clock in ms; tests pass their own. */
+  now?: () => number;
+}
+
+/** Lease states as stored; "expired" is derived when a bound/offered row ran out. */
+export type LeaseState = "offered" | "bound" | "released" | "declined" | "expired" | "reserved";
+
+/** One row of {@linkcode LeaseStore.list}. */
+export interface Lease {
+  ip: string;
+  mac: string;
+  clientId?: string;
+  hostname?: string;
+  state: LeaseState;
+  /** When the lease, offer or quarantine ends (or ended); 0 for a reservation without a lease. */
+  expires: number;
+}
+
+/** Why {@linkcode LeaseStore.commit} refused an address (the caller answers with a NAK). */
+export type RefuseReason =
+  | "not-in-pool"
+  | "reserved-for-other"
+  | "has-reservation"
+  | "in-use"
+  | "declined";
+
+/** Result of {@linkcode LeaseStore.commit}. */
+export type CommitResult = { ok: true; lease: Lease } | { ok: false; reason: RefuseReason };
+
+/** Network, broadcast, server and router addresses of a subnet, to keep out of the pool. */
+export function poolExclusions(serverIp: string, netmask: string, router?: string): string[] {
+  const mask = ipv4ToNumber(netmask);
+  const net = (ipv4ToNumber(serverIp) & mask) >>> 0;
+  const bcast = (net | (~mask >>> 0)) >>> 0;
+  const out = [numberToIpv4(net), numberToIpv4(bcast), serverIp];
+  if (router) out.push(router);
+  return out;
+}
+
+/** Canonical lower-case colon form of a MAC, so keys compare equal. */
+export function normalizeMac(mac: string): string {
+  return mac.toLowerCase().replaceAll("-", ":");
+}
+
+interface _Row {
+  ip: string;
+  ipnum: number;
+  mac: string;
+  client_id: string | null;
+  hostname: string | null;
+  state: string;
+  expires: number;
+}
+
+/** The lease database and the address selection rules. */
+export class LeaseStore {
+  #db: DatabaseSync;
+  #first: number;
+  #last: number;
+  #exclude: Set<number>;
+  #byMac = new Map<string, Reservation>();
+  #byIp = new Map<number, Reservation>();
+  #hold: number;
+  #quarantine: number;
+  #now: () => number;
+  #statements = new Map<string, StatementSync>();
+
+  constructor(db: DatabaseSync, options: LeaseStoreOptions) {
+    this.#db = db;
+    this.#first = ipv4ToNumber(options.range[0]);
+    this.#last = ipv4ToNumber(options.range[1]);
+    if (this.#first > this.#last) {
+      throw new RangeError(`DHCP range starts after it ends: ${options.range.join(" - ")}`);
+    }
+    this.#exclude = new Set((options.exclude ?? []).map(ipv4ToNumber));
+    for (const r of options.reservations ?? []) {
+      const res = { ...r, mac: normalizeMac(r.mac) };
+      this.#byMac.set(res.mac, res);
+      this.#byIp.set(ipv4ToNumber(r.ip), res);
+    }
+    this.#hold = (options.offerHoldSeconds ?? 60) * 1000;
+    this.#quarantine = (options.declineSeconds ?? 600) * 1000;
+    this.#now = options.now ?? Date.now;
+    db.exec(`CREATE TABLE IF NOT EXISTS dhcp_leases (
+      ip TEXT PRIMARY KEY,
+      ipnum INTEGER NOT NULL,
+      mac TEXT NOT NULL,
+      client_id TEXT,
+      hostname TEXT,
+      state TEXT NOT NULL,
+      expires INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS dhcp_leases_mac ON dhcp_leases(mac);`);
+  }
+
+  /** The reservation of a machine, if the config has one. */
+  reservation(mac: string): Reservation | undefined {
+    return this.#byMac.get(normalizeMac(mac));
+  }
+
+  /** Whether an address is in the dynamic pool (inside the range, not excluded, not reserved). */
+  inPool(ip: string): boolean {
+    const n = ipv4ToNumber(ip);
+    return n >= this.#first && n <= this.#last && !this.#exclude.has(n) && !this.#byIp.has(n);
+  }
+
+  /**
+   * Picks an address for a DISCOVER and holds it for the client: its reservation or current
+   * lease > its previous address if free > the requested address if free > a never-used address
+   * > the address free the longest. Null when the pool is exhausted.
+   */
+  offer(mac: string, options: { clientId?: string; requestedIp?: string } = {}): string | null {
+    mac = normalizeMac(mac);
+    const now = this.#now();
+    return this.#tx(() => {
+      const ip = this.#pick(mac, options.requestedIp, now);
+      if (ip === null) return null;
+      const current = this.#row(ip);
+      // An offer never shortens a lease the client already has.
+      const active = current && current.mac === mac && this.#isActive(current, now);
+      if (!active || current.state === "offered") {
+        this.#freeOthers(mac, ip, now);
+        this.#upsert(
+          ip,
+          mac,
+          options.clientId,
+          current?.hostname ?? undefined,
+          "offered",
+          now + this.#hold,
+        );
+      }
+      return ip;
+    });
+  }
+
+  /** Whether `ip` may be given to `mac` right now; the reason when not. */
+  check(mac: string, ip: string): RefuseReason | null {
+    return this.#refusal(normalizeMac(mac), ip, this.#now());
+  }
+
+  /** Binds `ip` to `mac` for `seconds` (the ACK); refuses addresses the client may not have. */
+  commit(
+    mac: string,
+    ip: string,
+    seconds: number,
+    options: { clientId?: string; hostname?: string } = {},
+  ): CommitResult {
+    mac = normalizeMac(mac);
+    const now = this.#now();
+    return this.#tx((): CommitResult => {
+      const reason = this.#refusal(mac, ip, now);
+      if (reason) return { ok: false, reason };
+      this.#freeOthers(mac, ip, now);
+      const hostname = options.hostname ?? this.#row(ip)?.hostname ?? undefined;
+      const expires = now + seconds * 1000;
+      this.#upsert(ip, mac, options.clientId, hostname, "bound", expires);
+      return {
+        ok: true,
+        lease: { ip, mac, clientId: options.clientId, hostname, state: "bound", expires },
+      };
+    });
+  }
+
+  /** The client gives its address back (DHCPRELEASE); ignored unless it holds it. */
+  release(mac: string, ip: string): boolean {
+    mac = normalizeMac(mac);
+    const row = this.#row(ip);
+    if (!row || row.mac !== mac || !this.#isActive(row, this.#now())) return false;
+    this.#stmt("UPDATE dhcp_leases SET state = 'released', expires = ? WHERE ip = ?")
+      .run(this.#now(), ip);
+    return true;
+  }
+
+  /**
+   * The client found `ip` in use (DHCPDECLINE): the address leaves the pool for a while.
+   * Only the client holding the address can decline it, so nobody can drain the pool.
+   */
+  decline(mac: string, ip: string): boolean {
+    mac = normalizeMac(mac);
+    const now = this.#now();
+    const row = this.#row(ip);
+    if (!row || row.mac !== mac || !this.#isActive(row, now)) return false;
+    this.#stmt(
+      "UPDATE dhcp_leases SET state = 'declined', mac = '', client_id = NULL, expires = ? WHERE ip = ?",
+    ).run(now + this.#quarantine, ip);
+    return true;
+  }
+
+  /** The active lease (offered or bound, not run out) of a machine. */
+  current(mac: string): Lease | null {
+    mac = normalizeMac(mac);
+    const now = this.#now();
+    const rows = this.#stmt(
+      "SELECT * FROM dhcp_leases WHERE mac = ? AND state IN ('offered','bound') AND expires > ?",
+    ).all(mac, now) as unknown as _Row[];
+    const row = rows.find((r) => r.state === "bound") ?? rows[0];
+    return row ? this.#lease(row, now) : null;
+  }
+
+  /** Every lease row plus reservations that have none yet, by address. */
+  list(): Lease[] {
+    const now = this.#now();
+    const rows = this.#stmt("SELECT * FROM dhcp_leases ORDER BY ipnum")
+      .all() as unknown as _Row[];
+    const out = rows.map((r) => this.#lease(r, now));
+    const seen = new Set(out.map((l) => l.ip));
+    for (const r of this.#byMac.values()) {
+      if (!seen.has(r.ip)) {
+        out.push({ ip: r.ip, mac: r.mac, hostname: r.hostname, state: "reserved", expires: 0 });
+      }
+    }
+    return out.sort((a, b) => ipv4ToNumber(a.ip) - ipv4ToNumber(b.ip));
+  }
+
+  #lease(r: _Row, now: number): Lease {
+    const ran = (r.state === "offered" || r.state === "bound") && r.expires <= now;
+    return {
+      ip: r.ip,
+      mac: r.mac,
+      clientId: r.client_id ?? undefined,
+      hostname: r.hostname ?? undefined,
+      state: ran ? "expired" : r.state as LeaseState,
+      expires: r.expires,
+    };
+  }
+
+  #pick(mac: string, requested: string | undefined, now: number): string | null {
+    const res = this.#byMac.get(mac);
+    if (res) return res.ip;
+    const mine = this.#stmt(
+      "SELECT * FROM dhcp_leases WHERE mac = ? ORDER BY (state = 'bound') DESC, expires DESC",
+    ).all(mac) as unknown as _Row[];
+    const active = mine.find((r) => this.#isActive(r, now) && this.inPool(r.ip));
+    if (active) return active.ip;
+    const previous = mine.find((r) => this.inPool(r.ip) && this.#isFree(r, now));
+    if (previous) return previous.ip;
+    if (requested && this.#refusal(mac, requested, now) === null) return requested;
+    const fresh = this.#neverUsed();
+    if (fresh !== null) return fresh;
+    // Reuse the address whose lease ended longest ago (its holder is least likely to return).
+    const free = this.#stmt(
+      `SELECT * FROM dhcp_leases WHERE ipnum BETWEEN ? AND ?
+       AND (state = 'released' OR (state IN ('offered','bound','declined') AND expires <= ?))
+       ORDER BY expires ASC, ipnum ASC`,
+    ).all(this.#first, this.#last, now) as unknown as _Row[];
+    return free.find((r) => this.inPool(r.ip))?.ip ?? null;
+  }
+
+  #neverUsed(): string | null {
+    const used = this.#stmt(
+      "SELECT ipnum FROM dhcp_leases WHERE ipnum BETWEEN ? AND ? ORDER BY ipnum",
+    ).all(this.#first, this.#last) as unknown as { ipnum: number }[];
+    let i = 0;
+    for (let n = this.#first; n <= this.#last; n++) {
+      while (i < used.length && used[i]!.ipnum < n) i++;
+      if (i < used.length && used[i]!.ipnum === n) continue;
+      if (this.#exclude.has(n) || this.#byIp.has(n)) continue;
+      return numberToIpv4(n);
+    }
+    return null;
+  }
+
+  #refusal(mac: string, ip: string, now: number): RefuseReason | null {
+    let n: number;
+    try {
+      n = ipv4ToNumber(ip);
+    } catch {
+      return "not-in-pool";
+    }
+    const mineReserved = this.#byMac.get(mac);
+    if (mineReserved) return mineReserved.ip === ip ? null : "has-reservation";
+    if (this.#byIp.has(n)) return "reserved-for-other";
+    if (!this.inPool(ip)) return "not-in-pool";
+    const row = this.#row(ip);
+    if (!row || row.mac === mac && this.#isActive(row, now)) return null;
+    if (row.state === "declined" && row.expires > now) return "declined";
+    return this.#isFree(row, now) ? null : "in-use";
+  }
+
+  #isActive(r: _Row, now: number): boolean {
+    return (r.state === "offered" || r.state === "bound") && r.expires > now;
+  }
+
+  #isFree(r: _Row, now: number): boolean {
+    return r.state === "released" || r.expires <= now;
+  }
+
+  #row(ip: string): _Row | undefined {
+    return this.#stmt("SELECT * FROM dhcp_leases WHERE ip = ?").get(ip) as
+      | _Row
+      | undefined;
+  }
+
+  /** A machine holds one address: its other offers and leases end now (the row keeps its MAC). */
+  #freeOthers(mac: string, ip: string, now: number): void {
+    this.#stmt(
+      `UPDATE dhcp_leases SET state = 'released', expires = ?
+       WHERE mac = ? AND ip <> ? AND state IN ('offered','bound') AND expires > ?`,
+    ).run(now, mac, ip, now);
+  }
+
+  #upsert(
+    ip: string,
+    mac: string,
+    clientId: string | undefined,
+    hostname: string | undefined,
+    state: "offered" | "bound",
+    expires: number,
+  ): void {
+    this.#stmt(
+      `INSERT INTO dhcp_leases (ip, ipnum, mac, client_id, hostname, state, expires)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(ip) DO UPDATE SET mac = excluded.mac, client_id = excluded.client_id,
+         hostname = excluded.hostname, state = excluded.state, expires = excluded.expires`,
+    ).run(ip, ipv4ToNumber(ip), mac, clientId ?? null, hostname ?? null, state, expires);
+  }
+
+  #stmt(sql: string): StatementSync {
+    let st = this.#statements.get(sql);
+    if (!st) this.#statements.set(sql, st = this.#db.prepare(sql));
+    return st;
+  }
+
+  #tx<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const out = fn();
+      this.#db.exec("COMMIT");
+      return out;
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+}
