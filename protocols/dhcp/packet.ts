@@ -50,6 +50,7 @@ import {
   clientArchName,
   decodeClientNdi,
   decodePxeVendorOptions,
+  describeIpxeSubOption,
   ipxeOptionName,
   uuidToString,
 } from "./pxe.ts";
@@ -419,7 +420,7 @@ export function describeDhcp(p: DhcpPacket): string {
     lines.push(`  ${code} ${optionName(code)}: ${describeOption(p.options, code, value)}`);
     if (code === DhcpOption.IpxeEncap) {
       for (const [sub, v] of p.options.ipxeEncap()) {
-        lines.push(`    175.${sub} ${ipxeOptionName(sub)}: ${_hex(v)}`);
+        lines.push(`    175.${sub} ${ipxeOptionName(sub)}: ${describeIpxeSubOption(sub, v)}`);
       }
     }
   }

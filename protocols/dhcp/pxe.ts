@@ -311,6 +311,17 @@ export function ipxeFeatures(encap: ReadonlyMap<number, Uint8Array>): string[] {
   return out;
 }
 
+/** One iPXE sub-option in words (version, PCI bus id), with its bytes in hex. */
+export function describeIpxeSubOption(code: number, v: Uint8Array): string {
+  const hex = Array.from(v, (x) => x.toString(16).padStart(2, "0")).join(" ") || "(empty)";
+  if (code === IpxeOption.Version && v.length === 3) return `${v[0]}.${v[1]}.${v[2]} (${hex})`;
+  if (code === IpxeOption.BusId && v.length === 5 && v[0] === 1) {
+    const id = (i: number) => ((v[i]! << 8) | v[i + 1]!).toString(16).padStart(4, "0");
+    return `PCI ${id(1)}:${id(3)} (${hex})`;
+  }
+  return hex;
+}
+
 /** iPXE version from 175.235 as "major.minor.patch". */
 export function ipxeVersion(encap: ReadonlyMap<number, Uint8Array>): string | undefined {
   const v = encap.get(IpxeOption.Version);
