@@ -321,6 +321,27 @@ function _nak(req: DhcpPacket, o: DhcpPolicyOptions, reason: string): DhcpOutcom
   };
 }
 
+/** An OFFER or ACK that gives `ip`: lease times, network options and boot fields. */
+function _leaseReply(
+  req: DhcpPacket,
+  o: DhcpPolicyOptions,
+  type: typeof MessageType.Offer | typeof MessageType.Ack,
+  ip: string,
+  choice: BootChoice | undefined,
+): DhcpOutcome {
+  const reply = replyTo(req, type);
+  reply.yiaddr = ip;
+  reply.options.setIp(DhcpOption.ServerId, o.serverIp);
+  _addLeaseTimes(reply, o.leaseSeconds);
+  _addNetwork(reply, o, macOf(req));
+  if (choice) _addBoot(reply, req, o, choice);
+  return {
+    event: type === MessageType.Offer ? "DHCPOFFER" : "DHCPACK",
+    fields: _fields(req, choice, { ip }),
+    reply: _finish(req, reply, type),
+  };
+}
+
 function _ignored(req: DhcpPacket, why: string): DhcpOutcome {
   return { event: "ignored", fields: { mac: macOf(req), why } };
 }
@@ -354,17 +375,7 @@ function _server(req: DhcpPacket, type: number, o: DhcpPolicyOptions): DhcpOutco
         requestedIp: req.options.ip(DhcpOption.RequestedIP),
       });
       if (ip === null) return _ignored(req, "address pool exhausted");
-      const reply = replyTo(req, MessageType.Offer);
-      reply.yiaddr = ip;
-      reply.options.setIp(DhcpOption.ServerId, o.serverIp);
-      _addLeaseTimes(reply, o.leaseSeconds);
-      _addNetwork(reply, o, mac);
-      if (choice) _addBoot(reply, req, o, choice);
-      return {
-        event: "DHCPOFFER",
-        fields: _fields(req, choice, { ip }),
-        reply: _finish(req, reply, MessageType.Offer),
-      };
+      return _leaseReply(req, o, MessageType.Offer, ip, choice);
     }
     case MessageType.Request: {
       const serverId = req.options.ip(DhcpOption.ServerId);
@@ -382,17 +393,7 @@ function _server(req: DhcpPacket, type: number, o: DhcpPolicyOptions): DhcpOutco
       const hostname = req.options.string(DhcpOption.Hostname);
       const res = leases.commit(mac, ip, o.leaseSeconds, { clientId, hostname });
       if (!res.ok) return _nak(req, o, `address ${ip} ${res.reason}`);
-      const reply = replyTo(req, MessageType.Ack);
-      reply.yiaddr = ip;
-      reply.options.setIp(DhcpOption.ServerId, o.serverIp);
-      _addLeaseTimes(reply, o.leaseSeconds);
-      _addNetwork(reply, o, mac);
-      if (choice) _addBoot(reply, req, o, choice);
-      return {
-        event: "DHCPACK",
-        fields: _fields(req, choice, { ip }),
-        reply: _finish(req, reply, MessageType.Ack),
-      };
+      return _leaseReply(req, o, MessageType.Ack, ip, choice);
     }
     case MessageType.Inform: {
       // RFC 2131 §3.4: configuration only, no yiaddr and no lease times; sent to ciaddr.
