@@ -1,0 +1,346 @@
+/**
+ * The content-addressed cache under `<data_dir>/cache/`.
+ *
+ * ```
+ * blocks/<base32 multihash>   verified dag-pb nodes: directories, shards, file roots and
+ *                             interior nodes (file leaves live only inside files/)
+ * files/<CIDv1>               assembled file contents, keyed by the file's root CID
+ * tmp/                        files being written; renamed into place once complete
+ * refs.json                   recently used roots with the time they were last used
+ * ```
+ *
+ * Everything is written to tmp/, fsynced and renamed, so a reader never sees half a file.
+ * Blocks are re-verified when read back; a block that no longer matches is deleted.
+ *
+ * @module
+ */
+
+import type { CID } from "multiformats";
+import { base32 } from "multiformats/bases/base32";
+import * as dagPb from "@ipld/dag-pb";
+import { join } from "node:path";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
+import { CODEC, HASH, MAX_BLOCK_SIZE, parseCid, verifyBlock } from "./verify.ts";
+
+/** One remembered root. */
+export interface RecentRef {
+  ref: string;
+  /** ISO time of last use. */
+  usedAt: string;
+}
+
+/** What {@linkcode ContentCache.gc} did. */
+export interface GcResult {
+  keptBlocks: number;
+  keptFiles: number;
+  removedBlocks: number;
+  removedFiles: number;
+  removedTemp: number;
+  freedBytes: number;
+}
+
+/** A file being assembled in tmp/; {@linkcode FileWriter.commit} moves it into files/. */
+export interface FileWriter {
+  /** Where the partial file is: concurrent readers open it to stream what is written. */
+  readonly tempPath: string;
+  /** Bytes written so far. */
+  readonly written: number;
+  write(bytes: Uint8Array): Promise<void>;
+  /** Checks the size, fsyncs and renames into files/; returns the final path. */
+  commit(expectedSize: number): Promise<string>;
+  /** Deletes the partial file. */
+  abort(): Promise<void>;
+}
+
+const _MAX_RECENT = 16;
+const _TEMP_GRACE_MS = 60 * 60_000;
+
+/** Key of a block: the base32 (lowercase, no prefix) of its multihash, as in blocks/. */
+export function blockKey(cid: CID): string {
+  return base32.baseEncode(cid.multihash.bytes);
+}
+
+/** Key of an assembled file: its CID in v1 form, so `Qm…` and `bafy…` share one entry. */
+export function fileKey(cid: CID): string {
+  return cid.version === 0 ? cid.toV1().toString() : cid.toString();
+}
+
+/** The on-disk cache; call {@linkcode ContentCache.init} once before use. */
+export class ContentCache {
+  readonly dir: string;
+  readonly blocksDir: string;
+  readonly filesDir: string;
+  readonly tmpDir: string;
+  #logger: Logger;
+  #refsLock: Promise<unknown> = Promise.resolve();
+
+  constructor(dir: string, logger: Logger = silentLogger) {
+    this.dir = dir;
+    this.blocksDir = join(dir, "blocks");
+    this.filesDir = join(dir, "files");
+    this.tmpDir = join(dir, "tmp");
+    this.#logger = logger;
+  }
+
+  /** Creates the folders and removes temp files left by a previous run. */
+  async init(): Promise<void> {
+    for (const d of [this.blocksDir, this.filesDir, this.tmpDir]) {
+      await Deno.mkdir(d, { recursive: true });
+    }
+    let removed = 0;
+    for await (const e of Deno.readDir(this.tmpDir)) {
+      await Deno.remove(join(this.tmpDir, e.name), { recursive: true }).catch(() => {});
+      removed++;
+    }
+    if (removed) this.#logger.debug("ipfs", "removed stale temp files", { count: removed });
+  }
+
+  /** Path of a block's entry (it may not exist). */
+  blockPath(cid: CID): string {
+    return join(this.blocksDir, blockKey(cid));
+  }
+
+  /** Path of a file's entry (it may not exist). */
+  filePath(cid: CID): string {
+    return join(this.filesDir, fileKey(cid));
+  }
+
+  /**
+   * A verified block from disk, or null. A raw block that is a whole file is found in files/.
+   * An entry that fails verification is deleted and reported as missing.
+   */
+  async getBlock(cid: CID): Promise<Uint8Array | null> {
+    if (cid.multihash.code === HASH.identity) return cid.multihash.digest;
+    let path = this.blockPath(cid);
+    let bytes = await _readSmall(path);
+    if (!bytes && cid.code === CODEC.raw) {
+      path = this.filePath(cid);
+      bytes = await _readSmall(path);
+    }
+    if (!bytes) return null;
+    try {
+      await verifyBlock(cid, bytes);
+    } catch (err) {
+      this.#logger.warn("ipfs", "cached entry damaged, removed", { cid: cid.toString(), err });
+      await Deno.remove(path).catch(() => {});
+      return null;
+    }
+    return bytes;
+  }
+
+  /** Stores a block that the caller has verified. */
+  async putBlock(cid: CID, bytes: Uint8Array): Promise<void> {
+    const path = this.blockPath(cid);
+    if (await _exists(path)) return;
+    await this.#atomicWrite(path, bytes);
+  }
+
+  /** Size of a cached file, or null when it is not cached. */
+  async fileSize(cid: CID): Promise<number | null> {
+    try {
+      const info = await Deno.stat(this.filePath(cid));
+      return info.isFile ? info.size : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Starts assembling a file in tmp/. */
+  async createFile(cid: CID): Promise<FileWriter> {
+    const key = fileKey(cid);
+    const tempPath = join(this.tmpDir, `${key}.${crypto.randomUUID().slice(0, 8)}.part`);
+    const file = await Deno.open(tempPath, { write: true, createNew: true });
+    const finalPath = this.filePath(cid);
+    const filesDir = this.filesDir;
+    let written = 0;
+    let closed = false;
+    const close = () => {
+      if (!closed) {
+        closed = true;
+        file.close();
+      }
+    };
+    return {
+      tempPath,
+      get written() {
+        return written;
+      },
+      async write(bytes: Uint8Array) {
+        for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
+        written += bytes.length;
+      },
+      async commit(expectedSize: number) {
+        if (written !== expectedSize) {
+          close();
+          await Deno.remove(tempPath).catch(() => {});
+          throw new Error(`assembled ${written} bytes of ${cid}, expected ${expectedSize}`);
+        }
+        await file.sync();
+        close();
+        await Deno.rename(tempPath, finalPath);
+        await _syncDir(filesDir);
+        return finalPath;
+      },
+      async abort() {
+        close();
+        await Deno.remove(tempPath).catch(() => {});
+      },
+    };
+  }
+
+  /** Stores a whole small file (a raw block that is a file) through tmp/. */
+  async putFile(cid: CID, bytes: Uint8Array): Promise<void> {
+    if ((await this.fileSize(cid)) === bytes.length) return;
+    await this.#atomicWrite(this.filePath(cid), bytes);
+  }
+
+  /** Records that `ref` was used now (refs.json keeps the most recent few). */
+  touchRef(ref: string, now = new Date()): Promise<void> {
+    return this.#withRefs((refs) => {
+      const rest = refs.filter((r) => r.ref !== ref);
+      return [{ ref, usedAt: now.toISOString() }, ...rest].slice(0, _MAX_RECENT);
+    });
+  }
+
+  /** Recently used roots, most recent first. */
+  async recentRefs(): Promise<RecentRef[]> {
+    try {
+      const parsed = JSON.parse(await Deno.readTextFile(join(this.dir, "refs.json")));
+      const list: unknown[] = Array.isArray(parsed?.refs) ? parsed.refs : [];
+      return list
+        .filter((r): r is RecentRef =>
+          typeof (r as RecentRef)?.ref === "string" && typeof (r as RecentRef)?.usedAt === "string"
+        )
+        .sort((a, b) => (a.usedAt < b.usedAt ? 1 : a.usedAt > b.usedAt ? -1 : 0));
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Removes every block and file that none of `keepRefs` reaches through the cached blocks,
+   * and temp files older than an hour (younger ones may belong to a running download).
+   * Refs not in `keepRefs` are dropped from refs.json.
+   */
+  async gc(keepRefs: readonly string[]): Promise<GcResult> {
+    const blocks = new Set<string>();
+    const files = new Set<string>();
+    const stack: CID[] = [];
+    for (const ref of keepRefs) stack.push(parseCid(ref));
+    while (stack.length > 0) {
+      const cid = stack.pop()!;
+      const bk = blockKey(cid);
+      if (blocks.has(bk) || files.has(fileKey(cid))) continue;
+      files.add(fileKey(cid));
+      if (cid.code !== CODEC.dagPb) continue;
+      const bytes = await this.getBlock(cid);
+      if (!bytes) continue;
+      blocks.add(bk);
+      try {
+        for (const link of dagPb.decode(bytes).Links) stack.push(link.Hash);
+      } catch {
+        // A verified block that is not dag-pb cannot link anywhere.
+      }
+    }
+    const result: GcResult = {
+      keptBlocks: 0,
+      keptFiles: 0,
+      removedBlocks: 0,
+      removedFiles: 0,
+      removedTemp: 0,
+      freedBytes: 0,
+    };
+    for await (const e of Deno.readDir(this.blocksDir)) {
+      if (blocks.has(e.name)) result.keptBlocks++;
+      else if (await _removeCounting(join(this.blocksDir, e.name), result)) result.removedBlocks++;
+    }
+    for await (const e of Deno.readDir(this.filesDir)) {
+      if (files.has(e.name)) result.keptFiles++;
+      else if (await _removeCounting(join(this.filesDir, e.name), result)) result.removedFiles++;
+    }
+    const cutoff = Date.now() - _TEMP_GRACE_MS;
+    for await (const e of Deno.readDir(this.tmpDir)) {
+      const path = join(this.tmpDir, e.name);
+      const info = await Deno.stat(path).catch(() => null);
+      if (info && (info.mtime?.getTime() ?? 0) < cutoff) {
+        if (await _removeCounting(path, result)) result.removedTemp++;
+      }
+    }
+    const keep = new Set(keepRefs);
+    await this.#withRefs((refs) => refs.filter((r) => keep.has(r.ref)));
+    this.#logger.info("ipfs", "cache gc", { ...result, refs: keepRefs.length });
+    return result;
+  }
+
+  #withRefs(change: (refs: RecentRef[]) => RecentRef[]): Promise<void> {
+    const next = this.#refsLock.then(async () => {
+      const refs = change(await this.recentRefs());
+      const body = new TextEncoder().encode(JSON.stringify({ refs }, null, 2) + "\n");
+      await this.#atomicWrite(join(this.dir, "refs.json"), body);
+    });
+    this.#refsLock = next.catch(() => {});
+    return next;
+  }
+
+  async #atomicWrite(path: string, bytes: Uint8Array): Promise<void> {
+    const temp = join(this.tmpDir, `w.${crypto.randomUUID().slice(0, 8)}.part`);
+    try {
+      const file = await Deno.open(temp, { write: true, createNew: true });
+      try {
+        for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
+        await file.sync();
+      } finally {
+        file.close();
+      }
+      await Deno.rename(temp, path);
+    } catch (err) {
+      await Deno.remove(temp).catch(() => {});
+      throw err;
+    }
+  }
+}
+
+async function _readSmall(path: string): Promise<Uint8Array | null> {
+  try {
+    const info = await Deno.stat(path);
+    if (!info.isFile || info.size > MAX_BLOCK_SIZE) return null;
+    return await Deno.readFile(path);
+  } catch {
+    return null;
+  }
+}
+
+async function _exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function _removeCounting(path: string, result: GcResult): Promise<boolean> {
+  try {
+    const info = await Deno.stat(path);
+    await Deno.remove(path, { recursive: true });
+    result.freedBytes += info.size;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function _syncDir(dir: string): Promise<void> {
+  // Makes the rename durable; some filesystems refuse fsync on a directory, which is harmless.
+  try {
+    const d = await Deno.open(dir, { read: true });
+    try {
+      await d.sync();
+    } finally {
+      d.close();
+    }
+  } catch {
+    // ignored on purpose
+  }
+}

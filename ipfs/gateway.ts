@@ -1,0 +1,317 @@
+/**
+ * A client for IPFS Trustless Gateways (raw blocks and CAR streams, never deserialized
+ * responses, never the Kubo RPC API), with ordered failover between gateways.
+ *
+ * Every block it returns is verified against its CID. A gateway that errs, times out or
+ * sends bad data is tried last for a while; one that refuses CAR is asked for blocks only.
+ *
+ * @module
+ */
+
+import type { CID } from "multiformats";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
+import { type Block, readCarBlocks } from "./car.ts";
+import { identityBlock, MAX_BLOCK_SIZE, verifyBlock } from "./verify.ts";
+
+/** Options for {@linkcode GatewayClient}. */
+export interface GatewayOptions {
+  /** Gateway base URLs in order of preference, e.g. `http://127.0.0.1:8080`. */
+  gateways: string[];
+  /** Per request: a whole block request, or the longest wait for the next CAR bytes. */
+  timeoutMs: number;
+  logger?: Logger;
+  /** How long a failing gateway is tried last; default 60 s. */
+  penaltyMs?: number;
+  /** Injected fetch, default `globalThis.fetch`. */
+  fetch?: typeof fetch;
+}
+
+/** What one gateway said when asked for one CID. */
+export interface GatewayAttempt {
+  gateway: string;
+  error: string;
+}
+
+/** No gateway could deliver a verified block; names the CID and every gateway tried. */
+export class GatewayError extends Error {
+  constructor(readonly cid: string, readonly attempts: GatewayAttempt[], options?: ErrorOptions) {
+    super(
+      `Cannot fetch ${cid}: ` +
+        (attempts.length === 0
+          ? "no gateway configured"
+          : attempts.map((a) => `${a.gateway}: ${a.error}`).join("; ")),
+      options,
+    );
+    this.name = "GatewayError";
+  }
+}
+
+/** Request counters, for logs, tests and the benchmark. */
+export interface GatewayStats {
+  blockRequests: number;
+  carRequests: number;
+  bytes: number;
+  failures: number;
+}
+
+interface _Health {
+  failingUntil: number;
+  noCarUntil: number;
+  lastError?: string;
+}
+
+const _RAW = "application/vnd.ipld.raw";
+const _CAR = "application/vnd.ipld.car";
+// CAR refusals are a property of the gateway software, so they are remembered much longer.
+const _NO_CAR_MS = 10 * 60_000;
+
+/** Ordered-failover client for a list of trustless gateways. */
+export class GatewayClient {
+  readonly gateways: readonly string[];
+  readonly stats: GatewayStats = { blockRequests: 0, carRequests: 0, bytes: 0, failures: 0 };
+  #timeoutMs: number;
+  #penaltyMs: number;
+  #logger: Logger;
+  #fetch: typeof fetch;
+  #health = new Map<string, _Health>();
+
+  constructor(options: GatewayOptions) {
+    this.gateways = options.gateways.map((g) => g.replace(/\/+$/, ""));
+    this.#timeoutMs = options.timeoutMs;
+    this.#penaltyMs = options.penaltyMs ?? 60_000;
+    this.#logger = options.logger ?? silentLogger;
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    for (const g of this.gateways) this.#health.set(g, { failingUntil: 0, noCarUntil: 0 });
+  }
+
+  /** Gateways in the order they will be tried now: healthy ones first, as configured. */
+  order(now = Date.now()): string[] {
+    const healthy = this.gateways.filter((g) => this.#h(g).failingUntil <= now);
+    const failing = this.gateways.filter((g) => this.#h(g).failingUntil > now)
+      .sort((a, b) => this.#h(a).failingUntil - this.#h(b).failingUntil);
+    return [...healthy, ...failing];
+  }
+
+  /** Whether a gateway is in its penalty period after a failure. */
+  isFailing(gateway: string, now = Date.now()): boolean {
+    return this.#h(gateway).failingUntil > now;
+  }
+
+  /** Fetches one block (`?format=raw`), verified; throws {@linkcode GatewayError}. */
+  async getBlock(cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+    const inline = identityBlock(cid);
+    if (inline) return inline;
+    const attempts: GatewayAttempt[] = [];
+    for (const gateway of this.order()) {
+      signal?.throwIfAborted();
+      try {
+        const bytes = await this.#rawOnce(gateway, cid, signal);
+        this.#ok(gateway);
+        return bytes;
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        attempts.push({ gateway, error: _message(err) });
+        this.#fail(gateway, cid, err, !(err instanceof _NotFound));
+      }
+    }
+    throw new GatewayError(cid.toString(), attempts);
+  }
+
+  /**
+   * Streams the verified blocks of a CAR for `cid` (`?format=car&dag-scope=…`) from the first
+   * gateway that serves CAR; yields nothing when none does. `accept` says which CIDs count
+   * (the caller's wanted set); others are skipped. Errors after the first block propagate
+   * (the caller fetches what is missing as blocks); errors before it fail over.
+   */
+  async *streamCar(
+    cid: CID,
+    scope: "entity" | "all",
+    accept: (cid: CID) => boolean,
+    signal?: AbortSignal,
+  ): AsyncGenerator<Block> {
+    for (const gateway of this.order()) {
+      if (this.#h(gateway).noCarUntil > Date.now()) continue;
+      signal?.throwIfAborted();
+      let yielded = 0;
+      try {
+        const body = await this.#carOnce(gateway, cid, scope, signal);
+        if (!body) continue;
+        for await (const block of readCarBlocks(body, { accept })) {
+          yielded++;
+          yield block;
+        }
+        this.#ok(gateway);
+        return;
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        this.#fail(gateway, cid, err, !(err instanceof _NotFound));
+        if (yielded > 0) throw err;
+      }
+    }
+  }
+
+  async #rawOnce(gateway: string, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+    this.stats.blockRequests++;
+    const url = `${gateway}/ipfs/${cid}?format=raw`;
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const res = await this.#fetch(url, {
+      headers: { accept: _RAW },
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    if (!res.ok) {
+      await res.body?.cancel();
+      if (res.status === 404 || res.status === 410) throw new _NotFound(res.status);
+      throw new Error(`HTTP ${res.status}`);
+    }
+    const bytes = await _readAll(res, MAX_BLOCK_SIZE);
+    this.stats.bytes += bytes.length;
+    await verifyBlock(cid, bytes);
+    return bytes;
+  }
+
+  async #carOnce(
+    gateway: string,
+    cid: CID,
+    scope: string,
+    signal?: AbortSignal,
+  ): Promise<AsyncIterable<Uint8Array> | null> {
+    this.stats.carRequests++;
+    const url = `${gateway}/ipfs/${cid}?format=car&dag-scope=${scope}`;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const timer = setTimeout(
+      () => controller.abort(new DOMException("CAR request timed out", "TimeoutError")),
+      this.#timeoutMs,
+    );
+    let res: Response;
+    try {
+      res = await this.#fetch(url, {
+        headers: { accept: `${_CAR}; version=1; order=dfs; dups=n` },
+        signal: controller.signal,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    const type = res.headers.get("content-type") ?? "";
+    if (res.status === 406 || res.status === 501 || (res.ok && !type.startsWith(_CAR))) {
+      // A gateway without CAR support is healthy, just not for this: remember and move on.
+      await res.body?.cancel();
+      this.#h(gateway).noCarUntil = Date.now() + _NO_CAR_MS;
+      this.#logger.debug("ipfs", "gateway does not serve CAR", { gateway, status: res.status });
+      signal?.removeEventListener("abort", onAbort);
+      return null;
+    }
+    if (!res.ok || !res.body) {
+      await res.body?.cancel();
+      signal?.removeEventListener("abort", onAbort);
+      if (res.status === 404 || res.status === 410) throw new _NotFound(res.status);
+      throw new Error(`HTTP ${res.status}`);
+    }
+    return this.#idleTimed(res.body, controller, () => {
+      signal?.removeEventListener("abort", onAbort);
+    });
+  }
+
+  async *#idleTimed(
+    body: ReadableStream<Uint8Array>,
+    controller: AbortController,
+    done: () => void,
+  ): AsyncGenerator<Uint8Array> {
+    const reader = body.getReader();
+    try {
+      while (true) {
+        const timer = setTimeout(
+          () => controller.abort(new DOMException("CAR stream stalled", "TimeoutError")),
+          this.#timeoutMs,
+        );
+        let step: ReadableStreamReadResult<Uint8Array>;
+        try {
+          step = await reader.read();
+        } finally {
+          clearTimeout(timer);
+        }
+        if (step.done) return;
+        this.stats.bytes += step.value.length;
+        yield step.value;
+      }
+    } finally {
+      done();
+      await reader.cancel().catch(() => {});
+    }
+  }
+
+  #h(gateway: string): _Health {
+    let h = this.#health.get(gateway);
+    if (!h) {
+      h = { failingUntil: 0, noCarUntil: 0 };
+      this.#health.set(gateway, h);
+    }
+    return h;
+  }
+
+  #ok(gateway: string): void {
+    const h = this.#h(gateway);
+    if (h.failingUntil > 0) this.#logger.info("ipfs", "gateway recovered", { gateway });
+    h.failingUntil = 0;
+  }
+
+  #fail(gateway: string, cid: CID, err: unknown, penalize: boolean): void {
+    this.stats.failures++;
+    const h = this.#h(gateway);
+    h.lastError = _message(err);
+    if (penalize) {
+      const wasFailing = h.failingUntil > Date.now();
+      h.failingUntil = Date.now() + this.#penaltyMs;
+      (wasFailing ? this.#logger.debug : this.#logger.warn)("ipfs", "gateway failed", {
+        gateway,
+        cid: cid.toString(),
+        error: h.lastError,
+      });
+    } else {
+      this.#logger.debug("ipfs", "gateway does not have block", { gateway, cid: cid.toString() });
+    }
+  }
+}
+
+class _NotFound extends Error {
+  constructor(status: number) {
+    super(`HTTP ${status} (not found)`);
+  }
+}
+
+async function _readAll(res: Response, limit: number): Promise<Uint8Array> {
+  const declared = Number(res.headers.get("content-length") ?? "NaN");
+  if (declared > limit) {
+    await res.body?.cancel();
+    throw new Error(`block of ${declared} bytes is over the ${limit}-byte limit`);
+  }
+  if (!res.body) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const reader = res.body.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw new Error(`block over the ${limit}-byte limit`);
+    }
+    parts.push(value);
+  }
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+function _message(err: unknown): string {
+  if (err instanceof DOMException && err.name === "TimeoutError") return "timed out";
+  return err instanceof Error ? err.message : String(err);
+}

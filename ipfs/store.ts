@@ -1,0 +1,496 @@
+/**
+ * The boot tree of an IPFS root CID (`ref`), served through the content-addressed cache.
+ *
+ * `IpfsStore` has the shape of boot/content.ts's `ContentStore`. A file is fetched on its
+ * first read: verified blocks are appended to a temp file while every reader streams from
+ * that file as it grows; once complete it is fsynced and renamed into the cache, and later
+ * reads (and byte ranges) are served from there. With every gateway down, whatever is cached
+ * still serves; anything else fails with code "unavailable", naming the CID and the gateways.
+ *
+ * @module
+ */
+
+import type { CID } from "multiformats";
+import * as dagPb from "@ipld/dag-pb";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
+import type { ByteRange, ContentEntry } from "../boot/content.ts";
+import { ContentCache, fileKey, type FileWriter, type GcResult } from "./cache.ts";
+import { CarFeed } from "./car_feed.ts";
+import { GatewayClient } from "./gateway.ts";
+import {
+  type BlockGetter,
+  listDirectory,
+  readFile,
+  type Resolved,
+  resolvePath,
+  type UnixfsNode,
+} from "./unixfs.ts";
+import { CODEC, identityBlock, parseCid } from "./verify.ts";
+
+/** Options for {@linkcode IpfsStore}. */
+export interface IpfsStoreOptions {
+  /** Root CID of the boot tree. */
+  ref: string;
+  /** Trustless gateway base URLs, in order of preference. */
+  gateways: string[];
+  /** Per-request timeout in milliseconds. */
+  timeoutMs: number;
+  /** The cache folder, `<data_dir>/cache`. */
+  cacheDir: string;
+  logger?: Logger;
+  /** Ask for whole files as CAR (`dag-scope=entity`) before single blocks; default true. */
+  car?: boolean;
+  /** Blocks requested ahead while downloading a file; default 8. */
+  window?: number;
+  /** How long a failing gateway is tried last; default 60 s. */
+  penaltyMs?: number;
+  /** Injected fetch for the gateway client. */
+  fetch?: typeof fetch;
+}
+
+/** Same shape as boot/content.ts's `ContentError`: `code` maps to TFTP errors and HTTP statuses. */
+export class IpfsContentError extends Error {
+  constructor(
+    message: string,
+    readonly code: "not-found" | "forbidden" | "unavailable",
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "ContentError";
+  }
+}
+
+/** Progress of one file download, reported after every block written. */
+export type FileProgressListener = (written: number, blocks: number) => void;
+
+interface _Fill {
+  cid: CID;
+  size: number;
+  tempPath: Promise<string>;
+  written: number;
+  blocks: number;
+  done: boolean;
+  error: unknown;
+  wake: (() => void)[];
+  listeners: FileProgressListener[];
+  finished: Promise<void>;
+}
+
+// A read that starts this close to where a running download has got waits for it.
+const _JOIN_AHEAD = 4 * 1024 * 1024;
+const _READ_CHUNK = 256 * 1024;
+const _MEMO_LIMIT = 50_000;
+const _KEEP_RECENT = 3;
+
+/** The boot tree of one root CID, read through the cache; `ContentStore`-shaped. */
+export class IpfsStore {
+  /** "ipfs <ref>", for logs and `astralboot config`. */
+  readonly description: string;
+  readonly ref: string;
+  readonly root: CID;
+  readonly gateway: GatewayClient;
+  readonly cache: ContentCache;
+  #logger: Logger;
+  #car: boolean;
+  #window: number;
+  #ready: Promise<void> | undefined;
+  #memo = new Map<string, Resolved | null>();
+  #inflight = new Map<string, Promise<Uint8Array>>();
+  #fills = new Map<string, _Fill>();
+  #closing = new AbortController();
+
+  constructor(options: IpfsStoreOptions) {
+    this.root = parseCid(options.ref);
+    this.ref = options.ref.trim();
+    this.description = `ipfs ${this.ref}`;
+    this.#logger = options.logger ?? silentLogger;
+    this.#car = options.car ?? true;
+    this.#window = options.window ?? 8;
+    this.gateway = new GatewayClient({
+      gateways: options.gateways,
+      timeoutMs: options.timeoutMs,
+      logger: this.#logger,
+      penaltyMs: options.penaltyMs,
+      fetch: options.fetch,
+    });
+    this.cache = new ContentCache(options.cacheDir, this.#logger);
+  }
+
+  /** Metadata of a path, or null when the tree has no such path. */
+  async stat(path: string): Promise<ContentEntry | null> {
+    const found = await this.resolve(path);
+    if (!found) return null;
+    const { node } = found;
+    if (node.kind === "file") return { kind: "file", size: node.size, etag: found.cid.toString() };
+    return { kind: "dir", size: 0, etag: found.cid.toString() };
+  }
+
+  /** Names in a directory, sorted; empty for a file or a missing path. */
+  async list(path: string): Promise<string[]> {
+    const found = await this.resolve(path);
+    if (!found) return [];
+    try {
+      return (await listDirectory(this.getBlock, found.node)).map((l) => l.name);
+    } catch (err) {
+      throw this.#wrap(err, path);
+    }
+  }
+
+  /** The bytes of a file, or of `range` (inclusive ends) of it, streamed. */
+  async read(path: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
+    const found = await this.resolve(path);
+    if (!found) throw new IpfsContentError(`No such file in ${this.ref}: ${path}`, "not-found");
+    if (found.node.kind !== "file") {
+      throw new IpfsContentError(`Not a file in ${this.ref}: ${path}`, "not-found");
+    }
+    const size = found.node.size;
+    const start = Math.max(0, range?.start ?? 0);
+    const end = Math.min(size, range ? range.end + 1 : size);
+    return await this.readFileNode(found.node, start, end, path);
+  }
+
+  /** Resolves a tree path to its node (memoized: the tree of one ref never changes). */
+  async resolve(path: string): Promise<Resolved | null> {
+    const segments = _segments(path);
+    const key = segments.join("/");
+    if (this.#memo.has(key)) return this.#memo.get(key)!;
+    await this.#init();
+    let found: Resolved | null;
+    try {
+      found = await resolvePath(this.getBlock, this.root, segments);
+    } catch (err) {
+      throw this.#wrap(err, path);
+    }
+    if (this.#memo.size >= _MEMO_LIMIT) this.#memo.clear();
+    this.#memo.set(key, found);
+    return found;
+  }
+
+  /**
+   * Streams `[start, end)` of a file node: from the cache, from a running download, or by
+   * fetching only the blocks of the range (then the whole file is downloaded behind it).
+   */
+  async readFileNode(
+    node: UnixfsNode & { kind: "file" },
+    start: number,
+    end: number,
+    label = node.cid.toString(),
+  ): Promise<ReadableStream<Uint8Array>> {
+    await this.#init();
+    const cached = await this.cache.fileSize(node.cid);
+    if (cached === node.size) return _streamFile(this.cache.filePath(node.cid), start, end);
+    if (cached !== null) {
+      this.#logger.warn("ipfs", "cached file has the wrong size, fetching again", {
+        cid: node.cid.toString(),
+        size: cached,
+        expected: node.size,
+      });
+      await Deno.remove(this.cache.filePath(node.cid)).catch(() => {});
+    }
+    const running = this.#fills.get(fileKey(node.cid));
+    if (start <= _JOIN_AHEAD || (running && start <= running.written + _JOIN_AHEAD)) {
+      return this.#streamFill(this.#fill(node, label), start, end, label);
+    }
+    // A range far into a cold file: fetch just its blocks now, the whole file behind it.
+    this.#fill(node, label);
+    return this.#streamRange(node.cid, start, end, label);
+  }
+
+  /** Makes sure a file is in the cache; resolves when it is (rejects like `read`). */
+  async ensureFile(
+    node: UnixfsNode & { kind: "file" },
+    onProgress?: FileProgressListener,
+  ): Promise<void> {
+    await this.#init();
+    if ((await this.cache.fileSize(node.cid)) === node.size) return;
+    const fill = this.#fill(node, node.cid.toString());
+    if (onProgress) fill.listeners.push(onProgress);
+    await fill.finished;
+    if (fill.error) throw this.#wrap(fill.error, node.cid.toString());
+  }
+
+  /** Verified block by CID: memory of in-flight requests, the cache, then the gateways. */
+  readonly getBlock: BlockGetter = (cid, hint) => {
+    const inline = identityBlock(cid);
+    if (inline) return Promise.resolve(inline);
+    const key = `${fileKey(cid)}${hint ?? ""}`;
+    const pending = this.#inflight.get(key);
+    if (pending) return pending;
+    const promise = (async () => {
+      // File leaves are never stored as blocks, so only nodes are looked up on disk.
+      const skipDisk = hint === "child" && cid.code === CODEC.raw;
+      const cached = skipDisk ? null : await this.cache.getBlock(cid);
+      if (cached) return cached;
+      const bytes = await this.gateway.getBlock(cid, this.#closing.signal);
+      await this.#keep(cid, bytes, hint);
+      return bytes;
+    })().finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, promise);
+    return promise;
+  };
+
+  /** Removes cached entries that neither `keepRefs` nor the recent refs reach. */
+  async gc(keepRefs?: readonly string[]): Promise<GcResult> {
+    await this.#init();
+    const keep = keepRefs ?? [
+      this.ref,
+      ...(await this.cache.recentRefs()).map((r) => r.ref).filter((r) => r !== this.ref)
+        .slice(0, _KEEP_RECENT - 1),
+    ];
+    return await this.cache.gc(keep);
+  }
+
+  /** Stops running downloads and waits for them to clean up. */
+  async close(): Promise<void> {
+    this.#closing.abort(new IpfsContentError("store closed", "unavailable"));
+    await Promise.all([...this.#fills.values()].map((f) => f.finished));
+  }
+
+  #init(): Promise<void> {
+    this.#ready ??= (async () => {
+      await this.cache.init();
+      await this.cache.touchRef(this.ref);
+    })();
+    return this.#ready;
+  }
+
+  async #keep(cid: CID, bytes: Uint8Array, hint?: "child"): Promise<void> {
+    try {
+      if (cid.code === CODEC.dagPb) {
+        if (hint === "child" && dagPb.decode(bytes).Links.length === 0) return;
+        await this.cache.putBlock(cid, bytes);
+      } else if (hint !== "child") {
+        // A raw block reached as a file root is the whole file.
+        await this.cache.putFile(cid, bytes);
+      }
+    } catch (err) {
+      this.#logger.warn("ipfs", "cannot write to cache", { cid: cid.toString(), err });
+    }
+  }
+
+  #fill(node: UnixfsNode & { kind: "file" }, label: string): _Fill {
+    const key = fileKey(node.cid);
+    const running = this.#fills.get(key);
+    if (running) return running;
+    let setTemp!: (path: string) => void;
+    let failTemp!: (err: unknown) => void;
+    const fill: _Fill = {
+      cid: node.cid,
+      size: node.size,
+      tempPath: new Promise((resolve, reject) => {
+        setTemp = resolve;
+        failTemp = reject;
+      }),
+      written: 0,
+      blocks: 0,
+      done: false,
+      error: undefined,
+      wake: [],
+      listeners: [],
+      finished: Promise.resolve(),
+    };
+    fill.tempPath.catch(() => {});
+    this.#fills.set(key, fill);
+    const notify = () => {
+      const wake = fill.wake;
+      fill.wake = [];
+      for (const w of wake) w();
+      for (const l of fill.listeners) l(fill.written, fill.blocks);
+    };
+    fill.finished = (async () => {
+      const started = performance.now();
+      let feed: CarFeed | null = null;
+      let writer: FileWriter | undefined;
+      try {
+        writer = await this.cache.createFile(node.cid);
+        setTemp(writer.tempPath);
+        if (this.#car && node.children.length > 0) {
+          feed = new CarFeed(this.gateway, node.cid, this.#logger);
+        }
+        const get = this.#fillGetter(fill, feed);
+        for await (const chunk of readFile(get, node.cid, { window: this.#window })) {
+          this.#closing.signal.throwIfAborted();
+          await writer.write(chunk);
+          fill.written += chunk.length;
+          notify();
+        }
+        await writer.commit(node.size);
+        fill.done = true;
+        const seconds = (performance.now() - started) / 1000;
+        this.#logger.info("ipfs", "file cached", {
+          path: label,
+          cid: node.cid.toString(),
+          bytes: node.size,
+          blocks: fill.blocks,
+          car: feed ? feed.received : 0,
+          mbps: Math.round(node.size / 1e6 / Math.max(seconds, 1e-3) * 10) / 10,
+        });
+      } catch (err) {
+        fill.error = err;
+        failTemp(err);
+        await writer?.abort();
+        this.#logger.warn("ipfs", "file download failed, nothing cached", {
+          path: label,
+          cid: node.cid.toString(),
+          error: err instanceof Error ? err.message : String(err),
+        });
+      } finally {
+        feed?.stop();
+        this.#fills.delete(key);
+        notify();
+      }
+    })();
+    return fill;
+  }
+
+  #fillGetter(fill: _Fill, feed: CarFeed | null): BlockGetter {
+    return async (cid, hint) => {
+      fill.blocks++;
+      if (feed) {
+        const cached = cid.code === CODEC.dagPb ? await this.cache.getBlock(cid) : null;
+        if (cached) {
+          feed.found(cid, cached);
+          return cached;
+        }
+        const got = await feed.take(cid);
+        if (got) {
+          await this.#keep(cid, got, hint);
+          return got;
+        }
+      }
+      return await this.getBlock(cid, hint);
+    };
+  }
+
+  #streamFill(fill: _Fill, start: number, end: number, label: string): ReadableStream<Uint8Array> {
+    let file: Deno.FsFile | undefined;
+    let pos = start;
+    const finalPath = this.cache.filePath(fill.cid);
+    const wrap = (err: unknown) => this.#wrap(err, label);
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          if (!file) {
+            const temp = await fill.tempPath;
+            try {
+              file = await Deno.open(temp, { read: true });
+            } catch (err) {
+              // Renamed into place (or removed after a failure) since our lookup.
+              if (!(err instanceof Deno.errors.NotFound)) throw err;
+              await fill.finished;
+              if (!fill.done) throw fill.error ?? err;
+              file = await Deno.open(finalPath, { read: true });
+            }
+          }
+          while (true) {
+            if (pos >= end) {
+              file.close();
+              controller.close();
+              return;
+            }
+            const available = Math.min(fill.written, end) - pos;
+            if (available > 0) {
+              const buf = new Uint8Array(Math.min(available, _READ_CHUNK));
+              await file.seek(pos, Deno.SeekMode.Start);
+              const n = await file.read(buf);
+              if (n === null || n === 0) throw new Error(`temp file shorter than reported`);
+              pos += n;
+              controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
+              return;
+            }
+            if (fill.error) throw fill.error;
+            if (fill.done) throw new Error(`download ended at ${fill.written} of ${end} bytes`);
+            await new Promise<void>((resolve) => fill.wake.push(resolve));
+          }
+        } catch (err) {
+          file?.close();
+          file = undefined;
+          controller.error(wrap(err));
+        }
+      },
+      cancel() {
+        file?.close();
+        file = undefined;
+      },
+    });
+  }
+
+  #streamRange(cid: CID, start: number, end: number, label: string): ReadableStream<Uint8Array> {
+    const it = readFile(this.getBlock, cid, { start, end, window: this.#window });
+    const wrap = (err: unknown) => this.#wrap(err, label);
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const step = await it.next();
+          if (step.done) controller.close();
+          else controller.enqueue(step.value);
+        } catch (err) {
+          controller.error(wrap(err));
+        }
+      },
+      async cancel() {
+        await it.return(undefined);
+      },
+    });
+  }
+
+  #wrap(err: unknown, path: string): IpfsContentError {
+    if (err instanceof IpfsContentError) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    return new IpfsContentError(`Cannot read "${path}" of ${this.ref}: ${message}`, "unavailable", {
+      cause: err,
+    });
+  }
+}
+
+function _segments(path: string): string[] {
+  const out: string[] = [];
+  for (const seg of path.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") throw new IpfsContentError(`Path leaves the tree: ${path}`, "forbidden");
+    out.push(seg);
+  }
+  return out;
+}
+
+function _streamFile(path: string, start: number, end: number): ReadableStream<Uint8Array> {
+  let file: Deno.FsFile | undefined;
+  let pos = start;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        if (!file) {
+          file = await Deno.open(path, { read: true });
+          if (pos > 0) await file.seek(pos, Deno.SeekMode.Start);
+        }
+        if (pos >= end) {
+          file.close();
+          controller.close();
+          return;
+        }
+        const buf = new Uint8Array(Math.min(end - pos, _READ_CHUNK));
+        const n = await file.read(buf);
+        if (n === null || n === 0) throw new Error(`cached file ${path} ended early`);
+        pos += n;
+        controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
+      } catch (err) {
+        file?.close();
+        file = undefined;
+        controller.error(
+          new IpfsContentError(
+            `Cannot read cached file: ${(err as Error).message}`,
+            "unavailable",
+            {
+              cause: err,
+            },
+          ),
+        );
+      }
+    },
+    cancel() {
+      file?.close();
+      file = undefined;
+    },
+  });
+}

@@ -1,0 +1,257 @@
+/**
+ * Test fixtures for ipfs/: real UnixFS trees built by an independent importer
+ * (ipfs-unixfs-importer, test-only) into an in-memory blockstore, and a Trustless Gateway
+ * on 127.0.0.1 serving them as `?format=raw` and `?format=car`, with knobs for misbehaviour.
+ *
+ * @module
+ */
+
+import { CID } from "multiformats";
+import * as dagPb from "@ipld/dag-pb";
+import { CarWriter } from "@ipld/car/writer";
+import { UnixFS } from "ipfs-unixfs";
+// The importer is a test-only dependency, kept out of the product's import map on purpose.
+// deno-lint-ignore no-import-prefix
+import { importer, type ImporterOptions } from "npm:ipfs-unixfs-importer@17.1.1";
+// deno-lint-ignore no-import-prefix
+import { fixedSize } from "npm:ipfs-unixfs-importer@17.1.1/chunker";
+// deno-lint-ignore no-import-prefix
+import { balanced } from "npm:ipfs-unixfs-importer@17.1.1/layout";
+
+/** Blocks keyed by CIDv1 string. */
+export class MemoryBlockstore {
+  readonly blocks = new Map<string, Uint8Array>();
+  put(cid: CID, bytes: Uint8Array): CID {
+    this.blocks.set(keyOf(cid), bytes);
+    return cid;
+  }
+  get(cid: CID): Uint8Array | undefined {
+    return this.blocks.get(keyOf(cid));
+  }
+  /** Blocks reachable from `root`, depth first, pre-order (Kubo's CAR order). */
+  dfs(root: CID, scope: "entity" | "all"): { cid: CID; bytes: Uint8Array }[] {
+    const out: { cid: CID; bytes: Uint8Array }[] = [];
+    const visit = (cid: CID, inEntity: boolean) => {
+      const bytes = this.get(cid);
+      if (!bytes) return;
+      out.push({ cid, bytes });
+      if (cid.code !== dagPb.code) return;
+      const node = dagPb.decode(bytes);
+      const type = node.Data ? UnixFS.unmarshal(node.Data).type : "file";
+      for (const l of node.Links) {
+        // dag-scope=entity: a file's whole DAG, a directory alone, a HAMT with its shards.
+        const shard = type === "hamt-sharded-directory" && (l.Name ?? "").length === 2;
+        const dirChild = type === "directory" || type === "hamt-sharded-directory";
+        if (scope === "all" || !inEntity || !dirChild || shard) visit(l.Hash, inEntity);
+      }
+    };
+    visit(root, scope === "entity");
+    return out;
+  }
+}
+
+/** CIDv1 string of any CID: the key used for knobs and maps. */
+export function keyOf(cid: CID): string {
+  return cid.toV1().toString();
+}
+
+/** Deterministic pseudo-random bytes (xorshift32), so test data never repeats chunks. */
+export function pseudoRandomBytes(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** A file or symlink to import. */
+export type FixtureEntry = { path: string; content: Uint8Array } | { path: string; link: string };
+
+/** The two importer settings the tests use, plus knobs to force depth and sharding. */
+export interface BuildOptions {
+  /** "kubo-v0": CIDv0, 256 KiB chunks, dag-pb leaves. "v1-raw": CIDv1, raw leaves. */
+  profile: "kubo-v0" | "v1-raw";
+  chunkSize?: number;
+  maxChildrenPerNode?: number;
+  shardSplitThresholdBytes?: number;
+}
+
+/** Imports entries under one wrapping directory; returns its CID and the blocks. */
+export async function buildTree(
+  entries: FixtureEntry[],
+  options: BuildOptions,
+  blocks = new MemoryBlockstore(),
+): Promise<{ root: CID; blocks: MemoryBlockstore; cids: Map<string, CID> }> {
+  const v0 = options.profile === "kubo-v0";
+  const opts: Partial<ImporterOptions> = {
+    cidVersion: v0 ? 0 : 1,
+    rawLeaves: !v0,
+    reduceSingleLeafToSelf: true,
+    chunker: fixedSize({ chunkSize: options.chunkSize ?? 256 * 1024 }),
+    layout: balanced({ maxChildrenPerNode: options.maxChildrenPerNode ?? 174 }),
+    wrapWithDirectory: true,
+    shardSplitThresholdBytes: options.shardSplitThresholdBytes ?? 256 * 1024,
+  };
+  const store = {
+    put: (cid: CID, bytes: Uint8Array) => blocks.put(CID.asCID(cid) ?? cid, bytes),
+  };
+  const cids = new Map<string, CID>();
+  let last: CID | undefined;
+  // deno-lint-ignore no-explicit-any
+  for await (const entry of importer(entries as any, store as any, opts)) {
+    const cid = CID.asCID(entry.cid) ?? CID.parse(entry.cid.toString());
+    cids.set(entry.path ?? "", cid);
+    last = cid;
+  }
+  if (!last) throw new Error("importer produced nothing");
+  return { root: last, blocks, cids };
+}
+
+/** Knobs of a {@linkcode TestGateway}; change them between requests. */
+export interface GatewayKnobs {
+  /** Keys (CIDv1) of blocks served with one byte flipped, as raw and inside CARs. */
+  corrupt: Set<string>;
+  /** Cut every CAR after this many bytes. */
+  truncateCarAt?: number;
+  /** Answer CAR requests with this status (406, 501). */
+  refuseCar?: number;
+  /** Answer raw requests with this status (simulates a gateway without blocks). */
+  refuseRaw?: number;
+  /** Wait this long before answering, and between CAR chunks. */
+  delayMs: number;
+}
+
+/** A Trustless Gateway over a {@linkcode MemoryBlockstore}, on 127.0.0.1. */
+export class TestGateway {
+  readonly knobs: GatewayKnobs = { corrupt: new Set(), delayMs: 0 };
+  readonly counts = { raw: 0, car: 0, other: 0 };
+  #server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #port = 0;
+
+  constructor(readonly blocks: MemoryBlockstore) {}
+
+  /** Base URL, e.g. http://127.0.0.1:41234. */
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  /** Starts listening (again, on the same port when restarted). */
+  start(): this {
+    this.#server = Deno.serve(
+      { hostname: "127.0.0.1", port: this.#port, onListen: () => {} },
+      (req) => this.#handle(req),
+    );
+    this.#port = this.#server.addr.port;
+    return this;
+  }
+
+  /** Stops listening: the gateway is down (connections refused). */
+  async stop(): Promise<void> {
+    const s = this.#server;
+    this.#server = undefined;
+    if (s) {
+      await s.shutdown();
+    }
+  }
+
+  async #handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const m = /^\/ipfs\/([^/]+)$/.exec(url.pathname);
+    const format = url.searchParams.get("format");
+    if (this.knobs.delayMs) await _sleep(this.knobs.delayMs);
+    if (!m || !format) {
+      this.counts.other++;
+      return new Response("only trustless requests here", { status: 400 });
+    }
+    let cid: CID;
+    try {
+      cid = CID.parse(m[1]!);
+    } catch {
+      return new Response("bad cid", { status: 400 });
+    }
+    if (format === "raw") {
+      this.counts.raw++;
+      if (this.knobs.refuseRaw) return new Response("no", { status: this.knobs.refuseRaw });
+      const bytes = this.#serve(cid);
+      if (!bytes) return new Response("not found", { status: 404 });
+      return new Response(bytes as Uint8Array<ArrayBuffer>, {
+        headers: { "content-type": "application/vnd.ipld.raw" },
+      });
+    }
+    if (format === "car") {
+      this.counts.car++;
+      if (this.knobs.refuseCar) return new Response("no", { status: this.knobs.refuseCar });
+      if (!this.blocks.get(cid)) return new Response("not found", { status: 404 });
+      const scope = url.searchParams.get("dag-scope") === "all" ? "all" : "entity";
+      let car = await this.#car(cid, scope);
+      if (this.knobs.truncateCarAt !== undefined) car = car.subarray(0, this.knobs.truncateCarAt);
+      const delay = this.knobs.delayMs;
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          for (let off = 0; off < car.length; off += 64 * 1024) {
+            if (delay) await _sleep(delay);
+            controller.enqueue(car.slice(off, off + 64 * 1024));
+          }
+          controller.close();
+        },
+      });
+      return new Response(body, {
+        headers: { "content-type": "application/vnd.ipld.car; version=1; order=dfs; dups=n" },
+      });
+    }
+    return new Response("unknown format", { status: 400 });
+  }
+
+  #serve(cid: CID): Uint8Array | undefined {
+    const bytes = this.blocks.get(cid);
+    if (!bytes || !this.knobs.corrupt.has(keyOf(cid))) return bytes;
+    const copy = bytes.slice();
+    copy[copy.length >> 1]! ^= 0x01;
+    return copy;
+  }
+
+  async #car(root: CID, scope: "entity" | "all"): Promise<Uint8Array> {
+    const { writer, out } = CarWriter.create([root as never]);
+    const parts: Uint8Array[] = [];
+    const collect = (async () => {
+      for await (const chunk of out) parts.push(chunk);
+    })();
+    for (const { cid } of this.blocks.dfs(root, scope)) {
+      // @ipld/car is typed against its own multiformats; the CID object is compatible.
+      await writer.put({ cid: cid as never, bytes: this.#serve(cid)! });
+    }
+    await writer.close();
+    await collect;
+    return new Uint8Array(await new Blob(parts as Uint8Array<ArrayBuffer>[]).arrayBuffer());
+  }
+}
+
+/** Concatenates a byte stream. */
+export async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** Byte-wise equality with a readable failure message. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A fresh temp folder removed by the returned function. */
+export async function tempDir(
+  prefix: string,
+): Promise<{ path: string; remove: () => Promise<void> }> {
+  const path = await Deno.makeTempDir({ prefix });
+  return { path, remove: () => Deno.remove(path, { recursive: true }).catch(() => {}) };
+}
+
+function _sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
