@@ -1,0 +1,233 @@
+/**
+ * Renders the iPXE scripts and install configs from Vento templates.
+ *
+ * A template `<name>` for an OS is `boot/<os>/template/<name>.vto` from the content store
+ * when there is one, else the default `templates/<name>.vto` embedded in the program.
+ * `{{ include "x.vto" }}` inside an OS template looks in the same OS folder first, then in
+ * the defaults. Compiled templates are cached; a store template is compiled again only
+ * when its etag changes.
+ *
+ * Templates are strict: reading a variable (or a key of an object) that the data does not
+ * hold is an error naming the template, line and variable, never an empty string. Use
+ * `"key" in machine.vars` to test for optional values.
+ *
+ * @module
+ */
+import vento from "ventojs";
+import autoTrim from "ventojs/plugins/auto_trim.js";
+import type { Environment } from "ventojs/src/environment.js";
+import { errorLine, TemplateError } from "ventojs/src/errors.js";
+import type { ContentStore } from "./content.ts";
+import { EMBEDDED_TEMPLATES } from "../templates/embedded.ts";
+
+/** Template names: one path segment, used in URLs (`/action/<os>/<name>`). */
+export const TEMPLATE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** A template that could not be compiled or rendered; names the file and line. */
+export class TemplateRenderError extends Error {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly line?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "TemplateRenderError";
+  }
+}
+
+/** No template of that name for that OS, nor a default. */
+export class TemplateNotFoundError extends Error {
+  constructor(readonly template: string, readonly os?: string) {
+    super(`no template ${template}.vto${os ? ` for ${os}` : ""}`);
+    this.name = "TemplateNotFoundError";
+  }
+}
+
+/** Raised by the strict data proxy. */
+class _UndefinedVariable extends ReferenceError {}
+
+// Looked up by runtime machinery (promise resolution, JSON, inspection), not by templates.
+const _PASS = new Set(["then", "toJSON", "constructor", "inspect"]);
+
+function _isContainer(v: unknown): v is object {
+  if (typeof v !== "object" || v === null) return false;
+  if (Array.isArray(v)) return true;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Wraps template data so that reading an unknown name throws instead of printing "". */
+export function strictData<T extends object>(data: T, path = ""): T {
+  return new Proxy(data, {
+    get(target, key, receiver) {
+      if (typeof key === "symbol" || _PASS.has(key) || key in target) {
+        const value = Reflect.get(target, key, receiver);
+        if (typeof key === "symbol" || !_isContainer(value)) return value;
+        return strictData(value, Array.isArray(target) ? `${path}[${key}]` : _join(path, key));
+      }
+      const name = Array.isArray(target) ? `${path}[${key}]` : _join(path, key);
+      const known = Array.isArray(target)
+        ? `${target.length} items`
+        : Object.keys(target).join(", ");
+      throw new _UndefinedVariable(`"${name}" is not defined (there is: ${known || "nothing"})`);
+    },
+  });
+}
+
+function _join(path: string, key: string): string {
+  return path ? `${path}.${key}` : key;
+}
+
+const _STRICT_TAG = "__astral_strict_data__";
+
+/** A Vento environment whose templates wrap their data with {@linkcode strictData}. */
+function _environment(
+  loader: {
+    load(id: string): Promise<{ source: string }>;
+    resolve(from: string, file: string): string;
+  },
+): Environment {
+  const env = vento({ includes: loader, autoescape: false });
+  env.use(autoTrim());
+  env.utils.strictData = strictData;
+  // Every compiled template starts by re-wrapping its data: Vento copies the data into a
+  // plain object on entry (and include spreads it), which would drop an outer proxy.
+  env.tags.push((_env, code) =>
+    code === _STRICT_TAG ? `it = __env.utils.strictData(it);` : undefined
+  );
+  env.tokenPreprocessors.push((_env, tokens) => {
+    tokens.unshift(["tag", _STRICT_TAG, 0]);
+  });
+  return env;
+}
+
+/** Options for {@linkcode TemplateRenderer}. */
+export interface TemplateRendererOptions {
+  /** The boot tree, for `boot/<os>/template/*.vto`. */
+  store: ContentStore;
+  /** Default templates by file name; the embedded ones unless a test passes its own. */
+  defaults?: Readonly<Record<string, string>>;
+}
+
+/** Renders named templates for an OS; see the module doc for the lookup rule. */
+export class TemplateRenderer {
+  #store: ContentStore;
+  #defaults: Readonly<Record<string, string>>;
+  #env: Environment;
+  /** Etag (null: absent, so the default served) of every store path a template came from. */
+  #seen = new Map<string, string | null>();
+  /** Source of every string template compiled by {@linkcode renderString}. */
+  #strings = new Map<string, string>();
+
+  constructor(options: TemplateRendererOptions) {
+    this.#store = options.store;
+    this.#defaults = options.defaults ?? EMBEDDED_TEMPLATES;
+    this.#env = _environment({
+      resolve: (from, file) => this.#resolve(from, file),
+      load: (id) => this.#load(id),
+    });
+  }
+
+  /** Where `{{ include file }}` from template `from` points. */
+  #resolve(from: string, file: string): string {
+    // Top-level renders pass ids this class already resolved.
+    if (from === "") return file;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*\.vto$/.test(file)) {
+      throw new Error(`include ${JSON.stringify(file)}: only a file name like "x.vto" is allowed`);
+    }
+    const os = /^boot\/([^/]+)\/template\//.exec(from)?.[1];
+    return os ? `boot/${os}/template/${file}` : `templates/${file}`;
+  }
+
+  async #load(id: string): Promise<{ source: string }> {
+    const base = id.slice(id.lastIndexOf("/") + 1);
+    if (id.startsWith("boot/")) {
+      const entry = await this.#store.stat(id);
+      this.#seen.set(id, entry?.kind === "file" ? entry.etag : null);
+      if (entry?.kind === "file") {
+        return { source: await new Response(await this.#store.read(id)).text() };
+      }
+    }
+    const source = this.#defaults[base];
+    if (source === undefined) throw new Error(`template ${id} does not exist`);
+    return { source };
+  }
+
+  /** Drops compiled store templates of `os` whose file changed, appeared or went away. */
+  async #revalidate(os: string): Promise<void> {
+    const prefix = `boot/${os}/template/`;
+    for (const [id, etag] of this.#seen) {
+      if (!id.startsWith(prefix)) continue;
+      const entry = await this.#store.stat(id);
+      const now = entry?.kind === "file" ? entry.etag : null;
+      if (now !== etag) {
+        this.#env.cache.delete(id);
+        this.#seen.delete(id);
+      }
+    }
+  }
+
+  /** The id a template resolves to, or null when neither the OS nor the defaults have it. */
+  async #find(name: string, os?: string): Promise<string | null> {
+    if (!TEMPLATE_NAME.test(name)) return null;
+    if (os !== undefined) {
+      await this.#revalidate(os);
+      const id = `boot/${os}/template/${name}.vto`;
+      const seen = this.#seen.get(id);
+      if (seen !== undefined ? seen !== null : (await this.#store.stat(id))?.kind === "file") {
+        return id;
+      }
+    }
+    return this.#defaults[`${name}.vto`] === undefined ? null : `templates/${name}.vto`;
+  }
+
+  /** Whether `render(name, …, os)` would find a template. */
+  async has(name: string, os?: string): Promise<boolean> {
+    return (await this.#find(name, os)) !== null;
+  }
+
+  /** Renders template `name` (without `.vto`) for `os` with `data`. */
+  async render(name: string, data: Record<string, unknown>, os?: string): Promise<string> {
+    const id = await this.#find(name, os);
+    if (id === null) throw new TemplateNotFoundError(name, os);
+    try {
+      const result = await this.#env.run(id, data);
+      return result.content as string;
+    } catch (err) {
+      throw _explain(err, id);
+    }
+  }
+
+  /** Renders a template given as text (an os.toml `cmdline`); `id` names it in errors. */
+  async renderString(id: string, source: string, data: Record<string, unknown>): Promise<string> {
+    try {
+      if (this.#strings.get(id) !== source) {
+        this.#env.cache.set(id, Promise.resolve(this.#env.compile(source, id)));
+        this.#strings.set(id, source);
+      }
+      const template = await this.#env.cache.get(id)!;
+      return (await template(data)).content as string;
+    } catch (err) {
+      throw _explain(err, id);
+    }
+  }
+}
+
+/** One line naming file, line and what went wrong, with the original error as cause. */
+function _explain(err: unknown, id: string): TemplateRenderError {
+  if (err instanceof TemplateRenderError) return err;
+  if (err instanceof TemplateError) {
+    // An error from an included template comes wrapped once per include level.
+    let inner: TemplateError = err;
+    while (inner.cause instanceof TemplateError) inner = inner.cause;
+    const { line, column } = errorLine(inner.source ?? "", inner.position);
+    const cause = inner.cause as Error | undefined;
+    const why = cause?.message?.split("\n")[0] ?? inner.message.split("\n")[0];
+    return new TemplateRenderError(`${inner.path}:${line}:${column}: ${why}`, inner.path, line, {
+      cause: err,
+    });
+  }
+  const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+  return new TemplateRenderError(`${id}: ${message}`, id, undefined, { cause: err });
+}
