@@ -1,0 +1,117 @@
+/**
+ * `astralboot serve`: opens the boot tree, the database and the three servers, and stops them
+ * all on SIGINT/SIGTERM. The glue between config.toml and the parts; no policy lives here.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Config } from "./config.ts";
+import { ConfigError, formatConfig } from "./config.ts";
+import { ContentError, type ContentStore } from "./content.ts";
+import { embeddedDefaultStore, FallbackStore, LocalStore } from "./local_store.ts";
+import { IpfsStore } from "../ipfs/store.ts";
+import { startTftpServer, type TftpOpen } from "../protocols/tftp/server.ts";
+import { tftpPathToTree } from "../protocols/tftp/paths.ts";
+import type { Logger } from "../log.ts";
+
+/** Picks the boot tree: `-l DIR`, else the IPFS `ref`, else the embedded default. */
+export function openStore(config: Config, local: string | undefined, logger: Logger): ContentStore {
+  if (local) {
+    try {
+      return new FallbackStore(new LocalStore(local));
+    } catch (e) {
+      throw new ConfigError(`-l ${local}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  if (config.ref) {
+    const ipfs = new IpfsStore({
+      ref: config.ref,
+      gateways: config.ipfs.gateways,
+      timeoutMs: config.ipfs.timeout * 1000,
+      cacheDir: join(config.data_dir, "cache"),
+      logger,
+    });
+    return new FallbackStore(ipfs as ContentStore);
+  }
+  logger.warn(
+    "content",
+    "no boot tree configured: set ref in config.toml or pass -l DIR; serving the built-in menu and the host's iPXE files only",
+  );
+  return new FallbackStore(embeddedDefaultStore());
+}
+
+/** The TFTP open handler: TFTP names mapped into `tftp/` of the tree, read through the store. */
+export function tftpOpener(store: ContentStore): TftpOpen {
+  return async (filename) => {
+    const path = tftpPathToTree(filename);
+    if (path === null) return { error: "forbidden", message: "access violation" };
+    try {
+      const entry = await store.stat(path);
+      if (!entry || entry.kind !== "file") return { error: "not-found", message: "file not found" };
+      return { size: entry.size, stream: await store.read(path) };
+    } catch (e) {
+      if (e instanceof ContentError || (e as { code?: string }).code) {
+        const code = (e as ContentError).code;
+        if (code === "not-found" || code === "forbidden" || code === "unavailable") {
+          return { error: code, message: (e as Error).message };
+        }
+      }
+      throw e;
+    }
+  };
+}
+
+/** Options of {@linkcode runServe}. */
+export interface ServeOptions {
+  local?: string;
+  logger: Logger;
+  version: string;
+  /** Resolves when the servers should stop; default: SIGINT or SIGTERM. */
+  stop?: Promise<void>;
+}
+
+function _signals(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => resolve();
+    for (const s of ["SIGINT", "SIGTERM"] as const) {
+      try {
+        Deno.addSignalListener(s, done);
+      } catch { /* not supported here */ }
+    }
+  });
+}
+
+/** Runs until stopped; resolves to the exit code. */
+export async function runServe(config: Config, options: ServeOptions): Promise<number> {
+  const { logger } = options;
+  logger.info("main", `astralboot ${options.version} starting`, {
+    interface: config.interface,
+    server_ip: config.server_ip,
+  });
+  for (const line of formatConfig(config).trimEnd().split("\n")) logger.info("config", line);
+  const store = openStore(config, options.local, logger);
+  logger.info("content", `boot tree: ${store.description}`);
+
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    const tftp = await startTftpServer({
+      address: config.server_ip,
+      port: config.tftp.port,
+      open: tftpOpener(store),
+      maxBlksize: config.tftp.max_blksize,
+      maxWindowsize: config.tftp.windowsize,
+      logger,
+    });
+    closers.push(() => tftp.close());
+    logger.info("tftp", `listening on ${config.server_ip}:${tftp.port}`);
+
+    await (options.stop ?? _signals());
+    logger.info("main", "stopping");
+  } finally {
+    for (const close of closers.reverse()) {
+      await close().catch((e) => logger.warn("main", "error while stopping", { error: e }));
+    }
+    await (store as { close?: () => Promise<void> }).close?.();
+  }
+  return 0;
+}
