@@ -11,6 +11,7 @@ import {
   maxMessageSize,
   replyTo,
 } from "./packet.ts";
+import { assertSamePacket, testRequest } from "./_test_utils.ts";
 import { ClientArch, decodeClientNdi, ipxeFeatures, IpxeOption, ipxeVersion } from "./pxe.ts";
 
 const TESTDATA = new URL("./testdata/", import.meta.url);
@@ -26,34 +27,7 @@ function captureNames(): string[] {
     .sort();
 }
 
-/** Every field and every option (code, order and bytes) equal. */
-export function assertSamePacket(a: DhcpPacket, b: DhcpPacket): void {
-  const { options: oa, ...ha } = a;
-  const { options: ob, ...hb } = b;
-  assert.deepEqual(ha, hb);
-  assert.deepEqual([...oa.entries()], [...ob.entries()]);
-}
-
-function request(options: DhcpOptions, over: Partial<DhcpPacket> = {}): DhcpPacket {
-  return {
-    op: 1,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
-    xid: 0xdeadbeef,
-    secs: 0,
-    flags: 0,
-    ciaddr: "0.0.0.0",
-    yiaddr: "0.0.0.0",
-    siaddr: "0.0.0.0",
-    giaddr: "0.0.0.0",
-    chaddr: Uint8Array.of(0x52, 0x54, 0, 0xab, 0xc0, 1),
-    sname: "",
-    file: "",
-    options,
-    ...over,
-  };
-}
+const request = testRequest;
 
 Deno.test("golden captures decode to their reviewed dumps", async (t) => {
   const names = captureNames();

@@ -20,7 +20,9 @@ import { Netns, run, stopAndCollect, vethPair } from "../netns.ts";
 import { decodeDhcp, describeDhcp, type DhcpPacket } from "../../protocols/dhcp/packet.ts";
 import { messageTypeName } from "../../protocols/dhcp/options.ts";
 
-const OUT = new URL("../../protocols/dhcp/testdata/", import.meta.url).pathname;
+/** Where vectors go; CAPTURE_OUT=/some/dir/ tries a re-capture without touching testdata. */
+const OUT = Deno.env.get("CAPTURE_OUT") ??
+  new URL("../../protocols/dhcp/testdata/", import.meta.url).pathname;
 const DEADLINE_MS = 60_000;
 const SERVER_IP = "10.77.0.1";
 const DNSMASQ_RANGE = "10.77.0.100,10.77.0.150,255.255.255.0,1h";
@@ -215,6 +217,19 @@ async function captureQemu(
 
 const MAC = "52:54:00:ab:c0:01";
 
+/** OVMF with its own copy of the variable store; `nicExtra` is appended to the NIC device. */
+async function captureUefi(source: string, tmp: string, pcap: string, nicExtra: string) {
+  await Deno.copyFile("/usr/share/OVMF/OVMF_VARS.fd", `${tmp}/vars.fd`);
+  await captureQemu(source, tmp, pcap, [
+    "-drive",
+    "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
+    "-drive",
+    `if=pflash,format=raw,file=${tmp}/vars.fd`,
+    "-device",
+    `virtio-net-pci,netdev=n0,mac=${MAC}${nicExtra}`,
+  ]);
+}
+
 const SOURCES: Record<string, (tmp: string, pcap: string) => Promise<void>> = {
   udhcpc: (tmp, pcap) =>
     captureLinuxClient(
@@ -251,28 +266,9 @@ const SOURCES: Record<string, (tmp: string, pcap: string) => Promise<void>> = {
       "-device",
       `virtio-net-pci,netdev=n0,mac=${MAC}`,
     ]),
-  ovmf: async (tmp, pcap) => {
-    await Deno.copyFile("/usr/share/OVMF/OVMF_VARS.fd", `${tmp}/vars.fd`);
-    await captureQemu("ovmf", tmp, pcap, [
-      "-drive",
-      "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
-      "-drive",
-      `if=pflash,format=raw,file=${tmp}/vars.fd`,
-      "-device",
-      `virtio-net-pci,netdev=n0,mac=${MAC},romfile=`,
-    ]);
-  },
-  ipxe_efi: async (tmp, pcap) => {
-    await Deno.copyFile("/usr/share/OVMF/OVMF_VARS.fd", `${tmp}/vars.fd`);
-    await captureQemu("ipxe_efi", tmp, pcap, [
-      "-drive",
-      "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
-      "-drive",
-      `if=pflash,format=raw,file=${tmp}/vars.fd`,
-      "-device",
-      `virtio-net-pci,netdev=n0,mac=${MAC}`,
-    ]);
-  },
+  // romfile= removes iPXE, so OVMF's own PXE client runs.
+  ovmf: (tmp, pcap) => captureUefi("ovmf", tmp, pcap, ",romfile="),
+  ipxe_efi: (tmp, pcap) => captureUefi("ipxe_efi", tmp, pcap, ""),
 };
 
 /** The option codes of each DHCP packet as tshark decodes them, in order. */
