@@ -220,10 +220,7 @@ export class DhcpOptions {
     return out;
   }
 
-  /**
-   * Option 77: user classes. RFC 3004 frames each class with a length byte, but iPXE sends
-   * the bare string "iPXE"; a value that does not parse exactly as RFC 3004 is one raw class.
-   */
+  /** Option 77: RFC 3004 length-prefixed classes, or one raw class (iPXE sends bare "iPXE"). */
   userClasses(): string[] {
     const v = this.#map.get(DhcpOption.UserClass);
     if (!v || v.length === 0) return [];
@@ -316,17 +313,15 @@ function _checkUint(value: number, max: number, code: number): void {
   }
 }
 
-/**
- * Reads one options area (RFC 2132 §2) into `into`, concatenating repeated codes (RFC 3396).
- * Stops at End; a missing End is accepted. `base` is the area's offset in the packet, for errors;
- * `firstOffset` receives the packet offset of each code's first occurrence.
- */
+/** Reads one options area (RFC 2132 §2) into `into`; `base` is its packet offset for errors. */
 export function decodeOptionsArea(
   area: Uint8Array,
   base: number,
   into: Map<number, Uint8Array[]>,
   firstOffset: Map<number, number>,
 ): void {
+  // Stops at End; a missing End is accepted. Each code's chunks are collected for RFC 3396
+  // joining, and `firstOffset` keeps where the code first appeared, for error messages.
   let i = 0;
   while (i < area.length) {
     const code = area[i]!;
@@ -356,10 +351,7 @@ export function decodeOptionsArea(
   }
 }
 
-/**
- * Splits options into TLV chunks of at most 255 bytes each (RFC 3396 §5: a long option is sent
- * as several instances of the same code). A zero-length option is one empty chunk.
- */
+/** Options as TLV chunks of at most 255 data bytes (RFC 3396 §5), minus the `skip` codes. */
 export function optionChunks(options: DhcpOptions, skip: ReadonlySet<number>): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (const [code, value] of options.entries()) {
@@ -378,10 +370,7 @@ export function optionChunks(options: DhcpOptions, skip: ReadonlySet<number>): U
   return out;
 }
 
-/**
- * Decodes encapsulated sub-options (`code len value`, Pad 0 and End 255 as in RFC 2132), as used
- * by option 43 (PXE), 82 (relay agent) and 175 (iPXE). Repeated codes are concatenated.
- */
+/** Decodes encapsulated sub-options (43 PXE, 82 relay, 175 iPXE); repeated codes are joined. */
 export function decodeSubOptions(bytes: Uint8Array, base = 0): Map<number, Uint8Array> {
   const parts = new Map<number, Uint8Array[]>();
   decodeOptionsArea(bytes, base, parts, new Map());

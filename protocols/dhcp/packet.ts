@@ -25,6 +25,25 @@
  * +---------------------------------------------------------------+
  * ```
  *
+ * @example Answer a DISCOVER
+ * ```ts
+ * import { decodeDhcp, encodeDhcp, maxMessageSize, replyTo } from "./packet.ts";
+ * import { DhcpOption, DhcpOptions, MessageType } from "./options.ts";
+ *
+ * const discover = encodeDhcp({
+ *   op: 1, htype: 1, hlen: 6, hops: 0, xid: 42, secs: 0, flags: 0x8000,
+ *   ciaddr: "0.0.0.0", yiaddr: "0.0.0.0", siaddr: "0.0.0.0", giaddr: "0.0.0.0",
+ *   chaddr: Uint8Array.of(0x52, 0x54, 0, 1, 2, 3), sname: "", file: "",
+ *   options: new DhcpOptions().setMessageType(MessageType.Discover).setU16(57, 1472),
+ * });
+ * const req = decodeDhcp(discover);
+ * const offer = replyTo(req, MessageType.Offer);
+ * offer.yiaddr = "10.0.0.50";
+ * offer.options.setIp(DhcpOption.ServerId, "10.0.0.1");
+ * const bytes = encodeDhcp(offer, { maxSize: maxMessageSize(req) });
+ * if (decodeDhcp(bytes).options.messageType() !== MessageType.Offer) throw new Error("bad");
+ * ```
+ *
  * @module
  */
 
@@ -71,9 +90,13 @@ export interface DhcpPacket {
   secs: number;
   /** Bit 15 (0x8000) = broadcast the reply. */
   flags: number;
+  /** Client's own address when it already has one (renewing, INFORM). */
   ciaddr: string;
+  /** "Your" address: the one the server assigns. */
   yiaddr: string;
+  /** Next server (TFTP) address. */
   siaddr: string;
+  /** Relay agent address; 0.0.0.0 when the client is on our link. */
   giaddr: string;
   /** The first `hlen` bytes of the 16-byte chaddr field. */
   chaddr: Uint8Array;
@@ -117,12 +140,11 @@ const _FIXED_LENGTH: ReadonlyMap<number, number> = new Map([
   [DhcpOption.ClientNdi, 3],
 ]);
 
-/**
- * Decodes a DHCP packet (the UDP payload). Options from the file and sname fields are read when
- * option 52 says so, and repeated options are concatenated (RFC 3396). Throws
- * MalformedPacketError for anything that cannot be a DHCP message.
- */
+/** Decodes a UDP payload (overload 52, RFC 3396 joining); throws MalformedPacketError. */
 export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
+  // Options come from the options field, then file, then sname when option 52 says so; repeated
+  // codes are joined in that order (RFC 3396 §6). Options the server relies on are checked here
+  // so that a handler never meets a misshapen one.
   const r = new ByteReader(bytes);
   r.need(_OPTIONS_OFFSET, "BOOTP header and magic cookie");
   const op = r.u8("op");
@@ -226,13 +248,11 @@ export interface EncodeOptions {
   maxSize?: number;
 }
 
-/**
- * Encodes a packet: options in insertion order (long ones split, RFC 3396), End, zero padding
- * to 300 bytes. When the options do not fit `maxSize` and file and sname are empty, the rest
- * goes into those fields with option 52. Throws RangeError when it still does not fit or a
- * field is out of range.
- */
+/** Encodes a packet for `maxSize` (option 57 semantics); throws RangeError when it cannot. */
 export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array {
+  // Options go in insertion order (long ones split at 255 bytes, RFC 3396), then End, then zero
+  // padding to 300 bytes. When they do not fit and file and sname are empty, the rest goes
+  // there with option 52 (RFC 2132 §9.3).
   const maxSize = opts.maxSize ?? DEFAULT_MAX_MESSAGE_SIZE;
   const limit = maxSize - IP_UDP_OVERHEAD;
   if (limit < MIN_PACKET_SIZE) {
@@ -372,10 +392,7 @@ export function isBroadcast(p: DhcpPacket): boolean {
   return (p.flags & 0x8000) !== 0;
 }
 
-/**
- * A reply skeleton for `request` (RFC 2131 table 3): op 2, same xid, flags, giaddr and chaddr,
- * message type set, relay agent info (82) echoed as RFC 3046 §2.2 requires.
- */
+/** Reply skeleton (RFC 2131 table 3): same xid/flags/giaddr/chaddr, type set, 82 echoed. */
 export function replyTo(request: DhcpPacket, type: number): DhcpPacket {
   const options = new DhcpOptions().setMessageType(type);
   const relay = request.options.get(DhcpOption.RelayAgentInfo);

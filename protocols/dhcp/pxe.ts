@@ -60,8 +60,11 @@ export function encodeClientArch(archs: readonly number[]): Uint8Array {
 
 /** Option 94 (RFC 4578 §2.2): interface type (1 = UNDI) and its version. */
 export interface ClientNdi {
+  /** 1 = UNDI. */
   type: number;
+  /** Interface version, major part (2 for BIOS PXE 2.1, 3 for UEFI). */
   major: number;
+  /** Interface version, minor part. */
   minor: number;
 }
 
@@ -84,10 +87,7 @@ export function encodeClientUuid(uuid: Uint8Array): Uint8Array {
   return concatBytes([Uint8Array.of(0), uuid]);
 }
 
-/**
- * UUID text in SMBIOS byte order as firmware prints it: the first three fields are
- * little-endian in SMBIOS 2.6+ and in the PXE GUID, the rest big-endian.
- */
+/** UUID text as firmware prints it (SMBIOS 2.6+ order: first three fields little-endian). */
 export function uuidToString(uuid: Uint8Array): string {
   const h = (i: number) => uuid[i]!.toString(16).padStart(2, "0");
   const le = (idx: number[]) => idx.map(h).join("");
@@ -129,11 +129,17 @@ export const PxeDiscoveryControl = {
 
 /** Typed PXE vendor options (option 43 from a PXE server). */
 export interface PxeVendorOptions {
+  /** 43.6, bits of {@linkcode PxeDiscoveryControl}. */
   discoveryControl?: number;
+  /** 43.7, multicast address for boot-server discovery. */
   discoveryMulticastAddr?: string;
+  /** 43.8, boot servers per server type. */
   bootServers?: { type: number; ips: string[] }[];
+  /** 43.9, menu entries (server type + text). */
   bootMenu?: { type: number; description: string }[];
+  /** 43.10, seconds to wait (255 = forever) and the prompt. */
   menuPrompt?: { timeout: number; prompt: string };
+  /** 43.71, the chosen boot server type and layer. */
   bootItem?: { type: number; layer: number };
   /** Sub-options not covered above, raw. */
   other?: Map<number, Uint8Array>;
@@ -330,15 +336,15 @@ export function ipxeVersion(encap: ReadonlyMap<number, Uint8Array>): string | un
 
 /** Parsed PXE vendor class (option 60 "PXEClient:Arch:00007:UNDI:003000"). */
 export interface PxeVendorClass {
+  /** From "Arch:NNNNN". */
   arch?: number;
+  /** From "UNDI:MMMmmm", major part. */
   undiMajor?: number;
+  /** From "UNDI:MMMmmm", minor part. */
   undiMinor?: number;
 }
 
-/**
- * Parses a PXEClient vendor class string; undefined when it does not start with "PXEClient".
- * Fields missing or unparsable are left out (servers send a bare "PXEClient").
- */
+/** Parses "PXEClient:Arch:…:UNDI:…"; undefined unless it starts with "PXEClient". */
 export function parsePxeVendorClass(vc: string | undefined): PxeVendorClass | undefined {
   if (vc === undefined || !vc.startsWith("PXEClient")) return undefined;
   const out: PxeVendorClass = {};
