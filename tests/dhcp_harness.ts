@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Netns } from "./netns.ts";
+import { Netns, run, suffix } from "./netns.ts";
 
 /** Permissions a DHCP process needs inside its namespace. */
 export const DENO_NS_FLAGS = [
@@ -117,4 +117,128 @@ export function jsonLines(f: LineFollower): Record<string, unknown>[] {
     } catch { /* not JSON */ }
   }
   return out;
+}
+
+/** A server namespace with a bridge `br0` and client namespaces hanging off it (one veth each). */
+export interface BridgeLab {
+  server: Netns;
+  clients: Netns[];
+  /** MAC address of each client's eth0. */
+  macs: string[];
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Builds a {@linkcode BridgeLab}: `br0` gets `serverCidr`, clients get no address. */
+export async function bridgeLab(prefix: string, serverCidr: string, n: number): Promise<BridgeLab> {
+  const made: Netns[] = [];
+  const dispose = async () => {
+    for (const ns of made.reverse()) await ns.dispose();
+  };
+  try {
+    const server = await Netns.create(prefix);
+    made.push(server);
+    await server.exec([
+      "ip",
+      "link",
+      "add",
+      "br0",
+      "type",
+      "bridge",
+      "stp_state",
+      "0",
+      "forward_delay",
+      "0",
+    ]);
+    await server.exec(["ip", "addr", "add", serverCidr, "dev", "br0"]);
+    await server.exec(["ip", "link", "set", "br0", "up"]);
+    const clients: Netns[] = [];
+    const macs: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = await Netns.create(prefix);
+      made.push(c);
+      clients.push(c);
+      const port = `p${i}${suffix()}`;
+      await run([
+        "ip",
+        "link",
+        "add",
+        port,
+        "netns",
+        server.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        c.name,
+      ]);
+      await server.exec(["ip", "link", "set", port, "master", "br0", "up"]);
+      await c.exec(["ip", "link", "set", "eth0", "up"]);
+      macs.push((await c.exec(["cat", "/sys/class/net/eth0/address"])).stdout.trim());
+    }
+    return { server, clients, macs, [Symbol.asyncDispose]: dispose };
+  } catch (e) {
+    await dispose();
+    throw e;
+  }
+}
+
+/**
+ * A client hook script that records each event's environment as `<dir>/<tag>.<event>.env`
+ * (udhcpc passes the event as $1, dhclient as $reason), appends the event to `<dir>/<tag>.events`
+ * and configures the address so that unicast renewals can be answered.
+ */
+export async function hookScript(dir: string, tag: string): Promise<string> {
+  const path = `${dir}/${tag}.hook`;
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh
+ev="\${1:-$reason}"
+env | sort > "${dir}/${tag}.$ev.env.tmp" && mv "${dir}/${tag}.$ev.env.tmp" "${dir}/${tag}.$ev.env"
+echo "$ev" >> "${dir}/${tag}.events"
+case "$ev" in
+  bound|renew) ip addr replace "$ip/$subnet" dev "$interface" ;;
+  BOUND|RENEW|REBOOT) ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
+  EXPIRE|FAIL|RELEASE|STOP) ip addr flush dev "$interface" ;;
+esac
+exit 0
+`,
+  );
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+/** Reads a KEY=value file written by {@linkcode hookScript}. */
+export async function readEnv(path: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const line of (await Deno.readTextFile(path)).split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1).replace(/^'(.*)'$/, "$1");
+  }
+  return out;
+}
+
+/** Polls until `fn` returns a value (not undefined) or `ms` pass; throws `what` on timeout. */
+export async function until<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  ms: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Events recorded by a {@linkcode hookScript}, oldest first. */
+export async function hookEvents(dir: string, tag: string): Promise<string[]> {
+  try {
+    return (await Deno.readTextFile(`${dir}/${tag}.events`)).split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
 }

@@ -5,7 +5,8 @@
  *
  *   listen IFACE PORT MS [unicast]   print one JSON line per datagram, echo each back by
  *                               broadcast (or to the sender)
- *   send IFACE PORT DEST DPORT TEXT MS   send TEXT, print the replies seen within MS
+ *   send IFACE PORT DEST DPORT TEXT MS   send TEXT ("hex:0a0b…" for raw bytes), print the
+ *                               replies seen within MS
  *   open IFACE                  try to open on port 6767; print the error, exit 2 on failure
  *
  * @module
@@ -57,7 +58,11 @@ if (mode === "open") {
 } else if (mode === "send") {
   const [port, dest, dport, text, ms] = rest;
   const sock = InterfaceUdpSocket.open({ interface: iface, port: Number(port) });
-  sock.send(enc.encode(text!), dest!, Number(dport));
+  // "hex:…" sends raw bytes (hostile packets), anything else as UTF-8 text.
+  const payload = text!.startsWith("hex:")
+    ? Uint8Array.from(text!.slice(4).match(/../g) ?? [], (h) => parseInt(h, 16))
+    : enc.encode(text!);
+  sock.send(payload, dest!, Number(dport));
   await collect(sock, Number(ms), (d) => {
     const g = d as Awaited<ReturnType<InterfaceUdpSocket["receive"]>> & object;
     out({ from: g.from, text: dec.decode(g.data) });

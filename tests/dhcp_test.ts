@@ -1,0 +1,356 @@
+/**
+ * The DHCP server against real clients (busybox udhcpc, ISC dhclient), inside throwaway
+ * namespaces: the server runs as a subprocess in its namespace on a bridge, each client in its
+ * own namespace. Nothing here touches the host's interfaces.
+ */
+import assert from "node:assert/strict";
+import { Netns, vethPair } from "./netns.ts";
+import {
+  bridgeLab,
+  hookEvents,
+  hookScript,
+  jsonLines,
+  LineFollower,
+  readEnv,
+  spawnDeno,
+  until,
+} from "./dhcp_harness.ts";
+
+const SERVER_IP = "10.78.0.1";
+const LEASE = 20;
+
+function serverOptions(iface: string, dataDir: string) {
+  return {
+    interface: iface,
+    mode: "server",
+    range: ["10.78.0.100", "10.78.0.120"],
+    leaseSeconds: LEASE,
+    router: "10.78.0.254",
+    dns: ["10.78.0.53", "10.78.0.54"],
+    domain: "lab.test",
+    boot: { httpUrl: `http://${SERVER_IP}:8080` },
+    dataDir,
+  };
+}
+
+async function startServer(ns: Netns, options: unknown): Promise<LineFollower> {
+  const f = spawnDeno(ns, "tests/dhcp_runner.ts", [JSON.stringify(options)]);
+  await f.waitFor((l) => l.includes('"ready"') || l.includes('"error"'), 90_000, "server ready");
+  assert.ok(f.lines.some((l) => l.includes('"ready"')), f.output);
+  return f;
+}
+
+/** Server log events (JSON lines with a msg). */
+function events(f: LineFollower): { msg: string; [k: string]: unknown }[] {
+  return jsonLines(f).filter((l) => typeof l.msg === "string") as {
+    msg: string;
+    [k: string]: unknown;
+  }[];
+}
+
+/** Runs udhcpc once (-q: quit when bound, -n: give up after 3 tries) and returns its bound env. */
+async function udhcpcOnce(ns: Netns, dir: string, tag: string) {
+  const hook = await hookScript(dir, tag);
+  const r = await ns.exec(
+    [
+      "udhcpc",
+      "-f",
+      "-q",
+      "-n",
+      "-t",
+      "3",
+      "-T",
+      "2",
+      "-i",
+      "eth0",
+      "-s",
+      hook,
+      "-O",
+      "tftp",
+      "-O",
+      "bootfile",
+    ],
+    { check: false, timeoutMs: 60_000 },
+  );
+  assert.equal(r.code, 0, `udhcpc failed: ${r.stdout}${r.stderr}`);
+  return await readEnv(`${dir}/${tag}.bound.env`);
+}
+
+async function dhclientConf(dir: string): Promise<string> {
+  const path = `${dir}/dhclient.conf`;
+  await Deno.writeTextFile(
+    path,
+    "request subnet-mask, broadcast-address, routers, domain-name-servers, domain-name,\n" +
+      "  host-name, tftp-server-name, bootfile-name;\ntimeout 30;\nretry 5;\n",
+  );
+  return path;
+}
+
+/** dhclient with its own script, lease, pid and config files (never the host's). */
+function dhclientArgs(dir: string, hook: string, conf: string, extra: string[] = []): string[] {
+  return [
+    "dhclient",
+    "-4",
+    "-d",
+    "-v",
+    ...extra,
+    "-sf",
+    hook,
+    "-lf",
+    `${dir}/dhclient.leases`,
+    "-pf",
+    `${dir}/dhclient.pid`,
+    "-cf",
+    conf,
+    "eth0",
+  ];
+}
+
+Deno.test("DHCP server hands real clients leases, renews them and keeps them over a restart", async (t) => {
+  await using lab = await bridgeLab("abd", `${SERVER_IP}/24`, 3);
+  const [uc, dc, late] = lab.clients as [Netns, Netns, Netns];
+  const dir = await Deno.makeTempDir({ prefix: "abd-dhcp-" });
+  const dataDir = `${dir}/data`;
+  let server = await startServer(lab.server, serverOptions("br0", dataDir));
+  let udhcpc: LineFollower | undefined;
+  let dhclient: Deno.ChildProcess | undefined;
+  try {
+    let udhcpcIp = "";
+    await t.step("udhcpc gets address, mask, router, DNS, domain and bootfile", async () => {
+      const hook = await hookScript(dir, "uc");
+      udhcpc = new LineFollower(uc.spawn([
+        "udhcpc",
+        "-f",
+        "-i",
+        "eth0",
+        "-s",
+        hook,
+        "-t",
+        "5",
+        "-T",
+        "2",
+        "-O",
+        "tftp",
+        "-O",
+        "bootfile",
+      ]));
+      await until(
+        async () => (await hookEvents(dir, "uc")).includes("bound") || undefined,
+        60_000,
+        "udhcpc bound",
+      );
+      const env = await readEnv(`${dir}/uc.bound.env`);
+      udhcpcIp = env.ip!;
+      assert.match(udhcpcIp, /^10\.78\.0\.1(0\d|1\d|20)$/);
+      assert.equal(env.subnet, "255.255.255.0");
+      assert.equal(env.router, "10.78.0.254");
+      assert.equal(env.dns?.trim(), "10.78.0.53 10.78.0.54");
+      assert.equal(env.domain, "lab.test");
+      assert.equal(env.serverid, SERVER_IP);
+      assert.equal(env.siaddr, SERVER_IP);
+      assert.equal(env.boot_file, "undionly.kpxe");
+      assert.equal(env.bootfile, "undionly.kpxe");
+      assert.equal(env.tftp, SERVER_IP);
+      assert.equal(env.lease, String(LEASE));
+      const offer = events(server).find((e) => e.msg.startsWith("DHCPOFFER"));
+      assert.equal(offer?.msg, `DHCPOFFER ${udhcpcIp} to ${lab.macs[0]}`);
+      assert.equal(offer?.bootfile, "undionly.kpxe");
+      assert.equal(offer?.arch, 0);
+    });
+
+    await t.step("udhcpc renews on SIGUSR1 with a unicast ACK", async () => {
+      const acksBefore = events(server).filter((e) => e.msg.startsWith("DHCPACK")).length;
+      udhcpc!.child.kill("SIGUSR1");
+      await until(
+        async () => (await hookEvents(dir, "uc")).includes("renew") || undefined,
+        30_000,
+        "udhcpc renew",
+      );
+      const env = await readEnv(`${dir}/uc.renew.env`);
+      assert.equal(env.ip, udhcpcIp);
+      const acks = events(server).filter((e) => e.msg.startsWith("DHCPACK"));
+      assert.ok(acks.length > acksBefore);
+      // A renewing client has its address: the ACK goes to it, not to the broadcast address.
+      assert.equal(acks.at(-1)?.dest, `${udhcpcIp}:68`);
+    });
+
+    let dhclientIp = "";
+    await t.step("dhclient gets its own lease with the same options", async () => {
+      const hook = await hookScript(dir, "dc");
+      const conf = await dhclientConf(dir);
+      const [bin, ...args] = dc.wrap(dhclientArgs(dir, hook, conf));
+      dhclient = new Deno.Command(bin!, { args, stdout: "null", stderr: "null" }).spawn();
+      await until(
+        async () => (await hookEvents(dir, "dc")).includes("BOUND") || undefined,
+        60_000,
+        "dhclient BOUND",
+      );
+      const env = await readEnv(`${dir}/dc.BOUND.env`);
+      dhclientIp = env.new_ip_address!;
+      assert.match(dhclientIp, /^10\.78\.0\.1\d\d$/);
+      assert.notEqual(dhclientIp, udhcpcIp);
+      assert.equal(env.new_subnet_mask, "255.255.255.0");
+      assert.equal(env.new_routers, "10.78.0.254");
+      assert.equal(env.new_domain_name_servers, "10.78.0.53 10.78.0.54");
+      assert.equal(env.new_domain_name, "lab.test");
+      assert.equal(env.new_filename, "undionly.kpxe");
+      assert.equal(env.new_bootfile_name, "undionly.kpxe");
+      assert.equal(env.new_tftp_server_name, SERVER_IP);
+      assert.equal(env.new_next_server, SERVER_IP);
+      assert.equal(env.new_dhcp_lease_time, String(LEASE));
+    });
+
+    await t.step("dhclient renews by itself at T1", async () => {
+      // T1 is half the 20 s lease.
+      await until(
+        async () => (await hookEvents(dir, "dc")).includes("RENEW") || undefined,
+        40_000,
+        "dhclient RENEW",
+      );
+      const env = await readEnv(`${dir}/dc.RENEW.env`);
+      assert.equal(env.new_ip_address, dhclientIp);
+    });
+
+    await t.step("after a server restart the same clients get the same addresses", async () => {
+      udhcpc!.child.kill("SIGTERM");
+      await udhcpc!.finished();
+      udhcpc = undefined;
+      dhclient!.kill("SIGTERM");
+      await dhclient!.status;
+      dhclient = undefined;
+      await server.stop();
+      server = await startServer(lab.server, serverOptions("br0", dataDir));
+      await uc.exec(["ip", "addr", "flush", "dev", "eth0"]);
+      const env = await udhcpcOnce(uc, dir, "uc2");
+      assert.equal(env.ip, udhcpcIp);
+      // dhclient remembers its lease: INIT-REBOOT (REQUEST without server id) must be ACKed.
+      const hook = await hookScript(dir, "dc2");
+      const r = await dc.exec(
+        dhclientArgs(dir, hook, await dhclientConf(dir), ["-1"]).filter((a) => a !== "-d"),
+        {
+          check: false,
+          timeoutMs: 60_000,
+        },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const ev = await hookEvents(dir, "dc2");
+      const kind = ev.find((e) => e === "REBOOT" || e === "BOUND");
+      assert.ok(kind, `dhclient events: ${ev.join(",")}`);
+      assert.equal((await readEnv(`${dir}/dc2.${kind}.env`)).new_ip_address, dhclientIp);
+      await dc.exec(["sh", "-c", `kill $(cat ${dir}/dhclient.pid) 2>/dev/null; true`]);
+    });
+
+    await t.step("garbage does not stop the server; the next client gets a lease", async () => {
+      const hostile = [
+        "hex:00",
+        "hex:" + "ff".repeat(100),
+        // A full BOOTP header with a wrong magic cookie.
+        "hex:01010600" + "00".repeat(232) + "deadbeef",
+        // Right cookie, then option 53 claiming 9 bytes where 1 remains.
+        "hex:01010600" + "00".repeat(232) + "63825363" + "3509" + "01",
+        "not a dhcp packet at all",
+      ];
+      for (const h of hostile) {
+        const f = spawnDeno(uc, "tests/dhcp_udp_tool.ts", [
+          "send",
+          "eth0",
+          "6800",
+          "255.255.255.255",
+          "67",
+          h,
+          "300",
+        ]);
+        assert.equal((await f.finished(60_000)).code, 0, f.output);
+      }
+      await until(
+        () =>
+          events(server).filter((e) => e.msg === "malformed packet dropped").length >=
+            hostile.length || undefined,
+        20_000,
+        "malformed packets logged",
+      );
+      const env = await udhcpcOnce(late, dir, "late");
+      assert.match(env.ip!, /^10\.78\.0\.1\d\d$/);
+      assert.notEqual(env.ip, udhcpcIp);
+      assert.notEqual(env.ip, dhclientIp);
+      assert.ok(!events(server).some((e) => e.level === "error"), server.output);
+    });
+  } finally {
+    try {
+      udhcpc?.child.kill("SIGKILL");
+    } catch { /* gone */ }
+    try {
+      dhclient?.kill("SIGKILL");
+    } catch { /* gone */ }
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("DHCP answers only on its interface", async () => {
+  await using srv = await Netns.create("abd");
+  await using good = await Netns.create("abd");
+  await using other = await Netns.create("abd");
+  await vethPair(srv, `${SERVER_IP}/24`, good, null, { a: "eth0", b: "eth0" });
+  // eth1 has an address too: a socket that is not bound to eth0 would hear its broadcasts.
+  await vethPair(srv, "10.78.1.1/24", other, null, { a: "eth1", b: "eth0" });
+  const mac = async (ns: Netns) =>
+    (await ns.exec(["cat", "/sys/class/net/eth0/address"])).stdout.trim();
+  const goodMac = await mac(good), otherMac = await mac(other);
+  const dir = await Deno.makeTempDir({ prefix: "abd-dhcp-" });
+  const server = await startServer(srv, serverOptions("eth0", `${dir}/data`));
+  const capture = srv.spawn([
+    "tcpdump",
+    "-i",
+    "eth1",
+    "-n",
+    "--immediate-mode",
+    "-w",
+    `${dir}/eth1.pcap`,
+    "udp and (port 67 or port 68)",
+  ]);
+  try {
+    // Give tcpdump time to attach before the first DISCOVER (it has no ready signal on -w).
+    await new Promise((r) => setTimeout(r, 1500));
+    const r = await other.exec(
+      [
+        "udhcpc",
+        "-f",
+        "-q",
+        "-n",
+        "-t",
+        "3",
+        "-T",
+        "1",
+        "-A",
+        "1",
+        "-i",
+        "eth0",
+        "-s",
+        "/bin/true",
+      ],
+      { check: false, timeoutMs: 60_000 },
+    );
+    assert.notEqual(r.code, 0, "the client on eth1 must not get a lease");
+    const env = await udhcpcOnce(good, dir, "good");
+    assert.match(env.ip!, /^10\.78\.0\.1\d\d$/);
+  } finally {
+    capture.kill("SIGINT");
+    await capture.output();
+    await server.stop();
+  }
+  try {
+    const read = async (filter: string) =>
+      (await srv.exec(["tcpdump", "-r", `${dir}/eth1.pcap`, "-n", filter], { check: false })).stdout
+        .split("\n").filter(Boolean);
+    const discovers = await read("udp dst port 67");
+    const fromServer = await read("udp src port 67");
+    assert.ok(discovers.length >= 3, `DISCOVERs on eth1: ${discovers.length}`);
+    assert.deepEqual(fromServer, []);
+    // The server never even saw the other client.
+    assert.ok(!events(server).some((e) => e.mac === otherMac), server.output);
+    assert.ok(events(server).some((e) => e.mac === goodMac && e.msg.startsWith("DHCPACK")));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
