@@ -14,7 +14,7 @@
  * @module
  */
 import vento from "ventojs";
-import autoTrim from "ventojs/plugins/auto_trim.js";
+import { defaultTags as _CONTROL_TAGS } from "ventojs/plugins/auto_trim.js";
 import type { Environment } from "ventojs/src/environment.js";
 import { errorLine, TemplateError } from "ventojs/src/errors.js";
 import type { ContentStore } from "./content.ts";
@@ -81,6 +81,55 @@ function _join(path: string, key: string): string {
 
 const _STRICT_TAG = "__astral_strict_data__";
 
+type _Token = [string, string, number?];
+
+function _isControl(tokens: _Token[], i: number): boolean {
+  const t = tokens[i];
+  if (!t) return false;
+  if (t[0] === "comment") return true;
+  if (t[0] !== "tag" || tokens[i + 1]?.[0] === "filter") return false;
+  const code = t[1].replace(/^-/, "").replace(/-$/, "").trim();
+  return _CONTROL_TAGS.some((tag) => code === tag || code.startsWith(tag + " "));
+}
+
+/**
+ * Removes the lines that hold only control tags (`if`, `for`, `set`, comments …) so a
+ * line-oriented script comes out without blank lines. Vento's autoTrim also eats the
+ * newline after a tag that ends a line of text (`kernel … {{ /if }}`), joining two
+ * script lines; this only trims a line when nothing but control tags and blanks is on it.
+ */
+function _trimControlLines(tokens: _Token[]): void {
+  const n = tokens.length;
+  const text = (i: number) => tokens[i]?.[0] === "string" ? tokens[i]![1] : null;
+  // left[i]: from the start of its line up to control tag i there are only blanks and
+  // control tags; right[i]: the same from tag i to the end of its line.
+  const left = new Array<boolean>(n).fill(false);
+  const right = new Array<boolean>(n).fill(false);
+  for (let i = 0; i < n; i++) {
+    if (!_isControl(tokens, i)) continue;
+    const before = i === 0 ? "" : text(i - 1);
+    if (before === null) continue;
+    const tail = before.slice(before.lastIndexOf("\n") + 1);
+    if (!/^[ \t]*$/.test(tail)) continue;
+    left[i] = before.includes("\n") || i <= 1 || left[i - 2] === true;
+  }
+  for (let i = n - 1; i >= 0; i--) {
+    if (!_isControl(tokens, i)) continue;
+    const after = i === n - 1 ? "" : text(i + 1);
+    if (after === null) continue;
+    const nl = after.indexOf("\n");
+    if (!/^[ \t]*\r?$/.test(nl < 0 ? after : after.slice(0, nl))) continue;
+    right[i] = nl >= 0 || i >= n - 2 || right[i + 2] === true;
+  }
+  for (let i = 0; i < n; i++) {
+    if (!left[i] || !right[i]) continue;
+    const prev = tokens[i - 1];
+    if (prev?.[0] === "string") prev[1] = prev[1].replace(/[ \t]*$/, "");
+    const next = tokens[i + 1];
+    if (next?.[0] === "string") next[1] = next[1].replace(/^[ \t]*\r?\n?/, "");
+  }
+}
+
 /** A Vento environment whose templates wrap their data with {@linkcode strictData}. */
 function _environment(
   loader: {
@@ -89,7 +138,7 @@ function _environment(
   },
 ): Environment {
   const env = vento({ includes: loader, autoescape: false });
-  env.use(autoTrim());
+  env.tokenPreprocessors.push((_env, tokens) => _trimControlLines(tokens));
   env.utils.strictData = strictData;
   // Every compiled template starts by re-wrapping its data: Vento copies the data into a
   // plain object on entry (and include spreads it), which would drop an outer proxy.

@@ -156,9 +156,9 @@ Deno.test("templates: a missing variable is an error naming file, line and name"
     });
   }
   await t.step("`in` tests optional keys and set defines new ones", async () => {
-    assert.equal(await r.render("optional", data, "a"), "none2");
+    assert.equal(await r.render("optional", data, "a"), "none 2");
     const withDisk = { ...data, machine: { vars: { disk: "/dev/vda" } } };
-    assert.equal(await r.render("optional", withDisk, "a"), "/dev/vda2");
+    assert.equal(await r.render("optional", withDisk, "a"), "/dev/vda 2");
   });
 });
 
@@ -224,5 +224,27 @@ Deno.test("templates are compiled once and again only when their file changes", 
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("lines holding only control tags vanish, text lines keep their newline", async (t) => {
+  const cases: [string, string][] = [
+    ["a {{ if x }}b{{ /if }}\nc", "a b\nc"],
+    [
+      "k{{ for i of [1, 2] }} i={{ i }}{{ /for }}{{ if x }} q{{ /if }}\nnext\n",
+      "k i=1 i=2 q\nnext\n",
+    ],
+    ["{{ if x }}\nb\n{{ /if }}\nc", "b\nc"],
+    ["  {{ for i of [1, 2] }}\n{{ i }}\n  {{ /for }}\nend", "1\n2\nend"],
+    ["{{ if x }}{{ if x }}\nb\n{{ /if }}{{ /if }}\n", "b\n"],
+    ["{{# note #}}\nx", "x"],
+    ["x {{# note #}}\ny", "x \ny"],
+    ["{{ set v = 3 }}\nv={{ v }}\n", "v=3\n"],
+  ];
+  const r = new TemplateRenderer({ store: new MemoryStore({}), defaults: {} });
+  for (const [source, want] of cases) {
+    await t.step(JSON.stringify(source), async () => {
+      assert.equal(await r.renderString(`case:${source}`, source, { x: true }), want);
+    });
   }
 });

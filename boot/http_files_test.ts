@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { MemoryStore } from "./local_store.ts";
+import { contentTypeFor, parseRange, type RangeRequest, serveTreeFile } from "./http_files.ts";
+
+Deno.test("parseRange reads one byte range and ignores the rest", async (t) => {
+  const p = (start: number, end: number): RangeRequest => ({
+    kind: "partial",
+    range: { start, end },
+  });
+  const full: RangeRequest = { kind: "full" };
+  const none: RangeRequest = { kind: "unsatisfiable" };
+  const cases: [string | null, number, RangeRequest][] = [
+    [null, 1000, full],
+    ["bytes=0-99", 1000, p(0, 99)],
+    ["bytes=100-", 1000, p(100, 999)],
+    ["bytes=-10", 1000, p(990, 999)],
+    ["bytes=-5000", 1000, p(0, 999)],
+    ["bytes=900-5000", 1000, p(900, 999)],
+    ["bytes=999-999", 1000, p(999, 999)],
+    ["BYTES = 5 - 6", 1000, p(5, 6)],
+    ["bytes=1000-", 1000, none],
+    ["bytes=1000-2000", 1000, none],
+    ["bytes=-0", 1000, none],
+    ["bytes=0-0", 0, none],
+    ["bytes=-1", 0, none],
+    ["bytes=0-1,5-6", 1000, full],
+    ["bytes=5-1", 1000, full],
+    ["bytes=-", 1000, full],
+    ["bytes=a-b", 1000, full],
+    ["items=0-1", 1000, full],
+    ["bytes=99999999999999999999-", 1000, full],
+  ];
+  for (const [header, size, want] of cases) {
+    await t.step(`${JSON.stringify(header)} of ${size}`, () => {
+      assert.deepEqual(parseRange(header, size), want);
+    });
+  }
+});
+
+Deno.test("contentTypeFor: scripts as text, binaries as octet-stream", async (t) => {
+  const cases: [string, string][] = [
+    ["boot/x/images/linux", "application/octet-stream"],
+    ["tftp/undionly.kpxe", "application/octet-stream"],
+    ["tftp/snponly.efi", "application/octet-stream"],
+    ["boot/x/images/initrd.gz", "application/gzip"],
+    ["boot/x/images/d.iso", "application/x-iso9660-image"],
+    ["boot/x/images/boot.IPXE", "text/plain; charset=utf-8"],
+    ["boot/x.d/images/noext", "application/octet-stream"],
+    ["boot/x/images/page.html", "application/octet-stream"],
+  ];
+  for (const [path, type] of cases) {
+    await t.step(path, () => assert.equal(contentTypeFor(path), type));
+  }
+});
+
+Deno.test("serveTreeFile answers conditionals and ranges", async (t) => {
+  const body = new TextEncoder().encode("0123456789abcdef");
+  const store = new MemoryStore({ "tftp/f.bin": body });
+  const etag = `"${(await store.stat("tftp/f.bin"))!.etag}"`;
+  const cases: {
+    name: string;
+    method?: string;
+    headers?: Record<string, string>;
+    status: number;
+    body: string | null;
+    range?: string;
+  }[] = [
+    { name: "plain GET", status: 200, body: "0123456789abcdef" },
+    { name: "HEAD", method: "HEAD", status: 200, body: null },
+    {
+      name: "range",
+      headers: { Range: "bytes=2-5" },
+      status: 206,
+      body: "2345",
+      range: "bytes 2-5/16",
+    },
+    {
+      name: "HEAD range",
+      method: "HEAD",
+      headers: { Range: "bytes=2-5" },
+      status: 206,
+      body: null,
+      range: "bytes 2-5/16",
+    },
+    {
+      name: "suffix",
+      headers: { Range: "bytes=-3" },
+      status: 206,
+      body: "def",
+      range: "bytes 13-15/16",
+    },
+    {
+      name: "past the end",
+      headers: { Range: "bytes=16-" },
+      status: 416,
+      body: null,
+      range: "bytes */16",
+    },
+    {
+      name: "two ranges: whole file",
+      headers: { Range: "bytes=0-1,3-4" },
+      status: 200,
+      body: "0123456789abcdef",
+    },
+    { name: "If-None-Match hit", headers: { "If-None-Match": etag }, status: 304, body: null },
+    {
+      name: "If-None-Match weak hit",
+      headers: { "If-None-Match": `"x", W/${etag}` },
+      status: 304,
+      body: null,
+    },
+    { name: "If-None-Match *", headers: { "If-None-Match": "*" }, status: 304, body: null },
+    {
+      name: "If-None-Match miss",
+      headers: { "If-None-Match": '"other"' },
+      status: 200,
+      body: "0123456789abcdef",
+    },
+    {
+      name: "If-Range match",
+      headers: { Range: "bytes=0-0", "If-Range": etag },
+      status: 206,
+      body: "0",
+      range: "bytes 0-0/16",
+    },
+    {
+      name: "If-Range stale",
+      headers: { Range: "bytes=0-0", "If-Range": '"old"' },
+      status: 200,
+      body: "0123456789abcdef",
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      const req = new Request("http://x/tftp/f.bin", {
+        method: c.method ?? "GET",
+        headers: c.headers,
+      });
+      const res = (await serveTreeFile(req, store, "tftp/f.bin"))!;
+      assert.equal(res.status, c.status);
+      assert.equal(res.headers.get("ETag"), etag);
+      assert.equal(res.headers.get("Content-Range"), c.range ?? null);
+      if (c.status !== 304) assert.equal(res.headers.get("Accept-Ranges"), "bytes");
+      if (c.body === null) {
+        assert.equal(res.body, null);
+      } else {
+        assert.equal(await res.text(), c.body);
+        assert.equal(res.headers.get("Content-Length"), String(c.body.length));
+      }
+      if (c.method === "HEAD" && c.status === 200) {
+        assert.equal(res.headers.get("Content-Length"), "16");
+      }
+    });
+  }
+  await t.step("a directory or a missing path gives null", async () => {
+    assert.equal(await serveTreeFile(new Request("http://x/"), store, "tftp"), null);
+    assert.equal(await serveTreeFile(new Request("http://x/"), store, "tftp/none"), null);
+  });
+});

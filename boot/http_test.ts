@@ -1,0 +1,337 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ContentStore } from "./content.ts";
+import { openDatabase } from "./db.ts";
+import { createHttpApp, type HttpBootConfig } from "./http.ts";
+import { embeddedDefaultStore, FallbackStore, LocalStore, MemoryStore } from "./local_store.ts";
+import { MachineStore } from "./machines.ts";
+import { OsCatalog } from "./os_catalog.ts";
+import { TemplateRenderer } from "./templates.ts";
+import { memoryLogger } from "../log.ts";
+
+const TREE = fileURLToPath(new URL("./testdata/tree", import.meta.url));
+const GOLDEN = fileURLToPath(new URL("./testdata/golden", import.meta.url));
+const MAC = "52:54:00:12:34:56";
+
+function setup(options: { store?: ContentStore; config?: Partial<HttpBootConfig> } = {}) {
+  const store = options.store ?? new LocalStore(TREE);
+  const logger = memoryLogger();
+  const machines = new MachineStore(openDatabase(":memory:"));
+  const app = createHttpApp({
+    store,
+    catalog: new OsCatalog(store),
+    templates: new TemplateRenderer({ store }),
+    machines,
+    config: {
+      serverIp: "10.0.0.1",
+      baseUrl: "http://10.0.0.1",
+      menuTimeout: 5,
+      templateConfig: { domain: "lab" },
+      ...options.config,
+    },
+    logger,
+  });
+  const get = (path: string, init: RequestInit = {}, ip = "10.0.0.50") =>
+    app.request(path, init, { remoteAddr: { hostname: ip } });
+  const text = async (path: string, ip?: string) => {
+    const res = await get(path, {}, ip);
+    return { status: res.status, body: await res.text(), type: res.headers.get("Content-Type") };
+  };
+  return { app, machines, logger, get, text };
+}
+
+Deno.test("rendered scripts match the golden files byte for byte", async (t) => {
+  const cases: {
+    golden: string;
+    url: string;
+    store?: ContentStore;
+    config?: Partial<HttpBootConfig>;
+    sticky?: [string, string];
+  }[] = [
+    { golden: "menu_default.ipxe", url: `/menu.ipxe?mac=${MAC}`, config: { defaultOs: "debian" } },
+    { golden: "menu_no_default.ipxe", url: "/menu.ipxe" },
+    { golden: "menu_no_default.ipxe", url: "/choose" },
+    {
+      golden: "menu_empty.ipxe",
+      url: "/boot.ipxe?mac=52-54-00-12-34-56",
+      store: new FallbackStore(embeddedDefaultStore()),
+    },
+    { golden: "start_debian.ipxe", url: "/boot/debian/52-54-00-12-34-56" },
+    { golden: "start_tiny.ipxe", url: `/boot/tiny/${MAC}` },
+    { golden: "start_custom.ipxe", url: "/boot/custom/525400123456" },
+    { golden: "chain.ipxe", url: "/boot.ipxe" },
+    {
+      golden: "sticky.ipxe",
+      url: "/boot.ipxe?mac=52:54:00:00:00:02",
+      sticky: ["52:54:00:00:00:02", "tiny"],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(`${c.url} → ${c.golden}`, async () => {
+      const s = setup({ store: c.store, config: c.config });
+      if (c.sticky) s.machines.setChoice(...c.sticky);
+      const res = await s.text(c.url);
+      assert.equal(res.status, 200);
+      assert.equal(res.type, "text/plain; charset=utf-8");
+      assert.equal(res.body, await Deno.readTextFile(join(GOLDEN, c.golden)));
+    });
+  }
+});
+
+Deno.test("a menu choice is sticky until cleared", async (t) => {
+  const s = setup();
+  await t.step("an unknown machine gets the menu", async () => {
+    assert.match((await s.text(`/boot.ipxe?mac=${MAC}`)).body, /^menu Astral Boot$/m);
+    assert.equal(s.machines.get(MAC)?.ip, "10.0.0.50");
+  });
+  await t.step("/choose records the choice and answers the start script", async () => {
+    const res = await s.text("/choose/debian/52-54-00-12-34-56");
+    assert.equal(res.body, await Deno.readTextFile(join(GOLDEN, "start_debian.ipxe")));
+    assert.deepEqual(s.machines.getChoice(MAC), { os: "debian", class: null });
+  });
+  await t.step("the next boot chains the chosen OS", async () => {
+    assert.match(
+      (await s.text(`/boot.ipxe?mac=${MAC}`)).body,
+      /^chain http:\/\/10\.0\.0\.1\/boot\/debian\/52-54-00-12-34-56$/m,
+    );
+  });
+  await t.step("/menu.ipxe still shows the menu", async () => {
+    assert.match((await s.text(`/menu.ipxe?mac=${MAC}`)).body, /^item debian /m);
+  });
+  await t.step("after clearChoice the menu is back", async () => {
+    s.machines.clearChoice(MAC);
+    assert.match((await s.text(`/boot.ipxe?mac=${MAC}`)).body, /^menu Astral Boot$/m);
+  });
+  await t.step("a chosen OS that left the tree gives the menu and a warning", async () => {
+    s.machines.setChoice(MAC, "gone");
+    assert.match((await s.text(`/boot.ipxe?mac=${MAC}`)).body, /^menu Astral Boot$/m);
+    assert.ok(s.logger.lines.some((l) => l.level === "warn" && /gone/.test(String(l.fields.why))));
+  });
+  await t.step("/choose for an OS not in the tree is 404 and records nothing", async () => {
+    s.machines.clearChoice(MAC);
+    assert.equal((await s.text(`/choose/nope/${MAC}`)).status, 404);
+    assert.equal(s.machines.getChoice(MAC), null);
+  });
+});
+
+Deno.test("[[machine]] entries pin the OS and name the machine", async () => {
+  const s = setup({
+    config: {
+      machines: [
+        { mac: "52-54-00-00-00-0A", os: "custom", hostname: "web1", vars: { disk: "/dev/vda" } },
+        { mac: "52:54:00:00:00:0b", os: "retired" },
+      ],
+    },
+  });
+  s.machines.setChoice("52:54:00:00:00:0a", "tiny");
+  const pinned = await s.text("/boot.ipxe?mac=52:54:00:00:00:0a");
+  assert.match(pinned.body, /boots custom \(configured\)/);
+  assert.match(
+    (await s.text("/boot/custom/52:54:00:00:00:0a")).body,
+    /^echo Booting custom on web1$/m,
+  );
+  const stale = await s.text("/boot.ipxe?mac=52:54:00:00:00:0b");
+  assert.match(stale.body, /^menu Astral Boot$/m);
+});
+
+Deno.test("/action and /config render the OS's templates for the asking machine", async (t) => {
+  const s = setup();
+  const want = "# preseed for node-525400123456 (52:54:00:12:34:56), served by 10.0.0.1\n" +
+    "d-i netcfg/get_hostname string node-525400123456\nd-i netcfg/get_domain string lab\n";
+  await t.step("with ?mac=", async () => {
+    const res = await s.text(`/action/debian/preseed?mac=${MAC}`, "10.9.9.9");
+    assert.equal(res.status, 200);
+    assert.ok(res.body.startsWith(want), res.body);
+  });
+  await t.step("without ?mac=, the machine that booted from this address", async () => {
+    await s.get(`/boot.ipxe?mac=${MAC}`, {}, "10.0.0.77");
+    const res = await s.text("/config/debian/preseed", "10.0.0.77");
+    assert.equal(res.status, 200);
+    assert.ok(res.body.startsWith(want), res.body);
+  });
+  const refusals: [string, number, RegExp][] = [
+    ["/action/debian/preseed", 404, /no machine known at 10\.1\.1\.1/],
+    [`/action/debian/start?mac=${MAC}`, 404, /no template start for debian/],
+    [`/action/nope/preseed?mac=${MAC}`, 404, /no OS nope/],
+    [`/action/debian/..%2fos.toml?mac=${MAC}`, 400, /not a template name/],
+    [`/action/debian/preseed?mac=zz`, 400, /not a MAC address/],
+  ];
+  for (const [url, status, body] of refusals) {
+    await t.step(`${url} → ${status}`, async () => {
+      const res = await s.text(url, "10.1.1.1");
+      assert.equal(res.status, status);
+      assert.match(res.body, body);
+    });
+  }
+});
+
+Deno.test("template mistakes answer 500 naming the file and line", async (t) => {
+  const store = new MemoryStore({
+    "boot/x/images/vmlinuz": "k",
+    "boot/x/template/preseed.vto": "ok\n{{ machine.vars.disk }}\n",
+    "boot/y/os.toml": 'cmdline = "a={{ nope }}"\n',
+    "boot/y/images/vmlinuz": "k",
+    "boot/z/template/start.vto": "#!ipxe\n{{ if }}\n",
+  });
+  const s = setup({ store });
+  const cases: [string, RegExp][] = [
+    [
+      `/action/x/preseed?mac=${MAC}`,
+      /^template error: boot\/x\/template\/preseed\.vto:2:1: "machine\.vars\.disk" is not defined/,
+    ],
+    [`/boot/y/${MAC}`, /^template error: boot\/y\/os\.toml#cmdline:1:3: "nope" is not defined/],
+    [`/boot/z/${MAC}`, /^template error: boot\/z\/template\/start\.vto:2:/],
+  ];
+  for (const [url, body] of cases) {
+    await t.step(url, async () => {
+      const res = await s.text(url);
+      assert.equal(res.status, 500);
+      assert.match(res.body, body);
+    });
+  }
+  assert.equal(s.logger.lines.filter((l) => l.level === "error").length, 3);
+});
+
+Deno.test("images and loaders: HEAD, Range, ETag, Content-Type", async (t) => {
+  const s = setup();
+  const linux = await Deno.readFile(join(TREE, "boot/debian/images/linux"));
+  await t.step("GET streams the whole file with validators", async () => {
+    const res = await s.get("/image/debian/linux");
+    assert.equal(res.status, 200);
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), linux);
+    assert.equal(res.headers.get("Content-Length"), "3000");
+    assert.equal(res.headers.get("Accept-Ranges"), "bytes");
+    assert.equal(res.headers.get("Content-Type"), "application/octet-stream");
+    assert.match(res.headers.get("ETag")!, /^"bb8-[0-9a-f]+"$/);
+    assert.ok(res.headers.get("Last-Modified"));
+  });
+  await t.step("HEAD has the headers and no body", async () => {
+    const res = await s.get("/image/debian/linux", { method: "HEAD" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("Content-Length"), "3000");
+    assert.equal(await res.text(), "");
+  });
+  await t.step("Range gives 206 and exactly those bytes", async () => {
+    const res = await s.get("/image/debian/linux", { headers: { Range: "bytes=100-199" } });
+    assert.equal(res.status, 206);
+    assert.equal(res.headers.get("Content-Range"), "bytes 100-199/3000");
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), linux.subarray(100, 200));
+  });
+  await t.step("unsatisfiable Range is 416", async () => {
+    const res = await s.get("/image/debian/linux", { headers: { Range: "bytes=3000-" } });
+    assert.equal(res.status, 416);
+    assert.equal(res.headers.get("Content-Range"), "bytes */3000");
+    await res.body?.cancel();
+  });
+  await t.step("If-None-Match with the ETag is 304", async () => {
+    const etag = (await s.get("/image/debian/linux", { method: "HEAD" })).headers.get("ETag")!;
+    const res = await s.get("/image/debian/linux", { headers: { "If-None-Match": etag } });
+    assert.equal(res.status, 304);
+    assert.equal(await res.text(), "");
+  });
+  await t.step("/tftp serves loaders, from the host package when the tree lacks them", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "astral-http-" });
+    try {
+      await Deno.writeTextFile(join(dir, "snponly.efi"), "host snponly");
+      const store = new FallbackStore(new LocalStore(TREE), {
+        "tftp/snponly.efi": join(dir, "snponly.efi"),
+      });
+      const f = setup({ store });
+      assert.equal((await f.text("/tftp/undionly.kpxe")).body, "fake undionly.kpxe for tests\n");
+      const efi = await f.text("/tftp/snponly.efi");
+      assert.equal(efi.body, "host snponly");
+      assert.equal(efi.type, "application/octet-stream");
+      assert.equal((await f.text("/tftp/ipxe.efi")).status, 404);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+Deno.test("traversal attempts never read outside the tree", async (t) => {
+  const base = await Deno.makeTempDir({ prefix: "astral-trav-" });
+  try {
+    const root = join(base, "root");
+    await Deno.mkdir(join(root, "boot/x/images"), { recursive: true });
+    await Deno.mkdir(join(root, "tftp"));
+    await Deno.writeTextFile(join(root, "boot/x/images/vmlinuz"), "kernel");
+    await Deno.writeTextFile(join(root, "boot/x/os.toml"), 'title = "SECRET-IN-TREE-TOML"\n');
+    await Deno.writeTextFile(join(base, "secret.txt"), "SECRET outside");
+    await Deno.symlink(join(base, "secret.txt"), join(root, "boot/x/images/abs-link"));
+    await Deno.symlink("../../../../secret.txt", join(root, "boot/x/images/rel-link"));
+    await Deno.symlink(base, join(root, "boot/x/images/up"));
+    await Deno.symlink(base, join(root, "tftp/up"));
+    const s = setup({ store: new LocalStore(root) });
+    const cases: [string, number][] = [
+      ["/image/x/../../secret.txt", 404],
+      ["/image/x/%2e%2e/%2e%2e/secret.txt", 404],
+      ["/image/x/..%2f..%2f..%2fsecret.txt", 400],
+      ["/image/x/%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret.txt", 400],
+      ["/image/x/..%5c..%5csecret.txt", 400],
+      ["/image/x/%00", 400],
+      ["/image/x/%ZZ", 400],
+      ["/image/..%2f..%2f/secret.txt", 400],
+      ["/image/x/abs-link", 403],
+      ["/image/x/rel-link", 403],
+      ["/image/x/up/secret.txt", 403],
+      ["/image/x/..%2fos.toml", 400],
+      ["/tftp/up/secret.txt", 403],
+      ["/tftp/..%2fboot%2fx%2fos.toml", 400],
+      ["/files/boot/x/os.toml", 404],
+      ["/image/x/../os.toml", 400],
+    ];
+    for (const [url, status] of cases) {
+      await t.step(`${url} → ${status}`, async () => {
+        const res = await s.get(url);
+        const body = await res.text();
+        assert.equal(res.status, status, body);
+        assert.doesNotMatch(body, /SECRET/);
+      });
+    }
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("bad MACs and OS names are 400, unknown routes 404", async (t) => {
+  const s = setup();
+  const cases: [string, number][] = [
+    ["/boot.ipxe?mac=nonsense", 400],
+    ["/menu.ipxe?mac=52:54:00", 400],
+    ["/choose/debian/zz-54-00-12-34-56", 400],
+    ["/boot/debian/52:54:00:12:34:56:78", 400],
+    ["/boot/.hidden/52:54:00:12:34:56", 400],
+    ["/boot/nope/52:54:00:12:34:56", 404],
+    ["/image/debian/missing", 404],
+    ["/image/debian/", 400],
+    ["/nothing/here", 404],
+  ];
+  for (const [url, status] of cases) {
+    await t.step(`${url} → ${status}`, async () => {
+      assert.equal((await s.text(url)).status, status);
+    });
+  }
+});
+
+Deno.test("every request leaves one access log line", async () => {
+  const s = setup();
+  await s.get(`/boot/tiny/${MAC}`, {}, "10.0.0.9");
+  await s.get("/image/tiny/vmlinuz", { method: "HEAD" }, "10.0.0.9");
+  await s.get("/image/tiny/vmlinuz", { headers: { Range: "bytes=0-9" } }, "10.0.0.9");
+  await s.get("/image/../etc/passwd", {}, "10.0.0.9");
+  const access = s.logger.lines.filter((l) => l.subsystem === "http" && "ms" in l.fields);
+  const script = (await Deno.readTextFile(join(GOLDEN, "start_tiny.ipxe"))).length;
+  assert.deepEqual(
+    access.map((
+      l,
+    ) => [l.fields.method, l.fields.path, l.fields.status, l.fields.bytes, l.fields.client]),
+    [
+      ["GET", `/boot/tiny/${MAC}`, 200, script, "10.0.0.9"],
+      ["HEAD", "/image/tiny/vmlinuz", 200, 0, "10.0.0.9"],
+      ["GET", "/image/tiny/vmlinuz", 206, 10, "10.0.0.9"],
+      ["GET", "/etc/passwd", 404, 10, "10.0.0.9"],
+    ],
+  );
+  for (const l of access) assert.equal(typeof l.fields.ms, "number");
+});

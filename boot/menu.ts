@@ -1,0 +1,113 @@
+/**
+ * What a machine gets from `/boot.ipxe`, and the OS menu it sees when nothing is decided.
+ *
+ * Pure functions: the HTTP layer gathers the catalog, the machine's configured and sticky
+ * OS, and renders the result with the `menu` / `sticky` templates.
+ *
+ * @module
+ */
+import type { CatalogProblem, OsEntry } from "./os_catalog.ts";
+
+/** One menu line: the iPXE label (the OS folder name) and its text. */
+export interface MenuItem {
+  name: string;
+  title: string;
+}
+
+/** What `templates/menu.vto` receives as `menu`. */
+export interface MenuModel {
+  items: MenuItem[];
+  /** OS booted after the timeout; "" for none (the menu waits). */
+  default: string;
+  /** `choose --timeout` in milliseconds; 0 waits for ever. */
+  timeout_ms: number;
+  /** Lines shown as `item --gap`: why the menu is empty, which OS was left out. */
+  notices: string[];
+  /** The MAC as it goes into `/choose/<os>/<mac>` URLs, or the iPXE setting when unknown. */
+  mac_url: string;
+}
+
+/** Inputs of {@linkcode buildMenu}. */
+export interface MenuInput {
+  entries: readonly OsEntry[];
+  problems?: readonly CatalogProblem[];
+  /** `[boot] default`; ignored (with a notice) when it names no OS of the tree. */
+  defaultOs?: string;
+  /** `[boot] menu_timeout` in seconds. */
+  timeoutSeconds: number;
+  /** Normalized MAC of the asking machine, or null when the request did not say. */
+  mac: string | null;
+  /** Whether the store has a `boot/` folder at all (the embedded default has none). */
+  hasBootTree: boolean;
+}
+
+/** iPXE's own spelling of the booting interface's MAC, for URLs built without one. */
+export const IPXE_MAC_SETTING = "${netX/mac:hexhyp}";
+
+/** A MAC as a URL segment: hyphens, as iPXE's `:hexhyp` prints it. */
+export function macForUrl(mac: string | null): string {
+  return mac === null ? IPXE_MAC_SETTING : mac.replaceAll(":", "-");
+}
+
+// iPXE would expand "${...}" inside item text; a title is text, not a setting reference.
+function _menuText(text: string): string {
+  return text.replaceAll("${", "$ {");
+}
+
+/** The menu for a machine: items in catalog order, default and notices. */
+export function buildMenu(input: MenuInput): MenuModel {
+  const items = input.entries.map((e) => ({ name: e.name, title: _menuText(e.title) }));
+  const notices: string[] = [];
+  if (items.length === 0) {
+    notices.push(
+      input.hasBootTree
+        ? "No operating systems under boot/ (see the server log)"
+        : "No boot tree configured: use -l DIR or ref",
+    );
+  }
+  const skipped = [...new Set((input.problems ?? []).filter((p) => p.skipped).map((p) => p.os))];
+  for (const os of skipped) notices.push(_menuText(`${os}: left out, see the server log`));
+  let def = "";
+  if (input.defaultOs) {
+    if (items.some((i) => i.name === input.defaultOs)) def = input.defaultOs;
+    else notices.push(_menuText(`Default OS ${input.defaultOs} is not in the tree`));
+  }
+  return {
+    items,
+    default: def,
+    timeout_ms: def ? Math.max(0, Math.round(input.timeoutSeconds * 1000)) : 0,
+    notices,
+    mac_url: macForUrl(input.mac),
+  };
+}
+
+/** Where `/boot.ipxe` sends a machine. */
+export type EntryDecision =
+  | { kind: "os"; os: string; reason: "configured" | "chosen at the menu" }
+  | { kind: "menu"; note?: string };
+
+/**
+ * Decides the entry script: the OS pinned by `[[machine]] os` first (the administrator's
+ * word), then the sticky choice made at the menu, else the menu. An OS that is not in the
+ * tree (any more) gives the menu, with a note for the log.
+ */
+export function decideEntry(input: {
+  configuredOs?: string | null;
+  chosenOs?: string | null;
+  known: ReadonlySet<string>;
+}): EntryDecision {
+  const notes: string[] = [];
+  if (input.configuredOs) {
+    if (input.known.has(input.configuredOs)) {
+      return { kind: "os", os: input.configuredOs, reason: "configured" };
+    }
+    notes.push(`configured os ${input.configuredOs} is not in the tree`);
+  }
+  if (input.chosenOs) {
+    if (input.known.has(input.chosenOs)) {
+      return { kind: "os", os: input.chosenOs, reason: "chosen at the menu" };
+    }
+    notes.push(`chosen os ${input.chosenOs} is not in the tree`);
+  }
+  return notes.length ? { kind: "menu", note: notes.join("; ") } : { kind: "menu" };
+}
