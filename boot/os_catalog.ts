@@ -8,6 +8,7 @@
  * kernel = "linux"                  # under images/; default: see below
  * initrd = ["initrd.gz"]            # a name or a list, under images/; default: see below
  * cmdline = "auto=true url={{ http }}/action/debian/preseed"   # Vento, rendered per machine
+ * vars = { mirror = "deb.debian.org" }   # template variables of every machine of this OS
  *
  * [classes.server]                  # variants of the OS (kept for the class menu)
  * title = "Debian server"
@@ -47,6 +48,8 @@ export interface OsEntry {
   /** Extra kernel arguments as written (a Vento template). */
   cmdline: string;
   classes: OsClass[];
+  /** Template variables for every machine of this OS (`vars = { … }`); absent when unset. */
+  vars?: Record<string, unknown>;
   /** Names of the OS's own templates (`template/<name>.vto`), sorted. */
   templates: string[];
   /** Where the entry came from: `boot/<os>/os.toml`, or `boot/<os>/` without one. */
@@ -86,13 +89,14 @@ export interface OsToml {
   kernel?: string;
   initrd?: string[];
   cmdline?: string;
+  vars?: Record<string, unknown>;
   classes: OsClass[];
 }
 
 /** Names usable as a folder, an iPXE label and a URL segment. */
 export const OS_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
-const _KNOWN_KEYS = new Set(["title", "kernel", "initrd", "cmdline", "classes"]);
+const _KNOWN_KEYS = new Set(["title", "kernel", "initrd", "cmdline", "vars", "classes"]);
 const _CLASS_KEYS = new Set(["title", "vars"]);
 
 /** Line of `key` inside `[table]` (top level when table is ""), best effort for messages. */
@@ -184,6 +188,10 @@ export function parseOsToml(text: string, file: string): { meta: OsToml; unknown
       }
       case "cmdline":
         meta.cmdline = str("", key, value);
+        break;
+      case "vars":
+        if (!_isTable(value)) fail("", key, `must be a table (got ${_typeName(value)})`);
+        meta.vars = structuredClone(value) as Record<string, unknown>;
         break;
       case "classes":
         if (!_isTable(value)) fail("", key, `must be a table (got ${_typeName(value)})`);
@@ -293,6 +301,7 @@ async function _loadOne(
       initrd,
       cmdline: meta.cmdline ?? "",
       classes: meta.classes,
+      ...(meta.vars ? { vars: meta.vars } : {}),
       templates,
       source: hasToml ? tomlPath : `${dir}/`,
     },
