@@ -327,9 +327,10 @@ export class IpfsStore {
           mbps: Math.round(node.size / 1e6 / Math.max(seconds, 1e-3) * 10) / 10,
         });
       } catch (err) {
+        // Clean up first: a reader that sees the error may check that nothing is left.
+        await writer?.abort();
         fill.error = err;
         failTemp(err);
-        await writer?.abort();
         this.#logger.warn("ipfs", "file download failed, nothing cached", {
           path: label,
           cid: node.cid.toString(),

@@ -104,11 +104,9 @@ export function decodeNode(cid: CID, bytes: Uint8Array): UnixfsNode {
       if (fanout < 2 || fanout > _MAX_FANOUT || (fanout & (fanout - 1)) !== 0) {
         throw new UnixfsError(`HAMT ${cid} has fanout ${fanout}`, cid.toString());
       }
-      if (fs.hashType !== BigInt(_HAMT_MURMUR3_X64_64)) {
-        throw new UnixfsError(
-          `HAMT ${cid} uses hash 0x${fs.hashType?.toString(16)}`,
-          cid.toString(),
-        );
+      const hashType = _hamtHashType(pb.Data!, cid);
+      if (hashType !== _HAMT_MURMUR3_X64_64) {
+        throw new UnixfsError(`HAMT ${cid} uses hash 0x${hashType?.toString(16)}`, cid.toString());
       }
       return { kind: "hamt", cid, fanout, links: _named(pb) };
     }
@@ -372,6 +370,40 @@ function _takeBits(bytes: Uint8Array, offset: number, count: number): number {
     out = (out << 1) | ((bytes[bit >> 3]! >> (7 - (bit & 7))) & 1);
   }
   return out;
+}
+
+/**
+ * Field 5 (hashType) of the UnixFS Data message. ipfs-unixfs's `unmarshal` drops it, so the
+ * protobuf is scanned here: varint fields and length-delimited fields only, as UnixFS uses.
+ */
+function _hamtHashType(data: Uint8Array, cid: CID): number | undefined {
+  let pos = 0;
+  const varint = (): number => {
+    let out = 0;
+    for (let shift = 0; shift < 64; shift += 7) {
+      if (pos >= data.length) break;
+      const b = data[pos++]!;
+      out += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return out;
+    }
+    throw new UnixfsError(`HAMT ${cid}: truncated varint at offset ${pos}`, cid.toString());
+  };
+  let found: number | undefined;
+  while (pos < data.length) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    const wire = key & 7;
+    if (wire === 0) {
+      const value = varint();
+      if (field === 5) found = value;
+    } else if (wire === 2) {
+      const length = varint();
+      pos += length;
+    } else {
+      throw new UnixfsError(`HAMT ${cid}: unexpected wire type ${wire}`, cid.toString());
+    }
+  }
+  return found;
 }
 
 function _named(pb: dagPb.PBNode): NamedLink[] {
