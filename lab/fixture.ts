@@ -1,0 +1,234 @@
+/**
+ * The lab's fixture boot tree: a Debian kernel, a busybox initramfs whose /init prints a
+ * marker and powers off, and the iPXE first stages, laid out as an Astral Boot content tree.
+ *
+ * Built from Debian packages (`apt-get download`, never installed) into a cache folder and
+ * reused while its inputs (package versions, iPXE files, init script, os.toml) stay the same.
+ *
+ * @module
+ */
+
+import { run } from "../tests/netns.ts";
+import type { Logger } from "../log.ts";
+import { type CpioEntry, encodeCpio, gzip } from "./cpio.ts";
+
+/** What the fixture's /init prints on the serial console once the kernel runs it. */
+export const MARKER = "ASTRALBOOT-MARKER-OK";
+
+/** The OS folder name of the fixture under `boot/`. */
+export const FIXTURE_OS = "tiny";
+
+/** The fixture's os.toml; the HTTP layer builds the start script from it. */
+export const OS_TOML = `title = "Tiny test Linux"
+kernel = "vmlinuz"
+initrd = "initrd.gz"
+cmdline = "console=ttyS0 quiet"
+`;
+
+// The marker line is printed twice because a console write can race the serial FIFO set-up.
+const _INIT = `#!/bin/sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+echo "astralboot lab: init running on $(/bin/busybox uname -r)"
+echo ${MARKER}
+/bin/busybox sync
+/bin/busybox poweroff -f
+`;
+
+// Bumped when the builder's output changes for the same inputs.
+const _BUILDER_VERSION = 1;
+
+const _IPXE_FILES: Record<string, string> = {
+  "tftp/undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe",
+  "tftp/snponly.efi": "/usr/lib/ipxe/snponly.efi",
+  "tftp/ipxe.efi": "/usr/lib/ipxe/ipxe.efi",
+};
+
+/** A built fixture tree. */
+export interface Fixture {
+  /** Absolute path of the tree (the `-l DIR` of `astralboot serve`). */
+  tree: string;
+  /** Hash of every input; the tree's folder name carries its first 16 hex digits. */
+  key: string;
+  /** Debian package versions it was built from, e.g. `linux-image-6.1.0-56-amd64=6.1.192-2`. */
+  packages: string[];
+  /** True when this call built it, false when it came from the cache. */
+  built: boolean;
+}
+
+/** Options for {@linkcode buildFixture}. */
+export interface FixtureOptions {
+  /** Where debs and trees are kept; default {@linkcode defaultCacheDir}. */
+  cacheDir?: string;
+  logger: Logger;
+}
+
+/**
+ * The cache folder: `$ASTRALBOOT_CACHE/fixtures` when set, else `.cache/fixtures` in the source
+ * checkout when running from one, else `~/.cache/astralboot/fixtures`.
+ */
+export function defaultCacheDir(): string {
+  const env = Deno.env.get("ASTRALBOOT_CACHE");
+  if (env) return `${env.replace(/\/+$/, "")}/fixtures`;
+  const here = new URL(".", import.meta.url);
+  if (here.protocol === "file:") {
+    const repo = decodeURIComponent(new URL("..", here).pathname).replace(/\/$/, "");
+    try {
+      Deno.statSync(`${repo}/deno.json`);
+      Deno.statSync(`${repo}/.git`);
+      return `${repo}/.cache/fixtures`;
+    } catch { /* not a checkout: compiled binary or installed copy */ }
+  }
+  return `${Deno.env.get("HOME") ?? "/root"}/.cache/astralboot/fixtures`;
+}
+
+async function _sha256(bytes: Uint8Array | string): Promise<string> {
+  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+  const digest = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The candidate version of a Debian package from the local apt lists (no network). */
+async function _candidate(pkg: string): Promise<string> {
+  const res = await run(["apt-cache", "policy", pkg]);
+  const version = /Candidate:\s*(\S+)/.exec(res.stdout)?.[1];
+  if (!version || version === "(none)") {
+    throw new Error(`fixture: Debian package ${pkg} has no candidate version (apt-get update?)`);
+  }
+  return version;
+}
+
+/** The versioned kernel package behind the `linux-image-amd64` metapackage. */
+async function _kernelPackage(): Promise<string> {
+  const res = await run(["apt-cache", "depends", "linux-image-amd64"]);
+  const name = /Depends:\s*(linux-image-[\w.+-]+-amd64)/.exec(res.stdout)?.[1];
+  if (!name) throw new Error("fixture: linux-image-amd64 names no linux-image-*-amd64 dependency");
+  return name;
+}
+
+async function _exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** A deb in `debs/`, downloaded on first use; apt names it `pkg_ver_arch.deb` (':' as %3a). */
+async function _deb(debs: string, pkg: string, version: string, logger: Logger): Promise<string> {
+  const file = `${debs}/${pkg}_${version.replace(":", "%3a")}_amd64.deb`;
+  if (await _exists(file)) return file;
+  await Deno.mkdir(debs, { recursive: true });
+  logger.info("lab", "downloading Debian package", { package: pkg, version });
+  try {
+    // apt-get download writes into the working directory; run it there through sh -c.
+    await run(
+      ["sh", "-c", 'cd "$1" && apt-get download -q "$2"', "sh", debs, `${pkg}=${version}`],
+      {
+        timeoutMs: 600_000,
+      },
+    );
+  } catch (err) {
+    throw new Error(`fixture: cannot download ${pkg}=${version}`, { cause: err });
+  }
+  if (!(await _exists(file))) throw new Error(`fixture: apt-get download left no ${file}`);
+  return file;
+}
+
+/** Extracts one member of a deb's data archive to `dest`, without unpacking the rest. */
+async function _extractMember(deb: string, member: string, dest: string): Promise<void> {
+  const res = await run([
+    "sh",
+    "-c",
+    'dpkg-deb --fsys-tarfile "$1" | tar -xO "$2" > "$3"',
+    "sh",
+    deb,
+    member,
+    dest,
+  ], { timeoutMs: 300_000 });
+  if ((await Deno.stat(dest)).size === 0) {
+    throw new Error(`fixture: ${member} in ${deb} is empty or missing (${res.stderr.trim()})`);
+  }
+}
+
+/** The initramfs members: busybox, a console device node and the marker /init. */
+function _initramfsEntries(busybox: Uint8Array): CpioEntry[] {
+  const text = new TextEncoder();
+  return [
+    { kind: "dir", path: "bin" },
+    { kind: "dir", path: "dev" },
+    { kind: "dir", path: "proc" },
+    { kind: "dir", path: "sys" },
+    // Without /dev/console in the initramfs the kernel starts init with no stdout.
+    { kind: "char", path: "dev/console", major: 5, minor: 1 },
+    { kind: "char", path: "dev/null", mode: 0o666, major: 1, minor: 3 },
+    { kind: "file", path: "bin/busybox", mode: 0o755, data: busybox },
+    { kind: "symlink", path: "bin/sh", target: "busybox" },
+    { kind: "file", path: "init", mode: 0o755, data: text.encode(_INIT) },
+  ];
+}
+
+/** Builds the fixture tree (or finds it in the cache) and returns where it is. */
+export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
+  const cache = options.cacheDir ?? defaultCacheDir();
+  const logger = options.logger;
+  const kernelPkg = await _kernelPackage();
+  const kernelVersion = await _candidate(kernelPkg);
+  const busyboxVersion = await _candidate("busybox-static");
+  const packages = [`${kernelPkg}=${kernelVersion}`, `busybox-static=${busyboxVersion}`];
+  const ipxe: Record<string, string> = {};
+  for (const [dest, src] of Object.entries(_IPXE_FILES)) {
+    try {
+      ipxe[dest] = await _sha256(await Deno.readFile(src));
+    } catch (err) {
+      throw new Error(`fixture: ${src} is missing (install the ipxe package)`, { cause: err });
+    }
+  }
+  const key = await _sha256(
+    JSON.stringify({ v: _BUILDER_VERSION, packages, ipxe, init: _INIT, os: OS_TOML }),
+  );
+  const tree = `${cache}/tree-${key.slice(0, 16)}`;
+  if (await _exists(`${tree}/manifest.json`)) return { tree, key, packages, built: false };
+
+  logger.info("lab", "building fixture tree", { tree, packages });
+  await Deno.mkdir(cache, { recursive: true });
+  const work = await Deno.makeTempDir({ dir: cache, prefix: ".build-" });
+  try {
+    const kernelDeb = await _deb(`${cache}/debs`, kernelPkg, kernelVersion, logger);
+    const busyboxDeb = await _deb(`${cache}/debs`, "busybox-static", busyboxVersion, logger);
+    const images = `${work}/boot/${FIXTURE_OS}/images`;
+    await Deno.mkdir(images, { recursive: true });
+    await Deno.mkdir(`${work}/tftp`, { recursive: true });
+    const release = kernelPkg.replace(/^linux-image-/, "");
+    await _extractMember(kernelDeb, `./boot/vmlinuz-${release}`, `${images}/vmlinuz`);
+    await _extractMember(busyboxDeb, "./bin/busybox", `${work}/busybox`);
+    const initrd = await gzip(
+      encodeCpio(_initramfsEntries(await Deno.readFile(`${work}/busybox`))),
+    );
+    await Deno.writeFile(`${images}/initrd.gz`, initrd);
+    await Deno.remove(`${work}/busybox`);
+    await Deno.writeTextFile(`${work}/boot/${FIXTURE_OS}/os.toml`, OS_TOML);
+    for (const [dest, src] of Object.entries(_IPXE_FILES)) {
+      await Deno.copyFile(src, `${work}/${dest}`);
+    }
+    // dnsmasq and other stand-in servers drop root: everything must be world-readable.
+    await run(["chmod", "-R", "a+rX", work]);
+    await Deno.writeTextFile(
+      `${work}/manifest.json`,
+      JSON.stringify({ key, packages, ipxe, built: new Date().toISOString() }, null, 2) + "\n",
+    );
+    try {
+      await Deno.rename(work, tree);
+    } catch (err) {
+      // Another run finished the same tree first: theirs is as good as ours.
+      if (!(await _exists(`${tree}/manifest.json`))) throw err;
+      await Deno.remove(work, { recursive: true });
+    }
+  } catch (err) {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+    throw err;
+  }
+  return { tree, key, packages, built: true };
+}

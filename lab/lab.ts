@@ -1,0 +1,353 @@
+/**
+ * The lab harness: one QEMU VM PXE-boots from a boot server, both inside a throwaway network
+ * namespace, and the serial console tells whether the fixture's marker was reached.
+ *
+ * Layout inside namespace `abl-<random>`: bridge `br0` (STP off, forward delay 0) holding the
+ * server address, tap `tap0` on the bridge for QEMU, IPv6 off. The server, tcpdump and QEMU all
+ * run in there; nothing touches the host's interfaces. Everything is removed on success,
+ * failure, timeout and SIGINT/SIGTERM.
+ *
+ * @module
+ */
+
+import { Netns } from "../tests/netns.ts";
+import type { Logger } from "../log.ts";
+import { MARKER } from "./fixture.ts";
+import {
+  type LabContext,
+  type LabServer,
+  readLines,
+  type RunningServer,
+  spawnAll,
+} from "./servers.ts";
+import { parseTsharkFields, type Stage, stagesFromPackets, TSHARK_FIELDS } from "./stages.ts";
+
+/** Firmware of the VM: SeaBIOS with QEMU's iPXE NIC ROM, or OVMF with its own PXE client. */
+export type Firmware = "bios" | "uefi";
+
+/** The emulated network card. */
+export type Nic = "virtio-net-pci" | "e1000";
+
+/** Options for {@linkcode runLab}. */
+export interface LabOptions {
+  firmware: Firmware;
+  nic: Nic;
+  /** The fixture tree the server serves. */
+  tree: string;
+  /** The boot server; see servers.ts. */
+  server: LabServer;
+  /** Give up after this long from VM start; default 150 s. */
+  timeoutMs?: number;
+  logger: Logger;
+  /** Called with every serial console line (escape sequences removed). */
+  onSerialLine?: (line: string) => void;
+  /** What /init prints; default the fixture's {@linkcode MARKER}. */
+  marker?: string;
+  /** Kernel and initrd file names, to tell the HTTP fetches apart; default the fixture's. */
+  images?: { kernel: string; initrd: string };
+  /** Copy the packet capture (pcap) here before the namespace's folder goes. */
+  captureFile?: string;
+  /** Namespace name prefix; default "abl". */
+  prefix?: string;
+}
+
+/** What a lab run found. */
+export interface LabResult {
+  ok: boolean;
+  /** Stages reached, ms after VM start, from the packet capture and the serial console. */
+  stages: Stage[];
+  /** The whole serial console, escape sequences removed. */
+  serial: string;
+  /** The server's output lines. */
+  serverLog: string[];
+  /** Why it failed, one line; absent when ok. */
+  error?: string;
+}
+
+const _BRIDGE = "br0";
+const _TAP = "tap0";
+const _SERVER_IP = "10.77.0.1";
+const _PREFIX_LEN = 24;
+const _NETMASK = "255.255.255.0";
+const _RANGE: [string, string] = ["10.77.0.100", "10.77.0.150"];
+const _OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd";
+const _OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd";
+
+/** Removes terminal escape sequences (OVMF and iPXE draw with them) and carriage returns. */
+export function cleanSerial(text: string): string {
+  return text
+    // deno-lint-ignore no-control-regex
+    .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, "")
+    // deno-lint-ignore no-control-regex
+    .replace(/\x1b[()][0-9A-Za-z]|\x1b[=>78c]/g, "")
+    // deno-lint-ignore no-control-regex
+    .replace(/[\r\x00-\x08\x0b-\x1f\x7f]/g, "");
+}
+
+/** The QEMU command line for one lab VM. */
+export function qemuArgs(
+  options: { firmware: Firmware; nic: Nic; mac: string; varsFile?: string },
+): string[] {
+  const device = [options.nic, "netdev=n0", `mac=${options.mac}`];
+  const args = [
+    "qemu-system-x86_64",
+    "-accel",
+    "tcg",
+    "-m",
+    "512",
+    "-display",
+    "none",
+    "-monitor",
+    "none",
+    "-serial",
+    "stdio",
+    "-no-reboot",
+    "-boot",
+    "n",
+    "-netdev",
+    `tap,id=n0,ifname=${_TAP},script=no,downscript=no`,
+  ];
+  if (options.firmware === "bios") {
+    // SeaBIOS boots the NIC's iPXE ROM; sga copies its text screen to the serial port.
+    args.push("-device", device.join(","), "-device", "sga");
+  } else {
+    if (!options.varsFile) throw new Error("qemuArgs: UEFI needs a writable OVMF_VARS copy");
+    // OVMF's own PXE client runs either way: the real PXE → TFTP → iPXE chain. OVMF drives
+    // virtio-net itself, so its ROM goes; it has no e1000 driver, so the ROM's EFI SNP driver
+    // (iPXE as a plain network driver) stays for e1000.
+    if (options.nic === "virtio-net-pci") device.push("romfile=");
+    args.push(
+      "-device",
+      device.join(","),
+      "-drive",
+      `if=pflash,format=raw,readonly=on,file=${_OVMF_CODE}`,
+      "-drive",
+      `if=pflash,format=raw,file=${options.varsFile}`,
+    );
+  }
+  return args;
+}
+
+function _randomMac(): string {
+  const b = crypto.getRandomValues(new Uint8Array(3));
+  return ["52", "54", "00", ...Array.from(b, (x) => x.toString(16).padStart(2, "0"))].join(":");
+}
+
+async function _bridge(ns: Netns): Promise<void> {
+  const steps = [
+    ["ip", "link", "add", _BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0"],
+    ["ip", "addr", "add", `${_SERVER_IP}/${_PREFIX_LEN}`, "dev", _BRIDGE],
+    ["ip", "tuntap", "add", "dev", _TAP, "mode", "tap"],
+    ["ip", "link", "set", _TAP, "master", _BRIDGE],
+    ["ip", "link", "set", _TAP, "up"],
+    ["ip", "link", "set", _BRIDGE, "up"],
+  ];
+  for (const cmd of steps) await ns.exec(cmd);
+}
+
+function _sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Waits until UDP 67 and the HTTP port listen inside the namespace, or the server exits. */
+async function _waitListening(
+  ns: Netns,
+  server: RunningServer,
+  httpPort: number,
+  signal: AbortSignal,
+): Promise<void> {
+  let exited = false;
+  server.exited.then(() => exited = true);
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && !signal.aborted && !exited) {
+    const udp = await ns.exec(["ss", "-Hlun"], { check: false });
+    const tcp = await ns.exec(["ss", "-Hltn"], { check: false });
+    if (/[:%][^\s]*:67\s/.test(udp.stdout) && new RegExp(`:${httpPort}\\s`).test(tcp.stdout)) {
+      return;
+    }
+    await _sleep(250, signal);
+  }
+  if (signal.aborted) throw signal.reason;
+  throw new Error(
+    exited
+      ? "boot server exited before it listened on DHCP and HTTP"
+      : `boot server did not listen on udp/67 and tcp/${httpPort} within 60 s`,
+  );
+}
+
+/** Starts tcpdump on the bridge; resolves once it is capturing. */
+async function _startCapture(ns: Netns, file: string): Promise<RunningServer> {
+  // -Z root: tcpdump drops to its own user otherwise and cannot write our private folder.
+  // --immediate-mode: without it the last packets are lost when it stops (LAB-NOTES).
+  const cap = spawnAll(ns, [{
+    tag: "tcpdump",
+    argv: ["tcpdump", "-i", _BRIDGE, "-Z", "root", "-U", "--immediate-mode", "-s", "0", "-w", file],
+  }]);
+  const deadline = Date.now() + 15_000;
+  while (!cap.lines.some((l) => l.includes("listening on"))) {
+    if (Date.now() > deadline) {
+      await cap.stop();
+      throw new Error(`tcpdump did not start: ${cap.lines.join(" | ")}`);
+    }
+    await _sleep(50);
+  }
+  return cap;
+}
+
+async function _readCapture(file: string, httpPort: number): Promise<string> {
+  const args = ["-r", file, "-n", "-d", `tcp.port==${httpPort},http`, "-T", "fields"];
+  for (const f of TSHARK_FIELDS) args.push("-e", f);
+  args.push("-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,");
+  const out = await new Deno.Command("tshark", { args, stdout: "piped", stderr: "piped" }).output();
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** Boots one VM from `options.server` inside a fresh namespace and reports what happened. */
+export async function runLab(options: LabOptions): Promise<LabResult> {
+  const logger = options.logger;
+  const marker = options.marker ?? MARKER;
+  const timeoutMs = options.timeoutMs ?? 150_000;
+  const images = options.images ?? { kernel: "vmlinuz", initrd: "initrd.gz" };
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new Error("interrupted by signal"));
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+
+  const serialLines: string[] = [];
+  let serverLog: string[] = [];
+  let ns: Netns | undefined;
+  let workDir: string | undefined;
+  let server: RunningServer | undefined;
+  let capture: RunningServer | undefined;
+  let qemu: Deno.ChildProcess | undefined;
+  let serialDone: Promise<void> = Promise.resolve();
+  let qemuErr: Promise<string> = Promise.resolve("");
+  // Ends the timers of the wait below, so none outlives the run.
+  const settled = new AbortController();
+  const wake = AbortSignal.any([abort.signal, settled.signal]);
+  let startedAt = 0;
+  let markerAt: number | undefined;
+  let error: string | undefined;
+  let stages: Stage[] = [];
+  const pcap = () => `${workDir}/lab.pcap`;
+
+  try {
+    workDir = await Deno.makeTempDir({ prefix: "abl-lab-" });
+    ns = await Netns.create(options.prefix ?? "abl");
+    logger.info("lab", "namespace ready", {
+      ns: ns.name,
+      firmware: options.firmware,
+      nic: options.nic,
+    });
+    await _bridge(ns);
+    const ctx: LabContext = {
+      ns,
+      iface: _BRIDGE,
+      serverIp: _SERVER_IP,
+      prefixLen: _PREFIX_LEN,
+      netmask: _NETMASK,
+      range: _RANGE,
+      tree: options.tree,
+      workDir,
+      logger,
+    };
+    server = await options.server.start(ctx);
+    serverLog = server.lines;
+    await _waitListening(ns, server, options.server.httpPort, abort.signal);
+    capture = await _startCapture(ns, pcap());
+
+    let varsFile: string | undefined;
+    if (options.firmware === "uefi") {
+      varsFile = `${workDir}/OVMF_VARS.fd`;
+      await Deno.copyFile(_OVMF_VARS, varsFile);
+    }
+    const argv = qemuArgs({ ...options, mac: _randomMac(), varsFile });
+    logger.debug("lab", "starting VM", { argv: argv.join(" ") });
+    startedAt = Date.now();
+    qemu = ns.spawn(argv, { stdout: "piped", stderr: "piped" });
+    qemuErr = new Response(qemu.stderr).text();
+
+    let sawMarker: () => void = () => {};
+    const markerSeen = new Promise<void>((resolve) => sawMarker = resolve);
+    serialDone = readLines(qemu.stdout, (line) => {
+      const clean = cleanSerial(line);
+      serialLines.push(clean);
+      options.onSerialLine?.(clean);
+      if (markerAt === undefined && clean.includes(marker)) {
+        markerAt = Date.now();
+        sawMarker();
+      }
+    });
+
+    const timedOut = _sleep(timeoutMs, wake).then(() => "timeout" as const);
+    const outcome = await Promise.race([
+      markerSeen.then(() => "marker" as const),
+      qemu.status.then(() => "exited" as const),
+      server.exited.then(() => "server-exited" as const),
+      timedOut,
+    ]);
+    if (outcome === "marker") {
+      // /init powers off right after the marker; give QEMU a moment to leave by itself.
+      await Promise.race([qemu.status, _sleep(10_000, wake)]);
+    } else if (abort.signal.aborted) {
+      error = "interrupted";
+    } else if (outcome === "timeout") {
+      error = `no ${marker} on serial within ${timeoutMs / 1000} s`;
+    } else if (outcome === "server-exited") {
+      error = "boot server exited during the boot";
+    } else {
+      await serialDone;
+      // Power-off can race the read of the last line; the status then arrives first.
+      if (markerAt === undefined) {
+        const status = await qemu.status;
+        error = `QEMU exited (code ${status.code}) before ${marker}: ${(await qemuErr).trim()}`;
+      }
+    }
+  } catch (err) {
+    error = abort.signal.aborted
+      ? "interrupted"
+      : (err instanceof Error ? err.message : String(err));
+  } finally {
+    settled.abort();
+    if (qemu) {
+      try {
+        qemu.kill("SIGKILL");
+      } catch { /* exited */ }
+      await qemu.status;
+      await serialDone.catch(() => {});
+      await qemuErr.catch(() => "");
+    }
+    if (server) await server.stop();
+    if (capture) {
+      await capture.stop();
+      try {
+        const packets = parseTsharkFields(await _readCapture(pcap(), options.server.httpPort));
+        stages = stagesFromPackets(packets, { startedAt, ...images, markerAt });
+        if (options.captureFile) await Deno.copyFile(pcap(), options.captureFile);
+      } catch (err) {
+        logger.warn("lab", "cannot read the packet capture", { error: err });
+      }
+    }
+    if (ns) await ns.dispose();
+    if (workDir) await Deno.remove(workDir, { recursive: true }).catch(() => {});
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+  }
+  if (markerAt !== undefined) error = undefined;
+  const result: LabResult = {
+    ok: markerAt !== undefined,
+    stages,
+    serial: serialLines.join("\n"),
+    serverLog,
+  };
+  if (!result.ok) result.error = error ?? "marker not seen";
+  return result;
+}

@@ -1,0 +1,218 @@
+/**
+ * `astralboot lab`: builds (or loads) the fixture tree, PXE-boots a VM from this server inside
+ * a throwaway network namespace, prints the serial console and the stage timings.
+ *
+ * @module
+ */
+
+import type { Logger } from "../log.ts";
+import { buildFixture } from "./fixture.ts";
+import { type Firmware, type LabResult, type Nic, runLab } from "./lab.ts";
+import { astralbootServer, dnsmasqServer, type LabServer } from "./servers.ts";
+import { formatStages } from "./stages.ts";
+
+/** Usage of `astralboot lab`. */
+export const LAB_HELP = `Usage: astralboot lab [options]
+
+PXE-boots a QEMU VM from Astral Boot inside a throwaway network namespace (needs root,
+qemu-system-x86, ovmf, tcpdump, tshark) and prints the serial console and stage timings.
+
+Options:
+  --firmware bios|uefi       VM firmware (default bios)
+  --nic virtio|e1000         network card (default virtio)
+  --all                      all four firmware × nic combinations, one after the other
+  --timeout S                give up after S seconds per boot (default 150)
+  --server astralboot|dnsmasq  boot server (default astralboot; dnsmasq is the peer stand-in)
+  --pcap FILE                keep the packet capture of the (last) boot in FILE
+  --quiet                    do not print the serial console
+`;
+
+/** What `astralboot lab` was asked to do. */
+export interface LabArgs {
+  runs: { firmware: Firmware; nic: Nic }[];
+  timeoutMs: number;
+  server: "astralboot" | "dnsmasq";
+  pcap?: string;
+  quiet: boolean;
+  help: boolean;
+}
+
+/** A bad `astralboot lab` command line; the message names the flag. */
+export class LabUsageError extends Error {
+  override name = "LabUsageError";
+}
+
+const _NICS: Record<string, Nic> = {
+  "virtio": "virtio-net-pci",
+  "virtio-net-pci": "virtio-net-pci",
+  "e1000": "e1000",
+};
+
+/** Parses the flags after `astralboot lab`. Throws {@linkcode LabUsageError}. */
+export function parseLabArgs(args: string[]): LabArgs {
+  let firmware: Firmware = "bios";
+  let nic: Nic = "virtio-net-pci";
+  let all = false;
+  const out: LabArgs = {
+    runs: [],
+    timeoutMs: 150_000,
+    server: "astralboot",
+    quiet: false,
+    help: false,
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      const v = eq > 0 ? arg.slice(eq + 1) : args[++i];
+      if (v === undefined || v === "") throw new LabUsageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case "--firmware": {
+        const v = value();
+        if (v !== "bios" && v !== "uefi") {
+          throw new LabUsageError(`--firmware must be bios or uefi, got ${JSON.stringify(v)}`);
+        }
+        firmware = v;
+        break;
+      }
+      case "--nic": {
+        const v = value();
+        const n = _NICS[v];
+        if (!n) throw new LabUsageError(`--nic must be virtio or e1000, got ${JSON.stringify(v)}`);
+        nic = n;
+        break;
+      }
+      case "--timeout": {
+        const v = value();
+        const s = Number(v);
+        if (!Number.isFinite(s) || s <= 0 || s > 3600) {
+          throw new LabUsageError(`--timeout must be seconds between 1 and 3600, got ${v}`);
+        }
+        out.timeoutMs = s * 1000;
+        break;
+      }
+      case "--server": {
+        const v = value();
+        if (v !== "astralboot" && v !== "dnsmasq") {
+          throw new LabUsageError(`--server must be astralboot or dnsmasq, got ${v}`);
+        }
+        out.server = v;
+        break;
+      }
+      case "--pcap":
+        out.pcap = value();
+        break;
+      case "--all":
+        all = true;
+        break;
+      case "--quiet":
+        out.quiet = true;
+        break;
+      case "-h":
+      case "--help":
+        out.help = true;
+        break;
+      default:
+        throw new LabUsageError(`unknown option ${JSON.stringify(arg)}; see astralboot lab --help`);
+    }
+  }
+  out.runs = all
+    ? (["bios", "uefi"] as const).flatMap((f) =>
+      (["virtio-net-pci", "e1000"] as const).map((n) => ({ firmware: f, nic: n }))
+    )
+    : [{ firmware, nic }];
+  return out;
+}
+
+/** Tools the lab cannot run without, and the Debian package that has each. */
+async function _missingTools(server: LabArgs["server"]): Promise<string[]> {
+  const tools: [string, string][] = [
+    ["qemu-system-x86_64", "qemu-system-x86"],
+    ["tcpdump", "tcpdump"],
+    ["tshark", "tshark"],
+    ["ip", "iproute2"],
+    ["apt-get", "apt"],
+  ];
+  if (server === "dnsmasq") tools.push(["dnsmasq", "dnsmasq"], ["python3", "python3"]);
+  const missing: string[] = [];
+  for (const [tool, pkg] of tools) {
+    const found = await new Deno.Command("sh", {
+      args: ["-c", 'command -v "$1"', "sh", tool],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (!found.success) missing.push(`${tool} (package ${pkg})`);
+  }
+  return missing;
+}
+
+const _encoder = new TextEncoder();
+
+/** Runs `astralboot lab ARGS`; resolves to the exit code (0 every boot reached the marker). */
+export async function labCommand(
+  args: string[],
+  logger: Logger,
+  write: (text: string) => void = (t) => Deno.stdout.writeSync(_encoder.encode(t)),
+): Promise<number> {
+  let parsed: LabArgs;
+  try {
+    parsed = parseLabArgs(args);
+  } catch (err) {
+    if (!(err instanceof LabUsageError)) throw err;
+    write(`astralboot lab: ${err.message}\n`);
+    return 2;
+  }
+  if (parsed.help) {
+    write(LAB_HELP);
+    return 0;
+  }
+  if (Deno.uid() !== 0) {
+    write("astralboot lab: needs root (it creates a network namespace, a bridge and a tap)\n");
+    return 2;
+  }
+  const missing = await _missingTools(parsed.server);
+  if (missing.length > 0) {
+    write(`astralboot lab: missing ${missing.join(", ")}\n`);
+    return 2;
+  }
+  const fixture = await buildFixture({ logger });
+  logger.info("lab", "fixture tree", { tree: fixture.tree, built: fixture.built });
+  const server: LabServer = parsed.server === "dnsmasq" ? dnsmasqServer() : astralbootServer();
+  const results: { run: LabArgs["runs"][number]; result: LabResult }[] = [];
+  for (const run of parsed.runs) {
+    write(`\n== ${run.firmware} + ${run.nic} from ${server.name} ==\n`);
+    const result = await runLab({
+      ...run,
+      tree: fixture.tree,
+      server,
+      timeoutMs: parsed.timeoutMs,
+      logger,
+      captureFile: parsed.pcap,
+      onSerialLine: parsed.quiet ? undefined : (line) => write(`  | ${line}\n`),
+    });
+    results.push({ run, result });
+    write(`\n${result.ok ? "OK" : `FAILED: ${result.error}`}\n${formatStages(result.stages)}\n`);
+    if (!result.ok) {
+      const tail = (lines: string[]) => lines.slice(-30).map((l) => `  | ${l}\n`).join("");
+      if (parsed.quiet) write(`last serial lines:\n${tail(result.serial.split("\n"))}`);
+      write(`${server.name} log (last lines):\n${tail(result.serverLog)}`);
+    }
+    if (result.error === "interrupted") break;
+  }
+  if (results.length > 1) {
+    write("\nsummary:\n");
+    for (const { run, result } of results) {
+      const marker = result.stages.find((s) => s.name === "marker");
+      const at = marker ? `${(marker.ms / 1000).toFixed(1)} s` : "-";
+      write(
+        `  ${run.firmware.padEnd(4)} ${run.nic.padEnd(14)} ${
+          result.ok ? "ok    " : "FAILED"
+        } ${at}\n`,
+      );
+    }
+  }
+  return results.every((r) => r.result.ok) && results.length === parsed.runs.length ? 0 : 1;
+}

@@ -1,0 +1,265 @@
+/**
+ * Boot servers the lab can run inside its namespace: Astral Boot itself (the product test)
+ * and dnsmasq + a static HTTP server (the stand-in used to prove the harness and to measure
+ * a peer). Each is started on the lab bridge and stopped by the harness.
+ *
+ * @module
+ */
+
+import { parse as parseToml } from "smol-toml";
+import type { Netns } from "../tests/netns.ts";
+import type { Logger } from "../log.ts";
+
+/** Everything a server needs to know about the lab network and tree. */
+export interface LabContext {
+  ns: Netns;
+  /** The bridge the VM's tap hangs off; the only interface a server may serve on. */
+  iface: string;
+  serverIp: string;
+  prefixLen: number;
+  netmask: string;
+  /** First and last address a DHCP server may hand out. */
+  range: [string, string];
+  /** The fixture tree (`-l DIR`). */
+  tree: string;
+  /** A private scratch folder, removed after the run. */
+  workDir: string;
+  logger: Logger;
+}
+
+/** A server that is running; `lines` fills with its stdout/stderr as they arrive. */
+export interface RunningServer {
+  readonly lines: string[];
+  /** Resolves with the exit code when every process of it has exited on its own. */
+  readonly exited: Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** A boot server the harness can start inside the lab namespace. */
+export interface LabServer {
+  readonly name: string;
+  /** The TCP port its HTTP stage listens on (the harness waits for it and decodes it). */
+  readonly httpPort: number;
+  start(ctx: LabContext): Promise<RunningServer>;
+}
+
+/** Calls `onLine` for every line of a byte stream (the last one even without a newline). */
+export async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    rest += chunk;
+    const parts = rest.split("\n");
+    rest = parts.pop() ?? "";
+    parts.forEach((p) => onLine(p));
+  }
+  if (rest) onLine(rest);
+}
+
+/** Starts commands inside the namespace with their output collected; stops them together. */
+export function spawnAll(ns: Netns, commands: { tag: string; argv: string[] }[]): RunningServer {
+  const lines: string[] = [];
+  const children = commands.map(({ tag, argv }) => {
+    const child = ns.spawn(argv, { stdout: "piped", stderr: "piped" });
+    const prefix = commands.length > 1 ? `${tag}: ` : "";
+    const pumped = Promise.all([
+      readLines(child.stdout, (l) => lines.push(prefix + l)),
+      readLines(child.stderr, (l) => lines.push(prefix + l)),
+    ]);
+    return { child, pumped };
+  });
+  const exited = Promise.all(children.map(async ({ child, pumped }) => {
+    const status = await child.status;
+    await pumped;
+    return status.code;
+  })).then((codes) => codes.find((c) => c !== 0) ?? 0);
+  // The first one to exit ends the server: a half-running stand-in is no server.
+  const anyExit = Promise.race(children.map(({ child }) => child.status));
+  return {
+    lines,
+    exited: anyExit.then(() => exited),
+    async stop() {
+      for (const { child } of children) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* already gone */ }
+      }
+      const timer = setTimeout(() => {
+        for (const { child } of children) {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* gone */ }
+        }
+      }, 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The iPXE script a stand-in serves: what the os.toml of the OS asks for. */
+export function standInScript(osToml: string, os: string, base: string): string {
+  const meta = parseToml(osToml) as Record<string, unknown>;
+  const kernel = String(meta.kernel ?? "vmlinuz");
+  const initrd = meta.initrd === undefined ? undefined : String(meta.initrd);
+  const cmdline = String(meta.cmdline ?? "");
+  // iPXE EFI (the 2019 Debian build) needs initrd=<name> on the command line (LAB-NOTES).
+  const args = [initrd ? `initrd=${initrd}` : "", cmdline].filter(Boolean).join(" ");
+  return [
+    "#!ipxe",
+    `kernel ${base}/image/${os}/${kernel} ${args}`.trimEnd(),
+    ...(initrd ? [`initrd ${base}/image/${os}/${initrd}`] : []),
+    "boot",
+    "",
+  ].join("\n");
+}
+
+/**
+ * dnsmasq (DHCP + TFTP) with python's http.server for the iPXE stage: the stand-in used
+ * while developing the harness and as a peer to compare Astral Boot with.
+ */
+export function dnsmasqServer(options: { os?: string; httpPort?: number } = {}): LabServer {
+  const os = options.os ?? "tiny";
+  const httpPort = options.httpPort ?? 8080;
+  return {
+    name: "dnsmasq",
+    httpPort,
+    async start(ctx) {
+      const www = `${ctx.workDir}/www`;
+      await Deno.mkdir(`${www}/image`, { recursive: true });
+      await Deno.symlink(`${ctx.tree}/boot/${os}/images`, `${www}/image/${os}`);
+      const osToml = await Deno.readTextFile(`${ctx.tree}/boot/${os}/os.toml`);
+      const base = `http://${ctx.serverIp}:${httpPort}`;
+      await Deno.writeTextFile(`${www}/boot.ipxe`, standInScript(osToml, os, base));
+      const dnsmasq = [
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--log-facility=-",
+        "--conf-file=/dev/null",
+        "--port=0",
+        `--interface=${ctx.iface}`,
+        "--bind-interfaces",
+        "--user=root",
+        `--pid-file=${ctx.workDir}/dnsmasq.pid`,
+        `--dhcp-leasefile=${ctx.workDir}/dnsmasq.leases`,
+        `--dhcp-range=${ctx.range[0]},${ctx.range[1]},${ctx.netmask},1h`,
+        "--log-dhcp",
+        "--enable-tftp",
+        `--tftp-root=${ctx.tree}`,
+        // iPXE announces itself with user class "iPXE" (77) and option 175.
+        "--dhcp-userclass=set:ipxe,iPXE",
+        "--dhcp-match=set:ipxe,175",
+        "--dhcp-match=set:efi64,option:client-arch,7",
+        "--dhcp-match=set:efi64,option:client-arch,9",
+        `--dhcp-boot=tag:ipxe,${base}/boot.ipxe`,
+        "--dhcp-boot=tag:!ipxe,tag:efi64,tftp/snponly.efi",
+        "--dhcp-boot=tag:!ipxe,tag:!efi64,tftp/undionly.kpxe",
+      ];
+      const http = [
+        "python3",
+        "-m",
+        "http.server",
+        String(httpPort),
+        "--bind",
+        ctx.serverIp,
+        "--directory",
+        www,
+      ];
+      return spawnAll(ctx.ns, [{ tag: "dnsmasq", argv: dnsmasq }, { tag: "http", argv: http }]);
+    },
+  };
+}
+
+/** Options for {@linkcode astralbootServer}. */
+export interface AstralbootServerOptions {
+  /**
+   * argv that starts Astral Boot, before `serve -c … -l …`. Default: this executable when it is
+   * the compiled astralboot, else `deno run` of the checkout's main.ts with the permissions the
+   * server needs (no --allow-run).
+   */
+  command?: string[];
+  /** HTTP port; default 80. */
+  httpPort?: number;
+  /** The OS the menu boots unattended; default "tiny". */
+  os?: string;
+  /** Log level given to the server; default "info" (one line per exchange). */
+  logLevel?: "debug" | "info";
+}
+
+/** The argv that runs Astral Boot from here: the compiled binary or `deno run main.ts`. */
+export function astralbootCommand(): string[] {
+  const exe = Deno.execPath();
+  const name = exe.slice(exe.lastIndexOf("/") + 1);
+  if (name !== "deno") return [exe];
+  const main = new URL("../main.ts", import.meta.url);
+  const config = new URL("../deno.json", import.meta.url);
+  return [
+    exe,
+    "run",
+    "--unstable-net",
+    `--config=${decodeURIComponent(config.pathname)}`,
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-sys",
+    "--allow-ffi",
+    "--allow-env",
+    decodeURIComponent(main.pathname),
+  ];
+}
+
+/** The config.toml the lab gives Astral Boot: serve on the bridge, boot the fixture at once. */
+export function labConfig(
+  ctx: Pick<LabContext, "iface" | "range" | "workDir">,
+  options: { httpPort: number; os: string; logLevel: string },
+): string {
+  return [
+    `interface = ${JSON.stringify(ctx.iface)}`,
+    `data_dir = ${JSON.stringify(`${ctx.workDir}/data`)}`,
+    `log_level = ${JSON.stringify(options.logLevel)}`,
+    "",
+    "[dhcp]",
+    'mode = "server"',
+    `range = [${JSON.stringify(ctx.range[0])}, ${JSON.stringify(ctx.range[1])}]`,
+    "",
+    "[http]",
+    `port = ${options.httpPort}`,
+    "",
+    "[boot]",
+    `default = ${JSON.stringify(options.os)}`,
+    "menu_timeout = 0",
+    "",
+  ].join("\n");
+}
+
+/** Astral Boot itself, `serve -c <lab config> -l <tree>`, JSON log lines on stdout. */
+export function astralbootServer(options: AstralbootServerOptions = {}): LabServer {
+  const httpPort = options.httpPort ?? 80;
+  const os = options.os ?? "tiny";
+  return {
+    name: "astralboot",
+    httpPort,
+    async start(ctx) {
+      await Deno.mkdir(`${ctx.workDir}/data`, { recursive: true });
+      const config = `${ctx.workDir}/config.toml`;
+      await Deno.writeTextFile(
+        config,
+        labConfig(ctx, { httpPort, os, logLevel: options.logLevel ?? "info" }),
+      );
+      const argv = [
+        ...(options.command ?? astralbootCommand()),
+        "serve",
+        "-c",
+        config,
+        "-l",
+        ctx.tree,
+        "--log-format",
+        "json",
+      ];
+      ctx.logger.debug("lab", "starting astralboot", { argv: argv.join(" ") });
+      return spawnAll(ctx.ns, [{ tag: "astralboot", argv }]);
+    },
+  };
+}

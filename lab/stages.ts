@@ -1,0 +1,228 @@
+/**
+ * Boot stage timings from a packet capture of the lab bridge.
+ *
+ * The capture is read back with tshark as tab-separated fields ({@linkcode TSHARK_FIELDS});
+ * {@linkcode parseTsharkFields} turns those into packet records and {@linkcode stagesFromPackets}
+ * finds the moments a PXE boot passes through. Pure, so tests feed it packets by hand. Works
+ * for any server (Astral Boot, dnsmasq, a peer), since it only reads the wire.
+ *
+ * @module
+ */
+
+/** One stage of a PXE boot and when it happened, in ms after the VM started. */
+export interface Stage {
+  name: StageName;
+  ms: number;
+}
+
+/** The stages, in the order a boot passes them. */
+export const STAGE_NAMES = [
+  "dhcp-discover",
+  "dhcp-offer",
+  "first-stage-tftp",
+  "ipxe-dhcp",
+  "boot-script",
+  "kernel",
+  "initrd",
+  "marker",
+] as const;
+
+/** Name of one boot stage. */
+export type StageName = typeof STAGE_NAMES[number];
+
+/** What each stage means, for the timings table. */
+export const STAGE_DESCRIPTIONS: Record<StageName, string> = {
+  "dhcp-discover": "first DHCP discover",
+  "dhcp-offer": "first DHCP offer",
+  "first-stage-tftp": "first-stage TFTP done",
+  "ipxe-dhcp": "iPXE DHCP done (ACK)",
+  "boot-script": "boot script fetched",
+  "kernel": "kernel fetched",
+  "initrd": "initrd fetched",
+  "marker": "marker on serial",
+};
+
+/** The fields asked of tshark, in this order (`-T fields -e …`). */
+export const TSHARK_FIELDS = [
+  "frame.time_epoch",
+  "ip.src",
+  "ip.dst",
+  "udp.srcport",
+  "udp.dstport",
+  "dhcp.option.dhcp",
+  "dhcp.id",
+  "dhcp.option.type",
+  "tftp.opcode",
+  "tftp.source_file",
+  "tcp.stream",
+  "tcp.srcport",
+  "tcp.len",
+  "http.request.uri",
+] as const;
+
+/** One captured frame, reduced to what the stages need. */
+export interface Packet {
+  /** Seconds since the epoch (capture clock = host clock). */
+  time: number;
+  src: string;
+  dst: string;
+  udp?: { src: number; dst: number };
+  dhcp?: { type: number; xid: number; options: number[] };
+  tftp?: { opcode: number; file?: string };
+  tcp?: { stream: number; src: number; len: number };
+  httpUri?: string;
+}
+
+// DHCP message types (RFC 2132 §9.6).
+const _DHCP_DISCOVER = 1;
+const _DHCP_OFFER = 2;
+const _DHCP_REQUEST = 3;
+const _DHCP_ACK = 5;
+// Options that mark iPXE: 77 user class "iPXE" and 175 iPXE encapsulated options.
+const _IPXE_OPTIONS = [77, 175];
+const _TFTP_RRQ = 1;
+
+function _int(text: string | undefined): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  const n = text.startsWith("0x") ? Number.parseInt(text, 16) : Number(text);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** Parses `tshark -T fields -E separator=/t -E occurrence=f` output for {@linkcode TSHARK_FIELDS}. */
+export function parseTsharkFields(text: string): Packet[] {
+  const packets: Packet[] = [];
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    const f = line.split("\t");
+    const get = (name: typeof TSHARK_FIELDS[number]) => f[TSHARK_FIELDS.indexOf(name)] ?? "";
+    const time = Number(get("frame.time_epoch"));
+    if (!Number.isFinite(time)) continue;
+    const p: Packet = { time, src: get("ip.src"), dst: get("ip.dst") };
+    const us = _int(get("udp.srcport")), ud = _int(get("udp.dstport"));
+    if (us !== undefined && ud !== undefined) p.udp = { src: us, dst: ud };
+    const dtype = _int(get("dhcp.option.dhcp"));
+    if (dtype !== undefined) {
+      p.dhcp = {
+        type: dtype,
+        xid: _int(get("dhcp.id")) ?? 0,
+        options: get("dhcp.option.type").split(",").map((s) => Number(s)).filter(Number.isFinite),
+      };
+    }
+    const op = _int(get("tftp.opcode"));
+    if (op !== undefined) p.tftp = { opcode: op, file: get("tftp.source_file") || undefined };
+    const stream = _int(get("tcp.stream"));
+    if (stream !== undefined) {
+      p.tcp = { stream, src: _int(get("tcp.srcport")) ?? 0, len: _int(get("tcp.len")) ?? 0 };
+    }
+    if (get("http.request.uri")) p.httpUri = get("http.request.uri");
+    packets.push(p);
+  }
+  return packets.sort((a, b) => a.time - b.time);
+}
+
+/** What {@linkcode stagesFromPackets} needs besides the packets. */
+export interface StageContext {
+  /** Host time (ms since the epoch) the VM was started; stages are relative to it. */
+  startedAt: number;
+  /** File names (last path segment) of the kernel and the initrd. */
+  kernel: string;
+  initrd: string;
+  /** Host time (ms since the epoch) the marker showed on serial, if it did. */
+  markerAt?: number;
+}
+
+function _basename(uri: string): string {
+  const path = uri.split("?")[0] ?? "";
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** End of the TFTP transfers of the first file the client read: its last packet either way. */
+function _firstStageDone(packets: Packet[]): number | undefined {
+  const first = packets.find((p) => p.tftp?.opcode === _TFTP_RRQ && p.udp);
+  if (!first?.tftp?.file) return undefined;
+  // OVMF asks twice (a tsize probe it aborts, then the download), each from its own port.
+  const tids = new Set(
+    packets.filter((p) => p.tftp?.opcode === _TFTP_RRQ && p.tftp.file === first.tftp!.file)
+      .map((p) => `${p.src}:${p.udp!.src}`),
+  );
+  let last: number | undefined;
+  for (const p of packets) {
+    if (!p.udp) continue;
+    if (tids.has(`${p.src}:${p.udp.src}`) || tids.has(`${p.dst}:${p.udp.dst}`)) last = p.time;
+  }
+  return last;
+}
+
+/** The ACK answering iPXE's first DHCPREQUEST (the request carries option 77 or 175). */
+function _ipxeDhcp(packets: Packet[]): number | undefined {
+  const req = packets.find((p) =>
+    p.dhcp?.type === _DHCP_REQUEST && p.dhcp.options.some((o) => _IPXE_OPTIONS.includes(o))
+  );
+  if (!req) return undefined;
+  return packets.find((p) =>
+    p.time >= req.time && p.dhcp?.type === _DHCP_ACK && p.dhcp.xid === req.dhcp!.xid
+  )?.time;
+}
+
+/** Per HTTP request: when its response finished (last server payload before the next request). */
+function _httpFetches(packets: Packet[]): { uri: string; done: number }[] {
+  const out: { uri: string; done: number }[] = [];
+  const requests = packets.filter((p) => p.httpUri !== undefined && p.tcp);
+  for (const req of requests) {
+    const stream = req.tcp!.stream;
+    const next = requests.find((r) => r.tcp!.stream === stream && r.time > req.time);
+    let done: number | undefined;
+    for (const p of packets) {
+      if (p.tcp?.stream !== stream || p.time < req.time) continue;
+      if (next && p.time >= next.time) break;
+      // Server payload flows from the port the request went to.
+      if (p.tcp.len > 0 && p.tcp.src !== req.tcp!.src) done = p.time;
+    }
+    if (done !== undefined) out.push({ uri: req.httpUri!, done });
+  }
+  return out;
+}
+
+/** The stages a capture shows, in boot order; stages that did not happen are left out. */
+export function stagesFromPackets(packets: Packet[], ctx: StageContext): Stage[] {
+  const at: Partial<Record<StageName, number>> = {};
+  at["dhcp-discover"] = packets.find((p) => p.dhcp?.type === _DHCP_DISCOVER)?.time;
+  at["dhcp-offer"] = packets.find((p) => p.dhcp?.type === _DHCP_OFFER)?.time;
+  at["first-stage-tftp"] = _firstStageDone(packets);
+  at["ipxe-dhcp"] = _ipxeDhcp(packets);
+  const fetches = _httpFetches(packets);
+  at["kernel"] = fetches.find((f) => _basename(f.uri) === ctx.kernel)?.done;
+  at["initrd"] = fetches.find((f) => _basename(f.uri) === ctx.initrd)?.done;
+  at["boot-script"] = fetches.find((f) =>
+    _basename(f.uri) !== ctx.kernel && _basename(f.uri) !== ctx.initrd
+  )?.done;
+  const stages: Stage[] = [];
+  for (const name of STAGE_NAMES) {
+    if (name === "marker") continue;
+    const t = at[name];
+    if (t !== undefined) stages.push({ name, ms: Math.round(t * 1000 - ctx.startedAt) });
+  }
+  if (ctx.markerAt !== undefined) {
+    stages.push({ name: "marker", ms: Math.round(ctx.markerAt - ctx.startedAt) });
+  }
+  return stages;
+}
+
+/** A table of stages for people: name, description, time since VM start, time since previous. */
+export function formatStages(stages: readonly Stage[]): string {
+  const rows = [["stage", "what", "at", "+"]];
+  let prev = 0;
+  for (const s of stages) {
+    rows.push([
+      s.name,
+      STAGE_DESCRIPTIONS[s.name],
+      `${(s.ms / 1000).toFixed(2)} s`,
+      `${((s.ms - prev) / 1000).toFixed(2)} s`,
+    ]);
+    prev = s.ms;
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) =>
+    r.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ")
+  ).join("\n");
+}
