@@ -236,9 +236,11 @@ export class MachineRegistry {
 
   /** The machine's history, newest first. */
   history(mac: string, limit = 50): BootEvent[] {
-    return this.#stmt(
+    const rows = this.#stmt(
       "SELECT at, kind, what, ip FROM machine_boots WHERE mac = ? ORDER BY id DESC LIMIT ?",
     ).all(canonicalMac(mac), limit) as unknown as BootEvent[];
+    // node:sqlite rows have no prototype; callers compare and serialise plain objects.
+    return rows.map(({ at, kind, what, ip }) => ({ at, kind, what, ip }));
   }
 
   #setState(mac: string, state: "installing" | "installed" | null): void {
