@@ -91,7 +91,7 @@ export function accessLog(logger: Logger): MiddlewareHandler<Env> {
     const t0 = performance.now();
     await next();
     const url = new URL(c.req.url);
-    logger.info("http", `${c.req.method} ${url.pathname} ${c.res.status}`, {
+    logger.info("http", "request", {
       method: c.req.method,
       path: url.pathname + url.search,
       status: c.res.status,
@@ -141,7 +141,12 @@ function _script(
   status: 200 | 400 | 403 | 404 | 416 | 500 | 503 = 200,
 ): Response {
   const bytes = _encoder.encode(body);
-  return c.body(bytes, status, { ..._TEXT, "Content-Length": String(bytes.length) });
+  // Scripts are per machine and per moment (a sticky choice changes them): never cache.
+  return c.body(bytes, status, {
+    ..._TEXT,
+    "Content-Length": String(bytes.length),
+    "Cache-Control": "no-store",
+  });
 }
 
 /** Builds the Hono app; see the module doc for the routes. */
@@ -180,6 +185,12 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
     };
   }
 
+  /** Remembers where `mac` asks from, for installers that later ask without a MAC. */
+  function seen(c: Context<Env>, mac: string): void {
+    const ip = _client(c);
+    machines.seen(mac, ip === "-" ? undefined : ip);
+  }
+
   async function osEntry(name: string): Promise<OsEntry> {
     const entry = await catalog.get(_osName(name));
     if (!entry) throw new HTTPException(404, { message: `no OS ${name} in the tree` });
@@ -187,6 +198,7 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
   }
 
   async function startScript(c: Context<Env>, entry: OsEntry, mac: string): Promise<Response> {
+    seen(c, mac);
     const data = machineData(mac, _client(c));
     const imageUrl = (p: string) => `${base}/image/${entry.name}/${_urlPath(p)}`;
     const osInfo: Record<string, unknown> = {
@@ -266,7 +278,7 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
     if (mac === null) {
       return _script(c, await templates.render("chain", { http: base, server: config.serverIp }));
     }
-    machines.seen(mac, _client(c) === "-" ? undefined : _client(c));
+    seen(c, mac);
     const known = new Set((await catalog.entries()).map((e) => e.name));
     const decision = decideEntry({
       configuredOs: configured.get(mac)?.os,
@@ -287,9 +299,11 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
   app.get("/choose/:os/:mac", async (c) => {
     const entry = await osEntry(c.req.param("os"));
     const mac = _mac(c.req.param("mac"));
-    machines.setChoice(mac, entry.name);
-    machines.seen(mac, _client(c) === "-" ? undefined : _client(c));
-    logger.info("http", "sticky choice", { mac, os: entry.name });
+    // HEAD must not change anything; iPXE only ever sends GET here.
+    if (c.req.method !== "HEAD") {
+      machines.setChoice(mac, entry.name);
+      logger.info("http", "sticky choice", { mac, os: entry.name });
+    }
     return await startScript(c, entry, mac);
   });
 

@@ -36,7 +36,12 @@ function setup(options: { store?: ContentStore; config?: Partial<HttpBootConfig>
     app.request(path, init, { remoteAddr: { hostname: ip } });
   const text = async (path: string, ip?: string) => {
     const res = await get(path, {}, ip);
-    return { status: res.status, body: await res.text(), type: res.headers.get("Content-Type") };
+    return {
+      status: res.status,
+      body: await res.text(),
+      type: res.headers.get("Content-Type"),
+      cache: res.headers.get("Cache-Control"),
+    };
   };
   return { app, machines, logger, get, text };
 }
@@ -74,6 +79,7 @@ Deno.test("rendered scripts match the golden files byte for byte", async (t) => 
       const res = await s.text(c.url);
       assert.equal(res.status, 200);
       assert.equal(res.type, "text/plain; charset=utf-8");
+      assert.equal(res.cache, "no-store");
       assert.equal(res.body, await Deno.readTextFile(join(GOLDEN, c.golden)));
     });
   }
@@ -84,6 +90,11 @@ Deno.test("a menu choice is sticky until cleared", async (t) => {
   await t.step("an unknown machine gets the menu", async () => {
     assert.match((await s.text(`/boot.ipxe?mac=${MAC}`)).body, /^menu Astral Boot$/m);
     assert.equal(s.machines.get(MAC)?.ip, "10.0.0.50");
+  });
+  await t.step("HEAD on /choose changes nothing", async () => {
+    const res = await s.get(`/choose/debian/${MAC}`, { method: "HEAD" });
+    assert.equal(res.status, 200);
+    assert.equal(s.machines.getChoice(MAC), null);
   });
   await t.step("/choose records the choice and answers the start script", async () => {
     const res = await s.text("/choose/debian/52-54-00-12-34-56");
