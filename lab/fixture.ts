@@ -25,7 +25,7 @@ initrd = "initrd.gz"
 cmdline = "console=ttyS0 quiet"
 `;
 
-// The marker line is printed twice because a console write can race the serial FIFO set-up.
+// Applets by full path: /bin/sh is the only busybox link in the initramfs.
 const _INIT = `#!/bin/sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
@@ -88,14 +88,23 @@ async function _sha256(bytes: Uint8Array | string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The candidate version of a Debian package from the local apt lists (no network). */
-async function _candidate(pkg: string): Promise<string> {
-  const res = await run(["apt-cache", "policy", pkg]);
-  const version = /Candidate:\s*(\S+)/.exec(res.stdout)?.[1];
-  if (!version || version === "(none)") {
-    throw new Error(`fixture: Debian package ${pkg} has no candidate version (apt-get update?)`);
+/** Candidate versions of Debian packages from the local apt lists (no network). */
+async function _candidates(pkgs: string[]): Promise<string[]> {
+  const res = await run(["apt-cache", "policy", ...pkgs]);
+  // One block per package: "name:" at the start of a line, then "  Candidate: version".
+  const blocks = new Map<string, string>();
+  for (const block of res.stdout.split(/^(?=\S+:\s*$)/m)) {
+    const name = /^(\S+):/.exec(block)?.[1];
+    const version = /Candidate:\s*(\S+)/.exec(block)?.[1];
+    if (name && version) blocks.set(name, version);
   }
-  return version;
+  return pkgs.map((pkg) => {
+    const version = blocks.get(pkg);
+    if (!version || version === "(none)") {
+      throw new Error(`fixture: Debian package ${pkg} has no candidate version (apt-get update?)`);
+    }
+    return version;
+  });
 }
 
 /** The versioned kernel package behind the `linux-image-amd64` metapackage. */
@@ -170,13 +179,41 @@ function _initramfsEntries(busybox: Uint8Array): CpioEntry[] {
   ];
 }
 
+/** Removes trees of earlier inputs: each holds a kernel, and inputs only move forward. */
+async function _pruneOtherTrees(cache: string, keep: string, logger: Logger): Promise<void> {
+  for await (const entry of Deno.readDir(cache)) {
+    const path = `${cache}/${entry.name}`;
+    if (!entry.isDirectory || !entry.name.startsWith("tree-") || path === keep) continue;
+    logger.debug("lab", "removing old fixture tree", { tree: path });
+    await Deno.remove(path, { recursive: true }).catch(() => {});
+  }
+}
+
+/** What a fixture tree is built from; any change to these gives another tree. */
+export interface FixtureInputs {
+  /** `package=version` of the Debian packages it takes files from. */
+  packages: string[];
+  /** SHA-256 of each first-stage file, by its place in the tree. */
+  ipxe: Record<string, string>;
+  /** The initramfs /init script. */
+  init: string;
+  osToml: string;
+}
+
+/** The cache key of a fixture: SHA-256 (hex) over its inputs and the builder version. */
+export function fixtureKey(inputs: FixtureInputs): Promise<string> {
+  return _sha256(JSON.stringify({ v: _BUILDER_VERSION, ...inputs }));
+}
+
 /** Builds the fixture tree (or finds it in the cache) and returns where it is. */
 export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
   const cache = options.cacheDir ?? defaultCacheDir();
   const logger = options.logger;
   const kernelPkg = await _kernelPackage();
-  const kernelVersion = await _candidate(kernelPkg);
-  const busyboxVersion = await _candidate("busybox-static");
+  const [kernelVersion, busyboxVersion] = await _candidates([kernelPkg, "busybox-static"]) as [
+    string,
+    string,
+  ];
   const packages = [`${kernelPkg}=${kernelVersion}`, `busybox-static=${busyboxVersion}`];
   const ipxe: Record<string, string> = {};
   for (const [dest, src] of Object.entries(_IPXE_FILES)) {
@@ -186,9 +223,7 @@ export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
       throw new Error(`fixture: ${src} is missing (install the ipxe package)`, { cause: err });
     }
   }
-  const key = await _sha256(
-    JSON.stringify({ v: _BUILDER_VERSION, packages, ipxe, init: _INIT, os: OS_TOML }),
-  );
+  const key = await fixtureKey({ packages, ipxe, init: _INIT, osToml: OS_TOML });
   const tree = `${cache}/tree-${key.slice(0, 16)}`;
   if (await _exists(`${tree}/manifest.json`)) return { tree, key, packages, built: false };
 
@@ -221,6 +256,7 @@ export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
     );
     try {
       await Deno.rename(work, tree);
+      await _pruneOtherTrees(cache, tree, logger);
     } catch (err) {
       // Another run finished the same tree first: theirs is as good as ours.
       if (!(await _exists(`${tree}/manifest.json`))) throw err;

@@ -77,7 +77,7 @@ const _OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd";
 export function cleanSerial(text: string): string {
   return text
     // deno-lint-ignore no-control-regex
-    .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, "")
+    .replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, "")
     // deno-lint-ignore no-control-regex
     .replace(/\x1b[()][0-9A-Za-z]|\x1b[=>78c]/g, "")
     // deno-lint-ignore no-control-regex

@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { buildFixture, type FixtureInputs, fixtureKey, MARKER, OS_TOML } from "./fixture.ts";
+import { run } from "../tests/netns.ts";
+import { silentLogger } from "../log.ts";
+
+Deno.test("fixtureKey changes with every input", async (t) => {
+  const base: FixtureInputs = {
+    packages: ["linux-image-6.1.0-56-amd64=6.1.192-2", "busybox-static=1:1.35.0-4"],
+    ipxe: { "tftp/undionly.kpxe": "aa" },
+    init: "#!/bin/sh\n",
+    osToml: OS_TOML,
+  };
+  const baseKey = await fixtureKey(base);
+  assert.match(baseKey, /^[0-9a-f]{64}$/);
+  assert.equal(await fixtureKey({ ...base }), baseKey);
+  const table: [string, FixtureInputs][] = [
+    ["kernel version", {
+      ...base,
+      packages: ["linux-image-6.1.0-57-amd64=6.1.193-1", "busybox-static=1:1.35.0-4"],
+    }],
+    ["busybox version", { ...base, packages: [base.packages[0]!, "busybox-static=1:1.36.0-1"] }],
+    ["iPXE file", { ...base, ipxe: { "tftp/undionly.kpxe": "bb" } }],
+    ["init script", { ...base, init: "#!/bin/sh\necho\n" }],
+    ["os.toml", { ...base, osToml: OS_TOML + "# changed\n" }],
+  ];
+  for (const [name, inputs] of table) {
+    await t.step(name, async () => assert.notEqual(await fixtureKey(inputs), baseKey));
+  }
+});
+
+Deno.test("buildFixture lays out a tree whose kernel and initramfs print the marker", async (t) => {
+  // The default cache: the first run downloads two debs, later runs reuse the tree.
+  const first = await buildFixture({ logger: silentLogger });
+  const again = await buildFixture({ logger: silentLogger });
+  const tree = first.tree;
+
+  await t.step("a second call finds the same tree in the cache", () => {
+    assert.equal(again.tree, tree);
+    assert.equal(again.built, false);
+    assert.equal(again.key, first.key);
+    assert.ok(tree.endsWith(`tree-${first.key.slice(0, 16)}`));
+  });
+
+  await t.step("layout: first stages, os.toml, kernel, initrd; all world-readable", async () => {
+    for (const path of ["tftp/undionly.kpxe", "tftp/snponly.efi", "tftp/ipxe.efi"]) {
+      const want = await Deno.readFile(`/usr/lib/ipxe/${path.slice(5)}`);
+      assert.deepEqual(await Deno.readFile(`${tree}/${path}`), want, path);
+    }
+    assert.equal(await Deno.readTextFile(`${tree}/boot/tiny/os.toml`), OS_TOML);
+    for (const path of ["boot/tiny/images/vmlinuz", "boot/tiny/images/initrd.gz"]) {
+      const st = await Deno.stat(`${tree}/${path}`);
+      assert.ok(st.size > 100_000, `${path} is ${st.size} bytes`);
+      assert.equal(st.mode! & 0o004, 0o004, `${path} world-readable`);
+    }
+  });
+
+  await t.step("the kernel is a bzImage (setup header magic HdrS at 0x202)", async () => {
+    const head = (await Deno.readFile(`${tree}/boot/tiny/images/vmlinuz`)).subarray(0x202, 0x206);
+    assert.equal(new TextDecoder().decode(head), "HdrS");
+  });
+
+  await t.step(
+    "the initramfs holds busybox, /dev/console and an /init that prints the marker",
+    async () => {
+      const list = await run([
+        "sh",
+        "-c",
+        'zcat "$1" | cpio -tv',
+        "sh",
+        `${tree}/boot/tiny/images/initrd.gz`,
+      ]);
+      assert.match(list.stdout, /^crw-------.*\bdev\/console$/m);
+      assert.match(list.stdout, /^-rwxr-xr-x.*\bbin\/busybox$/m);
+      assert.match(list.stdout, /^lrwxrwxrwx.*\bbin\/sh -> busybox$/m);
+      const init = await run([
+        "sh",
+        "-c",
+        'zcat "$1" | cpio -i --to-stdout init',
+        "sh",
+        `${tree}/boot/tiny/images/initrd.gz`,
+      ]);
+      assert.match(init.stdout, /^#!\/bin\/sh\n/);
+      assert.ok(init.stdout.includes(`echo ${MARKER}`));
+    },
+  );
+
+  await t.step(
+    "QEMU boots kernel + initrd directly (no network) to the marker and powers off",
+    async () => {
+      const res = await run([
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        "512",
+        "-nic",
+        "none",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        `${tree}/boot/tiny/images/vmlinuz`,
+        "-initrd",
+        `${tree}/boot/tiny/images/initrd.gz`,
+        "-append",
+        "console=ttyS0 quiet",
+      ], { timeoutMs: 120_000 });
+      assert.ok(res.stdout.includes(MARKER), res.stdout.slice(-2000));
+      assert.match(res.stdout, /reboot: Power down/);
+    },
+  );
+});

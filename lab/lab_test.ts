@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { cleanSerial, qemuArgs } from "./lab.ts";
+import { labConfig, standInScript } from "./servers.ts";
+import { OS_TOML } from "./fixture.ts";
+import { loadConfig } from "../boot/config.ts";
+
+Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async (t) => {
+  const table = [
+    { firmware: "bios", nic: "virtio-net-pci", has: ["sga", "virtio-net-pci,netdev=n0,mac=m"] },
+    { firmware: "bios", nic: "e1000", has: ["sga", "e1000,netdev=n0,mac=m"] },
+    // OVMF drives virtio-net itself: the ROM goes so that its own PXE client runs.
+    { firmware: "uefi", nic: "virtio-net-pci", has: ["virtio-net-pci,netdev=n0,mac=m,romfile="] },
+    // OVMF has no e1000 driver: the ROM's EFI driver must stay.
+    { firmware: "uefi", nic: "e1000", has: ["e1000,netdev=n0,mac=m"] },
+  ] as const;
+  for (const row of table) {
+    await t.step(`${row.firmware} ${row.nic}`, () => {
+      const args = qemuArgs({ firmware: row.firmware, nic: row.nic, mac: "m", varsFile: "/v.fd" });
+      for (const a of row.has) assert.ok(args.includes(a), `${a} in ${args.join(" ")}`);
+      for (
+        const a of ["-no-reboot", "tcg", "stdio", "tap,id=n0,ifname=tap0,script=no,downscript=no"]
+      ) {
+        assert.ok(args.includes(a), a);
+      }
+      const pflash = args.filter((a) => a.startsWith("if=pflash"));
+      assert.equal(pflash.length, row.firmware === "uefi" ? 2 : 0);
+      if (row.firmware === "uefi") assert.ok(pflash[1]!.endsWith("file=/v.fd"));
+    });
+  }
+  await t.step("UEFI without a writable vars file is refused", () => {
+    assert.throws(() => qemuArgs({ firmware: "uefi", nic: "e1000", mac: "m" }), /OVMF_VARS/);
+  });
+});
+
+Deno.test("cleanSerial removes what OVMF and iPXE draw with", async (t) => {
+  const table: [string, string][] = [
+    ["\x1b[=3h\x1b[=3hBdsDxe: loading", "BdsDxe: loading"],
+    ["\x1b[0m\x1b[1;37;40mPXE\x1b[2J\x1b[01;01H", "PXE"],
+    ["Configuring (net0)...... ok\r", "Configuring (net0)...... ok"],
+    ["\x1b(Bplain\x1b7", "plain"],
+    ["ASTRALBOOT-MARKER-OK", "ASTRALBOOT-MARKER-OK"],
+  ];
+  for (const [input, want] of table) {
+    await t.step(JSON.stringify(input), () => assert.equal(cleanSerial(input), want));
+  }
+});
+
+Deno.test("labConfig is a config.toml Astral Boot accepts for the lab bridge", () => {
+  const text = labConfig(
+    { iface: "br0", range: ["10.77.0.100", "10.77.0.150"], workDir: "/tmp/w" },
+    { httpPort: 8081, os: "tiny", logLevel: "info" },
+  );
+  const config = loadConfig(text, {
+    lookup: (name) => ({ name, address: "10.77.0.1", netmask: "255.255.255.0" }),
+  });
+  assert.equal(config.interface, "br0");
+  assert.equal(config.server_ip, "10.77.0.1");
+  assert.equal(config.data_dir, "/tmp/w/data");
+  assert.equal(config.dhcp.mode, "server");
+  assert.deepEqual(config.dhcp.range, ["10.77.0.100", "10.77.0.150"]);
+  assert.equal(config.http.port, 8081);
+  assert.equal(config.boot.default, "tiny");
+  assert.equal(config.boot.menu_timeout, 0);
+});
+
+Deno.test("standInScript boots what os.toml names, with initrd= for iPXE EFI", () => {
+  assert.equal(
+    standInScript(OS_TOML, "tiny", "http://10.77.0.1:8080"),
+    [
+      "#!ipxe",
+      "kernel http://10.77.0.1:8080/image/tiny/vmlinuz initrd=initrd.gz console=ttyS0 quiet",
+      "initrd http://10.77.0.1:8080/image/tiny/initrd.gz",
+      "boot",
+      "",
+    ].join("\n"),
+  );
+});

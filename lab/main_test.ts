@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { type LabArgs, labCommand, LabUsageError, parseLabArgs } from "./main.ts";
+import { silentLogger } from "../log.ts";
+
+Deno.test("parseLabArgs reads the lab flags", async (t) => {
+  const table: { args: string[]; want: Partial<LabArgs> }[] = [
+    { args: [], want: { runs: [{ firmware: "bios", nic: "virtio-net-pci" }], timeoutMs: 150_000 } },
+    {
+      args: ["--firmware", "uefi", "--nic", "e1000"],
+      want: { runs: [{ firmware: "uefi", nic: "e1000" }] },
+    },
+    {
+      args: ["--nic=virtio-net-pci"],
+      want: { runs: [{ firmware: "bios", nic: "virtio-net-pci" }] },
+    },
+    { args: ["--timeout", "90"], want: { timeoutMs: 90_000 } },
+    { args: ["--server", "dnsmasq", "--quiet"], want: { server: "dnsmasq", quiet: true } },
+    { args: ["--pcap", "/tmp/x.pcap"], want: { pcap: "/tmp/x.pcap" } },
+    { args: ["--help"], want: { help: true } },
+    {
+      args: ["--all"],
+      want: {
+        runs: [
+          { firmware: "bios", nic: "virtio-net-pci" },
+          { firmware: "bios", nic: "e1000" },
+          { firmware: "uefi", nic: "virtio-net-pci" },
+          { firmware: "uefi", nic: "e1000" },
+        ],
+      },
+    },
+  ];
+  for (const row of table) {
+    await t.step(row.args.join(" ") || "(none)", () => {
+      const got = parseLabArgs(row.args);
+      for (const [k, v] of Object.entries(row.want)) {
+        assert.deepEqual(got[k as keyof LabArgs], v, k);
+      }
+    });
+  }
+});
+
+Deno.test("parseLabArgs names the flag that is wrong", async (t) => {
+  const table: { args: string[]; message: RegExp }[] = [
+    { args: ["--firmware", "coreboot"], message: /--firmware must be bios or uefi/ },
+    { args: ["--nic", "rtl8139"], message: /--nic must be virtio or e1000/ },
+    { args: ["--timeout", "0"], message: /--timeout must be seconds/ },
+    { args: ["--timeout", "soon"], message: /--timeout must be seconds/ },
+    { args: ["--timeout"], message: /--timeout needs a value/ },
+    { args: ["--server", "kea"], message: /--server must be astralboot or dnsmasq/ },
+    { args: ["--frobnicate"], message: /unknown option "--frobnicate"/ },
+  ];
+  for (const row of table) {
+    await t.step(row.args.join(" "), () => {
+      assert.throws(() => parseLabArgs(row.args), (e: unknown) => {
+        assert.ok(e instanceof LabUsageError);
+        assert.match(e.message, row.message);
+        return true;
+      });
+    });
+  }
+});
+
+Deno.test("labCommand answers usage errors and --help with exit codes 2 and 0", async () => {
+  let text = "";
+  const write = (t: string) => text += t;
+  assert.equal(await labCommand(["--nic", "tulip"], silentLogger, write), 2);
+  assert.match(text, /^astralboot lab: --nic must be virtio or e1000/);
+  text = "";
+  assert.equal(await labCommand(["--help"], silentLogger, write), 0);
+  assert.match(text, /^Usage: astralboot lab/);
+});

@@ -1,0 +1,220 @@
+import assert from "node:assert/strict";
+import {
+  formatStages,
+  type Packet,
+  parseTsharkFields,
+  type Stage,
+  stagesFromPackets,
+  TSHARK_FIELDS,
+} from "./stages.ts";
+
+const C = "10.77.0.116", S = "10.77.0.1", ANY = "0.0.0.0", BC = "255.255.255.255";
+const T0 = 1_800_000_000; // capture seconds; the VM starts at T0
+
+function dhcp(t: number, type: number, xid: number, options: number[] = [53]): Packet {
+  const fromClient = type === 1 || type === 3;
+  return {
+    time: T0 + t,
+    src: fromClient ? ANY : S,
+    dst: fromClient ? BC : C,
+    udp: fromClient ? { src: 68, dst: 67 } : { src: 67, dst: 68 },
+    dhcp: { type, xid, options },
+  };
+}
+function tftp(
+  t: number,
+  from: [string, number],
+  to: [string, number],
+  opcode?: number,
+  file?: string,
+) {
+  return {
+    time: T0 + t,
+    src: from[0],
+    dst: to[0],
+    udp: { src: from[1], dst: to[1] },
+    ...(opcode === undefined ? {} : { tftp: { opcode, file } }),
+  } satisfies Packet;
+}
+function tcp(t: number, stream: number, fromClient: boolean, len: number, uri?: string): Packet {
+  return {
+    time: T0 + t,
+    src: fromClient ? C : S,
+    dst: fromClient ? S : C,
+    tcp: { stream, src: fromClient ? 40000 + stream : 80, len },
+    ...(uri ? { httpUri: uri } : {}),
+  };
+}
+const IPXE = [53, 57, 93, 94, 60, 77, 55, 175, 61, 97];
+const ctx = { startedAt: T0 * 1000, kernel: "vmlinuz", initrd: "initrd.gz" };
+
+Deno.test("stagesFromPackets finds each boot stage", async (t) => {
+  const table: { name: string; packets: Packet[]; markerAt?: number; want: Stage[] }[] = [
+    {
+      name: "BIOS: the NIC ROM is iPXE, so no TFTP; one HTTP connection per file",
+      packets: [
+        dhcp(2.0, 1, 7, IPXE),
+        dhcp(2.1, 2, 7),
+        dhcp(2.2, 3, 7, IPXE),
+        dhcp(2.25, 5, 7),
+        tcp(15.0, 0, true, 120, "/boot.ipxe"),
+        tcp(15.01, 0, false, 300),
+        tcp(15.02, 0, true, 0),
+        tcp(15.1, 1, true, 130, "/image/tiny/vmlinuz"),
+        tcp(15.2, 1, false, 60000),
+        tcp(15.5, 1, false, 60000),
+        tcp(15.6, 1, true, 0),
+        tcp(15.7, 2, true, 130, "/image/tiny/initrd.gz"),
+        tcp(15.9, 2, false, 9000),
+      ],
+      markerAt: (T0 + 26) * 1000,
+      want: [
+        { name: "dhcp-discover", ms: 2000 },
+        { name: "dhcp-offer", ms: 2100 },
+        { name: "ipxe-dhcp", ms: 2250 },
+        { name: "boot-script", ms: 15010 },
+        { name: "kernel", ms: 15500 },
+        { name: "initrd", ms: 15900 },
+        { name: "marker", ms: 26000 },
+      ],
+    },
+    {
+      name: "UEFI: OVMF probes tsize, then downloads; iPXE keeps one connection for both files",
+      packets: [
+        dhcp(7.0, 1, 1, [53, 57, 93, 94, 60, 97]),
+        dhcp(10.0, 2, 1),
+        dhcp(10.1, 3, 1, [53, 57, 93, 94, 60, 97]),
+        dhcp(10.15, 5, 1),
+        tftp(10.2, [C, 1001], [S, 69], 1, "tftp/snponly.efi"),
+        tftp(10.21, [S, 5000], [C, 1001], 6),
+        tftp(10.22, [C, 1001], [S, 5000], 5),
+        tftp(10.3, [C, 1002], [S, 69], 1, "tftp/snponly.efi"),
+        tftp(10.31, [S, 5001], [C, 1002], 3),
+        tftp(10.5, [S, 5001], [C, 1002], 3),
+        tftp(10.51, [C, 1002], [S, 5001], 4),
+        dhcp(15.0, 1, 2, IPXE),
+        dhcp(15.1, 2, 2),
+        dhcp(15.2, 3, 2, IPXE),
+        dhcp(15.3, 5, 99), // someone else's ACK
+        dhcp(15.4, 5, 2),
+        tcp(28.0, 0, true, 120, "/boot.ipxe"),
+        tcp(28.1, 0, false, 300),
+        tcp(28.2, 0, true, 130, "/image/tiny/vmlinuz"),
+        tcp(28.8, 0, false, 60000),
+        tcp(28.9, 0, true, 130, "/image/tiny/initrd.gz"),
+        tcp(35.9, 0, false, 1448), // a retransmission after loss still counts
+      ],
+      want: [
+        { name: "dhcp-discover", ms: 7000 },
+        { name: "dhcp-offer", ms: 10000 },
+        { name: "first-stage-tftp", ms: 10510 },
+        { name: "ipxe-dhcp", ms: 15400 },
+        { name: "boot-script", ms: 28100 },
+        { name: "kernel", ms: 28800 },
+        { name: "initrd", ms: 35900 },
+      ],
+    },
+    {
+      name: "nothing answered: only the discover",
+      packets: [dhcp(3, 1, 5, IPXE), dhcp(4, 1, 5, IPXE), dhcp(6, 3, 5, IPXE)],
+      want: [{ name: "dhcp-discover", ms: 3000 }],
+    },
+    {
+      name: "empty capture, marker only",
+      packets: [],
+      markerAt: T0 * 1000 + 5,
+      want: [{ name: "marker", ms: 5 }],
+    },
+  ];
+  for (const row of table) {
+    await t.step(row.name, () => {
+      assert.deepEqual(
+        stagesFromPackets(row.packets, { ...ctx, markerAt: row.markerAt }),
+        row.want,
+      );
+    });
+  }
+});
+
+Deno.test("parseTsharkFields reads tshark's tab-separated lines", async (t) => {
+  const line = (values: Partial<Record<typeof TSHARK_FIELDS[number], string>>) =>
+    TSHARK_FIELDS.map((f) => values[f] ?? "").join("\t");
+  const table: { name: string; text: string; want: Packet[] }[] = [
+    {
+      // Taken from a capture of QEMU's iPXE ROM (hex xid, aggregated option list).
+      name: "DHCP discover",
+      text: line({
+        "frame.time_epoch": "1795632599.675124000",
+        "ip.src": "0.0.0.0",
+        "ip.dst": "255.255.255.255",
+        "udp.srcport": "68",
+        "udp.dstport": "67",
+        "dhcp.option.dhcp": "1",
+        "dhcp.id": "0xcb32ff3f",
+        "dhcp.option.type": "53,57,93,94,60,77,55,175,61,97,0",
+      }),
+      want: [{
+        time: 1795632599.675124,
+        src: "0.0.0.0",
+        dst: "255.255.255.255",
+        udp: { src: 68, dst: 67 },
+        dhcp: { type: 1, xid: 0xcb32ff3f, options: [53, 57, 93, 94, 60, 77, 55, 175, 61, 97, 0] },
+      }],
+    },
+    {
+      name: "HTTP request",
+      text: line({
+        "frame.time_epoch": "1795632615.863168000",
+        "ip.src": C,
+        "ip.dst": S,
+        "tcp.stream": "1",
+        "tcp.srcport": "46787",
+        "tcp.len": "131",
+        "http.request.uri": "/image/tiny/vmlinuz",
+      }),
+      want: [{
+        time: 1795632615.863168,
+        src: C,
+        dst: S,
+        tcp: { stream: 1, src: 46787, len: 131 },
+        httpUri: "/image/tiny/vmlinuz",
+      }],
+    },
+    {
+      name: "TFTP read request",
+      text: line({
+        "frame.time_epoch": "10.5",
+        "ip.src": C,
+        "ip.dst": S,
+        "udp.srcport": "1001",
+        "udp.dstport": "69",
+        "tftp.opcode": "1",
+        "tftp.source_file": "tftp/snponly.efi",
+      }),
+      want: [{
+        time: 10.5,
+        src: C,
+        dst: S,
+        udp: { src: 1001, dst: 69 },
+        tftp: { opcode: 1, file: "tftp/snponly.efi" },
+      }],
+    },
+    {
+      name: "blank lines and non-IP frames without a time are skipped; output is time-ordered",
+      text: "\n" + line({ "frame.time_epoch": "5" }) + "\n" + line({ "frame.time_epoch": "4" }) +
+        "\ngarbage\n",
+      want: [{ time: 4, src: "", dst: "" }, { time: 5, src: "", dst: "" }],
+    },
+  ];
+  for (const row of table) {
+    await t.step(row.name, () => assert.deepEqual(parseTsharkFields(row.text), row.want));
+  }
+});
+
+Deno.test("formatStages shows time since start and since the previous stage", () => {
+  const text = formatStages([{ name: "dhcp-offer", ms: 1500 }, { name: "marker", ms: 4000 }]);
+  const lines = text.split("\n");
+  assert.equal(lines.length, 3);
+  assert.match(lines[1]!, /^dhcp-offer\s+first DHCP offer\s+1\.50 s\s+1\.50 s$/);
+  assert.match(lines[2]!, /^marker\s+marker on serial\s+4\.00 s\s+2\.50 s$/);
+});
