@@ -57,7 +57,10 @@ export interface DhcpServerOptions {
   /** The shared SQLite handle (boot/db.ts); required unless mode is "proxy" or "off". */
   db?: DatabaseSync;
   logger: Logger;
-  /** Auto mode: how long to listen for other servers before serving addresses. Default 4 s. */
+  /**
+   * Auto mode: how long to listen for other servers before serving addresses. Default 6 s:
+   * dnsmasq pings an address for ~3 s before it offers it.
+   */
   probeSeconds?: number;
 }
 
@@ -177,8 +180,9 @@ export function startDhcpServer(o: DhcpServerOptions): DhcpServer {
   if (o.mode === "auto") {
     const probe = _probe(o, info.mac, serverIp, probeXids, log);
     loops.push(probe.then((foreign) => {
-      if (foreign) toProxy("it answered our probe", foreign);
-      else if (!closing) {
+      if (foreign) {
+        log.warn(_SUB, "another DHCP server answered our probe: proxy mode from now on", foreign);
+      } else if (!closing) {
         mode = "server";
         log.info(_SUB, "no other DHCP server answered: serving addresses", { range: o.range });
       }
@@ -285,8 +289,10 @@ function _probe(
       }
     };
     send();
-    const resend = setTimeout(send, ((o.probeSeconds ?? 4) * 1000) / 2);
-    timer = setTimeout(() => s.close(), (o.probeSeconds ?? 4) * 1000);
+    const window = (o.probeSeconds ?? 6) * 1000;
+    // Three DISCOVERs over the window, in case one is lost.
+    const resends = [setTimeout(send, window / 3), setTimeout(send, (2 * window) / 3)];
+    timer = setTimeout(() => s.close(), window);
     try {
       for (;;) {
         const d = await s.receive();
@@ -305,7 +311,7 @@ function _probe(
         }
       }
     } finally {
-      clearTimeout(resend);
+      resends.forEach(clearTimeout);
       clearTimeout(timer);
       await s.close();
     }

@@ -30,8 +30,6 @@ const IPPROTO_IP = 0;
 const IP_PKTINFO = 8;
 const MSG_DONTWAIT = 0x40;
 const POLLIN = 1;
-const EINTR = 4;
-const EAGAIN = 11;
 const EADDRINUSE = 98;
 
 /** Largest datagram read; DHCP messages are far smaller, anything longer is cut and flagged. */
@@ -212,14 +210,21 @@ export class InterfaceUdpSocket {
 
   /** Waits for the next datagram from our interface; resolves null once the socket is closed. */
   async receive(): Promise<Datagram | null> {
+    // errno cannot classify failures here: poll runs on a worker thread (errno is per thread),
+    // and the runtime may overwrite it between two FFI calls. So a failed recvmsg just means
+    // "nothing now", and only a socket that stays readable yet yields nothing is an error.
+    let fruitless = 0;
     while (!this.#closed) {
       const got = this.#tryReceive();
       if (got) return got;
       this.#polling = _lib().poll(this.#pollfd, 1n, _POLL_MS);
       const n = await this.#polling;
       this.#polling = null;
-      if (n < 0 && _errno() !== EINTR) {
-        throw new Error(`poll on "${this.info.name}": ${_strerror(_errno())}`);
+      fruitless = n === 0 ? 0 : fruitless + 1;
+      if (fruitless > 50) {
+        throw new Error(
+          `Socket on "${this.info.name}" port ${this.port} keeps failing (poll ${n})`,
+        );
       }
     }
     return null;
@@ -237,11 +242,7 @@ export class InterfaceUdpSocket {
       msg.setBigUint64(40, BigInt(this.#control.length), true);
       msg.setInt32(48, 0, true);
       const n = Number(_lib().recvmsg(this.#fd, this.#msg, MSG_DONTWAIT));
-      if (n < 0) {
-        const e = _errno();
-        if (e === EAGAIN || e === EINTR) return null;
-        throw new Error(`recvmsg on "${this.info.name}": ${_strerror(e)}`);
-      }
+      if (n < 0) return null;
       const name = new DataView(this.#name.buffer);
       const from = {
         address: ipv4ToString(this.#name.subarray(4, 8)),
