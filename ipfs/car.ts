@@ -49,7 +49,7 @@ export async function* readCarBlocks(
   options: ReadCarOptions = {},
 ): AsyncGenerator<Block> {
   const maxBlock = options.maxBlockSize ?? MAX_BLOCK_SIZE;
-  const guard = { pulledSinceBlock: 0, sourceError: undefined as unknown };
+  const guard = { pulledSinceBlock: 0, sourceError: undefined as unknown, ended: false };
   // @ipld/car buffers a whole section before it yields it, so a hostile length prefix would
   // make it read without end: refuse once more than a full section is pulled without a block.
   async function* guarded(): AsyncGenerator<Uint8Array> {
@@ -68,7 +68,10 @@ export async function* readCarBlocks(
         guard.sourceError = err;
         throw err;
       }
-      if (step.done) return;
+      if (step.done) {
+        guard.ended = true;
+        return;
+      }
       guard.pulledSinceBlock += step.value.length;
       yield step.value;
     }
@@ -78,7 +81,7 @@ export async function* readCarBlocks(
   try {
     iterator = await CarBlockIterator.fromIterable(guarded());
   } catch (err) {
-    throw _mapError(err, guard.sourceError);
+    throw _mapError(err, guard);
   }
   const blocks = iterator[Symbol.asyncIterator]();
   while (true) {
@@ -86,7 +89,7 @@ export async function* readCarBlocks(
     try {
       step = await blocks.next();
     } catch (err) {
-      throw _mapError(err, guard.sourceError);
+      throw _mapError(err, guard);
     }
     if (step.done) return;
     guard.pulledSinceBlock = 0;
@@ -105,10 +108,11 @@ export async function* readCarBlocks(
   }
 }
 
-function _mapError(err: unknown, sourceError: unknown): unknown {
-  if (err === sourceError || err instanceof CarError) return err;
+function _mapError(err: unknown, guard: { sourceError: unknown; ended: boolean }): unknown {
+  if (err === guard.sourceError || err instanceof CarError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  if (/unexpected end of data/i.test(message)) {
+  // Whatever the decoder says, failing once the bytes ran out means the stream was cut short.
+  if (guard.ended || /unexpected end of data/i.test(message)) {
     return new CarError(`CAR stream truncated: ${message}`, "truncated", { cause: err });
   }
   return new CarError(`CAR stream malformed: ${message}`, "malformed", { cause: err });

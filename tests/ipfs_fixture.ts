@@ -125,6 +125,8 @@ export interface GatewayKnobs {
   refuseRaw?: number;
   /** Wait this long before answering, and between CAR chunks. */
   delayMs: number;
+  /** Wait this long between CAR chunks only (overrides delayMs there). */
+  carChunkDelayMs?: number;
 }
 
 /** A Trustless Gateway over a {@linkcode MemoryBlockstore}, on 127.0.0.1. */
@@ -191,14 +193,14 @@ export class TestGateway {
       const scope = url.searchParams.get("dag-scope") === "all" ? "all" : "entity";
       let car = await this.#car(cid, scope);
       if (this.knobs.truncateCarAt !== undefined) car = car.subarray(0, this.knobs.truncateCarAt);
-      const delay = this.knobs.delayMs;
+      const delay = this.knobs.carChunkDelayMs ?? this.knobs.delayMs;
+      let off = 0;
       const body = new ReadableStream<Uint8Array>({
-        async start(controller) {
-          for (let off = 0; off < car.length; off += 64 * 1024) {
-            if (delay) await _sleep(delay);
-            controller.enqueue(car.slice(off, off + 64 * 1024));
-          }
-          controller.close();
+        async pull(controller) {
+          if (off >= car.length) return controller.close();
+          if (delay && off > 0) await _sleep(delay);
+          controller.enqueue(car.slice(off, off + 64 * 1024));
+          off += 64 * 1024;
         },
       });
       return new Response(body, {

@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CID } from "multiformats";
+import { sha256 } from "multiformats/hashes/sha2";
+import { blockKey, ContentCache, fileKey } from "./cache.ts";
+import { buildTree, pseudoRandomBytes, tempDir } from "../tests/ipfs_fixture.ts";
+
+async function rawCid(bytes: Uint8Array): Promise<CID> {
+  return CID.createV1(0x55, await sha256.digest(bytes));
+}
+
+async function names(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) out.push(e.name);
+  return out.sort();
+}
+
+Deno.test("ContentCache blocks: verified on the way back, damaged entries dropped", async (t) => {
+  const tmp = await tempDir("ipfs_cache_test_");
+  try {
+    const cache = new ContentCache(join(tmp.path, "cache"));
+    await cache.init();
+    const { blocks, root } = await buildTree(
+      [{ path: "a/b", content: new TextEncoder().encode("hello") }],
+      { profile: "kubo-v0" },
+    );
+    const bytes = blocks.get(root)!;
+    await t.step("put then get returns the same bytes, keyed by multihash", async () => {
+      await cache.putBlock(root, bytes);
+      assert.deepEqual(await cache.getBlock(root), bytes);
+      assert.deepEqual(await names(cache.blocksDir), [blockKey(root)]);
+      // CIDv0 and its CIDv1 form name the same block.
+      assert.deepEqual(await cache.getBlock(root.toV1()), bytes);
+    });
+    await t.step("a block altered on disk is removed and reported missing", async () => {
+      const damaged = bytes.slice();
+      damaged[damaged.length - 1]! ^= 0xff;
+      await Deno.writeFile(cache.blockPath(root), damaged);
+      assert.equal(await cache.getBlock(root), null);
+      assert.deepEqual(await names(cache.blocksDir), []);
+    });
+  } finally {
+    await tmp.remove();
+  }
+});
+
+Deno.test("ContentCache files: only complete files appear in files/", async (t) => {
+  const tmp = await tempDir("ipfs_cache_test_");
+  try {
+    const cache = new ContentCache(join(tmp.path, "cache"));
+    await cache.init();
+    const content = pseudoRandomBytes(100_000, 3);
+    const cid = await rawCid(content);
+    await t.step("commit with the right size moves it into place", async () => {
+      const w = await cache.createFile(cid);
+      await w.write(content.subarray(0, 40_000));
+      assert.deepEqual(await names(cache.filesDir), []);
+      await w.write(content.subarray(40_000));
+      await w.commit(content.length);
+      assert.deepEqual(await names(cache.filesDir), [fileKey(cid)]);
+      assert.deepEqual(await names(cache.tmpDir), []);
+      assert.deepEqual(await Deno.readFile(cache.filePath(cid)), content);
+      assert.equal(await cache.fileSize(cid), content.length);
+    });
+    const other = await rawCid(content.subarray(1));
+    await t.step("commit with a short file fails and leaves nothing", async () => {
+      const w = await cache.createFile(other);
+      await w.write(content.subarray(0, 10));
+      await assert.rejects(w.commit(content.length - 1), /assembled 10 bytes/);
+      assert.equal(await cache.fileSize(other), null);
+      assert.deepEqual(await names(cache.tmpDir), []);
+    });
+    await t.step("abort leaves nothing", async () => {
+      const w = await cache.createFile(other);
+      await w.write(content.subarray(0, 10));
+      await w.abort();
+      assert.equal(await cache.fileSize(other), null);
+      assert.deepEqual(await names(cache.tmpDir), []);
+    });
+    await t.step("init removes temp files of an interrupted run", async () => {
+      await (await cache.createFile(other)).write(content.subarray(0, 5));
+      assert.equal((await names(cache.tmpDir)).length, 1);
+      await new ContentCache(cache.dir).init();
+      assert.deepEqual(await names(cache.tmpDir), []);
+    });
+  } finally {
+    await tmp.remove();
+  }
+});
+
+Deno.test("ContentCache refs.json keeps recent refs, newest first", async () => {
+  const tmp = await tempDir("ipfs_cache_test_");
+  try {
+    const cache = new ContentCache(join(tmp.path, "cache"));
+    await cache.init();
+    const t0 = Date.parse("2024-01-01T00:00:00Z");
+    for (let i = 0; i < 20; i++) await cache.touchRef(`ref-${i % 18}`, new Date(t0 + i * 1000));
+    const refs = await cache.recentRefs();
+    assert.equal(refs.length, 16);
+    assert.deepEqual(refs.slice(0, 3).map((r) => r.ref), ["ref-1", "ref-0", "ref-17"]);
+    await Deno.writeTextFile(join(cache.dir, "refs.json"), "{not json");
+    assert.deepEqual(await cache.recentRefs(), []);
+  } finally {
+    await tmp.remove();
+  }
+});
+
+Deno.test("ContentCache.gc removes exactly what the kept refs do not reach", async () => {
+  const tmp = await tempDir("ipfs_cache_test_");
+  try {
+    const cache = new ContentCache(join(tmp.path, "cache"));
+    await cache.init();
+    const shared = pseudoRandomBytes(5000, 1);
+    const a = await buildTree([
+      { path: "x/shared", content: shared },
+      { path: "x/only-a", content: pseudoRandomBytes(700, 2) },
+    ], { profile: "v1-raw" });
+    const b = await buildTree([
+      { path: "x/shared", content: shared },
+      { path: "x/only-b", content: pseudoRandomBytes(900, 3) },
+    ], { profile: "v1-raw" });
+    // Cache every node block and every file, as a prefetch of both trees would.
+    for (const tree of [a, b]) {
+      for (const { cid, bytes } of tree.blocks.dfs(tree.root, "all")) {
+        if (cid.code === 0x70) await cache.putBlock(cid, bytes);
+        else await cache.putFile(cid, bytes);
+      }
+    }
+    const stale = await cache.createFile(await rawCid(new Uint8Array([9])));
+    await stale.write(new Uint8Array([9]));
+    const old = new Date(Date.now() - 2 * 3600_000);
+    await Deno.utime(stale.tempPath, old, old);
+    await cache.touchRef(a.root.toString());
+    await cache.touchRef(b.root.toString());
+
+    const result = await cache.gc([b.root.toString()]);
+    const files = await names(cache.filesDir);
+    assert.deepEqual(
+      files.sort(),
+      [
+        fileKey(b.cids.get("x/shared")!),
+        fileKey(b.cids.get("x/only-b")!),
+      ].sort(),
+    );
+    assert.equal(result.removedFiles, 1);
+    // A's root and its x/ directory are the only nodes B does not share.
+    assert.equal(result.removedBlocks, 2);
+    assert.equal(result.removedTemp, 1);
+    assert.deepEqual(
+      await names(cache.blocksDir),
+      [blockKey(b.root), blockKey(b.cids.get("x")!)].sort(),
+    );
+    assert.deepEqual((await cache.recentRefs()).map((r) => r.ref), [b.root.toString()]);
+  } finally {
+    await tmp.remove();
+  }
+});
