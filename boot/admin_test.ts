@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { formatTable, leasesCommand, machineCommand } from "./admin.ts";
+import { UsageError } from "./cli.ts";
+import { loadConfig } from "./config.ts";
+import { openDatabase } from "./db.ts";
+import { LeaseStore } from "./leases.ts";
+import { MachineRegistry } from "./machine_registry.ts";
+
+const K8S = "52:54:00:00:01:01";
+const OTHER = "52:54:00:00:0f:01";
+
+async function withConfig(fn: (config: ReturnType<typeof loadConfig>) => Promise<void> | void) {
+  const dir = await Deno.makeTempDir({ prefix: "abi-admin-" });
+  try {
+    const config = loadConfig(
+      `interface = "br0"
+server_ip = "10.0.0.1"
+netmask = "255.255.255.0"
+data_dir = "${dir}/data"
+[dhcp]
+range = ["10.0.0.100", "10.0.0.150"]
+[[machine]]
+mac = "${K8S}"
+hostname = "k8s-1"
+ip = "10.0.0.11"
+os = "debian"
+class = "k8s-node"
+`,
+      { file: "test.toml" },
+    );
+    await fn(config);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function capture() {
+  const text: string[] = [];
+  return { out: (t: string) => text.push(t), text: () => text.join("") };
+}
+
+Deno.test("leases and machine list without a database show the config, create nothing", async () => {
+  await withConfig((config) => {
+    const c = capture();
+    assert.equal(leasesCommand(config, c.out), 0);
+    assert.equal(
+      c.text(),
+      `# leases (${config.db_file})\n` +
+        "IP         MAC                HOSTNAME  STATE     EXPIRES\n" +
+        "10.0.0.11  52:54:00:00:01:01  k8s-1     reserved  -\n" +
+        "\n# machines\n" +
+        "MAC                HOSTNAME  IP         OS               STATE   LAST SEEN  LAST BOOT\n" +
+        "52:54:00:00:01:01  k8s-1     10.0.0.11  debian/k8s-node  chosen  -          -\n",
+    );
+    const m = capture();
+    assert.equal(machineCommand(config, ["list"], m.out), 0);
+    assert.match(m.text(), /^52:54:00:00:01:01 {2}k8s-1 .* chosen /m);
+    assert.throws(() => Deno.statSync(config.db_file), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("leases, machines and reinstall against the server's database", async (t) => {
+  await withConfig(async (config) => {
+    const now = Date.UTC(2026, 10, 25, 12, 0, 0);
+    {
+      const db = openDatabase(config.data_dir);
+      const leases = new LeaseStore(db, { range: config.dhcp.range, now: () => now });
+      leases.offer(OTHER);
+      leases.commit(OTHER, "10.0.0.100", 3600, { hostname: "box" });
+      const reg = new MachineRegistry(db, { machines: config.machines, now: () => now });
+      reg.seen(OTHER, "10.0.0.100");
+      reg.installed(K8S, "10.0.0.11");
+      db.close();
+    }
+    await t.step("leases lists the bound lease, the reservation and both machines", () => {
+      const c = capture();
+      assert.equal(leasesCommand(config, c.out), 0);
+      const text = c.text();
+      assert.match(text, /^10\.0\.0\.11 +52:54:00:00:01:01 +k8s-1 +reserved +-$/m);
+      assert.match(text, /^10\.0\.0\.100 +52:54:00:00:0f:01 +box +\S+ +2026-11-25 13:00:00$/m);
+      assert.match(
+        text,
+        /^52:54:00:00:01:01 +k8s-1 +10\.0\.0\.11 +debian\/k8s-node +installed +2026-11-25 12:00:00 +2026-11-25 12:00:00 install finished$/m,
+      );
+      assert.match(text, /^52:54:00:00:0f:01 +node-525400000f01 +10\.0\.0\.100 +- +new /m);
+    });
+    await t.step("reinstall brings the installer back", () => {
+      const c = capture();
+      assert.equal(machineCommand(config, ["reinstall", "52-54-00-00-01-01"], c.out), 0);
+      assert.equal(
+        c.text(),
+        "52:54:00:00:01:01 (k8s-1) will install debian/k8s-node on its next boot\n",
+      );
+      const db = openDatabase(config.data_dir);
+      assert.equal(
+        new MachineRegistry(db, { machines: config.machines }).get(K8S)!.state,
+        "chosen",
+      );
+      db.close();
+    });
+    await t.step("an unknown machine is exit 1 with a message", () => {
+      const c = capture(), e = capture();
+      assert.equal(machineCommand(config, ["reinstall", "52:54:00:99:99:99"], c.out, e.out), 1);
+      assert.equal(c.text(), "");
+      assert.match(
+        e.text(),
+        /no machine 52:54:00:99:99:99: not in the config and never booted here/,
+      );
+    });
+  });
+});
+
+Deno.test("machine: usage mistakes are UsageErrors", async (t) => {
+  await withConfig(async (config) => {
+    const cases: [string[], RegExp][] = [
+      [["frobnicate"], /unknown machine command frobnicate/],
+      [["reinstall"], /machine reinstall takes one MAC/],
+      [["reinstall", "a", "b"], /machine reinstall takes one MAC/],
+      [["reinstall", "not-a-mac"], /not a MAC address: "not-a-mac"/],
+      [["list", "x"], /machine list takes no arguments/],
+    ];
+    for (const [args, message] of cases) {
+      await t.step(args.join(" "), () => {
+        assert.throws(() => machineCommand(config, args, () => {}), (e: Error) => {
+          assert.ok(e instanceof UsageError);
+          assert.match(e.message, message);
+          return true;
+        });
+      });
+    }
+  });
+});
+
+Deno.test("formatTable pads columns and trims line ends", () => {
+  assert.equal(formatTable([["A", "BB"], ["ccc", ""]]), "A    BB\nccc\n");
+});
