@@ -1,0 +1,660 @@
+/**
+ * Server behaviour over an in-memory datagram network: no sockets, deterministic loss.
+ * Real clients over real sockets (in network namespaces) are in tests/tftp_*_test.ts.
+ */
+import assert from "node:assert/strict";
+import { memoryLogger } from "../../log.ts";
+import {
+  decodeTftp,
+  encodeTftp,
+  ErrorCode,
+  Opcode,
+  type RequestPacket,
+  type TftpPacket,
+} from "./packet.ts";
+import {
+  startTftpServer,
+  type TftpClient,
+  type TftpOpen,
+  type TftpServerOptions,
+  type TftpSocket,
+} from "./server.ts";
+
+const SERVER = "10.9.0.1";
+const CLIENT = "10.9.0.2";
+
+/** One datagram in flight, as the loss hook sees it. */
+interface Datagram {
+  data: Uint8Array;
+  from: TftpClient;
+  to: TftpClient;
+}
+
+/** Datagram sockets in memory; `lose` decides per datagram whether it vanishes. */
+class MemNet {
+  readonly sockets = new Map<string, MemSocket>();
+  #nextPort = 40000;
+  lose: (d: Datagram) => boolean = () => false;
+  delivered = 0;
+
+  listen = (hostname: string, port: number): TftpSocket => {
+    const p = port === 0 ? this.#nextPort++ : port;
+    const key = `${hostname}:${p}`;
+    if (this.sockets.has(key)) throw new Error(`address in use: ${key}`);
+    const s = new MemSocket(this, hostname, p);
+    this.sockets.set(key, s);
+    return s;
+  };
+
+  deliver(d: Datagram): void {
+    if (this.lose(d)) return;
+    const target = this.sockets.get(`${d.to.address}:${d.to.port}`);
+    if (!target) return;
+    this.delivered++;
+    // Asynchronous like a real network, but without timer clamping.
+    Promise.resolve().then(() => target.enqueue({ data: d.data.slice(), from: d.from }));
+  }
+}
+
+class MemSocket implements TftpSocket {
+  #queue: { data: Uint8Array; from: TftpClient }[] = [];
+  #waiter: {
+    resolve: (v: { data: Uint8Array; from: TftpClient }) => void;
+    reject: (e: Error) => void;
+  } | null = null;
+  closed = false;
+
+  constructor(readonly net: MemNet, readonly address: string, readonly port: number) {}
+
+  enqueue(d: { data: Uint8Array; from: TftpClient }): void {
+    if (this.closed) return;
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = null;
+      w.resolve(d);
+    } else this.#queue.push(d);
+  }
+
+  receive(_buffer: Uint8Array): Promise<{ data: Uint8Array; from: TftpClient }> {
+    if (this.closed) return Promise.reject(new Error("closed"));
+    const d = this.#queue.shift();
+    if (d) return Promise.resolve(d);
+    return new Promise((resolve, reject) => this.#waiter = { resolve, reject });
+  }
+
+  send(data: Uint8Array, to: TftpClient): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("closed"));
+    this.net.deliver({ data, from: { address: this.address, port: this.port }, to });
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.net.sockets.delete(`${this.address}:${this.port}`);
+    this.#waiter?.reject(new Error("closed"));
+    this.#waiter = null;
+  }
+
+  /** Next decoded packet, or null after `ms`. */
+  async next(ms = 2000): Promise<{ packet: TftpPacket; from: TftpClient } | null> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<null>((r) => timer = setTimeout(() => r(null), ms));
+    const got = await Promise.race([this.receive(new Uint8Array(0)), timeout]);
+    clearTimeout(timer);
+    if (got === null) {
+      this.#waiter = null;
+      return null;
+    }
+    return { packet: decodeTftp(got.data), from: got.from };
+  }
+
+  sendPacket(p: TftpPacket, to: TftpClient): Promise<void> {
+    return this.send(encodeTftp(p), to);
+  }
+}
+
+/** Deterministic test content. */
+function content(n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+/** A handler over in-memory files that records opens, pulls and cancellations. */
+function memFiles(files: Record<string, Uint8Array>, chunk = 4096) {
+  // released: the stream was read to its end or cancelled, so a file handle would be closed.
+  const stats = { opens: [] as string[], released: 0, pulls: 0 };
+  const open: TftpOpen = (name) => {
+    stats.opens.push(name);
+    if (name === "secret") return Promise.resolve({ error: "forbidden", message: "no access" });
+    if (name === "offline") {
+      return Promise.resolve({ error: "unavailable", message: "gateway down" });
+    }
+    if (name === "throws") return Promise.reject(new Error("boom"));
+    const data = files[name];
+    if (!data) return Promise.resolve({ error: "not-found", message: "no such file" });
+    let offset = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        stats.pulls++;
+        if (offset >= data.length) {
+          stats.released++;
+          return c.close();
+        }
+        c.enqueue(data.slice(offset, offset + chunk));
+        offset += chunk;
+      },
+      cancel() {
+        stats.released++;
+      },
+    }, { highWaterMark: 0 });
+    return Promise.resolve({ size: data.length, stream });
+  };
+  return { open, stats };
+}
+
+async function withServer(
+  files: Record<string, Uint8Array>,
+  options: Partial<TftpServerOptions>,
+  body: (
+    ctx: {
+      net: MemNet;
+      client: () => MemSocket;
+      server: { port: number; address: string; active: number };
+      stats: ReturnType<typeof memFiles>["stats"];
+      logger: ReturnType<typeof memoryLogger>;
+    },
+  ) => Promise<void>,
+): Promise<void> {
+  const net = new MemNet();
+  const logger = memoryLogger();
+  const { open, stats } = memFiles(files);
+  const server = await startTftpServer({
+    address: SERVER,
+    port: 69,
+    open,
+    logger,
+    listen: net.listen,
+    rto: { initialMs: 40, minMs: 10, maxMs: 200 },
+    ...options,
+  });
+  const clients: MemSocket[] = [];
+  try {
+    await body({
+      net,
+      server,
+      stats,
+      logger,
+      client: () => {
+        const c = net.listen(CLIENT, 0) as MemSocket;
+        clients.push(c);
+        return c;
+      },
+    });
+  } finally {
+    for (const c of clients) c.close();
+    await server.close();
+  }
+  // Every transfer socket is closed once the server is.
+  assert.deepEqual([...net.sockets.keys()], []);
+}
+
+const MAIN: TftpClient = { address: SERVER, port: 69 };
+
+function rrq(filename: string, options: [string, string][] = [], mode = "octet"): RequestPacket {
+  return {
+    op: Opcode.RRQ,
+    filename,
+    mode: mode as RequestPacket["mode"],
+    options: new Map(options),
+  };
+}
+
+interface FetchResult {
+  data: Uint8Array;
+  oack: Map<string, string> | null;
+  dataPackets: number;
+  wires: number[];
+  from: TftpClient | null;
+}
+
+/**
+ * An RFC 1350/7440 client: ACKs each window end (or the last in-order block on a gap),
+ * re-ACKs after `idleMs` of silence. `onData` may return false to drop a DATA packet.
+ */
+async function fetchFile(
+  c: MemSocket,
+  req: RequestPacket,
+  opts: {
+    windowsize?: number;
+    idleMs?: number;
+    ackTwice?: boolean;
+    onData?: (block: number) => boolean;
+  } = {},
+): Promise<FetchResult> {
+  await c.sendPacket(req, MAIN);
+  const parts: Uint8Array[] = [];
+  let oack: Map<string, string> | null = null;
+  let from: TftpClient | null = null;
+  let blksize = 512;
+  let windowsize = 1;
+  let last = 0; // absolute block received in order
+  let dataPackets = 0;
+  const wires: number[] = [];
+  const ack = async (block: number) => {
+    await c.sendPacket({ op: Opcode.ACK, block: block & 0xffff }, from!);
+    if (opts.ackTwice) await c.sendPacket({ op: Opcode.ACK, block: block & 0xffff }, from!);
+  };
+  for (let silent = 0; silent < 20;) {
+    const got = await c.next(opts.idleMs ?? 300);
+    if (!got) {
+      silent++;
+      if (from) await ack(last);
+      continue;
+    }
+    silent = 0;
+    const p = got.packet;
+    from ??= got.from;
+    if (p.op === Opcode.ERROR) throw new Error(`error ${p.code}: ${p.message}`);
+    if (p.op === Opcode.OACK) {
+      oack = p.options;
+      blksize = Number(p.options.get("blksize") ?? 512);
+      windowsize = Number(p.options.get("windowsize") ?? 1);
+      await ack(0);
+      continue;
+    }
+    if (p.op !== Opcode.DATA) throw new Error(`unexpected op ${p.op}`);
+    dataPackets++;
+    if (opts.onData && !opts.onData(p.block)) continue;
+    if (p.block !== ((last + 1) & 0xffff)) {
+      await ack(last); // gap or duplicate: tell the sender where we are
+      continue;
+    }
+    last++;
+    wires.push(p.block);
+    parts.push(p.data);
+    const final = p.data.length < blksize;
+    if (final || last % windowsize === 0) await ack(last);
+    if (final) {
+      const data = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
+      let o = 0;
+      for (const x of parts) {
+        data.set(x, o);
+        o += x.length;
+      }
+      return { data, oack, dataPackets, wires, from };
+    }
+  }
+  throw new Error("transfer stalled");
+}
+
+/** Waits until `cond` holds (bounded). */
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function infoLine(logger: ReturnType<typeof memoryLogger>, message: string) {
+  return logger.lines.filter((l) => l.message === message);
+}
+
+Deno.test("server sends files byte-identical", async (t) => {
+  const cases: { name: string; size: number; options: [string, string][]; blocks: number }[] = [
+    { name: "plain RFC 1350, 1000 bytes", size: 1000, options: [], blocks: 2 },
+    { name: "size a multiple of 512 ends with an empty block", size: 1024, options: [], blocks: 3 },
+    { name: "empty file is one empty block", size: 0, options: [], blocks: 1 },
+    {
+      name: "blksize 1468 windowsize 4 (OVMF)",
+      size: 100_000,
+      options: [["tsize", "0"], ["blksize", "1468"], ["windowsize", "4"]],
+      blocks: 69,
+    },
+    {
+      name: "windowsize larger than the file",
+      size: 3000,
+      options: [["blksize", "1024"], ["windowsize", "64"]],
+      blocks: 3,
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      const file = content(c.size);
+      await withServer({ f: file }, {}, async ({ client, logger, stats }) => {
+        const got = await fetchFile(client(), rrq("f", c.options));
+        assert.deepEqual(got.data, file);
+        assert.equal(got.wires.length, c.blocks);
+        assert.equal(got.from?.address, SERVER);
+        assert.notEqual(got.from?.port, 69, "a transfer answers from its own TID");
+        await until(() => infoLine(logger, "transfer done").length === 1);
+        const line = infoLine(logger, "transfer done")[0]!;
+        assert.equal(line.fields.bytes, c.size);
+        assert.equal(line.fields.file, "f");
+        assert.equal(line.fields.retransmits, 0);
+        for (const k of ["client", "blksize", "windowsize", "ms", "mbps"]) {
+          assert.ok(k in line.fields, `summary has ${k}`);
+        }
+        await until(() => stats.released === 1);
+      });
+    });
+  }
+});
+
+Deno.test("server negotiates options into the OACK", async (t) => {
+  const file = content(5000);
+  await t.step("OACK lists accepted options in the client's order with server values", async () => {
+    await withServer({ f: file }, { maxBlksize: 1024, maxWindowsize: 8 }, async ({ client }) => {
+      const got = await fetchFile(
+        client(),
+        rrq("f", [["windowsize", "16"], ["blksize", "1468"], ["tsize", "0"], ["x-unknown", "1"]]),
+      );
+      assert.deepEqual([...got.oack!], [["windowsize", "8"], ["blksize", "1024"], [
+        "tsize",
+        "5000",
+      ]]);
+      assert.deepEqual(got.data, file);
+    });
+  });
+  await t.step("options sent but none accepted: DATA 1 comes at once", async () => {
+    await withServer({ f: file }, {}, async ({ client }) => {
+      const got = await fetchFile(client(), rrq("f", [["multicast", ""], ["blksize", "2"]]));
+      assert.equal(got.oack, null);
+      assert.deepEqual(got.data, file);
+    });
+  });
+  await t.step("netascii converts line ends and leaves tsize out", async () => {
+    const text = new TextEncoder().encode("a\nb\rc\n");
+    await withServer({ t: text }, {}, async ({ client }) => {
+      const got = await fetchFile(
+        client(),
+        rrq("t", [["tsize", "0"], ["blksize", "512"]], "netascii"),
+      );
+      assert.deepEqual([...got.oack!], [["blksize", "512"]]);
+      assert.deepEqual(got.data, new TextEncoder().encode("a\r\nb\r\0c\r\n"));
+    });
+  });
+});
+
+Deno.test("server refuses what it must", async (t) => {
+  const cases: {
+    name: string;
+    bytes: Uint8Array;
+    code: number;
+    message?: RegExp;
+    fromMain: boolean;
+  }[] = [
+    {
+      name: "WRQ: read-only server",
+      bytes: encodeTftp({ op: Opcode.WRQ, filename: "f", mode: "octet", options: new Map() }),
+      code: ErrorCode.ACCESS_VIOLATION,
+      message: /read-only/,
+      fromMain: false,
+    },
+    {
+      name: "mail mode",
+      bytes: encodeTftp(rrq("f", [], "mail")),
+      code: ErrorCode.ILLEGAL_OPERATION,
+      fromMain: false,
+    },
+    {
+      name: "missing file: error 1",
+      bytes: encodeTftp(rrq("nope")),
+      code: ErrorCode.FILE_NOT_FOUND,
+      message: /no such file/,
+      fromMain: false,
+    },
+    {
+      name: "forbidden: error 2",
+      bytes: encodeTftp(rrq("secret")),
+      code: ErrorCode.ACCESS_VIOLATION,
+      message: /no access/,
+      fromMain: false,
+    },
+    {
+      name: "unavailable: error 0 with the handler's message",
+      bytes: encodeTftp(rrq("offline")),
+      code: ErrorCode.NOT_DEFINED,
+      message: /gateway down/,
+      fromMain: false,
+    },
+    {
+      name: "handler throws: error 0, no details leak",
+      bytes: encodeTftp(rrq("throws")),
+      code: ErrorCode.NOT_DEFINED,
+      message: /^cannot read file$/,
+      fromMain: false,
+    },
+    {
+      name: "duplicate option: error 8",
+      bytes: new TextEncoder().encode("\0\x01f\0octet\0tsize\x000\0tsize\x000\0"),
+      code: ErrorCode.OPTION_REFUSED,
+      message: /appears twice/,
+      fromMain: true,
+    },
+    {
+      name: "mode garbage: error 4",
+      bytes: new TextEncoder().encode("\0\x01f\0image\0"),
+      code: ErrorCode.ILLEGAL_OPERATION,
+      message: /unknown mode/,
+      fromMain: true,
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      await withServer({ f: content(10) }, {}, async ({ client, server }) => {
+        const cl = client();
+        await cl.send(c.bytes, MAIN);
+        const got = await cl.next();
+        assert.ok(got, "an answer");
+        assert.equal(got.packet.op, Opcode.ERROR);
+        if (got.packet.op !== Opcode.ERROR) return;
+        assert.equal(got.packet.code, c.code);
+        if (c.message) assert.match(got.packet.message, c.message);
+        assert.equal(got.from.port === 69, c.fromMain);
+        await until(() => server.active === 0);
+      });
+    });
+  }
+  await t.step("non-request packets on port 69 get no answer", async () => {
+    await withServer({}, {}, async ({ client, logger }) => {
+      const cl = client();
+      for (
+        const p of [
+          new Uint8Array([0, 4, 0, 1]),
+          new Uint8Array([0, 5, 0, 0, 0]),
+          new Uint8Array([9]),
+        ]
+      ) {
+        await cl.send(p, MAIN);
+      }
+      assert.equal(await cl.next(100), null);
+      await until(() => logger.lines.filter((l) => l.level === "debug").length === 3);
+    });
+  });
+});
+
+Deno.test("server keeps transfers apart and safe", async (t) => {
+  await t.step("a stranger gets error 5 and the transfer goes on", async () => {
+    const file = content(20_000);
+    await withServer({ f: file }, {}, async ({ client }) => {
+      const c = client();
+      const stranger = client();
+      let poked = false;
+      const got = await fetchFile(c, rrq("f"), {
+        onData: (block) => {
+          if (block === 3 && !poked) {
+            poked = true;
+            const tid = [...c.net.sockets.values()].find((s) =>
+              s.address === SERVER && s.port !== 69
+            )!;
+            stranger.sendPacket({ op: Opcode.ACK, block: 3 }, { address: SERVER, port: tid.port });
+          }
+          return true;
+        },
+      });
+      assert.deepEqual(got.data, file);
+      const answer = await stranger.next();
+      assert.equal(answer?.packet.op, Opcode.ERROR);
+      if (answer?.packet.op === Opcode.ERROR) {
+        assert.equal(answer.packet.code, ErrorCode.UNKNOWN_TID);
+      }
+    });
+  });
+  await t.step("duplicate ACKs do not cause duplicate DATA (Sorcerer's Apprentice)", async () => {
+    const file = content(50 * 512 + 17);
+    // A long timeout: every DATA packet seen must come from an ACK, none from a timer.
+    await withServer(
+      { f: file },
+      { rto: { initialMs: 5000, minMs: 5000, maxMs: 5000 } },
+      async ({ client }) => {
+        const got = await fetchFile(client(), rrq("f"), { ackTwice: true });
+        assert.deepEqual(got.data, file);
+        assert.equal(got.dataPackets, 51);
+      },
+    );
+  });
+  await t.step("a repeated RRQ from the same port does not start a second transfer", async () => {
+    const file = content(3000);
+    await withServer({ f: file }, {}, async ({ client, stats }) => {
+      const c = client();
+      await c.sendPacket(rrq("f"), MAIN);
+      await c.sendPacket(rrq("f"), MAIN);
+      const got = await fetchFile(c, rrq("f"));
+      assert.deepEqual(got.data, file);
+      assert.deepEqual(stats.opens, ["f"]);
+    });
+  });
+  await t.step("too many transfers: error 0 server busy", async () => {
+    await withServer({ f: content(100_000) }, { maxTransfers: 2 }, async ({ client }) => {
+      const a = client(), b = client(), c = client();
+      await a.sendPacket(rrq("f"), MAIN);
+      await b.sendPacket(rrq("f"), MAIN);
+      assert.equal((await a.next())?.packet.op, Opcode.DATA);
+      assert.equal((await b.next())?.packet.op, Opcode.DATA);
+      await c.sendPacket(rrq("f"), MAIN);
+      const got = await c.next();
+      assert.equal(got?.packet.op, Opcode.ERROR);
+      if (got?.packet.op === Opcode.ERROR) assert.match(got.packet.message, /busy/);
+    });
+  });
+  await t.step("20 concurrent transfers from one client host", async () => {
+    const files = Object.fromEntries(
+      Array.from({ length: 20 }, (_, i) => [`f${i}`, content(30_000 + i, i + 1)]),
+    );
+    await withServer(files, {}, async ({ client, stats }) => {
+      const results = await Promise.all(
+        Object.keys(files).map((name, i) =>
+          fetchFile(client(), rrq(name, i % 2 ? [["blksize", "1468"], ["windowsize", "4"]] : []))
+        ),
+      );
+      Object.values(files).forEach((f, i) => assert.deepEqual(results[i]!.data, f));
+      assert.equal(stats.opens.length, 20);
+      await until(() => stats.released === 20);
+    });
+  });
+});
+
+Deno.test("server recovers from loss and gives up when the client is gone", async (t) => {
+  await t.step("every 7th datagram lost in both directions, lockstep and windowed", async () => {
+    for (
+      const options of [[], [["blksize", "1024"], ["windowsize", "8"]]] as [string, string][][]
+    ) {
+      const file = content(200_000);
+      await withServer({ f: file }, {}, async ({ client, net, logger }) => {
+        let n = 0;
+        net.lose = () => ++n % 7 === 0;
+        const got = await fetchFile(client(), rrq("f", options), { idleMs: 150 });
+        assert.deepEqual(got.data, file);
+        await until(() => infoLine(logger, "transfer done").length === 1);
+        assert.ok(Number(infoLine(logger, "transfer done")[0]!.fields.retransmits) > 0);
+      });
+    }
+  });
+  await t.step("a window with a gap restarts after the last block the client has", async () => {
+    const file = content(40 * 1024);
+    await withServer({ f: file }, {}, async ({ client, logger }) => {
+      let dropped = false;
+      const got = await fetchFile(client(), rrq("f", [["blksize", "1024"], ["windowsize", "8"]]), {
+        onData: (block) => {
+          if (block === 11 && !dropped) return !(dropped = true);
+          return true;
+        },
+      });
+      assert.deepEqual(got.data, file);
+      assert.ok(dropped);
+      await until(() => infoLine(logger, "transfer done").length === 1);
+      // Blocks 11..16 of the window 9..16 went out again after the client's ACK 10.
+      assert.ok(Number(infoLine(logger, "transfer done")[0]!.fields.retransmits) >= 6);
+    });
+  });
+  await t.step("a silent client is given up after maxRetries and the file released", async () => {
+    await withServer(
+      { f: content(10_000) },
+      { maxRetries: 3 },
+      async ({ client, logger, stats, server }) => {
+        const c = client();
+        await c.sendPacket(rrq("f"), MAIN);
+        let data = 0;
+        let error: TftpPacket | null = null;
+        for (let i = 0; i < 10; i++) {
+          const got = await c.next(1000);
+          if (!got) break;
+          if (got.packet.op === Opcode.DATA) data++;
+          if (got.packet.op === Opcode.ERROR) {
+            error = got.packet;
+            break;
+          }
+        }
+        assert.equal(data, 4, "first send plus 3 retransmissions");
+        assert.equal(error?.op, Opcode.ERROR);
+        await until(() => server.active === 0 && stats.released === 1);
+        const failed = infoLine(logger, "transfer failed")[0]!;
+        assert.equal(failed.level, "warn");
+        assert.match(String(failed.fields.reason), /no ACK after 3 retransmissions/);
+      },
+    );
+  });
+  await t.step("an ERROR from the client ends the transfer", async () => {
+    await withServer({ f: content(10_000) }, {}, async ({ client, stats, server, logger }) => {
+      const c = client();
+      await c.sendPacket(rrq("f", [["tsize", "0"]]), MAIN);
+      const oack = await c.next();
+      assert.equal(oack?.packet.op, Opcode.OACK);
+      await c.sendPacket({ op: Opcode.ERROR, code: 8, message: "tsize only" }, oack!.from);
+      await until(() => server.active === 0 && stats.released === 1);
+      assert.match(String(infoLine(logger, "transfer failed")[0]!.fields.reason), /error 8/);
+    });
+  });
+});
+
+Deno.test("block numbers wrap past 65535 and the file still arrives whole", async () => {
+  // blksize 8: 70 000 blocks, past the 16-bit block counter.
+  const file = content(8 * 70_000 + 3);
+  await withServer({ f: file }, {}, async ({ client }) => {
+    const got = await fetchFile(client(), rrq("f", [["blksize", "8"], ["windowsize", "64"]]));
+    assert.equal(got.wires.length, 70_001);
+    assert.deepEqual(got.wires.slice(65534, 65538), [65535, 0, 1, 2]);
+    assert.deepEqual(got.data, file);
+  });
+});
+
+Deno.test("close() aborts transfers in progress and releases their files", async () => {
+  const net = new MemNet();
+  const { open, stats } = memFiles({ f: content(1_000_000) });
+  const server = await startTftpServer({ address: SERVER, open, listen: net.listen });
+  const c = net.listen(CLIENT, 0) as MemSocket;
+  await c.sendPacket(rrq("f"), MAIN);
+  assert.equal((await c.next())?.packet.op, Opcode.DATA);
+  assert.equal(server.active, 1);
+  await server.close();
+  c.close();
+  assert.equal(server.active, 0);
+  assert.equal(stats.released, 1);
+  assert.deepEqual([...net.sockets.keys()], []);
+});

@@ -1,0 +1,52 @@
+/**
+ * Serves a folder over TFTP with our server; tests and the benchmark run it inside a network
+ * namespace. Logs JSON lines on stdout (the "listening" line tells the port); every real path
+ * opened is logged as `opened`, so tests can prove nothing outside the root was read.
+ *
+ * ```
+ * deno run --unstable-net -A tests/tftp_runner.ts --address 10.77.0.1 --port 69 --dir DIR \
+ *   [--max-blksize 1468] [--max-windowsize 64] [--log-level info]
+ * ```
+ *
+ * Stops on SIGTERM or SIGINT.
+ *
+ * @module
+ */
+import { createLogger, type Level } from "../log.ts";
+import { startTftpServer } from "../protocols/tftp/server.ts";
+import { folderOpen } from "./tftp_folder.ts";
+
+function _flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+if (import.meta.main) {
+  const args = Deno.args;
+  const address = _flag(args, "address");
+  const dir = _flag(args, "dir");
+  if (!address || !dir) {
+    console.error("usage: tftp_runner.ts --address IP --dir DIR [--port N] ...");
+    Deno.exit(2);
+  }
+  const logger = createLogger({
+    format: "json",
+    level: (_flag(args, "log-level") ?? "info") as Level,
+  });
+  const maxBlksize = _flag(args, "max-blksize");
+  const maxWindowsize = _flag(args, "max-windowsize");
+  const server = await startTftpServer({
+    address,
+    port: Number(_flag(args, "port") ?? 69),
+    open: await folderOpen(dir, (real) => logger.info("runner", "opened", { path: real })),
+    maxBlksize: maxBlksize ? Number(maxBlksize) : undefined,
+    maxWindowsize: maxWindowsize ? Number(maxWindowsize) : undefined,
+    logger,
+  });
+  const stop = async () => {
+    await server.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+}
