@@ -8,10 +8,16 @@
  * | `GET /boot.ipxe?mac=M` | the configured or sticky OS (chain to its start script), else the menu; without `mac`: a script that asks again with it |
  * | `GET /menu.ipxe?mac=M`, `GET /choose` | the OS menu, even for a machine with a sticky choice |
  * | `GET /choose/:os/:mac` | makes `os` the sticky choice of `mac`, then its start script |
+ * | `GET /choose/:os/:class/:mac` | the same with a class of the OS (`[classes.<class>]`) |
  * | `GET /boot/:os/:mac` | the start script: `boot/<os>/template/start.vto`, else built from os.toml |
  * | `GET /image/:os/*` | `boot/<os>/images/*` |
  * | `GET /action/:os/:name`, `GET /config/:os/:name` | `boot/<os>/template/<name>.vto` rendered for the asking machine |
  * | `GET /tftp/*` | first-stage loaders, for UEFI HTTP boot |
+ * | `/api/*` | the machine API (boot/api.ts), when `api` is given |
+ *
+ * With `installers` (boot/installers.ts), `/config` and `/action` render through it (class
+ * templates, shipped defaults, install state), and an installed machine's `/boot.ipxe` boots
+ * its local disk.
  *
  * There is deliberately no route for arbitrary tree paths: templates (preseeds with
  * password hashes, keys) are meant to be rendered per machine, never served raw.
@@ -27,6 +33,8 @@ import { normalizeMac } from "./config.ts";
 import { serveTreeFile, statusForContentError } from "./http_files.ts";
 import type { MachineStore } from "./machines.ts";
 import { buildMenu, decideEntry, macForUrl } from "./menu.ts";
+import { scriptHistory } from "./api.ts";
+import { InstallerError, type Installers } from "./installers.ts";
 import { OS_NAME, type OsCatalog, type OsEntry } from "./os_catalog.ts";
 import {
   TEMPLATE_NAME,
@@ -73,6 +81,10 @@ export interface HttpAppOptions {
   /** The MAC behind a client address, for requests without one (installers fetching a
    * preseed); default: the machine that last fetched a script from that address. */
   macForIp?: (ip: string) => string | null;
+  /** Install configs, local-disk boot and script history (boot/installers.ts). */
+  installers?: Installers;
+  /** The machine API (boot/api.ts `createApiApp`), mounted at `/api`. */
+  api?: Hono<Env>;
 }
 
 /** What `serveHttp` passes as Hono's env: Deno's connection info. */
@@ -209,6 +221,7 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
       initrd_names: entry.initrd.map((p) => p.slice(p.lastIndexOf("/") + 1)),
       initrd_urls: entry.initrd.map(imageUrl),
       classes: entry.classes,
+      vars: entry.vars ?? {},
     };
     // Without a kernel only the OS's own start.vto can boot it; the default then fails
     // with a clear "os_info.kernel_url is not defined".
@@ -245,7 +258,38 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
     return q ? _mac(q) : null;
   }
 
+  /** A config rendered by the installers: class templates, defaults, install state. */
+  async function installerConfig(
+    c: Context<Env>,
+    installers: Installers,
+    os: string,
+    name: string,
+  ) {
+    if (!TEMPLATE_NAME.test(name)) {
+      throw new HTTPException(400, { message: `not a template name: ${name}` });
+    }
+    const ip = _client(c);
+    try {
+      const out = await installers.render({
+        os: _osName(os),
+        name,
+        mac: queryMac(c),
+        ip: ip === "-" ? undefined : ip,
+      });
+      return c.body(out.body, 200, {
+        "Content-Type": out.contentType,
+        "Cache-Control": "no-store",
+      });
+    } catch (err) {
+      if (err instanceof InstallerError) {
+        throw new HTTPException(err.status, { message: err.message });
+      }
+      throw err;
+    }
+  }
+
   async function rendered(c: Context<Env>, osName: string, name: string): Promise<Response> {
+    if (options.installers) return await installerConfig(c, options.installers, osName, name);
     const entry = await osEntry(osName);
     if (!TEMPLATE_NAME.test(name)) {
       throw new HTTPException(400, { message: `not a template name: ${name}` });
@@ -272,6 +316,8 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
 
   const app = new Hono<Env>();
   app.use(accessLog(logger));
+  if (options.installers) app.use(scriptHistory(options.installers.registry));
+  if (options.api) app.route("/api", options.api);
 
   app.get("/boot.ipxe", async (c) => {
     const mac = queryMac(c);
@@ -279,6 +325,8 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
       return _script(c, await templates.render("chain", { http: base, server: config.serverIp }));
     }
     seen(c, mac);
+    const local = await options.installers?.localBoot(mac, _client(c));
+    if (local) return _script(c, local);
     const known = new Set((await catalog.entries()).map((e) => e.name));
     const decision = decideEntry({
       configuredOs: configured.get(mac)?.os,
@@ -296,16 +344,23 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
   app.get("/menu.ipxe", (c) => menu(c, queryMac(c)));
   app.get("/choose", (c) => menu(c, queryMac(c)));
 
-  app.get("/choose/:os/:mac", async (c) => {
-    const entry = await osEntry(c.req.param("os"));
-    const mac = _mac(c.req.param("mac"));
+  async function choose(c: Context<Env>, cls: string | null): Promise<Response> {
+    const entry = await osEntry(c.req.param("os")!);
+    if (cls !== null && !entry.classes.some((k) => k.name === cls)) {
+      throw new HTTPException(404, { message: `no class ${cls} for ${entry.name}` });
+    }
+    const mac = _mac(c.req.param("mac")!);
     // HEAD must not change anything; iPXE only ever sends GET here.
     if (c.req.method !== "HEAD") {
-      machines.setChoice(mac, entry.name);
-      logger.info("http", "sticky choice", { mac, os: entry.name });
+      if (options.installers) options.installers.choose(mac, entry.name, cls, _client(c));
+      else machines.setChoice(mac, entry.name, cls);
+      logger.info("http", "sticky choice", { mac, os: entry.name, class: cls ?? "" });
     }
     return await startScript(c, entry, mac);
-  });
+  }
+
+  app.get("/choose/:os/:mac", (c) => choose(c, null));
+  app.get("/choose/:os/:class/:mac", (c) => choose(c, c.req.param("class")));
 
   app.get("/boot/:os/:mac", async (c) => {
     const entry = await osEntry(c.req.param("os"));
