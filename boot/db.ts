@@ -8,13 +8,18 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /** Opens (creating if needed) `<dataDir>/leases.db` in WAL mode; ":memory:" for tests. */
 export function openDatabase(dataDir: string | ":memory:"): DatabaseSync {
   if (dataDir === ":memory:") return new DatabaseSync(":memory:");
-  Deno.mkdirSync(dataDir, { recursive: true });
-  const db = new DatabaseSync(join(dataDir, "leases.db"));
+  return openDatabaseFile(join(dataDir, "leases.db"));
+}
+
+/** Opens (creating it and its folder if needed) the database file `db_file` in WAL mode. */
+export function openDatabaseFile(file: string): DatabaseSync {
+  Deno.mkdirSync(dirname(file), { recursive: true });
+  const db = new DatabaseSync(file);
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;");
   return db;
 }

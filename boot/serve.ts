@@ -12,6 +12,12 @@ import { embeddedDefaultStore, FallbackStore, LocalStore } from "./local_store.t
 import { IpfsStore } from "../ipfs/store.ts";
 import { startTftpServer, type TftpOpen } from "../protocols/tftp/server.ts";
 import { tftpPathToTree } from "../protocols/tftp/paths.ts";
+import { startDhcpServer } from "../protocols/dhcp/server.ts";
+import { openDatabaseFile } from "./db.ts";
+import { OsCatalog } from "./os_catalog.ts";
+import { TemplateRenderer } from "./templates.ts";
+import { MachineStore } from "./machines.ts";
+import { createHttpApp, serveHttp } from "./http.ts";
 import type { Logger } from "../log.ts";
 
 /** Picks the boot tree: `-l DIR`, else the IPFS `ref`, else the embedded default. */
@@ -93,6 +99,8 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
   logger.info("content", `boot tree: ${store.description}`);
 
   const closers: (() => Promise<void>)[] = [];
+  const db = openDatabaseFile(config.db_file);
+  closers.push(() => Promise.resolve(db.close()));
   try {
     const tftp = await startTftpServer({
       address: config.server_ip,
@@ -104,6 +112,51 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     });
     closers.push(() => tftp.close());
     logger.info("tftp", `listening on ${config.server_ip}:${tftp.port}`);
+
+    const machines = new MachineStore(db);
+    const app = createHttpApp({
+      store,
+      catalog: new OsCatalog(store),
+      templates: new TemplateRenderer({ store }),
+      machines,
+      config: {
+        serverIp: config.server_ip,
+        baseUrl: config.http.public_url,
+        defaultOs: config.boot.default,
+        menuTimeout: config.boot.menu_timeout,
+        machines: config.machines,
+        templateConfig: {
+          domain: config.dhcp.domain,
+          dns: config.dhcp.dns,
+          router: config.dhcp.router,
+        },
+      },
+      logger,
+    });
+    const http = serveHttp({ app, address: config.http.address, port: config.http.port, logger });
+    closers.push(() => http.shutdown());
+
+    // DHCP last: a client that gets an offer must find TFTP and HTTP already listening.
+    const dhcp = startDhcpServer({
+      interface: config.interface,
+      mode: config.dhcp.mode,
+      serverIp: config.server_ip,
+      netmask: config.netmask,
+      range: config.dhcp.range,
+      leaseSeconds: config.dhcp.lease,
+      router: config.dhcp.router,
+      dns: config.dhcp.dns,
+      domain: config.dhcp.domain,
+      boot: {
+        httpUrl: config.http.public_url,
+        efiLoader: config.dhcp.efi_loader,
+        arm64Loader: config.dhcp.arm64_loader,
+      },
+      machines: config.machines,
+      db,
+      logger,
+    });
+    closers.push(() => dhcp.close());
 
     await (options.stop ?? _signals());
     logger.info("main", "stopping");

@@ -1,0 +1,131 @@
+/**
+ * Astral Boot: the command line. Parses flags, loads config.toml, wires the parts and runs.
+ *
+ * @module
+ */
+import denoJson from "./deno.json" with { type: "json" };
+import { HELP, parseArgs, UsageError } from "./boot/cli.ts";
+import type { CliArgs } from "./boot/cli.ts";
+import { ConfigError, formatConfig, loadConfig } from "./boot/config.ts";
+import type { Config } from "./boot/config.ts";
+import { createLogger } from "./log.ts";
+import type { Logger } from "./log.ts";
+import { openStore, runServe } from "./boot/serve.ts";
+import { leasesCommand, machineCommand } from "./boot/admin.ts";
+import { labCommand } from "./lab/main.ts";
+import { exportTree, prefetch } from "./ipfs/commands.ts";
+
+/** The program's version, from deno.json (embedded at compile time). */
+export const VERSION: string = denoJson.version;
+
+const _enc = new TextEncoder();
+function _err(line: string): void {
+  Deno.stderr.writeSync(_enc.encode(line + "\n"));
+}
+function _out(text: string): void {
+  Deno.stdout.writeSync(_enc.encode(text));
+}
+
+/** Finds the config file: -c, else ./config.toml, else /etc/astralboot/config.toml, else none. */
+function _configPath(args: CliArgs): string | undefined {
+  if (args.config) return args.config;
+  for (const p of ["config.toml", "/etc/astralboot/config.toml"]) {
+    try {
+      if (Deno.statSync(p).isFile) return p;
+    } catch { /* not there, or not readable under our permissions */ }
+  }
+  return undefined;
+}
+
+function _loadConfig(args: CliArgs, requireInterface: boolean): Config {
+  const path = _configPath(args);
+  let source = "";
+  if (path) {
+    try {
+      source = Deno.readTextFileSync(path);
+    } catch (e) {
+      throw new ConfigError(`cannot read config ${path}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  const config = loadConfig(source, {
+    file: path ?? "(no config file)",
+    interface: args.interface,
+    requireInterface,
+  });
+  if (args.dataDir) {
+    if (config.db_file === `${config.data_dir}/leases.db`) {
+      config.db_file = `${args.dataDir}/leases.db`;
+    }
+    config.data_dir = args.dataDir;
+  }
+  if (args.logLevel) config.log_level = args.logLevel;
+  return config;
+}
+
+/** Runs the command line; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let args: CliArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      _err(`astralboot: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (args.command === "help") {
+    _out(HELP);
+    return 0;
+  }
+  if (args.command === "version") {
+    _out(`astralboot ${VERSION}\n`);
+    return 0;
+  }
+  let logger: Logger = createLogger({ level: args.logLevel ?? "info", format: args.logFormat });
+  try {
+    switch (args.command) {
+      case "lab":
+        return await labCommand(args.rest, logger);
+      case "config": {
+        _out(formatConfig(_loadConfig(args, false)));
+        return 0;
+      }
+      case "leases":
+        return leasesCommand(_loadConfig(args, false), _out);
+      case "machine":
+        return await machineCommand(_loadConfig(args, false), args.rest, _out);
+      case "fetch":
+      case "export": {
+        const config = _loadConfig(args, false);
+        logger = createLogger({ level: config.log_level, format: args.logFormat });
+        if (!config.ref) {
+          throw new ConfigError(
+            `${args.command}: no ref in the config: name the root CID of the boot tree`,
+          );
+        }
+        const store = await openStore(config, undefined, logger);
+        if (args.command === "fetch") await prefetch(store as Parameters<typeof prefetch>[0], {});
+        else await exportTree(store as Parameters<typeof exportTree>[0], args.rest[0]!);
+        return 0;
+      }
+      case "serve": {
+        const config = _loadConfig(args, true);
+        logger = createLogger({ level: config.log_level, format: args.logFormat });
+        return await runServe(config, { local: args.local, logger, version: VERSION });
+      }
+    }
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof UsageError) {
+      _err(`astralboot: ${e.message}`);
+      return 2;
+    }
+    logger.error("main", (e as Error).message, { error: e });
+    return 1;
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
