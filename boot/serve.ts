@@ -116,7 +116,8 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     const machines = new MachineStore(db);
     const app = createHttpApp({
       store,
-      catalog: new OsCatalog(store),
+      // A local tree may be edited while we run; an IPFS ref never changes.
+      catalog: new OsCatalog(store, { logger, ttlMs: options.local ? 2000 : Infinity }),
       templates: new TemplateRenderer({ store }),
       machines,
       config: {
