@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { type Machine, MachineError, type MachineRegistry } from "./machine_registry.ts";
 import { type Logger, silentLogger } from "../log.ts";
 
@@ -46,6 +46,33 @@ function _report(c: Context<Env>): string {
     parts.push(`${k}=${v}`.replace(/[\x00-\x1f\x7f]/g, "?"));
   }
   return parts.join(" ").slice(0, _MAX_REPORT);
+}
+
+// Script routes whose MAC is in the path: /choose/<os>[/<class>]/<mac>, /boot/<os>/<mac>.
+const _SCRIPT_PATH = /^\/(?:choose|boot)\/[^/]+(?:\/[^/]+)?\/([^/]+)$/;
+
+/**
+ * Middleware for the HTTP app that writes every iPXE script served to a machine into its
+ * history: the route and the script's first comment line (each default template starts
+ * with one saying what it does).
+ */
+export function scriptHistory(registry: MachineRegistry): MiddlewareHandler<Env> {
+  return async function scriptHistory(c, next) {
+    await next();
+    if (c.req.method !== "GET" || c.res.status !== 200) return;
+    const url = new URL(c.req.url);
+    const script = url.pathname.endsWith(".ipxe") || _SCRIPT_PATH.test(url.pathname);
+    const mac = url.searchParams.get("mac") ?? _SCRIPT_PATH.exec(url.pathname)?.[1];
+    if (!script || !mac) return;
+    const text = await c.res.clone().text();
+    const what = /^# (.*)$/m.exec(text)?.[1] ?? "script";
+    try {
+      registry.record(mac, "script", `${url.pathname}: ${what}`.slice(0, _MAX_REPORT), _client(c));
+    } catch (err) {
+      // The route itself refuses bad MACs; a history line is never worth a failed boot.
+      if (!(err instanceof MachineError)) throw err;
+    }
+  };
 }
 
 /** Builds the `/api` sub-app; see the module doc for the routes. */

@@ -234,6 +234,8 @@ export interface InstallersOptions {
 
 /** Renders install configs and local-disk scripts for machines of the registry. */
 export class Installers {
+  /** The machines this renders for. */
+  readonly registry: MachineRegistry;
   #registry: MachineRegistry;
   #catalog: OsCatalog;
   #store: ContentStore;
@@ -242,7 +244,7 @@ export class Installers {
   #logger: Logger;
 
   constructor(options: InstallersOptions) {
-    this.#registry = options.registry;
+    this.registry = this.#registry = options.registry;
     this.#catalog = options.catalog;
     this.#settings = options.settings;
     this.#logger = options.logger ?? silentLogger;
@@ -352,8 +354,15 @@ export class Installers {
     const data = os
       ? installerData(this.#settings, machine, os, [])
       : installerData(this.#settings, machine, { name: "", classes: [] }, []);
-    const script = await this.#renderer.render("local", data, os?.name);
-    this.#registry.record(machine.mac, "script", "local disk", ip);
-    return script;
+    this.#logger.info("install", "installed: booting the local disk", {
+      mac: machine.mac,
+      client: ip ?? "-",
+    });
+    return await this.#renderer.render("local", data, os?.name);
+  }
+
+  /** A choice made at the menu: sticky from now on, and a new install (see the registry). */
+  choose(mac: string, os: string, cls: string | null, ip?: string): Machine {
+    return this.#registry.choose(mac, os, cls, ip);
   }
 }

@@ -56,7 +56,15 @@ function _menuText(text: string): string {
 
 /** The menu for a machine: items in catalog order, default and notices. */
 export function buildMenu(input: MenuInput): MenuModel {
-  const items = input.entries.map((e) => ({ name: e.name, title: _menuText(e.title) }));
+  // Each class is an item of its own after its OS (`debian/k8s-node`): its label is the
+  // path under /choose/, so the menu template needs nothing new.
+  const items = input.entries.flatMap((e) => [
+    { name: e.name, title: _menuText(e.title) },
+    ...e.classes.map((c) => ({
+      name: `${e.name}/${c.name}`,
+      title: _menuText(`${e.title}: ${c.title}`),
+    })),
+  ]);
   const notices: string[] = [];
   if (items.length === 0) {
     notices.push(
