@@ -77,7 +77,10 @@ export class GatewayClient {
   #health = new Map<string, _Health>();
 
   constructor(options: GatewayOptions) {
-    this.gateways = options.gateways.map((g) => g.replace(/\/+$/, ""));
+    // "http://gw/", "http://gw/ipfs" and "http://gw" all name the same gateway root.
+    this.gateways = options.gateways.map((g) =>
+      g.trim().replace(/\/+$/, "").replace(/\/ipfs$/, "")
+    );
     this.#timeoutMs = options.timeoutMs;
     this.#penaltyMs = options.penaltyMs ?? 60_000;
     this.#logger = options.logger ?? silentLogger;

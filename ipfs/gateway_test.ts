@@ -52,6 +52,11 @@ Deno.test("GatewayClient fails over in order and remembers failing gateways", as
         return true;
       });
     });
+    await t.step("a gateway given as …/ipfs/ names the same root", async () => {
+      const client = new GatewayClient({ gateways: [` ${good.url}/ipfs/`], timeoutMs: 2000 });
+      assert.deepEqual(client.gateways, [good.url]);
+      assert.deepEqual(await client.getBlock(file), blocks.get(file));
+    });
     await t.step("a 404 fails over without marking the gateway as failing", async () => {
       const missing = CID.createV1(0x55, await sha256.digest(new Uint8Array([1, 2, 3])));
       const client = new GatewayClient({ gateways: [good.url], timeoutMs: 2000 });
