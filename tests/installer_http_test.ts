@@ -1,0 +1,161 @@
+/**
+ * The install-once workflow through the real HTTP app (no sockets): entry script, start
+ * script, preseed, callback, local-disk script, reinstall, and the menu's class items.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { createApiApp } from "../boot/api.ts";
+import { openDatabase } from "../boot/db.ts";
+import { createHttpApp } from "../boot/http.ts";
+import { Installers } from "../boot/installers.ts";
+import { LocalStore } from "../boot/local_store.ts";
+import { MachineRegistry } from "../boot/machine_registry.ts";
+import { OsCatalog } from "../boot/os_catalog.ts";
+import { TemplateRenderer } from "../boot/templates.ts";
+import { memoryLogger } from "../log.ts";
+
+const EXAMPLES = fileURLToPath(new URL("../examples/tree", import.meta.url));
+const K8S = "52:54:00:00:01:01";
+const K8S_URL = "52-54-00-00-01-01";
+
+function setup() {
+  const store = new LocalStore(EXAMPLES);
+  const catalog = new OsCatalog(store);
+  const logger = memoryLogger();
+  const machines = [
+    { mac: K8S, hostname: "k8s-1", ip: "10.0.0.11", os: "debian", class: "k8s-node", vars: {} },
+  ];
+  const registry = new MachineRegistry(openDatabase(":memory:"), { machines });
+  const settings = { serverIp: "10.0.0.1", baseUrl: "http://10.0.0.1", domain: "lab" };
+  const app = createHttpApp({
+    store,
+    catalog,
+    templates: new TemplateRenderer({ store }),
+    machines: registry.store,
+    config: { serverIp: "10.0.0.1", baseUrl: "http://10.0.0.1", machines, menuTimeout: 5 },
+    installers: new Installers({ registry, catalog, settings, logger }),
+    api: createApiApp({ registry, logger }),
+    logger,
+  });
+  const req = async (path: string, method = "GET", ip = "10.0.0.11") => {
+    const res = await app.request(path, { method }, { remoteAddr: { hostname: ip } });
+    return { status: res.status, type: res.headers.get("Content-Type"), body: await res.text() };
+  };
+  return { registry, logger, req };
+}
+
+Deno.test("install once, then boot from disk, until a reinstall", async (t) => {
+  const { registry, logger, req } = setup();
+  await t.step("a configured machine is sent to its OS", async () => {
+    const res = await req(`/boot.ipxe?mac=${K8S_URL}`);
+    assert.equal(res.status, 200);
+    assert.match(res.body, new RegExp(`^chain http://10\\.0\\.0\\.1/boot/debian/${K8S_URL}$`, "m"));
+  });
+  await t.step("its start script hands d-i the preseed URL with its MAC", async () => {
+    const res = await req(`/boot/debian/${K8S_URL}`);
+    assert.match(
+      res.body,
+      /^kernel http:\/\/10\.0\.0\.1\/image\/debian\/linux initrd=initrd\.gz auto=true priority=critical url=http:\/\/10\.0\.0\.1\/config\/debian\/preseed\?mac=52-54-00-00-01-01 hostname=k8s-1$/m,
+    );
+  });
+  await t.step("the preseed is the class's, and the machine is installing", async () => {
+    const res = await req(`/config/debian/preseed?mac=${K8S_URL}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.type, "text/plain; charset=utf-8");
+    assert.match(res.body, /^# k8s-node: one of k8s-1$/m);
+    assert.match(res.body, /^d-i netcfg\/get_hostname string k8s-1$/m);
+    assert.equal(registry.get(K8S)!.state, "installing");
+  });
+  await t.step("until the callback, /boot.ipxe still starts the installer", async () => {
+    assert.match((await req(`/boot.ipxe?mac=${K8S_URL}`)).body, /boot\/debian/);
+  });
+  await t.step("the late_command's wget marks it installed", async () => {
+    const res = await req(`/api/machines/${K8S_URL}/installed`);
+    assert.equal(res.status, 200);
+    assert.equal(JSON.parse(res.body).state, "installed");
+  });
+  await t.step("now /boot.ipxe boots the local disk", async () => {
+    const res = await req(`/boot.ipxe?mac=${K8S_URL}`);
+    assert.match(res.body, /^sanboot --no-describe --drive 0x80 \|\| goto _exit$/m);
+    assert.doesNotMatch(res.body, /boot\/debian/);
+  });
+  await t.step("the menu is still there when asked for", async () => {
+    assert.match((await req(`/menu.ipxe?mac=${K8S_URL}`)).body, /^menu Astral Boot$/m);
+  });
+  await t.step("reinstall brings the installer back", async () => {
+    assert.equal((await req(`/api/machines/${K8S_URL}/reinstall`, "POST")).status, 200);
+    assert.match((await req(`/boot.ipxe?mac=${K8S_URL}`)).body, /boot\/debian/);
+  });
+  await t.step("the history lists every script and config served, newest first", async () => {
+    const detail = JSON.parse((await req(`/api/machines/${K8S_URL}`)).body);
+    assert.deepEqual(
+      detail.history.map((e: { kind: string; what: string }) => `${e.kind} ${e.what}`),
+      [
+        `script /boot.ipxe: Astral Boot: ${K8S} boots debian (configured); /menu.ipxe shows the menu`,
+        "reinstall reinstall requested",
+        `script /menu.ipxe: Astral Boot menu for ${K8S}`,
+        `script /boot.ipxe: Astral Boot: ${K8S} is installed (debian/k8s-node), booting its local disk`,
+        "installed install finished",
+        `script /boot.ipxe: Astral Boot: ${K8S} boots debian (configured); /menu.ipxe shows the menu`,
+        "config debian/k8s-node preseed",
+        `script /boot/debian/${K8S_URL}: Astral Boot: Debian 12 installer for k8s-1 (${K8S})`,
+        `script /boot.ipxe: Astral Boot: ${K8S} boots debian (configured); /menu.ipxe shows the menu`,
+      ],
+    );
+  });
+  await t.step("the log says when an install finished and when the disk was booted", () => {
+    const messages = logger.lines.filter((l) => l.subsystem === "install").map((l) => l.message);
+    assert.deepEqual(messages, [
+      "config served",
+      "install finished: next boot from local disk",
+      "installed: booting the local disk",
+      "reinstall requested",
+    ]);
+  });
+});
+
+Deno.test("the menu offers each class; choosing one makes it the machine's class", async (t) => {
+  const { registry, req } = setup();
+  const mac = "52:54:00:00:0c:01";
+  const ip = "10.0.0.60";
+  await t.step("an unknown machine gets the menu with OS and class items", async () => {
+    const res = await req(`/boot.ipxe?mac=${mac}`, "GET", ip);
+    for (const item of ["debian", "debian/minimal", "debian/desktop", "debian/k8s-node"]) {
+      assert.match(res.body, new RegExp(`^item ${item} `, "m"));
+    }
+    assert.match(
+      res.body,
+      /^:debian\/minimal\nchain http:\/\/10\.0\.0\.1\/choose\/debian\/minimal\/52-54-00-00-0c-01 /m,
+    );
+  });
+  await t.step("choosing debian/minimal starts the installer and records the class", async () => {
+    const res = await req("/choose/debian/minimal/52-54-00-00-0c-01", "GET", ip);
+    assert.match(res.body, /^kernel http:\/\/10\.0\.0\.1\/image\/debian\/linux /m);
+    assert.equal(registry.get(mac)!.class, "minimal");
+    assert.equal(registry.get(mac)!.state, "chosen");
+  });
+  await t.step("d-i fetching without ?mac= gets the preseed of that class", async () => {
+    const res = await req("/config/debian/preseed", "GET", ip);
+    assert.equal(res.status, 200);
+    assert.match(res.body, /^tasksel tasksel\/first multiselect ssh-server$/m);
+    assert.match(res.body, /^d-i netcfg\/get_hostname string node-525400000c01$/m);
+  });
+  await t.step("a class the OS does not have is a 404, and changes nothing", async () => {
+    const res = await req("/choose/debian/nope/52-54-00-00-0c-01", "GET", ip);
+    assert.equal(res.status, 404);
+    assert.match(res.body, /no class nope for debian/);
+    assert.equal(registry.get(mac)!.class, "minimal");
+  });
+  await t.step("installer errors reach the client with their status", async () => {
+    const cases: [string, number, RegExp][] = [
+      ["/config/debian/nothing?mac=52-54-00-00-0c-01", 404, /no template nothing for debian/],
+      ["/config/nope/preseed?mac=52-54-00-00-0c-01", 404, /no OS nope in the tree/],
+      ["/config/debian/preseed", 404, /no machine known at 10\.0\.0\.250/],
+    ];
+    for (const [path, status, message] of cases) {
+      const res = await req(path, "GET", path.includes("mac=") ? ip : "10.0.0.250");
+      assert.equal(res.status, status, path);
+      assert.match(res.body, message, path);
+    }
+  });
+});
