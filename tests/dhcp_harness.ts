@@ -15,6 +15,7 @@ export const DENO_NS_FLAGS = [
   "--allow-sys",
   "--allow-net",
   "--allow-env",
+  "--allow-run",
 ];
 
 /** Absolute path of a file in this repository, for subprocesses started elsewhere. */
@@ -105,6 +106,17 @@ export function spawnDeno(ns: Netns, script: string, args: string[]): LineFollow
   return new LineFollower(
     ns.spawn(["deno", "run", ...DENO_NS_FLAGS, repoPath(script), ...args]),
   );
+}
+
+/** Starts tests/dhcp_runner.ts with `options` and waits until its sockets are open. */
+export async function startRunner(ns: Netns, options: unknown): Promise<LineFollower> {
+  const f = spawnDeno(ns, "tests/dhcp_runner.ts", [JSON.stringify(options)]);
+  await f.waitFor((l) => l.includes('"ready"') || l.includes('"error"'), 90_000, "server ready");
+  if (!f.lines.some((l) => l.includes('"ready"'))) {
+    await f.stop();
+    throw new Error(`DHCP runner did not start:\n${f.output}`);
+  }
+  return f;
 }
 
 /** Lines of a follower parsed as JSON, skipping others. */

@@ -10,6 +10,7 @@ import {
   type LineFollower,
   readEnv,
   spawnDeno,
+  startRunner,
 } from "./dhcp_harness.ts";
 import { decodeDhcp, type DhcpPacket, encodeDhcp } from "../protocols/dhcp/packet.ts";
 import { DhcpOption, MessageType } from "../protocols/dhcp/options.ts";
@@ -31,13 +32,6 @@ function options(mode: string, dataDir: string, probeSeconds = 2) {
     dataDir,
     probeSeconds,
   };
-}
-
-async function startServer(ns: Netns, opts: unknown): Promise<LineFollower> {
-  const f = spawnDeno(ns, "tests/dhcp_runner.ts", [JSON.stringify(opts)]);
-  await f.waitFor((l) => l.includes('"ready"') || l.includes('"error"'), 90_000, "server ready");
-  assert.ok(f.lines.some((l) => l.includes('"ready"')), f.output);
-  return f;
 }
 
 function hex(b: Uint8Array): string {
@@ -107,7 +101,7 @@ Deno.test("auto mode beside dnsmasq becomes ProxyDHCP", async (t) => {
     assert.equal((await readEnv(`${dir}/plain.bound.env`)).serverid, OTHER_IP);
 
     // The default probe window (6 s), as in production.
-    server = await startServer(lab.server, options("auto", `${dir}/data`, 6));
+    server = await startRunner(lab.server, options("auto", `${dir}/data`, 6));
     const s = server;
     await t.step("the probe sees dnsmasq's OFFER and the server stays proxy", async () => {
       const line = await s.waitFor(
@@ -179,7 +173,7 @@ Deno.test("auto mode alone serves addresses, and yields when a client picks anot
   const [first, second] = lab.clients as [Netns, Netns];
   const dir = await Deno.makeTempDir({ prefix: "abd-auto-" });
   const // dnsmasq pings an address ~3 s before it offers it (LAB-NOTES): the probe must outlast that.
-  server = await startServer(lab.server, options("auto", `${dir}/data`, 6));
+  server = await startRunner(lab.server, options("auto", `${dir}/data`, 6));
   try {
     await t.step("nobody answers the probe: serving addresses", async () => {
       await server.waitFor((l) => l.includes("serving addresses"), 30_000, "server mode");

@@ -7,16 +7,22 @@ import assert from "node:assert/strict";
 import { Netns, vethPair } from "./netns.ts";
 import {
   bridgeLab,
+  DENO_NS_FLAGS,
   hookEvents,
   hookScript,
   jsonLines,
   LineFollower,
   readEnv,
   spawnDeno,
+  startRunner,
   until,
 } from "./dhcp_harness.ts";
 
 const SERVER_IP = "10.78.0.1";
+/** udhcpc in the foreground on eth0, asking for options 66 and 67 too. */
+const UDHCPC = "udhcpc -f -i eth0 -O tftp -O bootfile".split(" ");
+/** …once: quit when bound (-q), give up after 3 DISCOVERs 2 s apart (-n). */
+const UDHCPC_ONCE = [...UDHCPC, ..."-q -n -t 3 -T 2".split(" ")];
 const LEASE = 20;
 
 function serverOptions(iface: string, dataDir: string) {
@@ -33,13 +39,6 @@ function serverOptions(iface: string, dataDir: string) {
   };
 }
 
-async function startServer(ns: Netns, options: unknown): Promise<LineFollower> {
-  const f = spawnDeno(ns, "tests/dhcp_runner.ts", [JSON.stringify(options)]);
-  await f.waitFor((l) => l.includes('"ready"') || l.includes('"error"'), 90_000, "server ready");
-  assert.ok(f.lines.some((l) => l.includes('"ready"')), f.output);
-  return f;
-}
-
 /** Server log events (JSON lines with a msg). */
 function events(f: LineFollower): { msg: string; [k: string]: unknown }[] {
   return jsonLines(f).filter((l) => typeof l.msg === "string") as {
@@ -52,24 +51,7 @@ function events(f: LineFollower): { msg: string; [k: string]: unknown }[] {
 async function udhcpcOnce(ns: Netns, dir: string, tag: string) {
   const hook = await hookScript(dir, tag);
   const r = await ns.exec(
-    [
-      "udhcpc",
-      "-f",
-      "-q",
-      "-n",
-      "-t",
-      "3",
-      "-T",
-      "2",
-      "-i",
-      "eth0",
-      "-s",
-      hook,
-      "-O",
-      "tftp",
-      "-O",
-      "bootfile",
-    ],
+    [...UDHCPC_ONCE, "-s", hook],
     { check: false, timeoutMs: 60_000 },
   );
   assert.equal(r.code, 0, `udhcpc failed: ${r.stdout}${r.stderr}`);
@@ -88,22 +70,8 @@ async function dhclientConf(dir: string): Promise<string> {
 
 /** dhclient with its own script, lease, pid and config files (never the host's). */
 function dhclientArgs(dir: string, hook: string, conf: string, extra: string[] = []): string[] {
-  return [
-    "dhclient",
-    "-4",
-    "-d",
-    "-v",
-    ...extra,
-    "-sf",
-    hook,
-    "-lf",
-    `${dir}/dhclient.leases`,
-    "-pf",
-    `${dir}/dhclient.pid`,
-    "-cf",
-    conf,
-    "eth0",
-  ];
+  const files = ["-sf", hook, "-lf", `${dir}/dhclient.leases`, "-pf", `${dir}/dhclient.pid`];
+  return ["dhclient", "-4", "-d", "-v", ...extra, ...files, "-cf", conf, "eth0"];
 }
 
 Deno.test("DHCP server hands real clients leases, renews them and keeps them over a restart", async (t) => {
@@ -111,29 +79,14 @@ Deno.test("DHCP server hands real clients leases, renews them and keeps them ove
   const [uc, dc, late] = lab.clients as [Netns, Netns, Netns];
   const dir = await Deno.makeTempDir({ prefix: "abd-dhcp-" });
   const dataDir = `${dir}/data`;
-  let server = await startServer(lab.server, serverOptions("br0", dataDir));
+  let server = await startRunner(lab.server, serverOptions("br0", dataDir));
   let udhcpc: LineFollower | undefined;
   let dhclient: Deno.ChildProcess | undefined;
   try {
     let udhcpcIp = "";
     await t.step("udhcpc gets address, mask, router, DNS, domain and bootfile", async () => {
       const hook = await hookScript(dir, "uc");
-      udhcpc = new LineFollower(uc.spawn([
-        "udhcpc",
-        "-f",
-        "-i",
-        "eth0",
-        "-s",
-        hook,
-        "-t",
-        "5",
-        "-T",
-        "2",
-        "-O",
-        "tftp",
-        "-O",
-        "bootfile",
-      ]));
+      udhcpc = new LineFollower(uc.spawn([...UDHCPC, "-t", "5", "-T", "2", "-s", hook]));
       await until(
         async () => (await hookEvents(dir, "uc")).includes("bound") || undefined,
         60_000,
@@ -219,7 +172,7 @@ Deno.test("DHCP server hands real clients leases, renews them and keeps them ove
       await dhclient!.status;
       dhclient = undefined;
       await server.stop();
-      server = await startServer(lab.server, serverOptions("br0", dataDir));
+      server = await startRunner(lab.server, serverOptions("br0", dataDir));
       await uc.exec(["ip", "addr", "flush", "dev", "eth0"]);
       const env = await udhcpcOnce(uc, dir, "uc2");
       assert.equal(env.ip, udhcpcIp);
@@ -298,7 +251,7 @@ Deno.test("DHCP answers only on its interface", async () => {
     (await ns.exec(["cat", "/sys/class/net/eth0/address"])).stdout.trim();
   const goodMac = await mac(good), otherMac = await mac(other);
   const dir = await Deno.makeTempDir({ prefix: "abd-dhcp-" });
-  const server = await startServer(srv, serverOptions("eth0", `${dir}/data`));
+  const server = await startRunner(srv, serverOptions("eth0", `${dir}/data`));
   const capture = srv.spawn([
     "tcpdump",
     "-i",
@@ -351,6 +304,68 @@ Deno.test("DHCP answers only on its interface", async () => {
     assert.ok(!events(server).some((e) => e.mac === otherMac), server.output);
     assert.ok(events(server).some((e) => e.mac === goodMac && e.msg.startsWith("DHCPACK")));
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main.ts serve wires the DHCP server; astralboot leases lists the lease", async () => {
+  await using lab = await bridgeLab("abd", `${SERVER_IP}/24`, 1);
+  const dir = await Deno.makeTempDir({ prefix: "abd-main-" });
+  const config = `${dir}/config.toml`;
+  await Deno.writeTextFile(
+    config,
+    `interface = "br0"
+data_dir = "${dir}/data"
+[dhcp]
+mode = "server"
+range = ["10.78.0.100", "10.78.0.120"]
+lease = "1h"
+router = "10.78.0.254"
+dns = ["10.78.0.53"]
+domain = "lab.test"
+[http]
+port = 8080
+`,
+  );
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const tree = new URL("../examples/tree", import.meta.url).pathname;
+  const serve = new LineFollower(
+    lab.server.spawn([
+      "deno",
+      "run",
+      ...DENO_NS_FLAGS,
+      main,
+      "serve",
+      "-c",
+      config,
+      "-l",
+      tree,
+      "--log-format",
+      "json",
+    ]),
+  );
+  try {
+    await serve.waitFor((l) => l.includes("DHCP listening"), 90_000, "DHCP listening");
+    const env = await udhcpcOnce(lab.clients[0]!, dir, "main");
+    assert.match(env.ip!, /^10\.78\.0\.1\d\d$/);
+    assert.equal(env.siaddr, SERVER_IP);
+    assert.equal(env.boot_file, "undionly.kpxe");
+    assert.equal(env.domain, "lab.test");
+    assert.equal(env.lease, "3600");
+    const leases = await lab.server.exec([
+      "deno",
+      "run",
+      ...DENO_NS_FLAGS,
+      main,
+      "leases",
+      "-c",
+      config,
+    ]);
+    const row = leases.stdout.split("\n").find((l) => l.includes(lab.macs[0]!));
+    assert.ok(row, leases.stdout);
+    assert.match(row, new RegExp(`${env.ip!.replaceAll(".", "\\.")}\\s.*bound`));
+  } finally {
+    await serve.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
