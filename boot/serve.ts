@@ -18,6 +18,9 @@ import { OsCatalog } from "./os_catalog.ts";
 import { TemplateRenderer } from "./templates.ts";
 import { MachineStore } from "./machines.ts";
 import { createHttpApp, serveHttp } from "./http.ts";
+import { MachineRegistry } from "./machine_registry.ts";
+import { Installers } from "./installers.ts";
+import { createApiApp } from "./api.ts";
 import type { Logger } from "../log.ts";
 
 /** Picks the boot tree: `-l DIR`, else the IPFS `ref`, else the embedded default. */
@@ -114,10 +117,29 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     logger.info("tftp", `listening on ${config.server_ip}:${tftp.port}`);
 
     const machines = new MachineStore(db);
+    // A local tree may be edited while we run; an IPFS ref never changes.
+    const catalog = new OsCatalog(store, { logger, ttlMs: options.local ? 2000 : Infinity });
+    const templateConfig = {
+      domain: config.dhcp.domain,
+      dns: config.dhcp.dns,
+      router: config.dhcp.router,
+    };
+    // Install state, configs and the /api routes share the machines table with the menu.
+    const registry = new MachineRegistry(db, { machines: config.machines, store: machines });
+    const installers = new Installers({
+      registry,
+      catalog,
+      settings: {
+        serverIp: config.server_ip,
+        baseUrl: config.http.public_url,
+        domain: config.dhcp.domain ?? "",
+        templateConfig,
+      },
+      logger,
+    });
     const app = createHttpApp({
       store,
-      // A local tree may be edited while we run; an IPFS ref never changes.
-      catalog: new OsCatalog(store, { logger, ttlMs: options.local ? 2000 : Infinity }),
+      catalog,
       templates: new TemplateRenderer({ store }),
       machines,
       config: {
@@ -126,12 +148,10 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
         defaultOs: config.boot.default,
         menuTimeout: config.boot.menu_timeout,
         machines: config.machines,
-        templateConfig: {
-          domain: config.dhcp.domain,
-          dns: config.dhcp.dns,
-          router: config.dhcp.router,
-        },
+        templateConfig,
       },
+      installers,
+      api: createApiApp({ registry, logger }),
       logger,
     });
     const http = serveHttp({ app, address: config.http.address, port: config.http.port, logger });
