@@ -54,6 +54,8 @@ export interface LabOptions {
 /** What a lab run found. */
 export interface LabResult {
   ok: boolean;
+  /** The namespace it ran in (removed by now). */
+  namespace: string;
   /** Stages reached, ms after VM start, from the packet capture and the serial console. */
   stages: Stage[];
   /** The whole serial console, escape sequences removed. */
@@ -86,7 +88,7 @@ export function cleanSerial(text: string): string {
 
 /** The QEMU command line for one lab VM. */
 export function qemuArgs(
-  options: { firmware: Firmware; nic: Nic; mac: string; varsFile?: string },
+  options: { firmware: Firmware; nic: Nic; mac: string; name?: string; varsFile?: string },
 ): string[] {
   const device = [options.nic, "netdev=n0", `mac=${options.mac}`];
   const args = [
@@ -107,6 +109,8 @@ export function qemuArgs(
     "-netdev",
     `tap,id=n0,ifname=${_TAP},script=no,downscript=no`,
   ];
+  // The namespace name as the VM name, so `pgrep -f` finds a VM that outlived its lab.
+  if (options.name) args.push("-name", options.name);
   if (options.firmware === "bios") {
     // SeaBIOS boots the NIC's iPXE ROM; sga copies its text screen to the serial port.
     args.push("-device", device.join(","), "-device", "sga");
@@ -171,7 +175,7 @@ async function _waitListening(
   while (Date.now() < deadline && !signal.aborted && !exited) {
     const udp = await ns.exec(["ss", "-Hlun"], { check: false });
     const tcp = await ns.exec(["ss", "-Hltn"], { check: false });
-    if (/[:%][^\s]*:67\s/.test(udp.stdout) && new RegExp(`:${httpPort}\\s`).test(tcp.stdout)) {
+    if (/:67\s/.test(udp.stdout) && new RegExp(`:${httpPort}\\s`).test(tcp.stdout)) {
       return;
     }
     await _sleep(250, signal);
@@ -245,6 +249,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     ns = await Netns.create(options.prefix ?? "abl");
     logger.info("lab", "namespace ready", {
       ns: ns.name,
+      workDir,
       firmware: options.firmware,
       nic: options.nic,
     });
@@ -270,10 +275,10 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       varsFile = `${workDir}/OVMF_VARS.fd`;
       await Deno.copyFile(_OVMF_VARS, varsFile);
     }
-    const argv = qemuArgs({ ...options, mac: _randomMac(), varsFile });
+    const argv = qemuArgs({ ...options, name: ns.name, mac: _randomMac(), varsFile });
     logger.debug("lab", "starting VM", { argv: argv.join(" ") });
     startedAt = Date.now();
-    qemu = ns.spawn(argv, { stdout: "piped", stderr: "piped" });
+    qemu = ns.spawn(["setsid", ...argv], { stdout: "piped", stderr: "piped" });
     qemuErr = new Response(qemu.stderr).text();
 
     let sawMarker: () => void = () => {};
@@ -344,6 +349,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
   if (markerAt !== undefined) error = undefined;
   const result: LabResult = {
     ok: markerAt !== undefined,
+    namespace: ns?.name ?? "",
     stages,
     serial: serialLines.join("\n"),
     serverLog,

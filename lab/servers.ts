@@ -62,7 +62,8 @@ export async function readLines(
 export function spawnAll(ns: Netns, commands: { tag: string; argv: string[] }[]): RunningServer {
   const lines: string[] = [];
   const children = commands.map(({ tag, argv }) => {
-    const child = ns.spawn(argv, { stdout: "piped", stderr: "piped" });
+    // setsid: a Ctrl-C on the terminal reaches the lab alone, which then stops these in order.
+    const child = ns.spawn(["setsid", ...argv], { stdout: "piped", stderr: "piped" });
     const prefix = commands.length > 1 ? `${tag}: ` : "";
     const pumped = Promise.all([
       readLines(child.stdout, (l) => lines.push(prefix + l)),
