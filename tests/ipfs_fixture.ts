@@ -134,6 +134,7 @@ export class TestGateway {
   readonly knobs: GatewayKnobs = { corrupt: new Set(), delayMs: 0 };
   readonly counts = { raw: 0, car: 0, other: 0 };
   #server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #cars = new Map<string, Uint8Array>();
   #port = 0;
 
   constructor(readonly blocks: MemoryBlockstore) {}
@@ -191,7 +192,14 @@ export class TestGateway {
       if (this.knobs.refuseCar) return new Response("no", { status: this.knobs.refuseCar });
       if (!this.blocks.get(cid)) return new Response("not found", { status: 404 });
       const scope = url.searchParams.get("dag-scope") === "all" ? "all" : "entity";
-      let car = await this.#car(cid, scope);
+      // Built CARs are kept (unless blocks are being corrupted) so a benchmark measures the
+      // client, not this fixture's CAR writer.
+      const cacheKey = `${keyOf(cid)}/${scope}`;
+      let car = this.knobs.corrupt.size === 0 ? this.#cars.get(cacheKey) : undefined;
+      if (!car) {
+        car = await this.#car(cid, scope);
+        if (this.knobs.corrupt.size === 0) this.#cars.set(cacheKey, car);
+      }
       if (this.knobs.truncateCarAt !== undefined) car = car.subarray(0, this.knobs.truncateCarAt);
       const delay = this.knobs.carChunkDelayMs ?? this.knobs.delayMs;
       let off = 0;
