@@ -49,6 +49,14 @@ export interface LabOptions {
   captureFile?: string;
   /** Namespace name prefix; default "abl". */
   prefix?: string;
+  /** The VM's MAC; default a random one. Two runs with one MAC are one machine to a server. */
+  mac?: string;
+  /** VM memory in MiB; default 512 (the Debian installer wants 1024). */
+  memoryMb?: number;
+  /** More QEMU arguments, e.g. a disk (`-drive file=…,format=raw,if=ide`). */
+  qemuExtra?: string[];
+  /** A server output line matching this also counts as the marker (what the server saw). */
+  serverMarker?: RegExp;
 }
 
 /** What a lab run found. */
@@ -275,7 +283,14 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       varsFile = `${workDir}/OVMF_VARS.fd`;
       await Deno.copyFile(_OVMF_VARS, varsFile);
     }
-    const argv = qemuArgs({ ...options, name: ns.name, mac: _randomMac(), varsFile });
+    const argv = qemuArgs({
+      ...options,
+      name: ns.name,
+      mac: options.mac ?? _randomMac(),
+      varsFile,
+    });
+    if (options.memoryMb) argv[argv.indexOf("-m") + 1] = String(options.memoryMb);
+    argv.push(...(options.qemuExtra ?? []));
     logger.debug("lab", "starting VM", { argv: argv.join(" ") });
     startedAt = Date.now();
     qemu = ns.spawn(["setsid", ...argv], { stdout: "piped", stderr: "piped" });
@@ -292,6 +307,19 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
         sawMarker();
       }
     });
+
+    if (options.serverMarker) {
+      const re = options.serverMarker, lines = server.lines;
+      (async () => {
+        while (markerAt === undefined && !wake.aborted) {
+          if (lines.some((l) => re.test(l))) {
+            markerAt = Date.now();
+            sawMarker();
+          }
+          await _sleep(250, wake);
+        }
+      })();
+    }
 
     const timedOut = _sleep(timeoutMs, wake).then(() => "timeout" as const);
     const outcome = await Promise.race([
