@@ -363,6 +363,12 @@ Deno.test("server mode REQUEST, RELEASE, DECLINE, INFORM", async (t) => {
     assert.equal(ack.options.has(DhcpOption.LeaseTime), false);
     assert.equal(ack.options.ip(DhcpOption.SubnetMask), "255.255.255.0");
   });
+  await t.step("a known machine without reservation gets its host name", () => {
+    const o = policy({ hostnames: new Map([["02:00:00:ab:c0:02", "named-one"]]) });
+    const offer = onWire(handleDhcp(capture("udhcpc_discover"), o));
+    assert.equal(offer.yiaddr, "10.77.0.100");
+    assert.equal(offer.options.string(DhcpOption.Hostname), "named-one");
+  });
   await t.step("a reserved machine gets its address and host name", () => {
     const o = policy();
     const req = variant(capture("udhcpc_discover"), () => {}, {

@@ -26,7 +26,7 @@ import {
   isForeignServerReply,
   selectsOtherServer,
 } from "../../boot/dhcp_policy.ts";
-import { LeaseStore, poolExclusions } from "../../boot/leases.ts";
+import { LeaseStore, normalizeMac, poolExclusions } from "../../boot/leases.ts";
 
 /** A known machine (`[[machine]]`): a reservation when it has an ip, a host name when named. */
 export interface DhcpMachine {
@@ -123,7 +123,7 @@ export function startDhcpServer(o: DhcpServerOptions): DhcpServer {
     leases = createLeaseStore(o.db, { ...o, range: o.range, serverIp, netmask });
   }
   const hostnames = new Map(
-    (o.machines ?? []).flatMap((m) => m.hostname ? [[m.mac.toLowerCase(), m.hostname]] : []),
+    (o.machines ?? []).flatMap((m) => m.hostname ? [[normalizeMac(m.mac), m.hostname]] : []),
   );
   const policy = (mode: "server" | "proxy"): DhcpPolicyOptions => ({
     mode,
