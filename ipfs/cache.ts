@@ -54,6 +54,14 @@ export interface FileWriter {
 }
 
 const _MAX_RECENT = 16;
+const _ZERO: GcResult = {
+  keptBlocks: 0,
+  keptFiles: 0,
+  removedBlocks: 0,
+  removedFiles: 0,
+  removedTemp: 0,
+  freedBytes: 0,
+};
 const _TEMP_GRACE_MS = 60 * 60_000;
 
 /** Key of a block: the base32 (lowercase, no prefix) of its multihash, as in blocks/. */
@@ -83,16 +91,15 @@ export class ContentCache {
     this.#logger = logger;
   }
 
-  /** Creates the folders and removes temp files left by a previous run. */
-  async init(): Promise<void> {
+  /**
+   * Creates the folders and removes temp files left by an earlier run. Only those over an
+   * hour old go: another process (`astralboot fetch` beside `serve`) may be writing the rest.
+   */
+  async init(now = Date.now()): Promise<void> {
     for (const d of [this.blocksDir, this.filesDir, this.tmpDir]) {
       await Deno.mkdir(d, { recursive: true });
     }
-    let removed = 0;
-    for await (const e of Deno.readDir(this.tmpDir)) {
-      await Deno.remove(join(this.tmpDir, e.name), { recursive: true }).catch(() => {});
-      removed++;
-    }
+    const removed = await this.#removeStaleTemp(now);
     if (removed) this.#logger.debug("ipfs", "removed stale temp files", { count: removed });
   }
 
@@ -243,14 +250,7 @@ export class ContentCache {
         // A verified block that is not dag-pb cannot link anywhere.
       }
     }
-    const result: GcResult = {
-      keptBlocks: 0,
-      keptFiles: 0,
-      removedBlocks: 0,
-      removedFiles: 0,
-      removedTemp: 0,
-      freedBytes: 0,
-    };
+    const result: GcResult = { ..._ZERO };
     for await (const e of Deno.readDir(this.blocksDir)) {
       if (blocks.has(e.name)) result.keptBlocks++;
       else if (await _removeCounting(join(this.blocksDir, e.name), result)) result.removedBlocks++;
@@ -259,18 +259,25 @@ export class ContentCache {
       if (files.has(e.name)) result.keptFiles++;
       else if (await _removeCounting(join(this.filesDir, e.name), result)) result.removedFiles++;
     }
-    const cutoff = Date.now() - _TEMP_GRACE_MS;
-    for await (const e of Deno.readDir(this.tmpDir)) {
-      const path = join(this.tmpDir, e.name);
-      const info = await Deno.stat(path).catch(() => null);
-      if (info && (info.mtime?.getTime() ?? 0) < cutoff) {
-        if (await _removeCounting(path, result)) result.removedTemp++;
-      }
-    }
+    result.removedTemp = await this.#removeStaleTemp(Date.now(), result);
     const keep = new Set(keepRefs);
     await this.#withRefs((refs) => refs.filter((r) => keep.has(r.ref)));
     this.#logger.info("ipfs", "cache gc", { ...result, refs: keepRefs.length });
     return result;
+  }
+
+  async #removeStaleTemp(now: number, result?: GcResult): Promise<number> {
+    const cutoff = now - _TEMP_GRACE_MS;
+    const counts: GcResult = result ?? { ..._ZERO };
+    let removed = 0;
+    for await (const e of Deno.readDir(this.tmpDir)) {
+      const path = join(this.tmpDir, e.name);
+      const info = await Deno.stat(path).catch(() => null);
+      if (info && (info.mtime?.getTime() ?? 0) < cutoff) {
+        if (await _removeCounting(path, counts)) removed++;
+      }
+    }
+    return removed;
   }
 
   #withRefs(change: (refs: RecentRef[]) => RecentRef[]): Promise<void> {
