@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { CID } from "multiformats";
 import { memoryLogger } from "../log.ts";
+import type { ContentStore } from "../boot/content.ts";
 import { blockKey, fileKey } from "../ipfs/cache.ts";
 import { exportTree, prefetch, type Progress } from "../ipfs/commands.ts";
 import { IpfsStore } from "../ipfs/store.ts";
@@ -62,7 +63,13 @@ async function _build(options: BuildOptions): Promise<Fixture> {
   return { root, blocks, cids, files };
 }
 
-function _store(fx: Fixture, gateways: string[], cacheDir: string, logger = memoryLogger()) {
+function _store(
+  fx: Fixture,
+  gateways: string[],
+  cacheDir: string,
+  logger = memoryLogger(),
+): IpfsStore & ContentStore {
+  // The return type checks at compile time that IpfsStore fits boot/content.ts's interface.
   return new IpfsStore({
     ref: fx.root.toString(),
     gateways,
