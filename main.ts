@@ -10,10 +10,10 @@ import { ConfigError, formatConfig, loadConfig } from "./boot/config.ts";
 import type { Config } from "./boot/config.ts";
 import { createLogger } from "./log.ts";
 import type { Logger } from "./log.ts";
-import { openStore, runServe } from "./boot/serve.ts";
+import { openIpfsStore, runServe } from "./boot/serve.ts";
 import { leasesCommand, machineCommand } from "./boot/admin.ts";
 import { labCommand } from "./lab/main.ts";
-import { exportTree, prefetch } from "./ipfs/commands.ts";
+import { exportTree, prefetch, progressPrinter } from "./ipfs/commands.ts";
 
 /** The program's version, from deno.json (embedded at compile time). */
 export const VERSION: string = denoJson.version;
@@ -99,14 +99,13 @@ export async function main(argv: string[]): Promise<number> {
       case "export": {
         const config = _loadConfig(args, false);
         logger = createLogger({ level: config.log_level, format: args.logFormat });
-        if (!config.ref) {
-          throw new ConfigError(
-            `${args.command}: no ref in the config: name the root CID of the boot tree`,
-          );
+        const store = openIpfsStore(config, logger);
+        try {
+          if (args.command === "fetch") await prefetch(store, { onProgress: progressPrinter() });
+          else await exportTree(store, args.rest[0]!);
+        } finally {
+          await store.close();
         }
-        const store = await openStore(config, undefined, logger);
-        if (args.command === "fetch") await prefetch(store as Parameters<typeof prefetch>[0], {});
-        else await exportTree(store as Parameters<typeof exportTree>[0], args.rest[0]!);
         return 0;
       }
       case "serve": {

@@ -23,6 +23,22 @@ import { Installers } from "./installers.ts";
 import { createApiApp } from "./api.ts";
 import type { Logger } from "../log.ts";
 
+/** The IPFS store of `ref`, cached under `<data_dir>/cache`. */
+export function openIpfsStore(config: Config, logger: Logger): IpfsStore {
+  if (!config.ref) throw new ConfigError("ref: not set; name the root CID of the boot tree");
+  try {
+    return new IpfsStore({
+      ref: config.ref,
+      gateways: config.ipfs.gateways,
+      timeoutMs: config.ipfs.timeout * 1000,
+      cacheDir: join(config.data_dir, "cache"),
+      logger,
+    });
+  } catch (e) {
+    throw new ConfigError(`ref: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** Picks the boot tree: `-l DIR`, else the IPFS `ref`, else the embedded default. */
 export function openStore(config: Config, local: string | undefined, logger: Logger): ContentStore {
   if (local) {
@@ -32,16 +48,7 @@ export function openStore(config: Config, local: string | undefined, logger: Log
       throw new ConfigError(`-l ${local}: ${(e as Error).message}`, { cause: e });
     }
   }
-  if (config.ref) {
-    const ipfs = new IpfsStore({
-      ref: config.ref,
-      gateways: config.ipfs.gateways,
-      timeoutMs: config.ipfs.timeout * 1000,
-      cacheDir: join(config.data_dir, "cache"),
-      logger,
-    });
-    return new FallbackStore(ipfs as ContentStore);
-  }
+  if (config.ref) return new FallbackStore(openIpfsStore(config, logger) as ContentStore);
   logger.warn(
     "content",
     "no boot tree configured: set ref in config.toml or pass -l DIR; serving the built-in menu and the host's iPXE files only",
@@ -185,7 +192,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     for (const close of closers.reverse()) {
       await close().catch((e) => logger.warn("main", "error while stopping", { error: e }));
     }
-    await (store as { close?: () => Promise<void> }).close?.();
+    await ((store as FallbackStore).primary as { close?: () => Promise<void> }).close?.();
   }
   return 0;
 }
