@@ -15,12 +15,23 @@ export interface RtoOptions {
   initialMs: number;
   /** Floor; keeps scheduler jitter from causing spurious resends. */
   minMs: number;
-  /** Ceiling, also for backoff; the client's `timeout` option when it sent one. */
+  /** Ceiling, also for backoff; see {@linkcode backoffCeiling}. */
   maxMs: number;
 }
 
-/** Defaults for a LAN: 250 ms before any sample, 50 ms floor, 2 s ceiling. */
-export const DEFAULT_RTO: RtoOptions = { initialMs: 250, minMs: 50, maxMs: 2000 };
+/** Defaults for a LAN: 250 ms before any sample, 50 ms floor, 6 s ceiling. */
+export const DEFAULT_RTO: RtoOptions = { initialMs: 250, minMs: 50, maxMs: backoffCeiling(null) };
+
+/**
+ * The backoff ceiling for a client: one second above its own retransmission timer (its
+ * `timeout` option, else the 5 s that tftp-hpa and atftp use). It must be above: atftp answers
+ * a repeated block with one extra ACK and then ignores repeats, and every packet it receives
+ * restarts its timer — if that extra ACK is lost, only a silence longer than the client's
+ * timer lets it send its ACK again (measured: transfers stuck until given up under 10 % loss).
+ */
+export function backoffCeiling(clientTimeoutMs: number | null): number {
+  return (clientTimeoutMs ?? 5000) + 1000;
+}
 
 /** RFC 6298 §2 estimator with exponential backoff (§5.5). */
 export class RtoEstimator {
@@ -61,7 +72,19 @@ export class RtoEstimator {
       this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - r);
       this.#srtt = 0.875 * this.#srtt + 0.125 * r;
     }
-    this.#rto = this.#clamp(this.#srtt + Math.max(1, 4 * this.#rttvar));
+    this.resetBackoff();
+  }
+
+  /**
+   * Drops the backoff once the peer acknowledges new data. RFC 6298 §5.7 keeps the backed-off
+   * value until a clean sample; in lockstep on a lossy LAN that let one unlucky block after
+   * another inherit seconds of timeout (measured: 1.6 s gaps under 10 % loss). An ACK for new
+   * data proves the path works, so the estimate applies again.
+   */
+  resetBackoff(): void {
+    this.#rto = this.#srtt === null
+      ? this.#clamp(this.#opts.initialMs)
+      : this.#clamp(this.#srtt + Math.max(1, 4 * this.#rttvar));
   }
 
   /** Doubles the timeout after an expiry (RFC 6298 §5.5), up to the ceiling. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RtoEstimator } from "./rto.ts";
+import { backoffCeiling, RtoEstimator } from "./rto.ts";
 
 const OPTS = { initialMs: 250, minMs: 50, maxMs: 2000 };
 
@@ -43,6 +43,19 @@ Deno.test("RtoEstimator follows RFC 6298", async (t) => {
     e.sample(1);
     assert.equal(e.rto, 50);
   });
+  await t.step("resetBackoff returns to the estimate (or the initial value before samples)", () => {
+    const e = new RtoEstimator(OPTS);
+    e.backoff();
+    e.backoff();
+    e.resetBackoff();
+    assert.equal(e.rto, 250);
+    e.sample(0.5);
+    e.backoff();
+    e.backoff();
+    assert.equal(e.rto, 200);
+    e.resetBackoff();
+    assert.equal(e.rto, 50);
+  });
   await t.step("a slow path raises it, within the ceiling", () => {
     const e = new RtoEstimator(OPTS);
     for (let i = 0; i < 20; i++) e.sample(900);
@@ -54,4 +67,17 @@ Deno.test("RtoEstimator follows RFC 6298", async (t) => {
     assert.equal(new RtoEstimator({ ...OPTS, initialMs: 10 }).rto, 50);
     assert.equal(new RtoEstimator({ ...OPTS, initialMs: 10000 }).rto, 2000);
   });
+});
+
+Deno.test("backoffCeiling stays above the client's own retransmission timer", async (t) => {
+  const cases: [number | null, number][] = [[null, 6000], [1000, 2000], [6000, 7000], [
+    255_000,
+    256_000,
+  ]];
+  for (const [client, want] of cases) {
+    await t.step(`client timeout ${client} ms → ${want} ms`, () => {
+      assert.equal(backoffCeiling(client), want);
+      assert.ok(backoffCeiling(client) > (client ?? 5000));
+    });
+  }
 });

@@ -29,7 +29,7 @@ import {
   TftpOptionError,
   type TftpPacket,
 } from "./packet.ts";
-import { DEFAULT_RTO, RtoEstimator, type RtoOptions } from "./rto.ts";
+import { backoffCeiling, DEFAULT_RTO, RtoEstimator, type RtoOptions } from "./rto.ts";
 import { SendWindow } from "./window.ts";
 
 /** The address and port a request came from. */
@@ -93,9 +93,9 @@ export interface TftpServerOptions {
   /** Largest windowsize granted; default 64. */
   maxWindowsize?: number;
   logger?: Logger;
-  /** Retransmission timeout bounds (ms); the client's `timeout` option replaces `maxMs`. */
+  /** Retransmission timeout bounds (ms); a client's `timeout` option sets `maxMs` (rto.ts). */
   rto?: Partial<RtoOptions>;
-  /** Consecutive timeouts before a transfer is given up; default 8. */
+  /** Consecutive timeouts before a transfer is given up; default 10 (about 24 s of silence). */
   maxRetries?: number;
   /** Transfers at once; further requests get error 0 "server busy". Default 256. */
   maxTransfers?: number;
@@ -141,7 +141,7 @@ export function startTftpServer(options: TftpServerOptions): Promise<TftpServer>
     maxBlksize: options.maxBlksize ?? DEFAULT_MAX_BLKSIZE,
     maxWindowsize: options.maxWindowsize ?? DEFAULT_MAX_WINDOWSIZE,
     rto: { ...DEFAULT_RTO, ...options.rto },
-    maxRetries: options.maxRetries ?? 8,
+    maxRetries: options.maxRetries ?? 10,
   };
   const maxTransfers = options.maxTransfers ?? 256;
   const main = listen(options.address, options.port ?? 69);
@@ -490,6 +490,19 @@ class _ReadTransfer {
     }
   }
 
+  /**
+   * Sends a packet the retransmission timer covers: a failed send (a local firewall drop is
+   * EPERM, a full queue ENOBUFS) counts as a lost packet, not as the end of the transfer.
+   */
+  #sendLossy(socket: TftpSocket, packet: Uint8Array): Promise<void> {
+    return socket.send(packet, this.peer).catch((e) => {
+      this.settings.logger.debug(_SUBSYSTEM, "send failed, will retransmit", {
+        client: _label(this.peer),
+        error: e,
+      });
+    });
+  }
+
   /** Resolves to null instead when the transfer is aborted first. */
   #unlessAborted<T>(p: Promise<T>): Promise<T | null> {
     if (this.#aborted) return Promise.resolve(null);
@@ -508,7 +521,7 @@ class _ReadTransfer {
     const window = new SendWindow(windowsize, { oack: oack.size > 0 });
     const rto = new RtoEstimator({
       ...this.settings.rto,
-      maxMs: timeoutMs ?? this.settings.rto.maxMs,
+      maxMs: timeoutMs === null ? this.settings.rto.maxMs : backoffCeiling(timeoutMs),
     });
     const oackPacket = oack.size > 0 ? encodeTftp({ op: Opcode.OACK, options: oack }) : null;
     /** Sent but unacknowledged DATA packets by absolute block number. */
@@ -533,7 +546,7 @@ class _ReadTransfer {
           unacked.set(n, packet);
         }
         if (this.#aborted) break;
-        inFlight.push(socket.send(packet, this.peer));
+        inFlight.push(this.#sendLossy(socket, packet));
         window.markSent(n, final);
         if (resent) this.#retransmits++;
         last = { block: n, clean: !resent };
@@ -546,7 +559,7 @@ class _ReadTransfer {
     };
 
     if (oackPacket) {
-      await socket.send(oackPacket, this.peer);
+      await this.#sendLossy(socket, oackPacket);
       probe = { block: 0, at: performance.now(), clean: true };
       this.#inbox.arm(rto.rto);
     } else {
@@ -570,10 +583,16 @@ class _ReadTransfer {
             level: unconfirmed ? "info" : "warn",
           };
         }
+        logger.debug(_SUBSYSTEM, "timeout, retransmitting", {
+          client: _label(this.peer),
+          block: window.acked + 1,
+          rto_ms: Math.round(rto.rto),
+          retry: retries,
+        });
         rto.backoff();
         window.onTimeout();
         if (window.awaitingOack && oackPacket) {
-          await socket.send(oackPacket, this.peer);
+          await this.#sendLossy(socket, oackPacket);
           this.#retransmits++;
           if (probe) probe.clean = false;
           this.#inbox.arm(rto.rto);
@@ -588,7 +607,7 @@ class _ReadTransfer {
         retries = 0;
         if (probe && probe.clean && window.acked >= probe.block) {
           rto.sample(performance.now() - probe.at);
-        }
+        } else rto.resetBackoff();
         if (probe && window.acked >= probe.block) probe = null;
         for (const n of unacked.keys()) {
           if (n > window.acked) break;

@@ -1,0 +1,127 @@
+/**
+ * Real TFTP clients (tftp-hpa, atftp, curl) against our server, in a namespace pair:
+ * byte-identical files of 1 MiB and 40 MiB, block-number rollover, netascii, 20 transfers at
+ * once. Needs root (namespaces) and the Debian clients.
+ */
+import assert from "node:assert/strict";
+import {
+  atftp,
+  type ClientSpec,
+  curl,
+  fetchWith,
+  randomBytes,
+  sha256File,
+  TFTP_HPA,
+  TftpLab,
+} from "./tftp_harness.ts";
+
+const MiB = 1 << 20;
+
+Deno.test({
+  name: "real clients fetch 1 MiB and 40 MiB byte-identical from our server",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    await using lab = await TftpLab.create();
+    const sizes = { "1m.bin": 1 * MiB, "40m.bin": 40 * MiB };
+    const hashes: Record<string, string> = {};
+    for (const [name, size] of Object.entries(sizes)) {
+      hashes[name] = await sha256File(await lab.put(name, randomBytes(size)));
+    }
+    const server = await lab.startOurs();
+    const clients: ClientSpec[] = [TFTP_HPA, atftp(1468, 4), atftp(1468, 16), atftp(), curl(1468)];
+    for (const spec of clients) {
+      for (const [name, size] of Object.entries(sizes)) {
+        await t.step(`${spec.name}: ${name}`, async () => {
+          const got = await fetchWith(lab, spec, name, { timeoutMs: 300_000 });
+          assert.equal(got.result.code, 0, got.result.stderr + got.result.stdout);
+          assert.equal(
+            got.sha256,
+            hashes[name],
+            `${spec.name} ${name}\n${server.output.slice(-2000)}`,
+          );
+          await Deno.remove(got.local);
+          const done = lab.transfers().filter((l) => l.file === name && l.msg === "transfer done");
+          const last = done.at(-1);
+          assert.ok(last, "the server logged the transfer");
+          assert.equal(last.bytes, size);
+          console.log(
+            `  ${spec.name} ${name}: ${got.seconds.toFixed(2)} s, blksize ${last.blksize}, ` +
+              `windowsize ${last.windowsize}, ${last.mbps} MB/s, ${last.retransmits} retransmits`,
+          );
+          // 40 MiB in 512-byte blocks is 81 921 blocks: the 16-bit block number wrapped.
+          if (size === 40 * MiB && last.blksize === 512) {
+            assert.ok(size / 512 + 1 > 65536, "the transfer went past block 65535");
+          }
+        });
+      }
+    }
+    await t.step("every transfer above ended 'done', none failed", () => {
+      const lines = lab.transfers();
+      assert.equal(lines.filter((l) => l.msg === "transfer done").length, clients.length * 2);
+      assert.deepEqual(lines.filter((l) => l.msg !== "transfer done"), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "tftp-hpa in ascii mode gets the file back as it is on disk (netascii both ways)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await TftpLab.create();
+    const text = "line one\nline two\r\nbare\rCR\n".repeat(200);
+    await lab.put("notes.txt", new TextEncoder().encode(text));
+    await lab.startOurs();
+    const local = `${lab.scratch}/notes.txt`;
+    const r = await lab.client([
+      "tftp",
+      "-m",
+      "netascii",
+      "10.203.0.1",
+      "-c",
+      "get",
+      "notes.txt",
+      local,
+    ], 60_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await Deno.readTextFile(local), text);
+    const done = lab.transfers().find((l) => l.msg === "transfer done");
+    assert.equal(done?.mode, "netascii");
+    // On the wire every LF became CR LF and every CR became CR NUL.
+    const crlf = (text.match(/\n/g) ?? []).length + (text.match(/\r/g) ?? []).length;
+    assert.equal(done?.bytes, text.length + crlf);
+  },
+});
+
+Deno.test({
+  name: "20 concurrent transfers from one client namespace all arrive intact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await TftpLab.create();
+    const hashes: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      hashes.push(await sha256File(await lab.put(`c${i}.bin`, randomBytes(MiB + i * 777))));
+    }
+    await lab.startOurs();
+    const specs = [TFTP_HPA, atftp(1468, 4), atftp(1468), curl(1468)];
+    const t0 = performance.now();
+    const results = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) => fetchWith(lab, specs[i % 4]!, `c${i % 4}.bin`, { timeoutMs: 180_000 }),
+      ),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    results.forEach((r, i) => {
+      assert.equal(r.result.code, 0, `${specs[i % 4]!.name}: ${r.result.stderr}`);
+      assert.equal(r.sha256, hashes[i % 4], `transfer ${i} (${specs[i % 4]!.name})`);
+    });
+    const done = lab.transfers().filter((l) => l.msg === "transfer done");
+    assert.equal(done.length, 20);
+    // Each came from its own client port, so the server ran 20 separate transfers.
+    assert.equal(new Set(done.map((l) => l.client)).size, 20);
+    console.log(`  20 transfers of ~1 MiB in ${seconds.toFixed(2)} s`);
+  },
+});
