@@ -60,7 +60,7 @@ Deno.test("labConfig is a config.toml Astral Boot accepts for the lab bridge", (
   assert.deepEqual(config.dhcp.range, ["10.77.0.100", "10.77.0.150"]);
   assert.equal(config.http.port, 8081);
   assert.equal(config.boot.default, "tiny");
-  assert.equal(config.boot.menu_timeout, 0);
+  assert.equal(config.boot.menu_timeout, 1);
 });
 
 Deno.test("standInScript boots what os.toml names, with initrd= for iPXE EFI", () => {

@@ -230,7 +230,8 @@ export function labConfig(
     "",
     "[boot]",
     `default = ${JSON.stringify(options.os)}`,
-    "menu_timeout = 0",
+    // 0 would make iPXE wait for a key; 1 s is the shortest unattended menu.
+    "menu_timeout = 1",
     "",
   ].join("\n");
 }

@@ -57,6 +57,8 @@ export const TSHARK_FIELDS = [
   "tcp.stream",
   "tcp.srcport",
   "tcp.len",
+  "tcp.seq",
+  "tcp.ack",
   "http.request.uri",
 ] as const;
 
@@ -69,7 +71,8 @@ export interface Packet {
   udp?: { src: number; dst: number };
   dhcp?: { type: number; xid: number; options: number[] };
   tftp?: { opcode: number; file?: string };
-  tcp?: { stream: number; src: number; len: number };
+  /** seq and ack are tshark's relative numbers (per direction, from 0). */
+  tcp?: { stream: number; src: number; len: number; seq: number; ack: number };
   httpUri?: string;
 }
 
@@ -112,7 +115,13 @@ export function parseTsharkFields(text: string): Packet[] {
     if (op !== undefined) p.tftp = { opcode: op, file: get("tftp.source_file") || undefined };
     const stream = _int(get("tcp.stream"));
     if (stream !== undefined) {
-      p.tcp = { stream, src: _int(get("tcp.srcport")) ?? 0, len: _int(get("tcp.len")) ?? 0 };
+      p.tcp = {
+        stream,
+        src: _int(get("tcp.srcport")) ?? 0,
+        len: _int(get("tcp.len")) ?? 0,
+        seq: _int(get("tcp.seq")) ?? 0,
+        ack: _int(get("tcp.ack")) ?? 0,
+      };
     }
     if (get("http.request.uri")) p.httpUri = get("http.request.uri");
     packets.push(p);
@@ -164,21 +173,37 @@ function _ipxeDhcp(packets: Packet[]): number | undefined {
   )?.time;
 }
 
-/** Per HTTP request: when its response finished (last server payload before the next request). */
+/**
+ * Per HTTP request: when the client had the whole response. That is the client's first ACK
+ * of the response's last byte; a client that boots before acknowledging it (iPXE EFI leaves
+ * the NIC then) is taken to have it when that byte was first sent. Retransmissions after a
+ * loss move the first, spurious ones after the boot do not move the second.
+ */
 function _httpFetches(packets: Packet[]): { uri: string; done: number }[] {
   const out: { uri: string; done: number }[] = [];
   const requests = packets.filter((p) => p.httpUri !== undefined && p.tcp);
   for (const req of requests) {
     const stream = req.tcp!.stream;
     const next = requests.find((r) => r.tcp!.stream === stream && r.time > req.time);
-    let done: number | undefined;
-    for (const p of packets) {
-      if (p.tcp?.stream !== stream || p.time < req.time) continue;
-      if (next && p.time >= next.time) break;
+    // The next request on a kept-alive connection often carries the ACK, so it counts.
+    const window = packets.filter((p) =>
+      p.tcp?.stream === stream && p.time >= req.time && (!next || p.time <= next.time)
+    );
+    let end = -1, firstSent: number | undefined;
+    for (const p of window) {
       // Server payload flows from the port the request went to.
-      if (p.tcp.len > 0 && p.tcp.src !== req.tcp!.src) done = p.time;
+      if (p.tcp!.src === req.tcp!.src || p.tcp!.len === 0) continue;
+      const last = p.tcp!.seq + p.tcp!.len;
+      if (last > end) {
+        end = last;
+        firstSent = p.time;
+      }
     }
-    if (done !== undefined) out.push({ uri: req.httpUri!, done });
+    if (firstSent === undefined) continue;
+    const acked = window.find((p) =>
+      p.tcp!.src === req.tcp!.src && p.time >= firstSent! && p.tcp!.ack >= end
+    );
+    out.push({ uri: req.httpUri!, done: acked?.time ?? firstSent });
   }
   return out;
 }

@@ -36,14 +36,19 @@ function tftp(
     ...(opcode === undefined ? {} : { tftp: { opcode, file } }),
   } satisfies Packet;
 }
-function tcp(t: number, stream: number, fromClient: boolean, len: number, uri?: string): Packet {
+/** A client segment on HTTP connection `stream`: a request (with `uri`) or a bare ACK. */
+function cli(t: number, stream: number, ack: number, uri?: string): Packet {
   return {
     time: T0 + t,
-    src: fromClient ? C : S,
-    dst: fromClient ? S : C,
-    tcp: { stream, src: fromClient ? 40000 + stream : 80, len },
+    src: C,
+    dst: S,
+    tcp: { stream, src: 40000 + stream, len: uri ? 120 : 0, seq: 1, ack },
     ...(uri ? { httpUri: uri } : {}),
   };
+}
+/** A server segment carrying response bytes [seq, seq + len). */
+function srv(t: number, stream: number, seq: number, len: number): Packet {
+  return { time: T0 + t, src: S, dst: C, tcp: { stream, src: 80, len, seq, ack: 121 } };
 }
 const IPXE = [53, 57, 93, 94, 60, 77, 55, 175, 61, 97];
 const ctx = { startedAt: T0 * 1000, kernel: "vmlinuz", initrd: "initrd.gz" };
@@ -57,29 +62,32 @@ Deno.test("stagesFromPackets finds each boot stage", async (t) => {
         dhcp(2.1, 2, 7),
         dhcp(2.2, 3, 7, IPXE),
         dhcp(2.25, 5, 7),
-        tcp(15.0, 0, true, 120, "/boot.ipxe"),
-        tcp(15.01, 0, false, 300),
-        tcp(15.02, 0, true, 0),
-        tcp(15.1, 1, true, 130, "/image/tiny/vmlinuz"),
-        tcp(15.2, 1, false, 60000),
-        tcp(15.5, 1, false, 60000),
-        tcp(15.6, 1, true, 0),
-        tcp(15.7, 2, true, 130, "/image/tiny/initrd.gz"),
-        tcp(15.9, 2, false, 9000),
+        cli(15.0, 0, 1, "/boot.ipxe"),
+        srv(15.01, 0, 1, 300),
+        cli(15.02, 0, 301),
+        cli(15.1, 1, 1, "/image/tiny/vmlinuz"),
+        srv(15.2, 1, 1, 60000),
+        srv(15.5, 1, 60001, 60000),
+        cli(15.6, 1, 120001),
+        cli(15.7, 2, 1, "/image/tiny/initrd.gz"),
+        srv(15.9, 2, 1, 9000),
+        // Never acknowledged: the client booted; the server's retransmission is spurious.
+        srv(20.0, 2, 1, 9000),
       ],
       markerAt: (T0 + 26) * 1000,
       want: [
         { name: "dhcp-discover", ms: 2000 },
         { name: "dhcp-offer", ms: 2100 },
         { name: "ipxe-dhcp", ms: 2250 },
-        { name: "boot-script", ms: 15010 },
-        { name: "kernel", ms: 15500 },
+        { name: "boot-script", ms: 15020 },
+        { name: "kernel", ms: 15600 },
         { name: "initrd", ms: 15900 },
         { name: "marker", ms: 26000 },
       ],
     },
     {
-      name: "UEFI: OVMF probes tsize, then downloads; iPXE keeps one connection for both files",
+      name:
+        "UEFI: OVMF probes tsize, then downloads; iPXE keeps one connection and loses a segment",
       packets: [
         dhcp(7.0, 1, 1, [53, 57, 93, 94, 60, 97]),
         dhcp(10.0, 2, 1),
@@ -97,21 +105,27 @@ Deno.test("stagesFromPackets finds each boot stage", async (t) => {
         dhcp(15.2, 3, 2, IPXE),
         dhcp(15.3, 5, 99), // someone else's ACK
         dhcp(15.4, 5, 2),
-        tcp(28.0, 0, true, 120, "/boot.ipxe"),
-        tcp(28.1, 0, false, 300),
-        tcp(28.2, 0, true, 130, "/image/tiny/vmlinuz"),
-        tcp(28.8, 0, false, 60000),
-        tcp(28.9, 0, true, 130, "/image/tiny/initrd.gz"),
-        tcp(35.9, 0, false, 1448), // a retransmission after loss still counts
+        cli(28.0, 0, 1, "/boot.ipxe"),
+        srv(28.1, 0, 1, 300),
+        // The ACK of the script rides on the next request.
+        cli(28.2, 0, 301, "/image/tiny/vmlinuz"),
+        srv(28.3, 0, 301, 60000),
+        srv(28.8, 0, 60301, 60000),
+        cli(28.9, 0, 120301, "/image/tiny/initrd.gz"),
+        srv(29.0, 0, 120301, 9000), // lost
+        srv(29.1, 0, 129301, 1448),
+        cli(29.2, 0, 120301), // duplicate ACK: the hole
+        srv(35.9, 0, 120301, 9000), // retransmission after the backoff
+        cli(35.95, 0, 130749),
       ],
       want: [
         { name: "dhcp-discover", ms: 7000 },
         { name: "dhcp-offer", ms: 10000 },
         { name: "first-stage-tftp", ms: 10510 },
         { name: "ipxe-dhcp", ms: 15400 },
-        { name: "boot-script", ms: 28100 },
-        { name: "kernel", ms: 28800 },
-        { name: "initrd", ms: 35900 },
+        { name: "boot-script", ms: 28200 },
+        { name: "kernel", ms: 28900 },
+        { name: "initrd", ms: 35950 },
       ],
     },
     {
@@ -170,13 +184,15 @@ Deno.test("parseTsharkFields reads tshark's tab-separated lines", async (t) => {
         "tcp.stream": "1",
         "tcp.srcport": "46787",
         "tcp.len": "131",
+        "tcp.seq": "1",
+        "tcp.ack": "1",
         "http.request.uri": "/image/tiny/vmlinuz",
       }),
       want: [{
         time: 1795632615.863168,
         src: C,
         dst: S,
-        tcp: { stream: 1, src: 46787, len: 131 },
+        tcp: { stream: 1, src: 46787, len: 131, seq: 1, ack: 1 },
         httpUri: "/image/tiny/vmlinuz",
       }],
     },

@@ -1,0 +1,81 @@
+/**
+ * The product test of the lab: QEMU VMs PXE-boot the fixture from Astral Boot itself
+ * (`main.ts serve -c <lab config> -l <fixture tree>`), inside throwaway namespaces, in all four
+ * firmware × NIC combinations, one after the other. Each must reach the marker its /init
+ * prints, through the stages its firmware is known to take (LAB-NOTES).
+ */
+import assert from "node:assert/strict";
+import { buildFixture, MARKER } from "../lab/fixture.ts";
+import { type Firmware, type Nic, runLab } from "../lab/lab.ts";
+import { astralbootServer } from "../lab/servers.ts";
+import { formatStages, type StageName } from "../lab/stages.ts";
+import { run } from "./netns.ts";
+import { silentLogger } from "../log.ts";
+
+const fixture = await buildFixture({ logger: silentLogger });
+
+const BASE: StageName[] = ["dhcp-discover", "dhcp-offer", "ipxe-dhcp", "boot-script", "kernel"];
+const END: StageName[] = ["initrd", "marker"];
+
+/** Server log lines that parse as JSON (Astral Boot logs JSON lines when not on a terminal). */
+function jsonLog(lines: string[]): { subsystem?: string; msg?: string; [k: string]: unknown }[] {
+  return lines.flatMap((l) => {
+    try {
+      return [JSON.parse(l)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+Deno.test("Astral Boot PXE-boots the fixture in every firmware × NIC combination", async (t) => {
+  const table: { firmware: Firmware; nic: Nic; stages: StageName[] }[] = [
+    // BIOS: QEMU's NIC ROM is iPXE, so its first DHCP already gets the HTTP script.
+    { firmware: "bios", nic: "virtio-net-pci", stages: [...BASE, ...END] },
+    { firmware: "bios", nic: "e1000", stages: [...BASE, ...END] },
+    // UEFI virtio: OVMF's own PXE client fetches snponly.efi over TFTP, then iPXE asks again.
+    {
+      firmware: "uefi",
+      nic: "virtio-net-pci",
+      stages: ["dhcp-discover", "dhcp-offer", "first-stage-tftp", ...BASE.slice(2), ...END],
+    },
+    // UEFI e1000: OVMF has no e1000 driver, so the NIC's iPXE EFI ROM boots (no TFTP).
+    { firmware: "uefi", nic: "e1000", stages: [...BASE, ...END] },
+  ];
+  const summary: string[] = [];
+  for (const row of table) {
+    await t.step(`${row.firmware} + ${row.nic}`, async () => {
+      const result = await runLab({
+        firmware: row.firmware,
+        nic: row.nic,
+        tree: fixture.tree,
+        server: astralbootServer(),
+        timeoutMs: 150_000,
+        logger: silentLogger,
+      });
+      summary.push(`${row.firmware} + ${row.nic}:\n${formatStages(result.stages)}`);
+      const why = `${result.error}\n--- serial (tail)\n${result.serial.slice(-3000)}\n` +
+        `--- astralboot (tail)\n${result.serverLog.slice(-40).join("\n")}`;
+      assert.ok(result.ok, why);
+      assert.ok(result.serial.includes(MARKER));
+      assert.deepEqual(result.stages.map((s) => s.name), row.stages, why);
+      const ms = result.stages.map((s) => s.ms);
+      assert.deepEqual(ms, [...ms].sort((a, b) => a - b), "stages in boot order");
+
+      // It was Astral Boot that answered: its own log shows the DHCP exchange and the fetches.
+      const log = jsonLog(result.serverLog);
+      assert.ok(log.some((l) => l.subsystem === "dhcp" && /ACK/.test(l.msg ?? "")), why);
+      const fetched = log.filter((l) => l.subsystem === "http").map((l) => String(l.path ?? ""));
+      for (const file of ["vmlinuz", "initrd.gz"]) {
+        assert.ok(fetched.some((p) => p.endsWith(`/tiny/${file}`)), `${file} in ${fetched}`);
+      }
+      if (row.stages.includes("first-stage-tftp")) {
+        assert.ok(log.some((l) => l.subsystem === "tftp" && JSON.stringify(l).includes("snponly")));
+      }
+
+      const left = await run(["ip", "netns", "list"]);
+      assert.ok(!left.stdout.includes(result.namespace), "namespace removed");
+    });
+  }
+  console.log(summary.join("\n\n"));
+});
