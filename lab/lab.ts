@@ -14,6 +14,7 @@ import { Netns } from "../tests/netns.ts";
 import type { Logger } from "../log.ts";
 import { MARKER } from "./fixture.ts";
 import {
+  astralbootServer,
   type LabContext,
   type LabServer,
   readLines,
@@ -34,8 +35,10 @@ export interface LabOptions {
   nic: Nic;
   /** The fixture tree the server serves. */
   tree: string;
-  /** The boot server; see servers.ts. */
-  server: LabServer;
+  /** The boot server; default Astral Boot ({@linkcode astralbootServer}). */
+  server?: LabServer;
+  /** With the default server: the argv that starts Astral Boot, before `serve -c … -l …`. */
+  serverCommand?: string[];
   /** Give up after this long from VM start; default 150 s. */
   timeoutMs?: number;
   logger: Logger;
@@ -229,6 +232,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
   const marker = options.marker ?? MARKER;
   const timeoutMs = options.timeoutMs ?? 150_000;
   const images = options.images ?? { kernel: "vmlinuz", initrd: "initrd.gz" };
+  const labServer = options.server ?? astralbootServer({ command: options.serverCommand });
   const abort = new AbortController();
   const onSignal = () => abort.abort(new Error("interrupted by signal"));
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
@@ -273,9 +277,9 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       workDir,
       logger,
     };
-    server = await options.server.start(ctx);
+    server = await labServer.start(ctx);
     serverLog = server.lines;
-    await _waitListening(ns, server, options.server.httpPort, abort.signal);
+    await _waitListening(ns, server, labServer.httpPort, abort.signal);
     capture = await _startCapture(ns, pcap());
 
     let varsFile: string | undefined;
@@ -363,7 +367,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     if (capture) {
       await capture.stop();
       try {
-        const packets = parseTsharkFields(await _readCapture(pcap(), options.server.httpPort));
+        const packets = parseTsharkFields(await _readCapture(pcap(), labServer.httpPort));
         stages = stagesFromPackets(packets, { startedAt, ...images, markerAt });
         if (options.captureFile) await Deno.copyFile(pcap(), options.captureFile);
       } catch (err) {
