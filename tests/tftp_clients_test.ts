@@ -125,3 +125,23 @@ Deno.test({
     console.log(`  20 transfers of ~1 MiB in ${seconds.toFixed(2)} s`);
   },
 });
+
+Deno.test({
+  name: "main.ts serve -l DIR (as shipped) serves real clients through the local store",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    await using lab = await TftpLab.create();
+    const hash = await sha256File(await lab.put("undionly.kpxe", randomBytes(MiB + 123)));
+    await lab.startShipped();
+    for (const spec of [TFTP_HPA, atftp(1468, 4), curl(1468)]) {
+      for (const name of ["undionly.kpxe", "/tftp/undionly.kpxe"]) {
+        await t.step(`${spec.name}: ${name}`, async () => {
+          const got = await fetchWith(lab, spec, name, { timeoutMs: 120_000 });
+          assert.equal(got.result.code, 0, got.result.stderr);
+          assert.equal(got.sha256, hash);
+        });
+      }
+    }
+  },
+});

@@ -98,6 +98,33 @@ export class TftpLab {
     return this.#server;
   }
 
+  /**
+   * Starts the program as shipped, `main.ts serve -l ROOT` (DHCP off, HTTP on 8080), in the
+   * server namespace; its TFTP goes through the real local content store.
+   */
+  async startShipped(): Promise<LineFollower> {
+    const dir = join(this.scratch, "serve");
+    await Deno.mkdir(dir, { recursive: true });
+    const config = join(dir, "config.toml");
+    await Deno.writeTextFile(
+      config,
+      `interface = "eth0"\ndata_dir = "${dir}/data"\n[dhcp]\nmode = "off"\n[http]\nport = 8080\n`,
+    );
+    this.#server = new LineFollower(this.serverNs.spawn([
+      "deno",
+      "run",
+      ...DENO_NS_FLAGS,
+      repoPath("main.ts"),
+      ...["serve", "-c", config, "-l", this.root, "--log-format", "json"],
+    ]));
+    await this.#server.waitFor(
+      (l) => l.includes('"subsystem":"tftp"') && l.includes("listening"),
+      90_000,
+      "main.ts serve: TFTP listening",
+    );
+    return this.#server;
+  }
+
   /** Starts Debian's in.tftpd (tftpd-hpa) in the foreground in the server namespace. */
   async startTftpdHpa(cpu?: number): Promise<void> {
     const cmd = ["in.tftpd", "-L", "-4", "-u", "root", "-s", join(this.root, "tftp")];
