@@ -5,6 +5,7 @@
  * @module
  */
 import { Netns, run } from "../netns.ts";
+import { DENO_NS_FLAGS, repoPath } from "../dhcp_harness.ts";
 
 /** How long and how often each figure is measured. */
 export interface BenchOptions {
@@ -226,6 +227,22 @@ export function spawnServer(ns: Netns, argv: string[], log: string): BenchProces
   return { pid: child.pid, log, child, stop, output, [Symbol.asyncDispose]: stop };
 }
 
+/**
+ * Starts Astral Boot as shipped (`main.ts serve -c DIR/config.toml -l TREE`, JSON log lines
+ * into DIR/astralboot.log) pinned to the server core inside `ns`.
+ */
+export async function spawnAstralboot(
+  ns: Netns,
+  dir: string,
+  configToml: string,
+  tree: string,
+): Promise<BenchProcess> {
+  const config = `${dir}/config.toml`;
+  await Deno.writeTextFile(config, configToml);
+  const argv = ["deno", "run", ...DENO_NS_FLAGS, repoPath("main.ts"), "serve", "-c", config];
+  return spawnServer(ns, [...argv, "-l", tree, "--log-format", "json"], `${dir}/astralboot.log`);
+}
+
 /** Polls `check` every 200 ms until it returns true; throws `what` (and `detail()`) after `ms`. */
 export async function waitUntil(
   check: () => Promise<boolean> | boolean,
@@ -267,5 +284,16 @@ export async function requireCommand(cmd: string, pkg: string): Promise<void> {
   const r = await run(["sh", "-c", `command -v ${cmd}`], { check: false });
   if (r.code !== 0) {
     throw new Error(`${cmd} not found: apt-get install -y ${pkg} (or run tests/setup.sh)`);
+  }
+}
+
+/** Runs one bench as a script (`--quick` from argv), prints its table, cleans up on any exit. */
+export async function runAlone(bench: (o: BenchOptions) => Promise<BenchTable>): Promise<void> {
+  Deno.addSignalListener("SIGINT", () => runCleanups().finally(() => Deno.exit(130)));
+  const o: BenchOptions = { quick: Deno.args.includes("--quick"), print: (l) => console.log(l) };
+  try {
+    for (const line of formatTable(await bench(o))) console.log(line);
+  } finally {
+    await runCleanups();
   }
 }

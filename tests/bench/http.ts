@@ -20,7 +20,7 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { DENO_NS_FLAGS, repoPath } from "../dhcp_harness.ts";
+import { repoPath } from "../dhcp_harness.ts";
 import { type Netns, run } from "../netns.ts";
 import {
   benchNetns,
@@ -28,13 +28,13 @@ import {
   type BenchProcess,
   type BenchTable,
   benchTempDir,
-  formatTable,
   httpAnswers,
   median,
   peakMemoryMiB,
   pinned,
   requireCommand,
-  runCleanups,
+  runAlone,
+  spawnAstralboot,
   spawnServer,
   waitUntil,
   writeFiller,
@@ -203,9 +203,9 @@ async function _measure(
 }
 
 async function _startOurs(ns: Netns, dir: string, tree: string): Promise<BenchProcess> {
-  const config = join(dir, "config.toml");
-  await Deno.writeTextFile(
-    config,
+  const p = await spawnAstralboot(
+    ns,
+    dir,
     `interface = "bench0"
 data_dir = "${join(dir, "data")}"
 log_level = "info"
@@ -216,20 +216,8 @@ range = ["10.251.0.100", "10.251.0.200"]
 port = ${_OURS_PORT}
 address = "${_SERVER_IP}"
 `,
-  );
-  const p = spawnServer(ns, [
-    "deno",
-    "run",
-    ...DENO_NS_FLAGS,
-    repoPath("main.ts"),
-    "serve",
-    "-c",
-    config,
-    "-l",
     tree,
-    "--log-format",
-    "json",
-  ], join(dir, "astralboot.log"));
+  );
   await waitUntil(
     () => httpAnswers(ns, `http://${_SERVER_IP}:${_OURS_PORT}/boot.ipxe`),
     120_000,
@@ -374,12 +362,4 @@ export async function benchHttp(o: BenchOptions): Promise<BenchTable> {
   };
 }
 
-if (import.meta.main) {
-  Deno.addSignalListener("SIGINT", () => runCleanups().finally(() => Deno.exit(130)));
-  const o: BenchOptions = { quick: Deno.args.includes("--quick"), print: (l) => console.log(l) };
-  try {
-    for (const line of formatTable(await benchHttp(o))) console.log(line);
-  } finally {
-    await runCleanups();
-  }
-}
+if (import.meta.main) await runAlone(benchHttp);
