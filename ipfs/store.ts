@@ -218,6 +218,9 @@ export class IpfsStore {
     const pending = this.#inflight.get(key);
     if (pending) return pending;
     const promise = (async () => {
+      // The cache folders must exist before the first block is kept: a prefetch walks the
+      // tree through here before any file read has initialised the cache.
+      await this.#init();
       // File leaves are never stored as blocks, so only nodes are looked up on disk.
       const skipDisk = hint === "child" && cid.code === CODEC.raw;
       const cached = skipDisk ? null : await this.cache.getBlock(cid);
