@@ -152,7 +152,7 @@ async function _measure(
   o: BenchOptions,
 ): Promise<Figures[]> {
   const runs = o.quick ? 1 : 3;
-  const seconds = o.quick ? 2 : 5;
+  const seconds = o.quick ? 2 : 4;
   // One short pass so the first timed run does not pay for JIT warm-up and page cache.
   for (const t of targets) {
     await _wrk(ns, dir, t.base + t.small, { connections: 8, seconds: 1 });
@@ -356,7 +356,7 @@ export async function benchHttp(o: BenchOptions): Promise<BenchTable> {
       },
     ],
     notes: [
-      `${o.quick ? 1 : 3} run(s) of ${o.quick ? 2 : 5} s each, median; wrk -t1, 32 connections ` +
+      `${o.quick ? 1 : 3} run(s) of ${o.quick ? 2 : 4} s each, median; wrk -t1, 32 connections ` +
       `(big file: 1); server pinned to one core, wrk to the other; both log every request`,
     ],
   };
