@@ -137,7 +137,10 @@ export class TestGateway {
   #cars = new Map<string, Uint8Array>();
   #port = 0;
 
-  constructor(readonly blocks: MemoryBlockstore) {}
+  /** `port` 0 picks a free one; a fixed port lets a process in a namespace be found. */
+  constructor(readonly blocks: MemoryBlockstore, port = 0) {
+    this.#port = port;
+  }
 
   /** Base URL, e.g. http://127.0.0.1:41234. */
   get url(): string {
