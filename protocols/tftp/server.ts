@@ -177,11 +177,20 @@ export function startTftpServer(options: TftpServerOptions): Promise<TftpServer>
       return;
     }
     const key = _label(from);
-    // A client repeats its request when the first answer is slow or lost; the transfer
-    // already running will retransmit on its own.
-    if (transfers.has(key)) {
-      logger.debug(_SUBSYSTEM, "repeated request ignored", { client: key, file: packet.filename });
-      return;
+    const running = transfers.get(key);
+    if (running) {
+      // A client repeats its request when the first answer is slow or lost; the transfer
+      // already running retransmits on its own. Anything else from the same port (another
+      // file, or the same one after the last block went out: its final ACK was lost) is a
+      // new transfer, and the old one is over.
+      if (running.isRepeat(data)) {
+        logger.debug(_SUBSYSTEM, "repeated request ignored", {
+          client: key,
+          file: packet.filename,
+        });
+        return;
+      }
+      running.abort("superseded by a new request from the same port");
     }
     if (transfers.size >= maxTransfers) {
       logger.warn(_SUBSYSTEM, "too many transfers, request refused", {
@@ -192,7 +201,7 @@ export function startTftpServer(options: TftpServerOptions): Promise<TftpServer>
       reply(from, ErrorCode.NOT_DEFINED, "server busy, try again");
       return;
     }
-    const transfer = new _ReadTransfer(settings, packet, from);
+    const transfer = new _ReadTransfer(settings, packet, data.slice(), from);
     transfers.set(key, transfer);
     transfer.run().catch((e) => {
       logger.error(_SUBSYSTEM, "transfer crashed", {
@@ -200,7 +209,9 @@ export function startTftpServer(options: TftpServerOptions): Promise<TftpServer>
         file: packet.filename,
         error: e,
       });
-    }).finally(() => transfers.delete(key));
+    }).finally(() => {
+      if (transfers.get(key) === transfer) transfers.delete(key);
+    });
   };
 
   const loop = (async () => {
@@ -242,7 +253,7 @@ export function startTftpServer(options: TftpServerOptions): Promise<TftpServer>
       main.close();
       await loop;
       const running = [...transfers.values()];
-      for (const t of running) t.abort();
+      for (const t of running) t.abort("server closing");
       await Promise.allSettled(running.map((t) => t.done));
     },
   });
@@ -345,8 +356,9 @@ type _Outcome =
 class _ReadTransfer {
   readonly done: Promise<void>;
   #resolveDone!: () => void;
-  #aborted = false;
+  #aborted: string | null = null;
   #abortWaiters: (() => void)[] = [];
+  #window: SendWindow | null = null;
   #socket: TftpSocket | null = null;
   readonly #inbox = new _Inbox();
   readonly #started = performance.now();
@@ -355,14 +367,23 @@ class _ReadTransfer {
   constructor(
     readonly settings: _Settings,
     readonly request: RequestPacket,
+    readonly requestBytes: Uint8Array,
     readonly peer: TftpClient,
   ) {
     this.done = new Promise((r) => this.#resolveDone = r);
   }
 
-  /** Stops the transfer at its next step (server shutdown). */
-  abort(): void {
-    this.#aborted = true;
+  /** Whether `bytes` repeats this transfer's request while it still has data to send. */
+  isRepeat(bytes: Uint8Array): boolean {
+    const w = this.#window;
+    if (w && w.final !== null && w.sent >= w.final) return false;
+    return bytes.length === this.requestBytes.length &&
+      bytes.every((b, i) => b === this.requestBytes[i]);
+  }
+
+  /** Stops the transfer at its next step. */
+  abort(reason: string): void {
+    this.#aborted ??= reason;
     for (const w of this.#abortWaiters) w();
     this.#inbox.close();
     this.#socket?.close();
@@ -519,6 +540,7 @@ class _ReadTransfer {
   ): Promise<_Outcome> {
     const { logger } = this.settings;
     const window = new SendWindow(windowsize, { oack: oack.size > 0 });
+    this.#window = window;
     const rto = new RtoEstimator({
       ...this.settings.rto,
       maxMs: timeoutMs === null ? this.settings.rto.maxMs : backoffCeiling(timeoutMs),
@@ -568,7 +590,7 @@ class _ReadTransfer {
     let retries = 0;
     for (;;) {
       const packet = await this.#inbox.take();
-      if (this.#aborted) return { ok: false, reason: "server closing", level: "info" };
+      if (this.#aborted) return { ok: false, reason: this.#aborted, level: "info" };
       if (packet === null) {
         if (++retries > this.settings.maxRetries) {
           const unconfirmed = window.final !== null && window.sent === window.final;

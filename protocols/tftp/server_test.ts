@@ -530,6 +530,36 @@ Deno.test("server keeps transfers apart and safe", async (t) => {
       assert.deepEqual(stats.opens, ["f"]);
     });
   });
+  await t.step("a different request from the same port replaces the running transfer", async () => {
+    const f = content(100_000, 1), g = content(3000, 2);
+    await withServer({ f, g }, {}, async ({ client, logger }) => {
+      const c = client();
+      await c.sendPacket(rrq("f"), MAIN);
+      const first = await c.next();
+      assert.equal(first?.packet.op, Opcode.DATA);
+      const got = await fetchFile(c, rrq("g"));
+      assert.deepEqual(got.data, g);
+      assert.notEqual(got.from?.port, first?.from.port);
+      await until(() => infoLine(logger, "transfer failed").length === 1);
+      assert.match(String(infoLine(logger, "transfer failed")[0]!.fields.reason), /superseded/);
+    });
+  });
+  await t.step("the same request once the last block went out starts over", async () => {
+    const f = content(100);
+    await withServer(
+      { f },
+      { rto: { initialMs: 5000, minMs: 5000, maxMs: 5000 } },
+      async ({ client, stats }) => {
+        const c = client();
+        await c.sendPacket(rrq("f"), MAIN);
+        const first = await c.next();
+        assert.equal(first?.packet.op, Opcode.DATA); // the only (final) block; its ACK "is lost"
+        const got = await fetchFile(c, rrq("f"));
+        assert.deepEqual(got.data, f);
+        assert.deepEqual(stats.opens, ["f", "f"]);
+      },
+    );
+  });
   await t.step("too many transfers: error 0 server busy", async () => {
     await withServer({ f: content(100_000) }, { maxTransfers: 2 }, async ({ client }) => {
       const a = client(), b = client(), c = client();
