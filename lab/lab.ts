@@ -10,7 +10,7 @@
  * @module
  */
 
-import { Netns } from "../tests/netns.ts";
+import { Netns, run } from "../tests/netns.ts";
 import type { Logger } from "../log.ts";
 import { MARKER } from "./fixture.ts";
 import {
@@ -226,6 +226,41 @@ async function _readCapture(file: string, httpPort: number): Promise<string> {
   return new TextDecoder().decode(out.stdout);
 }
 
+// A lab namespace holds running processes within seconds of its creation, and a run never
+// lasts this long (--timeout is at most an hour): older and empty means a killed run left it.
+const _STALE_NS_MS = 10 * 60_000;
+const _STALE_DIR_MS = 2 * 3600_000;
+
+/**
+ * Removes what killed runs (SIGKILL, a crash before the clean-up) left: `<prefix>-xxxxx`
+ * namespaces with no process that are older than 10 minutes, and lab scratch folders older
+ * than 2 hours. Never touches a namespace that still has a process.
+ */
+export async function sweepStale(prefix: string, logger: Logger, now = Date.now()): Promise<void> {
+  const list = await run(["ip", "netns", "list"], { check: false });
+  const pattern = new RegExp(`^${prefix.replace(/[^\w-]/g, "")}-[a-z0-9]{5}$`);
+  for (const name of list.stdout.split("\n").map((l) => l.split(" ")[0] ?? "")) {
+    if (!pattern.test(name)) continue;
+    const age = await Deno.stat(`/run/netns/${name}`).then((s) => now - (s.mtime?.getTime() ?? now))
+      .catch(() => 0);
+    if (age < _STALE_NS_MS) continue;
+    const pids = await run(["ip", "netns", "pids", name], { check: false });
+    if (pids.code !== 0 || pids.stdout.trim() !== "") continue;
+    logger.warn("lab", "removing a namespace a killed lab run left behind", { ns: name });
+    await run(["ip", "netns", "del", name], { check: false });
+  }
+  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+  for await (const entry of Deno.readDir(tmp)) {
+    if (!entry.isDirectory || !entry.name.startsWith("abl-lab-")) continue;
+    const st = await Deno.stat(`${tmp}/${entry.name}`).catch(() => null);
+    if (!st?.mtime || now - st.mtime.getTime() < _STALE_DIR_MS) continue;
+    logger.warn("lab", "removing a scratch folder a killed lab run left behind", {
+      dir: `${tmp}/${entry.name}`,
+    });
+    await Deno.remove(`${tmp}/${entry.name}`, { recursive: true }).catch(() => {});
+  }
+}
+
 /** Boots one VM from `options.server` inside a fresh namespace and reports what happened. */
 export async function runLab(options: LabOptions): Promise<LabResult> {
   const logger = options.logger;
@@ -257,6 +292,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
   const pcap = () => `${workDir}/lab.pcap`;
 
   try {
+    await sweepStale(options.prefix ?? "abl", logger);
     workDir = await Deno.makeTempDir({ prefix: "abl-lab-" });
     ns = await Netns.create(options.prefix ?? "abl");
     logger.info("lab", "namespace ready", {

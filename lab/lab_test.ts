@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { cleanSerial, qemuArgs } from "./lab.ts";
+import { cleanSerial, qemuArgs, sweepStale } from "./lab.ts";
+import { Netns, run } from "../tests/netns.ts";
+import { memoryLogger } from "../log.ts";
 import { labConfig, standInScript } from "./servers.ts";
 import { OS_TOML } from "./fixture.ts";
 import { loadConfig } from "../boot/config.ts";
@@ -74,4 +76,31 @@ Deno.test("standInScript boots what os.toml names, with initrd= for iPXE EFI", (
       "",
     ].join("\n"),
   );
+});
+
+Deno.test("sweepStale removes empty lab namespaces a killed run left, never busy ones", async () => {
+  const logger = memoryLogger();
+  const empty = await Netns.create("ablsw");
+  const busy = await Netns.create("ablsw");
+  const sleeper = busy.spawn(["sleep", "120"], { stdout: "null", stderr: "null" });
+  try {
+    // Now: both are young, so both stay.
+    await sweepStale("ablsw", logger);
+    let list = (await run(["ip", "netns", "list"])).stdout;
+    assert.ok(list.includes(empty.name) && list.includes(busy.name));
+    // Eleven minutes on: the empty one is stale, the one with a process is not.
+    await sweepStale("ablsw", logger, Date.now() + 11 * 60_000);
+    list = (await run(["ip", "netns", "list"])).stdout;
+    assert.ok(!list.includes(empty.name), list);
+    assert.ok(list.includes(busy.name), list);
+    assert.deepEqual(
+      logger.lines.filter((l) => l.level === "warn").map((l) => l.fields.ns),
+      [empty.name],
+    );
+  } finally {
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+    await busy.dispose();
+    await empty.dispose();
+  }
 });
