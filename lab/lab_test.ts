@@ -29,6 +29,11 @@ Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async 
       if (row.firmware === "uefi") assert.ok(pflash[1]!.endsWith("file=/v.fd"));
     });
   }
+  await t.step("BIOS without sga", () => {
+    const args = qemuArgs({ firmware: "bios", nic: "e1000", mac: "m", sga: false });
+    assert.ok(!args.includes("sga"));
+    assert.ok(args.includes("e1000,netdev=n0,mac=m"));
+  });
   await t.step("UEFI without a writable vars file is refused", () => {
     assert.throws(() => qemuArgs({ firmware: "uefi", nic: "e1000", mac: "m" }), /OVMF_VARS/);
   });

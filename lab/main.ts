@@ -25,6 +25,7 @@ Options:
   --server astralboot|dnsmasq  boot server (default astralboot; dnsmasq is the peer stand-in)
   --pcap FILE                keep the packet capture of the (last) boot in FILE
   --quiet                    do not print the serial console
+  --no-sga                   BIOS: no iPXE text on serial, and no ~8 s of menu drawing through it
 `;
 
 /** What `astralboot lab` was asked to do. */
@@ -34,6 +35,8 @@ export interface LabArgs {
   server: "astralboot" | "dnsmasq";
   pcap?: string;
   quiet: boolean;
+  /** BIOS: copy the text screen to serial (sga). */
+  sga: boolean;
   help: boolean;
 }
 
@@ -58,6 +61,7 @@ export function parseLabArgs(args: string[]): LabArgs {
     timeoutMs: 150_000,
     server: "astralboot",
     quiet: false,
+    sga: true,
     help: false,
   };
   for (let i = 0; i < args.length; i++) {
@@ -110,6 +114,9 @@ export function parseLabArgs(args: string[]): LabArgs {
         break;
       case "--quiet":
         out.quiet = true;
+        break;
+      case "--no-sga":
+        out.sga = false;
         break;
       case "-h":
       case "--help":
@@ -191,6 +198,7 @@ export async function labCommand(
       timeoutMs: parsed.timeoutMs,
       logger,
       captureFile: parsed.pcap,
+      sga: parsed.sga,
       onSerialLine: parsed.quiet ? undefined : (line) => write(`  | ${line}\n`),
     });
     results.push({ run, result });

@@ -15,7 +15,8 @@ Deno.test("parseLabArgs reads the lab flags", async (t) => {
     },
     { args: ["--timeout", "90"], want: { timeoutMs: 90_000 } },
     { args: ["--server", "dnsmasq", "--quiet"], want: { server: "dnsmasq", quiet: true } },
-    { args: ["--pcap", "/tmp/x.pcap"], want: { pcap: "/tmp/x.pcap" } },
+    { args: ["--pcap", "/tmp/x.pcap"], want: { pcap: "/tmp/x.pcap", sga: true } },
+    { args: ["--no-sga"], want: { sga: false } },
     { args: ["--help"], want: { help: true } },
     {
       args: ["--all"],
