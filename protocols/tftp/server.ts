@@ -491,6 +491,7 @@ class _ReadTransfer {
     const summary = {
       ...fields,
       bytes: source.bytes,
+      blocks: Math.max(0, this.#window?.acked ?? 0),
       blksize: neg.blksize,
       windowsize: neg.windowsize,
       ms: Math.round(ms),

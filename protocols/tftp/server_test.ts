@@ -337,6 +337,7 @@ Deno.test("server sends files byte-identical", async (t) => {
         assert.equal(line.fields.bytes, c.size);
         assert.equal(line.fields.file, "f");
         assert.equal(line.fields.retransmits, 0);
+        assert.equal(line.fields.blocks, c.blocks);
         for (const k of ["client", "blksize", "windowsize", "ms", "mbps"]) {
           assert.ok(k in line.fields, `summary has ${k}`);
         }
@@ -559,6 +560,18 @@ Deno.test("server keeps transfers apart and safe", async (t) => {
         assert.deepEqual(stats.opens, ["f", "f"]);
       },
     );
+  });
+  await t.step("the file is read only as the window advances", async () => {
+    await withServer({ f: content(1 << 20) }, {}, async ({ client, stats }) => {
+      const c = client();
+      await c.sendPacket(rrq("f", [["blksize", "1024"], ["windowsize", "4"]]), MAIN);
+      const oack = await c.next();
+      await c.sendPacket({ op: Opcode.ACK, block: 0 }, oack!.from);
+      for (let i = 0; i < 4; i++) assert.equal((await c.next())?.packet.op, Opcode.DATA);
+      // 4 KiB sent in 4 KiB chunks: a pull or two, not the 256 chunks of the file.
+      await new Promise((r) => setTimeout(r, 50));
+      assert.ok(stats.pulls <= 2, `pulled ${stats.pulls} chunks`);
+    });
   });
   await t.step("too many transfers: error 0 server busy", async () => {
     await withServer({ f: content(100_000) }, { maxTransfers: 2 }, async ({ client }) => {
