@@ -113,6 +113,8 @@ async function _startDnsmasq(dir: string): Promise<DhcpTarget> {
     "--conf-file=/dev/null",
     "--port=0",
     "--no-ping",
+    // The default cap of 1000 leases would refuse most of perfdhcp's clients.
+    `--dhcp-lease-max=${_CLIENTS + 1000}`,
     "--interface=eth0",
     "--bind-interfaces",
     `--dhcp-range=${_RANGE[0]},${_RANGE[1]},255.255.0.0,1h`,

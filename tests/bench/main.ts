@@ -28,6 +28,7 @@ import {
 import { benchDhcp } from "./dhcp.ts";
 import { benchHttp } from "./http.ts";
 import { benchIpfs } from "./ipfs.ts";
+import { benchTftp } from "./tftp.ts";
 
 const _NAMES = ["http", "dhcp", "tftp", "ipfs"] as const;
 type BenchName = typeof _NAMES[number];
@@ -110,13 +111,9 @@ async function _localReadMBps(sizeMiB: number, runs: number): Promise<number> {
 const _RUNNERS: Record<BenchName, (o: BenchOptions) => Promise<BenchTable>> = {
   http: benchHttp,
   dhcp: benchDhcp,
-  tftp: _tftpTable,
+  tftp: benchTftp,
   ipfs: _ipfsTable,
 };
-
-function _tftpTable(_o: BenchOptions): Promise<BenchTable> {
-  return Promise.reject(new Error("tests/bench/tftp.ts is not there yet"));
-}
 
 /** Namespaces present now. */
 async function _namespaces(): Promise<Set<string>> {
@@ -190,7 +187,9 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   const tables = new Map<BenchName, BenchTable | Error>();
 
-  const abort = async (why: string, code: number) => {
+  let aborting: Promise<void> | null = null;
+  const abort = (why: string, code: number) => aborting ??= _abort(why, code);
+  const _abort = async (why: string, code: number) => {
     print(`\n${why}: removing namespaces, processes and folders`);
     await runCleanups();
     await _sweep(before);
@@ -207,6 +206,8 @@ async function main(): Promise<number> {
 
   print(`astralboot benchmarks${args.quick ? " (quick)" : ""}: ${args.only.join(", ")}`);
   for (const name of args.only) {
+    // A bench that failed because the abort killed its processes must not start the next one.
+    if (aborting) await aborting;
     const t1 = performance.now();
     print(`\n-- ${name}`);
     try {
@@ -221,6 +222,7 @@ async function main(): Promise<number> {
     }
     print(`(${name}: ${((performance.now() - t1) / 1000).toFixed(0)} s)`);
   }
+  if (aborting) await aborting;
   clearTimeout(watchdog);
   print("");
   for (const line of _summary(tables, (performance.now() - t0) / 1000)) print(line);
