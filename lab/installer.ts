@@ -237,6 +237,10 @@ export function installerServer(options: InstallerServerOptions): LabServer {
         "[dhcp]",
         'mode = "server"',
         `range = ${JSON.stringify(ctx.range)}`,
+        // Like a site network: a router and a name server, or d-i stops to ask about them.
+        // Both are this namespace, which forwards nothing and answers no DNS.
+        `router = ${JSON.stringify(ctx.serverIp)}`,
+        `dns = [${JSON.stringify(ctx.serverIp)}]`,
         "[http]",
         `port = ${httpPort}`,
         "[boot]",

@@ -1,0 +1,229 @@
+/**
+ * Installs in QEMU (BIOS, TCG) inside throwaway namespaces (prefix `abi`), served by Astral
+ * Boot itself:
+ *
+ * 1. Install once: a VM boots the install stand-in, which calls back; the same VM (same MAC,
+ *    same disk) boots again and gets the local-disk script, which boots its disk's MBR.
+ * 2. The real Debian installer (from debian-installer-12-netboot-amd64) boots, fetches the
+ *    preseed rendered for its machine, and its early_command reports what debconf holds.
+ *
+ * Needs root, qemu-system-x86, ipxe, tcpdump, tshark and the Debian package above.
+ */
+import assert from "node:assert/strict";
+import { openDatabase } from "../boot/db.ts";
+import { MachineRegistry } from "../boot/machine_registry.ts";
+import { createLogger } from "../log.ts";
+import { buildFixture } from "../lab/fixture.ts";
+import {
+  bootSector,
+  buildInstallerTree,
+  CALLBACK_MARKER,
+  DISK_MARKER,
+  installerServer,
+  type LabMachine,
+  parseLogLine,
+} from "../lab/installer.ts";
+import { type LabResult, runLab } from "../lab/lab.ts";
+import { formatStages } from "../lab/stages.ts";
+
+const logger = createLogger({ level: "info", format: "text", write: (l) => console.error(l) });
+
+/** The server's JSON log lines. */
+function serverLog(result: LabResult): Record<string, unknown>[] {
+  return result.serverLog.map(parseLogLine).filter((l): l is Record<string, unknown> => l !== null);
+}
+
+/** The server's log, one short line per entry, for failure reports. */
+function logSummary(result: LabResult): string {
+  return serverLog(result).map((l) =>
+    `${String(l.time).slice(11, 23)} ${l.subsystem} ${l.msg} ${l.path ?? l.report ?? ""}`
+  ).join("\n");
+}
+
+/** Paths of the HTTP requests the server answered, with their status. */
+function requests(result: LabResult): string[] {
+  return serverLog(result).filter((l) => l.subsystem === "http" && l.msg === "request")
+    .map((l) => `${l.status} ${l.path}`);
+}
+
+function report(name: string, result: LabResult): void {
+  console.error(`--- ${name}: ${result.ok ? "ok" : result.error}`);
+  console.error(formatStages(result.stages));
+  console.error(result.ok ? requests(result).join("\n") : logSummary(result));
+  if (!result.ok) console.error(result.serial.split("\n").slice(-40).join("\n"));
+}
+
+Deno.test({
+  name: "install once: the callback makes the next boot of the same VM boot its disk",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "abi-install-" });
+    try {
+      const fixture = await buildFixture({ logger });
+      const tree = `${dir}/tree`;
+      await buildInstallerTree(tree, { fixture, logger });
+      const disk = `${dir}/disk.img`;
+      const image = new Uint8Array(1 << 20);
+      image.set(bootSector(`\r\n${DISK_MARKER}\r\n${DISK_MARKER}\r\n`));
+      await Deno.writeFile(disk, image);
+      const mac = "52:54:00:ab:10:01";
+      const macUrl = "52-54-00-ab-10-01";
+      const machines: LabMachine[] = [{ mac, hostname: "lab-tiny-1", os: "tiny" }];
+      const dataDir = `${dir}/data`;
+      const boot = (marker: string) =>
+        runLab({
+          firmware: "bios",
+          nic: "e1000",
+          tree,
+          server: installerServer({ machines, dataDir }),
+          mac,
+          qemuExtra: ["-drive", `file=${disk},format=raw,if=ide,index=0`],
+          marker,
+          images: { kernel: "vmlinuz", initrd: "initrd.gz" },
+          prefix: "abi",
+          timeoutMs: 180_000,
+          logger,
+        });
+
+      await t.step("first boot: the stand-in installs and calls back", async () => {
+        const first = await boot(CALLBACK_MARKER);
+        report("first boot", first);
+        assert.ok(first.ok, first.error);
+        const paths = requests(first);
+        assert.ok(paths.includes(`200 /boot.ipxe?mac=${macUrl}`), paths.join("\n"));
+        assert.ok(paths.includes(`200 /boot/tiny/${macUrl}`), paths.join("\n"));
+        assert.ok(paths.includes("200 /image/tiny/callback.gz"), paths.join("\n"));
+        assert.ok(paths.includes(`200 /api/machines/${macUrl}/installed`), paths.join("\n"));
+        const done = serverLog(first).find((l) =>
+          l.msg === "install finished: next boot from local disk"
+        );
+        assert.equal(done?.mac, mac);
+      });
+
+      await t.step(
+        "second boot: the local-disk script, and the disk's boot sector runs",
+        async () => {
+          const second = await boot(DISK_MARKER);
+          report("second boot", second);
+          assert.ok(second.ok, second.error);
+          const paths = requests(second);
+          assert.ok(paths.includes(`200 /boot.ipxe?mac=${macUrl}`), paths.join("\n"));
+          assert.ok(
+            !paths.some((p) => p.includes("/image/")),
+            `no image fetched: ${paths.join("\n")}`,
+          );
+          const local = serverLog(second).find((l) =>
+            l.msg === "installed: booting the local disk"
+          );
+          assert.equal(local?.mac, mac);
+        },
+      );
+
+      await t.step("the database remembers the install and what each boot was served", () => {
+        const db = openDatabase(dataDir);
+        try {
+          const registry = new MachineRegistry(db, { machines: [{ ...machines[0]!, vars: {} }] });
+          assert.equal(registry.get(mac)!.state, "installed");
+          const history = registry.history(mac).map((e) => `${e.kind} ${e.what}`).reverse();
+          assert.deepEqual(
+            history.filter((h) => !h.startsWith("script /boot.ipxe:") || h.includes("local")),
+            [
+              `script /boot/tiny/${macUrl}: Astral Boot: Install stand-in (calls back, powers off) for ${mac}`,
+              "installed install finished",
+              `script /boot.ipxe: Astral Boot: ${mac} is installed (tiny), booting its local disk`,
+            ],
+          );
+        } finally {
+          db.close();
+        }
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "the real Debian installer fetches its machine's preseed and applies it",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "abi-di-" });
+    try {
+      const fixture = await buildFixture({ logger });
+      const tree = `${dir}/tree`;
+      await buildInstallerTree(tree, {
+        fixture,
+        logger,
+        debian: true,
+        // No IPv6: d-i would wait for router advertisements.
+        debianCmdline: "console=ttyS0,115200n8 DEBIAN_FRONTEND=text ipv6.disable=1",
+      });
+      const mac = "52:54:00:ab:20:01";
+      const macUrl = "52-54-00-ab-20-01";
+      const machines: LabMachine[] = [
+        { mac, hostname: "lab-deb-1", os: "debian", class: "minimal" },
+      ];
+      const serial: string[] = [];
+      const result = await runLab({
+        firmware: "bios",
+        nic: "e1000",
+        tree,
+        server: installerServer({ machines, dataDir: `${dir}/data` }),
+        mac,
+        memoryMb: 1024,
+        // d-i never prints our marker; the server seeing its early_command report ends the run.
+        marker: "ASTRALBOOT-NOT-ON-SERIAL",
+        serverMarker: /"msg":"installer progress".*hostname=lab-deb-1/,
+        images: { kernel: "linux", initrd: "initrd.gz" },
+        prefix: "abi",
+        timeoutMs: 300_000,
+        onSerialLine: (l) => serial.push(l),
+        logger,
+      });
+      report("debian installer", result);
+      assert.ok(result.ok, result.error);
+      const paths = requests(result);
+      assert.ok(paths.includes(`200 /boot/debian/${macUrl}`), paths.join("\n"));
+      assert.ok(paths.includes("200 /image/debian/linux"), paths.join("\n"));
+      assert.ok(paths.includes("200 /image/debian/initrd.gz"), paths.join("\n"));
+      const preseed = serverLog(result).find((l) => l.msg === "config served");
+      assert.deepEqual(
+        [preseed?.mac, preseed?.config, preseed?.class, preseed?.template],
+        [mac, "preseed", "minimal", "boot/debian/template/preseed.vto"],
+      );
+      assert.ok(paths.includes(`200 /config/debian/preseed?mac=${macUrl}`), paths.join("\n"));
+      // The host name came from the kernel command line and the preseed; the mirror only
+      // from the preseed: d-i's debconf holds both once the file was applied.
+      const progress = serverLog(result).find((l) => l.msg === "installer progress");
+      assert.equal(progress?.report, "step=preseed hostname=lab-deb-1 mirror=deb.debian.org");
+      assert.equal(progress?.mac, mac);
+      // The d-i kernel says on serial that it was booted with the rendered command line.
+      assert.ok(
+        serial.some((l) =>
+          l.includes(`url=http://10.77.0.1/config/debian/preseed?mac=${macUrl} hostname=lab-deb-1`)
+        ),
+        "kernel command line on serial",
+      );
+      const db = openDatabase(`${dir}/data`);
+      try {
+        const registry = new MachineRegistry(db, { machines: [{ ...machines[0]!, vars: {} }] });
+        assert.equal(registry.get(mac)!.state, "installing");
+        assert.deepEqual(
+          registry.history(mac).filter((e) => e.kind !== "script").map((e) =>
+            `${e.kind} ${e.what}`
+          ),
+          [
+            "progress step=preseed hostname=lab-deb-1 mirror=deb.debian.org",
+            "config debian/minimal preseed",
+          ],
+        );
+      } finally {
+        db.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
