@@ -141,15 +141,18 @@ export function peakMemoryMiB(pid: number, withChildren = false): number | null 
 
 const _cleanups = new Set<() => Promise<void>>();
 
-/** Registers an undo step that {@linkcode runCleanups} runs (last registered first). */
+/**
+ * Registers an undo step that {@linkcode runCleanups} runs (last registered first). The returned
+ * function runs it once; every caller, also a concurrent one, waits for that one run (a bench's
+ * own `await using` and a signal handler may both be undoing at the same moment).
+ */
 export function onCleanup(fn: () => Promise<void>): () => Promise<void> {
-  let done = false;
-  const once = async () => {
-    if (done) return;
-    done = true;
-    _cleanups.delete(once);
-    await fn();
-  };
+  let running: Promise<void> | null = null;
+  const once = () =>
+    running ??= (async () => {
+      _cleanups.delete(once);
+      await fn();
+    })();
   _cleanups.add(once);
   return once;
 }
