@@ -1,0 +1,202 @@
+/**
+ * Boot events as they happen: a bounded ring buffer (the last `capacity` events, each with a
+ * sequence number so that a client can ask for what it missed), the current stage of every
+ * machine, and subscribers for live streaming (Server-Sent Events in `http_watch.ts`).
+ *
+ * Everything is in memory and starts empty with the process: the lasting record of a machine
+ * is the `machine_boots` history of `machine_registry.ts`; this is what a person watches.
+ *
+ * @module
+ */
+
+/** Where a machine is in its boot, in roughly the order a PXE boot passes them. */
+export type BootStage =
+  | "dhcp-offer"
+  | "dhcp-ack"
+  | "dhcp-nak"
+  | "proxy-offer"
+  | "proxy-ack"
+  | "dhcp-release"
+  | "dhcp-decline"
+  | "tftp-done"
+  | "tftp-failed"
+  | "loader"
+  | "menu"
+  | "script"
+  | "chosen"
+  | "kernel"
+  | "initrd"
+  | "image"
+  | "config"
+  | "progress"
+  | "installed"
+  | "reinstall"
+  | "local-boot"
+  | "http-error";
+
+/** What a producer reports; the log adds `seq` and `time`. */
+export interface BootEventInput {
+  /** Canonical MAC (`52:54:00:…`), or null when only the address is known. */
+  mac: string | null;
+  ip: string | null;
+  stage: BootStage;
+  /** One human line: the file, the bootfile, the OS … */
+  detail: string;
+  /** Milliseconds since the epoch; default now. */
+  time?: number;
+}
+
+/** One event as stored and served. */
+export interface WatchEvent {
+  /** 1, 2, 3 … in the order of arrival; never reused while the process runs. */
+  seq: number;
+  time: number;
+  mac: string | null;
+  ip: string | null;
+  stage: BootStage;
+  detail: string;
+}
+
+/** The newest event of one machine (or of one address whose MAC is unknown). */
+export type MachineStage = WatchEvent;
+
+/** A subscriber: called with each new event, and once with null when the log closes. */
+export type EventListener = (event: WatchEvent | null) => void;
+
+/** Options for {@linkcode EventLog}. */
+export interface EventLogOptions {
+  /** Events kept; default 1000. */
+  capacity?: number;
+  /** Machines whose current stage is kept (the least recently active go first); default 4096. */
+  machineLimit?: number;
+  /** Clock in ms; tests pass their own. */
+  now?: () => number;
+}
+
+/** Result of {@linkcode EventLog.since}. */
+export interface EventPage {
+  events: WatchEvent[];
+  /** Sequence number of the last event returned, else of the newest one: the next `since`. */
+  last: number;
+  /** True when events after `since` were already overwritten. */
+  truncated: boolean;
+}
+
+/** The ring buffer of boot events with per-machine stages and live subscribers. */
+export class EventLog {
+  readonly capacity: number;
+  readonly #ring: (WatchEvent | undefined)[];
+  readonly #machineLimit: number;
+  readonly #now: () => number;
+  readonly #current = new Map<string, MachineStage>();
+  readonly #listeners = new Set<EventListener>();
+  #seq = 0;
+  #closed = false;
+
+  constructor(options: EventLogOptions = {}) {
+    this.capacity = Math.max(1, options.capacity ?? 1000);
+    this.#ring = new Array(this.capacity);
+    this.#machineLimit = Math.max(1, options.machineLimit ?? 4096);
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Sequence number of the newest event; 0 before the first. */
+  get last(): number {
+    return this.#seq;
+  }
+
+  /** How many subscribers are listening now. */
+  get subscribers(): number {
+    return this.#listeners.size;
+  }
+
+  /** Whether {@linkcode close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stores an event, updates its machine's stage and tells every subscriber. */
+  push(input: BootEventInput): WatchEvent {
+    const event: WatchEvent = {
+      seq: ++this.#seq,
+      time: input.time ?? this.#now(),
+      mac: input.mac,
+      ip: input.ip,
+      stage: input.stage,
+      detail: input.detail,
+    };
+    this.#ring[event.seq % this.capacity] = event;
+    const key = event.mac ?? event.ip;
+    if (key !== null) {
+      // Re-inserting keeps the Map in order of last activity, oldest first.
+      this.#current.delete(key);
+      this.#current.set(key, event);
+      if (this.#current.size > this.#machineLimit) {
+        this.#current.delete(this.#current.keys().next().value!);
+      }
+      // A machine first seen by address alone is the same machine once its MAC shows up.
+      if (event.mac !== null && event.ip !== null) {
+        const byIp = this.#current.get(event.ip);
+        if (byIp && byIp.mac === null) this.#current.delete(event.ip);
+      }
+    }
+    for (const listen of [...this.#listeners]) {
+      try {
+        listen(event);
+      } catch {
+        // One broken subscriber (a stream that went away) must not stop the others.
+        this.#listeners.delete(listen);
+      }
+    }
+    return event;
+  }
+
+  /**
+   * Events with a sequence number above `since`, oldest first, at most `limit`. A `since`
+   * beyond the newest (a client that watched a previous run) counts as 0.
+   */
+  since(since = 0, limit = this.capacity): EventPage {
+    const last = this.#seq;
+    // A number from before a restart: the client's history is gone, start it over.
+    if (!(since >= 0 && since <= last)) since = 0;
+    limit = Math.max(1, limit);
+    const first = Math.max(since + 1, last - this.capacity + 1, 1);
+    const events: WatchEvent[] = [];
+    for (let seq = first; seq <= last && events.length < limit; seq++) {
+      events.push(this.#ring[seq % this.capacity]!);
+    }
+    return { events, last: events.at(-1)?.seq ?? last, truncated: first > since + 1 };
+  }
+
+  /** The current stage of one machine, by MAC (or by address for an unknown MAC). */
+  current(key: string): MachineStage | null {
+    return this.#current.get(key) ?? null;
+  }
+
+  /** Every machine's current stage, most recently active first. */
+  stages(): MachineStage[] {
+    return [...this.#current.values()].reverse();
+  }
+
+  /** Calls `listener` for every new event until the returned function is called. */
+  subscribe(listener: EventListener): () => void {
+    if (this.#closed) {
+      listener(null);
+      return () => {};
+    }
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Ends every subscription (each listener gets null once); the server is stopping. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const listen of [...this.#listeners]) {
+      try {
+        listen(null);
+      } catch { /* going away anyway */ }
+    }
+    this.#listeners.clear();
+  }
+}
