@@ -235,7 +235,7 @@ export function eventOfRecord(r: LogRecord): BootEventInput | null {
     else if (kind.stage === "dhcp-release" || kind.stage === "dhcp-decline") detail = ip ?? "";
     else {
       const boot = f.bootfile ? `${f.bootfile} ` : "";
-      detail = `${ip ? `${ip} ` : ""}${boot}(${_str(f.client) || "client"}, arch ${_str(f.arch)})`;
+      detail = `${boot}(${_str(f.client) || "client"}, arch ${_str(f.arch)})`;
     }
     return { mac, ip, stage: kind.stage, detail, time: r.time };
   }

@@ -1,0 +1,159 @@
+// The Astral Boot dashboard: machines, headline numbers and live boot events.
+// Plain browser JavaScript, no build step. Everything from the server is put into the page
+// with textContent, never as markup: host names and installer reports come from clients.
+"use strict";
+
+const MAX_EVENTS = 200;
+const REFRESH_MS = 5000;
+const BAD = new Set(["tftp-failed", "http-error", "dhcp-nak", "dhcp-decline"]);
+const DONE = new Set(["tftp-done", "kernel", "initrd", "installed", "local-boot", "dhcp-ack"]);
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+function duration(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 86400) {
+    return `${Math.floor(seconds / 3600)} h ${Math.floor(seconds / 60) % 60} min`;
+  }
+  return `${Math.floor(seconds / 86400)} d ${Math.floor(seconds / 3600) % 24} h`;
+}
+
+function ago(ms) {
+  if (!ms) return "–";
+  return `${duration(Math.max(0, Math.round((Date.now() - ms) / 1000)))} ago`;
+}
+
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString();
+}
+
+function stageBadge(stage) {
+  const kind = BAD.has(stage) ? " bad" : DONE.has(stage) ? " done" : "";
+  return el("span", `stage${kind}`, stage);
+}
+
+function renderHeadline(o) {
+  const h = o.headline;
+  $("version").textContent = `v${o.version}`;
+  $("h-leases").textContent = h.leases_bound === null ? "n/a" : h.leases_bound;
+  $("h-dhcp").textContent = h.dhcp_replies;
+  $("h-tftp").textContent = h.tftp_transfers;
+  $("h-http").textContent = h.http_requests;
+  $("h-bytes").textContent = bytes(h.bytes_served);
+  $("h-uptime").textContent = duration(h.uptime_seconds);
+}
+
+function renderMachines(rows) {
+  const body = document.querySelector("#machines tbody");
+  const out = [];
+  for (const m of rows) {
+    const tr = el("tr");
+    tr.append(el("td", "mono", m.mac ?? "?"));
+    tr.append(el("td", "mono", m.ip ?? ""));
+    tr.append(el("td", "", m.hostname ?? ""));
+    tr.append(el("td", "", [m.os, m.class].filter(Boolean).join(" / ")));
+    tr.append(el("td", "", [m.state, m.lease && `lease ${m.lease}`].filter(Boolean).join(", ")));
+    const stage = el("td");
+    if (m.stage) {
+      stage.append(stageBadge(m.stage));
+      stage.append(el("span", "detail", m.detail));
+    }
+    tr.append(stage);
+    tr.append(el("td", "", ago(m.last_seen)));
+    out.push(tr);
+  }
+  body.replaceChildren(...out);
+  $("no-machines").hidden = rows.length > 0;
+}
+
+let refreshing = false;
+let again = false;
+
+async function refresh() {
+  if (refreshing) {
+    again = true;
+    return;
+  }
+  refreshing = true;
+  try {
+    const res = await fetch("/api/overview", { cache: "no-store" });
+    if (res.ok) {
+      const o = await res.json();
+      renderHeadline(o);
+      renderMachines(o.machines);
+    }
+  } catch {
+    // The server is restarting; the next tick tries again.
+  } finally {
+    refreshing = false;
+    if (again) {
+      again = false;
+      setTimeout(refresh, 300);
+    }
+  }
+}
+
+function eventItem(e, fresh) {
+  const li = el("li", fresh ? "new" : "");
+  li.append(el("span", "muted", clock(e.time)));
+  li.append(el("span", "mono", e.mac ?? e.ip ?? "?"));
+  li.append(stageBadge(e.stage));
+  li.append(el("span", "detail", `${e.ip && e.mac ? `${e.ip} · ` : ""}${e.detail}`));
+  return li;
+}
+
+function addEvent(e, fresh) {
+  const list = $("events");
+  list.prepend(eventItem(e, fresh));
+  while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
+}
+
+async function startEvents() {
+  let since = 0;
+  try {
+    const res = await fetch(`/api/events?since=0`, { cache: "no-store" });
+    const page = await res.json();
+    for (const e of page.events.slice(-MAX_EVENTS)) addEvent(e, false);
+    since = page.last;
+  } catch {
+    // No history; the stream still brings what comes next.
+  }
+  const badge = $("live");
+  const source = new EventSource(`/api/events/stream?since=${since}`);
+  source.onopen = () => {
+    badge.textContent = "live";
+    badge.classList.remove("off");
+  };
+  source.onerror = () => {
+    badge.textContent = "reconnecting…";
+    badge.classList.add("off");
+  };
+  source.onmessage = (m) => {
+    addEvent(JSON.parse(m.data), true);
+    refresh();
+  };
+}
+
+refresh();
+startEvents();
+setInterval(refresh, REFRESH_MS);
