@@ -22,6 +22,8 @@ import { MachineRegistry } from "./machine_registry.ts";
 import { Installers } from "./installers.ts";
 import { createApiApp } from "./api.ts";
 import type { Logger } from "../log.ts";
+import { BootWatch } from "./watch.ts";
+import { createWatchApp } from "./http_watch.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache`. */
 export function openIpfsStore(config: Config, logger: Logger): IpfsStore {
@@ -99,7 +101,9 @@ function _signals(): Promise<void> {
 
 /** Runs until stopped; resolves to the exit code. */
 export async function runServe(config: Config, options: ServeOptions): Promise<number> {
-  const { logger } = options;
+  // Every part logs through the watch: metrics and boot events come from the log records.
+  const watch = new BootWatch({ version: options.version });
+  const logger = watch.logger(options.logger);
   logger.info("main", `astralboot ${options.version} starting`, {
     interface: config.interface,
     server_ip: config.server_ip,
@@ -161,8 +165,11 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       api: createApiApp({ registry, logger }),
       logger,
     });
+    app.route("/", createWatchApp({ watch, machines: () => registry.list() }));
     const http = serveHttp({ app, address: config.http.address, port: config.http.port, logger });
     closers.push(() => http.shutdown());
+    // Runs before the shutdown (closers run in reverse): open event streams would hold it.
+    closers.push(() => Promise.resolve(watch.close()));
 
     // DHCP last: a client that gets an offer must find TFTP and HTTP already listening.
     const dhcp = startDhcpServer({
@@ -185,6 +192,11 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       logger,
     });
     closers.push(() => dhcp.close());
+    const leases = dhcp.leases;
+    if (leases) watch.leases = () => leases.list();
+    watch.macForIp = (ip) =>
+      machines.findByIp(ip)?.mac ??
+        leases?.list().find((l) => l.ip === ip && l.state === "bound")?.mac ?? null;
 
     await (options.stop ?? _signals());
     logger.info("main", "stopping");
