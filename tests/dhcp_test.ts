@@ -361,9 +361,14 @@ port = 8080
       "-c",
       config,
     ]);
-    const row = leases.stdout.split("\n").find((l) => l.includes(lab.macs[0]!));
+    const [leaseSection, machineSection] = leases.stdout.split("# machines");
+    const row = leaseSection!.split("\n").find((l) => l.includes(lab.macs[0]!));
     assert.ok(row, leases.stdout);
     assert.match(row, new RegExp(`${env.ip!.replaceAll(".", "\\.")}\\s.*bound`));
+    // The machine was only ever seen by DHCP, and it is known already.
+    const machine = machineSection!.split("\n").find((l) => l.includes(lab.macs[0]!));
+    assert.ok(machine, `machine missing after DHCP only:\n${leases.stdout}`);
+    assert.ok(machine.includes(env.ip!), machine);
   } finally {
     await serve.stop();
     await Deno.remove(dir, { recursive: true });

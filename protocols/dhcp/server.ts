@@ -57,6 +57,8 @@ export interface DhcpServerOptions {
   /** The shared SQLite handle (boot/db.ts); required unless mode is "proxy" or "off". */
   db?: DatabaseSync;
   logger: Logger;
+  /** Called for every DHCPACK sent (leases and INFORM answers), e.g. to record the machine. */
+  onAck?: (mac: string, ip: string) => void;
   /**
    * Auto mode: how long to listen for other servers before serving addresses. Default 6 s:
    * dnsmasq pings an address for ~3 s before it offers it.
@@ -166,7 +168,16 @@ export function startDhcpServer(o: DhcpServerOptions): DhcpServer {
     if (o.mode === "auto" && selectsOtherServer(req, serverIp)) {
       toProxy("a client chose it", { server: req.options.ip(DhcpOption.ServerId) });
     }
-    return handleDhcp(req, policy(mode));
+    const out = handleDhcp(req, policy(mode));
+    const { mac, ip } = out?.fields ?? {};
+    if (out?.reply && out.event === "DHCPACK" && typeof ip === "string" && o.onAck) {
+      try {
+        o.onAck(String(mac), ip);
+      } catch (e) {
+        log.warn(_SUB, "onAck failed", { mac, error: e });
+      }
+    }
+    return out;
   }));
   if (pxe) loops.push(_serve(pxe, log, (req, d) => handlePxeRequest(req, policy("proxy"), d.from)));
 
