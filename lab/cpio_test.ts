@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type CpioEntry, encodeCpio, gzip } from "./cpio.ts";
-import { run } from "../tests/netns.ts";
+import { run } from "./netns.ts";
 
 const _text = new TextEncoder();
 

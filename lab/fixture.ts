@@ -8,7 +8,7 @@
  * @module
  */
 
-import { run } from "../tests/netns.ts";
+import { run } from "./netns.ts";
 import type { Logger } from "../log.ts";
 import { type CpioEntry, encodeCpio, gzip } from "./cpio.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { buildFixture, type FixtureInputs, fixtureKey, MARKER, OS_TOML } from "./fixture.ts";
-import { run } from "../tests/netns.ts";
+import { run } from "./netns.ts";
 import { silentLogger } from "../log.ts";
 
 Deno.test("fixtureKey changes with every input", async (t) => {

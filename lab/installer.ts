@@ -17,7 +17,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { run } from "../tests/netns.ts";
+import { run } from "./netns.ts";
 import type { Logger } from "../log.ts";
 import { encodeCpio, gzip } from "./cpio.ts";
 import { defaultCacheDir, type Fixture } from "./fixture.ts";

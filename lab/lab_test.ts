@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { cleanSerial, qemuArgs, sweepStale } from "./lab.ts";
-import { Netns, run } from "../tests/netns.ts";
+import { Netns, run } from "./netns.ts";
 import { memoryLogger } from "../log.ts";
 import { labConfig, standInScript } from "./servers.ts";
 import { OS_TOML } from "./fixture.ts";

@@ -7,7 +7,7 @@
  */
 
 import { parse as parseToml } from "smol-toml";
-import type { Netns } from "../tests/netns.ts";
+import type { Netns } from "./netns.ts";
 import type { Logger } from "../log.ts";
 
 /** Everything a server needs to know about the lab network and tree. */

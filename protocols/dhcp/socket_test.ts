@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Netns, vethPair } from "../../tests/netns.ts";
+import { Netns, vethPair } from "../../lab/netns.ts";
 import { jsonLines, spawnDeno } from "../../tests/dhcp_harness.ts";
 import { interfaceInfo } from "./socket.ts";
 
