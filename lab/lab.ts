@@ -10,7 +10,7 @@
  * @module
  */
 
-import { Netns, run } from "../tests/netns.ts";
+import { Netns, run } from "./netns.ts";
 import type { Logger } from "../log.ts";
 import { MARKER } from "./fixture.ts";
 import {
