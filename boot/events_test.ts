@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type BootEventInput, EventLog, type WatchEvent } from "./events.ts";
+import { type BootEventInput, EventLog, RecentMap, type WatchEvent } from "./events.ts";
 
 const A = "52:54:00:00:00:0a";
 const B = "52:54:00:00:00:0b";
@@ -67,15 +67,32 @@ Deno.test("an address seen without MAC is merged once the MAC shows up with it",
   assert.deepEqual(log.stages().map((s) => [s.mac, s.stage]), [[A, "script"]]);
 });
 
-Deno.test("the least recently active machine goes first past machineLimit", () => {
+Deno.test("past machineLimit the least recently active machines go first", () => {
   const log = new EventLog({ machineLimit: 2 });
   log.push(ev(A, null, "dhcp-offer"));
   log.push(ev(B, null, "dhcp-offer"));
   log.push(ev(A, null, "dhcp-ack"));
   log.push(ev("52:54:00:00:00:0c", null, "dhcp-offer"));
-  assert.equal(log.current(B), null);
+  assert.deepEqual(log.stages().map((s) => s.mac), ["52:54:00:00:00:0c", A]);
   assert.equal(log.current(A)?.stage, "dhcp-ack");
-  assert.equal(log.stages().length, 2);
+  // B lingers until the table holds twice the limit, then the old ones go in one sweep.
+  assert.equal(log.current(B)?.stage, "dhcp-offer");
+  log.push(ev("52:54:00:00:00:0d", null, "dhcp-offer"));
+  log.push(ev("52:54:00:00:00:0e", null, "dhcp-offer"));
+  for (const gone of [A, B, "52:54:00:00:00:0c"]) assert.equal(log.current(gone), null);
+  assert.deepEqual(log.stages().map((s) => s.mac), ["52:54:00:00:00:0e", "52:54:00:00:00:0d"]);
+});
+
+Deno.test("RecentMap keeps the newest keys in order of their last set", () => {
+  const m = new RecentMap<string, number>(3);
+  for (const [k, v] of [["a", 1], ["b", 2], ["c", 3], ["a", 4]] as const) m.set(k, v);
+  assert.deepEqual(m.newest(), [4, 3, 2]);
+  for (let i = 0; i < 100; i++) m.set(`k${i}`, i);
+  assert.deepEqual(m.newest(), [99, 98, 97]);
+  assert.equal(m.get("a"), undefined);
+  assert.equal(m.get("k99"), 99);
+  assert.ok(m.delete("k99"));
+  assert.deepEqual(m.newest().slice(0, 2), [98, 97]);
 });
 
 Deno.test("subscribers get every new event until they unsubscribe or the log closes", () => {

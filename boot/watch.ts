@@ -24,7 +24,7 @@
  */
 import type { Fields, Level, Logger } from "../log.ts";
 import { normalizeMac } from "./config.ts";
-import { type BootEventInput, type BootStage, EventLog } from "./events.ts";
+import { type BootEventInput, type BootStage, EventLog, RecentMap } from "./events.ts";
 import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "./metrics.ts";
 
 /** One log record as the observer sees it. */
@@ -160,6 +160,14 @@ export function clientAddress(client: unknown): string | null {
   return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
 }
 
+const _CANONICAL_MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
+/** A MAC field in canonical form (the DHCP server logs it so already), or null. */
+function _mac(v: unknown): string | null {
+  if (typeof v !== "string") return null;
+  return _CANONICAL_MAC.test(v) ? v : normalizeMac(v);
+}
+
 function _num(v: unknown): number {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0;
 }
@@ -224,7 +232,7 @@ function _httpEvent(f: Fields): Omit<BootEventInput, "mac" | "ip"> | null {
 /** A record as a boot event (MAC not yet resolved from the address), or null. */
 export function eventOfRecord(r: LogRecord): BootEventInput | null {
   const f = r.fields;
-  const mac = typeof f.mac === "string" ? normalizeMac(f.mac) : null;
+  const mac = _mac(f.mac);
   if (r.subsystem === "dhcp") {
     const word = r.message.split(" ", 1)[0]!;
     const kind = _DHCP_REPLIES[word] ?? _DHCP_CLIENT_MESSAGES[word];
@@ -279,8 +287,7 @@ export class BootWatch {
   leases: (() => readonly LeaseLike[]) | undefined;
   /** Fallback for addresses no DHCPACK of this run named. */
   macForIp: ((ip: string) => string | null) | undefined;
-  readonly #macByIp = new Map<string, string>();
-  readonly #addressLimit: number;
+  readonly #macByIp: RecentMap<string, string>;
   readonly #m: ReturnType<typeof _register>;
 
   constructor(options: BootWatchOptions) {
@@ -289,7 +296,7 @@ export class BootWatch {
     this.events = options.events ?? new EventLog();
     this.leases = options.leases;
     this.macForIp = options.macForIp;
-    this.#addressLimit = options.addressLimit ?? 4096;
+    this.#macByIp = new RecentMap(options.addressLimit ?? 4096);
     this.#m = _register(this.metrics);
     this.#m.buildInfo.set({ version: this.version, deno: Deno.version.deno }, 1);
     this.#m.startTime.set({}, Math.round(performance.timeOrigin) / 1000);
@@ -331,7 +338,8 @@ export class BootWatch {
           const route = httpRouteClass(_str(f.path));
           m.httpRequests.inc({ route, status: _num(f.status) });
           m.httpBytes.inc({ route }, _num(f.bytes));
-          const mac = _macOfPath(_str(f.path));
+          // Only a boot script names the asking machine; a person may ask /api/events?mac=….
+          const mac = route === "script" ? _macOfPath(_str(f.path)) : null;
           const ip = clientAddress(f.client);
           if (mac && ip) this.#learn(ip, mac);
         }
@@ -357,7 +365,7 @@ export class BootWatch {
     const reply = _DHCP_REPLIES[word];
     if (reply) {
       this.#m.dhcpReplies.inc({ type: reply.type, client: dhcpClientLabel(r.fields.client) });
-      const mac = typeof r.fields.mac === "string" ? normalizeMac(r.fields.mac) : null;
+      const mac = _mac(r.fields.mac);
       if (word === "DHCPACK" && mac && typeof r.fields.ip === "string") {
         this.#learn(r.fields.ip, mac);
       }
@@ -399,11 +407,7 @@ export class BootWatch {
   }
 
   #learn(ip: string, mac: string): void {
-    this.#macByIp.delete(ip);
     this.#macByIp.set(ip, mac);
-    if (this.#macByIp.size > this.#addressLimit) {
-      this.#macByIp.delete(this.#macByIp.keys().next().value!);
-    }
   }
 
   #resolve(ip: string): string | null {
@@ -411,7 +415,7 @@ export class BootWatch {
     if (known) return known;
     try {
       const mac = this.macForIp?.(ip);
-      return mac ? normalizeMac(mac) : null;
+      return _mac(mac);
     } catch {
       return null;
     }

@@ -309,6 +309,21 @@ Deno.test("an address no DHCPACK named is resolved through macForIp, else kept b
   assert.equal(sample(watch.metrics.render(), "astralboot_tftp_retransmits_total"), 4);
 });
 
+Deno.test("only a boot script ties an address to a MAC, not a person's API query", () => {
+  const watch = new BootWatch({ version: "0" });
+  const get = (path: string, client: string) =>
+    rec("http", "request", { method: "GET", path, status: 200, bytes: 9, ms: 1, client });
+  watch.observe(get("/api/events?mac=52:54:00:00:00:01", "10.0.0.200"));
+  watch.observe(get("/boot/debian/52-54-00-00-00-02", "10.0.0.2"));
+  watch.observe(get("/image/debian/linux", "10.0.0.200"));
+  watch.observe(get("/image/debian/linux", "10.0.0.2"));
+  assert.deepEqual(watch.events.since(0).events.map((e) => [e.stage, e.mac, e.ip]), [
+    ["script", "52:54:00:00:00:02", "10.0.0.2"],
+    ["kernel", null, "10.0.0.200"],
+    ["kernel", "52:54:00:00:00:02", "10.0.0.2"],
+  ]);
+});
+
 Deno.test("IPFS and warning records are counted (as ipfs/ logs them)", () => {
   const watch = new BootWatch({ version: "0" });
   const cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";

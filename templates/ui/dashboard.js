@@ -4,7 +4,10 @@
 "use strict";
 
 const MAX_EVENTS = 200;
-const REFRESH_MS = 5000;
+// Each event asks for a fresh overview anyway; the poll only catches what makes no event
+// (lease expiry), and keeps the access log quiet. Ages are redrawn locally in between.
+const REFRESH_MS = 30000;
+const REDRAW_MS = 5000;
 const BAD = new Set(["tftp-failed", "http-error", "dhcp-nak", "dhcp-decline"]);
 const DONE = new Set(["tftp-done", "kernel", "initrd", "installed", "local-boot", "dhcp-ack"]);
 
@@ -52,7 +55,7 @@ function stageBadge(stage) {
   return el("span", `stage${kind}`, stage);
 }
 
-function renderHeadline(o) {
+function renderHeadline(o, elapsedSeconds) {
   const h = o.headline;
   $("version").textContent = `v${o.version}`;
   $("h-leases").textContent = h.leases_bound === null ? "n/a" : h.leases_bound;
@@ -60,7 +63,7 @@ function renderHeadline(o) {
   $("h-tftp").textContent = h.tftp_transfers;
   $("h-http").textContent = h.http_requests;
   $("h-bytes").textContent = bytes(h.bytes_served);
-  $("h-uptime").textContent = duration(h.uptime_seconds);
+  $("h-uptime").textContent = duration(h.uptime_seconds + elapsedSeconds);
 }
 
 function renderMachines(rows) {
@@ -86,8 +89,17 @@ function renderMachines(rows) {
   $("no-machines").hidden = rows.length > 0;
 }
 
+let overview = null;
+let fetchedAt = 0;
 let refreshing = false;
 let again = false;
+let scheduled = null;
+
+function redraw() {
+  if (!overview) return;
+  renderHeadline(overview, Math.round((Date.now() - fetchedAt) / 1000));
+  renderMachines(overview.machines);
+}
 
 async function refresh() {
   if (refreshing) {
@@ -98,9 +110,9 @@ async function refresh() {
   try {
     const res = await fetch("/api/overview", { cache: "no-store" });
     if (res.ok) {
-      const o = await res.json();
-      renderHeadline(o);
-      renderMachines(o.machines);
+      overview = await res.json();
+      fetchedAt = Date.now();
+      redraw();
     }
   } catch {
     // The server is restarting; the next tick tries again.
@@ -108,9 +120,18 @@ async function refresh() {
     refreshing = false;
     if (again) {
       again = false;
-      setTimeout(refresh, 300);
+      soon();
     }
   }
+}
+
+/** One refresh for a burst of events (a DHCP exchange is two within milliseconds). */
+function soon() {
+  if (scheduled !== null) return;
+  scheduled = setTimeout(() => {
+    scheduled = null;
+    refresh();
+  }, 300);
 }
 
 function eventItem(e, fresh) {
@@ -150,10 +171,11 @@ async function startEvents() {
   };
   source.onmessage = (m) => {
     addEvent(JSON.parse(m.data), true);
-    refresh();
+    soon();
   };
 }
 
 refresh();
 startEvents();
 setInterval(refresh, REFRESH_MS);
+setInterval(redraw, REDRAW_MS);
