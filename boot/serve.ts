@@ -125,7 +125,6 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       logger,
     });
     closers.push(() => tftp.close());
-    logger.info("tftp", `listening on ${config.server_ip}:${tftp.port}`);
 
     const machines = new MachineStore(db);
     // A local tree may be edited while we run; an IPFS ref never changes.
@@ -190,6 +189,8 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       machines: config.machines,
       db,
       logger,
+      // Machines seen on the wire join the registry before their first HTTP request.
+      onAck: (mac, ip) => registry.seen(mac, ip),
     });
     closers.push(() => dhcp.close());
     const leases = dhcp.leases;
