@@ -188,6 +188,31 @@ export class ReadableWait {
     }
   }
 
+  /**
+   * Calls `read` until it yields, waiting up to `pollMs` in poll(2) between tries (so a close
+   * is noticed that quickly); null once `closed()`. Throws when the descriptor keeps polling
+   * readable yet `read` yields nothing: a broken socket, not a quiet one.
+   */
+  async until<T>(
+    read: () => T | null,
+    closed: () => boolean,
+    pollMs: number,
+    name: string,
+  ): Promise<T | null> {
+    // errno cannot classify failures here: poll runs on a worker thread (errno is per thread),
+    // and the runtime may overwrite it between two FFI calls. So a failed read just means
+    // "nothing now", and only a descriptor that stays readable yet yields nothing is an error.
+    let fruitless = 0;
+    while (!closed()) {
+      const got = read();
+      if (got) return got;
+      const n = await this.wait(pollMs);
+      fruitless = n === 0 ? 0 : fruitless + 1;
+      if (fruitless > 50) throw new Error(`${name} keeps failing (poll ${n})`);
+    }
+    return null;
+  }
+
   /** Resolves once no poll is running on the descriptor (closing under it could let a new socket reuse the number while it is watched). */
   async idle(): Promise<void> {
     if (this.#pending) await this.#pending.catch(() => 0);

@@ -156,22 +156,12 @@ export class InterfaceUdpSocket {
 
   /** Waits for the next datagram from our interface; resolves null once the socket is closed. */
   async receive(): Promise<Datagram | null> {
-    // errno cannot classify failures here: poll runs on a worker thread (errno is per thread),
-    // and the runtime may overwrite it between two FFI calls. So a failed recvmsg just means
-    // "nothing now", and only a socket that stays readable yet yields nothing is an error.
-    let fruitless = 0;
-    while (!this.#closed) {
-      const got = this.#tryReceive();
-      if (got) return got;
-      const n = await this.#wait.wait(_POLL_MS);
-      fruitless = n === 0 ? 0 : fruitless + 1;
-      if (fruitless > 50) {
-        throw new Error(
-          `Socket on "${this.info.name}" port ${this.port} keeps failing (poll ${n})`,
-        );
-      }
-    }
-    return null;
+    return await this.#wait.until(
+      () => this.#tryReceive(),
+      () => this.#closed,
+      _POLL_MS,
+      `Socket on "${this.info.name}" port ${this.port}`,
+    );
   }
 
   #tryReceive(): Datagram | null {

@@ -1,0 +1,216 @@
+/**
+ * Answers IPv6 router solicitations with an advertisement that says "no router here".
+ *
+ * iPXE configures IPv6 beside IPv4 on every boot: it sends router solicitations and, on a
+ * network without IPv6 routers, waits ~16 s for an answer before it fetches its script
+ * (measured in the lab; its `ipv6conf` finishes on the first advertisement it receives, and
+ * with neither M nor O set it starts no DHCPv6 — iPXE `src/net/ndp.c`,
+ * `ipv6conf_rx_router_advertisement`). The advertisement sent here has router lifetime 0, so
+ * no host takes us as a default router, and no prefix, so no host gets an address: it ends
+ * the wait and changes nothing else on the network.
+ *
+ * A thin loop: receive, validate and answer ({@linkcode answerSolicitation}, pure), rate
+ * limit ({@linkcode RaRateLimit}), send. Bad packets are logged at debug and dropped.
+ *
+ * @module
+ */
+import type { Logger } from "../../log.ts";
+import { silentLogger } from "../../log.ts";
+import { macToString } from "../bytes.ts";
+import {
+  decodeRouterSolicitation,
+  encodeRouterAdvertisement,
+  ICMPV6_TYPE,
+  nonRouterAdvertisement,
+  sourceLinkLayerAddress,
+} from "./packet.ts";
+import { ALL_NODES, ALL_ROUTERS, ipv6ToString, isUnspecified, sameAddress } from "./ipv6.ts";
+import { Icmpv6Socket, ipv6Link } from "./socket.ts";
+
+/** A received solicitation as the socket reports it. */
+export interface Solicitation {
+  data: Uint8Array;
+  source: Uint8Array;
+  hopLimit: number | null;
+}
+
+/** What to do with a solicitation: send `advertisement` to `to`, or drop it and why. */
+export type SolicitationAnswer =
+  | { advertisement: Uint8Array; to: Uint8Array; solicitorMac: string | null }
+  | { drop: string };
+
+/**
+ * Validates a router solicitation (RFC 4861 §6.1.1) and builds our answer: unicast to the
+ * solicitor, or to all nodes when it has no address yet (§6.2.6).
+ */
+export function answerSolicitation(
+  rs: Solicitation,
+  own: { mac: Uint8Array; addresses: readonly Uint8Array[] },
+): SolicitationAnswer {
+  // A hop limit below 255 means the packet crossed a router: it is not from this link.
+  if (rs.hopLimit !== 255) return { drop: `hop limit ${rs.hopLimit ?? "unknown"}, not 255` };
+  let options;
+  try {
+    options = decodeRouterSolicitation(rs.data).options;
+  } catch (e) {
+    return { drop: (e as Error).message };
+  }
+  if (own.addresses.some((a) => sameAddress(a, rs.source))) {
+    return { drop: "sent by this host" };
+  }
+  const lla = sourceLinkLayerAddress(options);
+  const unspecified = isUnspecified(rs.source);
+  if (unspecified && lla) {
+    return { drop: "source :: with a source link-layer address option" };
+  }
+  return {
+    advertisement: encodeRouterAdvertisement(nonRouterAdvertisement(own.mac)),
+    to: unspecified ? ALL_NODES : rs.source,
+    solicitorMac: lla ? macToString(lla) : null,
+  };
+}
+
+/** Options for {@linkcode RaRateLimit}. */
+export interface RaRateLimitOptions {
+  /** At most one answer per solicitor within this many ms; default 1000. */
+  perSolicitorMs?: number;
+  /** At most this many answers in any second; default 20. */
+  perSecond?: number;
+}
+
+/** Bounds the answers: per solicitor, and overall, so a flood of solicitations stays cheap. */
+export class RaRateLimit {
+  readonly perSolicitorMs: number;
+  readonly perSecond: number;
+  #last = new Map<string, number>();
+  #recent: number[] = [];
+
+  constructor(options: RaRateLimitOptions = {}) {
+    this.perSolicitorMs = options.perSolicitorMs ?? 1000;
+    this.perSecond = options.perSecond ?? 20;
+  }
+
+  /** How many solicitors it remembers (bounded: expired ones are swept past 4096). */
+  get tracked(): number {
+    return this.#last.size;
+  }
+
+  /** Whether an answer to `solicitor` may go out at `now` (ms); counts it if so. */
+  allow(solicitor: string, now: number): boolean {
+    while (this.#recent.length > 0 && now - this.#recent[0]! >= 1000) this.#recent.shift();
+    if (this.#recent.length >= this.perSecond) return false;
+    const last = this.#last.get(solicitor);
+    if (last !== undefined && now - last < this.perSolicitorMs) return false;
+    if (this.#last.size >= 4096) {
+      // Spoofed sources must not grow the map without bound: forget the expired ones.
+      for (const [k, t] of this.#last) if (now - t >= this.perSolicitorMs) this.#last.delete(k);
+    }
+    this.#last.set(solicitor, now);
+    this.#recent.push(now);
+    return true;
+  }
+}
+
+/** Options for {@linkcode startRaResponder}. */
+export interface RaResponderOptions {
+  /** The interface to answer on (the DHCP interface); nothing is sent anywhere else. */
+  interface: string;
+  logger?: Logger;
+  rateLimit?: RaRateLimitOptions;
+}
+
+/** A running responder. */
+export interface RaResponder {
+  close(): Promise<void>;
+}
+
+const _WAIT_HINT = "no router advertisements; iPXE will wait ~15 s for one";
+
+/**
+ * Starts answering router solicitations on one interface. Returns null, after one info line,
+ * when the interface has no IPv6 or the socket cannot be opened: the server runs on without.
+ */
+export function startRaResponder(options: RaResponderOptions): RaResponder | null {
+  const log = options.logger ?? silentLogger;
+  const name = options.interface;
+  const found = ipv6Link(name);
+  if ("unavailable" in found) {
+    log.info("ndp", `IPv6 is off on ${name}: ${_WAIT_HINT}`, {
+      interface: name,
+      reason: found.unavailable,
+    });
+    return null;
+  }
+  const { link } = found;
+  let socket: Icmpv6Socket;
+  try {
+    socket = Icmpv6Socket.open({
+      link,
+      types: [ICMPV6_TYPE.ROUTER_SOLICITATION],
+      groups: [ALL_ROUTERS],
+      logger: log,
+    });
+  } catch (e) {
+    log.info("ndp", `cannot open an ICMPv6 socket on ${name}: ${_WAIT_HINT}`, {
+      interface: name,
+      error: e,
+    });
+    return null;
+  }
+  log.info("ndp", `answering IPv6 router solicitations on ${name} (as a non-router)`, {
+    interface: name,
+    address: ipv6ToString(link.linkLocal),
+  });
+  const limit = new RaRateLimit(options.rateLimit);
+  const seen = new Set<string>();
+  let sendFailed = false;
+
+  const loop = (async () => {
+    for (;;) {
+      const m = await socket.receive();
+      if (!m) return;
+      const from = ipv6ToString(m.source);
+      const answer = answerSolicitation(m, { mac: link.mac, addresses: [link.linkLocal] });
+      if ("drop" in answer) {
+        log.debug("ndp", "dropped router solicitation", { from, reason: answer.drop });
+        continue;
+      }
+      if (!limit.allow(from, Date.now())) {
+        log.debug("ndp", "router solicitation rate-limited", { from });
+        continue;
+      }
+      const to = ipv6ToString(answer.to);
+      try {
+        socket.send(answer.advertisement, answer.to);
+      } catch (e) {
+        // Usually a link-local address still in duplicate address detection; clients retry.
+        const fields = { to, error: e };
+        if (sendFailed) log.debug("ndp", "cannot send router advertisement", fields);
+        else log.warn("ndp", "cannot send router advertisement", fields);
+        sendFailed = true;
+        continue;
+      }
+      const mac = answer.solicitorMac;
+      log.debug("ndp", "router advertisement sent", { to, mac, interface: name });
+      const key = mac ?? from;
+      if (!seen.has(key)) {
+        if (seen.size >= 4096) seen.clear();
+        seen.add(key);
+        log.info("ndp", "answered router solicitation: no IPv6 router here", {
+          mac,
+          to,
+          interface: name,
+        });
+      }
+    }
+  })().catch((e) => {
+    log.warn("ndp", "router advertisement responder stopped", { interface: name, error: e });
+  });
+
+  return {
+    async close() {
+      await socket.close();
+      await loop;
+    },
+  };
+}
