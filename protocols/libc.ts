@@ -38,6 +38,8 @@ const _SYMBOLS = {
   },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   close: { parameters: ["i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
@@ -86,6 +88,25 @@ export function cint(value: number): Uint8Array<ArrayBuffer> {
 /** Interface index of a name; 0 when it does not exist (or the name is too long to be one). */
 export function ifIndex(name: string): number {
   return name.length < 16 ? libc().if_nametoindex(cstring(name)) : 0;
+}
+
+/**
+ * A small kernel file (`/proc/sys/…`, `/sys/class/net/…`) as text, or null if it cannot be
+ * read. Through libc because Deno grants those paths only with `--allow-all`, while the FFI
+ * permission these sockets need already allows it.
+ */
+export function readKernelFile(path: string, max = 4096): string | null {
+  const c = libc();
+  const O_RDONLY_CLOEXEC = 0o2000000;
+  const fd = c.open(cstring(path), O_RDONLY_CLOEXEC);
+  if (fd < 0) return null;
+  try {
+    const buf = new Uint8Array(max);
+    const n = Number(c.read(fd, buf, BigInt(max)));
+    return n < 0 ? null : new TextDecoder().decode(buf.subarray(0, n));
+  } finally {
+    c.close(fd);
+  }
 }
 
 /** One control message (`struct cmsghdr` and its data) of a received datagram. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cint, controlMessages, cstring, ifIndex, strerror } from "./libc.ts";
+import { cint, controlMessages, cstring, ifIndex, readKernelFile, strerror } from "./libc.ts";
 
 /** A control buffer holding `msgs` laid out as the kernel does (cmsghdr, data, 8-byte pad). */
 function _control(msgs: { level: number; type: number; data: number[] }[]): Uint8Array {
@@ -76,6 +76,11 @@ Deno.test("C helpers", async (t) => {
     assert.ok(ifIndex("lo") > 0);
     assert.equal(ifIndex("abrnope0"), 0);
     assert.equal(ifIndex("x".repeat(16)), 0);
+  });
+  await t.step("readKernelFile reads /proc and /sys, null for what is not there", () => {
+    assert.match(readKernelFile("/proc/sys/net/ipv4/ip_forward") ?? "", /^[01]\n$/);
+    assert.match(readKernelFile("/sys/class/net/lo/address") ?? "", /^00:00:00:00:00:00\n$/);
+    assert.equal(readKernelFile("/proc/sys/net/abrnope"), null);
   });
   await t.step("strerror names errno values", () => {
     assert.match(strerror(98), /Address already in use/);

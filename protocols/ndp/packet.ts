@@ -230,10 +230,10 @@ export function sourceLinkLayerAddress(options: readonly NdpOption[]): Uint8Arra
 /**
  * The advertisement of a host that is no router: it ends a client's router discovery and
  * gives it nothing. Lifetime 0 (no default route, RFC 4861 §6.2.3), M and O clear (no
- * DHCPv6), no prefix (no addresses), every timer "unspecified", and our MAC so the client
- * needs no neighbour solicitation to answer.
+ * DHCPv6), no prefix (no addresses), every timer "unspecified", and our MAC (when known) so
+ * the client needs no neighbour solicitation to answer.
  */
-export function nonRouterAdvertisement(mac: Uint8Array): RouterAdvertisement {
+export function nonRouterAdvertisement(mac: Uint8Array | null): RouterAdvertisement {
   return {
     curHopLimit: 0,
     managed: false,
@@ -241,7 +241,8 @@ export function nonRouterAdvertisement(mac: Uint8Array): RouterAdvertisement {
     routerLifetime: 0,
     reachableTime: 0,
     retransTimer: 0,
-    options: [sourceLinkLayerOption(mac)],
+    // The option is optional (§4.2); without it a client that wants to talk back asks first.
+    options: mac ? [sourceLinkLayerOption(mac)] : [],
   };
 }
 

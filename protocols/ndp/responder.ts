@@ -25,7 +25,7 @@ import {
   sourceLinkLayerAddress,
 } from "./packet.ts";
 import { ALL_NODES, ALL_ROUTERS, ipv6ToString, isUnspecified, sameAddress } from "./ipv6.ts";
-import { Icmpv6Socket, ipv6Link } from "./socket.ts";
+import { Icmpv6Socket, ipv6Link, linkAddresses } from "./socket.ts";
 
 /** A received solicitation as the socket reports it. */
 export interface Solicitation {
@@ -45,7 +45,7 @@ export type SolicitationAnswer =
  */
 export function answerSolicitation(
   rs: Solicitation,
-  own: { mac: Uint8Array; addresses: readonly Uint8Array[] },
+  own: { mac: Uint8Array | null; addresses: readonly Uint8Array[] },
 ): SolicitationAnswer {
   // A hop limit below 255 means the packet crossed a router: it is not from this link.
   if (rs.hopLimit !== 255) return { drop: `hop limit ${rs.hopLimit ?? "unknown"}, not 255` };
@@ -157,9 +157,11 @@ export function startRaResponder(options: RaResponderOptions): RaResponder | nul
     });
     return null;
   }
+  const first = linkAddresses(name).linkLocal;
   log.info("ndp", `answering IPv6 router solicitations on ${name} (as a non-router)`, {
     interface: name,
-    address: ipv6ToString(link.linkLocal),
+    // The kernel adds it once the link has carrier; until then sends fail and clients retry.
+    address: first ? ipv6ToString(first) : "none yet",
   });
   const limit = new RaRateLimit(options.rateLimit);
   const seen = new Set<string>();
@@ -170,7 +172,11 @@ export function startRaResponder(options: RaResponderOptions): RaResponder | nul
       const m = await socket.receive();
       if (!m) return;
       const from = ipv6ToString(m.source);
-      const answer = answerSolicitation(m, { mac: link.mac, addresses: [link.linkLocal] });
+      const now = linkAddresses(name);
+      const answer = answerSolicitation(m, {
+        mac: now.mac,
+        addresses: now.linkLocal ? [now.linkLocal] : [],
+      });
       if ("drop" in answer) {
         log.debug("ndp", "dropped router solicitation", { from, reason: answer.drop });
         continue;
@@ -183,7 +189,8 @@ export function startRaResponder(options: RaResponderOptions): RaResponder | nul
       try {
         socket.send(answer.advertisement, answer.to);
       } catch (e) {
-        // Usually a link-local address still in duplicate address detection; clients retry.
+        // Usually no usable link-local address yet (no carrier, or still in duplicate address
+        // detection); clients retry.
         const fields = { to, error: e };
         if (sendFailed) log.debug("ndp", "cannot send router advertisement", fields);
         else log.warn("ndp", "cannot send router advertisement", fields);

@@ -94,6 +94,17 @@ Deno.test("answerSolicitation validates (RFC 4861 §6.1.1) and addresses the ans
   }
 });
 
+Deno.test("answerSolicitation without a known MAC sends the advertisement without the option", () => {
+  const answer = answerSolicitation(
+    { data: WITH_LLA, source: ipv6ToBytes("fe80::5054:ff:feab:cd01"), hopLimit: 255 },
+    { mac: null, addresses: [] },
+  );
+  assert.ok(!("drop" in answer));
+  const ra = decodeRouterAdvertisement(answer.advertisement);
+  assert.deepEqual(ra.options, []);
+  assert.equal(ra.routerLifetime, 0);
+});
+
 Deno.test("RaRateLimit: one answer per solicitor per second, 20 a second overall", async (t) => {
   await t.step("the same solicitor within a second is refused, after it allowed", () => {
     const limit = new RaRateLimit();

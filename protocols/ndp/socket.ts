@@ -25,6 +25,7 @@ import {
   LINUX,
   MessageReader,
   ReadableWait,
+  readKernelFile,
   strerror,
 } from "../libc.ts";
 import { ipv6ToBytes, ipv6ToString, isLinkLocal } from "./ipv6.ts";
@@ -50,40 +51,46 @@ const _POLL_MS = 200;
 /** `struct sockaddr_in6`. */
 const _SOCKADDR_IN6 = 28;
 
-/** An interface as IPv6 neighbour discovery sees it. */
+/** An interface IPv6 runs on. */
 export interface Ipv6Link {
   name: string;
   index: number;
-  mac: Uint8Array;
-  /** Its link-local address: the source of what we send. */
-  linkLocal: Uint8Array;
 }
 
-/** The interface as an IPv6 link, or why it is none (missing, IPv6 disabled, no link-local address). */
+/** The interface as an IPv6 link, or why it is none (missing, IPv6 disabled or absent). */
 export function ipv6Link(name: string): { link: Ipv6Link } | { unavailable: string } {
   const index = ifIndex(name);
   if (index === 0) return { unavailable: `interface "${name}" does not exist` };
+  const disabled = readKernelFile(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`);
+  if (disabled === null) return { unavailable: "this kernel (or namespace) has no IPv6" };
+  if (disabled.trim() !== "0") return { unavailable: `net.ipv6.conf.${name}.disable_ipv6 = 1` };
+  return { link: { name, index } };
+}
+
+/**
+ * The interface's MAC and link-local address as they are now. Both can change while we run:
+ * a bridge takes a port's MAC when the port joins, and the kernel adds the link-local
+ * address only once the link has carrier (null until then).
+ */
+export function linkAddresses(name: string): {
+  mac: Uint8Array | null;
+  linkLocal: Uint8Array | null;
+} {
   const entries = Deno.networkInterfaces().filter((i) => i.name === name);
-  const ll = entries.find((i) => {
-    if (i.family !== "IPv6") return false;
+  let linkLocal: Uint8Array | null = null;
+  for (const e of entries) {
+    if (e.family !== "IPv6") continue;
     try {
-      return isLinkLocal(ipv6ToBytes(i.address.split("%")[0]!));
-    } catch {
-      return false;
-    }
-  });
-  if (!ll) {
-    // /proc/sys would say for sure, but Deno reads it only with --allow-all.
-    return {
-      unavailable: entries.some((i) => i.family === "IPv6")
-        ? "it has no IPv6 link-local address"
-        : `it has no IPv6 address (net.ipv6.conf.${name}.disable_ipv6 = 1?)`,
-    };
+      const a = ipv6ToBytes(e.address.split("%")[0]!);
+      if (isLinkLocal(a)) linkLocal = a;
+    } catch { /* not an address we can use */ }
   }
-  const mac = Uint8Array.from(ll.mac.split(":"), (h) => parseInt(h, 16));
-  return {
-    link: { name, index, mac, linkLocal: ipv6ToBytes(ll.address.split("%")[0]!) },
-  };
+  // An interface with no address at all is not in networkInterfaces(); sysfs still knows it.
+  const text = entries[0]?.mac ?? readKernelFile(`/sys/class/net/${name}/address`)?.trim();
+  const mac = text && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(text)
+    ? Uint8Array.from(text.split(":"), (h) => parseInt(h, 16))
+    : null;
+  return { mac, linkLocal };
 }
 
 /** One ICMPv6 message received on the interface. */
@@ -165,7 +172,6 @@ export class Icmpv6Socket {
     (options.logger ?? silentLogger).debug("ndp", "ICMPv6 socket open", {
       interface: link.name,
       ifindex: link.index,
-      address: ipv6ToString(link.linkLocal),
       types: options.types,
     });
     return new Icmpv6Socket(fd, link);
