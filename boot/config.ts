@@ -43,6 +43,8 @@ export interface Config {
     domain?: string;
     efi_loader: string;
     arm64_loader: string;
+    /** Answer IPv6 router solicitations as a non-router, so iPXE stops waiting for one. */
+    router_advertisement: boolean;
   };
   tftp: { port: number; max_blksize: number; windowsize: number };
   http: { port: number; address: string; public_url: string };
@@ -105,7 +107,17 @@ const _KNOWN: Record<string, string[]> = {
     "boot",
     "machine",
   ],
-  dhcp: ["mode", "range", "lease", "router", "dns", "domain", "efi_loader", "arm64_loader"],
+  dhcp: [
+    "mode",
+    "range",
+    "lease",
+    "router",
+    "dns",
+    "domain",
+    "efi_loader",
+    "arm64_loader",
+    "router_advertisement",
+  ],
   tftp: ["port", "max_blksize", "windowsize"],
   http: ["port", "address", "public_url"],
   ipfs: ["gateways", "timeout"],
@@ -211,6 +223,15 @@ class _Reader {
       key,
       `expected seconds or a duration like "24h", "30m", "90s", got ${JSON.stringify(v)}`,
     );
+  }
+
+  bool(t: Raw, section: string, key: string): boolean | undefined {
+    const v = t[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== "boolean") {
+      this.fail(section, key, `expected true or false, got ${_typeName(v)}`);
+    }
+    return v;
   }
 
   oneOf<T extends string>(
@@ -470,6 +491,7 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
       domain: r.str(dhcpT, "dhcp", "domain"),
       efi_loader: r.str(dhcpT, "dhcp", "efi_loader") ?? "snponly.efi",
       arm64_loader: r.str(dhcpT, "dhcp", "arm64_loader") ?? "arm64/ipxe.efi",
+      router_advertisement: r.bool(dhcpT, "dhcp", "router_advertisement") ?? true,
     },
     tftp: {
       port: r.int(tftpT, "tftp", "port", 1, 65535) ?? 69,
@@ -559,6 +581,11 @@ export function formatConfig(c: Config): string {
   );
   line("efi_loader", c.dhcp.efi_loader, "first stage for x86-64 UEFI (tftp/<name>)");
   line("arm64_loader", c.dhcp.arm64_loader, "first stage for ARM64 UEFI (tftp/<name>)");
+  line(
+    "router_advertisement",
+    c.dhcp.router_advertisement,
+    "answer IPv6 router solicitations as a non-router (no route, no address): iPXE stops waiting ~15 s for one",
+  );
   out.push("", "[tftp]");
   line("port", c.tftp.port, "TFTP port");
   line("max_blksize", c.tftp.max_blksize, "largest block size granted (link MTU minus headers)");

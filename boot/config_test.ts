@@ -17,6 +17,22 @@ Deno.test("the original minimal config works and derives everything from the int
   assert.equal(c.http.public_url, "http://10.0.0.1");
   assert.equal(c.db_file, "/var/lib/astralboot/leases.db");
   assert.equal(c.tftp.max_blksize, 1468);
+  assert.equal(c.dhcp.router_advertisement, true);
+});
+
+Deno.test("dhcp.router_advertisement: a boolean, default true", async (t) => {
+  const cases = [
+    { toml: "", want: true },
+    { toml: "router_advertisement = true", want: true },
+    { toml: "router_advertisement = false", want: false },
+  ];
+  for (const c of cases) {
+    await t.step(c.toml || "(unset)", () => {
+      const config = loadConfig(`interface = "eth1"\n[dhcp]\n${c.toml}\n`, { lookup: eth1 });
+      assert.equal(config.dhcp.router_advertisement, c.want);
+      assert.match(formatConfig(config), new RegExp(`^router_advertisement = ${c.want} +# `, "m"));
+    });
+  }
 });
 
 Deno.test("the original capitalised keys are accepted as aliases", () => {
@@ -118,6 +134,10 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
     ],
     [`interface = "eth1"\nGateway = "10.0.0.2"\n[dhcp]\nrouter = "10.0.0.3"\n`, /given twice/],
     [`interface = "eth1"\n[dhcp\n`, /config\.toml:2:\d+: cannot parse TOML/],
+    [
+      `interface = "eth1"\n[dhcp]\nrouter_advertisement = "yes"\n`,
+      /:3: dhcp\.router_advertisement: expected true or false, got string "yes"/,
+    ],
     [`interface = "eth9"\n`, /interface "eth9" has no IPv4 address/],
     [``, /interface: not set/],
     [
@@ -154,6 +174,7 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
       "port",
       "gateways",
       "menu_timeout",
+      "router_advertisement",
       "mac",
     ]
   ) {

@@ -13,6 +13,7 @@ import { IpfsStore } from "../ipfs/store.ts";
 import { startTftpServer, type TftpOpen } from "../protocols/tftp/server.ts";
 import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startDhcpServer } from "../protocols/dhcp/server.ts";
+import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { openDatabaseFile } from "./db.ts";
 import { OsCatalog } from "./os_catalog.ts";
 import { TemplateRenderer } from "./templates.ts";
@@ -193,6 +194,11 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       onAck: (mac, ip) => registry.seen(mac, ip),
     });
     closers.push(() => dhcp.close());
+    if (config.dhcp.mode !== "off" && config.dhcp.router_advertisement) {
+      // iPXE waits ~15 s for an IPv6 router advertisement after DHCP; a non-router one ends it.
+      const ra = startRaResponder({ interface: config.interface, logger });
+      if (ra) closers.push(() => ra.close());
+    }
     const leases = dhcp.leases;
     if (leases) watch.leases = () => leases.list();
     watch.macForIp = (ip) =>

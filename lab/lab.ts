@@ -3,9 +3,9 @@
  * namespace, and the serial console tells whether the fixture's marker was reached.
  *
  * Layout inside namespace `abl-<random>`: bridge `br0` (STP off, forward delay 0) holding the
- * server address, tap `tap0` on the bridge for QEMU, IPv6 off. The server, tcpdump and QEMU all
- * run in there; nothing touches the host's interfaces. Everything is removed on success,
- * failure, timeout and SIGINT/SIGTERM.
+ * server address, tap `tap0` on the bridge for QEMU, IPv6 on the bridge only (the namespace
+ * keeps it off elsewhere). The server, tcpdump and QEMU all run in there; nothing touches the
+ * host's interfaces. Everything is removed on success, failure, timeout and SIGINT/SIGTERM.
  *
  * @module
  */
@@ -165,6 +165,14 @@ function _randomMac(): string {
 async function _bridge(ns: Netns): Promise<void> {
   const steps = [
     ["ip", "link", "add", _BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0"],
+    // IPv6 on the bridge alone, so the server can answer iPXE's router solicitations; no DAD,
+    // so its link-local address is usable the moment the bridge is up.
+    [
+      "sysctl",
+      "-qw",
+      `net.ipv6.conf.${_BRIDGE}.accept_dad=0`,
+      `net.ipv6.conf.${_BRIDGE}.disable_ipv6=0`,
+    ],
     ["ip", "addr", "add", `${_SERVER_IP}/${_PREFIX_LEN}`, "dev", _BRIDGE],
     ["ip", "tuntap", "add", "dev", _TAP, "mode", "tap"],
     ["ip", "link", "set", _TAP, "master", _BRIDGE],
