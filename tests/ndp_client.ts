@@ -21,6 +21,7 @@ import {
 import { macToString } from "../protocols/bytes.ts";
 import {
   decodeRouterAdvertisement,
+  encodeRouterAdvertisement,
   encodeRouterSolicitation,
   ICMPV6_TYPE,
   icmpv6Checksum,
@@ -47,6 +48,11 @@ export interface ClientOptions {
   listenMs?: number;
   /** Stop early once this many advertisements arrived; default: listen the whole time. */
   stopAfter?: number;
+  /**
+   * First send a router advertisement to ff02::1 with this router lifetime, as a router on
+   * the link would (0: one like the responder's own, offering nothing).
+   */
+  advertiseFirst?: number;
 }
 
 const ETH_P_IPV6 = 0x86dd;
@@ -141,6 +147,30 @@ async function main(options: ClientOptions): Promise<number> {
   const bindTo = _sockaddrLl(index);
   if (c.bind(fd, bindTo, bindTo.length) < 0) throw new Error(`bind: ${strerror(errno())}`);
   const to = _sockaddrLl(index, frame.subarray(0, 6));
+  if (options.advertiseFirst !== undefined) {
+    const ra = _frame(
+      {
+        dstMac: _mac("33:33:00:00:00:01"),
+        srcMac: mac,
+        src: source,
+        dst: ipv6ToBytes("ff02::1"),
+        hop: 255,
+      },
+      encodeRouterAdvertisement({
+        curHopLimit: 64,
+        managed: false,
+        other: false,
+        routerLifetime: options.advertiseFirst,
+        reachableTime: 0,
+        retransTimer: 0,
+        options: [sourceLinkLayerOption(mac)],
+      }),
+    );
+    const allNodes = _sockaddrLl(index, ra.subarray(0, 6));
+    if (Number(c.sendto(fd, ra, BigInt(ra.length), 0, allNodes, allNodes.length)) < 0) {
+      throw new Error(`sendto: ${strerror(errno())}`);
+    }
+  }
   const count = options.count ?? 1;
   for (let i = 0; i < count; i++) {
     const n = Number(c.sendto(fd, frame, BigInt(frame.length), 0, to, to.length));

@@ -90,7 +90,11 @@ Deno.test("RA responder answers solicitations on its link only", async (t) => {
   const serverMac1 = (await srv.exec(["cat", "/sys/class/net/eth1/address"])).stdout.trim();
   const clientMac = (await cli.exec(["cat", "/sys/class/net/eth0/address"])).stdout.trim();
 
-  const runner = spawnDeno(srv, "tests/ndp_runner.ts", ["eth0"]);
+  const quietMs = 4000;
+  const runner = spawnDeno(srv, "tests/ndp_runner.ts", [
+    "eth0",
+    JSON.stringify({ routerQuietMs: quietMs }),
+  ]);
   try {
     await runner.waitFor((l) => l.includes('"started"'), 90_000, "responder started");
     assert.ok(runner.lines.some((l) => l.includes('"started":true')), runner.output);
@@ -171,6 +175,44 @@ Deno.test("RA responder answers solicitations on its link only", async (t) => {
       const { heard } = await solicit(cli, { iface: "eth0", listenMs: 10_000, stopAfter: 1 });
       assert.equal(heard.length, 1, runner.output);
     });
+
+    await t.step(
+      "an advertisement that offers nothing (a second Astral Boot) changes nothing",
+      async () => {
+        await new Promise((r) => setTimeout(r, 1100));
+        const { heard } = await solicit(cli, {
+          iface: "eth0",
+          advertiseFirst: 0,
+          listenMs: 10_000,
+          stopAfter: 1,
+        });
+        assert.equal(heard.length, 1, runner.output);
+        assert.ok(!logOf(runner).some((l) => /router advertises/.test(String(l.msg))));
+      },
+    );
+
+    await t.step("after a real router advertised, solicitations are left to it", async () => {
+      await new Promise((r) => setTimeout(r, 1100));
+      const { heard } = await solicit(cli, { iface: "eth0", advertiseFirst: 1800, listenMs: 2500 });
+      assert.equal(heard.length, 0, JSON.stringify(heard));
+      const told = logOf(runner).filter((l) => /router advertises on eth0/.test(String(l.msg)));
+      assert.equal(told.length, 1, runner.output);
+      assert.equal(told[0]!.level, "info");
+      assert.equal(told[0]!.router, clientLl);
+      assert.ok(
+        logOf(runner).some((l) => l.msg === "router solicitation left to the router on the link"),
+      );
+    });
+
+    await t.step(
+      "once the router has been silent for routerQuietMs, it answers again",
+      async () => {
+        // 2.5 s of listening already passed since the router's advertisement.
+        await new Promise((r) => setTimeout(r, quietMs));
+        const { heard } = await solicit(cli, { iface: "eth0", listenMs: 10_000, stopAfter: 1 });
+        assert.equal(heard.length, 1, runner.output);
+      },
+    );
 
     await t.step("a client on the second link gets nothing", async (t) => {
       const targets = [

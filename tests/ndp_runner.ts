@@ -2,7 +2,7 @@
  * Runs the router advertisement responder on one interface inside a test namespace, logging
  * JSON lines at debug level to stdout, until SIGTERM.
  *
- * Usage: `deno run -A tests/ndp_runner.ts <interface>`; prints `{"started": bool}` after the
+ * Usage: `deno run -A tests/ndp_runner.ts <interface> [<json responder options>]`; prints `{"started": bool}` after the
  * start (exit code 3 when the responder declined), `{"closed": true}` after a clean stop.
  *
  * @module
@@ -12,7 +12,8 @@ import { startRaResponder } from "../protocols/ndp/responder.ts";
 
 if (import.meta.main) {
   const logger = createLogger({ level: "debug", format: "json" });
-  const responder = startRaResponder({ interface: Deno.args[0] ?? "", logger });
+  const extra = JSON.parse(Deno.args[1] ?? "{}");
+  const responder = startRaResponder({ ...extra, interface: Deno.args[0] ?? "", logger });
   console.log(JSON.stringify({ started: responder !== null }));
   if (!responder) Deno.exit(3);
   await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));

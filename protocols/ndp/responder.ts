@@ -9,6 +9,9 @@
  * no host takes us as a default router, and no prefix, so no host gets an address: it ends
  * the wait and changes nothing else on the network.
  *
+ * Where a real IPv6 router advertises on the link, it stays silent: iPXE keeps the first
+ * advertisement it gets, and ours must not win over the router's.
+ *
  * A thin loop: receive, validate and answer ({@linkcode answerSolicitation}, pure), rate
  * limit ({@linkcode RaRateLimit}), send. Bad packets are logged at debug and dropped.
  *
@@ -18,17 +21,26 @@ import type { Logger } from "../../log.ts";
 import { silentLogger } from "../../log.ts";
 import { macToString } from "../bytes.ts";
 import {
+  decodeRouterAdvertisement,
   decodeRouterSolicitation,
   encodeRouterAdvertisement,
   ICMPV6_TYPE,
+  NDP_OPTION,
   nonRouterAdvertisement,
   sourceLinkLayerAddress,
 } from "./packet.ts";
-import { ALL_NODES, ALL_ROUTERS, ipv6ToString, isUnspecified, sameAddress } from "./ipv6.ts";
+import {
+  ALL_NODES,
+  ALL_ROUTERS,
+  ipv6ToString,
+  isLinkLocal,
+  isUnspecified,
+  sameAddress,
+} from "./ipv6.ts";
 import { Icmpv6Socket, ipv6Link, linkAddresses } from "./socket.ts";
 
-/** A received solicitation as the socket reports it. */
-export interface Solicitation {
+/** A received neighbour discovery message as the socket reports it. */
+export interface NdpMessage {
   data: Uint8Array;
   source: Uint8Array;
   hopLimit: number | null;
@@ -44,7 +56,7 @@ export type SolicitationAnswer =
  * solicitor, or to all nodes when it has no address yet (§6.2.6).
  */
 export function answerSolicitation(
-  rs: Solicitation,
+  rs: NdpMessage,
   own: { mac: Uint8Array | null; addresses: readonly Uint8Array[] },
 ): SolicitationAnswer {
   // A hop limit below 255 means the packet crossed a router: it is not from this link.
@@ -68,6 +80,23 @@ export function answerSolicitation(
     to: unspecified ? ALL_NODES : rs.source,
     solicitorMac: lla ? macToString(lla) : null,
   };
+}
+
+/**
+ * Whether `m` is a valid advertisement (RFC 4861 §6.1.2) from a real IPv6 router on the link:
+ * one that offers a default route, addresses or DHCPv6. Advertisements like ours (nothing to
+ * offer, e.g. a second Astral Boot) do not count.
+ */
+export function isRealRouterAdvertisement(m: NdpMessage, own: readonly Uint8Array[]): boolean {
+  if (m.hopLimit !== 255 || !isLinkLocal(m.source)) return false;
+  if (own.some((a) => sameAddress(a, m.source))) return false;
+  try {
+    const ra = decodeRouterAdvertisement(m.data);
+    return ra.routerLifetime > 0 || ra.managed || ra.other ||
+      ra.options.some((o) => o.type === NDP_OPTION.PREFIX_INFORMATION);
+  } catch {
+    return false;
+  }
 }
 
 /** Options for {@linkcode RaRateLimit}. */
@@ -117,6 +146,12 @@ export interface RaResponderOptions {
   interface: string;
   logger?: Logger;
   rateLimit?: RaRateLimitOptions;
+  /**
+   * After a real router advertised on the link, stay silent this long (ms; default 1 hour,
+   * routers advertise at least every 30 minutes, RFC 4861 §6.2.1): iPXE takes the first
+   * advertisement it gets, and ours would cut it off from that router's IPv6.
+   */
+  routerQuietMs?: number;
 }
 
 /** A running responder. */
@@ -146,7 +181,7 @@ export function startRaResponder(options: RaResponderOptions): RaResponder | nul
   try {
     socket = Icmpv6Socket.open({
       link,
-      types: [ICMPV6_TYPE.ROUTER_SOLICITATION],
+      types: [ICMPV6_TYPE.ROUTER_SOLICITATION, ICMPV6_TYPE.ROUTER_ADVERTISEMENT],
       groups: [ALL_ROUTERS],
       logger: log,
     });
@@ -164,8 +199,10 @@ export function startRaResponder(options: RaResponderOptions): RaResponder | nul
     address: first ? ipv6ToString(first) : "none yet",
   });
   const limit = new RaRateLimit(options.rateLimit);
+  const quietMs = options.routerQuietMs ?? 3600_000;
   const seen = new Set<string>();
   let sendFailed = false;
+  let routerSeenAt = -Infinity;
 
   const loop = (async () => {
     for (;;) {
@@ -173,10 +210,23 @@ export function startRaResponder(options: RaResponderOptions): RaResponder | nul
       if (!m) return;
       const from = ipv6ToString(m.source);
       const now = linkAddresses(name);
-      const answer = answerSolicitation(m, {
-        mac: now.mac,
-        addresses: now.linkLocal ? [now.linkLocal] : [],
-      });
+      const own = now.linkLocal ? [now.linkLocal] : [];
+      if (m.data[0] === ICMPV6_TYPE.ROUTER_ADVERTISEMENT) {
+        if (!isRealRouterAdvertisement(m, own)) continue;
+        if (Date.now() - routerSeenAt >= quietMs) {
+          log.info("ndp", `an IPv6 router advertises on ${name}: leaving solicitations to it`, {
+            interface: name,
+            router: from,
+          });
+        }
+        routerSeenAt = Date.now();
+        continue;
+      }
+      if (Date.now() - routerSeenAt < quietMs) {
+        log.debug("ndp", "router solicitation left to the router on the link", { from });
+        continue;
+      }
+      const answer = answerSolicitation(m, { mac: now.mac, addresses: own });
       if ("drop" in answer) {
         log.debug("ndp", "dropped router solicitation", { from, reason: answer.drop });
         continue;

@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
 import { memoryLogger } from "../../log.ts";
-import { answerSolicitation, RaRateLimit, startRaResponder } from "./responder.ts";
+import {
+  answerSolicitation,
+  isRealRouterAdvertisement,
+  RaRateLimit,
+  startRaResponder,
+} from "./responder.ts";
 import {
   decodeRouterAdvertisement,
+  encodeRouterAdvertisement,
   encodeRouterSolicitation,
+  NDP_OPTION,
+  nonRouterAdvertisement,
   sourceLinkLayerOption,
 } from "./packet.ts";
 import { ipv6ToBytes, ipv6ToString } from "./ipv6.ts";
@@ -103,6 +111,36 @@ Deno.test("answerSolicitation without a known MAC sends the advertisement withou
   const ra = decodeRouterAdvertisement(answer.advertisement);
   assert.deepEqual(ra.options, []);
   assert.equal(ra.routerLifetime, 0);
+});
+
+Deno.test("isRealRouterAdvertisement: routers that offer something, seen on this link", async (t) => {
+  const router = ipv6ToBytes("fe80::1");
+  const ra = (changes: Partial<ReturnType<typeof nonRouterAdvertisement>>) =>
+    encodeRouterAdvertisement({ ...nonRouterAdvertisement(CLIENT_MAC), ...changes });
+  const prefix = { type: NDP_OPTION.PREFIX_INFORMATION, data: new Uint8Array(30) };
+  const cases = [
+    { name: "default router", data: ra({ routerLifetime: 1800 }), real: true },
+    { name: "DHCPv6 (M)", data: ra({ managed: true }), real: true },
+    { name: "DHCPv6 (O)", data: ra({ other: true }), real: true },
+    { name: "a prefix, lifetime 0", data: ra({ options: [prefix] }), real: true },
+    { name: "nothing offered (like ours)", data: ra({}), real: false },
+    { name: "hop limit 254", data: ra({ routerLifetime: 1800 }), hop: 254, real: false },
+    {
+      name: "not from a link-local address",
+      data: ra({ routerLifetime: 1800 }),
+      source: ipv6ToBytes("2001:db8::1"),
+      real: false,
+    },
+    { name: "from ourselves", data: ra({ routerLifetime: 1800 }), source: OUR_LL, real: false },
+    { name: "truncated", data: ra({ routerLifetime: 1800 }).subarray(0, 12), real: false },
+    { name: "a solicitation", data: WITH_LLA, real: false },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const m = { data: c.data, source: c.source ?? router, hopLimit: c.hop ?? 255 };
+      assert.equal(isRealRouterAdvertisement(m, [OUR_LL]), c.real);
+    });
+  }
 });
 
 Deno.test("RaRateLimit: one answer per solicitor per second, 20 a second overall", async (t) => {
