@@ -66,7 +66,7 @@ export class Netns {
   #disposed = false;
   private constructor(readonly name: string) {}
 
-  /** Creates `<prefix>-<random>` with loopback up and IPv6 off (iPXE waits ~13 s for an RA). */
+  /** Creates `<prefix>-<random>` with loopback up and IPv6 off (links that need it turn it on). */
   static async create(prefix: string): Promise<Netns> {
     const ns = new Netns(`${prefix}-${suffix()}`);
     await run(["ip", "netns", "add", ns.name]);
