@@ -189,8 +189,24 @@ export interface AstralbootServerOptions {
   logLevel?: "debug" | "info";
 }
 
-/** The argv that runs Astral Boot from here: the compiled binary or `deno run main.ts`. */
-export function astralbootCommand(): string[] {
+/** Where the server may read and write; without it, anywhere (as the compiled binary). */
+export interface ServerPaths {
+  /** The boot tree, the config and whatever else it must read. */
+  read: string[];
+  /** Its data dir (leases.db, cache). */
+  write: string[];
+}
+
+/** Host files the server reads besides the tree: the iPXE package's loaders (ipxe.efi is a
+ * symlink into /boot). */
+export const HOST_READ_PATHS: readonly string[] = ["/usr/lib/ipxe", "/boot"];
+
+/**
+ * The argv that runs Astral Boot from here: the compiled binary, or `deno run main.ts` with the
+ * permissions the server needs. With `paths`, reads and writes are limited to them, which
+ * also proves that nothing is read from the source tree at run time (templates are embedded).
+ */
+export function astralbootCommand(paths?: ServerPaths): string[] {
   const exe = Deno.execPath();
   const name = exe.slice(exe.lastIndexOf("/") + 1);
   if (name !== "deno") return [exe];
@@ -202,11 +218,10 @@ export function astralbootCommand(): string[] {
     "--unstable-net",
     `--config=${decodeURIComponent(config.pathname)}`,
     "--allow-net",
-    "--allow-read",
-    "--allow-write",
+    paths ? `--allow-read=${[...paths.read, ...HOST_READ_PATHS].join(",")}` : "--allow-read",
+    paths ? `--allow-write=${paths.write.join(",")}` : "--allow-write",
     "--allow-sys",
     "--allow-ffi",
-    "--allow-env",
     decodeURIComponent(main.pathname),
   ];
 }
@@ -251,7 +266,8 @@ export function astralbootServer(options: AstralbootServerOptions = {}): LabServ
         labConfig(ctx, { httpPort, os, logLevel: options.logLevel ?? "info" }),
       );
       const argv = [
-        ...(options.command ?? astralbootCommand()),
+        ...(options.command ??
+          astralbootCommand({ read: [ctx.tree, ctx.workDir], write: [ctx.workDir] })),
         "serve",
         "-c",
         config,

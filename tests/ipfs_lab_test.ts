@@ -71,7 +71,15 @@ function ipfsServer(
       );
       const server = spawnAll(ctx.ns, [{
         tag: "astralboot",
-        argv: [...astralbootCommand(), "serve", "-c", config, "--log-format", "json"],
+        // Reads: its config and its cache only; no boot tree folder at all.
+        argv: [
+          ...astralbootCommand({ read: [ctx.workDir, o.dataDir], write: [o.dataDir] }),
+          "serve",
+          "-c",
+          config,
+          "--log-format",
+          "json",
+        ],
       }]);
       if (!gateway) return server;
       const gw = gateway;
