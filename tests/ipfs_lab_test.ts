@@ -107,6 +107,7 @@ Deno.test("lab: a VM boots with kernel and initrd fetched from IPFS, and from th
     const cold = ipfsServer({ ref, dataDir: coldDir, gatewayTree: fixture.tree });
     const first = await runLab({
       firmware: "bios",
+      sga: false,
       nic: "virtio-net-pci",
       tree: fixture.tree,
       server: cold,
@@ -144,6 +145,7 @@ Deno.test("lab: a VM boots with kernel and initrd fetched from IPFS, and from th
     const offline = ipfsServer({ ref, dataDir: warmDir });
     const second = await runLab({
       firmware: "bios",
+      sga: false,
       nic: "virtio-net-pci",
       tree: fixture.tree,
       server: offline,
