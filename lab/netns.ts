@@ -81,6 +81,33 @@ export class Netns {
     return ["ip", "netns", "exec", this.name, ...cmd];
   }
 
+  /**
+   * Adds a bridge with STP off and forward delay 0 (a port forwards at once: firmware gives
+   * up long before the default 15 s), with `cidr` when given, and brings it up.
+   */
+  async addBridge(name: string, cidr?: string): Promise<void> {
+    await this.exec([
+      "ip",
+      "link",
+      "add",
+      name,
+      "type",
+      "bridge",
+      "stp_state",
+      "0",
+      "forward_delay",
+      "0",
+    ]);
+    if (cidr) await this.exec(["ip", "addr", "add", cidr, "dev", name]);
+    await this.exec(["ip", "link", "set", name, "up"]);
+  }
+
+  /** Adds a tap (for QEMU) as a port of `bridge`, up. */
+  async addTap(name: string, bridge: string): Promise<void> {
+    await this.exec(["ip", "tuntap", "add", "dev", name, "mode", "tap"]);
+    await this.exec(["ip", "link", "set", name, "master", bridge, "up"]);
+  }
+
   /** Runs a command inside the namespace to completion. */
   exec(cmd: string[], options: Parameters<typeof run>[1] = {}): Promise<RunResult> {
     return run(this.wrap(cmd), options);

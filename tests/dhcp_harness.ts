@@ -149,20 +149,7 @@ export async function bridgeLab(prefix: string, serverCidr: string, n: number): 
   try {
     const server = await Netns.create(prefix);
     made.push(server);
-    await server.exec([
-      "ip",
-      "link",
-      "add",
-      "br0",
-      "type",
-      "bridge",
-      "stp_state",
-      "0",
-      "forward_delay",
-      "0",
-    ]);
-    await server.exec(["ip", "addr", "add", serverCidr, "dev", "br0"]);
-    await server.exec(["ip", "link", "set", "br0", "up"]);
+    await server.addBridge("br0", serverCidr);
     const clients: Netns[] = [];
     const macs: string[] = [];
     for (let i = 0; i < n; i++) {

@@ -69,22 +69,8 @@ async function boot(
   await using ns = await Netns.create("abd");
   const dir = await Deno.makeTempDir({ prefix: "abd-qemu-" });
   try {
-    await ns.exec([
-      "ip",
-      "link",
-      "add",
-      "br0",
-      "type",
-      "bridge",
-      "stp_state",
-      "0",
-      "forward_delay",
-      "0",
-    ]);
-    await ns.exec(["ip", "addr", "add", `${SERVER_IP}/24`, "dev", "br0"]);
-    await ns.exec(["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-    await ns.exec(["ip", "link", "set", "tap0", "master", "br0", "up"]);
-    await ns.exec(["ip", "link", "set", "br0", "up"]);
+    await ns.addBridge("br0", `${SERVER_IP}/24`);
+    await ns.addTap("tap0", "br0");
     const server = spawnDeno(ns, "tests/dhcp_runner.ts", [JSON.stringify({
       interface: "br0",
       mode: "server",

@@ -167,22 +167,8 @@ async function captureQemu(
 ): Promise<void> {
   const ns = await Netns.create("abc");
   try {
-    await ns.exec([
-      "ip",
-      "link",
-      "add",
-      "br0",
-      "type",
-      "bridge",
-      "stp_state",
-      "0",
-      "forward_delay",
-      "0",
-    ]);
-    await ns.exec(["ip", "addr", "add", `${SERVER_IP}/24`, "dev", "br0"]);
-    await ns.exec(["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-    await ns.exec(["ip", "link", "set", "tap0", "master", "br0"]);
-    await ns.exec(["ip", "link", "set", "tap0", "up"]);
+    await ns.addBridge("br0", `${SERVER_IP}/24`);
+    await ns.addTap("tap0", "br0");
     await ns.exec(["ip", "link", "set", "br0", "up"]);
     const dump = await startCapture(ns, "br0", pcap);
     const dns = startDnsmasq(ns, "br0", tmp);
