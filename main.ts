@@ -4,14 +4,14 @@
  * @module
  */
 import denoJson from "./deno.json" with { type: "json" };
-import { HELP, parseArgs, UsageError } from "./boot/cli.ts";
-import type { CliArgs } from "./boot/cli.ts";
-import { ConfigError, formatConfig, loadConfig } from "./boot/config.ts";
-import type { Config } from "./boot/config.ts";
+import { HELP, parseArgs, UsageError } from "./app/cli.ts";
+import type { CliArgs } from "./app/cli.ts";
+import { ConfigError, formatConfig, loadConfig } from "./app/config.ts";
+import type { Config } from "./app/config.ts";
 import { createLogger } from "./log.ts";
 import type { Logger } from "./log.ts";
-import { openIpfsStore, runServe } from "./boot/serve.ts";
-import { leasesCommand, machineCommand } from "./boot/admin.ts";
+import { openIpfsStore, runServe } from "./app/serve.ts";
+import { leasesCommand, machineCommand } from "./app/admin.ts";
 import { labCommand } from "./lab/main.ts";
 import { exportTree, prefetch, progressPrinter } from "./ipfs/commands.ts";
 

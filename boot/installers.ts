@@ -22,9 +22,9 @@
  *
  * @module
  */
-import type { ContentStore } from "./content.ts";
-import type { Machine, MachineRegistry } from "./machine_registry.ts";
-import type { OsCatalog, OsEntry } from "./os_catalog.ts";
+import type { ContentStore } from "../content/store.ts";
+import type { Machine, MachineRegistry } from "../state/machine_registry.ts";
+import type { OsCatalog, OsEntry } from "./catalog.ts";
 import { TemplateRenderer, TemplateRenderError } from "./templates.ts";
 import { EMBEDDED_TEMPLATES } from "../templates/embedded.ts";
 import { INSTALLER_TEMPLATES } from "../templates/installers/embedded.ts";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { MachineConfig } from "./config.ts";
-import { openDatabase } from "./db.ts";
+import type { MachineConfig } from "../app/config.ts";
+import { openDatabase } from "../state/db.ts";
 import {
   DEFAULT_VARS,
   finishConfig,
@@ -13,12 +13,12 @@ import {
   shellQuote,
   templateCandidates,
 } from "./installers.ts";
-import { LocalStore, MemoryStore } from "./local_store.ts";
-import { MachineRegistry } from "./machine_registry.ts";
-import { OsCatalog, parseOsToml } from "./os_catalog.ts";
+import { LocalStore, MemoryStore } from "../content/local.ts";
+import { MachineRegistry } from "../state/machine_registry.ts";
+import { OsCatalog, parseOsToml } from "./catalog.ts";
 import { TemplateRenderError } from "./templates.ts";
 import { INSTALLER_TEMPLATES } from "../templates/installers/embedded.ts";
-import type { ContentStore } from "./content.ts";
+import type { ContentStore } from "../content/store.ts";
 
 const EXAMPLES = fileURLToPath(new URL("../examples/tree", import.meta.url));
 const GOLDEN = fileURLToPath(new URL("./testdata/golden/installers", import.meta.url));

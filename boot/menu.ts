@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { CatalogProblem, OsEntry } from "./os_catalog.ts";
+import type { CatalogProblem, OsEntry } from "./catalog.ts";
 
 /** One menu line: the iPXE label (the OS folder name) and its text. */
 export interface MenuItem {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { buildMenu, decideEntry, type EntryDecision, macForUrl, type MenuInput } from "./menu.ts";
-import type { CatalogProblem, OsEntry } from "./os_catalog.ts";
+import type { CatalogProblem, OsEntry } from "./catalog.ts";
 
 function os(name: string, title = name): OsEntry {
   return {

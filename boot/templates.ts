@@ -17,7 +17,7 @@ import vento from "ventojs";
 import { defaultTags as _CONTROL_TAGS } from "ventojs/plugins/auto_trim.js";
 import type { Environment } from "ventojs/src/environment.js";
 import { errorLine, TemplateError } from "ventojs/src/errors.js";
-import type { ContentStore } from "./content.ts";
+import type { ContentStore } from "../content/store.ts";
 import { EMBEDDED_TEMPLATES } from "../templates/embedded.ts";
 
 /** Template names: one path segment, used in URLs (`/action/<os>/<name>`). */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ContentStore } from "./content.ts";
-import { LocalStore, MemoryStore } from "./local_store.ts";
+import type { ContentStore } from "../content/store.ts";
+import { LocalStore, MemoryStore } from "../content/local.ts";
 import {
   strictData,
   TemplateNotFoundError,

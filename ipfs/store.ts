@@ -14,7 +14,7 @@ import type { CID } from "multiformats";
 import * as dagPb from "@ipld/dag-pb";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import type { ByteRange, ContentEntry } from "../boot/content.ts";
+import type { ByteRange, ContentEntry } from "../content/store.ts";
 import { ContentCache, fileKey, type FileWriter, type GcResult } from "./cache.ts";
 import { CarFeed } from "./car_feed.ts";
 import { GatewayClient } from "./gateway.ts";

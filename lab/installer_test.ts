@@ -7,7 +7,7 @@ import {
   parseLogLine,
 } from "./installer.ts";
 import { cleanSerial } from "./lab.ts";
-import { parseOsToml } from "../boot/os_catalog.ts";
+import { parseOsToml } from "../boot/catalog.ts";
 
 Deno.test("bootSector: code, text, NUL and the 55 aa signature", () => {
   const s = bootSector("HI");

@@ -4,7 +4,7 @@ import { Netns, run } from "./netns.ts";
 import { memoryLogger } from "../log.ts";
 import { labConfig, standInScript } from "./servers.ts";
 import { OS_TOML } from "./fixture.ts";
-import { loadConfig } from "../boot/config.ts";
+import { loadConfig } from "../app/config.ts";
 
 Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async (t) => {
   const table = [

@@ -11,7 +11,7 @@
  * @module
  */
 import { createLogger } from "../log.ts";
-import { openDatabase } from "../boot/db.ts";
+import { openDatabase } from "../state/db.ts";
 import { type DhcpServerOptions, startDhcpServer } from "../protocols/dhcp/server.ts";
 
 const enc = new TextEncoder();

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { InterfaceUdpSocket } from "../protocols/dhcp/socket.ts";
+import { InterfaceUdpSocket } from "../net/udp_socket.ts";
 
 const [mode, iface = "", ...rest] = Deno.args;
 const dec = new TextDecoder();

@@ -6,11 +6,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { openDatabase } from "../boot/db.ts";
-import { createHttpApp, serveHttp } from "../boot/http.ts";
-import { LocalStore } from "../boot/local_store.ts";
-import { MachineStore } from "../boot/machines.ts";
-import { OsCatalog } from "../boot/os_catalog.ts";
+import { openDatabase } from "../state/db.ts";
+import { createHttpApp, serveHttp } from "../http/app.ts";
+import { LocalStore } from "../content/local.ts";
+import { MachineStore } from "../state/machines.ts";
+import { OsCatalog } from "../boot/catalog.ts";
 import { TemplateRenderer } from "../boot/templates.ts";
 import { memoryLogger } from "../log.ts";
 

@@ -4,13 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { createApiApp } from "../boot/api.ts";
-import { openDatabase } from "../boot/db.ts";
-import { createHttpApp } from "../boot/http.ts";
+import { createApiApp } from "../http/api_routes.ts";
+import { openDatabase } from "../state/db.ts";
+import { createHttpApp } from "../http/app.ts";
 import { Installers } from "../boot/installers.ts";
-import { LocalStore } from "../boot/local_store.ts";
-import { MachineRegistry } from "../boot/machine_registry.ts";
-import { OsCatalog } from "../boot/os_catalog.ts";
+import { LocalStore } from "../content/local.ts";
+import { MachineRegistry } from "../state/machine_registry.ts";
+import { OsCatalog } from "../boot/catalog.ts";
 import { TemplateRenderer } from "../boot/templates.ts";
 import { memoryLogger } from "../log.ts";
 

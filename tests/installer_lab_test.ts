@@ -10,8 +10,8 @@
  * Needs root, qemu-system-x86, ipxe, tcpdump, tshark and the Debian package above.
  */
 import assert from "node:assert/strict";
-import { openDatabase } from "../boot/db.ts";
-import { MachineRegistry } from "../boot/machine_registry.ts";
+import { openDatabase } from "../state/db.ts";
+import { MachineRegistry } from "../state/machine_registry.ts";
 import { createLogger } from "../log.ts";
 import { buildFixture } from "../lab/fixture.ts";
 import {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { CID } from "multiformats";
 import { memoryLogger } from "../log.ts";
-import type { ContentStore } from "../boot/content.ts";
+import type { ContentStore } from "../content/store.ts";
 import { blockKey, fileKey } from "../ipfs/cache.ts";
 import { exportTree, prefetch, type Progress } from "../ipfs/commands.ts";
 import { IpfsStore } from "../ipfs/store.ts";

@@ -17,8 +17,8 @@ import {
   MessageReader,
   ReadableWait,
   strerror,
-} from "../protocols/libc.ts";
-import { macToString } from "../protocols/bytes.ts";
+} from "../net/libc.ts";
+import { macToString } from "../net/bytes.ts";
 import {
   decodeRouterAdvertisement,
   encodeRouterAdvertisement,
@@ -28,7 +28,7 @@ import {
   sourceLinkLayerAddress,
   sourceLinkLayerOption,
 } from "../protocols/ndp/packet.ts";
-import { ipv6ToBytes, ipv6ToString, isLinkLocal } from "../protocols/ndp/ipv6.ts";
+import { ipv6ToBytes, ipv6ToString, isLinkLocal } from "../net/ipv6.ts";
 
 /** What to send and how long to listen. */
 export interface ClientOptions {

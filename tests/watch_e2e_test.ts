@@ -14,8 +14,8 @@ import {
   repoPath,
 } from "./dhcp_harness.ts";
 import type { Netns } from "./netns.ts";
-import type { WatchEvent } from "../boot/events.ts";
-import type { Overview } from "../boot/http_watch.ts";
+import type { WatchEvent } from "../observe/events.ts";
+import type { Overview } from "../http/watch_routes.ts";
 
 const SERVER_IP = "10.81.0.1";
 const BASE = `http://${SERVER_IP}:8080`;

@@ -12,8 +12,8 @@
  */
 import { Netns } from "./netns.ts";
 import { repoPath } from "./dhcp_harness.ts";
-import { createWatchApp } from "../boot/http_watch.ts";
-import { BootWatch, type LogRecord } from "../boot/watch.ts";
+import { createWatchApp } from "../http/watch_routes.ts";
+import { BootWatch, type LogRecord } from "../observe/watch.ts";
 
 const PORT = 8080;
 

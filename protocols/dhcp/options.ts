@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ipv4ToBytes, ipv4ToString, MalformedPacketError } from "../bytes.ts";
+import { ipv4ToBytes, ipv4ToString, MalformedPacketError } from "../../net/bytes.ts";
 
 /** Option codes used by the boot server, each with the RFC that defines it. */
 export const DhcpOption = {

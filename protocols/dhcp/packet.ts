@@ -54,7 +54,7 @@ import {
   ipv4ToString,
   macToString,
   MalformedPacketError,
-} from "../bytes.ts";
+} from "../../net/bytes.ts";
 import {
   concatBytes,
   decodeOptionsArea,

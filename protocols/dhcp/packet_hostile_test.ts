@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MalformedPacketError } from "../bytes.ts";
+import { MalformedPacketError } from "../../net/bytes.ts";
 import { DhcpOption } from "./options.ts";
 import { decodeDhcp, describeDhcp, type DhcpPacket, encodeDhcp } from "./packet.ts";
 import { assertSamePacket } from "./_test_utils.ts";

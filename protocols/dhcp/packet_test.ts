@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MalformedPacketError } from "../bytes.ts";
+import { MalformedPacketError } from "../../net/bytes.ts";
 import { DhcpOption, DhcpOptions, MessageType } from "./options.ts";
 import {
   decodeDhcp,

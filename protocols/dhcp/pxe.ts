@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ipv4ToBytes, ipv4ToString, MalformedPacketError } from "../bytes.ts";
+import { ipv4ToBytes, ipv4ToString, MalformedPacketError } from "../../net/bytes.ts";
 import { concatBytes, decodeSubOptions, encodeSubOptions } from "./options.ts";
 
 /** Client system architecture types for option 93 (RFC 4578 §2.1, IANA "Processor Architecture Types"). */

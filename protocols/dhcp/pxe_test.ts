@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MalformedPacketError } from "../bytes.ts";
+import { MalformedPacketError } from "../../net/bytes.ts";
 import { DhcpOption } from "./options.ts";
 import { decodeDhcp } from "./packet.ts";
 import {

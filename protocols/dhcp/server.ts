@@ -12,10 +12,10 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { Logger } from "../../log.ts";
-import { MalformedPacketError } from "../bytes.ts";
+import { MalformedPacketError } from "../../net/bytes.ts";
 import { DhcpOption, DhcpOptions, MessageType } from "./options.ts";
 import { decodeDhcp, type DhcpPacket, encodeDhcp } from "./packet.ts";
-import { type Datagram, interfaceInfo, InterfaceUdpSocket } from "./socket.ts";
+import { type Datagram, interfaceInfo, InterfaceUdpSocket } from "../../net/udp_socket.ts";
 import {
   type BootfileOptions,
   type DhcpOutcome,
@@ -25,8 +25,8 @@ import {
   handlePxeRequest,
   isForeignServerReply,
   selectsOtherServer,
-} from "../../boot/dhcp_policy.ts";
-import { LeaseStore, normalizeMac, poolExclusions } from "../../boot/leases.ts";
+} from "../../boot/dhcp_responder.ts";
+import { LeaseStore, normalizeMac, poolExclusions } from "../../state/leases.ts";
 
 /** A known machine (`[[machine]]`): a reservation when it has an ip, a host name when named. */
 export interface DhcpMachine {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ByteReader, ByteWriter, MalformedPacketError } from "../bytes.ts";
+import { ByteReader, ByteWriter, MalformedPacketError } from "../../net/bytes.ts";
 
 /** ICMPv6 message types of router discovery (RFC 4861 §4.1, §4.2). */
 export const ICMPV6_TYPE = {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MalformedPacketError } from "../bytes.ts";
+import { MalformedPacketError } from "../../net/bytes.ts";
 import {
   decodeRouterAdvertisement,
   decodeRouterSolicitation,
@@ -13,7 +13,7 @@ import {
   sourceLinkLayerAddress,
   sourceLinkLayerOption,
 } from "./packet.ts";
-import { ipv6ToBytes, ipv6ToString } from "./ipv6.ts";
+import { ipv6ToBytes, ipv6ToString } from "../../net/ipv6.ts";
 
 /** Bytes from hex text; `#` comments and white space are ignored. */
 function hex(text: string): Uint8Array {

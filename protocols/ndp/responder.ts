@@ -19,7 +19,7 @@
  */
 import type { Logger } from "../../log.ts";
 import { silentLogger } from "../../log.ts";
-import { macToString } from "../bytes.ts";
+import { macToString } from "../../net/bytes.ts";
 import {
   decodeRouterAdvertisement,
   decodeRouterSolicitation,
@@ -36,8 +36,8 @@ import {
   isLinkLocal,
   isUnspecified,
   sameAddress,
-} from "./ipv6.ts";
-import { Icmpv6Socket, ipv6Link, linkAddresses } from "./socket.ts";
+} from "../../net/ipv6.ts";
+import { Icmpv6Socket, ipv6Link, linkAddresses } from "../../net/icmpv6_socket.ts";
 
 /** A received neighbour discovery message as the socket reports it. */
 export interface NdpMessage {

@@ -14,7 +14,7 @@ import {
   nonRouterAdvertisement,
   sourceLinkLayerOption,
 } from "./packet.ts";
-import { ipv6ToBytes, ipv6ToString } from "./ipv6.ts";
+import { ipv6ToBytes, ipv6ToString } from "../../net/ipv6.ts";
 
 const OUR_MAC = Uint8Array.from([0x02, 0, 0, 0, 0, 0x01]);
 const OUR_LL = ipv6ToBytes("fe80::ff:fe00:1");

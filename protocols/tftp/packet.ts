@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ByteReader, ByteWriter, MalformedPacketError } from "../bytes.ts";
+import { ByteReader, ByteWriter, MalformedPacketError } from "../../net/bytes.ts";
 
 /** Packet types (RFC 1350 §5, OACK from RFC 2347). */
 export const Opcode = {

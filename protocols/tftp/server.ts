@@ -15,7 +15,7 @@
  */
 import type { Logger } from "../../log.ts";
 import { silentLogger } from "../../log.ts";
-import { MalformedPacketError } from "../bytes.ts";
+import { MalformedPacketError } from "../../net/bytes.ts";
 import { BlockSource } from "./blocks.ts";
 import { netasciiStream } from "./netascii.ts";
 import { DEFAULT_MAX_BLKSIZE, DEFAULT_MAX_WINDOWSIZE, negotiateOptions } from "./options.ts";

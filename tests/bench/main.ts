@@ -11,7 +11,7 @@
  * @module
  */
 import { join } from "node:path";
-import { LocalStore } from "../../boot/local_store.ts";
+import { LocalStore } from "../../content/local.ts";
 import { run } from "../netns.ts";
 import {
   type BenchOptions,

@@ -18,10 +18,10 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import type { EventLog, MachineStage, WatchEvent } from "./events.ts";
-import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
-import type { BootWatch, Headline, LeaseLike } from "./watch.ts";
-import { normalizeMac } from "./config.ts";
+import type { EventLog, MachineStage, WatchEvent } from "../observe/events.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../observe/metrics.ts";
+import type { BootWatch, Headline, LeaseLike } from "../observe/watch.ts";
+import { normalizeMac } from "../app/config.ts";
 import { UI_FILES } from "../templates/ui/embedded.ts";
 
 /** A machine as the registry lists it (boot/machine_registry.ts `Machine` fits). */

@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ContentStore } from "./content.ts";
-import { openDatabase } from "./db.ts";
-import { createHttpApp, type HttpBootConfig } from "./http.ts";
-import { embeddedDefaultStore, FallbackStore, LocalStore, MemoryStore } from "./local_store.ts";
-import { MachineStore } from "./machines.ts";
-import { OsCatalog } from "./os_catalog.ts";
-import { TemplateRenderer } from "./templates.ts";
+import type { ContentStore } from "../content/store.ts";
+import { openDatabase } from "../state/db.ts";
+import { createHttpApp, type HttpBootConfig } from "./app.ts";
+import { embeddedDefaultStore, FallbackStore, LocalStore, MemoryStore } from "../content/local.ts";
+import { MachineStore } from "../state/machines.ts";
+import { OsCatalog } from "../boot/catalog.ts";
+import { TemplateRenderer } from "../boot/templates.ts";
 import { memoryLogger } from "../log.ts";
 
-const TREE = fileURLToPath(new URL("./testdata/tree", import.meta.url));
-const GOLDEN = fileURLToPath(new URL("./testdata/golden", import.meta.url));
+const TREE = fileURLToPath(new URL("../boot/testdata/tree", import.meta.url));
+const GOLDEN = fileURLToPath(new URL("../boot/testdata/golden", import.meta.url));
 const MAC = "52:54:00:12:34:56";
 
 function setup(options: { store?: ContentStore; config?: Partial<HttpBootConfig> } = {}) {

@@ -7,24 +7,24 @@
 import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { ConfigError, formatConfig } from "./config.ts";
-import { ContentError, type ContentStore } from "./content.ts";
-import { embeddedDefaultStore, FallbackStore, LocalStore } from "./local_store.ts";
+import { ContentError, type ContentStore } from "../content/store.ts";
+import { embeddedDefaultStore, FallbackStore, LocalStore } from "../content/local.ts";
 import { IpfsStore } from "../ipfs/store.ts";
 import { startTftpServer, type TftpOpen } from "../protocols/tftp/server.ts";
 import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startDhcpServer } from "../protocols/dhcp/server.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
-import { openDatabaseFile } from "./db.ts";
-import { OsCatalog } from "./os_catalog.ts";
-import { TemplateRenderer } from "./templates.ts";
-import { MachineStore } from "./machines.ts";
-import { createHttpApp, serveHttp } from "./http.ts";
-import { MachineRegistry } from "./machine_registry.ts";
-import { Installers } from "./installers.ts";
-import { createApiApp } from "./api.ts";
+import { openDatabaseFile } from "../state/db.ts";
+import { OsCatalog } from "../boot/catalog.ts";
+import { TemplateRenderer } from "../boot/templates.ts";
+import { MachineStore } from "../state/machines.ts";
+import { createHttpApp, serveHttp } from "../http/app.ts";
+import { MachineRegistry } from "../state/machine_registry.ts";
+import { Installers } from "../boot/installers.ts";
+import { createApiApp } from "../http/api_routes.ts";
 import type { Logger } from "../log.ts";
-import { BootWatch } from "./watch.ts";
-import { createWatchApp } from "./http_watch.ts";
+import { BootWatch } from "../observe/watch.ts";
+import { createWatchApp } from "../http/watch_routes.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache`. */
 export function openIpfsStore(config: Config, logger: Logger): IpfsStore {

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import type { BootEventInput, WatchEvent } from "./events.ts";
-import { createWatchApp, machineRows, type Overview, sseMessage } from "./http_watch.ts";
-import { createHttpApp } from "./http.ts";
-import { LocalStore } from "./local_store.ts";
-import { MachineStore } from "./machines.ts";
-import { OsCatalog } from "./os_catalog.ts";
-import { TemplateRenderer } from "./templates.ts";
-import { openDatabase } from "./db.ts";
-import { BootWatch } from "./watch.ts";
+import type { BootEventInput, WatchEvent } from "../observe/events.ts";
+import { createWatchApp, machineRows, type Overview, sseMessage } from "./watch_routes.ts";
+import { createHttpApp } from "./app.ts";
+import { LocalStore } from "../content/local.ts";
+import { MachineStore } from "../state/machines.ts";
+import { OsCatalog } from "../boot/catalog.ts";
+import { TemplateRenderer } from "../boot/templates.ts";
+import { openDatabase } from "../state/db.ts";
+import { BootWatch } from "../observe/watch.ts";
 import { memoryLogger } from "../log.ts";
 
 const A = "52:54:00:00:00:0a";
@@ -338,7 +338,7 @@ Deno.test("/ui serves the dashboard; it references only same-origin URLs that ex
 
 Deno.test("mounted in the boot HTTP app, watch routes answer and the access log counts them", async () => {
   const db = openDatabase(":memory:");
-  const store = new LocalStore(fileURLToPath(new URL("./testdata/tree", import.meta.url)));
+  const store = new LocalStore(fileURLToPath(new URL("../boot/testdata/tree", import.meta.url)));
   const watch = new BootWatch({ version: "0" });
   const inner = memoryLogger();
   const app = createHttpApp({

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { createApiApp } from "./api.ts";
-import { openDatabase } from "./db.ts";
-import { createHttpApp } from "./http.ts";
-import { Installers } from "./installers.ts";
-import { LocalStore } from "./local_store.ts";
-import { MachineRegistry } from "./machine_registry.ts";
-import { MachineStore } from "./machines.ts";
-import { OsCatalog } from "./os_catalog.ts";
-import { TemplateRenderer } from "./templates.ts";
+import { createApiApp } from "../http/api_routes.ts";
+import { openDatabase } from "../state/db.ts";
+import { createHttpApp } from "../http/app.ts";
+import { Installers } from "../boot/installers.ts";
+import { LocalStore } from "../content/local.ts";
+import { MachineRegistry } from "../state/machine_registry.ts";
+import { MachineStore } from "../state/machines.ts";
+import { OsCatalog } from "../boot/catalog.ts";
+import { TemplateRenderer } from "../boot/templates.ts";
 import {
   BootWatch,
   clientAddress,
@@ -21,7 +21,7 @@ import {
 } from "./watch.ts";
 import { type Level, memoryLogger } from "../log.ts";
 
-const TREE = fileURLToPath(new URL("./testdata/tree", import.meta.url));
+const TREE = fileURLToPath(new URL("../boot/testdata/tree", import.meta.url));
 
 /**
  * Captured from `main.ts serve --log-format json` in tests/watch_e2e_test.ts: udhcpc takes a

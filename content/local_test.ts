@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ContentError } from "./content.ts";
+import { ContentError } from "./store.ts";
 import {
   embeddedDefaultStore,
   FallbackStore,
   IPXE_PACKAGE_FILES,
   LocalStore,
   MemoryStore,
-} from "./local_store.ts";
+} from "./local.ts";
 
-const TREE = fileURLToPath(new URL("./testdata/tree", import.meta.url));
+const TREE = fileURLToPath(new URL("../boot/testdata/tree", import.meta.url));
 
 async function bytesOf(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { ContentError, type ContentStore } from "./content.ts";
-import { LocalStore, MemoryStore } from "./local_store.ts";
-import { loadCatalog, OsCatalog, OsTomlError, parseOsToml } from "./os_catalog.ts";
+import { ContentError, type ContentStore } from "../content/store.ts";
+import { LocalStore, MemoryStore } from "../content/local.ts";
+import { loadCatalog, OsCatalog, OsTomlError, parseOsToml } from "./catalog.ts";
 import { memoryLogger } from "../log.ts";
 
 const TREE = fileURLToPath(new URL("./testdata/tree", import.meta.url));

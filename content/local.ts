@@ -16,7 +16,7 @@ import {
   ContentError,
   type ContentStore,
   normalizeTreePath,
-} from "./content.ts";
+} from "./store.ts";
 
 /** Where the Debian `ipxe` package puts the first-stage loaders a tree may lack. */
 export const IPXE_PACKAGE_FILES: Readonly<Record<string, string>> = {

@@ -23,7 +23,7 @@
  * @module
  */
 import type { Fields, Level, Logger } from "../log.ts";
-import { normalizeMac } from "./config.ts";
+import { normalizeMac } from "../app/config.ts";
 import { type BootEventInput, type BootStage, EventLog, RecentMap } from "./events.ts";
 import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "./metrics.ts";
 

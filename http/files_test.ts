@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { MemoryStore } from "./local_store.ts";
-import { contentTypeFor, parseRange, type RangeRequest, serveTreeFile } from "./http_files.ts";
+import { MemoryStore } from "../content/local.ts";
+import { contentTypeFor, parseRange, type RangeRequest, serveTreeFile } from "./files.ts";
 
 Deno.test("parseRange reads one byte range and ignores the rest", async (t) => {
   const p = (start: number, end: number): RangeRequest => ({

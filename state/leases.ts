@@ -13,7 +13,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { ipv4ToNumber, numberToIpv4 } from "../protocols/bytes.ts";
+import { ipv4ToNumber, numberToIpv4 } from "../net/bytes.ts";
 
 /** A static address for one machine (`[[machine]] mac, ip`). */
 export interface Reservation {

@@ -22,7 +22,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { type MachineConfig, normalizeMac } from "./config.ts";
+import { type MachineConfig, normalizeMac } from "../app/config.ts";
 import { MachineStore } from "./machines.ts";
 
 /** Where a machine stands: see the module doc for the transitions. */

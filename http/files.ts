@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { ByteRange, ContentEntry, ContentError, ContentStore } from "./content.ts";
+import type { ByteRange, ContentEntry, ContentError, ContentStore } from "../content/store.ts";
 
 /** What a `Range` header asks of a file of a given size. */
 export type RangeRequest =
@@ -23,7 +23,7 @@ export type RangeRequest =
  *
  * @example
  * ```ts
- * import { parseRange } from "./http_files.ts";
+ * import { parseRange } from "./files.ts";
  * parseRange("bytes=0-99", 1000); // { kind: "partial", range: { start: 0, end: 99 } }
  * parseRange("bytes=-10", 1000); // { kind: "partial", range: { start: 990, end: 999 } }
  * ```

@@ -26,7 +26,7 @@
  * @module
  */
 import { parse, TomlError } from "smol-toml";
-import { type ContentStore, normalizeTreePath } from "./content.ts";
+import { type ContentStore, normalizeTreePath } from "../content/store.ts";
 import { type Logger, silentLogger } from "../log.ts";
 
 /** A variant of an OS (`[classes.<name>]`). */

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { formatTable, leasesCommand, machineCommand } from "./admin.ts";
 import { UsageError } from "./cli.ts";
 import { loadConfig } from "./config.ts";
-import { openDatabase } from "./db.ts";
-import { LeaseStore } from "./leases.ts";
-import { MachineRegistry } from "./machine_registry.ts";
+import { openDatabase } from "../state/db.ts";
+import { LeaseStore } from "../state/leases.ts";
+import { MachineRegistry } from "../state/machine_registry.ts";
 
 const K8S = "52:54:00:00:01:01";
 const OTHER = "52:54:00:00:0f:01";

@@ -9,7 +9,7 @@
  */
 import { parse as parseToml, TomlError } from "smol-toml";
 import { join } from "node:path";
-import { ipv4ToNumber, numberToIpv4 } from "../protocols/bytes.ts";
+import { ipv4ToNumber, numberToIpv4 } from "../net/bytes.ts";
 
 /** DHCP behaviour; see DESIGN.md "Safety". */
 export type DhcpMode = "server" | "proxy" | "auto" | "off";

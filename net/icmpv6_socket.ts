@@ -13,8 +13,8 @@
  *
  * @module
  */
-import type { Logger } from "../../log.ts";
-import { silentLogger } from "../../log.ts";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
 import {
   cint,
   type ControlMessage,
@@ -27,7 +27,7 @@ import {
   ReadableWait,
   readKernelFile,
   strerror,
-} from "../libc.ts";
+} from "./libc.ts";
 import { ipv6ToBytes, ipv6ToString, isLinkLocal } from "./ipv6.ts";
 
 const IPPROTO_IPV6 = 41;

@@ -11,8 +11,8 @@ import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
 import type { Config } from "./config.ts";
 import { UsageError } from "./cli.ts";
-import { LeaseStore } from "./leases.ts";
-import { type Machine, MachineError, MachineRegistry } from "./machine_registry.ts";
+import { LeaseStore } from "../state/leases.ts";
+import { type Machine, MachineError, MachineRegistry } from "../state/machine_registry.ts";
 
 /** Where a command writes its text. */
 export type Out = (text: string) => void;

@@ -59,7 +59,7 @@ export class ContentError extends Error {
  *
  * @example
  * ```ts
- * import { normalizeTreePath } from "./content.ts";
+ * import { normalizeTreePath } from "./store.ts";
  * normalizeTreePath("/tftp//undionly.kpxe"); // "tftp/undionly.kpxe"
  * normalizeTreePath("../etc/passwd"); // null
  * ```

@@ -13,9 +13,9 @@
  *
  * @module
  */
-import type { Logger } from "../../log.ts";
-import { silentLogger } from "../../log.ts";
-import { ipv4ToBytes, ipv4ToString } from "../bytes.ts";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
+import { ipv4ToBytes, ipv4ToString } from "./bytes.ts";
 import {
   cint,
   type ControlMessage,
@@ -27,7 +27,7 @@ import {
   MessageReader,
   ReadableWait,
   strerror,
-} from "../libc.ts";
+} from "./libc.ts";
 
 const { AF_INET, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET } = LINUX;
 const { SO_REUSEADDR, SO_BROADCAST, SO_BINDTODEVICE, EADDRINUSE } = LINUX;

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { ipv4ToNumber, numberToIpv4 } from "../protocols/bytes.ts";
+import { ipv4ToNumber, numberToIpv4 } from "../net/bytes.ts";
 import { DhcpOption, DhcpOptions, MessageType } from "../protocols/dhcp/options.ts";
 import {
   type DhcpPacket,
@@ -35,7 +35,7 @@ import {
   parsePxeVendorClass,
   PxeDiscoveryControl,
 } from "../protocols/dhcp/pxe.ts";
-import type { LeaseStore } from "./leases.ts";
+import type { LeaseStore } from "../state/leases.ts";
 
 /** Where the first-stage loaders and the iPXE script live. */
 export interface BootfileOptions {

@@ -28,20 +28,20 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { ContentError, type ContentStore, normalizeTreePath } from "./content.ts";
-import { normalizeMac } from "./config.ts";
-import { serveTreeFile, statusForContentError } from "./http_files.ts";
-import type { MachineStore } from "./machines.ts";
-import { buildMenu, decideEntry, macForUrl } from "./menu.ts";
-import { scriptHistory } from "./api.ts";
-import { InstallerError, type Installers } from "./installers.ts";
-import { OS_NAME, type OsCatalog, type OsEntry } from "./os_catalog.ts";
+import { ContentError, type ContentStore, normalizeTreePath } from "../content/store.ts";
+import { normalizeMac } from "../app/config.ts";
+import { serveTreeFile, statusForContentError } from "./files.ts";
+import type { MachineStore } from "../state/machines.ts";
+import { buildMenu, decideEntry, macForUrl } from "../boot/menu.ts";
+import { scriptHistory } from "./api_routes.ts";
+import { InstallerError, type Installers } from "../boot/installers.ts";
+import { OS_NAME, type OsCatalog, type OsEntry } from "../boot/catalog.ts";
 import {
   TEMPLATE_NAME,
   TemplateNotFoundError,
   type TemplateRenderer,
   TemplateRenderError,
-} from "./templates.ts";
+} from "../boot/templates.ts";
 import { type Logger, silentLogger } from "../log.ts";
 
 /** A `[[machine]]` entry as the HTTP side uses it (the config's entries fit). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { openDatabase } from "./db.ts";
-import { LeaseStore, poolExclusions } from "./leases.ts";
+import { openDatabase } from "../state/db.ts";
+import { LeaseStore, poolExclusions } from "../state/leases.ts";
 import {
   chooseBootfile,
   type DhcpOutcome,
@@ -12,7 +12,7 @@ import {
   isIpxe,
   orderOptions,
   selectsOtherServer,
-} from "./dhcp_policy.ts";
+} from "./dhcp_responder.ts";
 import { DhcpOption, DhcpOptions, MessageType } from "../protocols/dhcp/options.ts";
 import { decodeDhcp, type DhcpPacket } from "../protocols/dhcp/packet.ts";
 import { decodePxeVendorOptions, encodeClientArch } from "../protocols/dhcp/pxe.ts";

@@ -18,7 +18,7 @@
  * @module
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { type Machine, MachineError, type MachineRegistry } from "./machine_registry.ts";
+import { type Machine, MachineError, type MachineRegistry } from "../state/machine_registry.ts";
 import { type Logger, silentLogger } from "../log.ts";
 
 /** Options for {@linkcode createApiApp}. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Netns, vethPair } from "../../lab/netns.ts";
-import { jsonLines, spawnDeno } from "../../tests/dhcp_harness.ts";
-import { interfaceInfo } from "./socket.ts";
+import { Netns, vethPair } from "../lab/netns.ts";
+import { jsonLines, spawnDeno } from "../tests/dhcp_harness.ts";
+import { interfaceInfo } from "./udp_socket.ts";
 
 const TOOL = "tests/dhcp_udp_tool.ts";
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { createApiApp } from "./api.ts";
-import { openDatabase } from "./db.ts";
-import { MachineRegistry } from "./machine_registry.ts";
+import { createApiApp } from "./api_routes.ts";
+import { openDatabase } from "../state/db.ts";
+import { MachineRegistry } from "../state/machine_registry.ts";
 import { memoryLogger } from "../log.ts";
 
 const A = "52:54:00:00:00:0a";

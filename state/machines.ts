@@ -10,7 +10,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { normalizeMac } from "./config.ts";
+import { normalizeMac } from "../app/config.ts";
 
 /** One machine as stored. */
 export interface MachineRecord {
