@@ -9,15 +9,7 @@
  *
  * @module
  */
-import {
-  errno,
-  ifIndex,
-  libc,
-  LINUX,
-  MessageReader,
-  ReadableWait,
-  strerror,
-} from "../net/libc.ts";
+import { errno, ifIndex, libc, LINUX, MessageReader, ReadableWait, strerror } from "../net/libc.ts";
 import { macToString } from "../net/bytes.ts";
 import {
   decodeRouterAdvertisement,
