@@ -31,9 +31,9 @@ export interface LoggerOptions {
   write?: (line: string) => void;
 }
 
-const _ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-function _isTerminal(): boolean {
+function stdoutIsTerminal(): boolean {
   try {
     return Deno.stdout.isTerminal();
   } catch {
@@ -41,33 +41,33 @@ function _isTerminal(): boolean {
   }
 }
 
-function _text(value: unknown): string {
+function text(value: unknown): string {
   if (value instanceof Error) return JSON.stringify(value.message);
   if (typeof value === "string") return /^[\w.:/@+-]*$/.test(value) ? value : JSON.stringify(value);
   return JSON.stringify(value) ?? String(value);
 }
 
-function _plain(fields: Fields): Fields {
+function plain(fields: Fields): Fields {
   const out: Fields = {};
   for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? v.message : v;
   return out;
 }
 
-const _encoder = new TextEncoder();
+const encoder = new TextEncoder();
 
 /** Creates the logger; see {@linkcode LoggerOptions}. */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const min = _ORDER[options.level ?? "info"];
-  const format = options.format ?? (_isTerminal() ? "text" : "json");
+  const min = ORDER[options.level ?? "info"];
+  const format = options.format ?? (stdoutIsTerminal() ? "text" : "json");
   const write = options.write ??
-    ((line: string) => Deno.stdout.writeSync(_encoder.encode(line + "\n")));
+    ((line: string) => Deno.stdout.writeSync(encoder.encode(line + "\n")));
   const emit = (level: Level) => (subsystem: string, message: string, fields: Fields = {}) => {
-    if (_ORDER[level] < min) return;
+    if (ORDER[level] < min) return;
     const time = new Date().toISOString();
     if (format === "json") {
-      write(JSON.stringify({ time, level, subsystem, msg: message, ..._plain(fields) }));
+      write(JSON.stringify({ time, level, subsystem, msg: message, ...plain(fields) }));
     } else {
-      const extra = Object.entries(fields).map(([k, v]) => `${k}=${_text(v)}`).join(" ");
+      const extra = Object.entries(fields).map(([k, v]) => `${k}=${text(v)}`).join(" ");
       const lvl = level === "info" ? "" : ` ${level.toUpperCase()}`;
       write(`${time.slice(11, 23)}${lvl} [${subsystem}] ${message}${extra ? " " + extra : ""}`);
     }

@@ -12,14 +12,16 @@ import { dirname } from "node:path";
 import type { Config } from "./config.ts";
 import { UsageError } from "./cli.ts";
 import { LeaseStore } from "../state/leases.ts";
-import { type Machine, MachineError, MachineRegistry } from "../state/machine_registry.ts";
+import { type Machine, MachineRegistry } from "../state/machines.ts";
+import { BootHistory } from "../state/history.ts";
+import { parseMac } from "../net/mac.ts";
 
 /** Where a command writes its text. */
 export type Out = (text: string) => void;
 
-const _MACHINE_USAGE = "usage: astralboot machine list | astralboot machine reinstall MAC";
+const MACHINE_USAGE = "usage: astralboot machine list | astralboot machine reinstall MAC";
 
-function _exists(path: string): boolean {
+function exists(path: string): boolean {
   try {
     return Deno.statSync(path).isFile;
   } catch {
@@ -28,8 +30,8 @@ function _exists(path: string): boolean {
 }
 
 /** The database, or an empty in-memory one when listing and the file is not there yet. */
-function _open(config: Config, create: boolean): DatabaseSync {
-  if (!create && !_exists(config.db_file)) return new DatabaseSync(":memory:");
+function open(config: Config, create: boolean): DatabaseSync {
+  if (!create && !exists(config.db_file)) return new DatabaseSync(":memory:");
   Deno.mkdirSync(dirname(config.db_file), { recursive: true });
   const db = new DatabaseSync(config.db_file);
   // The server may be writing: wait for its lock instead of failing at once.
@@ -37,7 +39,7 @@ function _open(config: Config, create: boolean): DatabaseSync {
   return db;
 }
 
-function _time(ms: number | null): string {
+function time(ms: number | null): string {
   return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "-";
 }
 
@@ -48,24 +50,24 @@ export function formatTable(rows: string[][]): string {
     "\n";
 }
 
-function _registry(db: DatabaseSync, config: Config): MachineRegistry {
+function openRegistry(db: DatabaseSync, config: Config): MachineRegistry {
   return new MachineRegistry(db, { machines: config.machines });
 }
 
-function _machineTable(registry: MachineRegistry): string {
+function machineTable(registry: MachineRegistry, history: BootHistory): string {
   const machines = registry.list();
   if (machines.length === 0) return "no machines yet\n";
   const rows = [["MAC", "HOSTNAME", "IP", "OS", "STATE", "LAST SEEN", "LAST BOOT"]];
   for (const m of machines) {
-    const last = registry.history(m.mac, 1)[0];
+    const last = history.lines(m.mac, 1)[0];
     rows.push([
       m.mac,
       m.hostname,
       m.ip ?? "-",
       m.os ? `${m.os}${m.class ? `/${m.class}` : ""}` : "-",
       m.state,
-      _time(m.last_seen),
-      last ? `${_time(last.at)} ${last.what}` : "-",
+      time(m.last_seen),
+      last ? `${time(last.at)} ${last.what}` : "-",
     ]);
   }
   return formatTable(rows);
@@ -73,7 +75,7 @@ function _machineTable(registry: MachineRegistry): string {
 
 /** `astralboot leases`: every lease and reservation, then the machines; exit code. */
 export function leasesCommand(config: Config, out: Out): number {
-  const db = _open(config, false);
+  const db = open(config, false);
   try {
     const leases = new LeaseStore(db, {
       range: config.dhcp.range,
@@ -89,19 +91,19 @@ export function leasesCommand(config: Config, out: Out): number {
     } else {
       const rows = [["IP", "MAC", "HOSTNAME", "STATE", "EXPIRES"]];
       for (const l of leases) {
-        rows.push([l.ip, l.mac, l.hostname ?? "-", l.state, _time(l.expires)]);
+        rows.push([l.ip, l.mac, l.hostname ?? "-", l.state, time(l.expires)]);
       }
       out(formatTable(rows));
     }
     out("\n# machines\n");
-    out(_machineTable(_registry(db, config)));
+    out(machineTable(openRegistry(db, config), new BootHistory(db)));
     return 0;
   } finally {
     db.close();
   }
 }
 
-function _describe(m: Machine): string {
+function describe(m: Machine): string {
   return m.os ? `${m.os}${m.class ? `/${m.class}` : ""}` : "the menu";
 }
 
@@ -117,35 +119,32 @@ export function machineCommand(
 ): number {
   const [verb, ...rest] = args;
   if (verb === "list" || verb === undefined) {
-    if (rest.length) throw new UsageError(`machine list takes no arguments; ${_MACHINE_USAGE}`);
-    const db = _open(config, false);
+    if (rest.length) throw new UsageError(`machine list takes no arguments; ${MACHINE_USAGE}`);
+    const db = open(config, false);
     try {
-      out(_machineTable(_registry(db, config)));
+      out(machineTable(openRegistry(db, config), new BootHistory(db)));
       return 0;
     } finally {
       db.close();
     }
   }
   if (verb !== "reinstall") {
-    throw new UsageError(`unknown machine command ${verb}; ${_MACHINE_USAGE}`);
+    throw new UsageError(`unknown machine command ${verb}; ${MACHINE_USAGE}`);
   }
-  if (rest.length !== 1) throw new UsageError(`machine reinstall takes one MAC; ${_MACHINE_USAGE}`);
-  const db = _open(config, true);
+  if (rest.length !== 1) throw new UsageError(`machine reinstall takes one MAC; ${MACHINE_USAGE}`);
+  const db = open(config, true);
   try {
-    const registry = _registry(db, config);
-    let machine: Machine | null;
-    try {
-      machine = registry.reinstall(rest[0]!);
-    } catch (e) {
-      if (e instanceof MachineError) throw new UsageError(e.message);
-      throw e;
-    }
+    const registry = openRegistry(db, config);
+    const mac = parseMac(rest[0]!);
+    if (mac === null) throw new UsageError(`not a MAC address: ${JSON.stringify(rest[0])}`);
+    const machine = registry.reinstall(mac);
+    if (machine) new BootHistory(db).record(mac, "reinstall", "reinstall requested (command line)");
     if (!machine) {
       err(`astralboot: no machine ${rest[0]}: not in the config and never booted here\n`);
       return 1;
     }
     out(
-      `${machine.mac} (${machine.hostname}) will install ${_describe(machine)} on its next boot\n`,
+      `${machine.mac} (${machine.hostname}) will install ${describe(machine)} on its next boot\n`,
     );
     return 0;
   } finally {

@@ -4,10 +4,12 @@ import { UsageError } from "./cli.ts";
 import { loadConfig } from "./config.ts";
 import { openDatabase } from "../state/db.ts";
 import { LeaseStore } from "../state/leases.ts";
-import { MachineRegistry } from "../state/machine_registry.ts";
+import { MachineRegistry } from "../state/machines.ts";
+import { BootHistory } from "../state/history.ts";
+import { mustParseMac } from "../net/mac.ts";
 
-const K8S = "52:54:00:00:01:01";
-const OTHER = "52:54:00:00:0f:01";
+const K8S = mustParseMac("52:54:00:00:01:01");
+const OTHER = mustParseMac("52:54:00:00:0f:01");
 
 async function withConfig(fn: (config: ReturnType<typeof loadConfig>) => Promise<void> | void) {
   const dir = await Deno.makeTempDir({ prefix: "abi-admin-" });
@@ -70,6 +72,8 @@ Deno.test("leases, machines and reinstall against the server's database", async 
       const reg = new MachineRegistry(db, { machines: config.machines, now: () => now });
       reg.seen(OTHER, "10.0.0.100");
       reg.installed(K8S, "10.0.0.11");
+      // What the server's history writer records for the callback.
+      new BootHistory(db, { now: () => now }).record(K8S, "installed", "install finished");
       db.close();
     }
     await t.step("leases lists the bound lease, the reservation and both machines", () => {

@@ -67,7 +67,7 @@ Options:
       --log-format F    json or text (default: text on a terminal, else json)
 `;
 
-const _COMMANDS: readonly Command[] = [
+const COMMANDS: readonly Command[] = [
   "serve",
   "config",
   "leases",
@@ -144,9 +144,9 @@ export function parseArgs(argv: string[]): CliArgs {
       throw new UsageError(`unknown option ${arg} (see astralboot --help)`);
     }
     if (!commandSeen) {
-      if (!_COMMANDS.includes(arg as Command)) {
+      if (!COMMANDS.includes(arg as Command)) {
         throw new UsageError(
-          `unknown command ${JSON.stringify(arg)}; commands: ${_COMMANDS.join(", ")}`,
+          `unknown command ${JSON.stringify(arg)}; commands: ${COMMANDS.join(", ")}`,
         );
       }
       out.command = arg as Command;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, formatConfig, loadConfig, normalizeMac, parseDuration } from "./config.ts";
+import { ConfigError, formatConfig, loadConfig, parseDuration } from "./config.ts";
 
 const eth1 = (name: string) =>
   name === "eth1" ? { name, address: "10.0.0.1", netmask: "255.255.255.0" } : null;
@@ -187,13 +187,10 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
   );
 });
 
-Deno.test("durations and MACs", () => {
+Deno.test("durations", () => {
   assert.equal(parseDuration("24h"), 86400);
   assert.equal(parseDuration("1d2h"), 93600);
   assert.equal(parseDuration("90"), 90);
   assert.equal(parseDuration("h"), null);
   assert.equal(parseDuration("5x"), null);
-  assert.equal(normalizeMac("AA-BB-CC-DD-EE-FF"), "aa:bb:cc:dd:ee:ff");
-  assert.equal(normalizeMac("aabb.ccdd.eeff"), "aa:bb:cc:dd:ee:ff");
-  assert.equal(normalizeMac("aa:bb"), null);
 });

@@ -96,11 +96,11 @@ export interface OsToml {
 /** Names usable as a folder, an iPXE label and a URL segment. */
 export const OS_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
-const _KNOWN_KEYS = new Set(["title", "kernel", "initrd", "cmdline", "vars", "classes"]);
-const _CLASS_KEYS = new Set(["title", "vars"]);
+const KNOWN_KEYS = new Set(["title", "kernel", "initrd", "cmdline", "vars", "classes"]);
+const CLASS_KEYS = new Set(["title", "vars"]);
 
 /** Line of `key` inside `[table]` (top level when table is ""), best effort for messages. */
-function _lineOf(text: string, table: string, key?: string): number | undefined {
+function lineOf(text: string, table: string, key?: string): number | undefined {
   const lines = text.split("\n");
   let current = "";
   let tableLine: number | undefined;
@@ -119,18 +119,18 @@ function _lineOf(text: string, table: string, key?: string): number | undefined 
   return tableLine;
 }
 
-function _typeName(v: unknown): string {
+function typeName(v: unknown): string {
   if (Array.isArray(v)) return "array";
   if (v instanceof Date) return "date";
   return v === null ? "null" : typeof v;
 }
 
-function _isTable(v: unknown): v is Record<string, unknown> {
+function isTable(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
 /** Printable single-line text: menu titles and kernel arguments must not break a script. */
-function _oneLine(v: string): boolean {
+function oneLine(v: string): boolean {
   // deno-lint-ignore no-control-regex
   return !/[\x00-\x1f\x7f]/.test(v);
 }
@@ -153,11 +153,11 @@ export function parseOsToml(text: string, file: string): { meta: OsToml; unknown
     throw new OsTomlError(file, undefined, undefined, String(err), { cause: err });
   }
   const fail = (table: string, key: string, detail: string): never => {
-    throw new OsTomlError(file, _lineOf(text, table, key.split(".").pop()), key, detail);
+    throw new OsTomlError(file, lineOf(text, table, key.split(".").pop()), key, detail);
   };
   const str = (table: string, key: string, v: unknown, what = "a string"): string => {
-    if (typeof v !== "string") return fail(table, key, `must be ${what} (got ${_typeName(v)})`);
-    if (!_oneLine(v)) return fail(table, key, "must be one line without control characters");
+    if (typeof v !== "string") return fail(table, key, `must be ${what} (got ${typeName(v)})`);
+    if (!oneLine(v)) return fail(table, key, "must be one line without control characters");
     return v;
   };
   const imagePath = (key: string, v: unknown): string => {
@@ -181,7 +181,7 @@ export function parseOsToml(text: string, file: string): { meta: OsToml; unknown
       case "initrd": {
         const list = Array.isArray(value) ? value : [value];
         if (typeof value !== "string" && !Array.isArray(value)) {
-          fail("", key, `must be a string or a list of strings (got ${_typeName(value)})`);
+          fail("", key, `must be a string or a list of strings (got ${typeName(value)})`);
         }
         meta.initrd = list.map((v) => imagePath(key, v));
         break;
@@ -190,20 +190,20 @@ export function parseOsToml(text: string, file: string): { meta: OsToml; unknown
         meta.cmdline = str("", key, value);
         break;
       case "vars":
-        if (!_isTable(value)) fail("", key, `must be a table (got ${_typeName(value)})`);
+        if (!isTable(value)) fail("", key, `must be a table (got ${typeName(value)})`);
         meta.vars = structuredClone(value) as Record<string, unknown>;
         break;
       case "classes":
-        if (!_isTable(value)) fail("", key, `must be a table (got ${_typeName(value)})`);
+        if (!isTable(value)) fail("", key, `must be a table (got ${typeName(value)})`);
         for (const [name, body] of Object.entries(value as Record<string, unknown>)) {
           const table = `classes.${name}`;
           if (!OS_NAME.test(name)) fail(table, table, "class names are letters, digits, . _ -");
-          if (!_isTable(body)) fail("classes", table, `must be a table (got ${_typeName(body)})`);
+          if (!isTable(body)) fail("classes", table, `must be a table (got ${typeName(body)})`);
           const b = body as Record<string, unknown>;
-          for (const k of Object.keys(b)) if (!_CLASS_KEYS.has(k)) unknown.push(`${table}.${k}`);
+          for (const k of Object.keys(b)) if (!CLASS_KEYS.has(k)) unknown.push(`${table}.${k}`);
           const vars = b.vars ?? {};
-          if (!_isTable(vars)) {
-            fail(table, `${table}.vars`, `must be a table (got ${_typeName(vars)})`);
+          if (!isTable(vars)) {
+            fail(table, `${table}.vars`, `must be a table (got ${typeName(vars)})`);
           }
           meta.classes.push({
             name,
@@ -214,19 +214,19 @@ export function parseOsToml(text: string, file: string): { meta: OsToml; unknown
         }
         break;
       default:
-        if (!_KNOWN_KEYS.has(key)) unknown.push(key);
+        if (!KNOWN_KEYS.has(key)) unknown.push(key);
     }
   }
   return { meta, unknown };
 }
 
 /** First existing name from `exact`, else the first (sorted) name starting with `prefix`. */
-function _pick(names: string[], exact: string[], prefix: string): string | undefined {
+function pick(names: string[], exact: string[], prefix: string): string | undefined {
   return exact.find((n) => names.includes(n)) ?? names.find((n) => n.startsWith(prefix));
 }
 
 /** Reads one OS folder: its entry, or null and the reason when it cannot boot. */
-async function _loadOne(
+async function loadOne(
   store: ContentStore,
   name: string,
 ): Promise<{ entry: OsEntry | null; problems: CatalogProblem[] }> {
@@ -252,7 +252,7 @@ async function _loadOne(
         problems.push({
           os: name,
           file: tomlPath,
-          line: _lineOf(text, "", key) ?? _lineOf(text, key.split(".").slice(0, 2).join(".")),
+          line: lineOf(text, "", key) ?? lineOf(text, key.split(".").slice(0, 2).join(".")),
           key,
           message: `${tomlPath}: key "${key}" is not known and was ignored`,
           skipped: false,
@@ -274,7 +274,7 @@ async function _loadOne(
   ];
   for (const [key, file] of named) {
     if ((await store.stat(`${dir}/images/${file}`))?.kind !== "file") {
-      const line = _lineOf(text, "", key);
+      const line = lineOf(text, "", key);
       return skip(
         tomlPath,
         `${tomlPath}${line ? `:${line}` : ""}: key "${key}": ${dir}/images/${file} does not exist`,
@@ -283,8 +283,8 @@ async function _loadOne(
       );
     }
   }
-  const kernel = meta.kernel ?? _pick(images, ["vmlinuz", "linux"], "kernel") ?? null;
-  const initrd = meta.initrd ?? [_pick(images, ["initrd.gz", "initrd.img"], "initrd")]
+  const kernel = meta.kernel ?? pick(images, ["vmlinuz", "linux"], "kernel") ?? null;
+  const initrd = meta.initrd ?? [pick(images, ["initrd.gz", "initrd.img"], "initrd")]
     .filter((n): n is string => n !== undefined);
   if (kernel === null && !templates.includes("start")) {
     return skip(
@@ -318,7 +318,7 @@ export async function loadCatalog(
   for (const name of await store.list("boot")) {
     if ((await store.stat(`boot/${name}`))?.kind !== "dir") continue;
     try {
-      const one = await _loadOne(store, name);
+      const one = await loadOne(store, name);
       if (one.entry) entries.push(one.entry);
       problems.push(...one.problems);
     } catch (err) {

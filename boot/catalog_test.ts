@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { ContentError, type ContentStore } from "../content/store.ts";
-import { LocalStore, MemoryStore } from "../content/local.ts";
+import { LocalStore } from "../content/local.ts";
+import { MemoryStore } from "../content/memory.ts";
 import { loadCatalog, OsCatalog, OsTomlError, parseOsToml } from "./catalog.ts";
 import { memoryLogger } from "../log.ts";
 

@@ -1,22 +1,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { MachineConfig } from "../app/config.ts";
 import { openDatabase } from "../state/db.ts";
-import {
-  DEFAULT_VARS,
-  finishConfig,
-  installerData,
-  InstallerError,
-  Installers,
-  mergeVars,
-  shellQuote,
-  templateCandidates,
-} from "./installers.ts";
-import { LocalStore, MemoryStore } from "../content/local.ts";
-import { MachineRegistry } from "../state/machine_registry.ts";
+import { finishConfig, Installers, templateCandidates } from "./installers.ts";
+import { BootRequestError } from "./errors.ts";
+import { DEFAULT_VARS, mergeVars, shellQuote, templateData } from "./template_data.ts";
+import { type MachineConfig, MachineRegistry } from "../state/machines.ts";
+import { BootHistory } from "../state/history.ts";
+import { type Mac, mustParseMac } from "../net/mac.ts";
+import { LocalStore } from "../content/local.ts";
+import { MemoryStore } from "../content/memory.ts";
 import { OsCatalog, parseOsToml } from "./catalog.ts";
-import { TemplateRenderError } from "./templates.ts";
+import { TemplateRenderer, TemplateRenderError } from "./templates.ts";
 import { INSTALLER_TEMPLATES } from "../templates/installers/embedded.ts";
 import type { ContentStore } from "../content/store.ts";
 
@@ -32,7 +27,7 @@ const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGolden admin's key";
 /** The machines of the golden files: two classes of each OS, and cluster peers. */
 const MACHINES: MachineConfig[] = [
   {
-    mac: "52:54:00:00:01:01",
+    mac: mustParseMac("52:54:00:00:01:01"),
     hostname: "k8s-1",
     ip: "10.0.0.11",
     os: "debian",
@@ -40,7 +35,7 @@ const MACHINES: MachineConfig[] = [
     vars: { ssh_authorized_keys: [KEY], disk: "/dev/vda" },
   },
   {
-    mac: "52:54:00:00:01:02",
+    mac: mustParseMac("52:54:00:00:01:02"),
     hostname: "k8s-2",
     ip: "10.0.0.12",
     os: "debian",
@@ -48,7 +43,7 @@ const MACHINES: MachineConfig[] = [
     vars: {},
   },
   {
-    mac: "52:54:00:00:02:01",
+    mac: mustParseMac("52:54:00:00:02:01"),
     hostname: "desk-1",
     ip: "10.0.0.21",
     os: "debian",
@@ -56,7 +51,7 @@ const MACHINES: MachineConfig[] = [
     vars: { password_hash: "$6$golden$hash", timezone: "Europe/Berlin" },
   },
   {
-    mac: "52:54:00:00:03:01",
+    mac: mustParseMac("52:54:00:00:03:01"),
     hostname: "etcd-1",
     ip: "10.0.0.31",
     os: "flatcar",
@@ -64,7 +59,7 @@ const MACHINES: MachineConfig[] = [
     vars: { ssh_authorized_keys: [KEY] },
   },
   {
-    mac: "52:54:00:00:03:02",
+    mac: mustParseMac("52:54:00:00:03:02"),
     hostname: "etcd-2",
     ip: "10.0.0.32",
     os: "flatcar",
@@ -72,7 +67,7 @@ const MACHINES: MachineConfig[] = [
     vars: {},
   },
   {
-    mac: "52:54:00:00:04:01",
+    mac: mustParseMac("52:54:00:00:04:01"),
     hostname: "work-1",
     ip: "10.0.0.41",
     os: "flatcar",
@@ -80,7 +75,7 @@ const MACHINES: MachineConfig[] = [
     vars: {},
   },
   {
-    mac: "52:54:00:00:05:01",
+    mac: mustParseMac("52:54:00:00:05:01"),
     hostname: "fed-1",
     ip: "10.0.0.51",
     os: "fedora",
@@ -90,12 +85,15 @@ const MACHINES: MachineConfig[] = [
 ];
 
 function setup(store: ContentStore, machines: MachineConfig[] = MACHINES) {
-  const registry = new MachineRegistry(openDatabase(":memory:"), { machines });
+  const db = openDatabase(":memory:");
+  const registry = new MachineRegistry(db, { machines });
   const catalog = new OsCatalog(store);
+  const renderer = new TemplateRenderer({ store });
   return {
     registry,
     catalog,
-    installers: new Installers({ registry, catalog, settings: SETTINGS }),
+    history: new BootHistory(db),
+    installers: new Installers({ registry, catalog, renderer, server: SETTINGS }),
   };
 }
 
@@ -193,10 +191,11 @@ Deno.test("vars: defaults < os.toml < class < [[machine]]", async (t) => {
     vars: { timezone: "os", tasks: "os", user: "os" },
   };
   const machine = (cls: string | null, vars: Record<string, unknown>) => ({
-    mac: "52:54:00:00:00:01",
+    mac: mustParseMac("52:54:00:00:00:01"),
     hostname: "h",
     ip: null,
     os: "x",
+    pinned: true,
     class: cls,
     state: "chosen" as const,
     vars,
@@ -212,14 +211,14 @@ Deno.test("vars: defaults < os.toml < class < [[machine]]", async (t) => {
   ];
   for (const [name, cls, mvars, expect] of cases) {
     await t.step(name, () => {
-      const data = installerData(SETTINGS, machine(cls, mvars), os, []);
+      const data = templateData(SETTINGS, machine(cls, mvars), os);
       const vars = data.vars as Record<string, unknown>;
       for (const [k, v] of Object.entries(expect)) assert.equal(vars[k], v, k);
     });
   }
   await t.step("a class of another OS is not applied", () => {
     const m = { ...machine("c", {}), os: "other" };
-    const data = installerData(SETTINGS, m, os, []);
+    const data = templateData(SETTINGS, m, os);
     assert.equal(data.class_name, "");
     assert.equal((data.vars as Record<string, unknown>).timezone, "os");
   });
@@ -237,7 +236,7 @@ Deno.test("vars: defaults < os.toml < class < [[machine]]", async (t) => {
 });
 
 Deno.test("errors name the template, line and what is missing", async (t) => {
-  const mac = "52:54:00:00:09:01";
+  const mac = mustParseMac("52:54:00:00:09:01");
   const machines = [{ mac, hostname: "e", os: "bad", class: "c", vars: {} }];
   const store = new MemoryStore({
     "boot/bad/os.toml": '[classes.c]\ntitle = "C"\n[classes.d]\n',
@@ -268,18 +267,23 @@ Deno.test("errors name the template, line and what is missing", async (t) => {
       /cloud-config\.vto: rendered cloud-config must start with a "#cloud-config" line/,
       TemplateRenderError,
     ],
-    ["unknown OS", { os: "nope", name: "preseed", mac }, /no OS nope in the tree/, InstallerError],
+    [
+      "unknown OS",
+      { os: "nope", name: "preseed", mac },
+      /no OS nope in the tree/,
+      BootRequestError,
+    ],
     [
       "unknown template",
       { os: "bad", name: "nothing", mac },
       /no template nothing for bad/,
-      InstallerError,
+      BootRequestError,
     ],
     [
       "no MAC and an unknown address",
       { os: "bad", name: "preseed", ip: "10.9.9.9" },
       /no machine known at 10\.9\.9\.9/,
-      InstallerError,
+      BootRequestError,
     ],
   ];
   for (const [name, req, message, type] of cases) {
@@ -292,7 +296,7 @@ Deno.test("errors name the template, line and what is missing", async (t) => {
     });
   }
   await t.step("Ignition that is not JSON says where", async () => {
-    const plain = "52:54:00:00:09:02";
+    const plain = mustParseMac("52:54:00:00:09:02");
     registry.seen(plain, "10.0.0.92");
     await assert.rejects(
       installers.render({ os: "bad", name: "ignition", mac: plain }),
@@ -302,7 +306,7 @@ Deno.test("errors name the template, line and what is missing", async (t) => {
   await t.step("a class the os.toml does not declare is a conflict", async () => {
     const r = setup(store, [{ mac, hostname: "e", os: "bad", class: "zz", vars: {} }]);
     await assert.rejects(r.installers.render({ os: "bad", name: "preseed", mac }), (e: Error) => {
-      assert.ok(e instanceof InstallerError);
+      assert.ok(e instanceof BootRequestError);
       assert.equal(e.status, 409);
       assert.match(
         e.message,
@@ -317,7 +321,7 @@ Deno.test("errors name the template, line and what is missing", async (t) => {
 });
 
 Deno.test("serving a config marks the machine installing; the machine is found by address", async (t) => {
-  const mac = "52:54:00:00:0a:01";
+  const mac = mustParseMac("52:54:00:00:0a:01");
   const { installers, registry } = setup(new LocalStore(EXAMPLES), []);
   registry.choose(mac, "debian", "minimal");
   registry.seen(mac, "10.0.0.77");
@@ -329,16 +333,13 @@ Deno.test("serving a config marks the machine installing; the machine is found b
     assert.match(out.body, /^tasksel tasksel\/first multiselect ssh-server$/m);
     assert.match(out.body, /^d-i netcfg\/get_hostname string node-525400000a01$/m);
   });
-  await t.step("the history says which config was served", () => {
-    assert.deepEqual(registry.history(mac)[0], {
-      at: registry.history(mac)[0]!.at,
-      kind: "config",
-      what: "debian/minimal preseed",
-      ip: "10.0.0.77",
-    });
+  await t.step("the answer says what was served, for the history", async () => {
+    const out = await installers.render({ os: "debian", name: "preseed", ip: "10.0.0.77" });
+    assert.equal(out.what, "debian/minimal preseed");
+    assert.equal(out.template, "boot/debian/template/preseed.vto");
   });
   await t.step("an unseen MAC in ?mac= becomes a known machine", async () => {
-    const other = "52:54:00:00:0a:02";
+    const other = mustParseMac("52:54:00:00:0a:02");
     const out = await installers.render({ os: "debian", name: "cloud-config", mac: other });
     assert.equal(out.contentType, "text/cloud-config; charset=utf-8");
     assert.equal(registry.get(other)!.state, "installing");
@@ -346,15 +347,22 @@ Deno.test("serving a config marks the machine installing; the machine is found b
 });
 
 Deno.test("localBoot: the local-disk script only for installed machines", async (t) => {
-  const mac = "52:54:00:00:0b:01";
-  const { installers, registry } = setup(new LocalStore(EXAMPLES), [
+  const mac = mustParseMac("52:54:00:00:0b:01");
+  const { installers: inst, registry } = setup(new LocalStore(EXAMPLES), [
     { mac, hostname: "k", os: "debian", class: "minimal", vars: {} },
   ]);
+  // As /boot.ipxe asks: for the machine the registry knows now.
+  const installers = {
+    localBoot: (m: Mac, ip?: string) => {
+      registry.seen(m, ip);
+      return inst.localBoot(registry.get(m)!, ip);
+    },
+  };
   await t.step("chosen and installing machines get null", async () => {
     assert.equal(await installers.localBoot(mac), null);
-    registry.installing(mac, "x");
+    registry.installing(mac);
     assert.equal(await installers.localBoot(mac), null);
-    assert.equal(await installers.localBoot("52:54:00:00:0b:99"), null);
+    assert.equal(await installers.localBoot(mustParseMac("52:54:00:00:0b:99")), null);
   });
   await t.step("after the callback: sanboot on BIOS, exit otherwise", async () => {
     registry.installed(mac, "10.0.0.5");
@@ -374,7 +382,7 @@ Deno.test("localBoot: the local-disk script only for installed machines", async 
     );
   });
   await t.step("an installed machine with no OS still gets the script", async () => {
-    const bare = "52:54:00:00:0b:02";
+    const bare = mustParseMac("52:54:00:00:0b:02");
     registry.installed(bare);
     assert.match(
       (await installers.localBoot(bare))!,

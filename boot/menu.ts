@@ -1,11 +1,12 @@
 /**
  * What a machine gets from `/boot.ipxe`, and the OS menu it sees when nothing is decided.
  *
- * Pure functions: the HTTP layer gathers the catalog, the machine's configured and sticky
- * OS, and renders the result with the `menu` / `sticky` templates.
+ * Pure functions: `scripts.ts` gathers the catalog and the machine, and renders the menu with
+ * the `menu` template or the decided OS with its start script.
  *
  * @module
  */
+import { type Mac, macHyphens } from "../net/mac.ts";
 import type { CatalogProblem, OsEntry } from "./catalog.ts";
 
 /** One menu line: the iPXE label (the OS folder name) and its text. */
@@ -35,8 +36,8 @@ export interface MenuInput {
   defaultOs?: string;
   /** `[boot] menu_timeout` in seconds. */
   timeoutSeconds: number;
-  /** Normalized MAC of the asking machine, or null when the request did not say. */
-  mac: string | null;
+  /** The asking machine's MAC, or null when the request did not say. */
+  mac: Mac | null;
   /** Whether the store has a `boot/` folder at all (the embedded default has none). */
   hasBootTree: boolean;
 }
@@ -44,13 +45,13 @@ export interface MenuInput {
 /** iPXE's own spelling of the booting interface's MAC, for URLs built without one. */
 export const IPXE_MAC_SETTING = "${netX/mac:hexhyp}";
 
-/** A MAC as a URL segment: hyphens, as iPXE's `:hexhyp` prints it. */
-export function macForUrl(mac: string | null): string {
-  return mac === null ? IPXE_MAC_SETTING : mac.replaceAll(":", "-");
+/** A MAC as a URL segment: hyphens, as iPXE's `:hexhyp` prints it; iPXE's setting when unknown. */
+export function macForUrl(mac: Mac | null): string {
+  return mac === null ? IPXE_MAC_SETTING : macHyphens(mac);
 }
 
 // iPXE would expand "${...}" inside item text; a title is text, not a setting reference.
-function _menuText(text: string): string {
+function menuText(text: string): string {
   return text.replaceAll("${", "$ {");
 }
 
@@ -59,10 +60,10 @@ export function buildMenu(input: MenuInput): MenuModel {
   // Each class is an item of its own after its OS (`debian/k8s-node`): its label is the
   // path under /choose/, so the menu template needs nothing new.
   const items = input.entries.flatMap((e) => [
-    { name: e.name, title: _menuText(e.title) },
+    { name: e.name, title: menuText(e.title) },
     ...e.classes.map((c) => ({
       name: `${e.name}/${c.name}`,
-      title: _menuText(`${e.title}: ${c.title}`),
+      title: menuText(`${e.title}: ${c.title}`),
     })),
   ]);
   const notices: string[] = [];
@@ -74,11 +75,11 @@ export function buildMenu(input: MenuInput): MenuModel {
     );
   }
   const skipped = [...new Set((input.problems ?? []).filter((p) => p.skipped).map((p) => p.os))];
-  for (const os of skipped) notices.push(_menuText(`${os}: left out, see the server log`));
+  for (const os of skipped) notices.push(menuText(`${os}: left out, see the server log`));
   let def = "";
   if (input.defaultOs) {
     if (items.some((i) => i.name === input.defaultOs)) def = input.defaultOs;
-    else notices.push(_menuText(`Default OS ${input.defaultOs} is not in the tree`));
+    else notices.push(menuText(`Default OS ${input.defaultOs} is not in the tree`));
   }
   return {
     items,
@@ -95,27 +96,21 @@ export type EntryDecision =
   | { kind: "menu"; note?: string };
 
 /**
- * Decides the entry script: the OS pinned by `[[machine]] os` first (the administrator's
- * word), then the sticky choice made at the menu, else the menu. An OS that is not in the
- * tree (any more) gives the menu, with a note for the log.
+ * Decides the entry script of a machine: its OS (pinned by `[[machine]] os`, or chosen at the
+ * menu) when the tree has it, else the menu; an OS that left the tree gives the menu with a
+ * note for the log.
  */
 export function decideEntry(input: {
-  configuredOs?: string | null;
-  chosenOs?: string | null;
+  os: string | null;
+  pinned: boolean;
   known: ReadonlySet<string>;
 }): EntryDecision {
-  const notes: string[] = [];
-  if (input.configuredOs) {
-    if (input.known.has(input.configuredOs)) {
-      return { kind: "os", os: input.configuredOs, reason: "configured" };
-    }
-    notes.push(`configured os ${input.configuredOs} is not in the tree`);
+  if (!input.os) return { kind: "menu" };
+  if (input.known.has(input.os)) {
+    return { kind: "os", os: input.os, reason: input.pinned ? "configured" : "chosen at the menu" };
   }
-  if (input.chosenOs) {
-    if (input.known.has(input.chosenOs)) {
-      return { kind: "os", os: input.chosenOs, reason: "chosen at the menu" };
-    }
-    notes.push(`chosen os ${input.chosenOs} is not in the tree`);
-  }
-  return notes.length ? { kind: "menu", note: notes.join("; ") } : { kind: "menu" };
+  return {
+    kind: "menu",
+    note: `${input.pinned ? "configured" : "chosen"} os ${input.os} is not in the tree`,
+  };
 }

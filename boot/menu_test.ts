@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { buildMenu, decideEntry, type EntryDecision, macForUrl, type MenuInput } from "./menu.ts";
 import type { CatalogProblem, OsEntry } from "./catalog.ts";
+import { mustParseMac } from "../net/mac.ts";
 
 function os(name: string, title = name): OsEntry {
   return {
@@ -102,29 +103,27 @@ Deno.test("buildMenu: items, default, timeout and notices", async (t) => {
     assert.equal(m.items[0]!.title, "Leak $ {net0/mac} here");
   });
   await t.step("the MAC goes into URLs with hyphens, or as iPXE's setting", () => {
-    assert.equal(buildMenu({ ...base, mac: "52:54:00:ab:cd:ef" }).mac_url, "52-54-00-ab-cd-ef");
+    assert.equal(
+      buildMenu({ ...base, mac: mustParseMac("52:54:00:ab:cd:ef") }).mac_url,
+      "52-54-00-ab-cd-ef",
+    );
     assert.equal(buildMenu(base).mac_url, "${netX/mac:hexhyp}");
     assert.equal(macForUrl(null), "${netX/mac:hexhyp}");
   });
 });
 
-Deno.test("decideEntry: configured OS, then the sticky choice, then the menu", async (t) => {
+Deno.test("decideEntry: the machine's OS when the tree has it, else the menu", async (t) => {
   const known = new Set(["debian", "tiny"]);
-  const cases: [string | null, string | null, EntryDecision][] = [
-    [null, null, { kind: "menu" }],
-    ["debian", null, { kind: "os", os: "debian", reason: "configured" }],
-    [null, "tiny", { kind: "os", os: "tiny", reason: "chosen at the menu" }],
-    ["debian", "tiny", { kind: "os", os: "debian", reason: "configured" }],
-    ["gone", "tiny", { kind: "os", os: "tiny", reason: "chosen at the menu" }],
-    [null, "gone", { kind: "menu", note: "chosen os gone is not in the tree" }],
-    ["old", "gone", {
-      kind: "menu",
-      note: "configured os old is not in the tree; chosen os gone is not in the tree",
-    }],
+  const cases: [string | null, boolean, EntryDecision][] = [
+    [null, false, { kind: "menu" }],
+    ["debian", true, { kind: "os", os: "debian", reason: "configured" }],
+    ["tiny", false, { kind: "os", os: "tiny", reason: "chosen at the menu" }],
+    ["gone", false, { kind: "menu", note: "chosen os gone is not in the tree" }],
+    ["old", true, { kind: "menu", note: "configured os old is not in the tree" }],
   ];
-  for (const [configuredOs, chosenOs, want] of cases) {
-    await t.step(`configured ${configuredOs}, chosen ${chosenOs}`, () => {
-      assert.deepEqual(decideEntry({ configuredOs, chosenOs, known }), want);
+  for (const [os, pinned, want] of cases) {
+    await t.step(`${pinned ? "configured" : "chosen"} ${os}`, () => {
+      assert.deepEqual(decideEntry({ os, pinned, known }), want);
     });
   }
 });

@@ -14,11 +14,23 @@
  * @module
  */
 import vento from "ventojs";
-import { defaultTags as _CONTROL_TAGS } from "ventojs/plugins/auto_trim.js";
+import { defaultTags as CONTROL_TAGS } from "ventojs/plugins/auto_trim.js";
 import type { Environment } from "ventojs/src/environment.js";
 import { errorLine, TemplateError } from "ventojs/src/errors.js";
 import type { ContentStore } from "../content/store.ts";
 import { EMBEDDED_TEMPLATES } from "../templates/embedded.ts";
+import { INSTALLER_TEMPLATES } from "../templates/installers/embedded.ts";
+
+/**
+ * The templates shipped in the program: iPXE scripts and installer configs. Each installer
+ * default is also there as `default-<name>.vto`, so an OS template can build on it:
+ * `{{ include "default-preseed.vto" }}` then its own lines (in a preseed the last answer wins).
+ */
+export const DEFAULT_TEMPLATES: Readonly<Record<string, string>> = Object.freeze({
+  ...EMBEDDED_TEMPLATES,
+  ...INSTALLER_TEMPLATES,
+  ...Object.fromEntries(Object.entries(INSTALLER_TEMPLATES).map(([k, v]) => [`default-${k}`, v])),
+});
 
 /** Template names: one path segment, used in URLs (`/action/<os>/<name>`). */
 export const TEMPLATE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -38,6 +50,9 @@ export class TemplateRenderError extends Error {
 
 /** No template of that name for that OS, nor a default. */
 export class TemplateNotFoundError extends Error {
+  /** HTTP answers it with 404. */
+  readonly status = 404;
+
   constructor(readonly template: string, readonly os?: string) {
     super(`no template ${template}.vto${os ? ` for ${os}` : ""}`);
     this.name = "TemplateNotFoundError";
@@ -45,12 +60,12 @@ export class TemplateNotFoundError extends Error {
 }
 
 /** Raised by the strict data proxy. */
-class _UndefinedVariable extends ReferenceError {}
+class UndefinedVariable extends ReferenceError {}
 
 // Looked up by runtime machinery (promise resolution, JSON, inspection), not by templates.
-const _PASS = new Set(["then", "toJSON", "constructor", "inspect"]);
+const PASS = new Set(["then", "toJSON", "constructor", "inspect"]);
 
-function _isContainer(v: unknown): v is object {
+function isContainer(v: unknown): v is object {
   if (typeof v !== "object" || v === null) return false;
   if (Array.isArray(v)) return true;
   const proto = Object.getPrototypeOf(v);
@@ -61,35 +76,35 @@ function _isContainer(v: unknown): v is object {
 export function strictData<T extends object>(data: T, path = ""): T {
   return new Proxy(data, {
     get(target, key, receiver) {
-      if (typeof key === "symbol" || _PASS.has(key) || key in target) {
+      if (typeof key === "symbol" || PASS.has(key) || key in target) {
         const value = Reflect.get(target, key, receiver);
-        if (typeof key === "symbol" || !_isContainer(value)) return value;
-        return strictData(value, Array.isArray(target) ? `${path}[${key}]` : _join(path, key));
+        if (typeof key === "symbol" || !isContainer(value)) return value;
+        return strictData(value, Array.isArray(target) ? `${path}[${key}]` : joinPath(path, key));
       }
-      const name = Array.isArray(target) ? `${path}[${key}]` : _join(path, key);
+      const name = Array.isArray(target) ? `${path}[${key}]` : joinPath(path, key);
       const known = Array.isArray(target)
         ? `${target.length} items`
         : Object.keys(target).join(", ");
-      throw new _UndefinedVariable(`"${name}" is not defined (there is: ${known || "nothing"})`);
+      throw new UndefinedVariable(`"${name}" is not defined (there is: ${known || "nothing"})`);
     },
   });
 }
 
-function _join(path: string, key: string): string {
+function joinPath(path: string, key: string): string {
   return path ? `${path}.${key}` : key;
 }
 
-const _STRICT_TAG = "__astral_strict_data__";
+const STRICT_TAG = "__astral_strict_data__";
 
-type _Token = [string, string, number?];
+type Token = [string, string, number?];
 
-function _isControl(tokens: _Token[], i: number): boolean {
+function isControl(tokens: Token[], i: number): boolean {
   const t = tokens[i];
   if (!t) return false;
   if (t[0] === "comment") return true;
   if (t[0] !== "tag" || tokens[i + 1]?.[0] === "filter") return false;
   const code = t[1].replace(/^-/, "").replace(/-$/, "").trim();
-  return _CONTROL_TAGS.some((tag) => code === tag || code.startsWith(tag + " "));
+  return CONTROL_TAGS.some((tag) => code === tag || code.startsWith(tag + " "));
 }
 
 /**
@@ -98,7 +113,7 @@ function _isControl(tokens: _Token[], i: number): boolean {
  * newline after a tag that ends a line of text (`kernel … {{ /if }}`), joining two
  * script lines; this only trims a line when nothing but control tags and blanks is on it.
  */
-function _trimControlLines(tokens: _Token[]): void {
+function trimControlLines(tokens: Token[]): void {
   const n = tokens.length;
   const text = (i: number) => tokens[i]?.[0] === "string" ? tokens[i]![1] : null;
   // left[i]: from the start of its line up to control tag i there are only blanks and
@@ -106,7 +121,7 @@ function _trimControlLines(tokens: _Token[]): void {
   const left = new Array<boolean>(n).fill(false);
   const right = new Array<boolean>(n).fill(false);
   for (let i = 0; i < n; i++) {
-    if (!_isControl(tokens, i)) continue;
+    if (!isControl(tokens, i)) continue;
     const before = i === 0 ? "" : text(i - 1);
     if (before === null) continue;
     const tail = before.slice(before.lastIndexOf("\n") + 1);
@@ -114,7 +129,7 @@ function _trimControlLines(tokens: _Token[]): void {
     left[i] = before.includes("\n") || i <= 1 || left[i - 2] === true;
   }
   for (let i = n - 1; i >= 0; i--) {
-    if (!_isControl(tokens, i)) continue;
+    if (!isControl(tokens, i)) continue;
     const after = i === n - 1 ? "" : text(i + 1);
     if (after === null) continue;
     const nl = after.indexOf("\n");
@@ -131,22 +146,22 @@ function _trimControlLines(tokens: _Token[]): void {
 }
 
 /** A Vento environment whose templates wrap their data with {@linkcode strictData}. */
-function _environment(
+function environment(
   loader: {
     load(id: string): Promise<{ source: string }>;
     resolve(from: string, file: string): string;
   },
 ): Environment {
   const env = vento({ includes: loader, autoescape: false });
-  env.tokenPreprocessors.push((_env, tokens) => _trimControlLines(tokens));
+  env.tokenPreprocessors.push((_env, tokens) => trimControlLines(tokens));
   env.utils.strictData = strictData;
   // Every compiled template starts by re-wrapping its data: Vento copies the data into a
   // plain object on entry (and include spreads it), which would drop an outer proxy.
   env.tags.push((_env, code) =>
-    code === _STRICT_TAG ? `it = __env.utils.strictData(it);` : undefined
+    code === STRICT_TAG ? `it = __env.utils.strictData(it);` : undefined
   );
   env.tokenPreprocessors.push((_env, tokens) => {
-    tokens.unshift(["tag", _STRICT_TAG, 0]);
+    tokens.unshift(["tag", STRICT_TAG, 0]);
   });
   return env;
 }
@@ -155,7 +170,7 @@ function _environment(
 export interface TemplateRendererOptions {
   /** The boot tree, for `boot/<os>/template/*.vto`. */
   store: ContentStore;
-  /** Default templates by file name; the embedded ones unless a test passes its own. */
+  /** Default templates by file name; {@linkcode DEFAULT_TEMPLATES} unless a test passes its own. */
   defaults?: Readonly<Record<string, string>>;
 }
 
@@ -171,8 +186,8 @@ export class TemplateRenderer {
 
   constructor(options: TemplateRendererOptions) {
     this.#store = options.store;
-    this.#defaults = options.defaults ?? EMBEDDED_TEMPLATES;
-    this.#env = _environment({
+    this.#defaults = options.defaults ?? DEFAULT_TEMPLATES;
+    this.#env = environment({
       resolve: (from, file) => this.#resolve(from, file),
       load: (id) => this.#load(id),
     });
@@ -244,7 +259,7 @@ export class TemplateRenderer {
       const result = await this.#env.run(id, data);
       return result.content as string;
     } catch (err) {
-      throw _explain(err, id);
+      throw explain(err, id);
     }
   }
 
@@ -258,13 +273,13 @@ export class TemplateRenderer {
       const template = await this.#env.cache.get(id)!;
       return (await template(data)).content as string;
     } catch (err) {
-      throw _explain(err, id);
+      throw explain(err, id);
     }
   }
 }
 
 /** One line naming file, line and what went wrong, with the original error as cause. */
-function _explain(err: unknown, id: string): TemplateRenderError {
+function explain(err: unknown, id: string): TemplateRenderError {
   if (err instanceof TemplateRenderError) return err;
   if (err instanceof TemplateError) {
     // An error from an included template comes wrapped once per include level.

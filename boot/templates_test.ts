@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ContentStore } from "../content/store.ts";
-import { LocalStore, MemoryStore } from "../content/local.ts";
+import { LocalStore } from "../content/local.ts";
+import { MemoryStore } from "../content/memory.ts";
 import {
   strictData,
   TemplateNotFoundError,

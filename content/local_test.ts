@@ -2,13 +2,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ContentError } from "./store.ts";
-import {
-  embeddedDefaultStore,
-  FallbackStore,
-  IPXE_PACKAGE_FILES,
-  LocalStore,
-  MemoryStore,
-} from "./local.ts";
+import { embeddedDefaultStore, MemoryStore } from "./memory.ts";
+import { FallbackStore, IPXE_PACKAGE_FILES } from "./fallback.ts";
+import { LocalStore } from "./local.ts";
 
 const TREE = fileURLToPath(new URL("../boot/testdata/tree", import.meta.url));
 

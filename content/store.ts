@@ -1,10 +1,11 @@
 /**
  * The content store: the one way TFTP, HTTP and the menu read the boot tree.
  *
- * Two implementations: a local folder (`-l DIR`, {@link ./local_store.ts}) and the IPFS
- * root CID (`ref`, in ipfs/). Paths are tree-relative, `/`-separated, with no leading slash
- * (`tftp/undionly.kpxe`, `boot/debian/images/linux`); {@linkcode normalizeTreePath} turns
- * what a client asked for into such a path or refuses it.
+ * Implementations: a local folder (`-l DIR`, `local.ts`), host files for missing loaders
+ * (`fallback.ts`), memory (`memory.ts`) and the IPFS root CID (`ref`, in `ipfs/`). Paths are
+ * tree-relative, `/`-separated, with no leading slash (`tftp/undionly.kpxe`,
+ * `boot/debian/images/linux`); {@linkcode normalizeTreePath} turns what a client asked for into
+ * such a path or refuses it. Every store fails with the one {@linkcode ContentError}.
  *
  * @module
  */
@@ -38,15 +39,22 @@ export interface ContentStore {
   read(path: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>>;
 }
 
-/** Why a path could not be served; `code` maps to TFTP error codes and HTTP statuses. */
+/** Why a path could not be served. */
+export type ContentErrorCode = "not-found" | "forbidden" | "unavailable";
+
+/**
+ * Why a path could not be served, from any store (local folder, IPFS, memory). `code` maps to
+ * a TFTP error code; `status` is the HTTP status (404, 403, 503).
+ */
 export class ContentError extends Error {
-  constructor(
-    message: string,
-    readonly code: "not-found" | "forbidden" | "unavailable",
-    options?: ErrorOptions,
-  ) {
+  constructor(message: string, readonly code: ContentErrorCode, options?: ErrorOptions) {
     super(message, options);
     this.name = "ContentError";
+  }
+
+  /** The HTTP status of this error: 404, 403 or 503 (the store cannot be reached now). */
+  get status(): 403 | 404 | 503 {
+    return this.code === "forbidden" ? 403 : this.code === "not-found" ? 404 : 503;
   }
 }
 
@@ -75,4 +83,22 @@ export function normalizeTreePath(input: string): string | null {
     parts.push(seg);
   }
   return parts.length === 0 ? null : parts.join("/");
+}
+
+/** A store method's path: "" (or "/") is the root, anything else normalized or refused. */
+export function treePath(path: string): string {
+  if (path === "" || path === "/") return "";
+  const rel = normalizeTreePath(path);
+  if (rel === null) throw new ContentError(`unsafe path ${JSON.stringify(path)}`, "forbidden");
+  return rel;
+}
+
+/** Checks that a range fits a file of `size` bytes. */
+export function checkRange(range: ByteRange, size: number, what: string): void {
+  if (
+    !Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 ||
+    range.end < range.start || range.end >= size
+  ) {
+    throw new RangeError(`${what}: range ${range.start}-${range.end} outside 0-${size - 1}`);
+  }
 }

@@ -1,39 +1,37 @@
 import assert from "node:assert/strict";
-import { Hono } from "hono";
-import { createApiApp } from "./api_routes.ts";
-import { openDatabase } from "../state/db.ts";
-import { MachineRegistry } from "../state/machine_registry.ts";
-import { memoryLogger } from "../log.ts";
+import { MemoryStore } from "../content/memory.ts";
+import { mustParseMac } from "../net/mac.ts";
+import { testApp } from "./_test_utils.ts";
 
-const A = "52:54:00:00:00:0a";
-const B = "52:54:00:00:00:0b";
+const A = mustParseMac("52:54:00:00:00:0a");
+const B = mustParseMac("52:54:00:00:00:0b");
 
 function setup() {
-  let t = 1_700_000_000_000;
-  const registry = new MachineRegistry(openDatabase(":memory:"), {
-    now: () => t += 1000,
+  const s = testApp({
+    store: new MemoryStore({}),
     machines: [{ mac: A, hostname: "etcd-1", os: "debian", class: "k8s-node", vars: {} }],
   });
-  const logger = memoryLogger();
-  // Mounted the way the HTTP app mounts it.
-  const app = new Hono().route("/api", createApiApp({ registry, logger }));
-  const env = { remoteAddr: { hostname: "10.0.0.50" } };
-  const req = (method: string, path: string) => app.request(path, { method }, env);
-  return { registry, logger, req };
+  const req = (method: string, path: string) => s.get(path, { method });
+  const said = (message: string) => s.logger.lines.findLast((l) => l.message === message);
+  return { ...s, req, said };
 }
 
 Deno.test("the install callback, by POST or GET, makes the machine boot from disk", async (t) => {
   for (const method of ["POST", "GET"]) {
     await t.step(method, async () => {
-      const { registry, logger, req } = setup();
+      const { registry, history, said, req } = setup();
       const res = await req(method, "/api/machines/52-54-00-00-00-0A/installed");
       assert.equal(res.status, 200);
       const body = await res.json();
       assert.equal(body.state, "installed");
       assert.equal(body.mac, A);
       assert.equal(registry.get(A)!.state, "installed");
-      assert.equal(registry.history(A)[0]!.ip, "10.0.0.50");
-      assert.equal(logger.lines.at(-1)!.message, "install finished: next boot from local disk");
+      assert.equal(registry.get(A)!.ip, "10.0.0.50");
+      assert.ok(said("install finished: next boot from local disk"));
+      // Written by the watch's history subscriber (observe/history.ts) from the request's step.
+      assert.deepEqual(history.lines(A).map((l) => [l.kind, l.what, l.ip]), [
+        ["installed", "install finished", "10.0.0.50"],
+      ]);
     });
   }
 });
@@ -55,9 +53,9 @@ Deno.test("reinstall is POST only and undoes the install", async (t) => {
 });
 
 Deno.test("list and detail", async (t) => {
-  const { registry, req } = setup();
+  const { registry, history, req } = setup();
   registry.seen(B, "10.0.0.61");
-  registry.record(B, "script", "menu", "10.0.0.61");
+  history.record(B, "menu", "menu", "10.0.0.61");
   await t.step("GET /api/machines lists config and wire machines", async () => {
     const res = await req("GET", "/api/machines");
     assert.equal(res.headers.get("content-type"), "application/json");
@@ -72,18 +70,25 @@ Deno.test("list and detail", async (t) => {
   });
 });
 
-Deno.test("progress reports land in the history and the log, cleaned", async () => {
-  const { registry, logger, req } = setup();
+Deno.test("progress reports reach the log and the watch, cleaned", async () => {
+  const events: { step: unknown }[] = [];
+  const s = testApp({
+    store: new MemoryStore({}),
+    machines: [{ mac: A, hostname: "etcd-1", os: "debian", class: "k8s-node", vars: {} }],
+    onRequest: (e) => events.push(e),
+  });
+  const req = (method: string, path: string) => s.get(path, { method });
+  const { registry, logger } = s;
   const res = await req(
     "GET",
     `/api/machines/${A}/progress?step=preseed&hostname=etcd-1&mirror=deb.debian.org&x=%0Aevil`,
   );
   assert.equal(res.status, 200);
-  assert.equal(
-    registry.history(A)[0]!.what,
-    "step=preseed hostname=etcd-1 mirror=deb.debian.org x=?evil",
-  );
-  assert.deepEqual(logger.lines.at(-1)!.fields, {
+  assert.deepEqual(events.at(-1)!.step, {
+    stage: "progress",
+    detail: "step=preseed hostname=etcd-1 mirror=deb.debian.org x=?evil",
+  });
+  assert.deepEqual(logger.lines.findLast((l) => l.message === "installer progress")!.fields, {
     mac: A,
     report: "step=preseed hostname=etcd-1 mirror=deb.debian.org x=?evil",
     client: "10.0.0.50",
@@ -94,7 +99,7 @@ Deno.test("progress reports land in the history and the log, cleaned", async () 
 Deno.test("bad and unknown MACs", async (t) => {
   const { registry, req } = setup();
   const cases: [string, string, number, RegExp][] = [
-    ["GET", "/api/machines/nonsense", 400, /not a MAC address: "nonsense"/],
+    ["GET", "/api/machines/nonsense", 400, /not a MAC address: nonsense/],
     ["POST", "/api/machines/52:54:00/installed", 400, /not a MAC address/],
     ["GET", "/api/machines/52:54:00:99:99:99", 404, /unknown machine 52:54:00:99:99:99/],
     ["POST", "/api/machines/52:54:00:99:99:99/installed", 404, /unknown machine/],
@@ -109,6 +114,6 @@ Deno.test("bad and unknown MACs", async (t) => {
     });
   }
   await t.step("no request for an unknown machine created it", () => {
-    assert.equal(registry.get("52:54:00:99:99:99"), null);
+    assert.equal(registry.get(mustParseMac("52:54:00:99:99:99")), null);
   });
 });

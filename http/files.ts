@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { ByteRange, ContentEntry, ContentError, ContentStore } from "../content/store.ts";
+import type { ByteRange, ContentEntry, ContentStore } from "../content/store.ts";
 
 /** What a `Range` header asks of a file of a given size. */
 export type RangeRequest =
@@ -50,7 +50,7 @@ export function parseRange(header: string | null, size: number): RangeRequest {
   return { kind: "partial", range: { start, end: Math.min(end, size - 1) } };
 }
 
-const _TYPES: Record<string, string> = {
+const TYPES: Record<string, string> = {
   ipxe: "text/plain; charset=utf-8",
   txt: "text/plain; charset=utf-8",
   cfg: "text/plain; charset=utf-8",
@@ -73,39 +73,34 @@ const _TYPES: Record<string, string> = {
 export function contentTypeFor(path: string): string {
   const dot = path.lastIndexOf(".");
   const ext = dot > path.lastIndexOf("/") ? path.slice(dot + 1).toLowerCase() : "";
-  return _TYPES[ext] ?? "application/octet-stream";
+  return TYPES[ext] ?? "application/octet-stream";
 }
 
 /** The quoted ETag of an entry. */
-function _etag(entry: ContentEntry): string {
+function quotedEtag(entry: ContentEntry): string {
   return `"${entry.etag}"`;
 }
 
 /** If-None-Match (weak comparison, RFC 9110 §13.1.2): true when the client's copy is current. */
-function _matchesNone(header: string, etag: string): boolean {
+function matchesNone(header: string, etag: string): boolean {
   if (header.trim() === "*") return true;
   const opaque = etag.replace(/^W\//, "");
   return header.split(",").some((tag) => tag.trim().replace(/^W\//, "") === opaque);
 }
 
 /** Whether If-Modified-Since says the client's copy is current (HTTP dates are whole seconds). */
-function _notModifiedSince(header: string, mtime: Date | undefined): boolean {
+function notModifiedSince(header: string, mtime: Date | undefined): boolean {
   if (!mtime) return false;
   const since = Date.parse(header);
   return !Number.isNaN(since) && Math.floor(mtime.getTime() / 1000) * 1000 <= since;
 }
 
 /** If-Range (RFC 9110 §13.1.5): the range applies only to the representation the client has. */
-function _ifRangeHolds(header: string | null, entry: ContentEntry): boolean {
+function ifRangeHolds(header: string | null, entry: ContentEntry): boolean {
   if (header === null) return true;
   const h = header.trim();
-  if (h.startsWith('"')) return h === _etag(entry);
+  if (h.startsWith('"')) return h === quotedEtag(entry);
   return entry.mtime !== undefined && h === entry.mtime.toUTCString();
-}
-
-/** HTTP status for a content store error. */
-export function statusForContentError(err: ContentError): 403 | 404 | 503 {
-  return err.code === "forbidden" ? 403 : err.code === "not-found" ? 404 : 503;
 }
 
 /**
@@ -123,7 +118,7 @@ export async function serveTreeFile(
   const headers = new Headers({
     "Content-Type": contentTypeFor(path),
     "Accept-Ranges": "bytes",
-    "ETag": _etag(entry),
+    "ETag": quotedEtag(entry),
   });
   if (entry.mtime) headers.set("Last-Modified", entry.mtime.toUTCString());
 
@@ -131,14 +126,14 @@ export async function serveTreeFile(
   const ims = request.headers.get("If-Modified-Since");
   if (
     inm !== null
-      ? _matchesNone(inm, _etag(entry))
-      : ims !== null && _notModifiedSince(ims, entry.mtime)
+      ? matchesNone(inm, quotedEtag(entry))
+      : ims !== null && notModifiedSince(ims, entry.mtime)
   ) {
     headers.delete("Content-Type");
     return new Response(null, { status: 304, headers });
   }
 
-  const wanted = _ifRangeHolds(request.headers.get("If-Range"), entry)
+  const wanted = ifRangeHolds(request.headers.get("If-Range"), entry)
     ? parseRange(request.headers.get("Range"), entry.size)
     : { kind: "full" as const };
   if (wanted.kind === "unsatisfiable") {

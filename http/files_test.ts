@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MemoryStore } from "../content/local.ts";
+import { MemoryStore } from "../content/memory.ts";
 import { contentTypeFor, parseRange, type RangeRequest, serveTreeFile } from "./files.ts";
 
 Deno.test("parseRange reads one byte range and ignores the rest", async (t) => {

@@ -3,7 +3,7 @@
  *
  * | route | answers |
  * |---|---|
- * | `GET /metrics` | Prometheus text format 0.0.4 (boot/watch.ts for the metric names) |
+ * | `GET /metrics` | Prometheus text format 0.0.4 (observe/watch.ts for the metric names) |
  * | `GET /api/events?since=N&limit=L&mac=M` | boot events after sequence number N, as JSON |
  * | `GET /api/events/stream?since=N` | the same live, as Server-Sent Events (`id:` = seq; a reconnect's `Last-Event-ID` resumes) |
  * | `GET /api/leases` | the lease table as JSON (empty without one: proxy mode, DHCP off) |
@@ -21,10 +21,11 @@ import { type Context, Hono } from "hono";
 import type { EventLog, MachineStage, WatchEvent } from "../observe/events.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../observe/metrics.ts";
 import type { BootWatch, Headline, LeaseLike } from "../observe/watch.ts";
-import { normalizeMac } from "../app/config.ts";
+import { parseMac } from "../net/mac.ts";
+import { type Env, tell } from "./context.ts";
 import { UI_FILES } from "../templates/ui/embedded.ts";
 
-/** A machine as the registry lists it (boot/machine_registry.ts `Machine` fits). */
+/** A machine as the registry lists it (state/machines.ts `Machine` fits). */
 export interface WatchMachine {
   mac: string;
   hostname?: string | null;
@@ -62,7 +63,7 @@ export interface Overview {
   machines: MachineRow[];
 }
 
-/** Options for {@linkcode createWatchApp}. */
+/** Options for {@linkcode watchRoutes}. */
 export interface WatchAppOptions {
   watch: BootWatch;
   /** The machine registry's list (config and wire); default none. */
@@ -73,12 +74,12 @@ export interface WatchAppOptions {
   maxStreams?: number;
 }
 
-const _LEASE_RANK: Record<string, number> = { bound: 0, offered: 1, reserved: 2 };
+const LEASE_RANK: Record<string, number> = { bound: 0, offered: 1, reserved: 2 };
 
 /** The lease that says most about a machine: bound, then offered, then the newest. */
-function _bestLease(a: LeaseLike | undefined, b: LeaseLike): LeaseLike {
+function bestLease(a: LeaseLike | undefined, b: LeaseLike): LeaseLike {
   if (!a) return b;
-  const ra = _LEASE_RANK[a.state] ?? 3, rb = _LEASE_RANK[b.state] ?? 3;
+  const ra = LEASE_RANK[a.state] ?? 3, rb = LEASE_RANK[b.state] ?? 3;
   if (ra !== rb) return ra < rb ? a : b;
   return (b.expires ?? 0) > (a.expires ?? 0) ? b : a;
 }
@@ -111,7 +112,7 @@ export function machineRows(
     return r;
   };
   for (const m of machines) {
-    const r = row(normalizeMac(m.mac) ?? m.mac, m.ip ?? null);
+    const r = row(parseMac(m.mac) ?? m.mac, m.ip ?? null);
     r.hostname = m.hostname ?? null;
     r.os = m.os ?? null;
     r.class = m.class ?? null;
@@ -119,7 +120,7 @@ export function machineRows(
     r.last_seen = m.last_seen ?? null;
   }
   const best = new Map<string, LeaseLike>();
-  for (const l of leases) best.set(l.mac, _bestLease(best.get(l.mac), l));
+  for (const l of leases) best.set(l.mac, bestLease(best.get(l.mac), l));
   for (const [mac, l] of best) {
     const r = row(mac, l.ip);
     r.lease = l.state;
@@ -147,12 +148,12 @@ export function sseMessage(event: WatchEvent): string {
 
 // Chunks a slow reader may fall behind before its stream is closed; EventSource reconnects
 // with Last-Event-ID and gets the missed events from the ring buffer.
-const _MAX_BACKLOG = 1000;
+const MAX_BACKLOG = 1000;
 
-const _encoder = new TextEncoder();
+const encoder = new TextEncoder();
 
 /** A live stream of `log`'s events after `since` (null: only new ones). */
-function _eventStream(
+function eventStream(
   log: EventLog,
   since: number | null,
   keepAliveMs: number,
@@ -171,9 +172,9 @@ function _eventStream(
       };
       const send = (text: string) => {
         if (!open) return;
-        if ((controller.desiredSize ?? 0) < -_MAX_BACKLOG) return end();
+        if ((controller.desiredSize ?? 0) < -MAX_BACKLOG) return end();
         try {
-          controller.enqueue(_encoder.encode(text));
+          controller.enqueue(encoder.encode(text));
         } catch {
           end();
         }
@@ -199,7 +200,7 @@ function _eventStream(
 }
 
 /** A whole number from a query parameter or header: null when absent, a 400 when malformed. */
-function _int(
+function int(
   c: Context,
   text: string | undefined,
   what: string,
@@ -212,7 +213,7 @@ function _int(
   return Number(text);
 }
 
-const _UI_HEADERS = {
+const UI_HEADERS = {
   "Cache-Control": "no-cache",
   "X-Content-Type-Options": "nosniff",
   "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; " +
@@ -221,15 +222,16 @@ const _UI_HEADERS = {
 };
 
 /** Builds the watch sub-app; mount it at `/` of the HTTP app. */
-export function createWatchApp(options: WatchAppOptions): Hono {
+export function watchRoutes(options: WatchAppOptions): Hono<Env> {
   const { watch } = options;
   const log = watch.events;
   const keepAliveMs = (options.keepAliveSeconds ?? 15) * 1000;
   const maxStreams = options.maxStreams ?? 32;
-  const app = new Hono();
+  const app = new Hono<Env>();
 
   app.get("/metrics", (c) => {
-    const body = _encoder.encode(watch.metrics.render());
+    tell(c, "watch");
+    const body = encoder.encode(watch.metrics.render());
     return c.body(body, 200, {
       "Content-Type": PROMETHEUS_CONTENT_TYPE,
       "Content-Length": String(body.length),
@@ -238,12 +240,13 @@ export function createWatchApp(options: WatchAppOptions): Hono {
   });
 
   app.get("/api/events", (c) => {
-    const since = _int(c, c.req.query("since"), "since");
+    tell(c, "watch");
+    const since = int(c, c.req.query("since"), "since");
     if (since instanceof Response) return since;
-    const limit = _int(c, c.req.query("limit"), "limit", log.capacity);
+    const limit = int(c, c.req.query("limit"), "limit", log.capacity);
     if (limit instanceof Response) return limit;
     const macText = c.req.query("mac");
-    const mac = macText ? normalizeMac(macText) : null;
+    const mac = macText ? parseMac(macText) : null;
     if (macText && !mac) return c.json({ error: `not a MAC address: ${macText}` }, 400);
     const most = Math.max(1, limit ?? log.capacity);
     const page = log.since(since ?? 0, mac ? log.capacity : most);
@@ -257,15 +260,16 @@ export function createWatchApp(options: WatchAppOptions): Hono {
   });
 
   app.get("/api/events/stream", (c) => {
+    tell(c, "watch");
     if (log.closed) return c.json({ error: "server is stopping" }, 503);
     if (log.subscribers >= maxStreams) {
       return c.json({ error: `too many event streams (${maxStreams}); close one` }, 503);
     }
     // A reconnecting EventSource sends the last id it saw; it wins over the first URL's since.
-    const since = _int(c, c.req.header("Last-Event-ID"), "Last-Event-ID") ??
-      _int(c, c.req.query("since"), "since");
+    const since = int(c, c.req.header("Last-Event-ID"), "Last-Event-ID") ??
+      int(c, c.req.query("since"), "since");
     if (since instanceof Response) return since;
-    return new Response(_eventStream(log, since, keepAliveMs), {
+    return new Response(eventStream(log, since, keepAliveMs), {
       headers: {
         "Content-Type": "text/event-stream; charset=utf-8",
         "Cache-Control": "no-store",
@@ -275,12 +279,13 @@ export function createWatchApp(options: WatchAppOptions): Hono {
     });
   });
 
-  app.get(
-    "/api/leases",
-    (c) => c.json(watch.leases?.() ?? [], 200, { "Cache-Control": "no-store" }),
-  );
+  app.get("/api/leases", (c) => {
+    tell(c, "watch");
+    return c.json(watch.leases?.() ?? [], 200, { "Cache-Control": "no-store" });
+  });
 
   app.get("/api/overview", (c) => {
+    tell(c, "watch");
     const body: Overview = {
       version: watch.version,
       headline: watch.headline(),
@@ -290,13 +295,14 @@ export function createWatchApp(options: WatchAppOptions): Hono {
   });
 
   const files = new Map(
-    Object.entries(UI_FILES).map(([name, f]) => [name, { ...f, bytes: _encoder.encode(f.body) }]),
+    Object.entries(UI_FILES).map(([name, f]) => [name, { ...f, bytes: encoder.encode(f.body) }]),
   );
   // Content-Length so that the access log (and the bytes metric) see the size.
-  const file = (c: Context, name: keyof typeof UI_FILES) => {
+  const file = (c: Context<Env>, name: keyof typeof UI_FILES) => {
+    tell(c, "watch");
     const f = files.get(name)!;
     return c.body(f.bytes, 200, {
-      ..._UI_HEADERS,
+      ...UI_HEADERS,
       "Content-Type": f.type,
       "Content-Length": String(f.bytes.length),
     });

@@ -1,26 +1,22 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import type { BootEventInput, WatchEvent } from "../observe/events.ts";
-import { createWatchApp, machineRows, type Overview, sseMessage } from "./watch_routes.ts";
-import { createHttpApp } from "./app.ts";
+import { machineRows, type Overview, sseMessage, watchRoutes } from "./watch_routes.ts";
 import { LocalStore } from "../content/local.ts";
-import { MachineStore } from "../state/machines.ts";
-import { OsCatalog } from "../boot/catalog.ts";
-import { TemplateRenderer } from "../boot/templates.ts";
-import { openDatabase } from "../state/db.ts";
 import { BootWatch } from "../observe/watch.ts";
-import { memoryLogger } from "../log.ts";
+import { mustParseMac } from "../net/mac.ts";
+import { testApp } from "./_test_utils.ts";
 
 const A = "52:54:00:00:00:0a";
 const B = "52:54:00:00:00:0b";
 
 function ev(mac: string | null, ip: string | null, stage: BootEventInput["stage"], detail = "") {
-  return { mac, ip, stage, detail };
+  return { mac: mac === null ? null : mustParseMac(mac), ip, stage, detail };
 }
 
 function setup(options: { keepAliveSeconds?: number; maxStreams?: number } = {}) {
   const watch = new BootWatch({ version: "1.2.3" });
-  const app = createWatchApp({ watch, ...options });
+  const app = watchRoutes({ watch, ...options });
   return { watch, app, log: watch.events };
 }
 
@@ -55,12 +51,16 @@ function sseEvents(text: string): WatchEvent[] {
 
 Deno.test("GET /metrics answers the exposition with its content type", async () => {
   const { app, watch } = setup();
-  watch.observe({
-    time: Date.now(),
-    level: "info",
-    subsystem: "tftp",
-    message: "transfer done",
-    fields: { file: "undionly.kpxe", client: "10.0.0.5:2000", bytes: 1234, ms: 20 },
+  watch.tftp({
+    result: "done",
+    file: "undionly.kpxe",
+    client: { address: "10.0.0.5", port: 2000 },
+    bytes: 1234,
+    blocks: 3,
+    blksize: 512,
+    windowsize: 1,
+    ms: 20,
+    retransmits: 0,
   });
   const res = await app.request("/metrics");
   assert.equal(res.status, 200);
@@ -204,7 +204,7 @@ Deno.test("GET /api/leases and /api/overview merge registry, leases and stages",
       last_seen: null,
     },
   ];
-  const full = createWatchApp({ watch, machines });
+  const full = watchRoutes({ watch, machines });
   assert.deepEqual(await (await full.request("/api/leases")).json(), leases);
   const o = await (await full.request("/api/overview")).json() as Overview;
   assert.equal(o.version, "1.2.3");
@@ -328,7 +328,7 @@ Deno.test("/ui serves the dashboard; it references only same-origin URLs that ex
   assert.doesNotMatch(html + js + css, /\bhttps?:\/\//);
   // innerHTML would turn a client-sent host name into markup.
   assert.doesNotMatch(js, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
-  // Every URL the page uses answers (the machine API lives in boot/api.ts, not here).
+  // Every URL the page uses answers (the machine API lives in api_routes.ts, not here).
   for (const ref of refs.filter((r) => r !== "/api/machines")) {
     const r = await app.request(ref);
     assert.equal(r.status, 200, ref);
@@ -337,25 +337,15 @@ Deno.test("/ui serves the dashboard; it references only same-origin URLs that ex
 });
 
 Deno.test("mounted in the boot HTTP app, watch routes answer and the access log counts them", async () => {
-  const db = openDatabase(":memory:");
   const store = new LocalStore(fileURLToPath(new URL("../boot/testdata/tree", import.meta.url)));
   const watch = new BootWatch({ version: "0" });
-  const inner = memoryLogger();
-  const app = createHttpApp({
-    store,
-    catalog: new OsCatalog(store),
-    templates: new TemplateRenderer({ store }),
-    machines: new MachineStore(db),
-    config: { serverIp: "10.0.0.1", baseUrl: "http://10.0.0.1" },
-    logger: watch.logger(inner),
-  });
-  app.route("/", createWatchApp({ watch }));
+  const { get } = testApp({ store, watch });
   for (const path of ["/metrics", "/ui", "/api/events", "/api/overview"]) {
-    const res = await app.request(path, {}, { remoteAddr: { hostname: "10.0.0.9" } });
+    const res = await get(path, {}, "10.0.0.9");
     assert.equal(res.status, 200, path);
     await res.arrayBuffer();
   }
-  const missing = await app.request("/nothing-here");
+  const missing = await get("/nothing-here");
   assert.equal(missing.status, 404);
   await missing.arrayBuffer();
   const text = watch.metrics.render();

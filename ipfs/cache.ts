@@ -53,8 +53,8 @@ export interface FileWriter {
   abort(): Promise<void>;
 }
 
-const _MAX_RECENT = 16;
-const _ZERO: GcResult = {
+const MAX_RECENT = 16;
+const ZERO: GcResult = {
   keptBlocks: 0,
   keptFiles: 0,
   removedBlocks: 0,
@@ -62,7 +62,7 @@ const _ZERO: GcResult = {
   removedTemp: 0,
   freedBytes: 0,
 };
-const _TEMP_GRACE_MS = 60 * 60_000;
+const TEMP_GRACE_MS = 60 * 60_000;
 
 /** Key of a block: the base32 (lowercase, no prefix) of its multihash, as in blocks/. */
 export function blockKey(cid: CID): string {
@@ -120,10 +120,10 @@ export class ContentCache {
   async getBlock(cid: CID): Promise<Uint8Array | null> {
     if (cid.multihash.code === HASH.identity) return cid.multihash.digest;
     let path = this.blockPath(cid);
-    let bytes = await _readSmall(path);
+    let bytes = await readSmall(path);
     if (!bytes && cid.code === CODEC.raw) {
       path = this.filePath(cid);
-      bytes = await _readSmall(path);
+      bytes = await readSmall(path);
     }
     if (!bytes) return null;
     try {
@@ -139,7 +139,7 @@ export class ContentCache {
   /** Stores a block that the caller has verified. */
   async putBlock(cid: CID, bytes: Uint8Array): Promise<void> {
     const path = this.blockPath(cid);
-    if (await _exists(path)) return;
+    if (await exists(path)) return;
     await this.#atomicWrite(path, bytes);
   }
 
@@ -186,7 +186,7 @@ export class ContentCache {
         await file.sync();
         close();
         await Deno.rename(tempPath, finalPath);
-        await _syncDir(filesDir);
+        await syncDir(filesDir);
         return finalPath;
       },
       async abort() {
@@ -206,7 +206,7 @@ export class ContentCache {
   touchRef(ref: string, now = new Date()): Promise<void> {
     return this.#withRefs((refs) => {
       const rest = refs.filter((r) => r.ref !== ref);
-      return [{ ref, usedAt: now.toISOString() }, ...rest].slice(0, _MAX_RECENT);
+      return [{ ref, usedAt: now.toISOString() }, ...rest].slice(0, MAX_RECENT);
     });
   }
 
@@ -250,14 +250,14 @@ export class ContentCache {
         // A verified block that is not dag-pb cannot link anywhere.
       }
     }
-    const result: GcResult = { ..._ZERO };
+    const result: GcResult = { ...ZERO };
     for await (const e of Deno.readDir(this.blocksDir)) {
       if (blocks.has(e.name)) result.keptBlocks++;
-      else if (await _removeCounting(join(this.blocksDir, e.name), result)) result.removedBlocks++;
+      else if (await removeCounting(join(this.blocksDir, e.name), result)) result.removedBlocks++;
     }
     for await (const e of Deno.readDir(this.filesDir)) {
       if (files.has(e.name)) result.keptFiles++;
-      else if (await _removeCounting(join(this.filesDir, e.name), result)) result.removedFiles++;
+      else if (await removeCounting(join(this.filesDir, e.name), result)) result.removedFiles++;
     }
     result.removedTemp = await this.#removeStaleTemp(Date.now(), result);
     const keep = new Set(keepRefs);
@@ -267,14 +267,14 @@ export class ContentCache {
   }
 
   async #removeStaleTemp(now: number, result?: GcResult): Promise<number> {
-    const cutoff = now - _TEMP_GRACE_MS;
-    const counts: GcResult = result ?? { ..._ZERO };
+    const cutoff = now - TEMP_GRACE_MS;
+    const counts: GcResult = result ?? { ...ZERO };
     let removed = 0;
     for await (const e of Deno.readDir(this.tmpDir)) {
       const path = join(this.tmpDir, e.name);
       const info = await Deno.stat(path).catch(() => null);
       if (info && (info.mtime?.getTime() ?? 0) < cutoff) {
-        if (await _removeCounting(path, counts)) removed++;
+        if (await removeCounting(path, counts)) removed++;
       }
     }
     return removed;
@@ -308,7 +308,7 @@ export class ContentCache {
   }
 }
 
-async function _readSmall(path: string): Promise<Uint8Array | null> {
+async function readSmall(path: string): Promise<Uint8Array | null> {
   try {
     const info = await Deno.stat(path);
     if (!info.isFile || info.size > MAX_BLOCK_SIZE) return null;
@@ -318,7 +318,7 @@ async function _readSmall(path: string): Promise<Uint8Array | null> {
   }
 }
 
-async function _exists(path: string): Promise<boolean> {
+async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
@@ -327,7 +327,7 @@ async function _exists(path: string): Promise<boolean> {
   }
 }
 
-async function _removeCounting(path: string, result: GcResult): Promise<boolean> {
+async function removeCounting(path: string, result: GcResult): Promise<boolean> {
   try {
     const info = await Deno.stat(path);
     await Deno.remove(path, { recursive: true });
@@ -338,7 +338,7 @@ async function _removeCounting(path: string, result: GcResult): Promise<boolean>
   }
 }
 
-async function _syncDir(dir: string): Promise<void> {
+async function syncDir(dir: string): Promise<void> {
   // Makes the rename durable; some filesystems refuse fsync on a directory, which is harmless.
   try {
     const d = await Deno.open(dir, { read: true });

@@ -35,7 +35,7 @@ export interface ReadCarOptions {
 }
 
 // Room for a section's length varint and CID in front of the block bytes.
-const _SECTION_OVERHEAD = 4096;
+const SECTION_OVERHEAD = 4096;
 
 /**
  * Yields the verified blocks of a CAR byte stream in stream order.
@@ -55,7 +55,7 @@ export async function* readCarBlocks(
   async function* guarded(): AsyncGenerator<Uint8Array> {
     const it = source[Symbol.asyncIterator]();
     while (true) {
-      if (guard.pulledSinceBlock > maxBlock + _SECTION_OVERHEAD) {
+      if (guard.pulledSinceBlock > maxBlock + SECTION_OVERHEAD) {
         throw new CarError(
           `CAR section larger than the ${maxBlock}-byte block limit`,
           "oversize",
@@ -81,7 +81,7 @@ export async function* readCarBlocks(
   try {
     iterator = await CarBlockIterator.fromIterable(guarded());
   } catch (err) {
-    throw _mapError(err, guard);
+    throw mapError(err, guard);
   }
   const blocks = iterator[Symbol.asyncIterator]();
   while (true) {
@@ -89,7 +89,7 @@ export async function* readCarBlocks(
     try {
       step = await blocks.next();
     } catch (err) {
-      throw _mapError(err, guard);
+      throw mapError(err, guard);
     }
     if (step.done) return;
     guard.pulledSinceBlock = 0;
@@ -108,7 +108,7 @@ export async function* readCarBlocks(
   }
 }
 
-function _mapError(err: unknown, guard: { sourceError: unknown; ended: boolean }): unknown {
+function mapError(err: unknown, guard: { sourceError: unknown; ended: boolean }): unknown {
   if (err === guard.sourceError || err instanceof CarError) return err;
   const message = err instanceof Error ? err.message : String(err);
   // Whatever the decoder says, failing once the bytes ran out means the stream was cut short.

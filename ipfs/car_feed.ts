@@ -37,13 +37,13 @@ export class CarFeed {
     limit = CAR_BUFFER_BYTES,
   ) {
     this.#limit = limit;
-    this.#wanted.add(_key(root));
+    this.#wanted.add(cidKey(root));
     this.#run(gateway, root, logger);
   }
 
   /** The block if the CAR brings it, or null once it is clear that it will not. */
   async take(cid: CID): Promise<Uint8Array | null> {
-    const key = _key(cid);
+    const key = cidKey(cid);
     while (true) {
       const bytes = this.#buffer.get(key);
       if (bytes) {
@@ -65,7 +65,7 @@ export class CarFeed {
   /** Tells the feed about a verified block the reader found elsewhere (the cache). */
   found(cid: CID, bytes: Uint8Array): void {
     this.#learn(cid, bytes);
-    const key = _key(cid);
+    const key = cidKey(cid);
     const held = this.#buffer.get(key);
     if (held) {
       this.#buffer.delete(key);
@@ -89,14 +89,14 @@ export class CarFeed {
       const blocks = gateway.streamCar(
         root,
         "entity",
-        (cid) => this.#wanted.has(_key(cid)),
+        (cid) => this.#wanted.has(cidKey(cid)),
         this.#abort.signal,
       );
       for await (const block of blocks) {
         if (this.#ended) break;
         this.received++;
         this.#learn(block.cid, block.bytes);
-        const key = _key(block.cid);
+        const key = cidKey(block.cid);
         if (!this.#buffer.has(key)) {
           this.#buffer.set(key, block.bytes);
           this.#bytes += block.bytes.length;
@@ -123,7 +123,7 @@ export class CarFeed {
     // Only blocks reached from the root through verified blocks are wanted.
     if (cid.code !== CODEC.dagPb) return;
     try {
-      for (const link of dagPb.decode(bytes).Links) this.#wanted.add(_key(link.Hash));
+      for (const link of dagPb.decode(bytes).Links) this.#wanted.add(cidKey(link.Hash));
     } catch {
       // Not dag-pb after all: it links nowhere, and the reader will say it is malformed.
     }
@@ -140,6 +140,6 @@ export class CarFeed {
   }
 }
 
-function _key(cid: CID): string {
+function cidKey(cid: CID): string {
   return cid.toV1().toString();
 }

@@ -45,10 +45,10 @@ export interface ProgressOptions {
   intervalMs?: number;
 }
 
-type _FileNode = UnixfsNode & { kind: "file" };
+type FileNode = UnixfsNode & { kind: "file" };
 
-interface _Plan {
-  files: { path: string; node: _FileNode }[];
+interface Plan {
+  files: { path: string; node: FileNode }[];
   dirs: string[];
   symlinks: { path: string; target: string }[];
   bytesTotal: number;
@@ -60,11 +60,11 @@ export async function prefetch(
   store: IpfsStore,
   options: ProgressOptions = {},
 ): Promise<PrefetchResult> {
-  const tracker = _tracker(options);
-  const plan = await _plan(store, tracker);
+  const tracker = progressTracker(options);
+  const plan = await planTree(store, tracker);
   let cachedBytes = 0;
   for (const { node } of plan.files) {
-    if (await _ensure(store, node, tracker)) cachedBytes += node.size;
+    if (await ensure(store, node, tracker)) cachedBytes += node.size;
   }
   const p = tracker.finish();
   return {
@@ -94,19 +94,19 @@ export async function exportTree(
   dir: string,
   options: ProgressOptions = {},
 ): Promise<ExportResult> {
-  const tracker = _tracker(options);
-  const plan = await _plan(store, tracker);
+  const tracker = progressTracker(options);
+  const plan = await planTree(store, tracker);
   await Deno.mkdir(dir, { recursive: true });
   for (const d of plan.dirs) {
     if (!d) continue;
     const path = join(dir, d);
-    await _dropSymlink(path);
+    await dropSymlink(path);
     await Deno.mkdir(path, { recursive: true });
   }
   for (const { path, node } of plan.files) {
-    await _ensure(store, node, tracker);
+    await ensure(store, node, tracker);
     const target = join(dir, path);
-    await _dropSymlink(target);
+    await dropSymlink(target);
     // Copy via a temp name so an interrupted export never leaves a short file behind.
     const temp = `${target}.astralboot-part`;
     await Deno.copyFile(store.cache.filePath(node.cid), temp);
@@ -142,7 +142,7 @@ export interface PrinterOptions {
 export function progressPrinter(options: PrinterOptions = {}): (p: Progress) => void {
   const encoder = new TextEncoder();
   const write = options.write ?? ((t: string) => Deno.stderr.writeSync(encoder.encode(t)));
-  const terminal = options.terminal ?? _stderrIsTerminal();
+  const terminal = options.terminal ?? stderrIsTerminal();
   const plainEvery = options.plainIntervalMs ?? 5000;
   let lastPlain = -Infinity;
   return (p) => {
@@ -198,10 +198,10 @@ export function formatDuration(ms: number): string {
 }
 
 /** Brings one file into the cache, reporting progress; true when it was cached already. */
-async function _ensure(
+async function ensure(
   store: IpfsStore,
-  node: _FileNode,
-  tracker: ReturnType<typeof _tracker>,
+  node: FileNode,
+  tracker: ReturnType<typeof progressTracker>,
 ): Promise<boolean> {
   if ((await store.cache.fileSize(node.cid)) === node.size) {
     tracker.fileDone(node.size);
@@ -219,8 +219,11 @@ async function _ensure(
   return false;
 }
 
-async function _plan(store: IpfsStore, tracker: ReturnType<typeof _tracker>): Promise<_Plan> {
-  const plan: _Plan = { files: [], dirs: [], symlinks: [], bytesTotal: 0, blocks: 0 };
+async function planTree(
+  store: IpfsStore,
+  tracker: ReturnType<typeof progressTracker>,
+): Promise<Plan> {
+  const plan: Plan = { files: [], dirs: [], symlinks: [], bytesTotal: 0, blocks: 0 };
   for await (const entry of walkTree(store.getBlock, store.root)) {
     tracker.add(0, 1 + entry.shards.length);
     const node = entry.node;
@@ -238,7 +241,7 @@ async function _plan(store: IpfsStore, tracker: ReturnType<typeof _tracker>): Pr
   return plan;
 }
 
-function _tracker(options: ProgressOptions) {
+function progressTracker(options: ProgressOptions) {
   const started = performance.now();
   const interval = options.intervalMs ?? 250;
   const p: Progress = {
@@ -296,13 +299,13 @@ function _tracker(options: ProgressOptions) {
   };
 }
 
-async function _dropSymlink(path: string): Promise<void> {
+async function dropSymlink(path: string): Promise<void> {
   // A symlink left by an earlier export must not redirect this one's writes elsewhere.
   const info = await Deno.lstat(path).catch(() => null);
   if (info?.isSymlink) await Deno.remove(path);
 }
 
-function _stderrIsTerminal(): boolean {
+function stderrIsTerminal(): boolean {
   try {
     return Deno.stderr.isTerminal();
   } catch {

@@ -12,7 +12,8 @@ import type { CID } from "multiformats";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { type Block, readCarBlocks } from "./car.ts";
-import { identityBlock, MAX_BLOCK_SIZE, verifyBlock } from "./verify.ts";
+import { BlockVerificationError, identityBlock, MAX_BLOCK_SIZE, verifyBlock } from "./verify.ts";
+import type { IpfsEventSink } from "./events.ts";
 
 /** Options for {@linkcode GatewayClient}. */
 export interface GatewayOptions {
@@ -25,6 +26,8 @@ export interface GatewayOptions {
   penaltyMs?: number;
   /** Injected fetch, default `globalThis.fetch`. */
   fetch?: typeof fetch;
+  /** Told of every failed gateway request. */
+  onEvent?: IpfsEventSink;
 }
 
 /** What one gateway said when asked for one CID. */
@@ -55,16 +58,16 @@ export interface GatewayStats {
   failures: number;
 }
 
-interface _Health {
+interface Health {
   failingUntil: number;
   noCarUntil: number;
   lastError?: string;
 }
 
-const _RAW = "application/vnd.ipld.raw";
-const _CAR = "application/vnd.ipld.car";
+const RAW = "application/vnd.ipld.raw";
+const CAR = "application/vnd.ipld.car";
 // CAR refusals are a property of the gateway software, so they are remembered much longer.
-const _NO_CAR_MS = 10 * 60_000;
+const NO_CAR_MS = 10 * 60_000;
 
 /** Ordered-failover client for a list of trustless gateways. */
 export class GatewayClient {
@@ -74,7 +77,8 @@ export class GatewayClient {
   #penaltyMs: number;
   #logger: Logger;
   #fetch: typeof fetch;
-  #health = new Map<string, _Health>();
+  #onEvent: IpfsEventSink;
+  #health = new Map<string, Health>();
 
   constructor(options: GatewayOptions) {
     // "http://gw/", "http://gw/ipfs" and "http://gw" all name the same gateway root.
@@ -85,6 +89,7 @@ export class GatewayClient {
     this.#penaltyMs = options.penaltyMs ?? 60_000;
     this.#logger = options.logger ?? silentLogger;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#onEvent = options.onEvent ?? (() => {});
     for (const g of this.gateways) this.#health.set(g, { failingUntil: 0, noCarUntil: 0 });
   }
 
@@ -114,8 +119,8 @@ export class GatewayClient {
         return bytes;
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
-        attempts.push({ gateway, error: _message(err) });
-        this.#fail(gateway, cid, err, !(err instanceof _NotFound));
+        attempts.push({ gateway, error: errorText(err) });
+        this.#fail(gateway, cid, err, !(err instanceof NotFound));
       }
     }
     throw new GatewayError(cid.toString(), attempts);
@@ -148,7 +153,7 @@ export class GatewayClient {
         return;
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
-        this.#fail(gateway, cid, err, !(err instanceof _NotFound));
+        this.#fail(gateway, cid, err, !(err instanceof NotFound));
         if (yielded > 0) throw err;
       }
     }
@@ -159,15 +164,15 @@ export class GatewayClient {
     const url = `${gateway}/ipfs/${cid}?format=raw`;
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const res = await this.#fetch(url, {
-      headers: { accept: _RAW },
+      headers: { accept: RAW },
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
     if (!res.ok) {
       await res.body?.cancel();
-      if (res.status === 404 || res.status === 410) throw new _NotFound(res.status);
+      if (res.status === 404 || res.status === 410) throw new NotFound(res.status);
       throw new Error(`HTTP ${res.status}`);
     }
-    const bytes = await _readAll(res, MAX_BLOCK_SIZE);
+    const bytes = await readAll(res, MAX_BLOCK_SIZE, cid.toString());
     this.stats.bytes += bytes.length;
     await verifyBlock(cid, bytes);
     return bytes;
@@ -191,17 +196,17 @@ export class GatewayClient {
     let res: Response;
     try {
       res = await this.#fetch(url, {
-        headers: { accept: `${_CAR}; version=1; order=dfs; dups=n` },
+        headers: { accept: `${CAR}; version=1; order=dfs; dups=n` },
         signal: controller.signal,
       });
     } finally {
       clearTimeout(timer);
     }
     const type = res.headers.get("content-type") ?? "";
-    if (res.status === 406 || res.status === 501 || (res.ok && !type.startsWith(_CAR))) {
+    if (res.status === 406 || res.status === 501 || (res.ok && !type.startsWith(CAR))) {
       // A gateway without CAR support is healthy, just not for this: remember and move on.
       await res.body?.cancel();
-      this.#h(gateway).noCarUntil = Date.now() + _NO_CAR_MS;
+      this.#h(gateway).noCarUntil = Date.now() + NO_CAR_MS;
       this.#logger.debug("ipfs", "gateway does not serve CAR", { gateway, status: res.status });
       signal?.removeEventListener("abort", onAbort);
       return null;
@@ -209,7 +214,7 @@ export class GatewayClient {
     if (!res.ok || !res.body) {
       await res.body?.cancel();
       signal?.removeEventListener("abort", onAbort);
-      if (res.status === 404 || res.status === 410) throw new _NotFound(res.status);
+      if (res.status === 404 || res.status === 410) throw new NotFound(res.status);
       throw new Error(`HTTP ${res.status}`);
     }
     return this.#idleTimed(res.body, controller, () => {
@@ -245,7 +250,7 @@ export class GatewayClient {
     }
   }
 
-  #h(gateway: string): _Health {
+  #h(gateway: string): Health {
     let h = this.#health.get(gateway);
     if (!h) {
       h = { failingUntil: 0, noCarUntil: 0 };
@@ -262,8 +267,14 @@ export class GatewayClient {
 
   #fail(gateway: string, cid: CID, err: unknown, penalize: boolean): void {
     this.stats.failures++;
+    const reason = err instanceof NotFound
+      ? "not-found"
+      : err instanceof BlockVerificationError
+      ? "rejected"
+      : "error";
+    this.#onEvent({ kind: "gateway-failure", gateway, reason });
     const h = this.#h(gateway);
-    h.lastError = _message(err);
+    h.lastError = errorText(err);
     if (penalize) {
       const wasFailing = h.failingUntil > Date.now();
       h.failingUntil = Date.now() + this.#penaltyMs;
@@ -278,17 +289,20 @@ export class GatewayClient {
   }
 }
 
-class _NotFound extends Error {
+class NotFound extends Error {
   constructor(status: number) {
     super(`HTTP ${status} (not found)`);
   }
 }
 
-async function _readAll(res: Response, limit: number): Promise<Uint8Array> {
+async function readAll(res: Response, limit: number, cid: string): Promise<Uint8Array> {
   const declared = Number(res.headers.get("content-length") ?? "NaN");
   if (declared > limit) {
     await res.body?.cancel();
-    throw new Error(`block of ${declared} bytes is over the ${limit}-byte limit`);
+    throw new BlockVerificationError(
+      `block of ${declared} bytes is over the ${limit}-byte limit`,
+      cid,
+    );
   }
   if (!res.body) return new Uint8Array(0);
   const parts: Uint8Array[] = [];
@@ -300,7 +314,10 @@ async function _readAll(res: Response, limit: number): Promise<Uint8Array> {
     total += value.length;
     if (total > limit) {
       await reader.cancel();
-      throw new Error(`block over the ${limit}-byte limit`);
+      throw new BlockVerificationError(
+        `block over the ${limit}-byte limit`,
+        cid,
+      );
     }
     parts.push(value);
   }
@@ -314,7 +331,7 @@ async function _readAll(res: Response, limit: number): Promise<Uint8Array> {
   return out;
 }
 
-function _message(err: unknown): string {
+function errorText(err: unknown): string {
   if (err instanceof DOMException && err.name === "TimeoutError") return "timed out";
   return err instanceof Error ? err.message : String(err);
 }

@@ -1,7 +1,7 @@
 /**
  * The boot tree of an IPFS root CID (`ref`), served through the content-addressed cache.
  *
- * `IpfsStore` has the shape of boot/content.ts's `ContentStore`. A file is fetched on its
+ * `IpfsStore` is a `ContentStore` (content/store.ts). A file is fetched on its
  * first read: verified blocks are appended to a temp file while every reader streams from
  * that file as it grows; once complete it is fsynced and renamed into the cache, and later
  * reads (and byte ranges) are served from there. With every gateway down, whatever is cached
@@ -14,9 +14,16 @@ import type { CID } from "multiformats";
 import * as dagPb from "@ipld/dag-pb";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import type { ByteRange, ContentEntry } from "../content/store.ts";
+import {
+  type ByteRange,
+  type ContentEntry,
+  ContentError,
+  type ContentStore,
+} from "../content/store.ts";
+import { openFileStream } from "../content/file_stream.ts";
 import { ContentCache, fileKey, type FileWriter, type GcResult } from "./cache.ts";
 import { CarFeed } from "./car_feed.ts";
+import type { IpfsEventSink } from "./events.ts";
 import { GatewayClient } from "./gateway.ts";
 import {
   type BlockGetter,
@@ -47,24 +54,14 @@ export interface IpfsStoreOptions {
   penaltyMs?: number;
   /** Injected fetch for the gateway client. */
   fetch?: typeof fetch;
-}
-
-/** Same shape as boot/content.ts's `ContentError`: `code` maps to TFTP errors and HTTP statuses. */
-export class IpfsContentError extends Error {
-  constructor(
-    message: string,
-    readonly code: "not-found" | "forbidden" | "unavailable",
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = "ContentError";
-  }
+  /** Told of files cached or failed and of gateway failures. */
+  onEvent?: IpfsEventSink;
 }
 
 /** Progress of one file download, reported after every block written. */
 export type FileProgressListener = (written: number, blocks: number) => void;
 
-interface _Fill {
+interface Fill {
   cid: CID;
   size: number;
   tempPath: Promise<string>;
@@ -78,13 +75,13 @@ interface _Fill {
 }
 
 // A read that starts this close to where a running download has got waits for it.
-const _JOIN_AHEAD = 4 * 1024 * 1024;
-const _READ_CHUNK = 256 * 1024;
-const _MEMO_LIMIT = 50_000;
-const _KEEP_RECENT = 3;
+const JOIN_AHEAD = 4 * 1024 * 1024;
+const READ_CHUNK = 256 * 1024;
+const MEMO_LIMIT = 50_000;
+const KEEP_RECENT = 3;
 
-/** The boot tree of one root CID, read through the cache; `ContentStore`-shaped. */
-export class IpfsStore {
+/** The boot tree of one root CID, read through the cache. */
+export class IpfsStore implements ContentStore {
   /** "ipfs <ref>", for logs and `astralboot config`. */
   readonly description: string;
   readonly ref: string;
@@ -92,12 +89,13 @@ export class IpfsStore {
   readonly gateway: GatewayClient;
   readonly cache: ContentCache;
   #logger: Logger;
+  #onEvent: IpfsEventSink;
   #car: boolean;
   #window: number;
   #ready: Promise<void> | undefined;
   #memo = new Map<string, Resolved | null>();
   #inflight = new Map<string, Promise<Uint8Array>>();
-  #fills = new Map<string, _Fill>();
+  #fills = new Map<string, Fill>();
   #closing = new AbortController();
 
   constructor(options: IpfsStoreOptions) {
@@ -105,6 +103,7 @@ export class IpfsStore {
     this.ref = options.ref.trim();
     this.description = `ipfs ${this.ref}`;
     this.#logger = options.logger ?? silentLogger;
+    this.#onEvent = options.onEvent ?? (() => {});
     this.#car = options.car ?? true;
     this.#window = options.window ?? 8;
     this.gateway = new GatewayClient({
@@ -113,6 +112,7 @@ export class IpfsStore {
       logger: this.#logger,
       penaltyMs: options.penaltyMs,
       fetch: options.fetch,
+      onEvent: options.onEvent,
     });
     this.cache = new ContentCache(options.cacheDir, this.#logger);
   }
@@ -140,9 +140,9 @@ export class IpfsStore {
   /** The bytes of a file, or of `range` (inclusive ends) of it, streamed. */
   async read(path: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
     const found = await this.resolve(path);
-    if (!found) throw new IpfsContentError(`No such file in ${this.ref}: ${path}`, "not-found");
+    if (!found) throw new ContentError(`No such file in ${this.ref}: ${path}`, "not-found");
     if (found.node.kind !== "file") {
-      throw new IpfsContentError(`Not a file in ${this.ref}: ${path}`, "not-found");
+      throw new ContentError(`Not a file in ${this.ref}: ${path}`, "not-found");
     }
     const size = found.node.size;
     const start = Math.max(0, range?.start ?? 0);
@@ -152,7 +152,7 @@ export class IpfsStore {
 
   /** Resolves a tree path to its node (memoized: the tree of one ref never changes). */
   async resolve(path: string): Promise<Resolved | null> {
-    const segments = _segments(path);
+    const segments = pathSegments(path);
     const key = segments.join("/");
     if (this.#memo.has(key)) return this.#memo.get(key)!;
     await this.#init();
@@ -162,7 +162,7 @@ export class IpfsStore {
     } catch (err) {
       throw this.#wrap(err, path);
     }
-    if (this.#memo.size >= _MEMO_LIMIT) this.#memo.clear();
+    if (this.#memo.size >= MEMO_LIMIT) this.#memo.clear();
     this.#memo.set(key, found);
     return found;
   }
@@ -180,7 +180,13 @@ export class IpfsStore {
     await this.#init();
     const cached = await this.cache.fileSize(node.cid);
     if (cached === node.size) {
-      return await _streamFile(this.cache.filePath(node.cid), start, end, node.size);
+      if (start >= end) return new ReadableStream({ start: (c) => c.close() });
+      const path = this.cache.filePath(node.cid);
+      return await openFileStream(path, { start, end: end - 1 }, label).catch((err) => {
+        throw new ContentError(`Cannot read cached file ${label}: ${err.message}`, "unavailable", {
+          cause: err,
+        });
+      });
     }
     if (cached !== null) {
       this.#logger.warn("ipfs", "cached file has the wrong size, fetching again", {
@@ -191,7 +197,7 @@ export class IpfsStore {
       await Deno.remove(this.cache.filePath(node.cid)).catch(() => {});
     }
     const running = this.#fills.get(fileKey(node.cid));
-    if (start <= _JOIN_AHEAD || (running && start <= running.written + _JOIN_AHEAD)) {
+    if (start <= JOIN_AHEAD || (running && start <= running.written + JOIN_AHEAD)) {
       return this.#streamFill(this.#fill(node, label), start, end, label);
     }
     // A range far into a cold file: fetch just its blocks now, the whole file behind it.
@@ -241,14 +247,14 @@ export class IpfsStore {
     const keep = keepRefs ?? [
       this.ref,
       ...(await this.cache.recentRefs()).map((r) => r.ref).filter((r) => r !== this.ref)
-        .slice(0, _KEEP_RECENT - 1),
+        .slice(0, KEEP_RECENT - 1),
     ];
     return await this.cache.gc(keep);
   }
 
   /** Stops running downloads and waits for them to clean up. */
   async close(): Promise<void> {
-    this.#closing.abort(new IpfsContentError("store closed", "unavailable"));
+    this.#closing.abort(new ContentError("store closed", "unavailable"));
     await Promise.all([...this.#fills.values()].map((f) => f.finished));
   }
 
@@ -274,13 +280,13 @@ export class IpfsStore {
     }
   }
 
-  #fill(node: UnixfsNode & { kind: "file" }, label: string): _Fill {
+  #fill(node: UnixfsNode & { kind: "file" }, label: string): Fill {
     const key = fileKey(node.cid);
     const running = this.#fills.get(key);
     if (running) return running;
     let setTemp!: (path: string) => void;
     let failTemp!: (err: unknown) => void;
-    const fill: _Fill = {
+    const fill: Fill = {
       cid: node.cid,
       size: node.size,
       tempPath: new Promise((resolve, reject) => {
@@ -323,6 +329,7 @@ export class IpfsStore {
         await writer.commit(node.size);
         fill.done = true;
         const seconds = (performance.now() - started) / 1000;
+        this.#onEvent({ kind: "file-cached", path: label, bytes: node.size, blocks: fill.blocks });
         this.#logger.info("ipfs", "file cached", {
           path: label,
           cid: node.cid.toString(),
@@ -336,10 +343,12 @@ export class IpfsStore {
         await writer?.abort();
         fill.error = err;
         failTemp(err);
+        const error = err instanceof Error ? err.message : String(err);
+        this.#onEvent({ kind: "file-failed", path: label, error });
         this.#logger.warn("ipfs", "file download failed, nothing cached", {
           path: label,
           cid: node.cid.toString(),
-          error: err instanceof Error ? err.message : String(err),
+          error,
         });
       } finally {
         feed?.stop();
@@ -350,7 +359,7 @@ export class IpfsStore {
     return fill;
   }
 
-  #fillGetter(fill: _Fill, feed: CarFeed | null): BlockGetter {
+  #fillGetter(fill: Fill, feed: CarFeed | null): BlockGetter {
     return async (cid, hint) => {
       fill.blocks++;
       if (feed) {
@@ -369,7 +378,7 @@ export class IpfsStore {
     };
   }
 
-  #streamFill(fill: _Fill, start: number, end: number, label: string): ReadableStream<Uint8Array> {
+  #streamFill(fill: Fill, start: number, end: number, label: string): ReadableStream<Uint8Array> {
     let file: Deno.FsFile | undefined;
     let pos = start;
     const finalPath = this.cache.filePath(fill.cid);
@@ -397,7 +406,7 @@ export class IpfsStore {
             }
             const available = Math.min(fill.written, end) - pos;
             if (available > 0) {
-              const buf = new Uint8Array(Math.min(available, _READ_CHUNK));
+              const buf = new Uint8Array(Math.min(available, READ_CHUNK));
               await file.seek(pos, Deno.SeekMode.Start);
               const n = await file.read(buf);
               if (n === null || n === 0) throw new Error(`temp file shorter than reported`);
@@ -441,84 +450,21 @@ export class IpfsStore {
     });
   }
 
-  #wrap(err: unknown, path: string): IpfsContentError {
-    if (err instanceof IpfsContentError) return err;
+  #wrap(err: unknown, path: string): ContentError {
+    if (err instanceof ContentError) return err;
     const message = err instanceof Error ? err.message : String(err);
-    return new IpfsContentError(`Cannot read "${path}" of ${this.ref}: ${message}`, "unavailable", {
+    return new ContentError(`Cannot read "${path}" of ${this.ref}: ${message}`, "unavailable", {
       cause: err,
     });
   }
 }
 
-function _segments(path: string): string[] {
+function pathSegments(path: string): string[] {
   const out: string[] = [];
   for (const seg of path.split("/")) {
     if (seg === "" || seg === ".") continue;
-    if (seg === "..") throw new IpfsContentError(`Path leaves the tree: ${path}`, "forbidden");
+    if (seg === "..") throw new ContentError(`Path leaves the tree: ${path}`, "forbidden");
     out.push(seg);
   }
   return out;
-}
-
-async function _streamFile(
-  path: string,
-  start: number,
-  end: number,
-  size: number,
-): Promise<ReadableStream<Uint8Array>> {
-  if (end === size) {
-    // To the end of the file: the file's own stream, which Deno.serve can send on its fast
-    // path, as the local store does.
-    try {
-      const whole = await Deno.open(path, { read: true });
-      if (start > 0) await whole.seek(start, Deno.SeekMode.Start);
-      return whole.readable;
-    } catch (err) {
-      throw new IpfsContentError(
-        `Cannot read cached file: ${(err as Error).message}`,
-        "unavailable",
-        {
-          cause: err,
-        },
-      );
-    }
-  }
-  let file: Deno.FsFile | undefined;
-  let pos = start;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        if (!file) {
-          file = await Deno.open(path, { read: true });
-          if (pos > 0) await file.seek(pos, Deno.SeekMode.Start);
-        }
-        if (pos >= end) {
-          file.close();
-          controller.close();
-          return;
-        }
-        const buf = new Uint8Array(Math.min(end - pos, _READ_CHUNK));
-        const n = await file.read(buf);
-        if (n === null || n === 0) throw new Error(`cached file ${path} ended early`);
-        pos += n;
-        controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
-      } catch (err) {
-        file?.close();
-        file = undefined;
-        controller.error(
-          new IpfsContentError(
-            `Cannot read cached file: ${(err as Error).message}`,
-            "unavailable",
-            {
-              cause: err,
-            },
-          ),
-        );
-      }
-    },
-    cancel() {
-      file?.close();
-      file = undefined;
-    },
-  });
 }

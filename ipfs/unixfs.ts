@@ -51,11 +51,11 @@ export type UnixfsNode =
   | { kind: "hamt"; cid: CID; fanout: number; links: NamedLink[] }
   | { kind: "symlink"; cid: CID; target: string };
 
-const _HAMT_MURMUR3_X64_64 = 0x22;
-const _MAX_FANOUT = 1024;
-const _MAX_SYMLINK_HOPS = 16;
-const _utf8 = new TextEncoder();
-const _utf8Strict = new TextDecoder("utf-8", { fatal: true });
+const HAMT_MURMUR3_X64_64 = 0x22;
+const MAX_FANOUT = 1024;
+const MAX_SYMLINK_HOPS = 16;
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
 /** Decodes a verified block as UnixFS; throws {@linkcode UnixfsError} for anything else. */
 export function decodeNode(cid: CID, bytes: Uint8Array): UnixfsNode {
@@ -72,7 +72,7 @@ export function decodeNode(cid: CID, bytes: Uint8Array): UnixfsNode {
     if (!pb.Data) throw new Error("no Data field");
     fs = UnixFS.unmarshal(pb.Data);
   } catch (cause) {
-    throw new UnixfsError(`Block ${cid} is not a UnixFS node: ${_msg(cause)}`, cid.toString(), {
+    throw new UnixfsError(`Block ${cid} is not a UnixFS node: ${msg(cause)}`, cid.toString(), {
       cause,
     });
   }
@@ -87,33 +87,33 @@ export function decodeNode(cid: CID, bytes: Uint8Array): UnixfsNode {
       }
       const children = pb.Links.map((l, i) => ({
         cid: l.Hash,
-        size: _safe(fs.blockSizes[i]!, cid),
+        size: safe(fs.blockSizes[i]!, cid),
       }));
       return {
         kind: "file",
         cid,
-        size: _safe(fs.fileSize(), cid),
+        size: safe(fs.fileSize(), cid),
         data: fs.data ?? new Uint8Array(0),
         children,
       };
     }
     case "directory":
-      return { kind: "dir", cid, links: _named(pb) };
+      return { kind: "dir", cid, links: named(pb) };
     case "hamt-sharded-directory": {
       const fanout = Number(fs.fanout ?? 0n);
-      if (fanout < 2 || fanout > _MAX_FANOUT || (fanout & (fanout - 1)) !== 0) {
+      if (fanout < 2 || fanout > MAX_FANOUT || (fanout & (fanout - 1)) !== 0) {
         throw new UnixfsError(`HAMT ${cid} has fanout ${fanout}`, cid.toString());
       }
-      const hashType = _hamtHashType(pb.Data!, cid);
-      if (hashType !== _HAMT_MURMUR3_X64_64) {
+      const hashType = hamtHashType(pb.Data!, cid);
+      if (hashType !== HAMT_MURMUR3_X64_64) {
         throw new UnixfsError(`HAMT ${cid} uses hash 0x${hashType?.toString(16)}`, cid.toString());
       }
-      return { kind: "hamt", cid, fanout, links: _named(pb) };
+      return { kind: "hamt", cid, fanout, links: named(pb) };
     }
     case "symlink": {
       let target: string;
       try {
-        target = _utf8Strict.decode(fs.data ?? new Uint8Array(0));
+        target = utf8Strict.decode(fs.data ?? new Uint8Array(0));
       } catch (cause) {
         throw new UnixfsError(`Symlink ${cid} target is not UTF-8`, cid.toString(), { cause });
       }
@@ -140,7 +140,7 @@ export async function findInDirectory(
 ): Promise<NamedLink | null> {
   if (dir.kind === "dir") return dir.links.find((l) => l.name === name) ?? null;
   if (dir.kind !== "hamt") return null;
-  const hash = _hamtHash(name);
+  const hash = hamtHash(name);
   const bits = Math.log2(dir.fanout);
   const width = (dir.fanout - 1).toString(16).length;
   let shard: UnixfsNode = dir;
@@ -152,7 +152,7 @@ export async function findInDirectory(
       // Deeper than 64 bits needs the spec's rehash, which no importer produces in practice.
       throw new UnixfsError(`HAMT ${dir.cid} deeper than its hash allows`, dir.cid.toString());
     }
-    const label = _takeBits(hash, depth * bits, bits).toString(16).toUpperCase()
+    const label = takeBits(hash, depth * bits, bits).toString(16).toUpperCase()
       .padStart(width, "0");
     let next: NamedLink | undefined;
     for (const link of shard.links) {
@@ -167,17 +167,17 @@ export async function findInDirectory(
 
 /** The names in a directory node (plain or HAMT, all shards), sorted. */
 export async function listDirectory(get: BlockGetter, dir: UnixfsNode): Promise<NamedLink[]> {
-  if (dir.kind === "dir") return _sorted([...dir.links]);
+  if (dir.kind === "dir") return sorted([...dir.links]);
   if (dir.kind !== "hamt") return [];
   const out: NamedLink[] = [];
-  await _walkShard(get, dir, Math.log2(dir.fanout), (link) => out.push(link));
-  return _sorted(out);
+  await walkShard(get, dir, Math.log2(dir.fanout), (link) => out.push(link));
+  return sorted(out);
 }
 
 /** The blocks of a HAMT besides its root, for reachability (GC). */
 export async function hamtShardCids(get: BlockGetter, dir: UnixfsNode): Promise<CID[]> {
   const out: CID[] = [];
-  if (dir.kind === "hamt") await _walkShard(get, dir, Math.log2(dir.fanout), () => {}, out);
+  if (dir.kind === "hamt") await walkShard(get, dir, Math.log2(dir.fanout), () => {}, out);
   return out;
 }
 
@@ -197,7 +197,7 @@ export async function resolvePath(
   segments: readonly string[],
 ): Promise<Resolved | null> {
   let path = [...segments];
-  for (let hop = 0; hop <= _MAX_SYMLINK_HOPS; hop++) {
+  for (let hop = 0; hop <= MAX_SYMLINK_HOPS; hop++) {
     let node = await loadNode(get, root);
     let restart: string[] | null = null;
     for (let i = 0; i < path.length; i++) {
@@ -205,7 +205,7 @@ export async function resolvePath(
       if (!link) return null;
       node = await loadNode(get, link.cid);
       if (node.kind === "symlink") {
-        restart = _followSymlink(path.slice(0, i), node.target, path.slice(i + 1));
+        restart = followSymlink(path.slice(0, i), node.target, path.slice(i + 1));
         if (!restart) return null;
         break;
       }
@@ -311,7 +311,7 @@ export async function* walkTree(get: BlockGetter, root: CID): AsyncGenerator<Tre
       const links = await listDirectory(get, node);
       for (let i = links.length - 1; i >= 0; i--) {
         const link = links[i]!;
-        if (!_safeName(link.name)) continue;
+        if (!safeName(link.name)) continue;
         stack.push({ path: path ? `${path}/${link.name}` : link.name, cid: link.cid });
       }
     }
@@ -319,12 +319,12 @@ export async function* walkTree(get: BlockGetter, root: CID): AsyncGenerator<Tre
 }
 
 /** Whether a link name is usable as one path segment (no separators, no dot names). */
-function _safeName(name: string): boolean {
+function safeName(name: string): boolean {
   // deno-lint-ignore no-control-regex
   return name !== "" && name !== "." && name !== ".." && !/[/\\\x00]/.test(name);
 }
 
-async function _walkShard(
+async function walkShard(
   get: BlockGetter,
   shard: UnixfsNode,
   bits: number,
@@ -338,14 +338,14 @@ async function _walkShard(
   for (const link of shard.links) {
     if (link.name.length === width) {
       shardCids?.push(link.cid);
-      await _walkShard(get, await loadNode(get, link.cid), bits, onEntry, shardCids);
+      await walkShard(get, await loadNode(get, link.cid), bits, onEntry, shardCids);
     } else {
       onEntry({ name: link.name.slice(width), cid: link.cid });
     }
   }
 }
 
-function _followSymlink(dir: string[], target: string, rest: string[]): string[] | null {
+function followSymlink(dir: string[], target: string, rest: string[]): string[] | null {
   if (target.startsWith("/")) return null;
   const out = [...dir];
   for (const seg of target.split("/")) {
@@ -358,12 +358,12 @@ function _followSymlink(dir: string[], target: string, rest: string[]): string[]
   return [...out, ...rest];
 }
 
-function _hamtHash(name: string): Uint8Array {
-  return murmur364.encode(_utf8.encode(name)) as Uint8Array;
+function hamtHash(name: string): Uint8Array {
+  return murmur364.encode(utf8.encode(name)) as Uint8Array;
 }
 
 /** Reads `count` bits starting at bit `offset`, most significant bit first. */
-function _takeBits(bytes: Uint8Array, offset: number, count: number): number {
+function takeBits(bytes: Uint8Array, offset: number, count: number): number {
   let out = 0;
   for (let i = 0; i < count; i++) {
     const bit = offset + i;
@@ -376,7 +376,7 @@ function _takeBits(bytes: Uint8Array, offset: number, count: number): number {
  * Field 5 (hashType) of the UnixFS Data message. ipfs-unixfs's `unmarshal` drops it, so the
  * protobuf is scanned here: varint fields and length-delimited fields only, as UnixFS uses.
  */
-function _hamtHashType(data: Uint8Array, cid: CID): number | undefined {
+function hamtHashType(data: Uint8Array, cid: CID): number | undefined {
   let pos = 0;
   const varint = (): number => {
     let out = 0;
@@ -406,21 +406,21 @@ function _hamtHashType(data: Uint8Array, cid: CID): number | undefined {
   return found;
 }
 
-function _named(pb: dagPb.PBNode): NamedLink[] {
+function named(pb: dagPb.PBNode): NamedLink[] {
   return pb.Links.map((l) => ({ name: l.Name ?? "", cid: l.Hash }));
 }
 
-function _sorted(links: NamedLink[]): NamedLink[] {
+function sorted(links: NamedLink[]): NamedLink[] {
   return links.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-function _safe(n: bigint, cid: CID): number {
+function safe(n: bigint, cid: CID): number {
   if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw new UnixfsError(`Node ${cid} has an impossible size ${n}`, cid.toString());
   }
   return Number(n);
 }
 
-function _msg(err: unknown): string {
+function msg(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -69,7 +69,7 @@ export function checkCidSupported(cid: CID): void {
       `Cannot use CID ${cid}: multihash 0x${hash.toString(16)} (only sha2-256, sha2-512, identity)`,
     );
   }
-  const expected = _digestLength(hash);
+  const expected = digestLength(hash);
   if (expected !== undefined && cid.multihash.digest.length !== expected) {
     throw new UnsupportedCidError(
       `Cannot use CID ${cid}: digest is ${cid.multihash.digest.length} bytes, expected ${expected}`,
@@ -105,7 +105,7 @@ export async function verifyBlock(cid: CID, bytes: Uint8Array): Promise<void> {
       bytes as Uint8Array<ArrayBuffer>,
     ),
   );
-  if (!_equal(actual, expected)) {
+  if (!equal(actual, expected)) {
     throw new BlockVerificationError(
       `Block ${cid} failed verification: its ${bytes.length} bytes hash to something else`,
       cid.toString(),
@@ -113,13 +113,13 @@ export async function verifyBlock(cid: CID, bytes: Uint8Array): Promise<void> {
   }
 }
 
-function _digestLength(hash: number): number | undefined {
+function digestLength(hash: number): number | undefined {
   if (hash === HASH.sha2_256) return 32;
   if (hash === HASH.sha2_512) return 64;
   return undefined;
 }
 
-function _equal(a: Uint8Array, b: Uint8Array): boolean {
+function equal(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

@@ -15,12 +15,12 @@ import {
 
 const bytes = new TextEncoder().encode("astral boot block\n");
 
-type _Hasher = { digest(input: Uint8Array): unknown };
+type Hasher = { digest(input: Uint8Array): unknown };
 
 async function cidOf(
   code: number,
   data: Uint8Array,
-  hasher: _Hasher = sha256,
+  hasher: Hasher = sha256,
   version: 0 | 1 = 1,
 ): Promise<CID> {
   const digest = (await hasher.digest(data)) as Digest.Digest<number, number>;

@@ -15,26 +15,26 @@ export type CpioEntry =
   | { kind: "char"; path: string; mode?: number; major: number; minor: number };
 
 // File type bits of st_mode (inode(7)).
-const _S_IFREG = 0o100000;
-const _S_IFDIR = 0o040000;
-const _S_IFLNK = 0o120000;
-const _S_IFCHR = 0o020000;
-const _TRAILER = "TRAILER!!!";
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const S_IFCHR = 0o020000;
+const TRAILER = "TRAILER!!!";
 
-const _encoder = new TextEncoder();
+const encoder = new TextEncoder();
 
-function _hex8(n: number): string {
+function hex8(n: number): string {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
     throw new RangeError(`Cannot encode cpio field: ${n} is not a 32-bit unsigned integer`);
   }
   return n.toString(16).padStart(8, "0");
 }
 
-function _pad4(n: number): number {
+function pad4(n: number): number {
   return (4 - (n % 4)) % 4;
 }
 
-interface _Member {
+interface Member {
   name: Uint8Array;
   mode: number;
   data: Uint8Array;
@@ -43,30 +43,30 @@ interface _Member {
   nlink: number;
 }
 
-function _member(entry: CpioEntry): _Member {
+function member(entry: CpioEntry): Member {
   if (entry.path.length === 0 || entry.path.startsWith("/") || entry.path.includes("\0")) {
     throw new RangeError(`Cannot encode cpio entry: bad path ${JSON.stringify(entry.path)}`);
   }
-  const name = _encoder.encode(entry.path + "\0");
+  const name = encoder.encode(entry.path + "\0");
   const base = { name, rdevMajor: 0, rdevMinor: 0, nlink: 1, data: new Uint8Array(0) };
   switch (entry.kind) {
     case "file":
-      return { ...base, mode: _S_IFREG | (entry.mode ?? 0o644), data: entry.data };
+      return { ...base, mode: S_IFREG | (entry.mode ?? 0o644), data: entry.data };
     case "dir":
-      return { ...base, mode: _S_IFDIR | (entry.mode ?? 0o755), nlink: 2 };
+      return { ...base, mode: S_IFDIR | (entry.mode ?? 0o755), nlink: 2 };
     case "symlink":
-      return { ...base, mode: _S_IFLNK | 0o777, data: _encoder.encode(entry.target) };
+      return { ...base, mode: S_IFLNK | 0o777, data: encoder.encode(entry.target) };
     case "char":
       return {
         ...base,
-        mode: _S_IFCHR | (entry.mode ?? 0o600),
+        mode: S_IFCHR | (entry.mode ?? 0o600),
         rdevMajor: entry.major,
         rdevMinor: entry.minor,
       };
   }
 }
 
-function _header(m: _Member, ino: number): Uint8Array {
+function header(m: Member, ino: number): Uint8Array {
   // newc: magic then 13 fields of 8 hex digits; uid/gid 0, mtime 0 keeps builds reproducible.
   const fields = [
     ino,
@@ -83,7 +83,7 @@ function _header(m: _Member, ino: number): Uint8Array {
     m.name.length,
     0,
   ];
-  return _encoder.encode("070701" + fields.map(_hex8).join(""));
+  return encoder.encode("070701" + fields.map(hex8).join(""));
 }
 
 /** Encodes entries (in order) plus the trailer into one newc archive. */
@@ -95,19 +95,19 @@ export function encodeCpio(entries: readonly CpioEntry[]): Uint8Array {
     offset += bytes.length;
   };
   const pad = () => {
-    const n = _pad4(offset);
+    const n = pad4(offset);
     if (n > 0) push(new Uint8Array(n));
   };
-  const write = (m: _Member, ino: number) => {
-    push(_header(m, ino));
+  const write = (m: Member, ino: number) => {
+    push(header(m, ino));
     push(m.name);
     pad();
     if (m.data.length > 0) push(m.data);
     pad();
   };
-  entries.forEach((entry, i) => write(_member(entry), i + 1));
+  entries.forEach((entry, i) => write(member(entry), i + 1));
   write({
-    name: _encoder.encode(_TRAILER + "\0"),
+    name: encoder.encode(TRAILER + "\0"),
     mode: 0,
     data: new Uint8Array(0),
     rdevMajor: 0,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { type CpioEntry, encodeCpio, gzip } from "./cpio.ts";
 import { run } from "./netns.ts";
 
-const _text = new TextEncoder();
+const encoder = new TextEncoder();
 
 Deno.test("encodeCpio writes newc that GNU cpio extracts with types, modes and devices", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "abl-cpio-" });
@@ -14,7 +14,7 @@ Deno.test("encodeCpio writes newc that GNU cpio extracts with types, modes and d
       { kind: "symlink", path: "bin/sh", target: "tool" },
       { kind: "dir", path: "dev", mode: 0o700 },
       { kind: "char", path: "dev/console", major: 5, minor: 1 },
-      { kind: "file", path: "init", mode: 0o755, data: _text.encode("#!/bin/sh\necho hi\n") },
+      { kind: "file", path: "init", mode: 0o755, data: encoder.encode("#!/bin/sh\necho hi\n") },
       { kind: "file", path: "empty", data: new Uint8Array(0) },
     ];
     const bytes = encodeCpio(entries);

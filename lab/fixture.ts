@@ -26,7 +26,7 @@ cmdline = "console=ttyS0 quiet"
 `;
 
 // Applets by full path: /bin/sh is the only busybox link in the initramfs.
-const _INIT = `#!/bin/sh
+const INIT = `#!/bin/sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 echo "astralboot lab: init running on $(/bin/busybox uname -r)"
@@ -36,9 +36,9 @@ echo ${MARKER}
 `;
 
 // Bumped when the builder's output changes for the same inputs.
-const _BUILDER_VERSION = 1;
+const BUILDER_VERSION = 1;
 
-const _IPXE_FILES: Record<string, string> = {
+const IPXE_FILES: Record<string, string> = {
   "tftp/undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe",
   "tftp/snponly.efi": "/usr/lib/ipxe/snponly.efi",
   "tftp/ipxe.efi": "/usr/lib/ipxe/ipxe.efi",
@@ -82,14 +82,14 @@ export function defaultCacheDir(): string {
   return `${Deno.env.get("HOME") ?? "/root"}/.cache/astralboot/fixtures`;
 }
 
-async function _sha256(bytes: Uint8Array | string): Promise<string> {
+async function sha256(bytes: Uint8Array | string): Promise<string> {
   const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
   const digest = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Candidate versions of Debian packages from the local apt lists (no network). */
-async function _candidates(pkgs: string[]): Promise<string[]> {
+async function candidates(pkgs: string[]): Promise<string[]> {
   const res = await run(["apt-cache", "policy", ...pkgs]);
   // One block per package: "name:" at the start of a line, then "  Candidate: version".
   const blocks = new Map<string, string>();
@@ -108,14 +108,14 @@ async function _candidates(pkgs: string[]): Promise<string[]> {
 }
 
 /** The versioned kernel package behind the `linux-image-amd64` metapackage. */
-async function _kernelPackage(): Promise<string> {
+async function kernelPackage(): Promise<string> {
   const res = await run(["apt-cache", "depends", "linux-image-amd64"]);
   const name = /Depends:\s*(linux-image-[\w.+-]+-amd64)/.exec(res.stdout)?.[1];
   if (!name) throw new Error("fixture: linux-image-amd64 names no linux-image-*-amd64 dependency");
   return name;
 }
 
-async function _exists(path: string): Promise<boolean> {
+async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
@@ -126,9 +126,14 @@ async function _exists(path: string): Promise<boolean> {
 }
 
 /** A deb in `debs/`, downloaded on first use; apt names it `pkg_ver_arch.deb` (':' as %3a). */
-async function _deb(debs: string, pkg: string, version: string, logger: Logger): Promise<string> {
+async function fetchDeb(
+  debs: string,
+  pkg: string,
+  version: string,
+  logger: Logger,
+): Promise<string> {
   const file = `${debs}/${pkg}_${version.replace(":", "%3a")}_amd64.deb`;
-  if (await _exists(file)) return file;
+  if (await exists(file)) return file;
   await Deno.mkdir(debs, { recursive: true });
   logger.info("lab", "downloading Debian package", { package: pkg, version });
   try {
@@ -142,12 +147,12 @@ async function _deb(debs: string, pkg: string, version: string, logger: Logger):
   } catch (err) {
     throw new Error(`fixture: cannot download ${pkg}=${version}`, { cause: err });
   }
-  if (!(await _exists(file))) throw new Error(`fixture: apt-get download left no ${file}`);
+  if (!(await exists(file))) throw new Error(`fixture: apt-get download left no ${file}`);
   return file;
 }
 
 /** Extracts one member of a deb's data archive to `dest`, without unpacking the rest. */
-async function _extractMember(deb: string, member: string, dest: string): Promise<void> {
+async function extractMember(deb: string, member: string, dest: string): Promise<void> {
   const res = await run([
     "sh",
     "-c",
@@ -163,7 +168,7 @@ async function _extractMember(deb: string, member: string, dest: string): Promis
 }
 
 /** The initramfs members: busybox, a console device node and the marker /init. */
-function _initramfsEntries(busybox: Uint8Array): CpioEntry[] {
+function initramfsEntries(busybox: Uint8Array): CpioEntry[] {
   const text = new TextEncoder();
   return [
     { kind: "dir", path: "bin" },
@@ -175,12 +180,12 @@ function _initramfsEntries(busybox: Uint8Array): CpioEntry[] {
     { kind: "char", path: "dev/null", mode: 0o666, major: 1, minor: 3 },
     { kind: "file", path: "bin/busybox", mode: 0o755, data: busybox },
     { kind: "symlink", path: "bin/sh", target: "busybox" },
-    { kind: "file", path: "init", mode: 0o755, data: text.encode(_INIT) },
+    { kind: "file", path: "init", mode: 0o755, data: text.encode(INIT) },
   ];
 }
 
 /** Removes trees of earlier inputs: each holds a kernel, and inputs only move forward. */
-async function _pruneOtherTrees(cache: string, keep: string, logger: Logger): Promise<void> {
+async function pruneOtherTrees(cache: string, keep: string, logger: Logger): Promise<void> {
   for await (const entry of Deno.readDir(cache)) {
     const path = `${cache}/${entry.name}`;
     if (!entry.isDirectory || !entry.name.startsWith("tree-") || path === keep) continue;
@@ -202,50 +207,50 @@ export interface FixtureInputs {
 
 /** The cache key of a fixture: SHA-256 (hex) over its inputs and the builder version. */
 export function fixtureKey(inputs: FixtureInputs): Promise<string> {
-  return _sha256(JSON.stringify({ v: _BUILDER_VERSION, ...inputs }));
+  return sha256(JSON.stringify({ v: BUILDER_VERSION, ...inputs }));
 }
 
 /** Builds the fixture tree (or finds it in the cache) and returns where it is. */
 export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
   const cache = options.cacheDir ?? defaultCacheDir();
   const logger = options.logger;
-  const kernelPkg = await _kernelPackage();
-  const [kernelVersion, busyboxVersion] = await _candidates([kernelPkg, "busybox-static"]) as [
+  const kernelPkg = await kernelPackage();
+  const [kernelVersion, busyboxVersion] = await candidates([kernelPkg, "busybox-static"]) as [
     string,
     string,
   ];
   const packages = [`${kernelPkg}=${kernelVersion}`, `busybox-static=${busyboxVersion}`];
   const ipxe: Record<string, string> = {};
-  for (const [dest, src] of Object.entries(_IPXE_FILES)) {
+  for (const [dest, src] of Object.entries(IPXE_FILES)) {
     try {
-      ipxe[dest] = await _sha256(await Deno.readFile(src));
+      ipxe[dest] = await sha256(await Deno.readFile(src));
     } catch (err) {
       throw new Error(`fixture: ${src} is missing (install the ipxe package)`, { cause: err });
     }
   }
-  const key = await fixtureKey({ packages, ipxe, init: _INIT, osToml: OS_TOML });
+  const key = await fixtureKey({ packages, ipxe, init: INIT, osToml: OS_TOML });
   const tree = `${cache}/tree-${key.slice(0, 16)}`;
-  if (await _exists(`${tree}/manifest.json`)) return { tree, key, packages, built: false };
+  if (await exists(`${tree}/manifest.json`)) return { tree, key, packages, built: false };
 
   logger.info("lab", "building fixture tree", { tree, packages });
   await Deno.mkdir(cache, { recursive: true });
   const work = await Deno.makeTempDir({ dir: cache, prefix: ".build-" });
   try {
-    const kernelDeb = await _deb(`${cache}/debs`, kernelPkg, kernelVersion, logger);
-    const busyboxDeb = await _deb(`${cache}/debs`, "busybox-static", busyboxVersion, logger);
+    const kernelDeb = await fetchDeb(`${cache}/debs`, kernelPkg, kernelVersion, logger);
+    const busyboxDeb = await fetchDeb(`${cache}/debs`, "busybox-static", busyboxVersion, logger);
     const images = `${work}/boot/${FIXTURE_OS}/images`;
     await Deno.mkdir(images, { recursive: true });
     await Deno.mkdir(`${work}/tftp`, { recursive: true });
     const release = kernelPkg.replace(/^linux-image-/, "");
-    await _extractMember(kernelDeb, `./boot/vmlinuz-${release}`, `${images}/vmlinuz`);
-    await _extractMember(busyboxDeb, "./bin/busybox", `${work}/busybox`);
+    await extractMember(kernelDeb, `./boot/vmlinuz-${release}`, `${images}/vmlinuz`);
+    await extractMember(busyboxDeb, "./bin/busybox", `${work}/busybox`);
     const initrd = await gzip(
-      encodeCpio(_initramfsEntries(await Deno.readFile(`${work}/busybox`))),
+      encodeCpio(initramfsEntries(await Deno.readFile(`${work}/busybox`))),
     );
     await Deno.writeFile(`${images}/initrd.gz`, initrd);
     await Deno.remove(`${work}/busybox`);
     await Deno.writeTextFile(`${work}/boot/${FIXTURE_OS}/os.toml`, OS_TOML);
-    for (const [dest, src] of Object.entries(_IPXE_FILES)) {
+    for (const [dest, src] of Object.entries(IPXE_FILES)) {
       await Deno.copyFile(src, `${work}/${dest}`);
     }
     // dnsmasq and other stand-in servers drop root: everything must be world-readable.
@@ -256,10 +261,10 @@ export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
     );
     try {
       await Deno.rename(work, tree);
-      await _pruneOtherTrees(cache, tree, logger);
+      await pruneOtherTrees(cache, tree, logger);
     } catch (err) {
       // Another run finished the same tree first: theirs is as good as ours.
-      if (!(await _exists(`${tree}/manifest.json`))) throw err;
+      if (!(await exists(`${tree}/manifest.json`))) throw err;
       await Deno.remove(work, { recursive: true });
     }
   } catch (err) {

@@ -83,14 +83,14 @@ export interface LabResult {
   error?: string;
 }
 
-const _BRIDGE = "br0";
-const _TAP = "tap0";
-const _SERVER_IP = "10.77.0.1";
-const _PREFIX_LEN = 24;
-const _NETMASK = "255.255.255.0";
-const _RANGE: [string, string] = ["10.77.0.100", "10.77.0.150"];
-const _OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd";
-const _OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd";
+const BRIDGE = "br0";
+const TAP = "tap0";
+const SERVER_IP = "10.77.0.1";
+const PREFIX_LEN = 24;
+const NETMASK = "255.255.255.0";
+const RANGE: [string, string] = ["10.77.0.100", "10.77.0.150"];
+const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd";
+const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd";
 
 /** Removes terminal escape sequences (OVMF and iPXE draw with them) and carriage returns. */
 export function cleanSerial(text: string): string {
@@ -131,7 +131,7 @@ export function qemuArgs(
     "-boot",
     "n",
     "-netdev",
-    `tap,id=n0,ifname=${_TAP},script=no,downscript=no`,
+    `tap,id=n0,ifname=${TAP},script=no,downscript=no`,
   ];
   // The namespace name as the VM name, so `pgrep -f` finds a VM that outlived its lab.
   if (options.name) args.push("-name", options.name);
@@ -149,7 +149,7 @@ export function qemuArgs(
       "-device",
       device.join(","),
       "-drive",
-      `if=pflash,format=raw,readonly=on,file=${_OVMF_CODE}`,
+      `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
       "-drive",
       `if=pflash,format=raw,file=${options.varsFile}`,
     );
@@ -157,32 +157,32 @@ export function qemuArgs(
   return args;
 }
 
-function _randomMac(): string {
+function randomMac(): string {
   const b = crypto.getRandomValues(new Uint8Array(3));
   return ["52", "54", "00", ...Array.from(b, (x) => x.toString(16).padStart(2, "0"))].join(":");
 }
 
-async function _bridge(ns: Netns): Promise<void> {
+async function bridge(ns: Netns): Promise<void> {
   const steps = [
-    ["ip", "link", "add", _BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0"],
+    ["ip", "link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0"],
     // IPv6 on the bridge alone, so the server can answer iPXE's router solicitations; no DAD,
     // so its link-local address is usable the moment the bridge is up.
     [
       "sysctl",
       "-qw",
-      `net.ipv6.conf.${_BRIDGE}.accept_dad=0`,
-      `net.ipv6.conf.${_BRIDGE}.disable_ipv6=0`,
+      `net.ipv6.conf.${BRIDGE}.accept_dad=0`,
+      `net.ipv6.conf.${BRIDGE}.disable_ipv6=0`,
     ],
-    ["ip", "addr", "add", `${_SERVER_IP}/${_PREFIX_LEN}`, "dev", _BRIDGE],
-    ["ip", "tuntap", "add", "dev", _TAP, "mode", "tap"],
-    ["ip", "link", "set", _TAP, "master", _BRIDGE],
-    ["ip", "link", "set", _TAP, "up"],
-    ["ip", "link", "set", _BRIDGE, "up"],
+    ["ip", "addr", "add", `${SERVER_IP}/${PREFIX_LEN}`, "dev", BRIDGE],
+    ["ip", "tuntap", "add", "dev", TAP, "mode", "tap"],
+    ["ip", "link", "set", TAP, "master", BRIDGE],
+    ["ip", "link", "set", TAP, "up"],
+    ["ip", "link", "set", BRIDGE, "up"],
   ];
   for (const cmd of steps) await ns.exec(cmd);
 }
 
-function _sleep(ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const timer = setTimeout(done, ms);
@@ -196,7 +196,7 @@ function _sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Waits until UDP 67 and the HTTP port listen inside the namespace, or the server exits. */
-async function _waitListening(
+async function waitListening(
   ns: Netns,
   server: RunningServer,
   httpPort: number,
@@ -211,7 +211,7 @@ async function _waitListening(
     if (/:67\s/.test(udp.stdout) && new RegExp(`:${httpPort}\\s`).test(tcp.stdout)) {
       return;
     }
-    await _sleep(250, signal);
+    await sleep(250, signal);
   }
   if (signal.aborted) throw signal.reason;
   throw new Error(
@@ -222,12 +222,12 @@ async function _waitListening(
 }
 
 /** Starts tcpdump on the bridge; resolves once it is capturing. */
-async function _startCapture(ns: Netns, file: string): Promise<RunningServer> {
+async function startCapture(ns: Netns, file: string): Promise<RunningServer> {
   // -Z root: tcpdump drops to its own user otherwise and cannot write our private folder.
-  // --immediate-mode: without it the last packets are lost when it stops (LAB-NOTES).
+  // --immediate-mode: without it the last packets are lost when it stops (docs/FIRMWARE.md).
   const cap = spawnAll(ns, [{
     tag: "tcpdump",
-    argv: ["tcpdump", "-i", _BRIDGE, "-Z", "root", "-U", "--immediate-mode", "-s", "0", "-w", file],
+    argv: ["tcpdump", "-i", BRIDGE, "-Z", "root", "-U", "--immediate-mode", "-s", "0", "-w", file],
   }]);
   const deadline = Date.now() + 15_000;
   while (!cap.lines.some((l) => l.includes("listening on"))) {
@@ -235,12 +235,12 @@ async function _startCapture(ns: Netns, file: string): Promise<RunningServer> {
       await cap.stop();
       throw new Error(`tcpdump did not start: ${cap.lines.join(" | ")}`);
     }
-    await _sleep(50);
+    await sleep(50);
   }
   return cap;
 }
 
-async function _readCapture(file: string, httpPort: number): Promise<string> {
+async function readCapture(file: string, httpPort: number): Promise<string> {
   const args = ["-r", file, "-n", "-d", `tcp.port==${httpPort},http`, "-T", "fields"];
   for (const f of TSHARK_FIELDS) args.push("-e", f);
   args.push("-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,");
@@ -250,8 +250,8 @@ async function _readCapture(file: string, httpPort: number): Promise<string> {
 
 // A lab namespace holds running processes within seconds of its creation, and a run never
 // lasts this long (--timeout is at most an hour): older and empty means a killed run left it.
-const _STALE_NS_MS = 10 * 60_000;
-const _STALE_DIR_MS = 2 * 3600_000;
+const STALE_NS_MS = 10 * 60_000;
+const STALE_DIR_MS = 2 * 3600_000;
 
 /**
  * Removes what killed runs (SIGKILL, a crash before the clean-up) left: `<prefix>-xxxxx`
@@ -265,7 +265,7 @@ export async function sweepStale(prefix: string, logger: Logger, now = Date.now(
     if (!pattern.test(name)) continue;
     const age = await Deno.stat(`/run/netns/${name}`).then((s) => now - (s.mtime?.getTime() ?? now))
       .catch(() => 0);
-    if (age < _STALE_NS_MS) continue;
+    if (age < STALE_NS_MS) continue;
     const pids = await run(["ip", "netns", "pids", name], { check: false });
     if (pids.code !== 0 || pids.stdout.trim() !== "") continue;
     logger.warn("lab", "removing a namespace a killed lab run left behind", { ns: name });
@@ -275,7 +275,7 @@ export async function sweepStale(prefix: string, logger: Logger, now = Date.now(
   for await (const entry of Deno.readDir(tmp)) {
     if (!entry.isDirectory || !entry.name.startsWith("abl-lab-")) continue;
     const st = await Deno.stat(`${tmp}/${entry.name}`).catch(() => null);
-    if (!st?.mtime || now - st.mtime.getTime() < _STALE_DIR_MS) continue;
+    if (!st?.mtime || now - st.mtime.getTime() < STALE_DIR_MS) continue;
     logger.warn("lab", "removing a scratch folder a killed lab run left behind", {
       dir: `${tmp}/${entry.name}`,
     });
@@ -323,32 +323,32 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       firmware: options.firmware,
       nic: options.nic,
     });
-    await _bridge(ns);
+    await bridge(ns);
     const ctx: LabContext = {
       ns,
-      iface: _BRIDGE,
-      serverIp: _SERVER_IP,
-      prefixLen: _PREFIX_LEN,
-      netmask: _NETMASK,
-      range: _RANGE,
+      iface: BRIDGE,
+      serverIp: SERVER_IP,
+      prefixLen: PREFIX_LEN,
+      netmask: NETMASK,
+      range: RANGE,
       tree: options.tree,
       workDir,
       logger,
     };
     server = await labServer.start(ctx);
     serverLog = server.lines;
-    await _waitListening(ns, server, labServer.httpPort, abort.signal);
-    capture = await _startCapture(ns, pcap());
+    await waitListening(ns, server, labServer.httpPort, abort.signal);
+    capture = await startCapture(ns, pcap());
 
     let varsFile: string | undefined;
     if (options.firmware === "uefi") {
       varsFile = `${workDir}/OVMF_VARS.fd`;
-      await Deno.copyFile(_OVMF_VARS, varsFile);
+      await Deno.copyFile(OVMF_VARS, varsFile);
     }
     const argv = qemuArgs({
       ...options,
       name: ns.name,
-      mac: options.mac ?? _randomMac(),
+      mac: options.mac ?? randomMac(),
       varsFile,
     });
     if (options.memoryMb) argv[argv.indexOf("-m") + 1] = String(options.memoryMb);
@@ -378,12 +378,12 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
             markerAt = Date.now();
             sawMarker();
           }
-          await _sleep(250, wake);
+          await sleep(250, wake);
         }
       })();
     }
 
-    const timedOut = _sleep(timeoutMs, wake).then(() => "timeout" as const);
+    const timedOut = sleep(timeoutMs, wake).then(() => "timeout" as const);
     const outcome = await Promise.race([
       markerSeen.then(() => "marker" as const),
       qemu.status.then(() => "exited" as const),
@@ -392,7 +392,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     ]);
     if (outcome === "marker") {
       // /init powers off right after the marker; give QEMU a moment to leave by itself.
-      await Promise.race([qemu.status, _sleep(10_000, wake)]);
+      await Promise.race([qemu.status, sleep(10_000, wake)]);
     } else if (abort.signal.aborted) {
       error = "interrupted";
     } else if (outcome === "timeout") {
@@ -425,7 +425,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     if (capture) {
       await capture.stop();
       try {
-        const packets = parseTsharkFields(await _readCapture(pcap(), labServer.httpPort));
+        const packets = parseTsharkFields(await readCapture(pcap(), labServer.httpPort));
         stages = stagesFromPackets(packets, { startedAt, ...images, markerAt });
         if (options.captureFile) await Deno.copyFile(pcap(), options.captureFile);
       } catch (err) {

@@ -45,7 +45,7 @@ export class LabUsageError extends Error {
   override name = "LabUsageError";
 }
 
-const _NICS: Record<string, Nic> = {
+const NICS: Record<string, Nic> = {
   "virtio": "virtio-net-pci",
   "virtio-net-pci": "virtio-net-pci",
   "e1000": "e1000",
@@ -84,7 +84,7 @@ export function parseLabArgs(args: string[]): LabArgs {
       }
       case "--nic": {
         const v = value();
-        const n = _NICS[v];
+        const n = NICS[v];
         if (!n) throw new LabUsageError(`--nic must be virtio or e1000, got ${JSON.stringify(v)}`);
         nic = n;
         break;
@@ -135,7 +135,7 @@ export function parseLabArgs(args: string[]): LabArgs {
 }
 
 /** Tools the lab cannot run without, and the Debian package that has each. */
-async function _missingTools(server: LabArgs["server"]): Promise<string[]> {
+async function missingTools(server: LabArgs["server"]): Promise<string[]> {
   const tools: [string, string][] = [
     ["qemu-system-x86_64", "qemu-system-x86"],
     ["tcpdump", "tcpdump"],
@@ -156,13 +156,13 @@ async function _missingTools(server: LabArgs["server"]): Promise<string[]> {
   return missing;
 }
 
-const _encoder = new TextEncoder();
+const encoder = new TextEncoder();
 
 /** Runs `astralboot lab ARGS`; resolves to the exit code (0 every boot reached the marker). */
 export async function labCommand(
   args: string[],
   logger: Logger,
-  write: (text: string) => void = (t) => Deno.stdout.writeSync(_encoder.encode(t)),
+  write: (text: string) => void = (t) => Deno.stdout.writeSync(encoder.encode(t)),
 ): Promise<number> {
   let parsed: LabArgs;
   try {
@@ -180,7 +180,7 @@ export async function labCommand(
     write("astralboot lab: needs root (it creates a network namespace, a bridge and a tap)\n");
     return 2;
   }
-  const missing = await _missingTools(parsed.server);
+  const missing = await missingTools(parsed.server);
   if (missing.length > 0) {
     write(`astralboot lab: missing ${missing.join(", ")}\n`);
     return 2;

@@ -15,7 +15,7 @@ export interface RunResult {
   stderr: string;
 }
 
-const _decoder = new TextDecoder();
+const decoder = new TextDecoder();
 
 /** Runs a command and waits for it; throws with its stderr when it fails and `check` is set. */
 export async function run(
@@ -45,8 +45,8 @@ export async function run(
   clearTimeout(timer);
   const res = {
     code: out.code,
-    stdout: _decoder.decode(out.stdout),
-    stderr: _decoder.decode(out.stderr),
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
   };
   if ((options.check ?? true) && res.code !== 0) {
     throw new Error(
@@ -194,5 +194,5 @@ export async function stopAndCollect(
   }, 5000);
   const out = await child.output();
   clearTimeout(timer);
-  return _decoder.decode(out.stdout) + _decoder.decode(out.stderr);
+  return decoder.decode(out.stdout) + decoder.decode(out.stderr);
 }

@@ -106,7 +106,7 @@ export function standInScript(osToml: string, os: string, base: string): string 
   const kernel = String(meta.kernel ?? "vmlinuz");
   const initrd = meta.initrd === undefined ? undefined : String(meta.initrd);
   const cmdline = String(meta.cmdline ?? "");
-  // iPXE EFI (the 2019 Debian build) needs initrd=<name> on the command line (LAB-NOTES).
+  // iPXE EFI (the 2019 Debian build) needs initrd=<name> on the command line (docs/FIRMWARE.md).
   const args = [initrd ? `initrd=${initrd}` : "", cmdline].filter(Boolean).join(" ");
   return [
     "#!ipxe",

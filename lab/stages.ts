@@ -77,15 +77,15 @@ export interface Packet {
 }
 
 // DHCP message types (RFC 2132 §9.6).
-const _DHCP_DISCOVER = 1;
-const _DHCP_OFFER = 2;
-const _DHCP_REQUEST = 3;
-const _DHCP_ACK = 5;
+const DHCP_DISCOVER = 1;
+const DHCP_OFFER = 2;
+const DHCP_REQUEST = 3;
+const DHCP_ACK = 5;
 // Options that mark iPXE: 77 user class "iPXE" and 175 iPXE encapsulated options.
-const _IPXE_OPTIONS = [77, 175];
-const _TFTP_RRQ = 1;
+const IPXE_OPTIONS = [77, 175];
+const TFTP_RRQ = 1;
 
-function _int(text: string | undefined): number | undefined {
+function int(text: string | undefined): number | undefined {
   if (text === undefined || text === "") return undefined;
   const n = text.startsWith("0x") ? Number.parseInt(text, 16) : Number(text);
   return Number.isFinite(n) ? n : undefined;
@@ -101,26 +101,26 @@ export function parseTsharkFields(text: string): Packet[] {
     const time = Number(get("frame.time_epoch"));
     if (!Number.isFinite(time)) continue;
     const p: Packet = { time, src: get("ip.src"), dst: get("ip.dst") };
-    const us = _int(get("udp.srcport")), ud = _int(get("udp.dstport"));
+    const us = int(get("udp.srcport")), ud = int(get("udp.dstport"));
     if (us !== undefined && ud !== undefined) p.udp = { src: us, dst: ud };
-    const dtype = _int(get("dhcp.option.dhcp"));
+    const dtype = int(get("dhcp.option.dhcp"));
     if (dtype !== undefined) {
       p.dhcp = {
         type: dtype,
-        xid: _int(get("dhcp.id")) ?? 0,
+        xid: int(get("dhcp.id")) ?? 0,
         options: get("dhcp.option.type").split(",").map((s) => Number(s)).filter(Number.isFinite),
       };
     }
-    const op = _int(get("tftp.opcode"));
+    const op = int(get("tftp.opcode"));
     if (op !== undefined) p.tftp = { opcode: op, file: get("tftp.source_file") || undefined };
-    const stream = _int(get("tcp.stream"));
+    const stream = int(get("tcp.stream"));
     if (stream !== undefined) {
       p.tcp = {
         stream,
-        src: _int(get("tcp.srcport")) ?? 0,
-        len: _int(get("tcp.len")) ?? 0,
-        seq: _int(get("tcp.seq")) ?? 0,
-        ack: _int(get("tcp.ack")) ?? 0,
+        src: int(get("tcp.srcport")) ?? 0,
+        len: int(get("tcp.len")) ?? 0,
+        seq: int(get("tcp.seq")) ?? 0,
+        ack: int(get("tcp.ack")) ?? 0,
       };
     }
     if (get("http.request.uri")) p.httpUri = get("http.request.uri");
@@ -140,18 +140,18 @@ export interface StageContext {
   markerAt?: number;
 }
 
-function _basename(uri: string): string {
+function basename(uri: string): string {
   const path = uri.split("?")[0] ?? "";
   return path.slice(path.lastIndexOf("/") + 1);
 }
 
 /** End of the TFTP transfers of the first file the client read: its last packet either way. */
-function _firstStageDone(packets: Packet[]): number | undefined {
-  const first = packets.find((p) => p.tftp?.opcode === _TFTP_RRQ && p.udp);
+function firstStageDone(packets: Packet[]): number | undefined {
+  const first = packets.find((p) => p.tftp?.opcode === TFTP_RRQ && p.udp);
   if (!first?.tftp?.file) return undefined;
   // OVMF asks twice (a tsize probe it aborts, then the download), each from its own port.
   const tids = new Set(
-    packets.filter((p) => p.tftp?.opcode === _TFTP_RRQ && p.tftp.file === first.tftp!.file)
+    packets.filter((p) => p.tftp?.opcode === TFTP_RRQ && p.tftp.file === first.tftp!.file)
       .map((p) => `${p.src}:${p.udp!.src}`),
   );
   let last: number | undefined;
@@ -163,13 +163,13 @@ function _firstStageDone(packets: Packet[]): number | undefined {
 }
 
 /** The ACK answering iPXE's first DHCPREQUEST (the request carries option 77 or 175). */
-function _ipxeDhcp(packets: Packet[]): number | undefined {
+function ipxeDhcp(packets: Packet[]): number | undefined {
   const req = packets.find((p) =>
-    p.dhcp?.type === _DHCP_REQUEST && p.dhcp.options.some((o) => _IPXE_OPTIONS.includes(o))
+    p.dhcp?.type === DHCP_REQUEST && p.dhcp.options.some((o) => IPXE_OPTIONS.includes(o))
   );
   if (!req) return undefined;
   return packets.find((p) =>
-    p.time >= req.time && p.dhcp?.type === _DHCP_ACK && p.dhcp.xid === req.dhcp!.xid
+    p.time >= req.time && p.dhcp?.type === DHCP_ACK && p.dhcp.xid === req.dhcp!.xid
   )?.time;
 }
 
@@ -179,7 +179,7 @@ function _ipxeDhcp(packets: Packet[]): number | undefined {
  * the NIC then) is taken to have it when that byte was first sent. Retransmissions after a
  * loss move the first, spurious ones after the boot do not move the second.
  */
-function _httpFetches(packets: Packet[]): { uri: string; done: number }[] {
+function httpFetches(packets: Packet[]): { uri: string; done: number }[] {
   const out: { uri: string; done: number }[] = [];
   const requests = packets.filter((p) => p.httpUri !== undefined && p.tcp);
   for (const req of requests) {
@@ -211,15 +211,15 @@ function _httpFetches(packets: Packet[]): { uri: string; done: number }[] {
 /** The stages a capture shows, in boot order; stages that did not happen are left out. */
 export function stagesFromPackets(packets: Packet[], ctx: StageContext): Stage[] {
   const at: Partial<Record<StageName, number>> = {};
-  at["dhcp-discover"] = packets.find((p) => p.dhcp?.type === _DHCP_DISCOVER)?.time;
-  at["dhcp-offer"] = packets.find((p) => p.dhcp?.type === _DHCP_OFFER)?.time;
-  at["first-stage-tftp"] = _firstStageDone(packets);
-  at["ipxe-dhcp"] = _ipxeDhcp(packets);
-  const fetches = _httpFetches(packets);
-  at["kernel"] = fetches.find((f) => _basename(f.uri) === ctx.kernel)?.done;
-  at["initrd"] = fetches.find((f) => _basename(f.uri) === ctx.initrd)?.done;
+  at["dhcp-discover"] = packets.find((p) => p.dhcp?.type === DHCP_DISCOVER)?.time;
+  at["dhcp-offer"] = packets.find((p) => p.dhcp?.type === DHCP_OFFER)?.time;
+  at["first-stage-tftp"] = firstStageDone(packets);
+  at["ipxe-dhcp"] = ipxeDhcp(packets);
+  const fetches = httpFetches(packets);
+  at["kernel"] = fetches.find((f) => basename(f.uri) === ctx.kernel)?.done;
+  at["initrd"] = fetches.find((f) => basename(f.uri) === ctx.initrd)?.done;
   at["boot-script"] = fetches.find((f) =>
-    _basename(f.uri) !== ctx.kernel && _basename(f.uri) !== ctx.initrd
+    basename(f.uri) !== ctx.kernel && basename(f.uri) !== ctx.initrd
   )?.done;
   const stages: Stage[] = [];
   for (const name of STAGE_NAMES) {

@@ -148,39 +148,3 @@ export class ByteWriter {
     return this.#buf.slice(0, this.#len);
   }
 }
-
-/** Dotted-quad IPv4 from 4 bytes. */
-export function ipv4ToString(b: Uint8Array): string {
-  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-}
-
-/** 4 bytes from a dotted-quad IPv4; throws RangeError on anything else. */
-export function ipv4ToBytes(ip: string): Uint8Array {
-  const parts = ip.split(".");
-  if (parts.length !== 4) throw new RangeError(`Not an IPv4 address: ${JSON.stringify(ip)}`);
-  const out = new Uint8Array(4);
-  parts.forEach((p, i) => {
-    const n = Number(p);
-    if (!/^\d{1,3}$/.test(p) || n > 255) {
-      throw new RangeError(`Not an IPv4 address: ${JSON.stringify(ip)}`);
-    }
-    out[i] = n;
-  });
-  return out;
-}
-
-/** IPv4 as an unsigned 32-bit number, for arithmetic on ranges and masks. */
-export function ipv4ToNumber(ip: string): number {
-  const b = ipv4ToBytes(ip);
-  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
-}
-
-/** Dotted-quad from an unsigned 32-bit number. */
-export function numberToIpv4(n: number): string {
-  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
-/** MAC address `aa:bb:cc:dd:ee:ff` from bytes. */
-export function macToString(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":");
-}

@@ -45,11 +45,11 @@ const IPV6_RECVHOPLIMIT = 51;
 const IPV6_HOPLIMIT = 52;
 
 /** Largest message read; neighbour discovery fits an MTU, anything longer is cut. */
-const _RECV_SIZE = 65536;
+const RECV_SIZE = 65536;
 /** How long one poll(2) waits, so that close() is noticed within this time. */
-const _POLL_MS = 200;
+const POLL_MS = 200;
 /** `struct sockaddr_in6`. */
-const _SOCKADDR_IN6 = 28;
+const SOCKADDR_IN6 = 28;
 
 /** An interface IPv6 runs on. */
 export interface Ipv6Link {
@@ -112,8 +112,8 @@ export interface Icmpv6SocketOptions {
   logger?: Logger;
 }
 
-function _sockaddrIn6(address: Uint8Array, scope: number): Uint8Array<ArrayBuffer> {
-  const sa = new Uint8Array(_SOCKADDR_IN6);
+function sockaddrIn6(address: Uint8Array, scope: number): Uint8Array<ArrayBuffer> {
+  const sa = new Uint8Array(SOCKADDR_IN6);
   const v = new DataView(sa.buffer);
   v.setUint16(0, LINUX.AF_INET6, true);
   sa.set(address, 8);
@@ -122,7 +122,7 @@ function _sockaddrIn6(address: Uint8Array, scope: number): Uint8Array<ArrayBuffe
 }
 
 /** `struct icmp6_filter`: a bit per type, set = blocked (Linux's sense, <linux/icmpv6.h>). */
-function _filter(types: readonly number[]): Uint8Array<ArrayBuffer> {
+function icmpv6Filter(types: readonly number[]): Uint8Array<ArrayBuffer> {
   const words = new Uint32Array(8).fill(0xffffffff);
   for (const t of types) words[t >> 5]! &= ~(1 << (t & 31));
   return new Uint8Array(words.buffer);
@@ -132,7 +132,7 @@ function _filter(types: readonly number[]): Uint8Array<ArrayBuffer> {
 export class Icmpv6Socket {
   #fd: number;
   #closed = false;
-  #reader = new MessageReader({ dataSize: _RECV_SIZE, nameSize: _SOCKADDR_IN6, controlSize: 128 });
+  #reader = new MessageReader({ dataSize: RECV_SIZE, nameSize: SOCKADDR_IN6, controlSize: 128 });
   #wait: ReadableWait;
 
   private constructor(fd: number, readonly link: Ipv6Link) {
@@ -155,7 +155,7 @@ export class Icmpv6Socket {
       }
     };
     set(SOL_SOCKET, SO_BINDTODEVICE, cstring(link.name), "bind the ICMPv6 socket to the device");
-    set(IPPROTO_ICMPV6, ICMP6_FILTER, _filter(options.types), "set ICMP6_FILTER");
+    set(IPPROTO_ICMPV6, ICMP6_FILTER, icmpv6Filter(options.types), "set ICMP6_FILTER");
     for (const group of options.groups) {
       const mreq = new Uint8Array(20);
       mreq.set(group, 0);
@@ -187,7 +187,7 @@ export class Icmpv6Socket {
     return await this.#wait.until(
       () => this.#tryReceive(),
       () => this.#closed,
-      _POLL_MS,
+      POLL_MS,
       `ICMPv6 socket on "${this.link.name}"`,
     );
   }
@@ -198,7 +198,7 @@ export class Icmpv6Socket {
       const got = this.#reader.read(this.#fd);
       if (!got) return null;
       if (got.name.length < 24) continue;
-      const { hopLimit, ifindex } = _ancillary(got.control);
+      const { hopLimit, ifindex } = ancillary(got.control);
       // SO_BINDTODEVICE already filters; this is the second fence.
       if (ifindex !== this.link.index) continue;
       return { data: got.data.slice(), source: got.name.slice(8, 24), hopLimit, ifindex };
@@ -208,7 +208,7 @@ export class Icmpv6Socket {
   /** Sends one ICMPv6 message out of our interface (link-local and multicast destinations scoped to it). */
   send(data: Uint8Array, destination: Uint8Array): void {
     if (this.#closed) throw new Error(`ICMPv6 socket on "${this.link.name}" is closed`);
-    const sa = _sockaddrIn6(destination, this.link.index);
+    const sa = sockaddrIn6(destination, this.link.index);
     const buf = new Uint8Array(data);
     const n = Number(libc().sendto(this.#fd, buf, BigInt(buf.length), 0, sa, sa.length));
     if (n < 0) {
@@ -228,7 +228,7 @@ export class Icmpv6Socket {
 }
 
 /** Hop limit (IPV6_HOPLIMIT) and ingress ifindex (IPV6_PKTINFO) from the control messages. */
-function _ancillary(control: ControlMessage[]): { hopLimit: number | null; ifindex: number } {
+function ancillary(control: ControlMessage[]): { hopLimit: number | null; ifindex: number } {
   let hopLimit: number | null = null, ifindex = -1;
   for (const m of control) {
     if (m.level !== IPPROTO_IPV6) continue;

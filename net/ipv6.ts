@@ -5,8 +5,6 @@
  * @module
  */
 
-/** `::`, the unspecified address: a host that has no address yet (RFC 4291 §2.5.2). */
-export const UNSPECIFIED: Uint8Array = new Uint8Array(16);
 /** ff02::1, all nodes on the link. */
 export const ALL_NODES: Uint8Array = ipv6ToBytes("ff02::1");
 /** ff02::2, all routers on the link: where router solicitations go. */

@@ -27,7 +27,7 @@ export const LINUX = {
   EADDRINUSE: 98,
 } as const;
 
-const _SYMBOLS = {
+const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
@@ -46,13 +46,13 @@ const _SYMBOLS = {
 } as const;
 
 /** The libc functions the sockets call. */
-export type Libc = Deno.DynamicLibrary<typeof _SYMBOLS>["symbols"];
-let _libc: Libc | undefined;
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+let opened: Libc | undefined;
 
 /** libc, opened on first use and kept for the life of the process. */
 export function libc(): Libc {
-  _libc ??= Deno.dlopen("libc.so.6", _SYMBOLS).symbols;
-  return _libc;
+  opened ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return opened;
 }
 
 /** This thread's errno; read it right after the failed call. */

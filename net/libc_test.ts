@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { cint, controlMessages, cstring, ifIndex, readKernelFile, strerror } from "./libc.ts";
 
 /** A control buffer holding `msgs` laid out as the kernel does (cmsghdr, data, 8-byte pad). */
-function _control(msgs: { level: number; type: number; data: number[] }[]): Uint8Array {
+function control(msgs: { level: number; type: number; data: number[] }[]): Uint8Array {
   const parts: Uint8Array[] = msgs.map((m) => {
     const len = 16 + m.data.length;
     const out = new Uint8Array((len + 7) & ~7);
@@ -23,7 +23,7 @@ function _control(msgs: { level: number; type: number; data: number[] }[]): Uint
 }
 
 Deno.test("controlMessages walks cmsghdr records and stops at anything malformed", async (t) => {
-  const two = _control([
+  const two = control([
     { level: 41, type: 52, data: [255, 0, 0, 0] },
     { level: 41, type: 50, data: Array.from({ length: 20 }, (_, i) => i) },
   ]);
@@ -45,7 +45,7 @@ Deno.test("controlMessages walks cmsghdr records and stops at anything malformed
       length: broken.length,
       want: [[41, 52, 4]],
     },
-    { name: "a record shorter than its header", buf: _bad(8n), length: 32, want: [] },
+    { name: "a record shorter than its header", buf: bad(8n), length: 32, want: [] },
   ];
   for (const c of cases) {
     await t.step(c.name, () => {
@@ -59,7 +59,7 @@ Deno.test("controlMessages walks cmsghdr records and stops at anything malformed
   });
 });
 
-function _bad(len: bigint): Uint8Array {
+function bad(len: bigint): Uint8Array {
   const out = new Uint8Array(32);
   new DataView(out.buffer).setBigUint64(0, len, true);
   return out;

@@ -15,7 +15,8 @@
  */
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { ipv4ToBytes, ipv4ToString } from "./bytes.ts";
+import { BindError } from "./errors.ts";
+import { ipv4ToBytes, ipv4ToString } from "./ipv4.ts";
 import {
   cint,
   type ControlMessage,
@@ -35,11 +36,11 @@ const IPPROTO_IP = 0;
 const IP_PKTINFO = 8;
 
 /** Largest datagram read; DHCP messages are far smaller, anything longer is cut and flagged. */
-const _RECV_SIZE = 65536;
+const RECV_SIZE = 65536;
 /** How long one poll(2) waits, so that close() is noticed within this time. */
-const _POLL_MS = 200;
+const POLL_MS = 200;
 
-function _sockaddrIn(address: string, port: number): Uint8Array<ArrayBuffer> {
+function sockaddrIn(address: string, port: number): Uint8Array<ArrayBuffer> {
   const sa = new Uint8Array(16);
   const v = new DataView(sa.buffer);
   v.setUint16(0, AF_INET, true);
@@ -99,7 +100,7 @@ export class InterfaceUdpSocket {
   #fd: number;
   #closed = false;
   #log: Logger;
-  #reader = new MessageReader({ dataSize: _RECV_SIZE, nameSize: 16, controlSize: 64 });
+  #reader = new MessageReader({ dataSize: RECV_SIZE, nameSize: 16, controlSize: 64 });
   #wait: ReadableWait;
 
   private constructor(
@@ -137,8 +138,16 @@ export class InterfaceUdpSocket {
       fail("bind to device");
     }
     if (c.setsockopt(fd, IPPROTO_IP, IP_PKTINFO, one, 4) < 0) fail("set IP_PKTINFO");
-    const sa = _sockaddrIn("0.0.0.0", options.port);
-    if (c.bind(fd, sa, sa.length) < 0) fail("bind");
+    const sa = sockaddrIn("0.0.0.0", options.port);
+    if (c.bind(fd, sa, sa.length) < 0) {
+      const e = errno();
+      c.close(fd);
+      const hint = e === EADDRINUSE ? " (another DHCP server running?)" : "";
+      throw new BindError(
+        `udp 0.0.0.0:${options.port} on ${options.interface}`,
+        `${strerror(e)}${hint}`,
+      );
+    }
     const log = options.logger ?? silentLogger;
     log.debug("socket", "listening", {
       interface: info.name,
@@ -159,7 +168,7 @@ export class InterfaceUdpSocket {
     return await this.#wait.until(
       () => this.#tryReceive(),
       () => this.#closed,
-      _POLL_MS,
+      POLL_MS,
       `Socket on "${this.info.name}" port ${this.port}`,
     );
   }
@@ -174,7 +183,7 @@ export class InterfaceUdpSocket {
         address: got.name.length >= 8 ? ipv4ToString(got.name.subarray(4, 8)) : "0.0.0.0",
         port: got.name.length >= 4 ? name.getUint16(2, false) : 0,
       };
-      const pkt = _pktinfo(got.control);
+      const pkt = pktinfo(got.control);
       const ifindex = pkt?.ifindex ?? -1;
       // SO_BINDTODEVICE already filters; this is the second fence against a datagram that
       // reached the socket before the option took effect.
@@ -193,7 +202,7 @@ export class InterfaceUdpSocket {
   /** Sends one datagram out of our interface (broadcasts too). */
   send(data: Uint8Array, address: string, port: number): void {
     if (this.#closed) throw new Error(`Socket on "${this.info.name}" is closed`);
-    const sa = _sockaddrIn(address, port);
+    const sa = sockaddrIn(address, port);
     const buf = new Uint8Array(data);
     const n = Number(libc().sendto(this.#fd, buf, BigInt(buf.length), 0, sa, sa.length));
     if (n < 0) {
@@ -213,7 +222,7 @@ export class InterfaceUdpSocket {
 }
 
 /** Finds IP_PKTINFO among the control messages: ifindex and destination address. */
-function _pktinfo(control: ControlMessage[]): { ifindex: number; to: string } | null {
+function pktinfo(control: ControlMessage[]): { ifindex: number; to: string } | null {
   for (const m of control) {
     // struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }
     if (m.level === IPPROTO_IP && m.type === IP_PKTINFO && m.data.length >= 12) {

@@ -1,13 +1,15 @@
 /**
  * Boot events as they happen: a bounded ring buffer (the last `capacity` events, each with a
  * sequence number so that a client can ask for what it missed), the current stage of every
- * machine, and subscribers for live streaming (Server-Sent Events in `http_watch.ts`).
+ * machine, and subscribers for live streaming (Server-Sent Events in `http/watch_routes.ts`).
  *
  * Everything is in memory and starts empty with the process: the lasting record of a machine
- * is the `machine_boots` history of `machine_registry.ts`; this is what a person watches.
+ * is its history (`state/history.ts`, written by `history.ts` from these events); this is
+ * what a person watches.
  *
  * @module
  */
+import type { Mac } from "../net/mac.ts";
 
 /** Where a machine is in its boot, in roughly the order a PXE boot passes them. */
 export type BootStage =
@@ -36,8 +38,8 @@ export type BootStage =
 
 /** What a producer reports; the log adds `seq` and `time`. */
 export interface BootEventInput {
-  /** Canonical MAC (`52:54:00:…`), or null when only the address is known. */
-  mac: string | null;
+  /** The machine, or null when only the address is known. */
+  mac: Mac | null;
   ip: string | null;
   stage: BootStage;
   /** One human line: the file, the bootfile, the OS … */
@@ -51,7 +53,7 @@ export interface WatchEvent {
   /** 1, 2, 3 … in the order of arrival; never reused while the process runs. */
   seq: number;
   time: number;
-  mac: string | null;
+  mac: Mac | null;
   ip: string | null;
   stage: BootStage;
   detail: string;
@@ -124,6 +126,7 @@ export class EventLog {
   readonly #now: () => number;
   readonly #current: RecentMap<string, MachineStage>;
   readonly #listeners = new Set<EventListener>();
+  readonly #observers: ((event: WatchEvent) => void)[] = [];
   #seq = 0;
   #closed = false;
 
@@ -169,6 +172,7 @@ export class EventLog {
         if (byIp && byIp.mac === null) this.#current.delete(event.ip);
       }
     }
+    for (const observe of this.#observers) observe(event);
     for (const listen of [...this.#listeners]) {
       try {
         listen(event);
@@ -207,6 +211,14 @@ export class EventLog {
     return this.#current.newest();
   }
 
+  /**
+   * Calls `observer` for every event for as long as the log lives (the history writer): not a
+   * stream, so it counts in no stream limit and outlasts {@linkcode close}. It must not throw.
+   */
+  observe(observer: (event: WatchEvent) => void): void {
+    this.#observers.push(observer);
+  }
+
   /** Calls `listener` for every new event until the returned function is called. */
   subscribe(listener: EventListener): () => void {
     if (this.#closed) {
@@ -228,4 +240,12 @@ export class EventLog {
     }
     this.#listeners.clear();
   }
+}
+
+/** What kind of image a file under `boot/<os>/images/` is, by its name. */
+export function imageStage(file: string): "kernel" | "initrd" | "image" {
+  const name = file.slice(file.lastIndexOf("/") + 1).toLowerCase();
+  if (/initrd|initramfs|\.cpio/.test(name)) return "initrd";
+  if (/^(vmlinu[xz]|bzimage|linux|kernel)/.test(name)) return "kernel";
+  return "image";
 }

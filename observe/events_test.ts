@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { type BootEventInput, EventLog, RecentMap, type WatchEvent } from "./events.ts";
+import { mustParseMac } from "../net/mac.ts";
 
 const A = "52:54:00:00:00:0a";
 const B = "52:54:00:00:00:0b";
 
 function ev(mac: string | null, ip: string | null, stage: BootEventInput["stage"], detail = "") {
-  return { mac, ip, stage, detail };
+  return { mac: mac === null ? null : mustParseMac(mac), ip, stage, detail };
 }
 
 Deno.test("events get increasing sequence numbers and the log's time", () => {

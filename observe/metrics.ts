@@ -23,8 +23,8 @@ export type Labels = Readonly<Record<string, string | number>>;
 /** The Content-Type of {@linkcode MetricsRegistry.render}'s output. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-const _METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const _LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** Escapes a label value: backslash, double quote and line feed (format 0.0.4). */
 export function escapeLabelValue(value: string): string {
@@ -44,13 +44,13 @@ export function formatValue(value: number): string {
   return String(value);
 }
 
-function _labelText(names: readonly string[], values: readonly string[]): string {
+function labelText(names: readonly string[], values: readonly string[]): string {
   if (names.length === 0) return "";
   return `{${names.map((n, i) => `${n}="${escapeLabelValue(values[i]!)}"`).join(",")}}`;
 }
 
 /** What every metric kind shares: name, help, label names and the series table. */
-abstract class _Metric<S> {
+abstract class Metric<S> {
   readonly #series = new Map<string, { values: string[]; state: S }>();
 
   constructor(
@@ -60,9 +60,9 @@ abstract class _Metric<S> {
     readonly type: "counter" | "gauge" | "histogram",
     readonly registry: MetricsRegistry,
   ) {
-    if (!_METRIC_NAME.test(name)) throw new RangeError(`Invalid metric name: ${name}`);
+    if (!METRIC_NAME.test(name)) throw new RangeError(`Invalid metric name: ${name}`);
     for (const l of labelNames) {
-      if (!_LABEL_NAME.test(l) || l.startsWith("__") || l === "le") {
+      if (!LABEL_NAME.test(l) || l.startsWith("__") || l === "le") {
         throw new RangeError(`Invalid label name for ${name}: ${l}`);
       }
     }
@@ -115,14 +115,14 @@ abstract class _Metric<S> {
 }
 
 /** Counter and gauge: one number per series. */
-abstract class _Scalar extends _Metric<{ v: number }> {
+abstract class Scalar extends Metric<{ v: number }> {
   protected fresh(): { v: number } {
     return { v: 0 };
   }
 
   /** The current value of a series (0 when never touched). */
   get(labels: Labels = {}): number {
-    return this.entries().find((e) => _same(this.labelNames, e.values, labels))?.state.v ?? 0;
+    return this.entries().find((e) => same(this.labelNames, e.values, labels))?.state.v ?? 0;
   }
 
   /** The sum over every series: a headline number. */
@@ -137,13 +137,13 @@ abstract class _Scalar extends _Metric<{ v: number }> {
 
   samples(): string[] {
     return this.entries().map((e) =>
-      `${this.name}${_labelText(this.labelNames, e.values)} ${formatValue(e.state.v)}`
+      `${this.name}${labelText(this.labelNames, e.values)} ${formatValue(e.state.v)}`
     );
   }
 }
 
 /** A value that only goes up (restarts reset it; Prometheus' rate() handles that). */
-export class Counter extends _Scalar {
+export class Counter extends Scalar {
   /** Adds `by` (default 1, never negative) to the series `labels` names. */
   inc(labels: Labels = {}, by = 1): void {
     if (!(by >= 0)) throw new RangeError(`${this.name}: a counter cannot go down (${by})`);
@@ -152,7 +152,7 @@ export class Counter extends _Scalar {
 }
 
 /** A value that goes up and down: set directly, or computed on scrape. */
-export class Gauge extends _Scalar {
+export class Gauge extends Scalar {
   /** Sets the series `labels` names to `value`. */
   set(labels: Labels, value: number): void {
     const s = this.series(labels);
@@ -165,14 +165,14 @@ export class Gauge extends _Scalar {
   }
 }
 
-interface _HistogramState {
+interface HistogramState {
   counts: number[];
   sum: number;
   count: number;
 }
 
 /** Observations counted into cumulative `le` buckets, with their sum and count. */
-export class Histogram extends _Metric<_HistogramState> {
+export class Histogram extends Metric<HistogramState> {
   /** Upper bounds, ascending, without +Inf (always added). */
   readonly buckets: readonly number[];
 
@@ -191,7 +191,7 @@ export class Histogram extends _Metric<_HistogramState> {
     this.buckets = sorted;
   }
 
-  protected fresh(): _HistogramState {
+  protected fresh(): HistogramState {
     return { counts: this.buckets.map(() => 0), sum: 0, count: 0 };
   }
 
@@ -208,7 +208,7 @@ export class Histogram extends _Metric<_HistogramState> {
 
   /** Count and sum of a series (zeros when never touched). */
   get(labels: Labels = {}): { count: number; sum: number } {
-    const s = this.entries().find((e) => _same(this.labelNames, e.values, labels))?.state;
+    const s = this.entries().find((e) => same(this.labelNames, e.values, labels))?.state;
     return { count: s?.count ?? 0, sum: s?.sum ?? 0 };
   }
 
@@ -219,11 +219,11 @@ export class Histogram extends _Metric<_HistogramState> {
       let cumulative = 0;
       this.buckets.forEach((b, i) => {
         cumulative += e.state.counts[i]!;
-        const labels = _labelText(names, [...e.values, formatValue(b)]);
+        const labels = labelText(names, [...e.values, formatValue(b)]);
         out.push(`${this.name}_bucket${labels} ${cumulative}`);
       });
-      out.push(`${this.name}_bucket${_labelText(names, [...e.values, "+Inf"])} ${e.state.count}`);
-      const plain = _labelText(this.labelNames, e.values);
+      out.push(`${this.name}_bucket${labelText(names, [...e.values, "+Inf"])} ${e.state.count}`);
+      const plain = labelText(this.labelNames, e.values);
       out.push(`${this.name}_sum${plain} ${formatValue(e.state.sum)}`);
       out.push(`${this.name}_count${plain} ${e.state.count}`);
     }
@@ -231,7 +231,7 @@ export class Histogram extends _Metric<_HistogramState> {
   }
 }
 
-function _same(names: readonly string[], values: readonly string[], labels: Labels): boolean {
+function same(names: readonly string[], values: readonly string[], labels: Labels): boolean {
   return names.every((n, i) => String(labels[n]) === values[i]);
 }
 
@@ -246,14 +246,14 @@ export class MetricsRegistry {
   readonly maxSeries: number;
   /** Label combinations refused because a metric had `maxSeries` already. */
   dropped = 0;
-  readonly #metrics = new Map<string, _Metric<unknown>>();
+  readonly #metrics = new Map<string, Metric<unknown>>();
   readonly #collectors: (() => void)[] = [];
 
   constructor(options: MetricsRegistryOptions = {}) {
     this.maxSeries = options.maxSeries ?? 500;
   }
 
-  #add<M extends _Metric<unknown>>(metric: M): M {
+  #add<M extends Metric<unknown>>(metric: M): M {
     if (this.#metrics.has(metric.name)) {
       throw new RangeError(`Metric ${metric.name} is registered already`);
     }

@@ -1,5 +1,5 @@
 /**
- * DHCP address leases kept in SQLite (the one handle from `boot/db.ts`).
+ * DHCP address leases kept in SQLite (the one handle from `state/db.ts`).
  *
  * One row per address that was ever handed out. A row remembers its last holder even after
  * the lease ran out, which is what lets a machine get its previous address back and lets the
@@ -13,11 +13,12 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { ipv4ToNumber, numberToIpv4 } from "../net/bytes.ts";
+import { ipv4ToNumber, numberToIpv4, type Subnet } from "../net/ipv4.ts";
+import type { Mac } from "../net/mac.ts";
 
 /** A static address for one machine (`[[machine]] mac, ip`). */
 export interface Reservation {
-  mac: string;
+  mac: Mac;
   ip: string;
   hostname?: string;
 }
@@ -63,21 +64,13 @@ export type RefuseReason =
 export type CommitResult = { ok: true; lease: Lease } | { ok: false; reason: RefuseReason };
 
 /** Network, broadcast, server and router addresses of a subnet, to keep out of the pool. */
-export function poolExclusions(serverIp: string, netmask: string, router?: string): string[] {
-  const mask = ipv4ToNumber(netmask);
-  const net = (ipv4ToNumber(serverIp) & mask) >>> 0;
-  const bcast = (net | (~mask >>> 0)) >>> 0;
-  const out = [numberToIpv4(net), numberToIpv4(bcast), serverIp];
+export function poolExclusions(serverIp: string, subnet: Subnet, router?: string): string[] {
+  const out = [subnet.network, subnet.broadcast, serverIp];
   if (router) out.push(router);
   return out;
 }
 
-/** Canonical lower-case colon form of a MAC, so keys compare equal. */
-export function normalizeMac(mac: string): string {
-  return mac.toLowerCase().replaceAll("-", ":");
-}
-
-interface _Row {
+interface Row {
   ip: string;
   ipnum: number;
   mac: string;
@@ -110,9 +103,8 @@ export class LeaseStore {
     }
     this.#exclude = new Set((options.exclude ?? []).map(ipv4ToNumber));
     for (const r of options.reservations ?? []) {
-      const res = { ...r, mac: normalizeMac(r.mac) };
-      this.#byMac.set(res.mac, res);
-      this.#byIp.set(ipv4ToNumber(r.ip), res);
+      this.#byMac.set(r.mac, r);
+      this.#byIp.set(ipv4ToNumber(r.ip), r);
     }
     this.#hold = (options.offerHoldSeconds ?? 60) * 1000;
     this.#quarantine = (options.declineSeconds ?? 600) * 1000;
@@ -132,8 +124,8 @@ export class LeaseStore {
   }
 
   /** The reservation of a machine, if the config has one. */
-  reservation(mac: string): Reservation | undefined {
-    return this.#byMac.get(normalizeMac(mac));
+  reservation(mac: Mac): Reservation | undefined {
+    return this.#byMac.get(mac);
   }
 
   /** Whether an address is in the dynamic pool (inside the range, not excluded, not reserved). */
@@ -147,8 +139,7 @@ export class LeaseStore {
    * lease > its previous address if free > the requested address if free > a never-used address
    * > the address free the longest. Null when the pool is exhausted.
    */
-  offer(mac: string, options: { clientId?: string; requestedIp?: string } = {}): string | null {
-    mac = normalizeMac(mac);
+  offer(mac: Mac, options: { clientId?: string; requestedIp?: string } = {}): string | null {
     const now = this.#now();
     return this.#tx(() => {
       const ip = this.#pick(mac, options.requestedIp, now);
@@ -172,18 +163,17 @@ export class LeaseStore {
   }
 
   /** Whether `ip` may be given to `mac` right now; the reason when not. */
-  check(mac: string, ip: string): RefuseReason | null {
-    return this.#refusal(normalizeMac(mac), ip, this.#now());
+  check(mac: Mac, ip: string): RefuseReason | null {
+    return this.#refusal(mac, ip, this.#now());
   }
 
   /** Binds `ip` to `mac` for `seconds` (the ACK); refuses addresses the client may not have. */
   commit(
-    mac: string,
+    mac: Mac,
     ip: string,
     seconds: number,
     options: { clientId?: string; hostname?: string } = {},
   ): CommitResult {
-    mac = normalizeMac(mac);
     const now = this.#now();
     return this.#tx((): CommitResult => {
       const reason = this.#refusal(mac, ip, now);
@@ -200,8 +190,7 @@ export class LeaseStore {
   }
 
   /** The client gives its address back (DHCPRELEASE); ignored unless it holds it. */
-  release(mac: string, ip: string): boolean {
-    mac = normalizeMac(mac);
+  release(mac: Mac, ip: string): boolean {
     const row = this.#row(ip);
     if (!row || row.mac !== mac || !this.#isActive(row, this.#now())) return false;
     this.#stmt("UPDATE dhcp_leases SET state = 'released', expires = ? WHERE ip = ?")
@@ -213,8 +202,7 @@ export class LeaseStore {
    * The client found `ip` in use (DHCPDECLINE): the address leaves the pool for a while.
    * Only the client holding the address can decline it, so nobody can drain the pool.
    */
-  decline(mac: string, ip: string): boolean {
-    mac = normalizeMac(mac);
+  decline(mac: Mac, ip: string): boolean {
     const now = this.#now();
     const row = this.#row(ip);
     if (!row || row.mac !== mac || !this.#isActive(row, now)) return false;
@@ -225,12 +213,11 @@ export class LeaseStore {
   }
 
   /** The active lease (offered or bound, not run out) of a machine. */
-  current(mac: string): Lease | null {
-    mac = normalizeMac(mac);
+  current(mac: Mac): Lease | null {
     const now = this.#now();
     const rows = this.#stmt(
       "SELECT * FROM dhcp_leases WHERE mac = ? AND state IN ('offered','bound') AND expires > ?",
-    ).all(mac, now) as unknown as _Row[];
+    ).all(mac, now) as unknown as Row[];
     const row = rows.find((r) => r.state === "bound") ?? rows[0];
     return row ? this.#lease(row, now) : null;
   }
@@ -239,7 +226,7 @@ export class LeaseStore {
   list(): Lease[] {
     const now = this.#now();
     const rows = this.#stmt("SELECT * FROM dhcp_leases ORDER BY ipnum")
-      .all() as unknown as _Row[];
+      .all() as unknown as Row[];
     const out = rows.map((r) => this.#lease(r, now));
     const seen = new Set(out.map((l) => l.ip));
     for (const r of this.#byMac.values()) {
@@ -250,7 +237,7 @@ export class LeaseStore {
     return out.sort((a, b) => ipv4ToNumber(a.ip) - ipv4ToNumber(b.ip));
   }
 
-  #lease(r: _Row, now: number): Lease {
+  #lease(r: Row, now: number): Lease {
     const ran = (r.state === "offered" || r.state === "bound") && r.expires <= now;
     return {
       ip: r.ip,
@@ -267,7 +254,7 @@ export class LeaseStore {
     if (res) return res.ip;
     const mine = this.#stmt(
       "SELECT * FROM dhcp_leases WHERE mac = ? ORDER BY (state = 'bound') DESC, expires DESC",
-    ).all(mac) as unknown as _Row[];
+    ).all(mac) as unknown as Row[];
     const active = mine.find((r) => this.#isActive(r, now) && this.inPool(r.ip));
     if (active) return active.ip;
     const previous = mine.find((r) => this.inPool(r.ip) && this.#isFree(r, now));
@@ -281,9 +268,9 @@ export class LeaseStore {
         `SELECT * FROM dhcp_leases WHERE ipnum BETWEEN ? AND ?
          AND (state = 'released' OR (state IN ('offered','bound','declined') AND expires <= ?))
          ORDER BY expires ASC, ipnum ASC LIMIT ?`,
-      ).all(this.#first, this.#last, now, limit) as unknown as _Row[];
+      ).all(this.#first, this.#last, now, limit) as unknown as Row[];
     // Rows outside the pool (reserved since, or excluded) are rare: look at a few first.
-    const pick = (rows: _Row[]) => rows.find((r) => this.inPool(r.ip))?.ip;
+    const pick = (rows: Row[]) => rows.find((r) => this.inPool(r.ip))?.ip;
     return pick(free(16)) ?? pick(free(-1)) ?? null;
   }
 
@@ -316,17 +303,17 @@ export class LeaseStore {
     return this.#isFree(row, now) ? null : "in-use";
   }
 
-  #isActive(r: _Row, now: number): boolean {
+  #isActive(r: Row, now: number): boolean {
     return (r.state === "offered" || r.state === "bound") && r.expires > now;
   }
 
-  #isFree(r: _Row, now: number): boolean {
+  #isFree(r: Row, now: number): boolean {
     return r.state === "released" || r.expires <= now;
   }
 
-  #row(ip: string): _Row | undefined {
+  #row(ip: string): Row | undefined {
     return this.#stmt("SELECT * FROM dhcp_leases WHERE ip = ?").get(ip) as
-      | _Row
+      | Row
       | undefined;
   }
 

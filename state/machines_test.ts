@@ -1,81 +1,216 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "./db.ts";
-import { MachineStore } from "./machines.ts";
+import { defaultHostname, MachineRegistry } from "./machines.ts";
+import { BootHistory } from "./history.ts";
+import { mustParseMac } from "../net/mac.ts";
 
 function clock(start = 1_700_000_000_000) {
   let t = start;
   return { now: () => t, tick: (ms: number) => t += ms };
 }
 
-Deno.test("MachineStore keeps a sticky choice per MAC", async (t) => {
+const A = mustParseMac("52:54:00:00:00:0a");
+const B = mustParseMac("52:54:00:00:00:0b");
+const C = mustParseMac("52:54:00:00:00:0c");
+
+function registry(c = clock()) {
+  const db = openDatabase(":memory:");
+  return new MachineRegistry(db, {
+    now: c.now,
+    machines: [
+      {
+        mac: A,
+        hostname: "etcd-1",
+        ip: "10.0.0.11",
+        os: "debian",
+        class: "k8s-node",
+        vars: { a: 1 },
+      },
+      { mac: B, hostname: "etcd-2", os: "debian", class: "k8s-node", vars: {} },
+    ],
+  });
+}
+
+Deno.test("machines come from the config, the wire, or both", async (t) => {
   const c = clock();
-  const store = new MachineStore(openDatabase(":memory:"), { now: c.now });
-  await t.step("an unknown machine has no choice", () => {
-    assert.equal(store.getChoice("52:54:00:00:00:01"), null);
-    assert.equal(store.get("52:54:00:00:00:01"), null);
+  const reg = registry(c);
+  await t.step("a configured machine that never booted is listed with its config", () => {
+    assert.deepEqual(reg.get(A), {
+      mac: A,
+      hostname: "etcd-1",
+      ip: "10.0.0.11",
+      os: "debian",
+      pinned: true,
+      class: "k8s-node",
+      state: "chosen",
+      vars: { a: 1 },
+      configured: true,
+      first_seen: null,
+      last_seen: null,
+      installed_at: null,
+    });
   });
-  await t.step("setChoice is read back whatever the MAC spelling", () => {
-    store.setChoice("52-54-00-AA-BB-01", "debian", "server");
-    for (const mac of ["52:54:00:aa:bb:01", "52-54-00-aa-bb-01", "525400AABB01"]) {
-      assert.deepEqual(store.getChoice(mac), { os: "debian", class: "server" });
-    }
+  await t.step("an unknown machine is null until it makes contact", () => {
+    assert.equal(reg.get(C), null);
+    c.tick(5);
+    reg.seen(C, "10.0.0.99");
+    const m = reg.get(C)!;
+    assert.equal(m.state, "new");
+    assert.equal(m.hostname, "node-52540000000c");
+    assert.equal(m.ip, "10.0.0.99");
+    assert.equal(m.configured, false);
+    assert.equal(m.pinned, false);
+    assert.equal(m.first_seen, 1_700_000_000_005);
   });
-  await t.step("a new choice replaces the old one", () => {
-    c.tick(1000);
-    store.setChoice("52:54:00:aa:bb:01", "tiny");
-    assert.deepEqual(store.getChoice("52:54:00:aa:bb:01"), { os: "tiny", class: null });
-    const rec = store.get("52:54:00:aa:bb:01")!;
-    assert.equal(rec.first_seen, 1_700_000_000_000);
-    assert.equal(rec.last_seen, 1_700_000_001_000);
+  await t.step("the config's address wins over the one the machine asked from", () => {
+    reg.seen(A, "10.0.0.150");
+    assert.equal(reg.get(A)!.ip, "10.0.0.11");
+    reg.seen(B, "10.0.0.151");
+    assert.equal(reg.get(B)!.ip, "10.0.0.151");
   });
-  await t.step("clearChoice brings the menu back, once", () => {
-    assert.equal(store.clearChoice("52:54:00:aa:bb:01"), true);
-    assert.equal(store.getChoice("52:54:00:aa:bb:01"), null);
-    assert.equal(store.clearChoice("52:54:00:aa:bb:01"), false);
-    assert.equal(store.clearChoice("52:54:00:00:00:99"), false);
+  await t.step("seen without an address keeps the one it had", () => {
+    reg.seen(B);
+    assert.equal(reg.get(B)!.ip, "10.0.0.151");
   });
-  await t.step("malformed MACs are refused", () => {
-    for (const bad of ["", "52:54:00", "zz:54:00:aa:bb:01", "52:54:00:aa:bb:01:02"]) {
-      assert.throws(() => store.setChoice(bad, "x"), RangeError);
-      assert.throws(() => store.getChoice(bad), RangeError);
-    }
+  await t.step("list is sorted by host name and holds each MAC once", () => {
+    assert.deepEqual(reg.list().map((m) => m.hostname), ["etcd-1", "etcd-2", "node-52540000000c"]);
   });
 });
 
-Deno.test("MachineStore finds the machine behind an address", () => {
+Deno.test("install state moves new → chosen → installing → installed → chosen", async (t) => {
   const c = clock();
-  const store = new MachineStore(openDatabase(":memory:"), { now: c.now });
-  store.seen("52:54:00:00:00:01", "10.0.0.50");
+  const reg = registry(c);
+  const steps: [string, () => void, string, string | null][] = [
+    ["first contact", () => reg.seen(C, "10.0.0.50"), "new", null],
+    ["menu choice", () => reg.choose(C, "debian", "minimal", "10.0.0.50"), "chosen", "minimal"],
+    ["preseed served", () => reg.installing(C), "installing", "minimal"],
+    ["callback", () => reg.installed(C, "10.0.0.50"), "installed", "minimal"],
+    ["config fetched again", () => reg.installing(C), "installed", "minimal"],
+    ["reinstall", () => reg.reinstall(C), "chosen", "minimal"],
+  ];
+  for (const [name, act, state, cls] of steps) {
+    await t.step(`${name} → ${state}`, () => {
+      c.tick(1000);
+      act();
+      const m = reg.get(C)!;
+      assert.equal(m.state, state);
+      assert.equal(m.os, cls ? "debian" : null);
+      assert.equal(m.class, cls);
+    });
+  }
+  await t.step("installed_at keeps the last callback time", () => {
+    assert.equal(reg.get(C)!.installed_at, 1_700_000_004_000);
+  });
+  await t.step("reinstall of an unknown machine is null", () => {
+    assert.equal(reg.reinstall(mustParseMac("52:54:00:99:99:99")), null);
+  });
+  await t.step("reinstall of a configured machine that never booted works", () => {
+    assert.equal(reg.reinstall(A)!.state, "chosen");
+  });
+});
+
+Deno.test("a menu choice does not override the config, and its class stays with its OS", async (t) => {
+  const reg = registry();
+  await t.step("config os and class win over a sticky choice", () => {
+    reg.choose(A, "tiny", "other");
+    assert.equal(reg.get(A)!.os, "debian");
+    assert.equal(reg.get(A)!.class, "k8s-node");
+  });
+  await t.step("a chosen class is dropped when the config pins another OS", () => {
+    const r = new MachineRegistry(openDatabase(":memory:"), {
+      machines: [{ mac: C, os: "debian", vars: {} }],
+    });
+    r.choose(C, "tiny", "big");
+    assert.equal(r.get(C)!.os, "debian");
+    assert.equal(r.get(C)!.class, null);
+  });
+  await t.step("clearChoice brings the menu back, once", () => {
+    const r = new MachineRegistry(openDatabase(":memory:"));
+    r.choose(C, "tiny");
+    assert.equal(r.clearChoice(C), true);
+    assert.equal(r.get(C)!.os, null);
+    assert.equal(r.clearChoice(C), false);
+  });
+});
+
+Deno.test("findByIp: the configured address, else the machine that asked last from there", () => {
+  const c = clock();
+  const reg = registry(c);
+  const m = (i: number) => mustParseMac(`52:54:00:00:01:0${i}`);
+  reg.seen(m(1), "10.0.0.50");
   c.tick(10);
-  store.seen("52:54:00:00:00:02", "10.0.0.51");
-  assert.equal(store.findByIp("10.0.0.50")?.mac, "52:54:00:00:00:01");
-  // The address moved to another machine: the most recent one wins.
+  reg.seen(m(2), "10.0.0.51");
+  assert.equal(reg.findByIp("10.0.0.50")?.mac, m(1));
   c.tick(10);
-  store.seen("52:54:00:00:00:03", "10.0.0.50");
-  assert.equal(store.findByIp("10.0.0.50")?.mac, "52:54:00:00:00:03");
-  assert.equal(store.findByIp("10.0.0.99"), null);
-  store.seen("52:54:00:00:00:02");
-  assert.equal(store.get("52:54:00:00:00:02")?.ip, "10.0.0.51", "seen without ip keeps it");
-  assert.deepEqual(store.list().map((m) => m.mac), [
-    "52:54:00:00:00:02",
-    "52:54:00:00:00:03",
-    "52:54:00:00:00:01",
+  reg.seen(m(3), "10.0.0.50");
+  assert.equal(reg.findByIp("10.0.0.50")?.mac, m(3));
+  assert.equal(reg.findByIp("10.0.0.11")?.mac, A);
+  assert.equal(reg.findByIp("10.0.0.99"), null);
+});
+
+Deno.test("cluster: every machine of the same OS and class", async (t) => {
+  const reg = registry();
+  reg.choose(C, "debian", "minimal");
+  const cases: [string, string | null, string[]][] = [
+    ["debian", "k8s-node", ["etcd-1", "etcd-2"]],
+    ["debian", "minimal", ["node-52540000000c"]],
+    ["debian", null, []],
+    ["tiny", null, []],
+  ];
+  for (const [os, cls, hosts] of cases) {
+    await t.step(`${os}/${cls}`, () => {
+      assert.deepEqual(reg.cluster(os, cls).map((m) => m.hostname), hosts);
+    });
+  }
+});
+
+Deno.test("history is bounded per machine, newest first", () => {
+  const c = clock();
+  const history = new BootHistory(openDatabase(":memory:"), { now: c.now, limit: 3 });
+  for (let i = 0; i < 10; i++) {
+    c.tick(1);
+    history.record(C, "script", `boot ${i}`, "10.0.0.5");
+  }
+  history.record(B, "script", "other machine");
+  assert.deepEqual(history.lines(C).map((e) => e.what), ["boot 9", "boot 8", "boot 7"]);
+  assert.deepEqual(history.lines(B), [
+    { at: 1_700_000_000_010, kind: "script", what: "other machine", ip: null },
   ]);
 });
 
-Deno.test("MachineStore survives reopening the database file", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "astral-machines-" });
+Deno.test("state survives a reopen, also of a database from before installed_at", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "abi-reg-" });
   try {
+    const db0 = openDatabase(dir);
+    // A database of the previous release: no installed_at column.
+    db0.exec(`CREATE TABLE machines (mac TEXT PRIMARY KEY, os TEXT, class TEXT, hostname TEXT,
+      ip TEXT, state TEXT, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);
+      INSERT INTO machines VALUES ('${B}', 'tiny', NULL, NULL, '10.0.0.8', NULL, 1, 1);
+      INSERT INTO machines VALUES ('${A}', NULL, NULL, NULL, '10.0.0.9', 'installed', 1, 1);
+      CREATE TABLE machine_boots (id INTEGER PRIMARY KEY AUTOINCREMENT, mac TEXT NOT NULL,
+        at INTEGER NOT NULL, kind TEXT NOT NULL, what TEXT NOT NULL, ip TEXT);
+      INSERT INTO machine_boots (mac, at, kind, what) VALUES ('${A}', 42, 'installed', 'x');`);
+    db0.close();
     const db1 = openDatabase(dir);
-    new MachineStore(db1).setChoice("52:54:00:00:00:07", "debian");
+    new MachineRegistry(db1).installed(C, "10.0.0.7");
     db1.close();
     const db2 = openDatabase(dir);
-    assert.deepEqual(new MachineStore(db2).getChoice("52:54:00:00:00:07"), {
-      os: "debian",
-      class: null,
-    });
+    const reg = new MachineRegistry(db2);
+    const m = reg.get(C)!;
+    const old = reg.get(B)!;
+    const installedBefore = reg.get(A)!;
     db2.close();
+    assert.equal(m.state, "installed");
+    assert.equal(m.ip, "10.0.0.7");
+    assert.ok(m.installed_at! > 0);
+    assert.deepEqual([old.os, old.state, old.installed_at], ["tiny", "chosen", null]);
+    // The callback time the old release kept in the history only is carried over.
+    assert.deepEqual([installedBefore.state, installedBefore.installed_at], ["installed", 42]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("defaultHostname", () => {
+  assert.equal(defaultHostname(mustParseMac("52:54:00:ab:cd:ef")), "node-525400abcdef");
 });

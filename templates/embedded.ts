@@ -8,12 +8,10 @@
 import chain from "./chain.vto" with { type: "text" };
 import menu from "./menu.vto" with { type: "text" };
 import start from "./start.vto" with { type: "text" };
-import sticky from "./sticky.vto" with { type: "text" };
 
 /** Default templates by file name. */
 export const EMBEDDED_TEMPLATES: Readonly<Record<string, string>> = Object.freeze({
   "chain.vto": chain,
   "menu.vto": menu,
   "start.vto": start,
-  "sticky.vto": sticky,
 });

@@ -151,7 +151,7 @@ Deno.test("auto mode beside dnsmasq becomes ProxyDHCP", async (t) => {
       const ack = replies[0]!.p;
       assert.equal(ack.options.messageType(), MessageType.Ack);
       assert.equal(ack.yiaddr, "0.0.0.0");
-      assert.equal(ack.file, `${HTTP}/boot.ipxe`);
+      assert.equal(ack.file, `${HTTP}/boot.ipxe?mac=${lab.macs[1]!.replaceAll(":", "-")}`);
     });
 
     await t.step("the server never offered an address", async () => {
@@ -172,7 +172,7 @@ Deno.test("auto mode alone serves addresses, and yields when a client picks anot
   await using lab = await bridgeLab("abd", `${SERVER_IP}/24`, 2);
   const [first, second] = lab.clients as [Netns, Netns];
   const dir = await Deno.makeTempDir({ prefix: "abd-auto-" });
-  const // dnsmasq pings an address ~3 s before it offers it (LAB-NOTES): the probe must outlast that.
+  const // dnsmasq pings an address ~3 s before it offers it (docs/FIRMWARE.md): the probe must outlast that.
   server = await startRunner(lab.server, options("auto", `${dir}/data`, 6));
   try {
     await t.step("nobody answers the probe: serving addresses", async () => {

@@ -152,8 +152,10 @@ Deno.test("QEMU's iPXE ROM gets the script in one exchange, no ProxyDHCP wait", 
   assert.equal(f.slice(0, requestAt).filter((x) => x.type === DISCOVER).length, 1);
   const offer = f.find((x) => x.type === OFFER)!;
   const ack = f.find((x) => x.type === ACK)!;
-  assert.equal(offer.file, `${HTTP}/boot.ipxe`);
-  assert.equal(ack.file, `${HTTP}/boot.ipxe`);
+  // The script URL names the machine: /boot.ipxe answers its kernel line in one request.
+  const script = `${HTTP}/boot.ipxe?mac=${MAC.replaceAll(":", "-")}`;
+  assert.equal(offer.file, script);
+  assert.equal(ack.file, script);
   assert.equal(f[requestAt]!.requested, offer.yiaddr);
   assert.equal(f[requestAt]!.serverId, SERVER_IP);
   assert.deepEqual(f.filter((x) => x.dst === 4011), [], "no ProxyDHCPREQUEST");

@@ -65,13 +65,13 @@ if (mode === "open") {
   sock.send(payload, dest!, Number(dport));
   await collect(sock, Number(ms), (d) => {
     const g = d as Awaited<ReturnType<InterfaceUdpSocket["receive"]>> & object;
-    out({ from: g.from, text: dec.decode(g.data), hex: _hex(g.data) });
+    out({ from: g.from, text: dec.decode(g.data), hex: hexOf(g.data) });
   });
 } else {
   out({ ok: false, error: `unknown mode ${mode}` });
   Deno.exit(1);
 }
 
-function _hex(b: Uint8Array): string {
+function hexOf(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }

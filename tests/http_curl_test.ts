@@ -6,13 +6,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { openDatabase } from "../state/db.ts";
-import { createHttpApp, serveHttp } from "../http/app.ts";
+import { startHttpServer } from "../http/server.ts";
 import { LocalStore } from "../content/local.ts";
-import { MachineStore } from "../state/machines.ts";
-import { OsCatalog } from "../boot/catalog.ts";
-import { TemplateRenderer } from "../boot/templates.ts";
-import { memoryLogger } from "../log.ts";
+import { testApp } from "../http/_test_utils.ts";
 
 const GOLDEN = fileURLToPath(new URL("../boot/testdata/golden", import.meta.url));
 
@@ -57,17 +53,9 @@ Deno.test("HTTP server with curl on 127.0.0.1", async (t) => {
   await Deno.writeFile(join(root, "boot/demo/images/vmlinuz"), big);
   await Deno.writeTextFile(join(root, "boot/demo/images/initrd.img"), "initrd");
   const store = new LocalStore(root);
-  const logger = memoryLogger();
-  const app = createHttpApp({
-    store,
-    catalog: new OsCatalog(store),
-    templates: new TemplateRenderer({ store }),
-    machines: new MachineStore(openDatabase(":memory:")),
-    config: { serverIp: "127.0.0.1", baseUrl: "http://10.0.0.1" },
-    logger,
-  });
-  const server = serveHttp({ app, address: "127.0.0.1", port: 0, logger });
-  const url = `http://127.0.0.1:${server.addr.port}`;
+  const { app, logger } = testApp({ store, serverIp: "127.0.0.1" });
+  const server = await startHttpServer({ app, address: "127.0.0.1", port: 0, logger });
+  const url = `http://127.0.0.1:${server.port}`;
   const out = join(base, "out");
   const hdr = join(base, "headers");
   try {
@@ -222,7 +210,7 @@ Deno.test("HTTP server with curl on 127.0.0.1", async (t) => {
       assert.ok(lines.every((l) => l.fields.client === "127.0.0.1"));
     });
   } finally {
-    await server.shutdown();
+    await server.close();
     await Deno.remove(base, { recursive: true });
   }
 });

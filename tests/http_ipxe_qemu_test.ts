@@ -11,14 +11,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { openDatabase } from "../state/db.ts";
-import { createHttpApp, serveHttp } from "../http/app.ts";
+import { startHttpServer } from "../http/server.ts";
+import { testApp } from "../http/_test_utils.ts";
 import { LocalStore } from "../content/local.ts";
-import { MachineStore } from "../state/machines.ts";
-import { OsCatalog } from "../boot/catalog.ts";
-import { TemplateRenderer } from "../boot/templates.ts";
+import { mustParseMac } from "../net/mac.ts";
 import { buildFixture, FIXTURE_OS, MARKER } from "../lab/fixture.ts";
-import { memoryLogger, silentLogger } from "../log.ts";
+import { silentLogger } from "../log.ts";
 
 const RELAY = fileURLToPath(new URL("./http_guestfwd_relay.ts", import.meta.url));
 const MAC = "52:54:00:a5:7b:01";
@@ -32,23 +30,15 @@ Deno.test({
   fn: async () => {
     const fixture = await buildFixture({ logger: silentLogger });
     const store = new LocalStore(fixture.tree);
-    const logger = memoryLogger();
-    const machines = new MachineStore(openDatabase(":memory:"));
-    const app = createHttpApp({
+    const { app, logger, registry } = testApp({
       store,
-      catalog: new OsCatalog(store),
-      templates: new TemplateRenderer({ store }),
-      machines,
-      config: {
-        serverIp: GUEST_SERVER,
-        baseUrl: `http://${GUEST_SERVER}`,
-        defaultOs: FIXTURE_OS,
-        menuTimeout: 1,
-      },
-      logger,
+      serverIp: GUEST_SERVER,
+      baseUrl: `http://${GUEST_SERVER}`,
+      defaultOs: FIXTURE_OS,
+      menuTimeout: 1,
     });
-    const server = serveHttp({ app, address: "127.0.0.1", port: 0, logger });
-    const relay = `${Deno.execPath()} run --quiet --allow-net ${RELAY} ${server.addr.port}`;
+    const server = await startHttpServer({ app, address: "127.0.0.1", port: 0, logger });
+    const relay = `${Deno.execPath()} run --quiet --allow-net ${RELAY} ${server.port}`;
     const qemu = new Deno.Command("qemu-system-x86_64", {
       args: [
         ...["-accel", "tcg", "-m", "256", "-display", "none", "-monitor", "none"],
@@ -96,14 +86,15 @@ Deno.test({
           (await Deno.stat(join(fixture.tree, `boot/${FIXTURE_OS}/images/${file}`))).size;
         assert.equal(line.fields.bytes, size);
       }
-      assert.deepEqual(machines.getChoice(MAC), { os: FIXTURE_OS, class: null });
+      const chosen = registry.get(mustParseMac(MAC))!;
+      assert.deepEqual([chosen.os, chosen.class], [FIXTURE_OS, null]);
     } finally {
       clearTimeout(timer);
       try {
         qemu.kill("SIGKILL");
       } catch { /* already exited */ }
       await qemu.status;
-      await server.shutdown();
+      await server.close();
     }
   },
 });

@@ -1,56 +1,40 @@
-/**
- * The install-once workflow through the real HTTP app (no sockets): entry script, start
- * script, preseed, callback, local-disk script, reinstall, and the menu's class items.
- */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { createApiApp } from "../http/api_routes.ts";
-import { openDatabase } from "../state/db.ts";
-import { createHttpApp } from "../http/app.ts";
-import { Installers } from "../boot/installers.ts";
 import { LocalStore } from "../content/local.ts";
-import { MachineRegistry } from "../state/machine_registry.ts";
-import { OsCatalog } from "../boot/catalog.ts";
-import { TemplateRenderer } from "../boot/templates.ts";
-import { memoryLogger } from "../log.ts";
+import { mustParseMac } from "../net/mac.ts";
+import { testApp } from "../http/_test_utils.ts";
 
 const EXAMPLES = fileURLToPath(new URL("../examples/tree", import.meta.url));
-const K8S = "52:54:00:00:01:01";
+const K8S = mustParseMac("52:54:00:00:01:01");
 const K8S_URL = "52-54-00-00-01-01";
 
 function setup() {
-  const store = new LocalStore(EXAMPLES);
-  const catalog = new OsCatalog(store);
-  const logger = memoryLogger();
-  const machines = [
-    { mac: K8S, hostname: "k8s-1", ip: "10.0.0.11", os: "debian", class: "k8s-node", vars: {} },
-  ];
-  const registry = new MachineRegistry(openDatabase(":memory:"), { machines });
-  const settings = { serverIp: "10.0.0.1", baseUrl: "http://10.0.0.1", domain: "lab" };
-  const app = createHttpApp({
-    store,
-    catalog,
-    templates: new TemplateRenderer({ store }),
-    machines: registry.store,
-    config: { serverIp: "10.0.0.1", baseUrl: "http://10.0.0.1", machines, menuTimeout: 5 },
-    installers: new Installers({ registry, catalog, settings, logger }),
-    api: createApiApp({ registry, logger }),
-    logger,
+  const s = testApp({
+    store: new LocalStore(EXAMPLES),
+    machines: [
+      { mac: K8S, hostname: "k8s-1", ip: "10.0.0.11", os: "debian", class: "k8s-node", vars: {} },
+    ],
   });
   const req = async (path: string, method = "GET", ip = "10.0.0.11") => {
-    const res = await app.request(path, { method }, { remoteAddr: { hostname: ip } });
+    const res = await s.get(path, { method }, ip);
     return { status: res.status, type: res.headers.get("Content-Type"), body: await res.text() };
   };
-  return { registry, logger, req };
+  return { registry: s.registry, logger: s.logger, req };
 }
 
 Deno.test("install once, then boot from disk, until a reinstall", async (t) => {
   const { registry, logger, req } = setup();
-  await t.step("a configured machine is sent to its OS", async () => {
-    const res = await req(`/boot.ipxe?mac=${K8S_URL}`);
-    assert.equal(res.status, 200);
-    assert.match(res.body, new RegExp(`^chain http://10\\.0\\.0\\.1/boot/debian/${K8S_URL}$`, "m"));
-  });
+  await t.step(
+    "a configured machine gets its OS's kernel line from /boot.ipxe at once",
+    async () => {
+      const res = await req(`/boot.ipxe?mac=${K8S_URL}`);
+      assert.equal(res.status, 200);
+      assert.match(
+        res.body,
+        /^kernel http:\/\/10\.0\.0\.1\/image\/debian\/linux initrd=initrd\.gz auto=true priority=critical url=http:\/\/10\.0\.0\.1\/config\/debian\/preseed\?mac=52-54-00-00-01-01 hostname=k8s-1$/m,
+      );
+    },
+  );
   await t.step("its start script hands d-i the preseed URL with its MAC", async () => {
     const res = await req(`/boot/debian/${K8S_URL}`);
     assert.match(
@@ -67,7 +51,7 @@ Deno.test("install once, then boot from disk, until a reinstall", async (t) => {
     assert.equal(registry.get(K8S)!.state, "installing");
   });
   await t.step("until the callback, /boot.ipxe still starts the installer", async () => {
-    assert.match((await req(`/boot.ipxe?mac=${K8S_URL}`)).body, /boot\/debian/);
+    assert.match((await req(`/boot.ipxe?mac=${K8S_URL}`)).body, /^kernel .*\/debian\/linux /m);
   });
   await t.step("the late_command's wget marks it installed", async () => {
     const res = await req(`/api/machines/${K8S_URL}/installed`);
@@ -77,29 +61,29 @@ Deno.test("install once, then boot from disk, until a reinstall", async (t) => {
   await t.step("now /boot.ipxe boots the local disk", async () => {
     const res = await req(`/boot.ipxe?mac=${K8S_URL}`);
     assert.match(res.body, /^sanboot --no-describe --drive 0x80 \|\| goto _exit$/m);
-    assert.doesNotMatch(res.body, /boot\/debian/);
+    assert.doesNotMatch(res.body, /^kernel /m);
   });
   await t.step("the menu is still there when asked for", async () => {
     assert.match((await req(`/menu.ipxe?mac=${K8S_URL}`)).body, /^menu Astral Boot$/m);
   });
   await t.step("reinstall brings the installer back", async () => {
     assert.equal((await req(`/api/machines/${K8S_URL}/reinstall`, "POST")).status, 200);
-    assert.match((await req(`/boot.ipxe?mac=${K8S_URL}`)).body, /boot\/debian/);
+    assert.match((await req(`/boot.ipxe?mac=${K8S_URL}`)).body, /^kernel .*\/debian\/linux /m);
   });
   await t.step("the history lists every script and config served, newest first", async () => {
     const detail = JSON.parse((await req(`/api/machines/${K8S_URL}`)).body);
     assert.deepEqual(
       detail.history.map((e: { kind: string; what: string }) => `${e.kind} ${e.what}`),
       [
-        `script /boot.ipxe: Astral Boot: ${K8S} boots debian (configured); /menu.ipxe shows the menu`,
+        "script start debian (configured)",
         "reinstall reinstall requested",
-        `script /menu.ipxe: Astral Boot menu for ${K8S}`,
-        `script /boot.ipxe: Astral Boot: ${K8S} is installed (debian/k8s-node), booting its local disk`,
+        "menu menu",
+        "local-boot local disk (installed debian)",
         "installed install finished",
-        `script /boot.ipxe: Astral Boot: ${K8S} boots debian (configured); /menu.ipxe shows the menu`,
+        "script start debian (configured)",
         "config debian/k8s-node preseed",
-        `script /boot/debian/${K8S_URL}: Astral Boot: Debian 12 installer for k8s-1 (${K8S})`,
-        `script /boot.ipxe: Astral Boot: ${K8S} boots debian (configured); /menu.ipxe shows the menu`,
+        "script start debian (asked for)",
+        "script start debian (configured)",
       ],
     );
   });
@@ -116,7 +100,7 @@ Deno.test("install once, then boot from disk, until a reinstall", async (t) => {
 
 Deno.test("the menu offers each class; choosing one makes it the machine's class", async (t) => {
   const { registry, req } = setup();
-  const mac = "52:54:00:00:0c:01";
+  const mac = mustParseMac("52:54:00:00:0c:01");
   const ip = "10.0.0.60";
   await t.step("an unknown machine gets the menu with OS and class items", async () => {
     const res = await req(`/boot.ipxe?mac=${mac}`, "GET", ip);

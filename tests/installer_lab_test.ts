@@ -11,7 +11,9 @@
  */
 import assert from "node:assert/strict";
 import { openDatabase } from "../state/db.ts";
-import { MachineRegistry } from "../state/machine_registry.ts";
+import { MachineRegistry } from "../state/machines.ts";
+import { BootHistory } from "../state/history.ts";
+import { mustParseMac } from "../net/mac.ts";
 import { createLogger } from "../log.ts";
 import { buildFixture } from "../lab/fixture.ts";
 import {
@@ -22,7 +24,7 @@ import {
   installerServer,
   type LabMachine,
   parseLogLine,
-} from "../lab/installer.ts";
+} from "./lab_installer.ts";
 import { type LabResult, runLab } from "../lab/lab.ts";
 import { formatStages } from "../lab/stages.ts";
 
@@ -91,8 +93,9 @@ Deno.test({
         report("first boot", first);
         assert.ok(first.ok, first.error);
         const paths = requests(first);
+        // The DHCP answer names the MAC, and /boot.ipxe answers the kernel line at once.
         assert.ok(paths.includes(`200 /boot.ipxe?mac=${macUrl}`), paths.join("\n"));
-        assert.ok(paths.includes(`200 /boot/tiny/${macUrl}`), paths.join("\n"));
+        assert.ok(!paths.some((p) => p.startsWith("200 /boot/")), paths.join("\n"));
         assert.ok(paths.includes("200 /image/tiny/callback.gz"), paths.join("\n"));
         assert.ok(paths.includes(`200 /api/machines/${macUrl}/installed`), paths.join("\n"));
         const done = serverLog(first).find((l) =>
@@ -123,17 +126,17 @@ Deno.test({
       await t.step("the database remembers the install and what each boot was served", () => {
         const db = openDatabase(dataDir);
         try {
-          const registry = new MachineRegistry(db, { machines: [{ ...machines[0]!, vars: {} }] });
-          assert.equal(registry.get(mac)!.state, "installed");
-          const history = registry.history(mac).map((e) => `${e.kind} ${e.what}`).reverse();
-          assert.deepEqual(
-            history.filter((h) => !h.startsWith("script /boot.ipxe:") || h.includes("local")),
-            [
-              `script /boot/tiny/${macUrl}: Astral Boot: Install stand-in (calls back, powers off) for ${mac}`,
-              "installed install finished",
-              `script /boot.ipxe: Astral Boot: ${mac} is installed (tiny), booting its local disk`,
-            ],
-          );
+          const m = mustParseMac(mac);
+          const registry = new MachineRegistry(db, {
+            machines: [{ ...machines[0]!, mac: m, vars: {} }],
+          });
+          assert.equal(registry.get(m)!.state, "installed");
+          const history = new BootHistory(db).lines(m).map((e) => `${e.kind} ${e.what}`);
+          assert.deepEqual(history.reverse(), [
+            "script start tiny (configured)",
+            "installed install finished",
+            "local-boot local disk (installed tiny)",
+          ]);
         } finally {
           db.close();
         }
@@ -185,7 +188,9 @@ Deno.test({
       report("debian installer", result);
       assert.ok(result.ok, result.error);
       const paths = requests(result);
-      assert.ok(paths.includes(`200 /boot/debian/${macUrl}`), paths.join("\n"));
+      // One script request: the DHCP answer names the MAC, /boot.ipxe answers the kernel line.
+      assert.ok(paths.includes(`200 /boot.ipxe?mac=${macUrl}`), paths.join("\n"));
+      assert.ok(!paths.some((p) => p.startsWith("200 /boot/")), paths.join("\n"));
       assert.ok(paths.includes("200 /image/debian/linux"), paths.join("\n"));
       assert.ok(paths.includes("200 /image/debian/initrd.gz"), paths.join("\n"));
       const preseed = serverLog(result).find((l) => l.msg === "config served");
@@ -208,10 +213,13 @@ Deno.test({
       );
       const db = openDatabase(`${dir}/data`);
       try {
-        const registry = new MachineRegistry(db, { machines: [{ ...machines[0]!, vars: {} }] });
-        assert.equal(registry.get(mac)!.state, "installing");
+        const m = mustParseMac(mac);
+        const registry = new MachineRegistry(db, {
+          machines: [{ ...machines[0]!, mac: m, vars: {} }],
+        });
+        assert.equal(registry.get(m)!.state, "installing");
         assert.deepEqual(
-          registry.history(mac).filter((e) => e.kind !== "script").map((e) =>
+          new BootHistory(db).lines(m).filter((e) => e.kind !== "script").map((e) =>
             `${e.kind} ${e.what}`
           ),
           [

@@ -170,7 +170,7 @@ export class TestGateway {
     const url = new URL(req.url);
     const m = /^\/ipfs\/([^/]+)$/.exec(url.pathname);
     const format = url.searchParams.get("format");
-    if (this.knobs.delayMs) await _sleep(this.knobs.delayMs);
+    if (this.knobs.delayMs) await sleep(this.knobs.delayMs);
     if (!m || !format) {
       this.counts.other++;
       return new Response("only trustless requests here", { status: 400 });
@@ -209,7 +209,7 @@ export class TestGateway {
       const body = new ReadableStream<Uint8Array>({
         async pull(controller) {
           if (off >= car.length) return controller.close();
-          if (delay && off > 0) await _sleep(delay);
+          if (delay && off > 0) await sleep(delay);
           controller.enqueue(car.slice(off, off + 64 * 1024));
           off += 64 * 1024;
         },
@@ -265,6 +265,6 @@ export async function tempDir(
   return { path, remove: () => Deno.remove(path, { recursive: true }).catch(() => {}) };
 }
 
-function _sleep(ms: number): Promise<void> {
+function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

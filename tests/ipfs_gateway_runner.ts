@@ -13,14 +13,14 @@ import { buildTree, type FixtureEntry, TestGateway } from "./ipfs_fixture.ts";
 
 /** Imports a folder as a CIDv1 raw-leaves UnixFS tree; the same folder gives the same root. */
 export async function importFolder(dir: string): Promise<Awaited<ReturnType<typeof buildTree>>> {
-  return await buildTree(await _entries(dir), { profile: "v1-raw" });
+  return await buildTree(await entries(dir), { profile: "v1-raw" });
 }
 
-async function _entries(root: string, dir = root): Promise<FixtureEntry[]> {
+async function entries(root: string, dir = root): Promise<FixtureEntry[]> {
   const out: FixtureEntry[] = [];
   for await (const e of Deno.readDir(dir)) {
     const abs = join(dir, e.name);
-    if (e.isDirectory) out.push(...await _entries(root, abs));
+    if (e.isDirectory) out.push(...await entries(root, abs));
     else if (e.isFile) out.push({ path: relative(root, abs), content: await Deno.readFile(abs) });
   }
   return out.sort((a, b) => a.path.localeCompare(b.path));

@@ -22,7 +22,7 @@ import { importFolder } from "./ipfs_gateway_runner.ts";
 const GATEWAY_PORT = 18080;
 const RUNNER = new URL("./ipfs_gateway_runner.ts", import.meta.url).pathname;
 
-function _config(ref: string, dataDir: string, lab: string, gateway: string): string {
+function ipfsConfig(ref: string, dataDir: string, lab: string, gateway: string): string {
   return `ref = ${JSON.stringify(ref)}\n` +
     lab.replace(/^data_dir = .*$/m, `data_dir = ${JSON.stringify(dataDir)}`) +
     `\n[ipfs]\ngateways = [${JSON.stringify(gateway)}]\ntimeout = 10\n`;
@@ -67,7 +67,7 @@ function ipfsServer(
       const lab = labConfig(ctx, { httpPort: 80, os: "tiny", logLevel: "info" });
       await Deno.writeTextFile(
         config,
-        _config(o.ref, o.dataDir, lab, `http://127.0.0.1:${GATEWAY_PORT}`),
+        ipfsConfig(o.ref, o.dataDir, lab, `http://127.0.0.1:${GATEWAY_PORT}`),
       );
       const server = spawnAll(ctx.ns, [{
         tag: "astralboot",
@@ -132,7 +132,7 @@ Deno.test("lab: a VM boots with kernel and initrd fetched from IPFS, and from th
     const config = `${warmDir}/config.toml`;
     await Deno.writeTextFile(
       config,
-      _config(ref, warmDir, `interface = "lo"\ndata_dir = ""\n`, gateway.url),
+      ipfsConfig(ref, warmDir, `interface = "lo"\ndata_dir = ""\n`, gateway.url),
     );
     const fetched = await run([...astralbootCommand(), "fetch", "-c", config], {
       check: false,

@@ -33,7 +33,7 @@ interface Fixture {
   files: Map<string, Uint8Array>;
 }
 
-function _entries(): { files: Map<string, Uint8Array>; entries: FixtureEntry[] } {
+function fixtureEntries(): { files: Map<string, Uint8Array>; entries: FixtureEntry[] } {
   const files = new Map<string, Uint8Array>([
     ["tftp/undionly.kpxe", pseudoRandomBytes(70_000, 1)],
     ["tftp/arm64/ipxe.efi", pseudoRandomBytes(1_000, 2)],
@@ -54,8 +54,8 @@ function _entries(): { files: Map<string, Uint8Array>; entries: FixtureEntry[] }
   return { files, entries };
 }
 
-async function _build(options: BuildOptions): Promise<Fixture> {
-  const { files, entries } = _entries();
+async function buildFixtureStore(options: BuildOptions): Promise<Fixture> {
+  const { files, entries } = fixtureEntries();
   const { root, blocks, cids } = await buildTree(entries, {
     shardSplitThresholdBytes: 1000,
     ...options,
@@ -63,13 +63,13 @@ async function _build(options: BuildOptions): Promise<Fixture> {
   return { root, blocks, cids, files };
 }
 
-function _store(
+function openTestStore(
   fx: Fixture,
   gateways: string[],
   cacheDir: string,
   logger = memoryLogger(),
 ): IpfsStore & ContentStore {
-  // The return type checks at compile time that IpfsStore fits boot/content.ts's interface.
+  // The return type checks at compile time that IpfsStore fits content/store.ts's interface.
   return new IpfsStore({
     ref: fx.root.toString(),
     gateways,
@@ -80,22 +80,22 @@ function _store(
   });
 }
 
-async function _cacheEntries(cacheDir: string, sub: string): Promise<string[]> {
+async function cacheEntries(cacheDir: string, sub: string): Promise<string[]> {
   const out: string[] = [];
   for await (const e of Deno.readDir(join(cacheDir, sub))) out.push(e.name);
   return out.sort();
 }
 
 /** A leaf block in the middle of a file's DAG (depth first), by the fixture's blockstore. */
-function _middleLeaf(fx: Fixture, path: string): CID {
-  const fileCid = fx.cids.get(_importPath(fx, path))!;
+function middleLeaf(fx: Fixture, path: string): CID {
+  const fileCid = fx.cids.get(importPath(fx, path))!;
   const leaves = fx.blocks.dfs(fileCid, "all").filter(({ cid, bytes }) =>
     cid.code === 0x55 || bytes.length > 1000
   ).filter(({ cid }) => !cid.equals(fileCid));
   return leaves[leaves.length >> 1]!.cid;
 }
 
-function _importPath(fx: Fixture, path: string): string {
+function importPath(fx: Fixture, path: string): string {
   // The importer reports paths without the wrapping directory.
   return [...fx.cids.keys()].find((k) => k === path || k.endsWith("/" + path))!;
 }
@@ -117,7 +117,7 @@ const CASES: { name: string; build: BuildOptions; full: boolean }[] = [
 
 for (const c of CASES) {
   Deno.test(`IpfsStore over a trustless gateway: ${c.name}`, async (t) => {
-    const fx = await _build(c.build);
+    const fx = await buildFixtureStore(c.build);
     const gw = new TestGateway(fx.blocks).start();
     const tmp = await tempDir("ipfs_store_test_");
     const stores: IpfsStore[] = [];
@@ -126,7 +126,7 @@ for (const c of CASES) {
       cache = join(tmp.path, "cache"),
       logger = memoryLogger(),
     ) => {
-      const s = _store(fx, gateways, cache, logger);
+      const s = openTestStore(fx, gateways, cache, logger);
       stores.push(s);
       return s;
     };
@@ -145,7 +145,7 @@ for (const c of CASES) {
           const st = await store.stat(path);
           assert.equal(st?.kind, "file");
           assert.equal(st?.size, fx.files.get(path)!.length);
-          assert.equal(st?.etag, fx.cids.get(_importPath(fx, path))!.toString());
+          assert.equal(st?.etag, fx.cids.get(importPath(fx, path))!.toString());
         }
         assert.equal((await store.stat("boot/debian"))?.kind, "dir");
         assert.equal(await store.stat("boot/nope"), null);
@@ -221,14 +221,14 @@ for (const c of CASES) {
         const cache = join(tmp.path, "streaming");
         const store = open([gw.url], cache);
         const path = "boot/debian/images/linux";
-        const cid = fx.cids.get(_importPath(fx, path))!;
+        const cid = fx.cids.get(importPath(fx, path))!;
         await store.stat(path);
         gw.knobs.delayMs = 20;
         try {
           const reader = (await store.read(path)).getReader();
           const first = await reader.read();
           assert.ok(first.value && first.value.length > 0);
-          assert.deepEqual((await _cacheEntries(cache, "files")).includes(fileKey(cid)), false);
+          assert.deepEqual((await cacheEntries(cache, "files")).includes(fileKey(cid)), false);
           const rest = await readAll(
             new ReadableStream({
               async pull(ctl) {
@@ -246,7 +246,7 @@ for (const c of CASES) {
           gw.knobs.delayMs = 0;
         }
         await store.close();
-        assert.ok((await _cacheEntries(cache, "files")).includes(fileKey(cid)));
+        assert.ok((await cacheEntries(cache, "files")).includes(fileKey(cid)));
       });
 
       await t.step(
@@ -256,8 +256,8 @@ for (const c of CASES) {
           const logger = memoryLogger();
           const store = open([gw.url], cache, logger);
           const path = "boot/debian/images/linux";
-          const fileCid = fx.cids.get(_importPath(fx, path))!;
-          const bad = _middleLeaf(fx, path);
+          const fileCid = fx.cids.get(importPath(fx, path))!;
+          const bad = middleLeaf(fx, path);
           gw.knobs.corrupt.add(keyOf(bad));
           try {
             await assert.rejects(
@@ -269,9 +269,9 @@ for (const c of CASES) {
                 return true;
               },
             );
-            assert.equal((await _cacheEntries(cache, "files")).includes(fileKey(fileCid)), false);
-            assert.equal((await _cacheEntries(cache, "blocks")).includes(blockKey(bad)), false);
-            assert.deepEqual(await _cacheEntries(cache, "tmp"), []);
+            assert.equal((await cacheEntries(cache, "files")).includes(fileKey(fileCid)), false);
+            assert.equal((await cacheEntries(cache, "blocks")).includes(blockKey(bad)), false);
+            assert.deepEqual(await cacheEntries(cache, "tmp"), []);
             const other = "boot/debian/images/initrd.gz";
             assert.ok(sameBytes(await readAll(await store.read(other)), fx.files.get(other)!));
             assert.ok(logger.lines.some((l) => l.level === "warn" && /failed/.test(l.message)));
@@ -304,7 +304,7 @@ for (const c of CASES) {
         const cache = join(tmp.path, "truncated-fail");
         const store = open([gw.url], cache);
         const path = "boot/debian/images/initrd.gz";
-        const fileCid = fx.cids.get(_importPath(fx, path))!;
+        const fileCid = fx.cids.get(importPath(fx, path))!;
         await store.stat(path);
         gw.knobs.truncateCarAt = 2 * MiB + 77;
         gw.knobs.refuseRaw = 500;
@@ -315,8 +315,8 @@ for (const c of CASES) {
           gw.knobs.refuseRaw = undefined;
         }
         await store.close();
-        assert.equal((await _cacheEntries(cache, "files")).includes(fileKey(fileCid)), false);
-        assert.deepEqual(await _cacheEntries(cache, "tmp"), []);
+        assert.equal((await cacheEntries(cache, "files")).includes(fileKey(fileCid)), false);
+        assert.deepEqual(await cacheEntries(cache, "tmp"), []);
       });
 
       await t.step("a gateway that refuses CAR is asked for blocks", async () => {
@@ -449,7 +449,7 @@ for (const c of CASES) {
         async () => {
           const cache = join(tmp.path, "gc");
           // Tree B: one file changed, one added, the rest shared with tree A.
-          const { entries } = _entries();
+          const { entries } = fixtureEntries();
           const changed = pseudoRandomBytes(2 * MiB + 5, 999);
           const added = pseudoRandomBytes(300_000, 998);
           const entriesB = entries.map((e) =>
@@ -473,7 +473,7 @@ for (const c of CASES) {
 
           const storeA = open([gw.url], cache);
           await prefetch(storeA);
-          const storeB = _store(fxB, [gw.url], cache);
+          const storeB = openTestStore(fxB, [gw.url], cache);
           stores.push(storeB);
           const carBefore = gw.counts.car;
           const initrd = "boot/debian/images/initrd.gz";
@@ -481,10 +481,10 @@ for (const c of CASES) {
           assert.equal(gw.counts.car, carBefore, "unchanged file served from the cache");
           await prefetch(storeB);
 
-          const filesBefore = await _cacheEntries(cache, "files");
+          const filesBefore = await cacheEntries(cache, "files");
           const result = await storeB.gc([fxB.root.toString()]);
-          const filesAfter = await _cacheEntries(cache, "files");
-          const oldLinux = fileKey(fx.cids.get(_importPath(fx, "boot/debian/images/linux"))!);
+          const filesAfter = await cacheEntries(cache, "files");
+          const oldLinux = fileKey(fx.cids.get(importPath(fx, "boot/debian/images/linux"))!);
           assert.ok(filesBefore.includes(oldLinux));
           assert.deepEqual(filesBefore.filter((f) => !filesAfter.includes(f)), [oldLinux]);
           assert.equal(result.removedFiles, 1);
@@ -497,7 +497,7 @@ for (const c of CASES) {
           // Everything of B still serves with the gateway gone; A's changed file does not.
           await gw.stop();
           try {
-            const offlineB = _store(fxB, [gw.url], cache);
+            const offlineB = openTestStore(fxB, [gw.url], cache);
             stores.push(offlineB);
             for (const [path, content] of fxB.files) {
               assert.ok(sameBytes(await readAll(await offlineB.read(path)), content), path);

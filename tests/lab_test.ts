@@ -2,7 +2,7 @@
  * The product test of the lab: QEMU VMs PXE-boot the fixture from Astral Boot itself
  * (`main.ts serve -c <lab config> -l <fixture tree>`), inside throwaway namespaces, in all four
  * firmware × NIC combinations, one after the other. Each must reach the marker its /init
- * prints, through the stages its firmware is known to take (LAB-NOTES).
+ * prints, through the stages its firmware is known to take (docs/FIRMWARE.md).
  */
 import assert from "node:assert/strict";
 import { buildFixture, MARKER } from "../lab/fixture.ts";

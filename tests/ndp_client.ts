@@ -10,7 +10,7 @@
  * @module
  */
 import { errno, ifIndex, libc, LINUX, MessageReader, ReadableWait, strerror } from "../net/libc.ts";
-import { macToString } from "../net/bytes.ts";
+import { macFromBytes } from "../net/mac.ts";
 import {
   decodeRouterAdvertisement,
   encodeRouterAdvertisement,
@@ -50,11 +50,11 @@ export interface ClientOptions {
 const ETH_P_IPV6 = 0x86dd;
 const PACKET_OUTGOING = 4;
 
-function _mac(text: string): Uint8Array {
+function macBytes(text: string): Uint8Array {
   return Uint8Array.from(text.split(":"), (h) => parseInt(h, 16));
 }
 
-function _sockaddrLl(ifindex: number, mac?: Uint8Array): Uint8Array<ArrayBuffer> {
+function sockaddrLl(ifindex: number, mac?: Uint8Array): Uint8Array<ArrayBuffer> {
   // struct sockaddr_ll { u16 family; be16 protocol; int ifindex; u16 hatype; u8 pkttype;
   //                      u8 halen; u8 addr[8]; }
   const sa = new Uint8Array(20);
@@ -70,7 +70,7 @@ function _sockaddrLl(ifindex: number, mac?: Uint8Array): Uint8Array<ArrayBuffer>
 }
 
 /** Ethernet + IPv6 + ICMPv6 with its checksum. */
-function _frame(
+function ethernetFrame(
   o: { dstMac: Uint8Array; srcMac: Uint8Array; src: Uint8Array; dst: Uint8Array; hop: number },
   icmp: Uint8Array,
 ): Uint8Array<ArrayBuffer> {
@@ -99,7 +99,7 @@ async function main(options: ClientOptions): Promise<number> {
   if (index === 0) throw new Error(`no interface ${options.iface}`);
   const entry = Deno.networkInterfaces().find((i) => i.name === options.iface);
   if (!entry) throw new Error(`${options.iface} has no address`);
-  const mac = _mac(entry.mac);
+  const mac = macBytes(entry.mac);
   const source = (() => {
     const s = options.source ?? "ll";
     if (s !== "ll") return ipv6ToBytes(s);
@@ -122,8 +122,8 @@ async function main(options: ClientOptions): Promise<number> {
       }
     }
   })();
-  const frame = _frame({
-    dstMac: _mac(options.dstMac ?? "33:33:00:00:00:02"),
+  const frame = ethernetFrame({
+    dstMac: macBytes(options.dstMac ?? "33:33:00:00:00:02"),
     srcMac: mac,
     src: source,
     dst: ipv6ToBytes(options.dst ?? "ff02::2"),
@@ -136,13 +136,13 @@ async function main(options: ClientOptions): Promise<number> {
   const proto = ((ETH_P_IPV6 & 0xff) << 8) | (ETH_P_IPV6 >> 8);
   const fd = c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
   if (fd < 0) throw new Error(`AF_PACKET socket: ${strerror(errno())}`);
-  const bindTo = _sockaddrLl(index);
+  const bindTo = sockaddrLl(index);
   if (c.bind(fd, bindTo, bindTo.length) < 0) throw new Error(`bind: ${strerror(errno())}`);
-  const to = _sockaddrLl(index, frame.subarray(0, 6));
+  const to = sockaddrLl(index, frame.subarray(0, 6));
   if (options.advertiseFirst !== undefined) {
-    const ra = _frame(
+    const ra = ethernetFrame(
       {
-        dstMac: _mac("33:33:00:00:00:01"),
+        dstMac: macBytes("33:33:00:00:00:01"),
         srcMac: mac,
         src: source,
         dst: ipv6ToBytes("ff02::1"),
@@ -158,7 +158,7 @@ async function main(options: ClientOptions): Promise<number> {
         options: [sourceLinkLayerOption(mac)],
       }),
     );
-    const allNodes = _sockaddrLl(index, ra.subarray(0, 6));
+    const allNodes = sockaddrLl(index, ra.subarray(0, 6));
     if (Number(c.sendto(fd, ra, BigInt(ra.length), 0, allNodes, allNodes.length)) < 0) {
       throw new Error(`sendto: ${strerror(errno())}`);
     }
@@ -192,20 +192,20 @@ async function main(options: ClientOptions): Promise<number> {
         options: ra.options.map((o) => ({ type: o.type, length: o.data.length + 2 })),
         sourceMac: (() => {
           const m = sourceLinkLayerAddress(ra.options);
-          return m ? macToString(m) : null;
+          return m ? macFromBytes(m) : null;
         })(),
       },
       hopLimit: f[21],
       src: ipv6ToString(src),
       dst: ipv6ToString(dst),
-      ethDst: macToString(f.subarray(0, 6)),
-      ethSrc: macToString(f.subarray(6, 12)),
+      ethDst: macFromBytes(f.subarray(0, 6)),
+      ethSrc: macFromBytes(f.subarray(6, 12)),
       checksumOk: icmpv6Checksum(src, dst, msg) === ((msg[2]! << 8) | msg[3]!),
     });
   }
   await wait.idle();
   c.close(fd);
-  out({ done: true, sent: count, received, source: ipv6ToString(source), mac: macToString(mac) });
+  out({ done: true, sent: count, received, source: ipv6ToString(source), mac: macFromBytes(mac) });
   return 0;
 }
 

@@ -13,9 +13,9 @@ import { startRaResponder } from "../protocols/ndp/responder.ts";
 if (import.meta.main) {
   const logger = createLogger({ level: "debug", format: "json" });
   const extra = JSON.parse(Deno.args[1] ?? "{}");
-  const responder = startRaResponder({ ...extra, interface: Deno.args[0] ?? "", logger });
-  console.log(JSON.stringify({ started: responder !== null }));
-  if (!responder) Deno.exit(3);
+  const responder = await startRaResponder({ ...extra, interface: Deno.args[0] ?? "", logger });
+  console.log(JSON.stringify({ started: responder.answering }));
+  if (!responder.answering) Deno.exit(3);
   await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
   await responder.close();
   console.log(JSON.stringify({ closed: true }));

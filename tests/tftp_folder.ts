@@ -1,6 +1,6 @@
 /**
  * A TFTP `open` handler over a local folder, for the TFTP tests and benchmark only (the
- * program itself serves through the content store, boot/local_store.ts).
+ * program itself serves through the content store, content/local.ts).
  *
  * It does what a content store must: names go through `tftpPathToTree`, the real path (all
  * symlinks resolved) must stay inside the real root, and only regular files are opened —

@@ -27,8 +27,8 @@ export async function sha256File(path: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** argv prefix pinning a process to one CPU (see LAB-NOTES: unpinned figures flip by 3x). */
-function _pin(cpu?: number): string[] {
+/** argv prefix pinning a process to one CPU (unpinned figures flip by 3x on 2-core machines). */
+function pin(cpu?: number): string[] {
   return cpu === undefined ? [] : ["taskset", "-c", String(cpu)];
 }
 
@@ -87,7 +87,7 @@ export class TftpLab {
   /** Starts our server in the server namespace (pinned to `cpu` if given) until it listens. */
   async startOurs(args: string[] = [], cpu?: number): Promise<LineFollower> {
     this.#server = new LineFollower(this.serverNs.spawn([
-      ..._pin(cpu),
+      ...pin(cpu),
       "deno",
       "run",
       ...DENO_NS_FLAGS,
@@ -129,7 +129,7 @@ export class TftpLab {
   async startTftpdHpa(cpu?: number): Promise<void> {
     const cmd = ["in.tftpd", "-L", "-4", "-u", "root", "-s", join(this.root, "tftp")];
     cmd.push("-a", `${SERVER_IP}:69`);
-    this.#hpa = this.serverNs.spawn([..._pin(cpu), ...cmd]);
+    this.#hpa = this.serverNs.spawn([...pin(cpu), ...cmd]);
     // Ready once port 69 is bound inside the namespace.
     for (let i = 0; i < 100; i++) {
       const ss = await this.serverNs.exec(["ss", "-uln"], { check: false });
@@ -191,7 +191,7 @@ export class TftpLab {
 
   /** Runs a command in the client namespace (optionally pinned to a CPU). */
   client(cmd: string[], timeoutMs: number, cpu?: number): Promise<RunResult> {
-    return this.clientNs.exec([..._pin(cpu), ...cmd], { check: false, timeoutMs });
+    return this.clientNs.exec([...pin(cpu), ...cmd], { check: false, timeoutMs });
   }
 
   async dispose(): Promise<void> {

@@ -9,11 +9,11 @@
  * @module
  */
 
-const _hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-const _unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (x) => parseInt(x, 16));
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (x) => parseInt(x, 16));
 
 /** One datagram out, the first answer back (or null after `waitMs`). */
-async function _ask(
+async function ask(
   server: string,
   port: number,
   packet: Uint8Array,
@@ -33,7 +33,7 @@ async function _ask(
       const stop = new Uint8Array([0, 5, 0, 0, 0]);
       await conn.send(stop, { transport: "udp", hostname: server, port: from.port });
     }
-    return { reply: _hex(data), fromPort: from.port };
+    return { reply: hex(data), fromPort: from.port };
   } finally {
     conn.close();
   }
@@ -48,7 +48,7 @@ if (import.meta.main) {
   };
   const out = [];
   for (const p of input.packets) {
-    out.push(await _ask(input.server, input.port, _unhex(p), input.waitMs));
+    out.push(await ask(input.server, input.port, unhex(p), input.waitMs));
   }
   console.log(JSON.stringify(out));
 }

@@ -16,28 +16,28 @@ import { createLogger, type Level } from "../log.ts";
 import { startTftpServer } from "../protocols/tftp/server.ts";
 import { folderOpen } from "./tftp_folder.ts";
 
-function _flag(args: string[], name: string): string | undefined {
+function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 }
 
 if (import.meta.main) {
   const args = Deno.args;
-  const address = _flag(args, "address");
-  const dir = _flag(args, "dir");
+  const address = flag(args, "address");
+  const dir = flag(args, "dir");
   if (!address || !dir) {
     console.error("usage: tftp_runner.ts --address IP --dir DIR [--port N] ...");
     Deno.exit(2);
   }
   const logger = createLogger({
     format: "json",
-    level: (_flag(args, "log-level") ?? "info") as Level,
+    level: (flag(args, "log-level") ?? "info") as Level,
   });
-  const maxBlksize = _flag(args, "max-blksize");
-  const maxWindowsize = _flag(args, "max-windowsize");
+  const maxBlksize = flag(args, "max-blksize");
+  const maxWindowsize = flag(args, "max-windowsize");
   const server = await startTftpServer({
     address,
-    port: Number(_flag(args, "port") ?? 69),
+    port: Number(flag(args, "port") ?? 69),
     open: await folderOpen(dir, (real) => logger.info("runner", "opened", { path: real })),
     maxBlksize: maxBlksize ? Number(maxBlksize) : undefined,
     maxWindowsize: maxWindowsize ? Number(maxWindowsize) : undefined,

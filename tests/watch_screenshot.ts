@@ -12,62 +12,70 @@
  */
 import { Netns } from "./netns.ts";
 import { repoPath } from "./dhcp_harness.ts";
-import { createWatchApp } from "../http/watch_routes.ts";
-import { BootWatch, type LogRecord } from "../observe/watch.ts";
+import { watchRoutes } from "../http/watch_routes.ts";
+import { BootWatch, type HttpEvent } from "../observe/watch.ts";
+import type { BootStage } from "../observe/events.ts";
+import { type Mac, mustParseMac } from "../net/mac.ts";
 
 const PORT = 8080;
 
-function _rec(subsystem: string, message: string, fields: Record<string, unknown>): LogRecord {
-  return { time: Date.now(), level: "info", subsystem, message, fields };
+function request(path: string, ip: string, mac: Mac | null, stage: BootStage, detail: string) {
+  const route = path.startsWith("/image/") ? "image" : path.startsWith("/api/") ? "api" : "script";
+  const event: HttpEvent = {
+    method: "GET",
+    path,
+    route,
+    status: 200,
+    bytes: 512,
+    ms: 3,
+    client: ip,
+    mac,
+    step: { stage, detail },
+  };
+  return event;
 }
 
-/** What three machines would log: one installed, one mid-install, one in the menu. */
-function _demoRecords(): LogRecord[] {
-  const boots: [string, string, string][] = [
-    ["52:54:00:12:34:01", "10.0.0.101", "PXEClient"],
-    ["52:54:00:12:34:02", "10.0.0.102", "iPXE"],
-    ["52:54:00:12:34:03", "10.0.0.103", "PXEClient"],
+/** What three machines would do: one installed, one mid-install, one in the menu. */
+function feedDemo(watch: BootWatch): void {
+  const boots: [string, string, "pxe" | "ipxe"][] = [
+    ["52:54:00:12:34:01", "10.0.0.101", "pxe"],
+    ["52:54:00:12:34:02", "10.0.0.102", "ipxe"],
+    ["52:54:00:12:34:03", "10.0.0.103", "pxe"],
   ];
-  const out: LogRecord[] = [];
-  for (const [mac, ip, client] of boots) {
-    const dhcp = {
-      mac,
-      ip,
-      arch: 0,
-      client,
-      bootfile: "undionly.kpxe",
-      dest: "255.255.255.255:68",
-    };
-    out.push(_rec("dhcp", `DHCPOFFER ${ip} to ${mac}`, dhcp));
-    out.push(_rec("dhcp", `DHCPACK ${ip} to ${mac}`, dhcp));
-    out.push(_rec("tftp", "transfer done", {
+  for (const [text, ip, client] of boots) {
+    const mac = mustParseMac(text);
+    const dhcp = { kind: "reply", mac, ip, arch: 0, client, bootfile: "undionly.kpxe" } as const;
+    watch.dhcp({ ...dhcp, reply: "offer" });
+    watch.dhcp({ ...dhcp, reply: "ack" });
+    watch.tftp({
+      result: "done",
       file: "undionly.kpxe",
-      client: `${ip}:2070`,
+      client: { address: ip, port: 2070 },
       bytes: 70_012,
+      blocks: 48,
       blksize: 1468,
       windowsize: 4,
       ms: 41,
       retransmits: 0,
-    }));
-    const http = (path: string, bytes: number) =>
-      out.push(
-        _rec("http", "request", { method: "GET", path, status: 200, bytes, ms: 3, client: ip }),
-      );
-    http(`/boot.ipxe?mac=${mac}`, 465);
-    if (mac.endsWith("03")) continue;
-    http(`/choose/debian/server/${mac}`, 512);
-    http("/image/debian/linux", 8_000_000);
-    http("/image/debian/initrd.gz", 30_000_000);
-    out.push(
-      _rec("install", "config served", { mac, os: "debian", class: "server", config: "preseed" }),
+    });
+    if (text.endsWith("03")) {
+      watch.http(request(`/boot.ipxe?mac=${text}`, ip, mac, "menu", "menu"));
+      continue;
+    }
+    watch.http(request(`/choose/debian/server/${text}`, ip, mac, "chosen", "debian/server"));
+    watch.http(request("/image/debian/linux", ip, null, "kernel", "debian/linux (8000000 bytes)"));
+    watch.http(
+      request("/image/debian/initrd.gz", ip, null, "initrd", "debian/initrd.gz (30000000 bytes)"),
     );
-    if (mac.endsWith("02")) continue;
-    out.push(_rec("install", "install finished: next boot from local disk", { mac, client: ip }));
+    watch.http(request("/config/debian/preseed", ip, mac, "config", "debian/server preseed"));
+    if (text.endsWith("02")) continue;
+    watch.http(
+      request(`/api/machines/${text}/installed`, ip, mac, "installed", "install finished"),
+    );
   }
-  return out;
 }
 
-function _serve(): void {
+function serveDemo(): void {
   const watch = new BootWatch({ version: "0.1.0" });
   const leases = [101, 102, 103].map((n) => ({
     ip: `10.0.0.${n}`,
@@ -91,14 +99,13 @@ function _serve(): void {
       state: "installing",
     },
   ];
-  for (const r of _demoRecords()) watch.observe(r);
-  const app = createWatchApp({ watch, machines });
+  feedDemo(watch);
+  const app = watchRoutes({ watch, machines });
   let n = 0;
+  const busy = mustParseMac("52:54:00:12:34:02");
   setInterval(() => {
-    watch.observe(_rec("install", "installer progress", {
-      mac: "52:54:00:12:34:02",
-      report: `step=${["partition", "base", "packages", "bootloader"][n++ % 4]}`,
-    }));
+    const step = `step=${["partition", "base", "packages", "bootloader"][n++ % 4]}`;
+    watch.http(request(`/api/machines/${busy}/progress`, "10.0.0.102", busy, "progress", step));
   }, 1000);
   Deno.serve(
     { hostname: "127.0.0.1", port: PORT, onListen: () => console.log("ready") },
@@ -107,8 +114,8 @@ function _serve(): void {
 }
 
 /** Runs inside the namespace: demo server, Chromium, and a screenshot over DevTools. */
-async function _inside(out: string): Promise<void> {
-  _serve();
+async function inside(out: string): Promise<void> {
+  serveDemo();
   const profile = await Deno.makeTempDir({ prefix: "abw-chromium-" });
   const browser = new Deno.Command("chromium", {
     args: [
@@ -164,7 +171,7 @@ async function _inside(out: string): Promise<void> {
   Deno.exit(0);
 }
 
-async function _main(out: string): Promise<void> {
+async function takeScreenshot(out: string): Promise<void> {
   await using ns = await Netns.create("abw");
   const r = await ns.exec(
     ["deno", "run", "-A", repoPath("tests/watch_screenshot.ts"), "--inside", out],
@@ -174,6 +181,6 @@ async function _main(out: string): Promise<void> {
 }
 
 if (import.meta.main) {
-  if (Deno.args[0] === "--inside") await _inside(Deno.args[1]!);
-  else await _main(Deno.args[0] ?? "/tmp/astralboot-ui.png");
+  if (Deno.args[0] === "--inside") await inside(Deno.args[1]!);
+  else await takeScreenshot(Deno.args[0] ?? "/tmp/astralboot-ui.png");
 }

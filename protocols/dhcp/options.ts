@@ -9,7 +9,8 @@
  * @module
  */
 
-import { ipv4ToBytes, ipv4ToString, MalformedPacketError } from "../../net/bytes.ts";
+import { MalformedPacketError } from "../../net/bytes.ts";
+import { ipv4ToBytes, ipv4ToString } from "../../net/ipv4.ts";
 
 /** Option codes used by the boot server, each with the RFC that defines it. */
 export const DhcpOption = {
@@ -87,23 +88,23 @@ export const MessageType = {
 
 /** Name of an option code ("MessageType"), or `Option<n>` for codes not in {@linkcode DhcpOption}. */
 export function optionName(code: number): string {
-  return _OPTION_NAMES.get(code) ?? `Option${code}`;
+  return OPTION_NAMES.get(code) ?? `Option${code}`;
 }
 
 /** Name of a message type ("DISCOVER"), or `TYPE<n>` for unknown ones. */
 export function messageTypeName(type: number): string {
-  return _TYPE_NAMES.get(type) ?? `TYPE${type}`;
+  return TYPE_NAMES.get(type) ?? `TYPE${type}`;
 }
 
-const _OPTION_NAMES = new Map<number, string>(
+const OPTION_NAMES = new Map<number, string>(
   Object.entries(DhcpOption).map(([name, code]) => [code, name]),
 );
-const _TYPE_NAMES = new Map<number, string>(
+const TYPE_NAMES = new Map<number, string>(
   Object.entries(MessageType).map(([name, code]) => [code, name.toUpperCase()]),
 );
 
-const _encoder = new TextEncoder();
-const _decoder = new TextDecoder();
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** Ordered options, raw bytes per code; repeated codes are already concatenated (RFC 3396). */
 export class DhcpOptions {
@@ -203,7 +204,7 @@ export class DhcpOptions {
     if (v === undefined) return undefined;
     let end = v.length;
     while (end > 0 && v[end - 1] === 0) end--;
-    return _decoder.decode(v.subarray(0, end));
+    return decoder.decode(v.subarray(0, end));
   }
 
   /** Option 55: the codes the client asks for, in its order. */
@@ -228,8 +229,8 @@ export class DhcpOptions {
     let i = 0;
     while (i < v.length) {
       const len = v[i]!;
-      if (len === 0 || i + 1 + len > v.length) return [_decoder.decode(v)];
-      framed.push(_decoder.decode(v.subarray(i + 1, i + 1 + len)));
+      if (len === 0 || i + 1 + len > v.length) return [decoder.decode(v)];
+      framed.push(decoder.decode(v.subarray(i + 1, i + 1 + len)));
       i += 1 + len;
     }
     return framed;
@@ -277,7 +278,7 @@ export class DhcpOptions {
 
   /** Sets a 4-byte unsigned option. */
   setU32(code: number, value: number): this {
-    _checkUint(value, 0xffffffff, code);
+    checkUint(value, 0xffffffff, code);
     return this.set(
       code,
       Uint8Array.of(value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255),
@@ -286,19 +287,19 @@ export class DhcpOptions {
 
   /** Sets a 2-byte unsigned option. */
   setU16(code: number, value: number): this {
-    _checkUint(value, 0xffff, code);
+    checkUint(value, 0xffff, code);
     return this.set(code, Uint8Array.of(value >>> 8, value & 255));
   }
 
   /** Sets a 1-byte option. */
   setU8(code: number, value: number): this {
-    _checkUint(value, 0xff, code);
+    checkUint(value, 0xff, code);
     return this.set(code, Uint8Array.of(value));
   }
 
   /** Sets a text option (UTF-8, no terminator). */
   setString(code: number, value: string): this {
-    return this.set(code, _encoder.encode(value));
+    return this.set(code, encoder.encode(value));
   }
 
   /** Sets option 53. */
@@ -307,7 +308,7 @@ export class DhcpOptions {
   }
 }
 
-function _checkUint(value: number, max: number, code: number): void {
+function checkUint(value: number, max: number, code: number): void {
   if (!Number.isInteger(value) || value < 0 || value > max) {
     throw new RangeError(`DHCP option ${code}: ${value} is not an integer in 0..${max}`);
   }

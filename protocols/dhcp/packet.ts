@@ -47,32 +47,17 @@
  * @module
  */
 
-import {
-  ByteReader,
-  ByteWriter,
-  ipv4ToBytes,
-  ipv4ToString,
-  macToString,
-  MalformedPacketError,
-} from "../../net/bytes.ts";
+import { ByteReader, ByteWriter, MalformedPacketError } from "../../net/bytes.ts";
+import { ipv4ToBytes, ipv4ToString } from "../../net/ipv4.ts";
+import { type Mac, macFromBytes } from "../../net/mac.ts";
 import {
   concatBytes,
   decodeOptionsArea,
   decodeSubOptions,
   DhcpOption,
   DhcpOptions,
-  messageTypeName,
   optionChunks,
-  optionName,
 } from "./options.ts";
-import {
-  clientArchName,
-  decodeClientNdi,
-  decodePxeVendorOptions,
-  describeIpxeSubOption,
-  ipxeOptionName,
-  uuidToString,
-} from "./pxe.ts";
 
 /** One DHCP (or plain BOOTP) message. */
 export interface DhcpPacket {
@@ -119,15 +104,15 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 576;
 /** IPv4 (20) + UDP (8) headers, counted in option 57 (RFC 2131 §2: 576 − 28 = 548). */
 export const IP_UDP_OVERHEAD = 28;
 
-const _SNAME_OFFSET = 44;
-const _FILE_OFFSET = 108;
-const _OPTIONS_OFFSET = 240;
+const SNAME_OFFSET = 44;
+const FILE_OFFSET = 108;
+const OPTIONS_OFFSET = 240;
 
-const _encoder = new TextEncoder();
-const _decoder = new TextDecoder();
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** Fixed lengths the server depends on; a wrong length makes the whole packet malformed. */
-const _FIXED_LENGTH: ReadonlyMap<number, number> = new Map([
+const FIXED_LENGTH: ReadonlyMap<number, number> = new Map([
   [DhcpOption.SubnetMask, 4],
   [DhcpOption.BroadcastAddr, 4],
   [DhcpOption.RequestedIP, 4],
@@ -146,7 +131,7 @@ export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
   // codes are joined in that order (RFC 3396 §6). Options the server relies on are checked here
   // so that a handler never meets a misshapen one.
   const r = new ByteReader(bytes);
-  r.need(_OPTIONS_OFFSET, "BOOTP header and magic cookie");
+  r.need(OPTIONS_OFFSET, "BOOTP header and magic cookie");
   const op = r.u8("op");
   if (op !== 1 && op !== 2) {
     throw new MalformedPacketError(`op ${op} is neither BOOTREQUEST nor BOOTREPLY`, 0);
@@ -175,18 +160,18 @@ export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
 
   const parts = new Map<number, Uint8Array[]>();
   const offsets = new Map<number, number>();
-  decodeOptionsArea(r.rest(), _OPTIONS_OFFSET, parts, offsets);
-  const overload = _overload(parts, offsets);
+  decodeOptionsArea(r.rest(), OPTIONS_OFFSET, parts, offsets);
+  const overload = overloadFlag(parts, offsets);
   // Option 52 is honoured only in the options field; one seen inside file/sname is dropped,
   // which also rules out overload loops.
-  if (overload & 1) decodeOptionsArea(fileField, _FILE_OFFSET, parts, offsets);
-  if (overload & 2) decodeOptionsArea(snameField, _SNAME_OFFSET, parts, offsets);
+  if (overload & 1) decodeOptionsArea(fileField, FILE_OFFSET, parts, offsets);
+  if (overload & 2) decodeOptionsArea(snameField, SNAME_OFFSET, parts, offsets);
   parts.delete(DhcpOption.Overload);
 
   const options = new DhcpOptions();
   for (const [code, chunks] of parts) {
     const value = concatBytes(chunks);
-    _validate(code, value, offsets.get(code) ?? _OPTIONS_OFFSET);
+    validate(code, value, offsets.get(code) ?? OPTIONS_OFFSET);
     options.set(code, value);
   }
   return {
@@ -202,13 +187,13 @@ export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
     siaddr,
     giaddr,
     chaddr,
-    sname: overload & 2 ? "" : _cString(snameField),
-    file: overload & 1 ? "" : _cString(fileField),
+    sname: overload & 2 ? "" : cString(snameField),
+    file: overload & 1 ? "" : cString(fileField),
     options,
   };
 }
 
-function _overload(parts: Map<number, Uint8Array[]>, offsets: Map<number, number>): number {
+function overloadFlag(parts: Map<number, Uint8Array[]>, offsets: Map<number, number>): number {
   const chunks = parts.get(DhcpOption.Overload);
   if (!chunks) return 0;
   const v = concatBytes(chunks);
@@ -218,14 +203,14 @@ function _overload(parts: Map<number, Uint8Array[]>, offsets: Map<number, number
       `Cannot parse DHCP option 52: ${
         v.length === 1 ? `value ${v[0]} is not 1, 2 or 3` : `length ${v.length}`
       }`,
-      offsets.get(DhcpOption.Overload) ?? _OPTIONS_OFFSET,
+      offsets.get(DhcpOption.Overload) ?? OPTIONS_OFFSET,
     );
   }
   return v[0]!;
 }
 
-function _validate(code: number, v: Uint8Array, offset: number): void {
-  const fixed = _FIXED_LENGTH.get(code);
+function validate(code: number, v: Uint8Array, offset: number): void {
+  const fixed = FIXED_LENGTH.get(code);
   let ok = true;
   if (fixed !== undefined) ok = v.length === fixed;
   else if (code === DhcpOption.Router || code === DhcpOption.DNS) {
@@ -237,9 +222,9 @@ function _validate(code: number, v: Uint8Array, offset: number): void {
   if (code === DhcpOption.IpxeEncap) decodeSubOptions(v, offset + 2);
 }
 
-function _cString(field: Uint8Array): string {
+function cString(field: Uint8Array): string {
   const nul = field.indexOf(0);
-  return _decoder.decode(nul < 0 ? field : field.subarray(0, nul));
+  return decoder.decode(nul < 0 ? field : field.subarray(0, nul));
 }
 
 /** Options for {@linkcode encodeDhcp}. */
@@ -258,30 +243,30 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array 
   if (limit < MIN_PACKET_SIZE) {
     throw new RangeError(`maxSize ${maxSize} is below the ${MIN_PACKET_SIZE + 28}-byte minimum`);
   }
-  _checkInt("op", p.op, 1, 2);
-  _checkInt("htype", p.htype, 0, 255);
-  _checkInt("hlen", p.hlen, 0, 16);
-  _checkInt("hops", p.hops, 0, 255);
-  _checkInt("xid", p.xid, 0, 0xffffffff);
-  _checkInt("secs", p.secs, 0, 0xffff);
-  _checkInt("flags", p.flags, 0, 0xffff);
+  checkInt("op", p.op, 1, 2);
+  checkInt("htype", p.htype, 0, 255);
+  checkInt("hlen", p.hlen, 0, 16);
+  checkInt("hops", p.hops, 0, 255);
+  checkInt("xid", p.xid, 0, 0xffffffff);
+  checkInt("secs", p.secs, 0, 0xffff);
+  checkInt("flags", p.flags, 0, 0xffff);
   if (p.chaddr.length > 16) throw new RangeError(`chaddr is ${p.chaddr.length} bytes, at most 16`);
-  const sname = _field("sname", p.sname, 64);
-  const file = _field("file", p.file, 128);
+  const sname = fixedField("sname", p.sname, 64);
+  const file = fixedField("file", p.file, 128);
 
   const chunks = optionChunks(p.options, new Set([DhcpOption.Overload]));
   const total = chunks.reduce((n, c) => n + c.length, 0);
   let optionsArea: Uint8Array[] = chunks;
-  if (_OPTIONS_OFFSET + total + 1 > limit) {
+  if (OPTIONS_OFFSET + total + 1 > limit) {
     if (p.sname !== "" || p.file !== "") {
       throw new RangeError(
-        `DHCP options need ${total + 1} bytes, only ${limit - _OPTIONS_OFFSET} fit in ${maxSize}`,
+        `DHCP options need ${total + 1} bytes, only ${limit - OPTIONS_OFFSET} fit in ${maxSize}`,
       );
     }
-    const placed = _overloadAreas(chunks, limit - _OPTIONS_OFFSET - 3 - 1, maxSize);
+    const placed = overloadAreas(chunks, limit - OPTIONS_OFFSET - 3 - 1, maxSize);
     optionsArea = [Uint8Array.of(DhcpOption.Overload, 1, placed.overload), ...placed.main];
-    file.set(_area(placed.file, 128));
-    sname.set(_area(placed.sname, 64));
+    file.set(optionArea(placed.file, 128));
+    sname.set(optionArea(placed.sname, 64));
   }
 
   const w = new ByteWriter(limit);
@@ -300,17 +285,17 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array 
  * A chunk is first moved whole to the next area; only when that fails are chunks cut at area
  * boundaries (RFC 3396 §5 allows it, but clients that predate it would misread a cut option).
  */
-function _overloadAreas(
+function overloadAreas(
   chunks: Uint8Array[],
   mainRoom: number,
   maxSize: number,
 ): { main: Uint8Array[]; file: Uint8Array[]; sname: Uint8Array[]; overload: number } {
-  return _place(chunks, mainRoom, false) ?? _place(chunks, mainRoom, true) ?? (() => {
+  return place(chunks, mainRoom, false) ?? place(chunks, mainRoom, true) ?? (() => {
     throw new RangeError(`DHCP options do not fit in ${maxSize} bytes even with overload`);
   })();
 }
 
-function _place(
+function place(
   chunks: Uint8Array[],
   mainRoom: number,
   cut: boolean,
@@ -348,7 +333,7 @@ function _place(
   };
 }
 
-function _area(chunks: Uint8Array[], size: number): Uint8Array {
+function optionArea(chunks: Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size);
   let at = 0;
   for (const c of chunks) {
@@ -359,8 +344,8 @@ function _area(chunks: Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
-function _field(name: string, value: string, size: number): Uint8Array {
-  const b = _encoder.encode(value);
+function fixedField(name: string, value: string, size: number): Uint8Array {
+  const b = encoder.encode(value);
   // One byte is kept for the NUL: PXE ROMs copy these fields as C strings.
   if (b.length > size - 1) {
     throw new RangeError(`${name} is ${b.length} bytes, at most ${size - 1} fit`);
@@ -370,7 +355,7 @@ function _field(name: string, value: string, size: number): Uint8Array {
   return out;
 }
 
-function _checkInt(name: string, v: number, min: number, max: number): void {
+function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {
     throw new RangeError(`${name} must be an integer in ${min}..${max}, got ${v}`);
   }
@@ -382,9 +367,9 @@ export function maxMessageSize(request: DhcpPacket): number {
   return v === undefined ? DEFAULT_MAX_MESSAGE_SIZE : Math.max(DEFAULT_MAX_MESSAGE_SIZE, v);
 }
 
-/** Client MAC "aa:bb:cc:dd:ee:ff" from chaddr. */
-export function macOf(p: DhcpPacket): string {
-  return macToString(p.chaddr);
+/** The client's MAC from chaddr, or null when the hardware address is not Ethernet's 6 bytes. */
+export function macOf(p: DhcpPacket): Mac | null {
+  return p.htype === 1 && p.chaddr.length === 6 ? macFromBytes(p.chaddr) : null;
 }
 
 /** True when the client asked for a broadcast reply (flags bit 15, RFC 2131 §4.1). */
@@ -415,109 +400,4 @@ export function replyTo(request: DhcpPacket, type: number): DhcpPacket {
     file: "",
     options,
   };
-}
-
-/** Readable multi-line dump, one option per line; the golden test files are made of it. */
-export function describeDhcp(p: DhcpPacket): string {
-  const lines = [
-    `op: ${p.op === 1 ? "BOOTREQUEST" : "BOOTREPLY"} (${p.op})`,
-    `htype: ${p.htype}  hlen: ${p.hlen}  hops: ${p.hops}`,
-    `xid: 0x${p.xid.toString(16).padStart(8, "0")}`,
-    `secs: ${p.secs}  flags: 0x${p.flags.toString(16).padStart(4, "0")}${
-      isBroadcast(p) ? " (broadcast)" : ""
-    }`,
-    `ciaddr: ${p.ciaddr}  yiaddr: ${p.yiaddr}`,
-    `siaddr: ${p.siaddr}  giaddr: ${p.giaddr}`,
-    `chaddr: ${macOf(p)}`,
-    `sname: ${JSON.stringify(p.sname)}`,
-    `file: ${JSON.stringify(p.file)}`,
-    `options:`,
-  ];
-  for (const [code, value] of p.options.entries()) {
-    lines.push(`  ${code} ${optionName(code)}: ${describeOption(p.options, code, value)}`);
-    if (code === DhcpOption.IpxeEncap) {
-      for (const [sub, v] of p.options.ipxeEncap()) {
-        lines.push(`    175.${sub} ${ipxeOptionName(sub)}: ${describeIpxeSubOption(sub, v)}`);
-      }
-    }
-  }
-  return lines.join("\n") + "\n";
-}
-
-/** One option's value in words, falling back to hex. */
-export function describeOption(options: DhcpOptions, code: number, value: Uint8Array): string {
-  const hex = _hex(value);
-  switch (code) {
-    case DhcpOption.MessageType: {
-      const t = options.messageType();
-      return t === undefined ? hex : `${messageTypeName(t)} (${t})`;
-    }
-    case DhcpOption.SubnetMask:
-    case DhcpOption.BroadcastAddr:
-    case DhcpOption.RequestedIP:
-    case DhcpOption.ServerId:
-    case DhcpOption.Router:
-    case DhcpOption.DNS: {
-      const ips = options.ips(code);
-      return ips.length ? ips.join(", ") : hex;
-    }
-    case DhcpOption.LeaseTime:
-    case DhcpOption.RenewalTime:
-    case DhcpOption.RebindingTime:
-      return String(options.u32(code) ?? hex);
-    case DhcpOption.MaxMessageSize:
-      return String(options.u16(code) ?? hex);
-    case DhcpOption.Hostname:
-    case DhcpOption.DomainName:
-    case DhcpOption.Message:
-    case DhcpOption.VendorClassId:
-    case DhcpOption.TftpServerName:
-    case DhcpOption.BootfileName:
-      return _printable(value) ? JSON.stringify(options.string(code)) : hex;
-    case DhcpOption.ParamRequestList:
-      return options.paramRequestList().join(" ");
-    case DhcpOption.UserClass:
-      return options.userClasses().map((c) => JSON.stringify(c)).join(", ") || hex;
-    case DhcpOption.ClientArch: {
-      const a = options.clientArch();
-      return a.length ? a.map((x) => `${x} (${clientArchName(x)})`).join(", ") : hex;
-    }
-    case DhcpOption.ClientNdi: {
-      if (value.length !== 3) return hex;
-      const n = decodeClientNdi(value);
-      return `${n.type === 1 ? "UNDI" : `type ${n.type}`} ${n.major}.${n.minor}`;
-    }
-    case DhcpOption.ClientUuid: {
-      const u = options.uuid();
-      return u ? `type 0, ${uuidToString(u)}` : hex;
-    }
-    case DhcpOption.VendorSpecific: {
-      try {
-        const pxe = decodePxeVendorOptions(value);
-        return `${hex} (PXE ${JSON.stringify(pxe, _jsonMaps)})`;
-      } catch {
-        return hex;
-      }
-    }
-    case DhcpOption.IpxeEncap:
-      return `${options.ipxeEncap().size} sub-options`;
-    default:
-      return hex;
-  }
-}
-
-function _jsonMaps(_key: string, v: unknown): unknown {
-  if (v instanceof Map) return Object.fromEntries([...v].map(([k, b]) => [k, _hex(b)]));
-  return v;
-}
-
-function _printable(b: Uint8Array): boolean {
-  let end = b.length;
-  while (end > 0 && b[end - 1] === 0) end--;
-  for (let i = 0; i < end; i++) if (b[i]! < 0x20 || b[i]! > 0x7e) return false;
-  return true;
-}
-
-function _hex(b: Uint8Array): string {
-  return b.length ? Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ") : "(empty)";
 }

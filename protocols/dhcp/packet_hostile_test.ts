@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { MalformedPacketError } from "../../net/bytes.ts";
 import { DhcpOption } from "./options.ts";
-import { decodeDhcp, describeDhcp, type DhcpPacket, encodeDhcp } from "./packet.ts";
+import { decodeDhcp, type DhcpPacket, encodeDhcp } from "./packet.ts";
+import { describeDhcp } from "./_dump.ts";
 import { assertSamePacket } from "./_test_utils.ts";
 
 /** Raw packet bytes: a plain BOOTREQUEST header, the cookie, then `options` verbatim. */

@@ -3,7 +3,6 @@ import { MalformedPacketError } from "../../net/bytes.ts";
 import { DhcpOption, DhcpOptions, MessageType } from "./options.ts";
 import {
   decodeDhcp,
-  describeDhcp,
   type DhcpPacket,
   encodeDhcp,
   isBroadcast,
@@ -11,6 +10,7 @@ import {
   maxMessageSize,
   replyTo,
 } from "./packet.ts";
+import { describeDhcp } from "./_dump.ts";
 import { assertSamePacket, testRequest } from "./_test_utils.ts";
 import { ClientArch, decodeClientNdi, ipxeFeatures, IpxeOption, ipxeVersion } from "./pxe.ts";
 

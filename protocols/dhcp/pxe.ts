@@ -6,7 +6,8 @@
  * @module
  */
 
-import { ipv4ToBytes, ipv4ToString, MalformedPacketError } from "../../net/bytes.ts";
+import { MalformedPacketError } from "../../net/bytes.ts";
+import { ipv4ToBytes, ipv4ToString } from "../../net/ipv4.ts";
 import { concatBytes, decodeSubOptions, encodeSubOptions } from "./options.ts";
 
 /** Client system architecture types for option 93 (RFC 4578 §2.1, IANA "Processor Architecture Types"). */
@@ -36,13 +37,13 @@ export const ClientArch = {
   EfiRiscV64: 27,
 } as const;
 
-const _ARCH_NAMES = new Map<number, string>(
+const ARCH_NAMES = new Map<number, string>(
   Object.entries(ClientArch).map(([name, code]) => [code, name]),
 );
 
 /** Name of an architecture type ("EfiX64"), or `Arch<n>`. */
 export function clientArchName(arch: number): string {
-  return _ARCH_NAMES.get(arch) ?? `Arch${arch}`;
+  return ARCH_NAMES.get(arch) ?? `Arch${arch}`;
 }
 
 /** Option 93 payload from a list of architecture types. */
@@ -145,8 +146,8 @@ export interface PxeVendorOptions {
   other?: Map<number, Uint8Array>;
 }
 
-const _encoder = new TextEncoder();
-const _decoder = new TextDecoder();
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** Encodes option 43 for PXE clients, terminated by End as the PXE spec asks. */
 export function encodePxeVendorOptions(o: PxeVendorOptions): Uint8Array {
@@ -170,7 +171,7 @@ export function encodePxeVendorOptions(o: PxeVendorOptions): Uint8Array {
     subs.set(
       PxeVendorOption.BootMenu,
       concatBytes(o.bootMenu.flatMap((m) => {
-        const d = _encoder.encode(m.description);
+        const d = encoder.encode(m.description);
         return [Uint8Array.of(m.type >>> 8, m.type & 255, d.length), d];
       })),
     );
@@ -178,7 +179,7 @@ export function encodePxeVendorOptions(o: PxeVendorOptions): Uint8Array {
   if (o.menuPrompt) {
     subs.set(
       PxeVendorOption.MenuPrompt,
-      concatBytes([Uint8Array.of(o.menuPrompt.timeout), _encoder.encode(o.menuPrompt.prompt)]),
+      concatBytes([Uint8Array.of(o.menuPrompt.timeout), encoder.encode(o.menuPrompt.prompt)]),
     );
   }
   if (o.bootItem) {
@@ -231,7 +232,7 @@ export function decodePxeVendorOptions(bytes: Uint8Array, base = 0): PxeVendorOp
           if (i + 3 > v.length) throw bad(code, "truncated menu entry");
           const type = (v[i]! << 8) | v[i + 1]!, n = v[i + 2]!;
           if (i + 3 + n > v.length) throw bad(code, `description of ${n} bytes does not fit`);
-          list.push({ type, description: _decoder.decode(v.subarray(i + 3, i + 3 + n)) });
+          list.push({ type, description: decoder.decode(v.subarray(i + 3, i + 3 + n)) });
           i += 3 + n;
         }
         out.bootMenu = list;
@@ -239,7 +240,7 @@ export function decodePxeVendorOptions(bytes: Uint8Array, base = 0): PxeVendorOp
       }
       case PxeVendorOption.MenuPrompt:
         if (v.length < 1) throw bad(code, "length 0");
-        out.menuPrompt = { timeout: v[0]!, prompt: _decoder.decode(v.subarray(1)) };
+        out.menuPrompt = { timeout: v[0]!, prompt: decoder.decode(v.subarray(1)) };
         break;
       case PxeVendorOption.BootItem:
         if (v.length !== 4) throw bad(code, `length ${v.length}`);
@@ -299,13 +300,13 @@ export const IpxeOption = {
   Version: 235,
 } as const;
 
-const _IPXE_NAMES = new Map<number, string>(
+const IPXE_NAMES = new Map<number, string>(
   Object.entries(IpxeOption).map(([name, code]) => [code, name]),
 );
 
 /** Name of an iPXE sub-option ("FeatureHttp"), or `Sub<n>`. */
 export function ipxeOptionName(code: number): string {
-  return _IPXE_NAMES.get(code) ?? `Sub${code}`;
+  return IPXE_NAMES.get(code) ?? `Sub${code}`;
 }
 
 /** The iPXE features a client advertises in option 175, by name without the "Feature" prefix. */

@@ -1,64 +1,54 @@
 /**
- * The DHCP server loop: receive on the configured interface, decode, ask the policy, encode,
- * send. A malformed packet is logged at debug and dropped; a failing handler is logged and the
- * loop goes on. Nothing here decides what to answer: that is `boot/dhcp_policy.ts`.
+ * The DHCP server loop: receive on the configured interface, decode, ask the injected
+ * handler, encode within the client's size limit, send. It knows the wire rules (ports,
+ * telling other servers apart), never what to answer: that is the handler's business
+ * (`boot/dhcp_responder.ts`). A malformed packet is logged at debug and dropped; a failing
+ * handler is logged and the loop goes on.
  *
- * Sockets (all bound to the one interface, see `socket.ts`):
+ * Sockets (all bound to the one interface, see `net/udp_socket.ts`):
  * - port 67, always: requests from clients and relays;
  * - port 4011 in `proxy` and `auto` mode: iPXE's ProxyDHCPREQUEST and PXE boot-server requests;
  * - port 68 in `auto` mode during the start-up probe only (see {@linkcode startDhcpServer}).
  *
  * @module
  */
-import type { DatabaseSync } from "node:sqlite";
 import type { Logger } from "../../log.ts";
 import { MalformedPacketError } from "../../net/bytes.ts";
-import { DhcpOption, DhcpOptions, MessageType } from "./options.ts";
+import { type Datagram, InterfaceUdpSocket, type Peer } from "../../net/udp_socket.ts";
+import { DhcpOption, DhcpOptions, MessageType, messageTypeName } from "./options.ts";
 import { decodeDhcp, type DhcpPacket, encodeDhcp } from "./packet.ts";
-import { type Datagram, interfaceInfo, InterfaceUdpSocket } from "../../net/udp_socket.ts";
 import {
-  type BootfileOptions,
-  type DhcpOutcome,
-  type DhcpPolicyOptions,
+  type DhcpReply,
   encodeReply,
-  handleDhcp,
-  handlePxeRequest,
   isForeignServerReply,
+  PXE_PORT,
   selectsOtherServer,
-} from "../../boot/dhcp_responder.ts";
-import { LeaseStore, normalizeMac, poolExclusions } from "../../state/leases.ts";
+  SERVER_PORT,
+} from "./wire.ts";
 
-/** A known machine (`[[machine]]`): a reservation when it has an ip, a host name when named. */
-export interface DhcpMachine {
-  mac: string;
-  ip?: string;
-  hostname?: string;
+/** What a handler knows about a request besides its bytes. */
+export interface DhcpRequestContext {
+  /** Where it came from (a relay's address for relayed requests). */
+  from: Peer;
+  /** 67, or 4011 for ProxyDHCP/PXE boot-server requests. */
+  port: number;
+  /** "server" hands out addresses; "proxy" only boot information (auto mode decides). */
+  mode: "server" | "proxy";
 }
 
-/** Everything the DHCP server needs; main.ts maps config.toml onto this. */
+/** Decides the answer to one request; null for none. Pure apart from its own state. */
+export type DhcpHandler = (req: DhcpPacket, ctx: DhcpRequestContext) => DhcpReply | null;
+
+/** Options of {@linkcode startDhcpServer}. */
 export interface DhcpServerOptions {
   /** The only interface DHCP ever answers on. */
   interface: string;
-  /** "server" | "proxy" | "auto" (probe, then server unless another server answers) | "off". */
-  mode: "server" | "proxy" | "auto" | "off";
-  /** Our address (option 54, next-server); default the interface's first IPv4 address. */
-  serverIp?: string;
-  /** Default the interface's netmask. */
-  netmask?: string;
-  /** Dynamic pool, inclusive; required unless mode is "proxy" or "off". */
-  range?: [string, string];
-  /** Lease length in seconds. */
-  leaseSeconds: number;
-  router?: string;
-  dns?: string[];
-  domain?: string;
-  boot: BootfileOptions;
-  machines?: DhcpMachine[];
-  /** The shared SQLite handle (boot/db.ts); required unless mode is "proxy" or "off". */
-  db?: DatabaseSync;
+  /** "server" | "proxy" | "auto" (probe, then server unless another server answers). */
+  mode: "server" | "proxy" | "auto";
+  /** Our address (option 54): replies from any other server id mean another server. */
+  serverIp: string;
+  handler: DhcpHandler;
   logger: Logger;
-  /** Called for every DHCPACK sent (leases and INFORM answers), e.g. to record the machine. */
-  onAck?: (mac: string, ip: string) => void;
   /**
    * Auto mode: how long to listen for other servers before serving addresses. Default 6 s:
    * dnsmasq pings an address for ~3 s before it offers it.
@@ -69,38 +59,16 @@ export interface DhcpServerOptions {
 /** A running DHCP server. */
 export interface DhcpServer {
   /** What it does right now ("auto" resolves to "proxy" while probing and after a conflict). */
-  readonly mode: "server" | "proxy" | "off";
-  /** The lease store (undefined in proxy/off mode). */
-  readonly leases?: LeaseStore;
+  readonly mode: "server" | "proxy";
   /** Stops every loop and closes the sockets. */
   close(): Promise<void>;
 }
 
-const _SUB = "dhcp";
-
-/** The lease store for a server configuration: pool minus network/broadcast/server/router. */
-export function createLeaseStore(
-  db: DatabaseSync,
-  o: {
-    range: [string, string];
-    serverIp: string;
-    netmask: string;
-    router?: string;
-    machines?: DhcpMachine[];
-  },
-): LeaseStore {
-  return new LeaseStore(db, {
-    range: o.range,
-    exclude: poolExclusions(o.serverIp, o.netmask, o.router),
-    reservations: (o.machines ?? []).flatMap((m) =>
-      m.ip ? [{ mac: m.mac, ip: m.ip, hostname: m.hostname }] : []
-    ),
-  });
-}
+const SUB = "dhcp";
 
 /**
- * Starts the DHCP server on one interface. Throws (before answering anything) when the
- * interface is missing, has no IPv4 address, or port 67 cannot be bound.
+ * Starts the DHCP server on one interface. Rejects (before answering anything) with a
+ * `BindError` when port 67 cannot be bound, or an Error naming a missing interface.
  *
  * `auto` mode decides like this: for `probeSeconds` after start it answers as a ProxyDHCP
  * server (boot info only, harmless beside any other server) while it listens on port 68 and
@@ -110,45 +78,18 @@ export function createLeaseStore(
  * port 67) switches it to proxy for good. Port 68 is closed after the probe so that unicast
  * replies to a DHCP client on this host are never taken away from it.
  */
-export function startDhcpServer(o: DhcpServerOptions): DhcpServer {
+// deno-lint-ignore require-await
+export async function startDhcpServer(o: DhcpServerOptions): Promise<DhcpServer> {
   const log = o.logger;
-  if (o.mode === "off") {
-    log.info(_SUB, "DHCP is off", { interface: o.interface });
-    return { mode: "off", close: () => Promise.resolve() };
-  }
-  const info = interfaceInfo(o.interface);
-  const serverIp = o.serverIp ?? info.address;
-  const netmask = o.netmask ?? info.netmask;
-  let leases: LeaseStore | undefined;
-  if (o.mode !== "proxy") {
-    if (!o.range || !o.db) throw new Error(`DHCP mode "${o.mode}" needs a range and a database`);
-    leases = createLeaseStore(o.db, { ...o, range: o.range, serverIp, netmask });
-  }
-  const hostnames = new Map(
-    (o.machines ?? []).flatMap((m) => m.hostname ? [[normalizeMac(m.mac), m.hostname]] : []),
-  );
-  const policy = (mode: "server" | "proxy"): DhcpPolicyOptions => ({
-    mode,
-    serverIp,
-    netmask,
-    router: o.router,
-    dns: o.dns,
-    domain: o.domain,
-    leaseSeconds: o.leaseSeconds,
-    boot: o.boot,
-    leases,
-    hostnames,
-  });
-
-  const main = InterfaceUdpSocket.open({ interface: o.interface, port: 67, logger: log });
+  const main = InterfaceUdpSocket.open({ interface: o.interface, port: SERVER_PORT, logger: log });
   const sockets = [main];
-  let pxe: InterfaceUdpSocket | undefined;
   if (o.mode !== "server") {
     try {
-      pxe = InterfaceUdpSocket.open({ interface: o.interface, port: 4011, logger: log });
-      sockets.push(pxe);
+      sockets.push(
+        InterfaceUdpSocket.open({ interface: o.interface, port: PXE_PORT, logger: log }),
+      );
     } catch (e) {
-      log.warn(_SUB, "no PXE port 4011; ProxyDHCPREQUESTs go unanswered", { error: e });
+      log.warn(SUB, "no PXE port 4011; ProxyDHCPREQUESTs go unanswered", { error: e });
     }
   }
 
@@ -156,46 +97,32 @@ export function startDhcpServer(o: DhcpServerOptions): DhcpServer {
   const toProxy = (why: string, fields: Record<string, unknown>) => {
     if (mode === "proxy") return;
     mode = "proxy";
-    log.warn(_SUB, `another DHCP server is active: proxy mode from now on (${why})`, fields);
+    log.warn(SUB, `another DHCP server is active: proxy mode from now on (${why})`, fields);
   };
 
   const probeXids = new Set<number>();
   let closing = false;
-  let probeClose: (() => Promise<void>) | undefined;
-  const loops: Promise<void>[] = [];
-  loops.push(_serve(main, log, (req) => {
-    if (probeXids.has(req.xid)) return null;
-    if (o.mode === "auto" && selectsOtherServer(req, serverIp)) {
-      toProxy("a client chose it", { server: req.options.ip(DhcpOption.ServerId) });
-    }
-    const out = handleDhcp(req, policy(mode));
-    const { mac, ip } = out?.fields ?? {};
-    if (out?.reply && out.event === "DHCPACK" && typeof ip === "string" && o.onAck) {
-      try {
-        o.onAck(String(mac), ip);
-      } catch (e) {
-        log.warn(_SUB, "onAck failed", { mac, error: e });
+  const loops = sockets.map((sock) =>
+    serveSocket(sock, log, (req, d) => {
+      if (probeXids.has(req.xid)) return null;
+      if (sock.port === SERVER_PORT && o.mode === "auto" && selectsOtherServer(req, o.serverIp)) {
+        toProxy("a client chose it", { server: req.options.ip(DhcpOption.ServerId) });
       }
-    }
-    return out;
-  }));
-  if (pxe) loops.push(_serve(pxe, log, (req, d) => handlePxeRequest(req, policy("proxy"), d.from)));
+      return o.handler(req, { from: d.from, port: sock.port, mode });
+    })
+  );
 
-  log.info(_SUB, "DHCP listening", {
-    interface: o.interface,
-    address: serverIp,
-    mode: o.mode,
-    range: o.range?.join("-"),
-  });
+  log.info(SUB, "DHCP listening", { interface: o.interface, address: o.serverIp, mode: o.mode });
 
+  let probeClose: (() => Promise<void>) | undefined;
   if (o.mode === "auto") {
-    const probe = _probe(o, info.mac, serverIp, probeXids, log);
+    const probe = probeForServers(o, main.info.mac, probeXids);
     loops.push(probe.then((foreign) => {
       if (foreign) {
-        log.warn(_SUB, "another DHCP server answered our probe: proxy mode from now on", foreign);
+        log.warn(SUB, "another DHCP server answered our probe: proxy mode from now on", foreign);
       } else if (!closing) {
         mode = "server";
-        log.info(_SUB, "no other DHCP server answered: serving addresses", { range: o.range });
+        log.info(SUB, "no other DHCP server answered: serving addresses");
       }
     }));
     probeClose = probe.close;
@@ -205,7 +132,6 @@ export function startDhcpServer(o: DhcpServerOptions): DhcpServer {
     get mode() {
       return mode;
     },
-    leases,
     async close() {
       closing = true;
       await probeClose?.();
@@ -216,17 +142,17 @@ export function startDhcpServer(o: DhcpServerOptions): DhcpServer {
 }
 
 /** Receive → decode → handle → encode → send, until the socket closes. */
-async function _serve(
+async function serveSocket(
   sock: InterfaceUdpSocket,
   log: Logger,
-  handle: (req: DhcpPacket, d: Datagram) => DhcpOutcome | null,
+  handle: (req: DhcpPacket, d: Datagram) => DhcpReply | null,
 ): Promise<void> {
   for (;;) {
     let d: Datagram | null;
     try {
       d = await sock.receive();
     } catch (e) {
-      log.error(_SUB, "receive failed", { port: sock.port, error: e });
+      log.error(SUB, "receive failed", { port: sock.port, error: e });
       await new Promise((r) => setTimeout(r, 1000));
       continue;
     }
@@ -236,7 +162,7 @@ async function _serve(
       req = decodeDhcp(d.data);
     } catch (e) {
       if (!(e instanceof MalformedPacketError)) throw e;
-      log.debug(_SUB, "malformed packet dropped", {
+      log.debug(SUB, "malformed packet dropped", {
         from: `${d.from.address}:${d.from.port}`,
         bytes: d.data.length,
         error: e,
@@ -244,22 +170,10 @@ async function _serve(
       continue;
     }
     try {
-      const out = handle(req, d);
-      if (!out) continue;
-      if (!out.reply) {
-        const level = out.event === "ignored" ? "debug" : "info";
-        log[level](_SUB, out.event, { ...out.fields, port: sock.port });
-        continue;
-      }
-      const bytes = encodeReply(out.reply);
-      sock.send(bytes, out.reply.address, out.reply.port);
-      const ip = out.fields.ip ?? "";
-      log.info(_SUB, `${out.event}${ip ? ` ${ip}` : ""} to ${out.fields.mac}`, {
-        ...out.fields,
-        dest: `${out.reply.address}:${out.reply.port}`,
-      });
+      const reply = handle(req, d);
+      if (reply) sendReply(sock, reply, log);
     } catch (e) {
-      log.error(_SUB, "handler failed", {
+      log.error(SUB, "handler failed", {
         from: `${d.from.address}:${d.from.port}`,
         xid: req.xid,
         error: e,
@@ -268,25 +182,34 @@ async function _serve(
   }
 }
 
+function sendReply(sock: InterfaceUdpSocket, reply: DhcpReply, log: Logger): void {
+  const bytes = encodeReply(reply);
+  sock.send(bytes, reply.address, reply.port);
+  log.debug(SUB, "reply sent", {
+    type: messageTypeName(reply.packet.options.messageType() ?? 0),
+    bytes: bytes.length,
+    dest: `${reply.address}:${reply.port}`,
+  });
+}
+
 /**
  * Auto mode: listen on port 68 and send our own DISCOVER; resolves with the first other
  * server that offers an address, or null after `probeSeconds`.
  */
-function _probe(
+function probeForServers(
   o: DhcpServerOptions,
   mac: string,
-  serverIp: string,
   xids: Set<number>,
-  log: Logger,
 ): Promise<Record<string, unknown> | null> & { close: () => Promise<void> } {
+  const log = o.logger;
   let sock: InterfaceUdpSocket | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const run = async (): Promise<Record<string, unknown> | null> => {
     try {
-      sock = InterfaceUdpSocket.open({ interface: o.interface, port: 68, logger: o.logger });
+      sock = InterfaceUdpSocket.open({ interface: o.interface, port: 68, logger: log });
     } catch (e) {
       // Without the probe we cannot know we are alone: stay on the safe side.
-      log.warn(_SUB, "cannot listen on port 68 for other servers; staying proxy", { error: e });
+      log.warn(SUB, "cannot listen on port 68 for other servers; staying proxy", { error: e });
       return { reason: "probe impossible" };
     }
     const s = sock;
@@ -294,9 +217,9 @@ function _probe(
     xids.add(xid);
     const send = () => {
       try {
-        s.send(_probeDiscover(xid, mac), "255.255.255.255", 67);
+        s.send(probeDiscover(xid, mac), "255.255.255.255", SERVER_PORT);
       } catch (e) {
-        log.warn(_SUB, "probe DISCOVER not sent", { error: e });
+        log.warn(SUB, "probe DISCOVER not sent", { error: e });
       }
     };
     send();
@@ -314,7 +237,7 @@ function _probe(
         } catch {
           continue;
         }
-        if (isForeignServerReply(p, serverIp)) {
+        if (isForeignServerReply(p, o.serverIp)) {
           return {
             server: p.options.ip(DhcpOption.ServerId) ?? d.from.address,
             offered: p.yiaddr,
@@ -337,7 +260,7 @@ function _probe(
   });
 }
 
-function _probeDiscover(xid: number, mac: string): Uint8Array {
+function probeDiscover(xid: number, mac: string): Uint8Array {
   const chaddr = Uint8Array.from(mac.split(":").map((h) => parseInt(h, 16)));
   const options = new DhcpOptions()
     .setMessageType(MessageType.Discover)

@@ -100,12 +100,12 @@ export interface RouterAdvertisement {
   options: NdpOption[];
 }
 
-const _RS_FIXED = 8;
-const _RA_FIXED = 16;
-const _M_FLAG = 0x80;
-const _O_FLAG = 0x40;
+const RS_FIXED = 8;
+const RA_FIXED = 16;
+const M_FLAG = 0x80;
+const O_FLAG = 0x40;
 
-function _header(r: ByteReader, type: number, minLength: number, name: string): void {
+function header(r: ByteReader, type: number, minLength: number, name: string): void {
   if (r.remaining < minLength) {
     throw new MalformedPacketError(
       `${name} needs at least ${minLength} bytes, got ${r.remaining}`,
@@ -121,7 +121,7 @@ function _header(r: ByteReader, type: number, minLength: number, name: string): 
 }
 
 /** Reads options up to the end; each must have a non-zero length that fits (RFC 4861 §4.6). */
-function _options(r: ByteReader): NdpOption[] {
+function readOptions(r: ByteReader): NdpOption[] {
   const out: NdpOption[] = [];
   while (r.remaining > 0) {
     const at = r.offset;
@@ -140,7 +140,7 @@ function _options(r: ByteReader): NdpOption[] {
   return out;
 }
 
-function _writeOptions(w: ByteWriter, options: readonly NdpOption[]): void {
+function writeOptions(w: ByteWriter, options: readonly NdpOption[]): void {
   for (const o of options) {
     const size = o.data.length + 2;
     if (size % 8 !== 0 || size > 255 * 8) {
@@ -148,12 +148,12 @@ function _writeOptions(w: ByteWriter, options: readonly NdpOption[]): void {
         `NDP option ${o.type}: ${o.data.length} data bytes; 2 + data must be a multiple of 8 up to 2040`,
       );
     }
-    _range(`option type`, o.type, 255);
+    range(`option type`, o.type, 255);
     w.u8(o.type).u8(size / 8).bytes(o.data);
   }
 }
 
-function _range(what: string, value: number, max: number): void {
+function range(what: string, value: number, max: number): void {
   if (!Number.isInteger(value) || value < 0 || value > max) {
     throw new RangeError(`${what} must be a whole number from 0 to ${max}, got ${value}`);
   }
@@ -162,47 +162,47 @@ function _range(what: string, value: number, max: number): void {
 /** Decodes a Router Solicitation; throws {@linkcode MalformedPacketError} on anything invalid. */
 export function decodeRouterSolicitation(bytes: Uint8Array): RouterSolicitation {
   const r = new ByteReader(bytes);
-  _header(r, ICMPV6_TYPE.ROUTER_SOLICITATION, _RS_FIXED, "router solicitation");
+  header(r, ICMPV6_TYPE.ROUTER_SOLICITATION, RS_FIXED, "router solicitation");
   r.skip(4, "reserved");
-  return { options: _options(r) };
+  return { options: readOptions(r) };
 }
 
 /** Encodes a Router Solicitation, checksum 0. */
 export function encodeRouterSolicitation(rs: RouterSolicitation): Uint8Array {
-  const w = new ByteWriter(_RS_FIXED + 8 * rs.options.length);
+  const w = new ByteWriter(RS_FIXED + 8 * rs.options.length);
   w.u8(ICMPV6_TYPE.ROUTER_SOLICITATION).u8(0).u16(0).u32(0);
-  _writeOptions(w, rs.options);
+  writeOptions(w, rs.options);
   return w.finish();
 }
 
 /** Decodes a Router Advertisement; throws {@linkcode MalformedPacketError} on anything invalid. */
 export function decodeRouterAdvertisement(bytes: Uint8Array): RouterAdvertisement {
   const r = new ByteReader(bytes);
-  _header(r, ICMPV6_TYPE.ROUTER_ADVERTISEMENT, _RA_FIXED, "router advertisement");
+  header(r, ICMPV6_TYPE.ROUTER_ADVERTISEMENT, RA_FIXED, "router advertisement");
   const curHopLimit = r.u8("cur hop limit");
   const flags = r.u8("flags");
   return {
     curHopLimit,
-    managed: (flags & _M_FLAG) !== 0,
-    other: (flags & _O_FLAG) !== 0,
+    managed: (flags & M_FLAG) !== 0,
+    other: (flags & O_FLAG) !== 0,
     routerLifetime: r.u16("router lifetime"),
     reachableTime: r.u32("reachable time"),
     retransTimer: r.u32("retrans timer"),
-    options: _options(r),
+    options: readOptions(r),
   };
 }
 
 /** Encodes a Router Advertisement, checksum 0; throws RangeError on out-of-range fields. */
 export function encodeRouterAdvertisement(ra: RouterAdvertisement): Uint8Array {
-  _range("cur hop limit", ra.curHopLimit, 255);
-  _range("router lifetime", ra.routerLifetime, 65535);
-  _range("reachable time", ra.reachableTime, 0xffffffff);
-  _range("retrans timer", ra.retransTimer, 0xffffffff);
-  const w = new ByteWriter(_RA_FIXED + 8 * ra.options.length);
+  range("cur hop limit", ra.curHopLimit, 255);
+  range("router lifetime", ra.routerLifetime, 65535);
+  range("reachable time", ra.reachableTime, 0xffffffff);
+  range("retrans timer", ra.retransTimer, 0xffffffff);
+  const w = new ByteWriter(RA_FIXED + 8 * ra.options.length);
   w.u8(ICMPV6_TYPE.ROUTER_ADVERTISEMENT).u8(0).u16(0);
-  w.u8(ra.curHopLimit).u8((ra.managed ? _M_FLAG : 0) | (ra.other ? _O_FLAG : 0));
+  w.u8(ra.curHopLimit).u8((ra.managed ? M_FLAG : 0) | (ra.other ? O_FLAG : 0));
   w.u16(ra.routerLifetime).u32(ra.reachableTime).u32(ra.retransTimer);
-  _writeOptions(w, ra.options);
+  writeOptions(w, ra.options);
   return w.finish();
 }
 

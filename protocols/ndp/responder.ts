@@ -19,7 +19,7 @@
  */
 import type { Logger } from "../../log.ts";
 import { silentLogger } from "../../log.ts";
-import { macToString } from "../../net/bytes.ts";
+import { macFromBytes } from "../../net/mac.ts";
 import {
   decodeRouterAdvertisement,
   decodeRouterSolicitation,
@@ -78,7 +78,7 @@ export function answerSolicitation(
   return {
     advertisement: encodeRouterAdvertisement(nonRouterAdvertisement(own.mac)),
     to: unspecified ? ALL_NODES : rs.source,
-    solicitorMac: lla ? macToString(lla) : null,
+    solicitorMac: lla ? macFromBytes(lla) : null,
   };
 }
 
@@ -156,25 +156,30 @@ export interface RaResponderOptions {
 
 /** A running responder. */
 export interface RaResponder {
+  /** False when the interface has no IPv6 or no ICMPv6 socket could be opened. */
+  readonly answering: boolean;
   close(): Promise<void>;
 }
 
-const _WAIT_HINT = "no router advertisements; iPXE will wait ~15 s for one";
+const IDLE: RaResponder = { answering: false, close: () => Promise.resolve() };
+
+const WAIT_HINT = "no router advertisements; iPXE will wait ~15 s for one";
 
 /**
- * Starts answering router solicitations on one interface. Returns null, after one info line,
- * when the interface has no IPv6 or the socket cannot be opened: the server runs on without.
+ * Starts answering router solicitations on one interface. When the interface has no IPv6 or
+ * the socket cannot be opened it says so in one info line and does nothing (`answering` is
+ * false): the server runs on without.
  */
-export function startRaResponder(options: RaResponderOptions): RaResponder | null {
+export function startRaResponder(options: RaResponderOptions): Promise<RaResponder> {
   const log = options.logger ?? silentLogger;
   const name = options.interface;
   const found = ipv6Link(name);
   if ("unavailable" in found) {
-    log.info("ndp", `IPv6 is off on ${name}: ${_WAIT_HINT}`, {
+    log.info("ndp", `IPv6 is off on ${name}: ${WAIT_HINT}`, {
       interface: name,
       reason: found.unavailable,
     });
-    return null;
+    return Promise.resolve(IDLE);
   }
   const { link } = found;
   let socket: Icmpv6Socket;
@@ -186,11 +191,11 @@ export function startRaResponder(options: RaResponderOptions): RaResponder | nul
       logger: log,
     });
   } catch (e) {
-    log.info("ndp", `cannot open an ICMPv6 socket on ${name}: ${_WAIT_HINT}`, {
+    log.info("ndp", `cannot open an ICMPv6 socket on ${name}: ${WAIT_HINT}`, {
       interface: name,
       error: e,
     });
-    return null;
+    return Promise.resolve(IDLE);
   }
   const first = linkAddresses(name).linkLocal;
   log.info("ndp", `answering IPv6 router solicitations on ${name} (as a non-router)`, {
@@ -264,10 +269,11 @@ export function startRaResponder(options: RaResponderOptions): RaResponder | nul
     log.warn("ndp", "router advertisement responder stopped", { interface: name, error: e });
   });
 
-  return {
+  return Promise.resolve({
+    answering: true,
     async close() {
       await socket.close();
       await loop;
     },
-  };
+  });
 }

@@ -192,10 +192,12 @@ Deno.test("RaRateLimit: one answer per solicitor per second, 20 a second overall
   });
 });
 
-Deno.test("startRaResponder on a missing interface logs one info line and returns null", () => {
+Deno.test("startRaResponder on a missing interface logs one info line and does nothing", async () => {
   // Only a lookup: nothing is opened, so this is safe in the host namespace.
   const log = memoryLogger();
-  assert.equal(startRaResponder({ interface: "abrnope0", logger: log }), null);
+  const ra = await startRaResponder({ interface: "abrnope0", logger: log });
+  assert.equal(ra.answering, false);
+  await ra.close();
   assert.equal(log.lines.length, 1);
   assert.equal(log.lines[0]!.level, "info");
   assert.match(log.lines[0]!.message, /iPXE will wait ~15 s/);

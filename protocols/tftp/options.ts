@@ -45,7 +45,7 @@ export interface Negotiated {
 }
 
 /** Per option: the value to acknowledge, or why the option is left out. */
-const _RULES: Record<string, (n: number, limits: NegotiationLimits) => number | string> = {
+const RULES: Record<string, (n: number, limits: NegotiationLimits) => number | string> = {
   // RFC 2348 §2: 8–65464; larger requests mean "as large as possible" (tftp-hpa agrees).
   blksize: (n, l) => n < 8 ? `${n} is below 8` : Math.min(n, l.maxBlksize),
   // RFC 2349 §3: a read request carries 0 and the OACK the real size.
@@ -57,7 +57,7 @@ const _RULES: Record<string, (n: number, limits: NegotiationLimits) => number | 
 };
 
 /** A decimal option value; null for anything else (signs, spaces, hex, empty). */
-function _decimal(value: string): number | null {
+function decimal(value: string): number | null {
   if (!/^\d+$/.test(value)) return null;
   // Absurdly long digit strings are well-formed, just huge: every rule caps or refuses them.
   return value.length > 9 ? Number.MAX_SAFE_INTEGER : Number(value);
@@ -77,8 +77,8 @@ export function negotiateOptions(
   const ignored = new Map<string, string>();
   for (const [name, value] of requested) {
     // Own keys only: an option named "constructor" must not find Object's.
-    const rule = Object.hasOwn(_RULES, name) ? _RULES[name] : undefined;
-    const n = _decimal(value);
+    const rule = Object.hasOwn(RULES, name) ? RULES[name] : undefined;
+    const n = decimal(value);
     const result = !rule
       ? "not supported"
       : n === null

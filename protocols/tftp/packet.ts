@@ -135,7 +135,7 @@ export class TftpOptionError extends MalformedPacketError {
 }
 
 /** Smallest valid datagram per opcode: header plus the shortest legal fields. */
-const _MIN_LENGTH: Record<number, number> = {
+const MIN_LENGTH: Record<number, number> = {
   [Opcode.RRQ]: 2 + 2 + 5, // "x\0" + "mail\0"
   [Opcode.WRQ]: 2 + 2 + 5,
   [Opcode.DATA]: 4,
@@ -144,11 +144,11 @@ const _MIN_LENGTH: Record<number, number> = {
   [Opcode.OACK]: 2 + 4, // one option "a\0" "1\0"
 };
 
-const _utf8 = new TextDecoder("utf-8", { fatal: true });
-const _encoder = new TextEncoder();
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
 
 /** Reads a NUL-terminated string; `what` names the field in errors. */
-function _cstring(r: ByteReader, what: string): string {
+function cstring(r: ByteReader, what: string): string {
   const start = r.offset;
   const rest = r.bytes.subarray(start);
   const nul = rest.indexOf(0);
@@ -156,16 +156,16 @@ function _cstring(r: ByteReader, what: string): string {
   const raw = r.bytesOf(nul, what);
   r.skip(1, `${what} terminator`);
   try {
-    return _utf8.decode(raw);
+    return utf8.decode(raw);
   } catch {
     throw new MalformedPacketError(`${what} is not valid UTF-8`, start);
   }
 }
 
 /** Like {@linkcode _cstring}, failing with {@linkcode TftpOptionError}. */
-function _optionString(r: ByteReader, what: string): string {
+function optionString(r: ByteReader, what: string): string {
   try {
-    return _cstring(r, what);
+    return cstring(r, what);
   } catch (e) {
     if (e instanceof MalformedPacketError) {
       throw new TftpOptionError(e.message.replace(/ \(at byte \d+\)$/, ""), e.offset);
@@ -175,7 +175,7 @@ function _optionString(r: ByteReader, what: string): string {
 }
 
 /** Reads option/value pairs up to the end of the packet (RFC 2347 §2). */
-function _options(r: ByteReader): Map<string, string> {
+function readOptions(r: ByteReader): Map<string, string> {
   const options = new Map<string, string>();
   while (r.remaining > 0) {
     // tftp-hpa skips empty option names, so NUL padding after the last pair is accepted.
@@ -184,10 +184,10 @@ function _options(r: ByteReader): Map<string, string> {
     if (options.size >= MAX_OPTIONS) {
       throw new TftpOptionError(`more than ${MAX_OPTIONS} options`, at);
     }
-    const name = _optionString(r, "option name").toLowerCase();
+    const name = optionString(r, "option name").toLowerCase();
     if (name === "") throw new TftpOptionError("option name is empty", at);
     if (r.remaining === 0) throw new TftpOptionError(`option ${name} has no value`, r.offset);
-    const value = _optionString(r, `option ${name} value`);
+    const value = optionString(r, `option ${name} value`);
     if (options.has(name)) throw new TftpOptionError(`option ${name} appears twice`, at);
     options.set(name, value);
   }
@@ -198,7 +198,7 @@ function _options(r: ByteReader): Map<string, string> {
 export function decodeTftp(bytes: Uint8Array): TftpPacket {
   const r = new ByteReader(bytes);
   const op = r.u16("opcode");
-  const min = _MIN_LENGTH[op];
+  const min = MIN_LENGTH[op];
   if (min === undefined) throw new MalformedPacketError(`unknown opcode ${op}`, 0);
   if (bytes.length < min) {
     throw new MalformedPacketError(`opcode ${op} needs ${min} bytes, got ${bytes.length}`, 0);
@@ -206,14 +206,14 @@ export function decodeTftp(bytes: Uint8Array): TftpPacket {
   switch (op) {
     case Opcode.RRQ:
     case Opcode.WRQ: {
-      const filename = _cstring(r, "filename");
+      const filename = cstring(r, "filename");
       if (filename === "") throw new MalformedPacketError("filename is empty", 2);
       const modeAt = r.offset;
-      const mode = _cstring(r, "mode").toLowerCase();
+      const mode = cstring(r, "mode").toLowerCase();
       if (mode !== "octet" && mode !== "netascii" && mode !== "mail") {
         throw new MalformedPacketError(`unknown mode ${JSON.stringify(mode)}`, modeAt);
       }
-      return { op, filename, mode, options: _options(r) };
+      return { op, filename, mode, options: readOptions(r) };
     }
     case Opcode.DATA: {
       const block = r.u16("block number");
@@ -227,27 +227,27 @@ export function decodeTftp(bytes: Uint8Array): TftpPacket {
       return { op, block: r.u16("block number") };
     case Opcode.ERROR: {
       const code = r.u16("error code");
-      return { op, code, message: _cstring(r, "error message") };
+      return { op, code, message: cstring(r, "error message") };
     }
     default: {
-      const options = _options(r);
+      const options = readOptions(r);
       if (options.size === 0) throw new MalformedPacketError("OACK carries no option", 2);
       return { op: Opcode.OACK, options };
     }
   }
 }
 
-function _putString(w: ByteWriter, s: string, what: string): void {
-  const b = _encoder.encode(s);
+function putString(w: ByteWriter, s: string, what: string): void {
+  const b = encoder.encode(s);
   if (b.includes(0)) throw new RangeError(`Cannot encode TFTP ${what}: it contains NUL`);
   w.bytes(b).u8(0);
 }
 
-function _putOptions(w: ByteWriter, options: Map<string, string>): void {
+function putOptions(w: ByteWriter, options: Map<string, string>): void {
   for (const [name, value] of options) {
     if (name === "") throw new RangeError("Cannot encode TFTP option: empty name");
-    _putString(w, name, "option name");
-    _putString(w, value, `option ${name} value`);
+    putString(w, name, "option name");
+    putString(w, value, `option ${name} value`);
   }
 }
 
@@ -259,30 +259,30 @@ export function encodeTftp(packet: TftpPacket): Uint8Array {
     case Opcode.RRQ:
     case Opcode.WRQ:
       if (packet.filename === "") throw new RangeError("Cannot encode TFTP request: empty name");
-      _putString(w, packet.filename, "filename");
-      _putString(w, packet.mode, "mode");
-      _putOptions(w, packet.options);
+      putString(w, packet.filename, "filename");
+      putString(w, packet.mode, "mode");
+      putOptions(w, packet.options);
       return w.finish();
     case Opcode.DATA:
       return encodeData(packet.block, packet.data);
     case Opcode.ACK:
-      _checkBlock(packet.block);
+      checkBlock(packet.block);
       return w.u16(packet.block).finish();
     case Opcode.ERROR:
       if (!Number.isInteger(packet.code) || packet.code < 0 || packet.code > 0xffff) {
         throw new RangeError(`Cannot encode TFTP error code ${packet.code}`);
       }
       w.u16(packet.code);
-      _putString(w, packet.message, "error message");
+      putString(w, packet.message, "error message");
       return w.finish();
     case Opcode.OACK:
       if (packet.options.size === 0) throw new RangeError("Cannot encode an empty TFTP OACK");
-      _putOptions(w, packet.options);
+      putOptions(w, packet.options);
       return w.finish();
   }
 }
 
-function _checkBlock(block: number): void {
+function checkBlock(block: number): void {
   if (!Number.isInteger(block) || block < 0 || block > 0xffff) {
     throw new RangeError(`Cannot encode TFTP block number ${block}`);
   }
@@ -290,7 +290,7 @@ function _checkBlock(block: number): void {
 
 /** Encodes a DATA packet in one allocation; the server's hot path. */
 export function encodeData(block: number, data: Uint8Array): Uint8Array {
-  _checkBlock(block);
+  checkBlock(block);
   if (data.length > MAX_BLKSIZE) {
     throw new RangeError(`Cannot encode TFTP data of ${data.length} bytes`);
   }

@@ -86,7 +86,7 @@ export function formatTable(table: BenchTable): string[] {
   return out;
 }
 
-/** CPU cores for the server under test and for the load generator (LAB-NOTES: pin both). */
+/** CPU cores for the server under test and for the load generator (unpinned UDP figures flip by 3× on 2-core machines: pin both). */
 export const CORES: { server: string; load: string } | null = navigator.hardwareConcurrency >= 2
   ? { server: "0", load: "1" }
   : null;
@@ -139,7 +139,7 @@ export function peakMemoryMiB(pid: number, withChildren = false): number | null 
   return total / 1024;
 }
 
-const _cleanups = new Set<() => Promise<void>>();
+const cleanups = new Set<() => Promise<void>>();
 
 /**
  * Registers an undo step that {@linkcode runCleanups} runs (last registered first). The returned
@@ -150,16 +150,16 @@ export function onCleanup(fn: () => Promise<void>): () => Promise<void> {
   let running: Promise<void> | null = null;
   const once = () =>
     running ??= (async () => {
-      _cleanups.delete(once);
+      cleanups.delete(once);
       await fn();
     })();
-  _cleanups.add(once);
+  cleanups.add(once);
   return once;
 }
 
 /** Runs every registered undo step; for a signal handler (each step also runs on its own). */
 export async function runCleanups(): Promise<void> {
-  for (const fn of [..._cleanups].reverse()) {
+  for (const fn of [...cleanups].reverse()) {
     await fn().catch(() => {});
   }
 }
@@ -192,7 +192,7 @@ export interface BenchProcess extends AsyncDisposable {
   output(): string;
 }
 
-function _shellQuote(s: string): string {
+function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
@@ -201,7 +201,7 @@ function _shellQuote(s: string): string {
  * by this process would cost CPU on the load core and change what is measured).
  */
 export function spawnServer(ns: Netns, argv: string[], log: string): BenchProcess {
-  const script = `exec ${argv.map(_shellQuote).join(" ")} >${_shellQuote(log)} 2>&1`;
+  const script = `exec ${argv.map(shellQuote).join(" ")} >${shellQuote(log)} 2>&1`;
   const [bin, ...args] = ns.wrap(pinned("server", ["sh", "-c", script]));
   const child = new Deno.Command(bin!, { args, stdin: "null", stdout: "null", stderr: "null" })
     .spawn();

@@ -40,13 +40,13 @@ import {
   waitUntil,
 } from "./common.ts";
 
-const _SERVER_IP = "10.252.0.1";
-const _CLIENT_IP = "10.252.0.2";
-const _PREFIX = 16;
+const SERVER_IP = "10.252.0.1";
+const CLIENT_IP = "10.252.0.2";
+const PREFIX = 16;
 // 65 279 addresses for at most 50 000 distinct clients: the pool never runs dry.
-const _RANGE = ["10.252.1.0", "10.252.255.254"] as const;
-const _CLIENTS = 50_000;
-const _PASS_RATIO = 0.98;
+const RANGE = ["10.252.1.0", "10.252.255.254"] as const;
+const CLIENTS = 50_000;
+const PASS_RATIO = 0.98;
 
 /** One trial of perfdhcp at a fixed offered rate. */
 interface Trial {
@@ -64,15 +64,15 @@ interface DhcpTarget {
   process: BenchProcess;
 }
 
-async function _pair(tag: string): Promise<{ server: Netns; client: Netns }> {
+async function pair(tag: string): Promise<{ server: Netns; client: Netns }> {
   const server = await benchNetns(`abb-${tag}s`);
   const client = await benchNetns(`abb-${tag}c`);
-  await vethPair(server, `${_SERVER_IP}/${_PREFIX}`, client, `${_CLIENT_IP}/${_PREFIX}`);
+  await vethPair(server, `${SERVER_IP}/${PREFIX}`, client, `${CLIENT_IP}/${PREFIX}`);
   return { server, client };
 }
 
 /** Waits until something listens on UDP port 67 in `ns`. */
-function _listening67(ns: Netns, p: BenchProcess, what: string): Promise<void> {
+function listening67(ns: Netns, p: BenchProcess, what: string): Promise<void> {
   return waitUntil(
     async () =>
       (await ns.exec(["ss", "-Huln", "sport = :67"], { check: false })).stdout.trim() !== "",
@@ -82,8 +82,8 @@ function _listening67(ns: Netns, p: BenchProcess, what: string): Promise<void> {
   );
 }
 
-async function _startOurs(dir: string): Promise<DhcpTarget> {
-  const { server, client } = await _pair("d");
+async function startOurs(dir: string): Promise<DhcpTarget> {
+  const { server, client } = await pair("d");
   const process = await spawnAstralboot(
     server,
     dir,
@@ -92,19 +92,19 @@ data_dir = "${join(dir, "data")}"
 log_level = "info"
 [dhcp]
 mode = "server"
-range = ["${_RANGE[0]}", "${_RANGE[1]}"]
+range = ["${RANGE[0]}", "${RANGE[1]}"]
 lease = "1h"
 [http]
 port = 8080
 `,
     repoPath("examples/tree"),
   );
-  await _listening67(server, process, "astralboot");
+  await listening67(server, process, "astralboot");
   return { name: "astralboot", server, client, process };
 }
 
-async function _startDnsmasq(dir: string): Promise<DhcpTarget> {
-  const { server, client } = await _pair("q");
+async function startDnsmasq(dir: string): Promise<DhcpTarget> {
+  const { server, client } = await pair("q");
   // dnsmasq drops root to nobody: its folder must be writable for the lease file rewrites.
   await Deno.chmod(dir, 0o777);
   const process = spawnServer(server, [
@@ -114,15 +114,15 @@ async function _startDnsmasq(dir: string): Promise<DhcpTarget> {
     "--port=0",
     "--no-ping",
     // The default cap of 1000 leases would refuse most of perfdhcp's clients.
-    `--dhcp-lease-max=${_CLIENTS + 1000}`,
+    `--dhcp-lease-max=${CLIENTS + 1000}`,
     "--interface=eth0",
     "--bind-interfaces",
-    `--dhcp-range=${_RANGE[0]},${_RANGE[1]},255.255.0.0,1h`,
+    `--dhcp-range=${RANGE[0]},${RANGE[1]},255.255.0.0,1h`,
     `--dhcp-leasefile=${join(dir, "dnsmasq.leases")}`,
     `--pid-file=${join(dir, "dnsmasq.pid")}`,
     `--log-facility=${join(dir, "dnsmasq.log")}`,
   ], join(dir, "dnsmasq.out"));
-  await _listening67(server, process, "dnsmasq");
+  await listening67(server, process, "dnsmasq");
   return { name: "dnsmasq", server, client, process };
 }
 
@@ -139,7 +139,7 @@ export function parsePerfdhcp(text: string): { discovers: number; acks: number }
   return { discovers: Number(sent[1]), acks: Number(received[1]) };
 }
 
-async function _trial(t: DhcpTarget, rate: number, seconds: number): Promise<Trial> {
+async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<Trial> {
   const r = await t.client.exec(
     pinned("load", [
       "perfdhcp",
@@ -149,7 +149,7 @@ async function _trial(t: DhcpTarget, rate: number, seconds: number): Promise<Tri
       "-l",
       "eth0",
       "-R",
-      String(_CLIENTS),
+      String(CLIENTS),
       "-r",
       String(rate),
       "-p",
@@ -157,7 +157,7 @@ async function _trial(t: DhcpTarget, rate: number, seconds: number): Promise<Tri
       // Wait 1 s (in µs) after the last DISCOVER so late answers still count.
       "-W",
       "1000000",
-      _SERVER_IP,
+      SERVER_IP,
     ]),
     { check: false, timeoutMs: (seconds + 30) * 1000 },
   );
@@ -168,21 +168,21 @@ async function _trial(t: DhcpTarget, rate: number, seconds: number): Promise<Tri
   return { rate, seconds, ...parsed };
 }
 
-function _passes(t: Trial): boolean {
-  return t.discovers > 0 && t.acks >= _PASS_RATIO * t.discovers;
+function passes(t: Trial): boolean {
+  return t.discovers > 0 && t.acks >= PASS_RATIO * t.discovers;
 }
 
 /**
  * Finds the highest rate that passes, doubling from `start`; returns that trial (null if even
  * `start` fails).
  */
-async function _search(t: DhcpTarget, o: BenchOptions, start: number): Promise<Trial | null> {
+async function search(t: DhcpTarget, o: BenchOptions, start: number): Promise<Trial | null> {
   const seconds = o.quick ? 2 : 3;
   let best: Trial | null = null;
   let fail: number | null = null;
   for (let rate = start; rate <= 25_600; rate *= 2) {
-    const trial = await _trial(t, rate, seconds);
-    if (!_passes(trial)) {
+    const trial = await runTrial(t, rate, seconds);
+    if (!passes(trial)) {
       fail = rate;
       break;
     }
@@ -190,8 +190,8 @@ async function _search(t: DhcpTarget, o: BenchOptions, start: number): Promise<T
   }
   for (let step = 0; best && fail && step < (o.quick ? 1 : 2); step++) {
     const rate = Math.round(Math.sqrt(best.rate * fail));
-    const trial = await _trial(t, rate, seconds);
-    if (_passes(trial)) best = trial;
+    const trial = await runTrial(t, rate, seconds);
+    if (passes(trial)) best = trial;
     else fail = rate;
   }
   return best;
@@ -203,7 +203,7 @@ export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
   await requireCommand("dnsmasq", "dnsmasq");
   await using oursDir = await benchTempDir("abb-dhcp-ours-");
   await using refDir = await benchTempDir("abb-dhcp-dnsmasq-");
-  const targets = [await _startOurs(oursDir.path), await _startDnsmasq(refDir.path)];
+  const targets = [await startOurs(oursDir.path), await startDnsmasq(refDir.path)];
   try {
     const figures = targets.map(() => [] as number[]);
     // Later searches start at half the last passing rate: the same answer in fewer trials.
@@ -211,8 +211,8 @@ export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
     const reps = o.quick ? 1 : 3;
     for (let i = 0; i < reps; i++) {
       for (const [k, t] of targets.entries()) {
-        let best = await _search(t, o, starts[k]!);
-        if (!best && starts[k]! > 100) best = await _search(t, o, 100);
+        let best = await search(t, o, starts[k]!);
+        if (!best && starts[k]! > 100) best = await search(t, o, 100);
         const v = best ? best.acks / best.seconds : 0;
         if (best) starts[k] = Math.max(100, Math.floor(best.rate / 2));
         figures[k]!.push(v);
@@ -226,7 +226,7 @@ export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
       }
       return m;
     });
-    const leases = await _countLeases(oursDir.path, refDir.path);
+    const leases = await countLeases(oursDir.path, refDir.path);
     return {
       title: "DHCP: astralboot (main.ts serve) vs dnsmasq --no-ping, perfdhcp as a relay",
       oursName: "astralboot",
@@ -237,7 +237,7 @@ export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
           unit: "DORA/s",
           ours: median(figures[0]!),
           reference: median(figures[1]!),
-          note: `highest rate with >= ${_PASS_RATIO * 100} % of exchanges completed; ` +
+          note: `highest rate with >= ${PASS_RATIO * 100} % of exchanges completed; ` +
             `leases at the end: ${leases.ours} vs ${leases.reference}`,
         },
         {
@@ -251,7 +251,7 @@ export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
       ],
       notes: [
         `${reps} rate search(es) per server, median; ${o.quick ? 2 : 3} s per trial; ` +
-        `${_CLIENTS} distinct client MACs; leases on disk (SQLite; dnsmasq lease file)`,
+        `${CLIENTS} distinct client MACs; leases on disk (SQLite; dnsmasq lease file)`,
         "dnsmasq with its default ping check answers under 1 DORA/s here (3 s per new address)",
       ],
     };
@@ -265,7 +265,7 @@ export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
 }
 
 /** Leases both servers hold on disk after the run (proof that both persisted them). */
-async function _countLeases(
+async function countLeases(
   oursDir: string,
   refDir: string,
 ): Promise<{ ours: string; reference: string }> {

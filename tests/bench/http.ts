@@ -4,7 +4,7 @@
  *
  * The boot interface is `bench0`, one end of a veth pair that lies wholly inside the namespace, so DHCP opens its socket
  * on nothing real; wrk and curl run in the same namespace and reach the servers over its
- * loopback path. Server and load are pinned to different cores (LAB-NOTES). Both servers log
+ * loopback path. Server and load are pinned to different cores (see README.md). Both servers log
  * each request to a file as they would in production (ours: JSON lines at info; nginx: its
  * access log), run one process for requests (nginx: one worker) and are measured by:
  *
@@ -40,11 +40,11 @@ import {
   writeFiller,
 } from "./common.ts";
 
-const _SERVER_IP = "10.251.0.1";
-const _OURS_PORT = 8080;
-const _NGINX_PORT = 8081;
-const _SMALL = "boot/debian/images/bench-1k.bin";
-const _BIG = "boot/debian/images/bench-big.bin";
+const SERVER_IP = "10.251.0.1";
+const OURS_PORT = 8080;
+const NGINX_PORT = 8081;
+const SMALL = "boot/debian/images/bench-1k.bin";
+const BIG = "boot/debian/images/bench-big.bin";
 
 /** wrk's summary, as printed by the Lua `done` hook below. */
 interface WrkSummary {
@@ -57,7 +57,7 @@ interface WrkSummary {
 
 // wrk's own text output rounds and mixes units; this prints one JSON line instead. The request
 // hook (used for /boot.ipxe) gives each request its own MAC, as a boot storm would.
-const _WRK_DONE = `
+const WRK_DONE = `
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('{"requests":%d,"bytes":%d,"seconds":%f,"errors":%d,"status":%d}\\n',
@@ -65,7 +65,7 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout, e.status))
 end
 `;
-const _WRK_MACS = `
+const WRK_MACS = `
 local n = 0
 request = function()
   n = n + 1
@@ -88,14 +88,14 @@ interface Target {
   withChildren: boolean;
 }
 
-async function _wrk(
+async function wrk(
   ns: Netns,
   dir: string,
   url: string,
   opts: { connections: number; seconds: number; macs?: boolean },
 ): Promise<WrkSummary> {
   const script = join(dir, opts.macs ? "wrk_macs.lua" : "wrk_done.lua");
-  await Deno.writeTextFile(script, (opts.macs ? _WRK_MACS : "") + _WRK_DONE);
+  await Deno.writeTextFile(script, (opts.macs ? WRK_MACS : "") + WRK_DONE);
   const r = await ns.exec(
     pinned("load", [
       "wrk",
@@ -123,7 +123,7 @@ async function _wrk(
 }
 
 /** Fetches `url` once and checks that it has `size` bytes (a wrong path would bench a 404). */
-async function _checkSize(ns: Netns, url: string, size: number): Promise<void> {
+async function checkSize(ns: Netns, url: string, size: number): Promise<void> {
   const r = await ns.exec(["curl", "-sf", "-o", "/dev/null", "-w", "%{size_download}", url], {
     check: false,
     timeoutMs: 120_000,
@@ -145,7 +145,7 @@ interface Figures {
  * Measures both servers case by case, alternating within each run, so that load from other
  * work on this shared machine falls on both sides alike instead of on whichever ran second.
  */
-async function _measure(
+async function measure(
   ns: Netns,
   dir: string,
   targets: Target[],
@@ -155,9 +155,9 @@ async function _measure(
   const seconds = o.quick ? 2 : 4;
   // One short pass so the first timed run does not pay for JIT warm-up and page cache.
   for (const t of targets) {
-    await _wrk(ns, dir, t.base + t.small, { connections: 8, seconds: 1 });
-    await _wrk(ns, dir, t.base + t.big, { connections: 1, seconds: 1 });
-    if (t.script) await _wrk(ns, dir, t.base + t.script, { connections: 8, seconds: 1 });
+    await wrk(ns, dir, t.base + t.small, { connections: 8, seconds: 1 });
+    await wrk(ns, dir, t.base + t.big, { connections: 1, seconds: 1 });
+    if (t.script) await wrk(ns, dir, t.base + t.script, { connections: 8, seconds: 1 });
   }
   const samples = targets.map(() => ({
     small: [] as number[],
@@ -166,16 +166,16 @@ async function _measure(
   }));
   for (let i = 0; i < runs; i++) {
     for (const [k, t] of targets.entries()) {
-      const s = await _wrk(ns, dir, t.base + t.small, { connections: 32, seconds });
+      const s = await wrk(ns, dir, t.base + t.small, { connections: 32, seconds });
       samples[k]!.small.push(s.requests / s.seconds);
     }
     for (const [k, t] of targets.entries()) {
-      const b = await _wrk(ns, dir, t.base + t.big, { connections: 1, seconds });
+      const b = await wrk(ns, dir, t.base + t.big, { connections: 1, seconds });
       samples[k]!.big.push(b.bytes / 1e6 / b.seconds);
     }
     for (const [k, t] of targets.entries()) {
       if (!t.script) continue;
-      const m = await _wrk(ns, dir, t.base + t.script, { connections: 32, seconds, macs: true });
+      const m = await wrk(ns, dir, t.base + t.script, { connections: 32, seconds, macs: true });
       samples[k]!.script.push(m.requests / m.seconds);
     }
     for (const [k, t] of targets.entries()) {
@@ -202,7 +202,7 @@ async function _measure(
   });
 }
 
-async function _startOurs(ns: Netns, dir: string, tree: string): Promise<BenchProcess> {
+async function startOurs(ns: Netns, dir: string, tree: string): Promise<BenchProcess> {
   const p = await spawnAstralboot(
     ns,
     dir,
@@ -213,13 +213,13 @@ log_level = "info"
 mode = "server"
 range = ["10.251.0.100", "10.251.0.200"]
 [http]
-port = ${_OURS_PORT}
-address = "${_SERVER_IP}"
+port = ${OURS_PORT}
+address = "${SERVER_IP}"
 `,
     tree,
   );
   await waitUntil(
-    () => httpAnswers(ns, `http://${_SERVER_IP}:${_OURS_PORT}/boot.ipxe`),
+    () => httpAnswers(ns, `http://${SERVER_IP}:${OURS_PORT}/boot.ipxe`),
     120_000,
     "astralboot HTTP to answer",
     p.output,
@@ -227,7 +227,7 @@ address = "${_SERVER_IP}"
   return p;
 }
 
-async function _startNginx(ns: Netns, dir: string, tree: string): Promise<BenchProcess> {
+async function startNginx(ns: Netns, dir: string, tree: string): Promise<BenchProcess> {
   const prefix = join(dir, "nginx");
   await Deno.mkdir(prefix, { recursive: true });
   const conf = join(prefix, "nginx.conf");
@@ -252,7 +252,7 @@ http {
   keepalive_requests 1000000;
   default_type application/octet-stream;
   server {
-    listen ${_SERVER_IP}:${_NGINX_PORT};
+    listen ${SERVER_IP}:${NGINX_PORT};
     root ${tree};
   }
 }
@@ -264,7 +264,7 @@ http {
     join(prefix, "stdout.log"),
   );
   await waitUntil(
-    () => httpAnswers(ns, `http://${_SERVER_IP}:${_NGINX_PORT}/`),
+    () => httpAnswers(ns, `http://${SERVER_IP}:${NGINX_PORT}/`),
     30_000,
     "nginx to answer",
     () => p.output() + Deno.readTextFileSync(`${prefix}/error.log`),
@@ -284,28 +284,28 @@ export async function benchHttp(o: BenchOptions): Promise<BenchTable> {
   await Deno.mkdir(tree);
   await run(["cp", "-r", repoPath("examples/tree") + "/.", tree]);
   await Deno.mkdir(join(tree, "boot/debian/images"), { recursive: true });
-  await writeFiller(join(tree, _SMALL), 1024);
-  await writeFiller(join(tree, _BIG), bigSize);
+  await writeFiller(join(tree, SMALL), 1024);
+  await writeFiller(join(tree, BIG), bigSize);
   await run(["chmod", "-R", "a+rX", tree]);
 
   await using ns = await benchNetns("abb-h");
   // No dummy driver in this kernel: a veth pair with both ends inside has carrier just as well.
   await ns.exec(["ip", "link", "add", "bench0", "type", "veth", "peer", "name", "bench1"]);
   await ns.exec(["ip", "link", "set", "bench1", "up"]);
-  await ns.exec(["ip", "addr", "add", `${_SERVER_IP}/24`, "dev", "bench0"]);
+  await ns.exec(["ip", "addr", "add", `${SERVER_IP}/24`, "dev", "bench0"]);
   await ns.exec(["ip", "link", "set", "bench0", "up"]);
 
-  const oursBase = `http://${_SERVER_IP}:${_OURS_PORT}`;
-  const nginxBase = `http://${_SERVER_IP}:${_NGINX_PORT}`;
+  const oursBase = `http://${SERVER_IP}:${OURS_PORT}`;
+  const nginxBase = `http://${SERVER_IP}:${NGINX_PORT}`;
   o.print(`  http: astralboot (main.ts serve) at ${oursBase}, nginx at ${nginxBase}`);
-  await using oursProcess = await _startOurs(ns, tmp.path, tree);
-  await using nginxProcess = await _startNginx(ns, tmp.path, tree);
+  await using oursProcess = await startOurs(ns, tmp.path, tree);
+  await using nginxProcess = await startNginx(ns, tmp.path, tree);
   const targets: Target[] = [
     {
       name: "astralboot",
       base: oursBase,
-      small: `/image/debian/${basename(_SMALL)}`,
-      big: `/image/debian/${basename(_BIG)}`,
+      small: `/image/debian/${basename(SMALL)}`,
+      big: `/image/debian/${basename(BIG)}`,
       script: "/boot.ipxe",
       process: oursProcess,
       withChildren: false,
@@ -313,18 +313,18 @@ export async function benchHttp(o: BenchOptions): Promise<BenchTable> {
     {
       name: "nginx",
       base: nginxBase,
-      small: `/${_SMALL}`,
-      big: `/${_BIG}`,
+      small: `/${SMALL}`,
+      big: `/${BIG}`,
       script: null,
       process: nginxProcess,
       withChildren: true,
     },
   ];
   for (const t of targets) {
-    await _checkSize(ns, t.base + t.small, 1024);
-    await _checkSize(ns, t.base + t.big, bigSize);
+    await checkSize(ns, t.base + t.small, 1024);
+    await checkSize(ns, t.base + t.big, bigSize);
   }
-  const [ours, ref] = await _measure(ns, tmp.path, targets, o) as [Figures, Figures];
+  const [ours, ref] = await measure(ns, tmp.path, targets, o) as [Figures, Figures];
 
   const bigMiB = bigSize / 1024 / 1024;
   return {

@@ -56,17 +56,17 @@ export async function benchIpfs(options: IpfsBenchOptions = {}): Promise<IpfsBen
           car,
         });
         await store.stat("images/big.img");
-        const cold = await _time(() => _drain(store.read("images/big.img"), size));
-        results.push(_result(`ipfs cold fetch ${profile} ${car ? "CAR" : "blocks"}`, size, cold));
-        print(_line(results.at(-1)!));
+        const cold = await time(() => drain(store.read("images/big.img"), size));
+        results.push(result(`ipfs cold fetch ${profile} ${car ? "CAR" : "blocks"}`, size, cold));
+        print(formatLine(results.at(-1)!));
         if (car) {
           const runs: number[] = [];
           for (let i = 0; i < (options.warmRuns ?? 5); i++) {
-            runs.push(await _time(() => _drain(store.read("images/big.img"), size)));
+            runs.push(await time(() => drain(store.read("images/big.img"), size)));
           }
           runs.sort((a, b) => a - b);
-          results.push(_result(`ipfs warm serve ${profile}`, size, runs[runs.length >> 1]!));
-          print(_line(results.at(-1)!));
+          results.push(result(`ipfs warm serve ${profile}`, size, runs[runs.length >> 1]!));
+          print(formatLine(results.at(-1)!));
         }
         await store.close();
       }
@@ -78,23 +78,23 @@ export async function benchIpfs(options: IpfsBenchOptions = {}): Promise<IpfsBen
   return results;
 }
 
-async function _drain(stream: Promise<ReadableStream<Uint8Array>>, expected: number) {
+async function drain(stream: Promise<ReadableStream<Uint8Array>>, expected: number) {
   let n = 0;
   for await (const chunk of await stream) n += chunk.length;
   if (n !== expected) throw new Error(`read ${n} bytes, expected ${expected}`);
 }
 
-async function _time(run: () => Promise<void>): Promise<number> {
+async function time(run: () => Promise<void>): Promise<number> {
   const t0 = performance.now();
   await run();
   return (performance.now() - t0) / 1000;
 }
 
-function _result(name: string, bytes: number, seconds: number): IpfsBenchResult {
+function result(name: string, bytes: number, seconds: number): IpfsBenchResult {
   return { name, bytes, seconds, mbPerSecond: bytes / 1e6 / seconds };
 }
 
-function _line(r: IpfsBenchResult): string {
+function formatLine(r: IpfsBenchResult): string {
   const mib = (r.bytes / 1024 / 1024).toFixed(0);
   return `${r.name}: ${r.mbPerSecond.toFixed(1)} MB/s (${mib} MiB in ${r.seconds.toFixed(2)} s)`;
 }

@@ -30,8 +30,8 @@ import { benchHttp } from "./http.ts";
 import { benchIpfs } from "./ipfs.ts";
 import { benchTftp } from "./tftp.ts";
 
-const _NAMES = ["http", "dhcp", "tftp", "ipfs"] as const;
-type BenchName = typeof _NAMES[number];
+const NAMES = ["http", "dhcp", "tftp", "ipfs"] as const;
+type BenchName = typeof NAMES[number];
 
 /** Parsed command line of the bench runner. */
 export interface BenchArgs {
@@ -41,7 +41,7 @@ export interface BenchArgs {
 
 /** Parses `--quick` and `--only a,b`; throws a RangeError naming a bad flag or bench. */
 export function parseBenchArgs(args: readonly string[]): BenchArgs {
-  const out: BenchArgs = { quick: false, only: [..._NAMES] };
+  const out: BenchArgs = { quick: false, only: [...NAMES] };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--") continue;
@@ -51,11 +51,11 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
       if (!list) throw new RangeError("--only needs a list, e.g. --only http,dhcp");
       const names = list.split(",").map((s) => s.trim()).filter(Boolean);
       for (const n of names) {
-        if (!(_NAMES as readonly string[]).includes(n)) {
-          throw new RangeError(`--only: unknown bench ${n}; known: ${_NAMES.join(", ")}`);
+        if (!(NAMES as readonly string[]).includes(n)) {
+          throw new RangeError(`--only: unknown bench ${n}; known: ${NAMES.join(", ")}`);
         }
       }
-      out.only = _NAMES.filter((n) => names.includes(n));
+      out.only = NAMES.filter((n) => names.includes(n));
     } else {throw new RangeError(
         `unknown argument ${a}; use --quick and --only http,dhcp,tftp,ipfs`,
       );}
@@ -64,11 +64,11 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
 }
 
 /** IPFS: cold fetch (no reference) and warm serve against reading the same size from `-l DIR`. */
-async function _ipfsTable(o: BenchOptions): Promise<BenchTable> {
+async function ipfsTable(o: BenchOptions): Promise<BenchTable> {
   const sizeMiB = o.quick ? 8 : 64;
   const warmRuns = o.quick ? 3 : 5;
   const results = await benchIpfs({ sizeMiB, warmRuns, print: (l) => o.print(`  ${l}`) });
-  const local = await _localReadMBps(sizeMiB, warmRuns);
+  const local = await localReadMBps(sizeMiB, warmRuns);
   o.print(`  local store read: ${local.toFixed(1)} MB/s`);
   return {
     title: `IPFS store (${sizeMiB} MiB file, local trustless gateway on 127.0.0.1)`,
@@ -91,7 +91,7 @@ async function _ipfsTable(o: BenchOptions): Promise<BenchTable> {
   };
 }
 
-async function _localReadMBps(sizeMiB: number, runs: number): Promise<number> {
+async function localReadMBps(sizeMiB: number, runs: number): Promise<number> {
   await using dir = await benchTempDir("abb-local-");
   const size = sizeMiB * 1024 * 1024;
   await writeFiller(join(dir.path, "big.img"), size);
@@ -108,21 +108,21 @@ async function _localReadMBps(sizeMiB: number, runs: number): Promise<number> {
   return median(rates);
 }
 
-const _RUNNERS: Record<BenchName, (o: BenchOptions) => Promise<BenchTable>> = {
+const RUNNERS: Record<BenchName, (o: BenchOptions) => Promise<BenchTable>> = {
   http: benchHttp,
   dhcp: benchDhcp,
   tftp: benchTftp,
-  ipfs: _ipfsTable,
+  ipfs: ipfsTable,
 };
 
 /** Namespaces present now. */
-async function _namespaces(): Promise<Set<string>> {
+async function namespaces(): Promise<Set<string>> {
   const r = await run(["ip", "netns", "list"], { check: false });
   return new Set(r.stdout.split("\n").map((l) => l.split(" ")[0]!).filter(Boolean));
 }
 
 /** True when `pid` descends from this process (it was started by one of the benches). */
-function _ours(pid: number): boolean {
+function isOurs(pid: number): boolean {
   for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
     if (p === Deno.pid) return true;
     try {
@@ -139,18 +139,18 @@ function _ours(pid: number): boolean {
  * After an interruption: removes namespaces made during this run that hold one of our processes
  * or carry our prefix (the other benches' own `finally` blocks do not run on exit).
  */
-async function _sweep(before: Set<string>): Promise<void> {
-  for (const name of await _namespaces()) {
+async function sweep(before: Set<string>): Promise<void> {
+  for (const name of await namespaces()) {
     if (before.has(name)) continue;
     const pids = (await run(["ip", "netns", "pids", name], { check: false })).stdout
       .split(/\s+/).filter(Boolean).map(Number);
-    if (!name.startsWith("abb-") && !pids.some(_ours)) continue;
+    if (!name.startsWith("abb-") && !pids.some(isOurs)) continue;
     for (const pid of pids) await run(["kill", "-9", String(pid)], { check: false });
     await run(["ip", "netns", "del", name], { check: false });
   }
 }
 
-function _summary(tables: Map<BenchName, BenchTable | Error>, seconds: number): string[] {
+function summary(tables: Map<BenchName, BenchTable | Error>, seconds: number): string[] {
   const out = ["== summary (ratio = ours/reference; for memory lower is better)"];
   for (const [name, t] of tables) {
     if (t instanceof Error) {
@@ -182,18 +182,18 @@ async function main(): Promise<number> {
   }
   const print = (l: string) => console.log(l);
   const o: BenchOptions = { quick: args.quick, print };
-  const before = await _namespaces();
+  const before = await namespaces();
   const limitMs = (args.quick ? 2 : 10) * 60_000;
   const t0 = performance.now();
   const tables = new Map<BenchName, BenchTable | Error>();
 
   let aborting: Promise<void> | null = null;
-  const abort = (why: string, code: number) => aborting ??= _abort(why, code);
-  const _abort = async (why: string, code: number) => {
+  const abort = (why: string, code: number) => aborting ??= stopAll(why, code);
+  const stopAll = async (why: string, code: number) => {
     print(`\n${why}: removing namespaces, processes and folders`);
     await runCleanups();
-    await _sweep(before);
-    for (const line of _summary(tables, (performance.now() - t0) / 1000)) print(line);
+    await sweep(before);
+    for (const line of summary(tables, (performance.now() - t0) / 1000)) print(line);
     Deno.exit(code);
   };
   for (const s of ["SIGINT", "SIGTERM"] as const) {
@@ -211,7 +211,7 @@ async function main(): Promise<number> {
     const t1 = performance.now();
     print(`\n-- ${name}`);
     try {
-      const table = await _RUNNERS[name](o);
+      const table = await RUNNERS[name](o);
       tables.set(name, table);
       for (const line of formatTable(table)) print(line);
     } catch (e) {
@@ -225,7 +225,7 @@ async function main(): Promise<number> {
   if (aborting) await aborting;
   clearTimeout(watchdog);
   print("");
-  for (const line of _summary(tables, (performance.now() - t0) / 1000)) print(line);
+  for (const line of summary(tables, (performance.now() - t0) / 1000)) print(line);
   return [...tables.values()].some((t) => t instanceof Error) ? 1 : 0;
 }
 

@@ -6,7 +6,7 @@
  * Rows: blksize 512 / 1468 / 8192 × windowsize 1 / 4 / 16. tftpd-hpa ignores windowsize (it
  * does not acknowledge the option, so atftp runs lockstep against it): its three rows per
  * blksize measure the same thing and show the noise. Servers are pinned to one core, atftp to
- * the other (LAB-NOTES: unpinned figures flip by 3×); runs alternate between the two servers
+ * the other (unpinned figures flip by 3×); runs alternate between the two servers
  * so that load from other work on the machine falls on both alike. Median of 3 runs.
  * The whole run is bounded: a fetch is stopped after 4 s and rated by what it wrote.
  *
@@ -34,44 +34,44 @@ import {
   writeFiller,
 } from "./common.ts";
 
-const _SERVER_IP = "10.204.0.1";
-const _CLIENT_IP = "10.204.0.2";
-const _FILE = "bench.bin";
-const _BLKSIZES = [512, 1468, 8192] as const;
-const _WINDOWSIZES = [1, 4, 16] as const;
+const SERVER_IP = "10.204.0.1";
+const CLIENT_IP = "10.204.0.2";
+const FILE = "bench.bin";
+const BLKSIZES = [512, 1468, 8192] as const;
+const WINDOWSIZES = [1, 4, 16] as const;
 /**
  * Longest one fetch may take: a slower transfer is stopped there and its rate is the bytes it
  * wrote so far over the time (9 rows × 2 servers × 3 runs × 4 s keeps the bench under 5 min
  * even on a loaded machine, where 512-byte lockstep runs at 1 MB/s).
  */
-const _CAP_S = 4;
+const CAP_S = 4;
 
 /** One server under test with its own namespace pair. */
-interface _Target {
+interface Target {
   name: string;
   client: Netns;
   process: BenchProcess;
   download: string;
 }
 
-async function _pair(prefix: string): Promise<{ server: Netns; client: Netns }> {
+async function pair(prefix: string): Promise<{ server: Netns; client: Netns }> {
   const server = await benchNetns(`${prefix}s`);
   const client = await benchNetns(`${prefix}c`);
-  await vethPair(server, `${_SERVER_IP}/24`, client, `${_CLIENT_IP}/24`);
+  await vethPair(server, `${SERVER_IP}/24`, client, `${CLIENT_IP}/24`);
   return { server, client };
 }
 
-async function _udp69Bound(ns: Netns): Promise<boolean> {
+async function udp69Bound(ns: Netns): Promise<boolean> {
   const ss = await ns.exec(["ss", "-uln"], { check: false });
-  return ss.stdout.includes(`${_SERVER_IP}:69`);
+  return ss.stdout.includes(`${SERVER_IP}:69`);
 }
 
 /** One atftp fetch, stopped at `capS`; MB/s (10^6 bytes per second) and whether it was cut. */
-async function _fetch(t: _Target, blksize: number, windowsize: number, size: number, capS: number) {
+async function fetch(t: Target, blksize: number, windowsize: number, size: number, capS: number) {
   const argv = [
     "atftp",
     ...["--option", `blksize ${blksize}`, "--option", `windowsize ${windowsize}`],
-    ...["-g", "-r", _FILE, "-l", t.download, _SERVER_IP],
+    ...["-g", "-r", FILE, "-l", t.download, SERVER_IP],
   ];
   const t0 = performance.now();
   // run() kills with SIGKILL at the timeout; `ip netns exec` and taskset exec into atftp.
@@ -99,22 +99,22 @@ export async function benchTftp(o: BenchOptions): Promise<BenchTable> {
   await using tmp = await benchTempDir("abt-bench-tftp-");
   const tree = join(tmp.path, "tree");
   await Deno.mkdir(join(tree, "tftp"), { recursive: true });
-  await writeFiller(join(tree, "tftp", _FILE), size);
+  await writeFiller(join(tree, "tftp", FILE), size);
 
-  const ours = await _pair("abt-bo");
-  const hpa = await _pair("abt-bh");
+  const ours = await pair("abt-bo");
+  const hpa = await pair("abt-bh");
   // 8192-byte blocks exceed the MTU: allow them (IP fragments) as tftpd-hpa does.
   const config = `interface = "eth0"\ndata_dir = "${tmp.path}/data"\n[dhcp]\nmode = "off"\n` +
     `[http]\nport = 8080\n[tftp]\nmax_blksize = 65464\nwindowsize = 64\n`;
   await using oursProcess = await spawnAstralboot(ours.server, tmp.path, config, tree);
   await using hpaProcess = spawnServer(
     hpa.server,
-    ["in.tftpd", "-L", "-4", "-u", "root", "-s", join(tree, "tftp"), "-a", `${_SERVER_IP}:69`],
+    ["in.tftpd", "-L", "-4", "-u", "root", "-s", join(tree, "tftp"), "-a", `${SERVER_IP}:69`],
     join(tmp.path, "in.tftpd.log"),
   );
-  await waitUntil(() => _udp69Bound(ours.server), 90_000, "astralboot TFTP", oursProcess.output);
-  await waitUntil(() => _udp69Bound(hpa.server), 10_000, "in.tftpd", hpaProcess.output);
-  const targets: [_Target, _Target] = [
+  await waitUntil(() => udp69Bound(ours.server), 90_000, "astralboot TFTP", oursProcess.output);
+  await waitUntil(() => udp69Bound(hpa.server), 10_000, "in.tftpd", hpaProcess.output);
+  const targets: [Target, Target] = [
     {
       name: "astralboot",
       client: ours.client,
@@ -125,15 +125,15 @@ export async function benchTftp(o: BenchOptions): Promise<BenchTable> {
   ];
   o.print(`  tftp: ${size / 1048576} MiB, atftp, ${runs} run(s) per row, alternating servers`);
 
-  const capS = o.quick ? 2 : _CAP_S;
+  const capS = o.quick ? 2 : CAP_S;
   const rows: BenchRow[] = [];
   const cut = [0, 0];
-  for (const blksize of _BLKSIZES) {
-    for (const windowsize of _WINDOWSIZES) {
+  for (const blksize of BLKSIZES) {
+    for (const windowsize of WINDOWSIZES) {
       const figures: [number[], number[]] = [[], []];
       for (let i = 0; i < runs; i++) {
         for (const [k, t] of targets.entries()) {
-          const f = await _fetch(t, blksize, windowsize, size, capS);
+          const f = await fetch(t, blksize, windowsize, size, capS);
           figures[k]!.push(f.mbps);
           if (f.cut) cut[k]!++;
         }

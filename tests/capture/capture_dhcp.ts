@@ -17,7 +17,8 @@
  */
 
 import { Netns, run, stopAndCollect, vethPair } from "../netns.ts";
-import { decodeDhcp, describeDhcp, type DhcpPacket } from "../../protocols/dhcp/packet.ts";
+import { decodeDhcp, type DhcpPacket } from "../../protocols/dhcp/packet.ts";
+import { describeDhcp } from "../../protocols/dhcp/_dump.ts";
 import { messageTypeName } from "../../protocols/dhcp/options.ts";
 
 /** Where vectors go; CAPTURE_OUT=/some/dir/ tries a re-capture without touching testdata. */

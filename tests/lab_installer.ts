@@ -17,11 +17,11 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { run } from "./netns.ts";
+import { run } from "../lab/netns.ts";
 import type { Logger } from "../log.ts";
-import { encodeCpio, gzip } from "./cpio.ts";
-import { defaultCacheDir, type Fixture } from "./fixture.ts";
-import { astralbootCommand, type LabServer, spawnAll } from "./servers.ts";
+import { encodeCpio, gzip } from "../lab/cpio.ts";
+import { defaultCacheDir, type Fixture } from "../lab/fixture.ts";
+import { astralbootCommand, type LabServer, spawnAll } from "../lab/servers.ts";
 
 /** What the lab disk's boot sector prints on COM1. */
 export const DISK_MARKER = "ASTRALBOOT-DISK-OK";
@@ -33,7 +33,7 @@ export const CALLBACK_MARKER = "ASTRALBOOT-CALLBACK-OK";
 export const DEBIAN_INSTALLER_DIR =
   "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64";
 
-const _EXAMPLE_DEBIAN = fileURLToPath(new URL("../examples/tree/boot/debian", import.meta.url));
+const EXAMPLE_DEBIAN = fileURLToPath(new URL("../examples/tree/boot/debian", import.meta.url));
 
 /**
  * A BIOS boot sector (MBR) that writes `text` to the first serial port and halts.
@@ -96,7 +96,7 @@ $B poweroff -f
 `;
 
 // udhcpc only reports a lease; this puts the address on the interface.
-const _UDHCPC_SCRIPT = `#!/bin/sh
+const UDHCPC_SCRIPT = `#!/bin/sh
 case "$1" in
   bound|renew) /bin/busybox ifconfig "$interface" "$ip" netmask "$subnet" up ;;
 esac
@@ -110,7 +110,7 @@ cmdline = "console=ttyS0 astralboot.callback={{ http }}/api/machines/{{ mac_url 
 `;
 
 /** The e1000 driver of the fixture's kernel, from the kernel package the fixture used. */
-async function _e1000(fixture: Fixture, cacheDir: string, logger: Logger): Promise<Uint8Array> {
+async function e1000Rom(fixture: Fixture, cacheDir: string, logger: Logger): Promise<Uint8Array> {
   const spec = fixture.packages.find((p) => p.startsWith("linux-image-"));
   if (!spec) throw new Error("installer lab: the fixture names no linux-image package");
   const [pkg, version] = spec.split("=") as [string, string];
@@ -147,7 +147,7 @@ export async function callbackOverlay(e1000: Uint8Array): Promise<Uint8Array> {
     { kind: "dir", path: "lib" },
     { kind: "file", path: "lib/e1000.ko", mode: 0o644, data: e1000 },
     { kind: "dir", path: "bin" },
-    { kind: "file", path: "bin/udhcpc.sh", mode: 0o755, data: text.encode(_UDHCPC_SCRIPT) },
+    { kind: "file", path: "bin/udhcpc.sh", mode: 0o755, data: text.encode(UDHCPC_SCRIPT) },
     { kind: "file", path: "init", mode: 0o755, data: text.encode(CALLBACK_INIT) },
   ]));
 }
@@ -163,7 +163,7 @@ export interface InstallerTreeOptions {
   logger: Logger;
 }
 
-async function _copyTree(from: string, to: string): Promise<void> {
+async function copyTree(from: string, to: string): Promise<void> {
   await run(["cp", "-r", "--no-preserve=ownership", `${from}/.`, to]);
 }
 
@@ -174,18 +174,18 @@ export async function buildInstallerTree(
 ): Promise<void> {
   const { fixture, logger } = options;
   await Deno.mkdir(`${dir}/tftp`, { recursive: true });
-  await _copyTree(`${fixture.tree}/tftp`, `${dir}/tftp`);
+  await copyTree(`${fixture.tree}/tftp`, `${dir}/tftp`);
   const tiny = `${dir}/boot/tiny`;
   await Deno.mkdir(`${tiny}/images`, { recursive: true });
-  await _copyTree(`${fixture.tree}/boot/tiny/images`, `${tiny}/images`);
+  await copyTree(`${fixture.tree}/boot/tiny/images`, `${tiny}/images`);
   await Deno.writeTextFile(`${tiny}/os.toml`, CALLBACK_OS_TOML);
-  const e1000 = await _e1000(fixture, options.cacheDir ?? defaultCacheDir(), logger);
+  const e1000 = await e1000Rom(fixture, options.cacheDir ?? defaultCacheDir(), logger);
   await Deno.writeFile(`${tiny}/images/callback.gz`, await callbackOverlay(e1000));
   if (!options.debian) return;
 
   const deb = `${dir}/boot/debian`;
   await Deno.mkdir(`${deb}/images`, { recursive: true });
-  await _copyTree(_EXAMPLE_DEBIAN, deb);
+  await copyTree(EXAMPLE_DEBIAN, deb);
   for (const name of ["linux", "initrd.gz"]) {
     try {
       await Deno.copyFile(`${DEBIAN_INSTALLER_DIR}/${name}`, `${deb}/images/${name}`);

@@ -5,8 +5,8 @@ import {
   callbackOverlay,
   DISK_MARKER,
   parseLogLine,
-} from "./installer.ts";
-import { cleanSerial } from "./lab.ts";
+} from "./lab_installer.ts";
+import { cleanSerial } from "../lab/lab.ts";
 import { parseOsToml } from "../boot/catalog.ts";
 
 Deno.test("bootSector: code, text, NUL and the 55 aa signature", () => {

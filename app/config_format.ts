@@ -1,0 +1,128 @@
+/**
+ * The implied config as TOML: every key with its effective value and a one-line comment
+ * (`astralboot config`, and the start of the server log).
+ *
+ * @module
+ */
+import type { Config } from "./config.ts";
+
+function toml(v: unknown): string {
+  if (v === undefined) return '""';
+  if (Array.isArray(v)) return `[${v.map(toml).join(", ")}]`;
+  if (typeof v === "object" && v !== null) {
+    return `{ ${
+      Object.entries(v).map(([k, x]) =>
+        `${/^[\w-]+$/.test(k) ? k : JSON.stringify(k)} = ${toml(x)}`
+      ).join(", ")
+    } }`;
+  }
+  return JSON.stringify(v);
+}
+
+type Line = (key: string, value: unknown, comment: string, unset?: boolean) => void;
+
+function top(c: Config, line: Line): void {
+  line(
+    "ref",
+    c.ref,
+    "root CID of the boot tree in IPFS (unset: -l DIR or the embedded default)",
+    c.ref === undefined,
+  );
+  line("interface", c.interface, "the only interface DHCP ever answers on");
+  line("server_ip", c.server_ip, "this server's address on it (derived from the interface)");
+  line("netmask", c.netmask, "its netmask (derived from the interface)");
+  line("data_dir", c.data_dir, "leases.db and the IPFS cache live here");
+  line("db_file", c.db_file, "the lease and machine database (original: DBname)");
+  line("log_level", c.log_level, "debug, info, warn or error");
+}
+
+function dhcp(d: Config["dhcp"], line: Line): void {
+  line(
+    "mode",
+    d.mode,
+    "server: addresses + boot info; proxy: boot info only; auto: proxy if another server answers; off",
+  );
+  line(
+    "range",
+    d.range,
+    "first and last address handed out (minus network, broadcast, server, router)",
+  );
+  line("lease", d.lease, 'lease time in seconds (or "24h")');
+  line(
+    "router",
+    d.router ?? "",
+    "default gateway for clients (original: Gateway)",
+    d.router === undefined,
+  );
+  line("dns", d.dns, "DNS servers for clients (original: DNSServer)");
+  line(
+    "domain",
+    d.domain ?? "",
+    "domain name for clients (original: Domain)",
+    d.domain === undefined,
+  );
+  line("efi_loader", d.efi_loader, "first stage for x86-64 UEFI (tftp/<name>)");
+  line("arm64_loader", d.arm64_loader, "first stage for ARM64 UEFI (tftp/<name>)");
+  line(
+    "router_advertisement",
+    d.router_advertisement,
+    "answer IPv6 router solicitations as a non-router (no route, no address): iPXE stops waiting ~15 s for one",
+  );
+}
+
+function services(c: Config, line: Line, section: (name: string) => void): void {
+  section("tftp");
+  line("port", c.tftp.port, "TFTP port");
+  line("max_blksize", c.tftp.max_blksize, "largest block size granted (link MTU minus headers)");
+  line("windowsize", c.tftp.windowsize, "largest RFC 7440 window granted");
+  section("http");
+  line("port", c.http.port, "HTTP port for scripts, menus and images");
+  line("address", c.http.address, "address HTTP listens on");
+  line("public_url", c.http.public_url, "base URL handed to clients");
+  section("ipfs");
+  line("gateways", c.ipfs.gateways, "trustless gateways, tried in order (every block is verified)");
+  line("timeout", c.ipfs.timeout, "seconds before a gateway request fails over");
+  section("boot");
+  line(
+    "default",
+    c.boot.default ?? "",
+    "OS booted unattended after menu_timeout",
+    c.boot.default === undefined,
+  );
+  line(
+    "menu_timeout",
+    c.boot.menu_timeout,
+    "seconds the menu waits (0: wait for a choice without a default)",
+  );
+}
+
+function machines(c: Config, line: Line, section: (name: string) => void): void {
+  for (const m of c.machines) {
+    section("[machine]");
+    line("mac", m.mac, "this machine's MAC address");
+    if (m.hostname) line("hostname", m.hostname, "its host name");
+    if (m.ip) line("ip", m.ip, "its reserved address");
+    if (m.os) line("os", m.os, "OS it boots");
+    if (m.class) line("class", m.class, "class (variant) of that OS");
+    if (Object.keys(m.vars).length) line("vars", m.vars, "template variables for this machine");
+  }
+}
+
+/**
+ * The implied config as TOML: every key with its effective value and a one-line comment.
+ * Unset optional keys are printed commented out.
+ */
+export function formatConfig(c: Config): string {
+  const out: string[] = ["# Astral Boot: the implied config (every key, its effective value)"];
+  const line: Line = (key, value, comment, unset = false) => {
+    const text = `${unset ? "# " : ""}${key} = ${toml(value)}`;
+    out.push(`${text.padEnd(44)} # ${comment}`);
+  };
+  const section = (name: string) => out.push("", `[${name}]`);
+  top(c, line);
+  section("dhcp");
+  dhcp(c.dhcp, line);
+  services(c, line, section);
+  machines(c, line, section);
+  return out.join("\n") + "\n";
+}

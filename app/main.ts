@@ -1,0 +1,126 @@
+/**
+ * The command line: parses flags, loads config.toml, runs the command asked for.
+ *
+ * @module
+ */
+import denoJson from "../deno.json" with { type: "json" };
+import { HELP, parseArgs, UsageError } from "./cli.ts";
+import type { CliArgs } from "./cli.ts";
+import { ConfigError, formatConfig, loadConfig } from "./config.ts";
+import type { Config } from "./config.ts";
+import { createLogger } from "../log.ts";
+import type { Logger } from "../log.ts";
+import { openIpfsStore, runServe } from "./serve.ts";
+import { leasesCommand, machineCommand } from "./admin.ts";
+import { labCommand } from "../lab/main.ts";
+import { exportTree, prefetch, progressPrinter } from "../ipfs/commands.ts";
+
+/** The program's version, from deno.json (embedded at compile time). */
+export const VERSION: string = denoJson.version;
+
+const enc = new TextEncoder();
+function err(line: string): void {
+  Deno.stderr.writeSync(enc.encode(line + "\n"));
+}
+function out(text: string): void {
+  Deno.stdout.writeSync(enc.encode(text));
+}
+
+/** Finds the config file: -c, else ./config.toml, else /etc/astralboot/config.toml, else none. */
+function configPath(args: CliArgs): string | undefined {
+  if (args.config) return args.config;
+  for (const p of ["config.toml", "/etc/astralboot/config.toml"]) {
+    try {
+      if (Deno.statSync(p).isFile) return p;
+    } catch { /* not there, or not readable under our permissions */ }
+  }
+  return undefined;
+}
+
+function readConfigFile(args: CliArgs, requireInterface: boolean): Config {
+  const path = configPath(args);
+  let source = "";
+  if (path) {
+    try {
+      source = Deno.readTextFileSync(path);
+    } catch (e) {
+      throw new ConfigError(`cannot read config ${path}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  const config = loadConfig(source, {
+    file: path ?? "(no config file)",
+    interface: args.interface,
+    requireInterface,
+  });
+  if (args.dataDir) {
+    if (config.db_file === `${config.data_dir}/leases.db`) {
+      config.db_file = `${args.dataDir}/leases.db`;
+    }
+    config.data_dir = args.dataDir;
+  }
+  if (args.logLevel) config.log_level = args.logLevel;
+  return config;
+}
+
+/** Runs the command line; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let args: CliArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`astralboot: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (args.command === "help") {
+    out(HELP);
+    return 0;
+  }
+  if (args.command === "version") {
+    out(`astralboot ${VERSION}\n`);
+    return 0;
+  }
+  let logger: Logger = createLogger({ level: args.logLevel ?? "info", format: args.logFormat });
+  try {
+    switch (args.command) {
+      case "lab":
+        return await labCommand(args.rest, logger);
+      case "config": {
+        out(formatConfig(readConfigFile(args, false)));
+        return 0;
+      }
+      case "leases":
+        return leasesCommand(readConfigFile(args, false), out);
+      case "machine":
+        return await machineCommand(readConfigFile(args, false), args.rest, out);
+      case "fetch":
+      case "export": {
+        const config = readConfigFile(args, false);
+        logger = createLogger({ level: config.log_level, format: args.logFormat });
+        const store = openIpfsStore(config, logger);
+        try {
+          if (args.command === "fetch") await prefetch(store, { onProgress: progressPrinter() });
+          else await exportTree(store, args.rest[0]!);
+        } finally {
+          await store.close();
+        }
+        return 0;
+      }
+      case "serve": {
+        const config = readConfigFile(args, true);
+        logger = createLogger({ level: config.log_level, format: args.logFormat });
+        return await runServe(config, { local: args.local, logger, version: VERSION });
+      }
+    }
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof UsageError) {
+      err(`astralboot: ${e.message}`);
+      return 2;
+    }
+    logger.error("main", (e as Error).message, { error: e });
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { loadConfig } from "./config.ts";
+import { openStore, tftpOpener } from "./serve.ts";
+import { testApp } from "../http/_test_utils.ts";
+import { silentLogger } from "../log.ts";
+
+/** A config whose only gateway is a closed port on loopback. */
+function deadGateway(dataDir: string) {
+  // Bind a port, then free it: nothing listens there any more.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return loadConfig(
+    `ref = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+interface = "lo"
+server_ip = "127.0.0.1"
+data_dir = "${dataDir}"
+[ipfs]
+gateways = ["http://127.0.0.1:${port}"]
+timeout = 2
+`,
+    { file: "test.toml" },
+  );
+}
+
+Deno.test("with every IPFS gateway down: HTTP 503 and TFTP error 0, each saying why", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "astral-ipfs-down-" });
+  const config = deadGateway(dir);
+  const tree = openStore(config, undefined, silentLogger);
+  try {
+    await t.step("/image/<os>/<file> answers 503 naming the CID and the gateway", async () => {
+      const { text } = testApp({ store: tree.store });
+      const res = await text("/image/debian/linux");
+      assert.equal(res.status, 503);
+      assert.match(res.body, /^Cannot read "boot\/debian\/images\/linux" of bafy\w+: /);
+      assert.match(res.body, new RegExp(config.ipfs.gateways[0]!.replaceAll(".", "\\.")));
+    });
+    await t.step("a TFTP request is refused as unavailable (error 0) with the reason", async () => {
+      const got = await tftpOpener(tree.store)("undionly.kpxe", { address: "10.0.0.5", port: 2 });
+      assert.ok("error" in got);
+      assert.equal(got.error, "unavailable");
+      assert.match(got.message, /Cannot read "tftp\/undionly\.kpxe"/);
+    });
+    await t.step("a path the store refuses is a TFTP access violation, not a crash", async () => {
+      const got = await tftpOpener(tree.store)("../etc/passwd", { address: "10.0.0.5", port: 2 });
+      assert.deepEqual(got, { error: "forbidden", message: "access violation" });
+    });
+  } finally {
+    await tree.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,65 @@
+/**
+ * The boot services of one tree and one database, put together the same way for `serve`
+ * and for tests: the OS catalog, the one template renderer, the machine registry and its
+ * history, installer configs and the iPXE scripts.
+ *
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import type { Logger } from "../log.ts";
+import type { ContentStore } from "../content/store.ts";
+import { OsCatalog } from "../boot/catalog.ts";
+import { Installers } from "../boot/installers.ts";
+import { BootScripts } from "../boot/scripts.ts";
+import type { ServerInfo } from "../boot/template_data.ts";
+import { TemplateRenderer } from "../boot/templates.ts";
+import { BootHistory } from "../state/history.ts";
+import { type MachineConfig, MachineRegistry } from "../state/machines.ts";
+
+/** Options for {@linkcode createBootServices}. */
+export interface BootServicesOptions {
+  store: ContentStore;
+  db: DatabaseSync;
+  /** `[[machine]]` entries. */
+  machines?: readonly MachineConfig[];
+  server: ServerInfo;
+  /** `[boot] default`. */
+  defaultOs?: string;
+  /** `[boot] menu_timeout`, seconds; default 10. */
+  menuTimeout?: number;
+  /** How long the OS list is kept before the tree is read again; default forever. */
+  catalogTtlMs?: number;
+  logger: Logger;
+  /** Clock in ms for the registry and history; tests pass their own. */
+  now?: () => number;
+}
+
+/** The parts the HTTP app and the admin commands work with. */
+export interface BootServices {
+  catalog: OsCatalog;
+  renderer: TemplateRenderer;
+  registry: MachineRegistry;
+  history: BootHistory;
+  installers: Installers;
+  scripts: BootScripts;
+}
+
+/** Puts the boot services together; see the module doc. */
+export function createBootServices(o: BootServicesOptions): BootServices {
+  const catalog = new OsCatalog(o.store, { logger: o.logger, ttlMs: o.catalogTtlMs });
+  const renderer = new TemplateRenderer({ store: o.store });
+  const registry = new MachineRegistry(o.db, { machines: o.machines, now: o.now });
+  const history = new BootHistory(o.db, { now: o.now });
+  const installers = new Installers({ registry, catalog, renderer, server: o.server });
+  const scripts = new BootScripts({
+    catalog,
+    renderer,
+    registry,
+    installers,
+    server: o.server,
+    defaultOs: o.defaultOs,
+    menuTimeout: o.menuTimeout ?? 10,
+    logger: o.logger,
+  });
+  return { catalog, renderer, registry, history, installers, scripts };
+}

@@ -1,0 +1,177 @@
+/**
+ * The iPXE scripts a machine gets over HTTP: what `/boot.ipxe` answers, the menu, the start
+ * script of an OS, and the sticky choice made at the menu. Each answer says which boot step
+ * it was, for the live feed and the machine's history.
+ *
+ * `/boot.ipxe?mac=M` answers in one request: the local-disk script of an installed machine,
+ * else the start script (kernel line) of its OS, else the menu. Without a MAC it answers a
+ * script that asks again with it (`chain.vto`).
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { Mac } from "../net/mac.ts";
+import type { Machine, MachineRegistry } from "../state/machines.ts";
+import { OS_NAME, type OsCatalog, type OsEntry } from "./catalog.ts";
+import { BootRequestError } from "./errors.ts";
+import type { Installers } from "./installers.ts";
+import { buildMenu, decideEntry } from "./menu.ts";
+import { anonymousData, type ServerInfo, templateData } from "./template_data.ts";
+import type { TemplateRenderer } from "./templates.ts";
+
+/** Which step of a boot a script was. */
+export interface ScriptStep {
+  stage: "script" | "menu" | "chosen" | "local-boot";
+  detail: string;
+}
+
+/** A rendered script and the step it stands for. */
+export interface Script {
+  text: string;
+  step: ScriptStep;
+  /** The machine after the request's bookkeeping, when it named one. */
+  machine: Machine | null;
+}
+
+/** Options for {@linkcode BootScripts}. */
+export interface BootScriptsOptions {
+  catalog: OsCatalog;
+  renderer: TemplateRenderer;
+  registry: MachineRegistry;
+  installers: Installers;
+  server: ServerInfo;
+  /** `[boot] default`: the OS the menu boots after the timeout. */
+  defaultOs?: string;
+  /** `[boot] menu_timeout` in seconds. */
+  menuTimeout: number;
+  logger: Logger;
+}
+
+/** Renders the scripts of the module doc. */
+export class BootScripts {
+  #o: BootScriptsOptions;
+
+  constructor(options: BootScriptsOptions) {
+    this.#o = options;
+  }
+
+  /** `/boot.ipxe` without a MAC: a script that asks again with it. */
+  async chain(clientIp: string | null): Promise<Script> {
+    const text = await this.#o.renderer.render("chain", anonymousData(this.#o.server, clientIp));
+    return {
+      text,
+      step: { stage: "script", detail: "boot.ipxe (asks again with its MAC)" },
+      machine: null,
+    };
+  }
+
+  /** `/boot.ipxe?mac=`: local disk, the machine's OS, or the menu; see the module doc. */
+  async entry(mac: Mac, clientIp: string | null): Promise<Script> {
+    const machine = this.#seen(mac, clientIp);
+    const local = await this.#o.installers.localBoot(machine, clientIp ?? undefined);
+    if (local !== null) {
+      this.#o.logger.info("install", "installed: booting the local disk", {
+        mac,
+        client: clientIp,
+      });
+      const detail = `local disk (installed${machine.os ? ` ${machine.os}` : ""})`;
+      return { text: local, step: { stage: "local-boot", detail }, machine };
+    }
+    const known = new Set((await this.#o.catalog.entries()).map((e) => e.name));
+    const decision = decideEntry({ os: machine.os, pinned: machine.pinned, known });
+    if (decision.kind === "menu") {
+      if (decision.note) {
+        this.#o.logger.warn("http", "showing the menu", { mac, why: decision.note });
+      }
+      return await this.#menu(machine, clientIp);
+    }
+    const entry = (await this.#o.catalog.get(decision.os))!;
+    return await this.#start(entry, machine, clientIp, decision.reason);
+  }
+
+  /** The OS menu, even for a machine whose OS is decided. */
+  async menu(mac: Mac | null, clientIp: string | null): Promise<Script> {
+    return await this.#menu(mac ? this.#seen(mac, clientIp) : null, clientIp);
+  }
+
+  /** `/boot/<os>/<mac>`: the start script of an OS. */
+  async start(os: string, mac: Mac, clientIp: string | null): Promise<Script> {
+    const entry = await this.#entry(os);
+    return await this.#start(entry, this.#seen(mac, clientIp), clientIp, "asked for");
+  }
+
+  /** `/choose/<os>[/<class>]/<mac>`: makes the choice sticky, then the start script. */
+  async choose(os: string, cls: string | null, mac: Mac, clientIp: string | null): Promise<Script> {
+    const entry = await this.#entry(os);
+    if (cls !== null && !entry.classes.some((k) => k.name === cls)) {
+      throw new BootRequestError(`no class ${cls} for ${entry.name}`, 404);
+    }
+    const machine = this.#o.registry.choose(mac, entry.name, cls, clientIp ?? undefined);
+    this.#o.logger.info("http", "sticky choice", { mac, os: entry.name, class: cls ?? "" });
+    const script = await this.#start(entry, machine, clientIp, "chosen at the menu");
+    const detail = cls ? `${entry.name}/${cls}` : entry.name;
+    return { ...script, step: { stage: "chosen", detail } };
+  }
+
+  #seen(mac: Mac, clientIp: string | null): Machine {
+    this.#o.registry.seen(mac, clientIp ?? undefined);
+    return this.#o.registry.get(mac)!;
+  }
+
+  async #entry(name: string): Promise<OsEntry> {
+    if (!OS_NAME.test(name)) throw new BootRequestError(`not an OS name: ${name}`, 400);
+    const entry = await this.#o.catalog.get(name);
+    if (!entry) throw new BootRequestError(`no OS ${name} in the tree`, 404);
+    return entry;
+  }
+
+  async #menu(machine: Machine | null, clientIp: string | null): Promise<Script> {
+    const { catalog, server } = this.#o;
+    const model = buildMenu({
+      entries: await catalog.entries(),
+      problems: catalog.problems,
+      defaultOs: this.#o.defaultOs,
+      timeoutSeconds: this.#o.menuTimeout,
+      mac: machine?.mac ?? null,
+      hasBootTree: (await catalog.store.stat("boot"))?.kind === "dir",
+    });
+    const data = machine
+      ? templateData(server, machine, null, { clientIp: clientIp ?? undefined })
+      : anonymousData(server, clientIp);
+    const text = await this.#o.renderer.render("menu", { ...data, menu: model });
+    return { text, step: { stage: "menu", detail: "menu" }, machine };
+  }
+
+  async #start(
+    entry: OsEntry,
+    machine: Machine,
+    clientIp: string | null,
+    reason: string,
+  ): Promise<Script> {
+    const data = templateData(this.#o.server, machine, entry, {
+      clientIp: clientIp ?? undefined,
+    });
+    const base = data.http as string;
+    const imageUrl = (p: string) =>
+      `${base}/image/${entry.name}/${p.split("/").map(encodeURIComponent).join("/")}`;
+    const osInfo: Record<string, unknown> = {
+      name: entry.name,
+      title: entry.title,
+      kernel: entry.kernel,
+      initrd: entry.initrd,
+      initrd_names: entry.initrd.map((p) => p.slice(p.lastIndexOf("/") + 1)),
+      initrd_urls: entry.initrd.map(imageUrl),
+      classes: entry.classes,
+      vars: entry.vars ?? {},
+    };
+    // Without a kernel only the OS's own start.vto can boot it; the default then fails
+    // with a clear "os_info.kernel_url is not defined".
+    if (entry.kernel !== null) osInfo.kernel_url = imageUrl(entry.kernel);
+    const cmdData = { ...data, os_info: osInfo, reason };
+    osInfo.cmdline = entry.cmdline
+      ? await this.#o.renderer.renderString(`${entry.source}#cmdline`, entry.cmdline, cmdData)
+      : "";
+    const text = await this.#o.renderer.render("start", cmdData, entry.name);
+    return { text, step: { stage: "script", detail: `start ${entry.name} (${reason})` }, machine };
+  }
+}

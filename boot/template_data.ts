@@ -1,0 +1,148 @@
+/**
+ * The variables every template sees, from one machine record: start scripts, the menu, the
+ * local-disk script and installer configs all render from {@linkcode templateData}.
+ *
+ * | variable | value |
+ * |---|---|
+ * | `server`, `http` | this server's address and base URL |
+ * | `mac`, `mac_url`, `ip`, `hostname`, `domain`, `fqdn` | the machine |
+ * | `os`, `class_name` | the OS folder, the class ("" for none) |
+ * | `vars` | {@linkcode DEFAULT_VARS} < os.toml `vars` < class `vars` < `[[machine]] vars` |
+ * | `machine` | `{ mac, hostname, ip, os, class, state, vars }` |
+ * | `cluster` | every machine of the same OS and class, this one included: `{ mac, hostname, ip, fqdn, state }` |
+ * | `callback` | `{ installed, progress }`: the URLs an installer calls back |
+ * | `config` | what templates see of the server's config (domain, dns, router …) |
+ * | `sh(text)` | `text` quoted for a POSIX shell |
+ *
+ * @module
+ */
+import { macHyphens } from "../net/mac.ts";
+import type { Machine } from "../state/machines.ts";
+import type { OsEntry } from "./catalog.ts";
+
+/** What the server tells every template about itself. */
+export interface ServerInfo {
+  /** This server's address on the boot network. */
+  serverIp: string;
+  /** Base URL clients reach it at, no trailing slash. */
+  baseUrl: string;
+  /** Domain of the machines (`[dhcp] domain`); "" for none. */
+  domain?: string;
+  /** What templates see as `config`. */
+  templateConfig?: Record<string, unknown>;
+}
+
+/** Variables every default template reads; os.toml, classes and machines override them. */
+export const DEFAULT_VARS: Readonly<Record<string, unknown>> = Object.freeze({
+  /** The account created by the installer; it gets sudo. */
+  user: "astral",
+  /** crypt(3) hash of its password; "!" locks the password (ssh keys only). */
+  password_hash: "!",
+  ssh_authorized_keys: [],
+  groups: ["sudo"],
+  timezone: "UTC",
+  locale: "en_US.UTF-8",
+  keymap: "us",
+  /** Install disk ("/dev/sda"); "" lets the installer take the first one. */
+  disk: "",
+  /** Extra packages. */
+  packages: [],
+  /** Debian tasksel tasks. */
+  tasks: "standard, ssh-server",
+  /** Debian mirror host, directory and proxy. */
+  mirror: "deb.debian.org",
+  mirror_dir: "/debian",
+  proxy: "",
+  /** Kickstart `url --url=`; "" uses the installer's own inst.repo. */
+  repo_url: "",
+  /** Preseed: shell commands late_command runs before it calls back (target at /target). */
+  late_commands: [],
+  /** Ignition: the command that installs the live system to disk; "" for none. */
+  install_command: "",
+});
+
+/** `text` in single quotes for a POSIX shell. */
+export function shellQuote(text: string): string {
+  return `'${String(text).replaceAll("'", `'\\''`)}'`;
+}
+
+/** Layers of vars, later ones winning key by key. */
+export function mergeVars(
+  ...layers: (Readonly<Record<string, unknown>> | undefined)[]
+): Record<string, unknown> {
+  return Object.assign({}, ...layers.map((l) => structuredClone(l ?? {})));
+}
+
+/** The part of an OS entry templates need. */
+export type TemplateOs = Pick<OsEntry, "name" | "classes" | "vars">;
+
+/** The class of `machine` that applies to `os`: a class belongs to the OS chosen with it. */
+export function classFor(machine: Machine, os: TemplateOs | null): string | null {
+  return os && machine.os === os.name ? machine.class : null;
+}
+
+/**
+ * The variables of any template for `machine`, booting or installing `os` (null: none yet).
+ * `clientIp` stands in for the machine's address when neither config nor database has one.
+ */
+export function templateData(
+  server: ServerInfo,
+  machine: Machine,
+  os: TemplateOs | null,
+  options: { cluster?: readonly Machine[]; clientIp?: string } = {},
+): Record<string, unknown> {
+  const base = server.baseUrl.replace(/\/+$/, "");
+  const domain = server.domain ?? "";
+  const fqdn = (host: string) => domain ? `${host}.${domain}` : host;
+  const cls = classFor(machine, os);
+  const classVars = os?.classes.find((c) => c.name === cls)?.vars;
+  const vars = mergeVars(DEFAULT_VARS, os?.vars, classVars, machine.vars);
+  const ip = machine.ip ?? options.clientIp ?? "";
+  const api = `${base}/api/machines/${macHyphens(machine.mac)}`;
+  return {
+    server: server.serverIp,
+    http: base,
+    mac: machine.mac,
+    mac_url: macHyphens(machine.mac),
+    ip,
+    hostname: machine.hostname,
+    domain,
+    fqdn: fqdn(machine.hostname),
+    os: os?.name ?? "",
+    class_name: cls ?? "",
+    vars,
+    machine: {
+      mac: machine.mac,
+      hostname: machine.hostname,
+      ip,
+      os: os?.name ?? machine.os ?? "",
+      class: cls ?? "",
+      state: machine.state,
+      vars,
+    },
+    cluster: (options.cluster ?? []).map((m) => ({
+      mac: m.mac,
+      hostname: m.hostname,
+      ip: m.ip ?? "",
+      fqdn: fqdn(m.hostname),
+      state: m.state,
+    })),
+    callback: { installed: `${api}/installed`, progress: `${api}/progress` },
+    config: server.templateConfig ?? {},
+    sh: shellQuote,
+  };
+}
+
+/** The variables of a template for a request that named no machine (the chain, the menu). */
+export function anonymousData(
+  server: ServerInfo,
+  clientIp: string | null,
+): Record<string, unknown> {
+  return {
+    server: server.serverIp,
+    http: server.baseUrl.replace(/\/+$/, ""),
+    mac: "",
+    ip: clientIp ?? "",
+    config: server.templateConfig ?? {},
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * The HTTP app as the tests build it: the real boot services over an in-memory database,
+ * requests through `app.request()` with a client address, and a memory logger.
+ *
+ * @module
+ */
+import { openDatabase } from "../state/db.ts";
+import type { ContentStore } from "../content/store.ts";
+import { createBootServices } from "../app/services.ts";
+import type { MachineConfig } from "../state/machines.ts";
+import { BootWatch, type HttpEvent } from "../observe/watch.ts";
+import { historyWriter } from "../observe/history.ts";
+import { memoryLogger } from "../log.ts";
+import { createHttpApp } from "./app.ts";
+
+/** Options of {@linkcode testApp}. */
+export interface TestAppOptions {
+  store: ContentStore;
+  machines?: readonly MachineConfig[];
+  defaultOs?: string;
+  menuTimeout?: number;
+  /** Default a new one; the history is written from its events either way. */
+  watch?: BootWatch;
+  onRequest?: (event: HttpEvent) => void;
+  /** This server's address and base URL; default 10.0.0.1. */
+  serverIp?: string;
+  baseUrl?: string;
+}
+
+/** The app with its services, watch, logger and request helpers, wired as `serve` wires them. */
+export function testApp(options: TestAppOptions) {
+  const logger = memoryLogger();
+  const watch = options.watch ?? new BootWatch({ version: "test" });
+  const services = createBootServices({
+    store: options.store,
+    db: openDatabase(":memory:"),
+    machines: options.machines,
+    server: {
+      serverIp: options.serverIp ?? "10.0.0.1",
+      baseUrl: options.baseUrl ?? "http://10.0.0.1",
+      domain: "lab",
+      templateConfig: { domain: "lab" },
+    },
+    defaultOs: options.defaultOs,
+    menuTimeout: options.menuTimeout ?? 5,
+    logger,
+  });
+  watch.events.observe(historyWriter(services.history, logger));
+  const app = createHttpApp({
+    ...services,
+    store: options.store,
+    watch,
+    onRequest: options.onRequest,
+    logger,
+  });
+  const get = (path: string, init: RequestInit = {}, ip = "10.0.0.50") =>
+    app.request(path, init, { remoteAddr: { hostname: ip } });
+  const text = async (path: string, ip?: string, init: RequestInit = {}) => {
+    const res = await get(path, init, ip);
+    return {
+      status: res.status,
+      body: await res.text(),
+      type: res.headers.get("Content-Type"),
+      cache: res.headers.get("Cache-Control"),
+    };
+  };
+  return { app, ...services, watch, logger, get, text };
+}

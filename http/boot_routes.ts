@@ -1,0 +1,62 @@
+/**
+ * The iPXE side: entry script, menu, sticky choice and start scripts (`boot/scripts.ts`
+ * decides what each answers).
+ *
+ * | route | answers |
+ * |---|---|
+ * | `GET /boot.ipxe?mac=M` | the local disk of an installed machine, else the start script of its OS, else the menu |
+ * | `GET /boot.ipxe` | a script that asks again with the MAC |
+ * | `GET /menu.ipxe?mac=M`, `GET /choose` | the OS menu, even for a machine whose OS is decided |
+ * | `GET /choose/:os/:mac`, `GET /choose/:os/:class/:mac` | makes the choice sticky, then the start script |
+ * | `GET /boot/:os/:mac` | the start script of an OS |
+ *
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import type { BootScripts, Script } from "../boot/scripts.ts";
+import { clientOf, type Env, macParam, osParam, queryMac, tell, textResponse } from "./context.ts";
+
+function answer(c: Context<Env>, script: Script): Response {
+  tell(c, "script", script.machine?.mac ?? null, script.step);
+  return textResponse(c, script.text);
+}
+
+/** The routes of the module doc. */
+export function bootRoutes(scripts: BootScripts): Hono<Env> {
+  const app = new Hono<Env>();
+  const ip = (c: Context<Env>) => clientOf(c);
+
+  app.get("/boot.ipxe", async (c) => {
+    tell(c, "script");
+    const mac = queryMac(c);
+    return answer(c, mac ? await scripts.entry(mac, ip(c)) : await scripts.chain(ip(c)));
+  });
+
+  const menu = async (c: Context<Env>) => {
+    tell(c, "script");
+    return answer(c, await scripts.menu(queryMac(c), ip(c)));
+  };
+  app.get("/menu.ipxe", menu);
+  app.get("/choose", menu);
+
+  const choose = async (c: Context<Env>, cls: string | null) => {
+    tell(c, "script");
+    const os = osParam(c.req.param("os")!);
+    const mac = macParam(c.req.param("mac")!);
+    // HEAD must not change anything; iPXE only ever sends GET here.
+    const script = c.req.method === "HEAD"
+      ? await scripts.start(os, mac, ip(c))
+      : await scripts.choose(os, cls, mac, ip(c));
+    return answer(c, script);
+  };
+  app.get("/choose/:os/:mac", (c) => choose(c, null));
+  app.get("/choose/:os/:class/:mac", (c) => choose(c, osParam(c.req.param("class"))));
+
+  app.get("/boot/:os/:mac", async (c) => {
+    tell(c, "script");
+    const os = osParam(c.req.param("os"));
+    return answer(c, await scripts.start(os, macParam(c.req.param("mac")), ip(c)));
+  });
+
+  return app;
+}

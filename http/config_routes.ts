@@ -1,0 +1,49 @@
+/**
+ * Installer configs rendered for the asking machine (`boot/installers.ts`): class
+ * templates, shipped defaults, install state.
+ *
+ * | route | answers |
+ * |---|---|
+ * | `GET /config/:os/:name`, `GET /action/:os/:name` | `boot/<os>/template/<name>.vto` (or a default) for `?mac=`, else for the machine that last booted from this address |
+ *
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { Logger } from "../log.ts";
+import type { Installers } from "../boot/installers.ts";
+import { TEMPLATE_NAME } from "../boot/templates.ts";
+import { clientOf, type Env, osParam, queryMac, tell, textResponse } from "./context.ts";
+
+/** The routes of the module doc. */
+export function configRoutes(installers: Installers, logger: Logger): Hono<Env> {
+  const app = new Hono<Env>();
+
+  async function rendered(c: Context<Env>): Promise<Response> {
+    tell(c, "config");
+    const os = osParam(c.req.param("os")!);
+    const name = c.req.param("name")!;
+    if (!TEMPLATE_NAME.test(name)) {
+      throw new HTTPException(400, { message: `not a template name: ${name}` });
+    }
+    const out = await installers.render({
+      os,
+      name,
+      mac: queryMac(c),
+      ip: clientOf(c) ?? undefined,
+    });
+    logger.info("install", "config served", {
+      mac: out.machine.mac,
+      os: out.os,
+      class: out.class,
+      config: out.name,
+      template: out.template,
+    });
+    tell(c, "config", out.machine.mac, { stage: "config", detail: out.what });
+    return textResponse(c, out.body, 200, out.contentType);
+  }
+
+  app.get("/action/:os/:name", rendered);
+  app.get("/config/:os/:name", rendered);
+  return app;
+}

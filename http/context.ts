@@ -1,0 +1,97 @@
+/**
+ * What every route shares: Hono's env (Deno's connection info, and what a route tells the
+ * access log about its request), reading MACs, names and tree paths from a request, and the
+ * text answer of a script.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { type Mac, parseMac } from "../net/mac.ts";
+import { normalizeTreePath } from "../content/store.ts";
+import { OS_NAME } from "../boot/catalog.ts";
+import type { BootStage } from "../observe/events.ts";
+import type { HttpRoute } from "../observe/watch.ts";
+
+/** The boot step a request was, as its route says. */
+export interface RequestStep {
+  stage: BootStage;
+  detail: string;
+}
+
+/** Hono's env: Deno's connection info in, what the route learnt out (for the access log). */
+export type Env = {
+  Bindings: { remoteAddr?: { hostname?: string } };
+  Variables: { route: HttpRoute; mac: Mac | null; step: RequestStep | null };
+};
+
+/** The client's address as Deno reports it, or null (app.request in tests). */
+export function clientOf(c: Context<Env>): string | null {
+  return c.env?.remoteAddr?.hostname ?? null;
+}
+
+/** Tells the access log which route class, machine and boot step this request was. */
+export function tell(
+  c: Context<Env>,
+  route: HttpRoute,
+  mac: Mac | null = null,
+  step: RequestStep | null = null,
+): void {
+  c.set("route", route);
+  c.set("mac", mac);
+  c.set("step", step);
+}
+
+/** A MAC from a URL (`52:54:00:…`, `52-54-00-…` or bare hex); 400 when it is not one. */
+export function macParam(text: string): Mac {
+  const mac = parseMac(text);
+  if (mac === null) throw new HTTPException(400, { message: `not a MAC address: ${text}` });
+  return mac;
+}
+
+/** `?mac=` when present. */
+export function queryMac(c: Context<Env>): Mac | null {
+  const q = c.req.query("mac");
+  return q ? macParam(q) : null;
+}
+
+/** An OS folder name from a URL; 400 when it cannot be one. */
+export function osParam(name: string): string {
+  if (!OS_NAME.test(name)) throw new HTTPException(400, { message: `not an OS name: ${name}` });
+  return name;
+}
+
+/** The rest of the raw URL path after `skip` segments, percent-decoded and made safe. */
+export function restPath(c: Context, skip: number): string {
+  const raw = new URL(c.req.url).pathname.split("/").slice(1 + skip);
+  let decoded: string;
+  try {
+    decoded = raw.map(decodeURIComponent).join("/");
+  } catch {
+    throw new HTTPException(400, { message: "bad percent-encoding in path" });
+  }
+  const path = normalizeTreePath(decoded);
+  if (path === null) throw new HTTPException(400, { message: "unsafe or empty path" });
+  return path;
+}
+
+const TEXT = "text/plain; charset=utf-8";
+const encoder = new TextEncoder();
+
+/**
+ * A text answer with its length set, so the access log can tell the bytes. Scripts are per
+ * machine and per moment (a sticky choice changes them): never cached.
+ */
+export function textResponse(
+  c: Context,
+  body: string,
+  status: 200 | 400 | 401 | 403 | 404 | 409 | 416 | 500 | 503 = 200,
+  contentType = TEXT,
+): Response {
+  const bytes = encoder.encode(body);
+  return c.body(bytes, status, {
+    "Content-Type": contentType,
+    "Content-Length": String(bytes.length),
+    "Cache-Control": "no-store",
+  });
+}

@@ -1,0 +1,47 @@
+/**
+ * The one mapping from errors to HTTP answers. It is structural, not a ladder of classes:
+ * an error that carries a numeric `status` (Hono's HTTPException, `ContentError`,
+ * `BootRequestError`) is answered with that status and its message; a template mistake is
+ * a 500 that names the file and line; anything else is a 500 "internal error" with the
+ * details in the log only. The API and the watch routes answer `{"error": …}` as JSON,
+ * everything else plain text.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import type { Logger } from "../log.ts";
+import { TemplateRenderError } from "../boot/templates.ts";
+import { type Env, textResponse } from "./context.ts";
+
+type Status = 400 | 401 | 403 | 404 | 409 | 416 | 500 | 503;
+const STATUSES = new Set<number>([400, 401, 403, 404, 409, 416, 500, 503]);
+
+/** The status and message an error is answered with. */
+export function answerFor(err: Error): { status: Status; message: string; expected: boolean } {
+  const status = (err as { status?: unknown }).status;
+  if (typeof status === "number" && STATUSES.has(status)) {
+    return { status: status as Status, message: err.message, expected: true };
+  }
+  // A file that changed size between stat and read.
+  if (err instanceof RangeError) return { status: 416, message: err.message, expected: true };
+  if (err instanceof TemplateRenderError) {
+    return { status: 500, message: `template error: ${err.message}`, expected: false };
+  }
+  return { status: 500, message: "internal error", expected: false };
+}
+
+/** Hono's onError handler built on {@linkcode answerFor}. */
+export function onError(logger: Logger) {
+  return (err: Error, c: Context<Env>): Response => {
+    const { status, message, expected } = answerFor(err);
+    if (!expected) logger.error("http", "request failed", { path: c.req.path, error: err });
+    else if (status >= 500) logger.warn("http", "unavailable", { path: c.req.path, why: message });
+    else logger.debug("http", "refused", { path: c.req.path, status, why: message });
+    // Programs read the API and the watch routes: they get JSON; iPXE and people get text.
+    const route = c.get("route");
+    if (route === "api" || route === "watch") {
+      return c.json({ error: message }, status, { "Cache-Control": "no-store" });
+    }
+    return textResponse(c, `${message}\n`, status);
+  };
+}

@@ -1,0 +1,19 @@
+/**
+ * Errors of the network layer that callers act on.
+ *
+ * @module
+ */
+
+/** A listening socket could not be opened: the address or port is taken, or not ours. */
+export class BindError extends Error {
+  constructor(
+    /** What it tried to bind: `udp 0.0.0.0:67 on eth1`, `tcp 10.0.0.1:80`. */
+    readonly what: string,
+    /** The reason as the system said it. */
+    readonly reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`cannot listen on ${what}: ${reason}`, options);
+    this.name = "BindError";
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The one MAC address type: parsed once where it enters (a DHCP packet, a URL, config.toml,
+ * a command line) and passed around in canonical form from then on.
+ *
+ * @module
+ */
+
+/** A MAC address in canonical form: six lower-case hex pairs joined by colons. */
+export type Mac = string & { readonly __brand: "Mac" };
+
+/**
+ * Parses `52:54:00:12:34:56`, `52-54-00-12-34-56` (iPXE's `:hexhyp`), `5254.0012.3456`
+ * (Cisco) or bare hex, any case; null when it is not a MAC address.
+ *
+ * @example
+ * ```ts
+ * import { parseMac } from "./mac.ts";
+ * parseMac("52-54-00-AB-CD-EF"); // "52:54:00:ab:cd:ef"
+ * parseMac("52:54:00"); // null
+ * ```
+ */
+export function parseMac(text: string): Mac | null {
+  if (text.length > 17) return null;
+  const hex = text.toLowerCase().replace(/[-:.]/g, "");
+  if (!/^[0-9a-f]{12}$/.test(hex)) return null;
+  return hex.match(/../g)!.join(":") as Mac;
+}
+
+/** Like {@linkcode parseMac}, but throws a RangeError naming the text. */
+export function mustParseMac(text: string): Mac {
+  const mac = parseMac(text);
+  if (mac === null) throw new RangeError(`not a MAC address: ${JSON.stringify(text)}`);
+  return mac;
+}
+
+/** A MAC from its 6 bytes (DHCP `chaddr`, an NDP link-layer option). */
+export function macFromBytes(b: Uint8Array): Mac {
+  if (b.length !== 6) throw new RangeError(`a MAC address has 6 bytes, got ${b.length}`);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":") as Mac;
+}
+
+/** The 6 bytes of a MAC. */
+export function macToBytes(mac: Mac): Uint8Array {
+  return Uint8Array.from(mac.split(":"), (h) => parseInt(h, 16));
+}
+
+/** The MAC as a URL segment, `52-54-00-12-34-56`: the form iPXE's `:hexhyp` prints. */
+export function macHyphens(mac: Mac): string {
+  return mac.replaceAll(":", "-");
+}

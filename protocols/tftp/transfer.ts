@@ -1,0 +1,389 @@
+/**
+ * One read transfer of the TFTP server, on its own socket (its TID, RFC 1350 §4): asks the
+ * `open` handler for a stream, negotiates options, then sends windows of DATA
+ * ({@linkcode SendWindow}) with an adaptive retransmission timeout ({@linkcode RtoEstimator})
+ * until the last block is acknowledged, the peer goes silent or errors.
+ *
+ * @module
+ */
+import type { Logger } from "../../log.ts";
+import { BlockSource } from "./blocks.ts";
+import { netasciiStream } from "./netascii.ts";
+import { negotiateOptions } from "./options.ts";
+import {
+  decodeTftp,
+  encodeError,
+  encodeTftp,
+  ErrorCode,
+  Opcode,
+  type RequestPacket,
+  type TftpPacket,
+} from "./packet.ts";
+import { backoffCeiling, RtoEstimator, type RtoOptions } from "./rto.ts";
+import { SendWindow } from "./window.ts";
+import { Inbox } from "./inbox.ts";
+import type {
+  TftpClient,
+  TftpListen,
+  TftpOpen,
+  TftpOpenResult,
+  TftpSocket,
+  TftpTransferEvent,
+} from "./server.ts";
+
+const SUBSYSTEM = "tftp";
+/** DATA sends issued before waiting for them to complete. */
+const PIPELINE = 8;
+
+const OPEN_ERRORS = {
+  "not-found": ErrorCode.FILE_NOT_FOUND,
+  "forbidden": ErrorCode.ACCESS_VIOLATION,
+  "unavailable": ErrorCode.NOT_DEFINED,
+} as const;
+
+/** `address:port`, for log lines. */
+export function label(c: TftpClient): string {
+  return `${c.address}:${c.port}`;
+}
+
+/** What every transfer of one server shares. */
+export interface Settings {
+  onTransfer: (event: TftpTransferEvent) => void;
+  address: string;
+  open: TftpOpen;
+  listen: TftpListen;
+  logger: Logger;
+  maxBlksize: number;
+  maxWindowsize: number;
+  rto: RtoOptions;
+  maxRetries: number;
+}
+
+/** How a transfer ended, for the summary log line. */
+type Outcome =
+  | { ok: true }
+  | { ok: false; reason: string; level: "debug" | "info" | "warn" };
+
+/** One read transfer on its own socket. */
+/** One read transfer on its own socket. */
+export class ReadTransfer {
+  readonly done: Promise<void>;
+  #resolveDone!: () => void;
+  #aborted: string | null = null;
+  #abortWaiters: (() => void)[] = [];
+  #window: SendWindow | null = null;
+  #socket: TftpSocket | null = null;
+  readonly #inbox = new Inbox();
+  readonly #started = performance.now();
+  #retransmits = 0;
+
+  constructor(
+    readonly settings: Settings,
+    readonly request: RequestPacket,
+    readonly requestBytes: Uint8Array,
+    readonly peer: TftpClient,
+  ) {
+    this.done = new Promise((r) => this.#resolveDone = r);
+  }
+
+  /** Whether `bytes` repeats this transfer's request while it still has data to send. */
+  isRepeat(bytes: Uint8Array): boolean {
+    const w = this.#window;
+    if (w && w.final !== null && w.sent >= w.final) return false;
+    return bytes.length === this.requestBytes.length &&
+      bytes.every((b, i) => b === this.requestBytes[i]);
+  }
+
+  /** Stops the transfer at its next step. */
+  abort(reason: string): void {
+    this.#aborted ??= reason;
+    for (const w of this.#abortWaiters) w();
+    this.#inbox.close();
+    this.#socket?.close();
+  }
+
+  async run(): Promise<void> {
+    try {
+      this.#socket = this.settings.listen(this.settings.address, 0);
+      if (this.#aborted) return;
+      this.#receiveLoop(this.#socket, new Uint8Array(4096));
+      await this.#serve(this.#socket);
+    } finally {
+      this.#socket?.close();
+      this.#inbox.close();
+      this.#resolveDone();
+    }
+  }
+
+  /** Hands the peer's packets to the inbox; answers strangers with error 5 (RFC 1350 §4). */
+  async #receiveLoop(socket: TftpSocket, buffer: Uint8Array): Promise<void> {
+    const { logger } = this.settings;
+    for (;;) {
+      let got;
+      try {
+        got = await socket.receive(buffer);
+      } catch {
+        return; // closed
+      }
+      const { data, from } = got;
+      if (from.address !== this.peer.address || from.port !== this.peer.port) {
+        logger.debug(SUBSYSTEM, "packet from unknown transfer ID", {
+          client: label(this.peer),
+          from: label(from),
+        });
+        socket.send(encodeError(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), from)
+          .catch(() => {});
+        continue;
+      }
+      let packet: TftpPacket;
+      try {
+        packet = decodeTftp(data);
+      } catch (e) {
+        logger.debug(SUBSYSTEM, "malformed packet dropped", {
+          client: label(this.peer),
+          error: e,
+        });
+        continue;
+      }
+      if (!this.#inbox.push(packet)) {
+        logger.debug(SUBSYSTEM, "inbox full, packet dropped", { client: label(this.peer) });
+      }
+    }
+  }
+
+  async #serve(socket: TftpSocket): Promise<void> {
+    const { logger, open } = this.settings;
+    const req = this.request;
+    const fields = { file: req.filename, client: label(this.peer), mode: req.mode };
+    const refuse = async (code: number, message: string, level: "debug" | "info" | "warn") => {
+      await socket.send(encodeError(code, message), this.peer).catch(() => {});
+      logger[level](SUBSYSTEM, "request refused", { ...fields, code, reason: message });
+      this.settings.onTransfer({
+        result: "refused",
+        file: req.filename,
+        client: this.peer,
+        bytes: 0,
+        blocks: 0,
+        blksize: 512,
+        windowsize: 1,
+        ms: Math.round(performance.now() - this.#started),
+        retransmits: 0,
+        reason: message,
+      });
+    };
+    if (req.op === Opcode.WRQ) {
+      return refuse(ErrorCode.ACCESS_VIOLATION, "read-only server", "info");
+    }
+    if (req.mode === "mail") {
+      return refuse(ErrorCode.ILLEGAL_OPERATION, "mail mode is not supported", "info");
+    }
+    let opened: TftpOpenResult | null;
+    try {
+      opened = await this.#unlessAborted(open(req.filename, this.peer));
+    } catch (e) {
+      logger.warn(SUBSYSTEM, "open failed", { ...fields, error: e });
+      return refuse(ErrorCode.NOT_DEFINED, "cannot read file", "debug");
+    }
+    if (opened === null) return;
+    if ("error" in opened) {
+      return refuse(OPEN_ERRORS[opened.error], opened.message, "info");
+    }
+    const netascii = req.mode === "netascii";
+    const stream = netascii ? opened.stream.pipeThrough(netasciiStream()) : opened.stream;
+    const neg = negotiateOptions(req.options, {
+      maxBlksize: this.settings.maxBlksize,
+      maxWindowsize: this.settings.maxWindowsize,
+      size: netascii ? null : opened.size,
+    });
+    if (neg.ignored.size > 0) {
+      logger.debug(SUBSYSTEM, "options not acknowledged", {
+        ...fields,
+        ignored: Object.fromEntries(neg.ignored),
+      });
+    }
+    const source = new BlockSource(stream, neg.blksize);
+    let outcome: Outcome;
+    try {
+      outcome = await this.#send(socket, source, neg.oack, neg.windowsize, neg.timeoutMs);
+    } catch (e) {
+      outcome = { ok: false, reason: e instanceof Error ? e.message : String(e), level: "warn" };
+      await socket.send(encodeError(ErrorCode.NOT_DEFINED, "transfer failed"), this.peer)
+        .catch(() => {});
+    } finally {
+      await source.cancel();
+    }
+    const ms = performance.now() - this.#started;
+    const summary = {
+      ...fields,
+      bytes: source.bytes,
+      blocks: Math.max(0, this.#window?.acked ?? 0),
+      blksize: neg.blksize,
+      windowsize: neg.windowsize,
+      ms: Math.round(ms),
+      mbps: Number((source.bytes / 1e6 / Math.max(ms / 1000, 1e-6)).toFixed(2)),
+      retransmits: this.#retransmits,
+    };
+    if (outcome.ok) {
+      logger.info(SUBSYSTEM, "transfer done", summary);
+      this.settings.onTransfer({ ...summary, result: "done", client: this.peer });
+      if (!netascii && source.bytes !== opened.size) {
+        logger.warn(SUBSYSTEM, "file size changed during transfer", {
+          ...fields,
+          announced: opened.size,
+          sent: source.bytes,
+        });
+      }
+    } else {
+      logger[outcome.level](SUBSYSTEM, "transfer failed", { ...summary, reason: outcome.reason });
+      this.settings.onTransfer({
+        ...summary,
+        result: "failed",
+        client: this.peer,
+        reason: outcome.reason,
+      });
+    }
+  }
+
+  /**
+   * Sends a packet the retransmission timer covers: a failed send (a local firewall drop is
+   * EPERM, a full queue ENOBUFS) counts as a lost packet, not as the end of the transfer.
+   */
+  #sendLossy(socket: TftpSocket, packet: Uint8Array): Promise<void> {
+    return socket.send(packet, this.peer).catch((e) => {
+      this.settings.logger.debug(SUBSYSTEM, "send failed, will retransmit", {
+        client: label(this.peer),
+        error: e,
+      });
+    });
+  }
+
+  /** Resolves to null instead when the transfer is aborted first. */
+  #unlessAborted<T>(p: Promise<T>): Promise<T | null> {
+    if (this.#aborted) return Promise.resolve(null);
+    return Promise.race([p, new Promise<null>((r) => this.#abortWaiters.push(() => r(null)))]);
+  }
+
+  /** Sends the file: OACK handshake, then windows of DATA until the final block is acked. */
+  async #send(
+    socket: TftpSocket,
+    source: BlockSource,
+    oack: Map<string, string>,
+    windowsize: number,
+    timeoutMs: number | null,
+  ): Promise<Outcome> {
+    const { logger } = this.settings;
+    const window = new SendWindow(windowsize, { oack: oack.size > 0 });
+    this.#window = window;
+    const rto = new RtoEstimator({
+      ...this.settings.rto,
+      maxMs: timeoutMs === null ? this.settings.rto.maxMs : backoffCeiling(timeoutMs),
+    });
+    const oackPacket = oack.size > 0 ? encodeTftp({ op: Opcode.OACK, options: oack }) : null;
+    /** Sent but unacknowledged DATA packets by absolute block number. */
+    const unacked = new Map<number, Uint8Array>();
+    /** The last block of the latest burst: an RTT sample if it was sent only once (Karn). */
+    let probe: { block: number; at: number; clean: boolean } | null = null;
+
+    const sendPending = async () => {
+      const range = window.pending();
+      if (!range) return;
+      // Sends are issued without waiting for each; the kernel queues them in order.
+      const inFlight: Promise<void>[] = [];
+      let last = { block: range.from, clean: true };
+      for (let n = range.from; n <= range.to; n++) {
+        let packet = unacked.get(n);
+        const resent = packet !== undefined;
+        let final = n === window.final;
+        if (!packet) {
+          const block = await source.next(n & 0xffff);
+          packet = block.packet;
+          final = block.final;
+          unacked.set(n, packet);
+        }
+        if (this.#aborted) break;
+        inFlight.push(this.#sendLossy(socket, packet));
+        window.markSent(n, final);
+        if (resent) this.#retransmits++;
+        last = { block: n, clean: !resent };
+        if (inFlight.length >= PIPELINE) await Promise.all(inFlight.splice(0));
+        if (final) break;
+      }
+      await Promise.all(inFlight);
+      probe = { ...last, at: performance.now() };
+      this.#inbox.arm(rto.rto);
+    };
+
+    if (oackPacket) {
+      await this.#sendLossy(socket, oackPacket);
+      probe = { block: 0, at: performance.now(), clean: true };
+      this.#inbox.arm(rto.rto);
+    } else {
+      await sendPending();
+    }
+    let retries = 0;
+    for (;;) {
+      const packet = await this.#inbox.take();
+      if (this.#aborted) return { ok: false, reason: this.#aborted, level: "info" };
+      if (packet === null) {
+        if (++retries > this.settings.maxRetries) {
+          const unconfirmed = window.final !== null && window.sent === window.final;
+          await socket.send(encodeError(ErrorCode.NOT_DEFINED, "timed out"), this.peer)
+            .catch(() => {});
+          return {
+            ok: false,
+            // A client that got the last block may leave without its ACK reaching us.
+            reason: unconfirmed
+              ? "final ACK never arrived (client may have the file)"
+              : `no ACK after ${retries - 1} retransmissions`,
+            level: unconfirmed ? "info" : "warn",
+          };
+        }
+        logger.debug(SUBSYSTEM, "timeout, retransmitting", {
+          client: label(this.peer),
+          block: window.acked + 1,
+          rto_ms: Math.round(rto.rto),
+          retry: retries,
+        });
+        rto.backoff();
+        window.onTimeout();
+        if (window.awaitingOack && oackPacket) {
+          await this.#sendLossy(socket, oackPacket);
+          this.#retransmits++;
+          if (probe) probe.clean = false;
+          this.#inbox.arm(rto.rto);
+        } else {
+          await sendPending();
+        }
+        continue;
+      }
+      if (packet.op === Opcode.ACK) {
+        const outcome = window.onAck(packet.block);
+        if (outcome.kind === "duplicate") continue;
+        retries = 0;
+        if (probe && probe.clean && window.acked >= probe.block) {
+          rto.sample(performance.now() - probe.at);
+        } else rto.resetBackoff();
+        if (probe && window.acked >= probe.block) probe = null;
+        for (const n of unacked.keys()) {
+          if (n > window.acked) break;
+          unacked.delete(n);
+        }
+        if (outcome.kind === "done") return { ok: true };
+        await sendPending();
+        continue;
+      }
+      if (packet.op === Opcode.ERROR) {
+        return {
+          ok: false,
+          reason: `client sent error ${packet.code}: ${packet.message}`,
+          // PXE ROMs commonly ask for tsize alone, abort after the OACK and ask again.
+          level: window.awaitingOack ? "debug" : "info",
+        };
+      }
+      logger.debug(SUBSYSTEM, "unexpected packet dropped", {
+        client: label(this.peer),
+        op: packet.op,
+      });
+    }
+  }
+}
