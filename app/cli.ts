@@ -13,6 +13,7 @@ export type Command =
   | "export"
   | "lab"
   | "machine"
+  | "token"
   | "help"
   | "version";
 
@@ -54,6 +55,7 @@ Usage:
   astralboot fetch                               prefetch the whole tree into the cache
   astralboot export DIR                          write the tree to DIR (then: -l DIR)
   astralboot machine list|reinstall MAC          machines and their install state
+  astralboot token                               the admin token and the dashboard's address
   astralboot lab [--firmware bios|uefi] [--nic virtio|e1000] [--timeout S]
                                                  namespace + VM that PXE-boots from this server
   astralboot --version | --help
@@ -75,6 +77,7 @@ const COMMANDS: readonly Command[] = [
   "export",
   "lab",
   "machine",
+  "token",
 ];
 
 /** Parses argv (without the program name). Throws {@linkcode UsageError}. */
@@ -158,7 +161,9 @@ export function parseArgs(argv: string[]): CliArgs {
   if (out.command === "export" && out.rest.length !== 1) {
     throw new UsageError("export needs one folder: astralboot export DIR");
   }
-  if (["serve", "config", "leases", "fetch"].includes(out.command) && out.rest.length > 0) {
+  if (
+    ["serve", "config", "leases", "fetch", "token"].includes(out.command) && out.rest.length > 0
+  ) {
     throw new UsageError(`unexpected argument ${JSON.stringify(out.rest[0])} for ${out.command}`);
   }
   return out;

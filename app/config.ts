@@ -11,6 +11,7 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import type { MachineConfig } from "../state/machines.ts";
 import { ConfigError, ConfigReader, type Raw } from "./config_reader.ts";
 import {
+  readApi,
   readBoot,
   readDhcp,
   readHttp,
@@ -49,11 +50,17 @@ export interface Config {
     arm64_loader: string;
     /** Answer IPv6 router solicitations as a non-router, so iPXE stops waiting for one. */
     router_advertisement: boolean;
+    /** Hand out addresses to `[[machine]]` entries only. */
+    known_only: boolean;
+    /** New bindings per second for machines no `[[machine]]` names (a burst of 5 s' worth). */
+    new_client_rate: number;
   };
   tftp: { port: number; max_blksize: number; windowsize: number };
   http: { port: number; address: string; public_url: string };
   ipfs: { gateways: string[]; timeout: number };
   boot: { default?: string; menu_timeout: number };
+  /** The admin API: where its token is kept. */
+  api: { token_file: string };
   machines: MachineConfig[];
 }
 
@@ -99,6 +106,7 @@ const KNOWN: Record<string, string[]> = {
     "http",
     "ipfs",
     "boot",
+    "api",
     "machine",
   ],
   dhcp: [
@@ -111,11 +119,14 @@ const KNOWN: Record<string, string[]> = {
     "efi_loader",
     "arm64_loader",
     "router_advertisement",
+    "known_only",
+    "new_client_rate",
   ],
   tftp: ["port", "max_blksize", "windowsize"],
   http: ["port", "address", "public_url"],
   ipfs: ["gateways", "timeout"],
   boot: ["default", "menu_timeout"],
+  api: ["token_file"],
   machine: ["mac", "hostname", "ip", "os", "class", "vars"],
 };
 
@@ -190,14 +201,16 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
     required: options.requireInterface !== false,
   });
   const http = readHttp(r.table(raw, "http"), r, network.server_ip);
+  const top = readTop(raw, r);
   return {
-    ...readTop(raw, r),
+    ...top,
     ...network,
     dhcp: readDhcp(r.table(raw, "dhcp"), r, network),
     tftp: readTftp(r.table(raw, "tftp"), r, mtu),
     http,
     ipfs: readIpfs(r.table(raw, "ipfs"), r),
     boot: readBoot(r.table(raw, "boot"), r),
+    api: readApi(r.table(raw, "api"), r, top.data_dir),
     machines: readMachines(raw, r),
   };
 }

@@ -68,6 +68,12 @@ function dhcp(d: Config["dhcp"], line: Line): void {
     d.router_advertisement,
     "answer IPv6 router solicitations as a non-router (no route, no address): iPXE stops waiting ~15 s for one",
   );
+  line("known_only", d.known_only, "hand out addresses to [[machine]] entries only");
+  line(
+    "new_client_rate",
+    d.new_client_rate,
+    "new leases per second for machines no [[machine]] names (bursts of 5 s' worth)",
+  );
 }
 
 function services(c: Config, line: Line, section: (name: string) => void): void {
@@ -94,9 +100,16 @@ function services(c: Config, line: Line, section: (name: string) => void): void 
     c.boot.menu_timeout,
     "seconds the menu waits (0: wait for a choice without a default)",
   );
+  section("api");
+  line("token_file", c.api.token_file, "the admin token (made on first start, mode 0600)");
 }
 
-function machines(c: Config, line: Line, section: (name: string) => void): void {
+function machines(
+  c: Config,
+  line: Line,
+  section: (name: string) => void,
+  hideVars: boolean,
+): void {
   for (const m of c.machines) {
     section("[machine]");
     line("mac", m.mac, "this machine's MAC address");
@@ -104,15 +117,20 @@ function machines(c: Config, line: Line, section: (name: string) => void): void 
     if (m.ip) line("ip", m.ip, "its reserved address");
     if (m.os) line("os", m.os, "OS it boots");
     if (m.class) line("class", m.class, "class (variant) of that OS");
-    if (Object.keys(m.vars).length) line("vars", m.vars, "template variables for this machine");
+    if (Object.keys(m.vars).length === 0) continue;
+    const vars = hideVars
+      ? Object.fromEntries(Object.keys(m.vars).map((k) => [k, "(hidden)"]))
+      : m.vars;
+    line("vars", vars, "template variables for this machine");
   }
 }
 
 /**
  * The implied config as TOML: every key with its effective value and a one-line comment.
- * Unset optional keys are printed commented out.
+ * Unset optional keys are printed commented out. `hideVars` prints the names of `[[machine]]`
+ * vars without their values, for the log (they hold password hashes and keys).
  */
-export function formatConfig(c: Config): string {
+export function formatConfig(c: Config, options: { hideVars?: boolean } = {}): string {
   const out: string[] = ["# Astral Boot: the implied config (every key, its effective value)"];
   const line: Line = (key, value, comment, unset = false) => {
     const text = `${unset ? "# " : ""}${key} = ${toml(value)}`;
@@ -123,6 +141,6 @@ export function formatConfig(c: Config): string {
   section("dhcp");
   dhcp(c.dhcp, line);
   services(c, line, section);
-  machines(c, line, section);
+  machines(c, line, section, options.hideVars ?? false);
   return out.join("\n") + "\n";
 }

@@ -111,6 +111,8 @@ export function readDhcp(t: Raw, r: ConfigReader, net: Network): Config["dhcp"] 
     efi_loader: r.str(t, "dhcp", "efi_loader") ?? "snponly.efi",
     arm64_loader: r.str(t, "dhcp", "arm64_loader") ?? "arm64/ipxe.efi",
     router_advertisement: r.bool(t, "dhcp", "router_advertisement") ?? true,
+    known_only: r.bool(t, "dhcp", "known_only") ?? false,
+    new_client_rate: r.int(t, "dhcp", "new_client_rate", 1, 100_000) ?? 10,
   };
 }
 
@@ -159,6 +161,11 @@ export function readBoot(t: Raw, r: ConfigReader): Config["boot"] {
     default: r.str(t, "boot", "default"),
     menu_timeout: r.int(t, "boot", "menu_timeout", 0, 86400) ?? 10,
   };
+}
+
+/** `[api]`. */
+export function readApi(t: Raw, r: ConfigReader, dataDir: string): Config["api"] {
+  return { token_file: r.str(t, "api", "token_file") ?? join(dataDir, "api-token") };
 }
 
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;

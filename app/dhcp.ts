@@ -41,6 +41,12 @@ export interface DhcpServiceOptions {
   machines?: DhcpMachine[];
   /** The shared database (state/db.ts); required unless mode is "proxy" or "off". */
   db?: DatabaseSync;
+  /** The lease store, when the caller made it already (`createLeaseStore`). */
+  leases?: LeaseStore;
+  /** Answer `[[machine]]` entries only. */
+  knownOnly?: boolean;
+  /** New leases per second for strangers; default unlimited. */
+  newClientRate?: number;
   logger: Logger;
   /** Every request's typed event (replies, releases, ignored requests). */
   onEvent?: (event: DhcpEvent) => void;
@@ -65,6 +71,7 @@ export function createLeaseStore(
     subnet: Subnet;
     router?: string;
     machines?: readonly DhcpMachine[];
+    newClientRate?: number;
   },
 ): LeaseStore {
   return new LeaseStore(db, {
@@ -73,6 +80,8 @@ export function createLeaseStore(
     reservations: (o.machines ?? []).flatMap((m) =>
       m.ip ? [{ mac: m.mac, ip: m.ip, hostname: m.hostname }] : []
     ),
+    known: (o.machines ?? []).map((m) => m.mac),
+    newClientRate: o.newClientRate,
   });
 }
 
@@ -85,8 +94,8 @@ export async function startDhcpService(o: DhcpServiceOptions): Promise<DhcpServi
   const info = o.serverIp && o.netmask ? undefined : interfaceInfo(o.interface);
   const serverIp = o.serverIp ?? info!.address;
   const subnet = Subnet.of(serverIp, o.netmask ?? info!.netmask);
-  let leases: LeaseStore | undefined;
-  if (o.mode !== "proxy") {
+  let leases = o.leases;
+  if (o.mode !== "proxy" && !leases) {
     if (!o.range || !o.db) throw new Error(`DHCP mode "${o.mode}" needs a range and a database`);
     leases = createLeaseStore(o.db, { ...o, range: o.range, serverIp, subnet });
   }
@@ -104,6 +113,8 @@ export async function startDhcpService(o: DhcpServiceOptions): Promise<DhcpServi
       boot: o.boot,
       leases,
       hostnames,
+      knownOnly: o.knownOnly,
+      known: new Set((o.machines ?? []).map((m) => m.mac)),
     },
     onEvent: o.onEvent,
     logger: o.logger,

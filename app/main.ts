@@ -12,6 +12,9 @@ import { createLogger } from "../log.ts";
 import type { Logger } from "../log.ts";
 import { openIpfsStore, runServe } from "./serve.ts";
 import { leasesCommand, machineCommand } from "./admin.ts";
+import { readToken } from "./token.ts";
+import { DatabaseError } from "../state/db.ts";
+import { BindError } from "../net/errors.ts";
 import { labCommand } from "../lab/main.ts";
 import { exportTree, prefetch, progressPrinter } from "../ipfs/commands.ts";
 
@@ -95,6 +98,13 @@ export async function main(argv: string[]): Promise<number> {
         return leasesCommand(readConfigFile(args, false), out);
       case "machine":
         return await machineCommand(readConfigFile(args, false), args.rest, out);
+      case "token": {
+        const config = readConfigFile(args, false);
+        const token = readToken(config.api.token_file, false);
+        out(`${token}\n`);
+        err(`dashboard: ${config.http.public_url}/ui#token=${token}`);
+        return 0;
+      }
       case "fetch":
       case "export": {
         const config = readConfigFile(args, false);
@@ -118,6 +128,15 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof ConfigError || e instanceof UsageError) {
       err(`astralboot: ${e.message}`);
       return 2;
+    }
+    // What a person must fix outside the program: one line, no stack.
+    if (e instanceof DatabaseError || e instanceof BindError) {
+      err(`astralboot: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof Deno.errors.NotFound && args.command === "token") {
+      err(`astralboot: no admin token yet: it is made when the server first starts`);
+      return 1;
     }
     logger.error("main", (e as Error).message, { error: e });
     return 1;

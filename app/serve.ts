@@ -18,14 +18,19 @@ import { IpfsStore } from "../ipfs/store.ts";
 import { startTftpServer, type TftpOpen } from "../protocols/tftp/server.ts";
 import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
-import { openDatabaseFile } from "../state/db.ts";
+import { checkDatabase, openDatabaseFile } from "../state/db.ts";
+import type { LeaseStore } from "../state/leases.ts";
+import { Subnet } from "../net/ipv4.ts";
+import { neighbourMac } from "../net/neighbours.ts";
+import type { AddressBook } from "../boot/identity.ts";
+import { readToken } from "./token.ts";
 import { createHttpApp } from "../http/app.ts";
 import { startHttpServer } from "../http/server.ts";
 import { BootWatch } from "../observe/watch.ts";
 import { historyWriter } from "../observe/history.ts";
 import type { DatabaseSync } from "node:sqlite";
 import type { DhcpEvent } from "../boot/dhcp_responder.ts";
-import { type DhcpServiceOptions, startDhcpService } from "./dhcp.ts";
+import { createLeaseStore, type DhcpServiceOptions, startDhcpService } from "./dhcp.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache`. */
@@ -110,12 +115,15 @@ function signals(): Promise<void> {
 function servicesFor(
   config: Config,
   tree: { store: ContentStore; local: boolean },
-  db: DatabaseSync,
+  db: { main: DatabaseSync; quick: DatabaseSync },
+  addressBook: AddressBook,
   logger: Logger,
 ): BootServices {
   return createBootServices({
     store: tree.store,
-    db,
+    db: db.main,
+    bestEffortDb: db.quick,
+    addressBook,
     machines: config.machines,
     server: {
       serverIp: config.server_ip,
@@ -135,10 +143,37 @@ function servicesFor(
   });
 }
 
+/** Where this server learns machines' addresses: its leases, the config, the neighbour table. */
+export function addressBookFor(config: Config, leases: LeaseStore | undefined): AddressBook {
+  const reserved = new Map(config.machines.flatMap((m) => m.ip ? [[m.mac, m.ip] as const] : []));
+  const byIp = new Map([...reserved].map(([mac, ip]) => [ip, mac] as const));
+  return {
+    leaseOf: (mac) => leases?.current(mac)?.ip ?? null,
+    leaseAt: (ip) => leases?.holderOf(ip) ?? null,
+    reservationOf: (mac) => reserved.get(mac) ?? null,
+    reservedAt: (ip) => byIp.get(ip) ?? null,
+    neighbourAt: (ip) => neighbourMac(ip, config.interface || undefined),
+  };
+}
+
+/** The lease store of this config, or none when another server hands out addresses. */
+function leaseStoreFor(config: Config, db: DatabaseSync): LeaseStore | undefined {
+  if (config.dhcp.mode === "proxy" || config.dhcp.mode === "off") return undefined;
+  return createLeaseStore(db, {
+    range: config.dhcp.range,
+    serverIp: config.server_ip,
+    subnet: Subnet.of(config.server_ip, config.netmask),
+    router: config.dhcp.router,
+    machines: config.machines,
+    newClientRate: config.dhcp.new_client_rate,
+  });
+}
+
 /** What the DHCP service of this config gets. */
 function dhcpOptions(
   config: Config,
   db: DatabaseSync,
+  leases: LeaseStore | undefined,
   logger: Logger,
   onEvent: (e: DhcpEvent) => void,
 ): DhcpServiceOptions {
@@ -159,10 +194,18 @@ function dhcpOptions(
     },
     machines: config.machines,
     db,
+    leases,
+    knownOnly: config.dhcp.known_only,
+    newClientRate: config.dhcp.new_client_rate,
     logger,
     onEvent,
   };
 }
+
+/** How long a stranger nobody configured is remembered after its last contact. */
+const FORGET_STRANGERS_MS = 30 * 86_400_000;
+/** The most strangers remembered at once. */
+const MAX_STRANGERS = 10_000;
 
 /** Runs until stopped; resolves to the exit code. */
 export async function runServe(config: Config, options: ServeOptions): Promise<number> {
@@ -172,16 +215,25 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     interface: config.interface,
     server_ip: config.server_ip,
   });
-  for (const line of formatConfig(config).trimEnd().split("\n")) logger.info("config", line);
+  // The log gets the names of [[machine]] vars, never their values (password hashes, keys).
+  for (const line of formatConfig(config, { hideVars: true }).trimEnd().split("\n")) {
+    logger.info("config", line);
+  }
   const tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
   const store = tree.store;
   logger.info("content", `boot tree: ${store.description}`);
 
   // Closed in reverse order: DHCP first, the tree last.
   const running: { close(): Promise<void> }[] = [tree];
-  const db = openDatabaseFile(config.db_file);
-  running.push({ close: () => Promise.resolve(db.close()) });
   try {
+    const db = openDatabaseFile(config.db_file);
+    running.push({ close: () => Promise.resolve(db.close()) });
+    checkDatabase(db, config.db_file);
+    const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 25 });
+    running.push({ close: () => Promise.resolve(quick.close()) });
+    const adminToken = readToken(config.api.token_file, true);
+    logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
+    const leases = leaseStoreFor(config, db);
     running.push(
       await startTftpServer({
         address: config.server_ip,
@@ -193,17 +245,26 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
         onTransfer: (e) => watch.tftp(e),
       }),
     );
-    const services = servicesFor(config, { store, local: options.local !== undefined }, db, logger);
+    const local = options.local !== undefined;
+    const book = addressBookFor(config, leases);
+    const services = servicesFor(config, { store, local }, { main: db, quick }, book, logger);
     const { registry } = services;
+    const forget = () => {
+      const gone = registry.prune(Date.now() - FORGET_STRANGERS_MS, MAX_STRANGERS);
+      if (gone) logger.info("main", "forgot machines nobody configured", { machines: gone });
+    };
+    forget();
+    const daily = setInterval(forget, 86_400_000);
+    running.push({ close: () => Promise.resolve(clearInterval(daily)) });
     watch.events.observe(historyWriter(services.history, logger));
-    const app = createHttpApp({ ...services, store, watch, logger });
+    const app = createHttpApp({ ...services, store, watch, adminToken, logger });
     const { address, port } = config.http;
     running.push(await startHttpServer({ app, address, port, logger }));
     // Closed before the HTTP server: open event streams would hold its shutdown.
     running.push({ close: () => Promise.resolve(watch.close()) });
 
     // DHCP last: a client that gets an offer must find TFTP and HTTP already listening.
-    const dhcp = await startDhcpService(dhcpOptions(config, db, logger, (e) => {
+    const dhcp = await startDhcpService(dhcpOptions(config, db, leases, logger, (e) => {
       watch.dhcp(e);
       // Machines seen on the wire join the registry before their first HTTP request.
       if (e.kind === "reply" && e.reply === "ack" && e.ip) registry.seen(e.mac, e.ip);
@@ -213,8 +274,10 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       // iPXE waits ~15 s for an IPv6 router advertisement after DHCP; a non-router one ends it.
       running.push(await startRaResponder({ interface: config.interface, logger }));
     }
-    const leases = dhcp.leases;
-    if (leases) watch.leases = () => leases.list();
+    if (leases) {
+      watch.leases = () => leases.list();
+      watch.pool = () => leases.usage();
+    }
     watch.macForIp = (ip) =>
       registry.findByIp(ip)?.mac ??
         leases?.list().find((l) => l.ip === ip && l.state === "bound")?.mac ?? null;

@@ -11,10 +11,12 @@ import type { ContentStore } from "../content/store.ts";
 import { OsCatalog } from "../boot/catalog.ts";
 import { Installers } from "../boot/installers.ts";
 import { BootScripts } from "../boot/scripts.ts";
+import { type AddressBook, MachineIdentity } from "../boot/identity.ts";
 import type { ServerInfo } from "../boot/template_data.ts";
 import { TemplateRenderer } from "../boot/templates.ts";
 import { BootHistory } from "../state/history.ts";
 import { type MachineConfig, MachineRegistry } from "../state/machines.ts";
+import { serverSecret } from "../state/secrets.ts";
 
 /** Options for {@linkcode createBootServices}. */
 export interface BootServicesOptions {
@@ -22,7 +24,8 @@ export interface BootServicesOptions {
   db: DatabaseSync;
   /** `[[machine]]` entries. */
   machines?: readonly MachineConfig[];
-  server: ServerInfo;
+  /** This server as templates see it; the callback secret comes from the database. */
+  server: Omit<ServerInfo, "secret">;
   /** `[boot] default`. */
   defaultOs?: string;
   /** `[boot] menu_timeout`, seconds; default 10. */
@@ -30,6 +33,15 @@ export interface BootServicesOptions {
   /** How long the OS list is kept before the tree is read again; default forever. */
   catalogTtlMs?: number;
   logger: Logger;
+  /** Where machines' addresses are known from (leases, reservations, neighbour table). */
+  addressBook: AddressBook;
+  /** Skip the "a machine acts only for itself" check: only for tests behind a relay. */
+  trustAll?: boolean;
+  /**
+   * A second handle on the database with a short busy timeout, for bookkeeping a boot never
+   * waits for (contacts, history); default `db`.
+   */
+  bestEffortDb?: DatabaseSync;
   /** Clock in ms for the registry and history; tests pass their own. */
   now?: () => number;
 }
@@ -42,24 +54,43 @@ export interface BootServices {
   history: BootHistory;
   installers: Installers;
   scripts: BootScripts;
+  identity: MachineIdentity;
+  /** The key of the callback tokens. */
+  secret: Uint8Array;
 }
 
 /** Puts the boot services together; see the module doc. */
 export function createBootServices(o: BootServicesOptions): BootServices {
+  const server: ServerInfo = { ...o.server, secret: serverSecret(o.db) };
   const catalog = new OsCatalog(o.store, { logger: o.logger, ttlMs: o.catalogTtlMs });
   const renderer = new TemplateRenderer({ store: o.store });
-  const registry = new MachineRegistry(o.db, { machines: o.machines, now: o.now });
-  const history = new BootHistory(o.db, { now: o.now });
-  const installers = new Installers({ registry, catalog, renderer, server: o.server });
+  const registry = new MachineRegistry(o.db, {
+    machines: o.machines,
+    bestEffort: o.bestEffortDb,
+    now: o.now,
+  });
+  const history = new BootHistory(o.bestEffortDb ?? o.db, { now: o.now });
+  const identity = new MachineIdentity(o.addressBook, { trustAll: o.trustAll });
+  const installers = new Installers({ registry, catalog, renderer, server, identity });
   const scripts = new BootScripts({
     catalog,
     renderer,
     registry,
     installers,
-    server: o.server,
+    server,
+    identity,
     defaultOs: o.defaultOs,
     menuTimeout: o.menuTimeout ?? 10,
     logger: o.logger,
   });
-  return { catalog, renderer, registry, history, installers, scripts };
+  return {
+    catalog,
+    renderer,
+    registry,
+    history,
+    installers,
+    scripts,
+    identity,
+    secret: server.secret,
+  };
 }

@@ -38,6 +38,10 @@ export interface DhcpPolicyOptions {
   leases?: LeaseStore;
   /** Host names of known machines (from `[[machine]]`), sent as option 12. */
   hostnames?: ReadonlyMap<Mac, string>;
+  /** Answer only the machines of `known` (`[dhcp] known_only`). */
+  knownOnly?: boolean;
+  /** The machines `[[machine]]` names. */
+  known?: ReadonlySet<Mac>;
 }
 
 /** The replies a server sends, by kind. */
@@ -66,11 +70,16 @@ export interface DhcpClientEvent {
   ok: boolean;
 }
 
+/** Why a request a server could have answered was refused on purpose. */
+export type DhcpRefusal = "pool-exhausted" | "rate-limited" | "known-only" | "not-offered";
+
 /** A request left unanswered, and why. */
 export interface DhcpIgnoredEvent {
   kind: "ignored";
   mac: Mac | null;
   why: string;
+  /** Set when the server refused a client it could otherwise serve. */
+  refusal?: DhcpRefusal;
 }
 
 /** What happened with one request; metrics, the live feed and the registry subscribe. */
@@ -83,6 +92,17 @@ export interface DhcpOutcome {
 }
 
 const ZERO = "0.0.0.0";
+
+/**
+ * A client's host name (option 12) as it may be stored and shown: letters, digits and
+ * hyphens (RFC 1123), at most 63; undefined when nothing usable is left. It reaches a
+ * terminal (`astralboot leases`) and templates.
+ */
+export function cleanHostname(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const clean = text.replace(/[^A-Za-z0-9-]/g, "").replace(/^-+|-+$/g, "").slice(0, 63);
+  return clean === "" ? undefined : clean;
+}
 
 function hex(b: Uint8Array | undefined): string | undefined {
   return b ? Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("") : undefined;
@@ -180,8 +200,8 @@ function leaseReply(
   return { event: replyEvent(req, mac, kind, ip, choice), reply: finishReply(req, reply) };
 }
 
-function ignored(mac: Mac | null, why: string): DhcpOutcome {
-  return { event: { kind: "ignored", mac, why } };
+function ignored(mac: Mac | null, why: string, refusal?: DhcpRefusal): DhcpOutcome {
+  return { event: { kind: "ignored", mac, why, ...(refusal ? { refusal } : {}) } };
 }
 
 /**
@@ -194,6 +214,9 @@ export function handleDhcp(req: DhcpPacket, o: DhcpPolicyOptions): DhcpOutcome {
   const type = req.options.messageType();
   if (type === undefined) return ignored(mac, "BOOTP (no option 53) is not served");
   if (mac === null) return ignored(mac, "not Ethernet");
+  if (o.knownOnly && !o.known?.has(mac)) {
+    return ignored(mac, "not a [[machine]] (known_only)", "known-only");
+  }
   return o.mode === "proxy" ? proxy(req, mac, type, o) : server(req, mac, type, o);
 }
 
@@ -208,12 +231,17 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
   const choice = chooseBootfile(req, o.boot);
   switch (type) {
     case MessageType.Discover: {
-      const ip = leases.offer(mac, {
+      const got = leases.offer(mac, {
         clientId,
         requestedIp: req.options.ip(DhcpOption.RequestedIP),
       });
-      if (ip === null) return ignored(mac, "address pool exhausted");
-      return leaseReply(req, mac, o, MessageType.Offer, ip, choice);
+      if ("refused" in got) {
+        const why = got.refused === "rate-limited"
+          ? "too many new clients at once"
+          : "address pool exhausted (the rest is kept for [[machine]] entries)";
+        return ignored(mac, why, got.refused);
+      }
+      return leaseReply(req, mac, o, MessageType.Offer, got.ip, choice);
     }
     case MessageType.Request: {
       const serverId = req.options.ip(DhcpOption.ServerId);
@@ -228,8 +256,12 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
       const ip = requested ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
       if (ip === undefined) return nak(req, mac, o, "no address requested");
       if (!o.subnet.contains(ip)) return nak(req, mac, o, "wrong network");
-      const hostname = req.options.string(DhcpOption.Hostname);
+      const hostname = cleanHostname(req.options.string(DhcpOption.Hostname));
       const res = leases.commit(mac, ip, o.leaseSeconds, { clientId, hostname });
+      if (!res.ok && res.reason === "not-offered" && serverId === undefined) {
+        // RFC 2131 §4.3.2: no record of this client: a server MUST remain silent.
+        return ignored(mac, `REQUEST for ${ip}, which it was never given`, "not-offered");
+      }
       if (!res.ok) return nak(req, mac, o, `address ${ip} ${res.reason}`);
       return leaseReply(req, mac, o, MessageType.Ack, ip, choice);
     }
@@ -311,9 +343,12 @@ const REPLY_NAMES: Record<DhcpReplyKind, string> = {
 };
 
 /** One log line per outcome: replies and client messages at info, ignored requests at debug. */
-function logOutcome(logger: Logger, out: DhcpOutcome): void {
+function logOutcome(logger: Logger, out: DhcpOutcome, warn: (e: DhcpIgnoredEvent) => void): void {
   const e = out.event;
-  if (e.kind === "ignored") return logger.debug("dhcp", "ignored", { mac: e.mac, why: e.why });
+  if (e.kind === "ignored") {
+    if (e.refusal === "pool-exhausted" || e.refusal === "rate-limited") warn(e);
+    return logger.debug("dhcp", "ignored", { mac: e.mac, why: e.why });
+  }
   if (e.kind !== "reply") return logger.info("dhcp", `DHCP${e.kind.toUpperCase()}`, { ...e });
   const dest = out.reply ? `${out.reply.address}:${out.reply.port}` : "";
   logger.info("dhcp", `${REPLY_NAMES[e.reply]}${e.ip ? ` ${e.ip}` : ""} to ${e.mac}`, {
@@ -334,11 +369,19 @@ export interface DhcpHandlerOptions {
 /** The handler the DHCP server loop calls: the policy plus events and log lines. */
 export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
   const { policy, onEvent, logger } = options;
+  // Under a flood of strangers one warning a minute says it; more would fill the log.
+  let warnedAt = -Infinity;
+  const warn = (e: DhcpIgnoredEvent) => {
+    const now = Date.now();
+    if (now - warnedAt < 60_000) return;
+    warnedAt = now;
+    logger.warn("dhcp", `new clients refused: ${e.why}`, { mac: e.mac, refusal: e.refusal });
+  };
   return (req, ctx) => {
     const out = ctx.port === PXE_PORT
       ? handlePxeRequest(req, { ...policy, mode: "proxy" }, ctx.from)
       : handleDhcp(req, { ...policy, mode: ctx.mode });
-    logOutcome(logger, out);
+    logOutcome(logger, out, warn);
     try {
       onEvent?.(out.event);
     } catch (e) {

@@ -11,6 +11,7 @@
  */
 import type { Mac } from "../net/mac.ts";
 import { BootRequestError } from "./errors.ts";
+import type { MachineIdentity } from "./identity.ts";
 import type { Machine, MachineRegistry } from "../state/machines.ts";
 import type { OsCatalog } from "./catalog.ts";
 import { type TemplateRenderer, TemplateRenderError } from "./templates.ts";
@@ -91,6 +92,19 @@ export interface RenderedConfig {
   what: string;
 }
 
+/** What a request for a config says. */
+export interface ConfigRequest {
+  os: string;
+  /** The config kind: `preseed`, `cloud-config`, … (a template name). */
+  name: string;
+  /** `?mac=`, else the machine asking from `ip`. */
+  mac?: Mac | null;
+  /** The client's address. */
+  ip?: string;
+  /** An admin looks: any machine, and nothing is recorded. */
+  preview?: boolean;
+}
+
 /** Options for {@linkcode Installers}. */
 export interface InstallersOptions {
   registry: MachineRegistry;
@@ -98,6 +112,8 @@ export interface InstallersOptions {
   /** The one renderer of the program (its defaults include the installer templates). */
   renderer: TemplateRenderer;
   server: ServerInfo;
+  /** Who may act for which MAC. */
+  identity: MachineIdentity;
 }
 
 /** Renders install configs and local-disk scripts for machines of the registry. */
@@ -106,33 +122,32 @@ export class Installers {
   #catalog: OsCatalog;
   #renderer: TemplateRenderer;
   #server: ServerInfo;
+  #identity: MachineIdentity;
 
   constructor(options: InstallersOptions) {
+    this.#identity = options.identity;
     this.#registry = options.registry;
     this.#catalog = options.catalog;
     this.#server = options.server;
     this.#renderer = options.renderer;
   }
 
-  /** The machine behind a request: its `?mac=`, else whoever last asked from `ip`. */
-  #machine(mac: Mac | null | undefined, ip: string | undefined): Machine {
-    if (mac) {
-      const m = this.#registry.get(mac);
-      if (m) return m;
-      // A MAC we never saw still identifies the machine: make it known.
-      this.#registry.seen(mac, ip);
-      return this.#registry.get(mac)!;
-    }
-    const found = ip ? this.#registry.findByIp(ip) : null;
-    if (!found) {
+  /**
+   * The machine behind a request: its `?mac=` (only from its own address), else the machine
+   * whose address asks. An admin's preview may name any machine.
+   */
+  #machine(request: ConfigRequest): Machine {
+    const { mac, ip } = request;
+    const who = mac ?? this.#identity.machineAt(ip ?? null);
+    if (who === null) {
       throw new BootRequestError(
-        `no machine known at ${
-          ip ?? "this address"
-        }: boot it through /boot.ipxe first or add ?mac=`,
+        `no machine known at ${ip ?? "this address"}: no lease, reservation or neighbour entry`,
         404,
       );
     }
-    return found;
+    if (!request.preview && mac) this.#identity.require(mac, ip ?? null);
+    if (!request.preview) this.#registry.seen(who, ip);
+    return this.#registry.get(who) ?? this.#registry.placeholder(who, ip ?? null);
   }
 
   /**
@@ -140,12 +155,10 @@ export class Installers {
    * Throws `BootRequestError` (unknown OS, class or template) or
    * `TemplateRenderError` (a template mistake, naming file and line).
    */
-  async render(
-    request: { os: string; name: string; mac?: Mac | null; ip?: string },
-  ): Promise<RenderedConfig> {
+  async render(request: ConfigRequest): Promise<RenderedConfig> {
     const entry = await this.#catalog.get(request.os);
     if (!entry) throw new BootRequestError(`no OS ${request.os} in the tree`, 404);
-    const machine = this.#machine(request.mac, request.ip);
+    const machine = this.#machine(request);
     const cls = classFor(machine, entry);
     if (cls !== null && !entry.classes.some((c) => c.name === cls)) {
       throw new BootRequestError(
@@ -178,7 +191,8 @@ export class Installers {
       body,
       contentType: CONTENT_TYPES[request.name] ?? "text/plain; charset=utf-8",
       template: file,
-      machine: this.#registry.installing(machine.mac, request.ip),
+      // An admin's look at a machine's config changes nothing about it.
+      machine: request.preview ? machine : this.#registry.installing(machine.mac, request.ip),
       os: entry.name,
       class: cls ?? "",
       name: request.name,

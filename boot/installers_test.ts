@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { openDatabase } from "../state/db.ts";
 import { finishConfig, Installers, templateCandidates } from "./installers.ts";
 import { BootRequestError } from "./errors.ts";
+import { MachineIdentity } from "./identity.ts";
 import { DEFAULT_VARS, mergeVars, shellQuote, templateData } from "./template_data.ts";
 import { type MachineConfig, MachineRegistry } from "../state/machines.ts";
 import { BootHistory } from "../state/history.ts";
@@ -21,7 +22,22 @@ const INSTALLER_DIR = fileURLToPath(new URL("../templates/installers", import.me
 // Set to rewrite the golden files from what the code renders now (then review the diff).
 const UPDATE = Deno.env.get("ASTRALBOOT_UPDATE_GOLDEN") === "1";
 
-const SETTINGS = { serverIp: "10.0.0.1", baseUrl: "http://10.0.0.1", domain: "lab.example" };
+// A fixed secret keeps the callback tokens in the golden files stable.
+const SECRET = new TextEncoder().encode("golden-secret-0123456789abcdef!!");
+const SETTINGS = {
+  serverIp: "10.0.0.1",
+  baseUrl: "http://10.0.0.1",
+  domain: "lab.example",
+  secret: SECRET,
+};
+/** Every request comes from its machine's own address here; boot/identity_test.ts checks that. */
+const TRUSTING = new MachineIdentity({
+  leaseOf: () => null,
+  leaseAt: () => null,
+  reservationOf: () => null,
+  reservedAt: (ip) => MACHINES.find((m) => m.ip === ip)?.mac ?? null,
+  neighbourAt: () => null,
+}, { trustAll: true });
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGolden admin's key";
 
 /** The machines of the golden files: two classes of each OS, and cluster peers. */
@@ -84,7 +100,11 @@ const MACHINES: MachineConfig[] = [
   },
 ];
 
-function setup(store: ContentStore, machines: MachineConfig[] = MACHINES) {
+function setup(
+  store: ContentStore,
+  machines: MachineConfig[] = MACHINES,
+  identity: MachineIdentity = TRUSTING,
+) {
   const db = openDatabase(":memory:");
   const registry = new MachineRegistry(db, { machines });
   const catalog = new OsCatalog(store);
@@ -93,7 +113,13 @@ function setup(store: ContentStore, machines: MachineConfig[] = MACHINES) {
     registry,
     catalog,
     history: new BootHistory(db),
-    installers: new Installers({ registry, catalog, renderer, server: SETTINGS }),
+    installers: new Installers({
+      registry,
+      catalog,
+      renderer,
+      server: SETTINGS,
+      identity,
+    }),
   };
 }
 
@@ -134,7 +160,7 @@ Deno.test("the rendered configs say what the machine and its class asked for", a
     assert.match(body, /^d-i partman-auto\/disk string \/dev\/vda$/m);
     assert.match(
       body,
-      /wget -q -O \/dev\/null http:\/\/10\.0\.0\.1\/api\/machines\/52-54-00-00-01-01\/installed$/m,
+      /wget -q -O \/dev\/null http:\/\/10\.0\.0\.1\/api\/machines\/52-54-00-00-01-01\/installed\/[0-9a-f]{32}$/m,
     );
     assert.match(
       body,
@@ -203,6 +229,7 @@ Deno.test("vars: defaults < os.toml < class < [[machine]]", async (t) => {
     first_seen: null,
     last_seen: null,
     installed_at: null,
+    install_gen: 0,
   });
   const cases: [string, string | null, Record<string, unknown>, Record<string, unknown>][] = [
     ["no class", null, {}, { timezone: "os", tasks: "os", user: "os", locale: "en_US.UTF-8" }],
@@ -322,9 +349,16 @@ Deno.test("errors name the template, line and what is missing", async (t) => {
 
 Deno.test("serving a config marks the machine installing; the machine is found by address", async (t) => {
   const mac = mustParseMac("52:54:00:00:0a:01");
-  const { installers, registry } = setup(new LocalStore(EXAMPLES), []);
+  // Its lease says who asks from 10.0.0.77.
+  const leased = new MachineIdentity({
+    leaseOf: (m) => m === mac ? "10.0.0.77" : null,
+    leaseAt: (ip) => ip === "10.0.0.77" ? mac : null,
+    reservationOf: () => null,
+    reservedAt: () => null,
+    neighbourAt: () => null,
+  }, { trustAll: true });
+  const { installers, registry } = setup(new LocalStore(EXAMPLES), [], leased);
   registry.choose(mac, "debian", "minimal");
-  registry.seen(mac, "10.0.0.77");
   await t.step("a preseed fetched without ?mac= is matched by the address", async () => {
     const out = await installers.render({ os: "debian", name: "preseed", ip: "10.0.0.77" });
     assert.equal(out.machine.mac, mac);

@@ -14,6 +14,7 @@ import type { Mac } from "../net/mac.ts";
 import type { Machine, MachineRegistry } from "../state/machines.ts";
 import { OS_NAME, type OsCatalog, type OsEntry } from "./catalog.ts";
 import { BootRequestError } from "./errors.ts";
+import type { MachineIdentity } from "./identity.ts";
 import type { Installers } from "./installers.ts";
 import { buildMenu, decideEntry } from "./menu.ts";
 import { anonymousData, type ServerInfo, templateData } from "./template_data.ts";
@@ -40,6 +41,8 @@ export interface BootScriptsOptions {
   registry: MachineRegistry;
   installers: Installers;
   server: ServerInfo;
+  /** Who may act for which MAC. */
+  identity: MachineIdentity;
   /** `[boot] default`: the OS the menu boots after the timeout. */
   defaultOs?: string;
   /** `[boot] menu_timeout` in seconds. */
@@ -67,7 +70,7 @@ export class BootScripts {
 
   /** `/boot.ipxe?mac=`: local disk, the machine's OS, or the menu; see the module doc. */
   async entry(mac: Mac, clientIp: string | null): Promise<Script> {
-    const machine = this.#seen(mac, clientIp);
+    const machine = this.#verified(mac, clientIp);
     const local = await this.#o.installers.localBoot(machine, clientIp ?? undefined);
     if (local !== null) {
       this.#o.logger.info("install", "installed: booting the local disk", {
@@ -91,13 +94,13 @@ export class BootScripts {
 
   /** The OS menu, even for a machine whose OS is decided. */
   async menu(mac: Mac | null, clientIp: string | null): Promise<Script> {
-    return await this.#menu(mac ? this.#seen(mac, clientIp) : null, clientIp);
+    return await this.#menu(mac ? this.#verified(mac, clientIp) : null, clientIp);
   }
 
   /** `/boot/<os>/<mac>`: the start script of an OS. */
   async start(os: string, mac: Mac, clientIp: string | null): Promise<Script> {
     const entry = await this.#entry(os);
-    return await this.#start(entry, this.#seen(mac, clientIp), clientIp, "asked for");
+    return await this.#start(entry, this.#verified(mac, clientIp), clientIp, "asked for");
   }
 
   /** `/choose/<os>[/<class>]/<mac>`: makes the choice sticky, then the start script. */
@@ -106,6 +109,13 @@ export class BootScripts {
     if (cls !== null && !entry.classes.some((k) => k.name === cls)) {
       throw new BootRequestError(`no class ${cls} for ${entry.name}`, 404);
     }
+    if (this.#verified(mac, clientIp).state === "installed") {
+      // A choice at the menu would mean a new install, and that a wiped disk.
+      throw new BootRequestError(
+        `${mac} is installed: a new install is an admin's decision (astralboot machine reinstall)`,
+        409,
+      );
+    }
     const machine = this.#o.registry.choose(mac, entry.name, cls, clientIp ?? undefined);
     this.#o.logger.info("http", "sticky choice", { mac, os: entry.name, class: cls ?? "" });
     const script = await this.#start(entry, machine, clientIp, "chosen at the menu");
@@ -113,9 +123,13 @@ export class BootScripts {
     return { ...script, step: { stage: "chosen", detail } };
   }
 
-  #seen(mac: Mac, clientIp: string | null): Machine {
-    this.#o.registry.seen(mac, clientIp ?? undefined);
-    return this.#o.registry.get(mac)!;
+  /** The machine, once it is proven to ask for itself; its contact is recorded (best effort). */
+  #verified(mac: Mac, clientIp: string | null): Machine {
+    this.#o.identity.require(mac, clientIp);
+    if (!this.#o.registry.seen(mac, clientIp ?? undefined)) {
+      this.#o.logger.debug("http", "database busy: contact not recorded", { mac });
+    }
+    return this.#o.registry.get(mac) ?? this.#o.registry.placeholder(mac, clientIp);
   }
 
   async #entry(name: string): Promise<OsEntry> {

@@ -10,13 +10,14 @@
  * | `vars` | {@linkcode DEFAULT_VARS} < os.toml `vars` < class `vars` < `[[machine]] vars` |
  * | `machine` | `{ mac, hostname, ip, os, class, state, vars }` |
  * | `cluster` | every machine of the same OS and class, this one included: `{ mac, hostname, ip, fqdn, state }` |
- * | `callback` | `{ installed, progress }`: the URLs an installer calls back |
+ * | `callback` | `{ installed, progress }`: the URLs an installer calls back, with this install's token |
  * | `config` | what templates see of the server's config (domain, dns, router …) |
  * | `sh(text)` | `text` quoted for a POSIX shell |
  *
  * @module
  */
 import { macHyphens } from "../net/mac.ts";
+import { callbackToken } from "./callback_tokens.ts";
 import type { Machine } from "../state/machines.ts";
 import type { OsEntry } from "./catalog.ts";
 
@@ -30,6 +31,8 @@ export interface ServerInfo {
   domain?: string;
   /** What templates see as `config`. */
   templateConfig?: Record<string, unknown>;
+  /** The key of the callback tokens (`state/secrets.ts`). */
+  secret: Uint8Array;
 }
 
 /** Variables every default template reads; os.toml, classes and machines override them. */
@@ -99,6 +102,7 @@ export function templateData(
   const vars = mergeVars(DEFAULT_VARS, os?.vars, classVars, machine.vars);
   const ip = machine.ip ?? options.clientIp ?? "";
   const api = `${base}/api/machines/${macHyphens(machine.mac)}`;
+  const token = callbackToken(server.secret, machine.mac, machine.install_gen);
   return {
     server: server.serverIp,
     http: base,
@@ -127,7 +131,7 @@ export function templateData(
       fqdn: fqdn(m.hostname),
       state: m.state,
     })),
-    callback: { installed: `${api}/installed`, progress: `${api}/progress` },
+    callback: { installed: `${api}/installed/${token}`, progress: `${api}/progress/${token}` },
     config: server.templateConfig ?? {},
     sh: shellQuote,
   };

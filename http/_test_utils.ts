@@ -12,6 +12,7 @@ import { BootWatch, type HttpEvent } from "../observe/watch.ts";
 import { historyWriter } from "../observe/history.ts";
 import { memoryLogger } from "../log.ts";
 import { createHttpApp } from "./app.ts";
+import type { AddressBook } from "../boot/identity.ts";
 
 /** Options of {@linkcode testApp}. */
 export interface TestAppOptions {
@@ -25,7 +26,18 @@ export interface TestAppOptions {
   /** This server's address and base URL; default 10.0.0.1. */
   serverIp?: string;
   baseUrl?: string;
+  /**
+   * Who holds which address; without one every request is trusted to come from the machine
+   * it names (most tests are about something else: the check has its own tests).
+   */
+  addressBook?: Partial<AddressBook>;
 }
+
+/** The admin token of every test app. */
+export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
+
+/** Request headers that carry {@linkcode ADMIN_TOKEN}. */
+export const ADMIN = { Authorization: `Bearer ${ADMIN_TOKEN}` };
 
 /** The app with its services, watch, logger and request helpers, wired as `serve` wires them. */
 export function testApp(options: TestAppOptions) {
@@ -43,6 +55,15 @@ export function testApp(options: TestAppOptions) {
     },
     defaultOs: options.defaultOs,
     menuTimeout: options.menuTimeout ?? 5,
+    addressBook: {
+      leaseOf: () => null,
+      leaseAt: () => null,
+      reservationOf: () => null,
+      reservedAt: () => null,
+      neighbourAt: () => null,
+      ...options.addressBook,
+    },
+    trustAll: options.addressBook === undefined,
     logger,
   });
   watch.events.observe(historyWriter(services.history, logger));
@@ -51,6 +72,7 @@ export function testApp(options: TestAppOptions) {
     store: options.store,
     watch,
     onRequest: options.onRequest,
+    adminToken: ADMIN_TOKEN,
     logger,
   });
   const get = (path: string, init: RequestInit = {}, ip = "10.0.0.50") =>

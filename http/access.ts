@@ -9,6 +9,11 @@ import type { Logger } from "../log.ts";
 import type { HttpEvent } from "../observe/watch.ts";
 import { clientOf, type Env } from "./context.ts";
 
+/** A path as it may be logged: a callback URL's token is a secret and is left out. */
+export function withoutSecrets(path: string): string {
+  return path.replace(/^(\/api\/machines\/[^/]+\/(?:installed|progress))\/[^/?]+/, "$1/(token)");
+}
+
 /** Logs each request after its handler answered, then hands its event to `onRequest`. */
 export function accessLog(
   logger: Logger,
@@ -23,7 +28,7 @@ export function accessLog(
     const url = new URL(c.req.url);
     const event: HttpEvent = {
       method: c.req.method,
-      path: url.pathname + url.search,
+      path: withoutSecrets(url.pathname + url.search),
       route: c.get("route"),
       status: c.res.status,
       bytes: c.req.method === "HEAD" ? 0 : Number(c.res.headers.get("Content-Length") ?? 0),

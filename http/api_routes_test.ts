@@ -1,26 +1,38 @@
 import assert from "node:assert/strict";
 import { MemoryStore } from "../content/memory.ts";
 import { mustParseMac } from "../net/mac.ts";
-import { testApp } from "./_test_utils.ts";
+import { callbackToken } from "../boot/callback_tokens.ts";
+import { ADMIN, testApp } from "./_test_utils.ts";
 
 const A = mustParseMac("52:54:00:00:00:0a");
 const B = mustParseMac("52:54:00:00:00:0b");
+const SECRET_HASH = "$6$SENTINEL$do-not-show-me";
 
 function setup() {
   const s = testApp({
     store: new MemoryStore({}),
-    machines: [{ mac: A, hostname: "etcd-1", os: "debian", class: "k8s-node", vars: {} }],
+    machines: [{
+      mac: A,
+      hostname: "etcd-1",
+      os: "debian",
+      class: "k8s-node",
+      vars: { password_hash: SECRET_HASH, disk: "/dev/vda" },
+    }],
   });
-  const req = (method: string, path: string) => s.get(path, { method });
+  const req = (method: string, path: string, headers: Record<string, string> = {}) =>
+    s.get(path, { method, headers });
+  const admin = (method: string, path: string) => req(method, path, ADMIN);
   const said = (message: string) => s.logger.lines.findLast((l) => l.message === message);
-  return { ...s, req, said };
+  /** The callback token of A's current install, as its rendered config carries it. */
+  const token = () => callbackToken(s.secret, A, s.registry.get(A)!.install_gen);
+  return { ...s, req, admin, said, token };
 }
 
-Deno.test("the install callback, by POST or GET, makes the machine boot from disk", async (t) => {
+Deno.test("the install callback with its token, by POST or GET, makes the machine boot from disk", async (t) => {
   for (const method of ["POST", "GET"]) {
     await t.step(method, async () => {
-      const { registry, history, said, req } = setup();
-      const res = await req(method, "/api/machines/52-54-00-00-00-0A/installed");
+      const { registry, history, said, req, token } = setup();
+      const res = await req(method, `/api/machines/52-54-00-00-00-0A/installed/${token()}`);
       assert.equal(res.status, 200);
       const body = await res.json();
       assert.equal(body.state, "installed");
@@ -36,68 +48,129 @@ Deno.test("the install callback, by POST or GET, makes the machine boot from dis
   }
 });
 
-Deno.test("reinstall is POST only and undoes the install", async (t) => {
-  const { registry, req } = setup();
-  registry.installed(A);
-  await t.step("GET does not reinstall", async () => {
-    const res = await req("GET", `/api/machines/${A}/reinstall`);
-    assert.equal(res.status, 404);
+Deno.test("a callback without its install's token changes nothing", async (t) => {
+  const { registry, req, admin, token } = setup();
+  const cases: [string, string][] = [
+    ["no token", `/api/machines/${A}/installed`],
+    ["a made-up token", `/api/machines/${A}/installed/${"0".repeat(32)}`],
+    ["another machine's token", `/api/machines/${B}/installed/${token()}`],
+    ["progress without a token", `/api/machines/${A}/progress?step=x`],
+  ];
+  for (const [name, path] of cases) {
+    await t.step(name, async () => {
+      const res = await req("GET", path);
+      assert.ok(res.status === 403 || res.status === 404, `${res.status}`);
+      await res.body?.cancel();
+      assert.equal(registry.get(A)!.state, "chosen");
+    });
+  }
+  await t.step("a token is used once: after the callback it is an earlier install's", async () => {
+    const first = token();
+    assert.equal((await req("POST", `/api/machines/${A}/installed/${first}`)).status, 200);
+    const again = await req("POST", `/api/machines/${A}/progress/${first}?step=late`);
+    assert.equal(again.status, 403);
+    assert.match((await again.json()).error, /not the token of .* current install/);
+  });
+  await t.step("an admin may mark it without a token", async () => {
+    registry.reinstall(A);
+    assert.equal((await admin("POST", `/api/machines/${A}/installed`)).status, 200);
     assert.equal(registry.get(A)!.state, "installed");
   });
-  await t.step("POST does", async () => {
+});
+
+Deno.test("reinstall is POST only, an admin's, and undoes the install", async (t) => {
+  const { registry, req, admin } = setup();
+  registry.installed(A);
+  await t.step("GET does not reinstall", async () => {
+    const res = await admin("GET", `/api/machines/${A}/reinstall`);
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+    assert.equal(registry.get(A)!.state, "installed");
+  });
+  await t.step("POST without the token is 401 and changes nothing", async () => {
     const res = await req("POST", `/api/machines/${A}/reinstall`);
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get("WWW-Authenticate") ?? "", /^Bearer/);
+    await res.body?.cancel();
+    assert.equal(registry.get(A)!.state, "installed");
+  });
+  await t.step("POST with the token from another site's page is refused", async () => {
+    const foreign: Record<string, string>[] = [{ Origin: "http://evil.example" }, {
+      "Sec-Fetch-Site": "cross-site",
+    }];
+    for (const headers of foreign) {
+      const res = await req("POST", `/api/machines/${A}/reinstall`, { ...ADMIN, ...headers });
+      assert.equal(res.status, 403);
+      await res.body?.cancel();
+    }
+    assert.equal(registry.get(A)!.state, "installed");
+  });
+  await t.step("POST with the token does it", async () => {
+    const res = await admin("POST", `/api/machines/${A}/reinstall`);
     assert.equal(res.status, 200);
     assert.equal((await res.json()).state, "chosen");
     assert.equal(registry.get(A)!.state, "chosen");
   });
 });
 
-Deno.test("list and detail", async (t) => {
-  const { registry, history, req } = setup();
+Deno.test("list and detail: the admin's, and without the values of vars", async (t) => {
+  const { registry, history, req, admin } = setup();
   registry.seen(B, "10.0.0.61");
   history.record(B, "menu", "menu", "10.0.0.61");
+  await t.step("without the token: 401", async () => {
+    for (const path of ["/api/machines", `/api/machines/${A}`]) {
+      const res = await req("GET", path);
+      assert.equal(res.status, 401, path);
+      await res.body?.cancel();
+    }
+  });
   await t.step("GET /api/machines lists config and wire machines", async () => {
-    const res = await req("GET", "/api/machines");
+    const res = await admin("GET", "/api/machines");
     assert.equal(res.headers.get("content-type"), "application/json");
-    const list = await res.json();
+    const text = await res.text();
+    const list = JSON.parse(text);
     assert.deepEqual(list.map((m: { mac: string }) => m.mac), [A, B]);
-    assert.deepEqual(list, JSON.parse(JSON.stringify(registry.list())));
+    assert.deepEqual(list[0].var_names, ["disk", "password_hash"]);
+    assert.equal("vars" in list[0], false);
+    assert.equal("install_gen" in list[0], false);
+    assert.ok(!text.includes("SENTINEL"));
   });
   await t.step("GET /api/machines/:mac has the history", async () => {
-    const body = await (await req("GET", "/api/machines/52540000000b")).json();
+    const body = await (await admin("GET", "/api/machines/52540000000b")).json();
     assert.equal(body.hostname, "node-52540000000b");
     assert.deepEqual(body.history.map((e: { what: string }) => e.what), ["menu"]);
   });
 });
 
 Deno.test("progress reports reach the log and the watch, cleaned", async () => {
-  const events: { step: unknown }[] = [];
+  const events: { step: unknown; path: string }[] = [];
   const s = testApp({
     store: new MemoryStore({}),
     machines: [{ mac: A, hostname: "etcd-1", os: "debian", class: "k8s-node", vars: {} }],
     onRequest: (e) => events.push(e),
   });
-  const req = (method: string, path: string) => s.get(path, { method });
-  const { registry, logger } = s;
-  const res = await req(
-    "GET",
-    `/api/machines/${A}/progress?step=preseed&hostname=etcd-1&mirror=deb.debian.org&x=%0Aevil`,
+  const token = callbackToken(s.secret, A, s.registry.get(A)!.install_gen);
+  const res = await s.get(
+    `/api/machines/${A}/progress/${token}?step=preseed&hostname=etcd-1&mirror=deb.debian.org&x=%0Aevil`,
   );
   assert.equal(res.status, 200);
   assert.deepEqual(events.at(-1)!.step, {
     stage: "progress",
     detail: "step=preseed hostname=etcd-1 mirror=deb.debian.org x=?evil",
   });
-  assert.deepEqual(logger.lines.findLast((l) => l.message === "installer progress")!.fields, {
+  // The token is a secret: the access log and the event show the path without it.
+  assert.match(events.at(-1)!.path, /^\/api\/machines\/[0-9a-f:]+\/progress\/\(token\)\?step=/);
+  assert.ok(!s.logger.lines.some((l) => JSON.stringify(l).includes(token)));
+  assert.deepEqual(s.logger.lines.findLast((l) => l.message === "installer progress")!.fields, {
     mac: A,
     report: "step=preseed hostname=etcd-1 mirror=deb.debian.org x=?evil",
     client: "10.0.0.50",
   });
-  assert.equal(registry.get(A)!.state, "chosen", "a report does not change the state");
+  assert.equal(s.registry.get(A)!.state, "chosen", "a report does not change the state");
 });
 
 Deno.test("bad and unknown MACs", async (t) => {
-  const { registry, req } = setup();
+  const { registry, admin } = setup();
   const cases: [string, string, number, RegExp][] = [
     ["GET", "/api/machines/nonsense", 400, /not a MAC address: nonsense/],
     ["POST", "/api/machines/52:54:00/installed", 400, /not a MAC address/],
@@ -108,7 +181,7 @@ Deno.test("bad and unknown MACs", async (t) => {
   ];
   for (const [method, path, status, error] of cases) {
     await t.step(`${method} ${path} → ${status}`, async () => {
-      const res = await req(method, path);
+      const res = await admin(method, path);
       assert.equal(res.status, status);
       assert.match((await res.json()).error, error);
     });

@@ -40,6 +40,10 @@ export interface HttpAppOptions {
   watch?: BootWatch;
   /** Told of every answered request; default `watch.http`. */
   onRequest?: (event: HttpEvent) => void;
+  /** The admin token (`http/auth.ts`). */
+  adminToken: string;
+  /** The key of the callback tokens. */
+  secret: Uint8Array;
   logger: Logger;
 }
 
@@ -50,9 +54,10 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
   app.use(accessLog(logger, options.onRequest ?? ((e) => watch?.http(e))));
   app.route("/", bootRoutes(options.scripts));
   app.route("/", fileRoutes(options.store));
-  app.route("/", configRoutes(options.installers, logger));
-  app.route("/api", apiRoutes({ registry, history: options.history, logger }));
-  if (watch) app.route("/", watchRoutes({ watch, machines: () => registry.list() }));
+  const { adminToken, secret } = options;
+  app.route("/", configRoutes(options.installers, adminToken, logger));
+  app.route("/api", apiRoutes({ registry, history: options.history, logger, adminToken, secret }));
+  if (watch) app.route("/", watchRoutes({ watch, adminToken, machines: () => registry.list() }));
   app.notFound((c) => textResponse(c, "not found\n", 404));
   app.onError(onError(logger));
   return app;

@@ -7,6 +7,7 @@ import { FallbackStore } from "../content/fallback.ts";
 import { LocalStore } from "../content/local.ts";
 import type { MachineConfig } from "../state/machines.ts";
 import { mustParseMac } from "../net/mac.ts";
+import type { AddressBook } from "../boot/identity.ts";
 import { testApp } from "./_test_utils.ts";
 
 const TREE = fileURLToPath(new URL("../boot/testdata/tree", import.meta.url));
@@ -14,7 +15,12 @@ const GOLDEN = fileURLToPath(new URL("../boot/testdata/golden", import.meta.url)
 const MAC = mustParseMac("52:54:00:12:34:56");
 
 function setup(
-  options: { store?: ContentStore; defaultOs?: string; machines?: MachineConfig[] } = {},
+  options: {
+    store?: ContentStore;
+    defaultOs?: string;
+    machines?: MachineConfig[];
+    addressBook?: Partial<AddressBook>;
+  } = {},
 ) {
   return testApp({ ...options, store: options.store ?? new LocalStore(TREE) });
 }
@@ -120,30 +126,43 @@ Deno.test("[[machine]] entries pin the OS and name the machine", async () => {
 });
 
 Deno.test("/action and /config render the OS's templates for the asking machine", async (t) => {
-  const s = setup();
+  // MAC holds a lease on 10.0.0.77; nothing else is known.
+  const s = setup({
+    addressBook: {
+      leaseOf: (mac) => mac === MAC ? "10.0.0.77" : null,
+      leaseAt: (ip) => ip === "10.0.0.77" ? MAC : null,
+    },
+  });
   const want = "# preseed for node-525400123456 (52:54:00:12:34:56), served by 10.0.0.1\n" +
     "d-i netcfg/get_hostname string node-525400123456\nd-i netcfg/get_domain string lab\n";
   await t.step("with ?mac=", async () => {
-    const res = await s.text(`/action/debian/preseed?mac=${MAC}`, "10.9.9.9");
+    const res = await s.text(`/action/debian/preseed?mac=${MAC}`, "10.0.0.77");
     assert.equal(res.status, 200);
     assert.ok(res.body.startsWith(want), res.body);
   });
-  await t.step("without ?mac=, the machine that booted from this address", async () => {
-    await s.get(`/boot.ipxe?mac=${MAC}`, {}, "10.0.0.77");
+  await t.step("with ?mac= of a machine at another address: 403", async () => {
+    const res = await s.text(`/action/debian/preseed?mac=${MAC}`, "10.9.9.9");
+    assert.equal(res.status, 403);
+    assert.match(
+      res.body,
+      /52:54:00:12:34:56 does not ask from 10\.9\.9\.9 \(its lease is 10\.0\.0\.77\)/,
+    );
+  });
+  await t.step("without ?mac=, the machine holding this address", async () => {
     const res = await s.text("/config/debian/preseed", "10.0.0.77");
     assert.equal(res.status, 200);
     assert.ok(res.body.startsWith(want), res.body);
   });
-  const refusals: [string, number, RegExp][] = [
-    ["/action/debian/preseed", 404, /no machine known at 10\.1\.1\.1/],
-    [`/action/debian/start?mac=${MAC}`, 404, /no template start for debian/],
-    [`/action/nope/preseed?mac=${MAC}`, 404, /no OS nope/],
-    [`/action/debian/..%2fos.toml?mac=${MAC}`, 400, /not a template name/],
-    [`/action/debian/preseed?mac=zz`, 400, /not a MAC address/],
+  const refusals: [string, string, number, RegExp][] = [
+    ["/action/debian/preseed", "10.1.1.1", 404, /no machine known at 10\.1\.1\.1/],
+    ["/action/debian/start", "10.0.0.77", 404, /no template start for debian/],
+    ["/action/nope/preseed", "10.0.0.77", 404, /no OS nope/],
+    ["/action/debian/..%2fos.toml", "10.0.0.77", 400, /not a template name/],
+    [`/action/debian/preseed?mac=zz`, "10.0.0.77", 400, /not a MAC address/],
   ];
-  for (const [url, status, body] of refusals) {
-    await t.step(`${url} → ${status}`, async () => {
-      const res = await s.text(url, "10.1.1.1");
+  for (const [url, ip, status, body] of refusals) {
+    await t.step(`${url} from ${ip} → ${status}`, async () => {
+      const res = await s.text(url, ip);
       assert.equal(res.status, status);
       assert.match(res.body, body);
     });

@@ -4,7 +4,7 @@
  *
  * | route | answers |
  * |---|---|
- * | `GET /config/:os/:name`, `GET /action/:os/:name` | `boot/<os>/template/<name>.vto` (or a default) for `?mac=`, else for the machine that last booted from this address |
+ * | `GET /config/:os/:name`, `GET /action/:os/:name` | `boot/<os>/template/<name>.vto` (or a default) for the asking machine: `?mac=` from that machine's own address, else the machine whose address asks; an admin (token) may preview any machine's |
  *
  * @module
  */
@@ -14,9 +14,14 @@ import type { Logger } from "../log.ts";
 import type { Installers } from "../boot/installers.ts";
 import { TEMPLATE_NAME } from "../boot/templates.ts";
 import { clientOf, type Env, osParam, queryMac, tell, textResponse } from "./context.ts";
+import { crossOrigin, hasToken } from "./auth.ts";
 
 /** The routes of the module doc. */
-export function configRoutes(installers: Installers, logger: Logger): Hono<Env> {
+export function configRoutes(
+  installers: Installers,
+  adminToken: string,
+  logger: Logger,
+): Hono<Env> {
   const app = new Hono<Env>();
 
   async function rendered(c: Context<Env>): Promise<Response> {
@@ -26,12 +31,16 @@ export function configRoutes(installers: Installers, logger: Logger): Hono<Env> 
     if (!TEMPLATE_NAME.test(name)) {
       throw new HTTPException(400, { message: `not a template name: ${name}` });
     }
+    // An admin may look at any machine's config; that changes nothing about the machine.
+    const preview = !crossOrigin(c) && hasToken(c, adminToken);
     const out = await installers.render({
       os,
       name,
       mac: queryMac(c),
       ip: clientOf(c) ?? undefined,
+      preview,
     });
+    if (preview) return textResponse(c, out.body, 200, out.contentType);
     logger.info("install", "config served", {
       mac: out.machine.mac,
       os: out.os,

@@ -1,28 +1,28 @@
 /**
  * The watching side of the HTTP server (Hono), mounted beside the boot routes:
  *
- * | route | answers |
- * |---|---|
- * | `GET /metrics` | Prometheus text format 0.0.4 (observe/watch.ts for the metric names) |
- * | `GET /api/events?since=N&limit=L&mac=M` | boot events after sequence number N, as JSON |
- * | `GET /api/events/stream?since=N` | the same live, as Server-Sent Events (`id:` = seq; a reconnect's `Last-Event-ID` resumes) |
- * | `GET /api/leases` | the lease table as JSON (empty without one: proxy mode, DHCP off) |
- * | `GET /api/overview` | headline numbers and one row per machine (registry, leases and current stage merged) |
- * | `GET /ui` | the dashboard (templates/ui), with its script and style under `/ui/` |
+ * | route | who | answers |
+ * |---|---|---|
+ * | `GET /metrics` | anyone | Prometheus text format 0.0.4: counts, no machine's data (observe/watch.ts for the names) |
+ * | `GET /api/events?since=N&limit=L&mac=M` | admin | boot events after sequence number N, as JSON |
+ * | `GET /api/events/stream?since=N` | admin | the same live, as Server-Sent Events (`id:` = seq; a reconnect's `Last-Event-ID` resumes) |
+ * | `GET /api/leases` | admin | the lease table as JSON (empty without one: proxy mode, DHCP off) |
+ * | `GET /api/overview` | admin | headline numbers and one row per machine (registry, leases and current stage merged) |
+ * | `GET /ui` | anyone | the dashboard page (templates/ui), with its script and style under `/ui/`; it asks for the admin token and sends it with every request |
  *
- * Like the rest of the HTTP side there is no authentication: it serves the boot network.
  * Everything a client sent (host names in leases, installer reports) reaches the page as
  * JSON and is put into the page as text, never as markup; the page's Content-Security-Policy
  * allows only same-origin scripts, styles and connections.
  *
  * @module
  */
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { EventLog, MachineStage, WatchEvent } from "../observe/events.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../observe/metrics.ts";
 import type { BootWatch, Headline, LeaseLike } from "../observe/watch.ts";
 import { parseMac } from "../net/mac.ts";
 import { type Env, tell } from "./context.ts";
+import { adminOnly } from "./auth.ts";
 import { UI_FILES } from "../templates/ui/embedded.ts";
 
 /** A machine as the registry lists it (state/machines.ts `Machine` fits). */
@@ -66,6 +66,8 @@ export interface Overview {
 /** Options for {@linkcode watchRoutes}. */
 export interface WatchAppOptions {
   watch: BootWatch;
+  /** The admin token: every route but `/metrics` and the page itself needs it. */
+  adminToken: string;
   /** The machine registry's list (config and wire); default none. */
   machines?: () => readonly WatchMachine[];
   /** Seconds between SSE keep-alive comments; default 15. */
@@ -228,6 +230,12 @@ export function watchRoutes(options: WatchAppOptions): Hono<Env> {
   const keepAliveMs = (options.keepAliveSeconds ?? 15) * 1000;
   const maxStreams = options.maxStreams ?? 32;
   const app = new Hono<Env>();
+  // The route class is told first, so that refused requests are counted as watch requests.
+  const watched: MiddlewareHandler<Env> = async (c, next) => {
+    tell(c, "watch");
+    await next();
+  };
+  const admin = adminOnly(options.adminToken);
 
   app.get("/metrics", (c) => {
     tell(c, "watch");
@@ -239,7 +247,7 @@ export function watchRoutes(options: WatchAppOptions): Hono<Env> {
     });
   });
 
-  app.get("/api/events", (c) => {
+  app.get("/api/events", watched, admin, (c) => {
     tell(c, "watch");
     const since = int(c, c.req.query("since"), "since");
     if (since instanceof Response) return since;
@@ -259,7 +267,7 @@ export function watchRoutes(options: WatchAppOptions): Hono<Env> {
     return c.json(page, 200, { "Cache-Control": "no-store" });
   });
 
-  app.get("/api/events/stream", (c) => {
+  app.get("/api/events/stream", watched, admin, (c) => {
     tell(c, "watch");
     if (log.closed) return c.json({ error: "server is stopping" }, 503);
     if (log.subscribers >= maxStreams) {
@@ -279,12 +287,12 @@ export function watchRoutes(options: WatchAppOptions): Hono<Env> {
     });
   });
 
-  app.get("/api/leases", (c) => {
+  app.get("/api/leases", watched, admin, (c) => {
     tell(c, "watch");
     return c.json(watch.leases?.() ?? [], 200, { "Cache-Control": "no-store" });
   });
 
-  app.get("/api/overview", (c) => {
+  app.get("/api/overview", watched, admin, (c) => {
     tell(c, "watch");
     const body: Overview = {
       version: watch.version,

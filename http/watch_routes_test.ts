@@ -5,7 +5,7 @@ import { machineRows, type Overview, sseMessage, watchRoutes } from "./watch_rou
 import { LocalStore } from "../content/local.ts";
 import { BootWatch } from "../observe/watch.ts";
 import { mustParseMac } from "../net/mac.ts";
-import { testApp } from "./_test_utils.ts";
+import { ADMIN, ADMIN_TOKEN, testApp } from "./_test_utils.ts";
 
 const A = "52:54:00:00:00:0a";
 const B = "52:54:00:00:00:0b";
@@ -16,7 +16,12 @@ function ev(mac: string | null, ip: string | null, stage: BootEventInput["stage"
 
 function setup(options: { keepAliveSeconds?: number; maxStreams?: number } = {}) {
   const watch = new BootWatch({ version: "1.2.3" });
-  const app = watchRoutes({ watch, ...options });
+  const routes = watchRoutes({ watch, adminToken: ADMIN_TOKEN, ...options });
+  // As an admin's dashboard asks: with the token.
+  const app = {
+    request: (path: string, init: RequestInit = {}) =>
+      routes.request(path, { ...init, headers: { ...ADMIN, ...init.headers } }),
+  };
   return { watch, app, log: watch.events };
 }
 
@@ -204,9 +209,10 @@ Deno.test("GET /api/leases and /api/overview merge registry, leases and stages",
       last_seen: null,
     },
   ];
-  const full = watchRoutes({ watch, machines });
-  assert.deepEqual(await (await full.request("/api/leases")).json(), leases);
-  const o = await (await full.request("/api/overview")).json() as Overview;
+  const full = watchRoutes({ watch, machines, adminToken: ADMIN_TOKEN });
+  const admin = (path: string) => full.request(path, { headers: ADMIN });
+  assert.deepEqual(await (await admin("/api/leases")).json(), leases);
+  const o = await (await admin("/api/overview")).json() as Overview;
   assert.equal(o.version, "1.2.3");
   assert.equal(o.headline.leases_bound, 1);
   assert.deepEqual(o.machines, [
@@ -315,7 +321,7 @@ Deno.test("/ui serves the dashboard; it references only same-origin URLs that ex
   const css = await (await app.request("/ui/dashboard.css")).text();
   const refs = [
     ...[...html.matchAll(/\b(?:src|href)="([^"]*)"/g)].map((m) => m[1]!),
-    ...[...js.matchAll(/\b(?:fetch|EventSource)\(\s*[`"']([^`"'$?]*)/g)].map((m) => m[1]!),
+    ...[...js.matchAll(/\b(?:fetch|api)\(\s*[`"']([^`"'$?]*)/g)].map((m) => m[1]!),
     ...[...css.matchAll(/url\(([^)]*)\)/g)].map((m) => m[1]!),
   ];
   for (const used of ["/ui/dashboard.js", "/api/overview", "/api/events", "/api/events/stream"]) {
@@ -328,11 +334,16 @@ Deno.test("/ui serves the dashboard; it references only same-origin URLs that ex
   assert.doesNotMatch(html + js + css, /\bhttps?:\/\//);
   // innerHTML would turn a client-sent host name into markup.
   assert.doesNotMatch(js, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
-  // Every URL the page uses answers (the machine API lives in api_routes.ts, not here).
+  // Every URL the page uses answers (the machine API lives in api_routes.ts, not here); the
+  // API ones only with the admin token.
   for (const ref of refs.filter((r) => r !== "/api/machines")) {
     const r = await app.request(ref);
     assert.equal(r.status, 200, ref);
     await r.body?.cancel();
+    if (!ref.startsWith("/api/")) continue;
+    const anon = await app.request(ref, { headers: { Authorization: "" } });
+    assert.equal(anon.status, 401, ref);
+    await anon.body?.cancel();
   }
 });
 
@@ -341,7 +352,7 @@ Deno.test("mounted in the boot HTTP app, watch routes answer and the access log 
   const watch = new BootWatch({ version: "0" });
   const { get } = testApp({ store, watch });
   for (const path of ["/metrics", "/ui", "/api/events", "/api/overview"]) {
-    const res = await get(path, {}, "10.0.0.9");
+    const res = await get(path, { headers: ADMIN }, "10.0.0.9");
     assert.equal(res.status, 200, path);
     await res.arrayBuffer();
   }

@@ -12,7 +12,7 @@
  */
 import type { Level, Logger } from "../log.ts";
 import type { Mac } from "../net/mac.ts";
-import type { DhcpEvent, DhcpReplyKind } from "../boot/dhcp_responder.ts";
+import type { DhcpEvent, DhcpRefusal, DhcpReplyKind } from "../boot/dhcp_responder.ts";
 import type { IpfsEvent } from "../ipfs/events.ts";
 import type { TftpTransferEvent } from "../protocols/tftp/server.ts";
 import { type BootEventInput, type BootStage, EventLog, RecentMap } from "./events.ts";
@@ -48,6 +48,14 @@ export interface LeaseLike {
   expires?: number;
 }
 
+/** Every reason a DHCP request is refused, exported from the start so that a query finds zeros. */
+const DHCP_REFUSALS: readonly DhcpRefusal[] = [
+  "pool-exhausted",
+  "rate-limited",
+  "known-only",
+  "not-offered",
+];
+
 /** Lease states, all exported on every scrape so that a query finds zeros, not gaps. */
 const LEASE_STATES = ["offered", "bound", "released", "declined", "expired", "reserved"];
 
@@ -59,6 +67,8 @@ export interface BootWatchOptions {
   macForIp?: (ip: string) => string | null;
   /** The lease table, read on every scrape; may be set later (DHCP starts last). */
   leases?: () => readonly LeaseLike[];
+  /** How many addresses of the pool are held, and its size; read on every scrape. */
+  pool?: () => { held: number; size: number };
   /** Default a new log of 1000 events. */
   events?: EventLog;
   /** Default a new registry. */
@@ -115,6 +125,8 @@ export class BootWatch {
   readonly version: string;
   /** The lease table, read on each scrape; set it once the DHCP server runs. */
   leases: (() => readonly LeaseLike[]) | undefined;
+  /** The pool's use, read on each scrape; set it with `leases`. */
+  pool: (() => { held: number; size: number }) | undefined;
   /** Fallback for addresses no event of this run named. */
   macForIp: ((ip: string) => string | null) | undefined;
   readonly #macByIp: RecentMap<string, Mac>;
@@ -125,11 +137,13 @@ export class BootWatch {
     this.metrics = options.metrics ?? new MetricsRegistry();
     this.events = options.events ?? new EventLog();
     this.leases = options.leases;
+    this.pool = options.pool;
     this.macForIp = options.macForIp;
     this.#macByIp = new RecentMap(options.addressLimit ?? 4096);
     this.#m = register(this.metrics);
     this.#m.buildInfo.set({ version: this.version, deno: Deno.version.deno }, 1);
     this.#m.startTime.set({}, Math.round(performance.timeOrigin) / 1000);
+    for (const reason of DHCP_REFUSALS) this.#m.dhcpRefused.inc({ reason }, 0);
     this.metrics.onCollect(() => this.#collect());
   }
 
@@ -144,7 +158,8 @@ export class BootWatch {
   dhcp(e: DhcpEvent): void {
     const m = this.#m;
     if (e.kind === "ignored") {
-      m.dhcpIgnored.inc();
+      if (e.refusal) m.dhcpRefused.inc({ reason: e.refusal });
+      else m.dhcpIgnored.inc();
       return;
     }
     if (e.kind !== "reply") {
@@ -242,6 +257,13 @@ export class BootWatch {
     m.sseClients.set({}, this.events.subscribers);
     m.eventsKept.set({}, Math.min(this.events.last, this.events.capacity));
     m.droppedSeries.set({}, this.metrics.dropped);
+    const pool = this.pool?.();
+    m.poolSize.reset();
+    m.poolHeld.reset();
+    if (pool) {
+      m.poolSize.set({}, pool.size);
+      m.poolHeld.set({}, pool.held);
+    }
     const list = this.leases?.();
     m.leases.reset();
     if (list) {
@@ -312,7 +334,18 @@ function register(r: MetricsRegistry) {
       "dhcp_ignored_total",
       "DHCP requests left unanswered (for another server, not a PXE client in proxy mode …).",
     ),
+    dhcpRefused: counter(
+      "dhcp_refused_total",
+      "DHCP requests refused on purpose: pool-exhausted (the rest is kept for known machines), " +
+        "rate-limited (too many new clients), known-only, not-offered (REQUEST without an OFFER).",
+      ["reason"],
+    ),
     leases: gauge("dhcp_leases", "Lease table rows by state, read at scrape time.", ["state"]),
+    poolSize: gauge("dhcp_pool_addresses", "Addresses in the DHCP range."),
+    poolHeld: gauge(
+      "dhcp_pool_held_addresses",
+      "Addresses of the range held by a lease, an offer or a reservation, read at scrape time.",
+    ),
     tftpTransfers: counter(
       "tftp_transfers_total",
       "TFTP read requests by result: done, failed (after it started) or refused.",

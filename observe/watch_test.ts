@@ -11,6 +11,7 @@ import { imageStage } from "./events.ts";
 import { historyWriter } from "./history.ts";
 import { BootWatch, countingLogger, type HttpEvent } from "./watch.ts";
 import { memoryLogger } from "../log.ts";
+import { callbackToken } from "../boot/callback_tokens.ts";
 
 const TREE = fileURLToPath(new URL("../boot/testdata/tree", import.meta.url));
 const MAC = mustParseMac("b2:02:0c:fe:09:fd");
@@ -79,6 +80,30 @@ Deno.test("countingLogger forwards every line and counts warnings and errors", (
     ["error", "dhcp", "d"],
   ]);
   assert.deepEqual(counted, ["ipfs/warn", "dhcp/error"]);
+});
+
+Deno.test("refused DHCP requests count by reason; the pool's use is read at scrape time", () => {
+  const watch = new BootWatch({ version: "0" });
+  let held = 3;
+  watch.pool = () => ({ held, size: 41 });
+  watch.dhcp({ kind: "ignored", mac: MAC, why: "pool full", refusal: "pool-exhausted" });
+  watch.dhcp({ kind: "ignored", mac: MAC, why: "too fast", refusal: "rate-limited" });
+  watch.dhcp({ kind: "ignored", mac: MAC, why: "too fast", refusal: "rate-limited" });
+  watch.dhcp({ kind: "ignored", mac: MAC, why: "for another server" });
+  held = 40;
+  const text = watch.metrics.render();
+  const expect: [string, number][] = [
+    ['astralboot_dhcp_refused_total{reason="pool-exhausted"}', 1],
+    ['astralboot_dhcp_refused_total{reason="rate-limited"}', 2],
+    ['astralboot_dhcp_refused_total{reason="known-only"}', 0],
+    ['astralboot_dhcp_refused_total{reason="not-offered"}', 0],
+    ["astralboot_dhcp_ignored_total", 1],
+    ["astralboot_dhcp_pool_addresses", 41],
+    ["astralboot_dhcp_pool_held_addresses", 40],
+  ];
+  for (const [series, value] of expect) assert.equal(sample(text, series), value, series);
+  // A refusal is no boot stage: nothing for the dashboard's timeline.
+  assert.deepEqual(watch.events.since(0).events, []);
 });
 
 Deno.test("a DHCP, TFTP and HTTP boot becomes metrics and the machine's stages", () => {
@@ -292,11 +317,20 @@ Deno.test("a boot through the real HTTP app becomes stages, metrics and history"
       domain: "lab",
       templateConfig: { domain: "lab" },
     },
+    addressBook: {
+      leaseOf: (m) => m === mac ? ip : null,
+      leaseAt: (a) => a === ip ? mac : null,
+      reservationOf: () => null,
+      reservedAt: () => null,
+      neighbourAt: () => null,
+    },
     logger,
   });
   watch.events.observe(historyWriter(services.history, logger));
-  const app = createHttpApp({ ...services, store, watch, logger });
-  const steps: [string, string, number][] = [
+  const app = createHttpApp({ ...services, store, watch, adminToken: "x".repeat(32), logger });
+  // The installer's callbacks carry the token its config was rendered with.
+  const token = () => callbackToken(services.secret, mac, services.registry.get(mac)!.install_gen);
+  const steps: [string, string | (() => string), number][] = [
     ["GET", `/boot.ipxe?mac=${mac}`, 200],
     ["GET", `/choose/debian/server/${mac}`, 200],
     ["GET", "/image/debian/linux", 200],
@@ -304,11 +338,12 @@ Deno.test("a boot through the real HTTP app becomes stages, metrics and history"
     ["GET", "/image/debian/missing.img", 404],
     ["HEAD", "/image/debian/linux", 200],
     ["GET", "/config/debian/preseed", 200],
-    ["GET", `/api/machines/${mac}/progress?step=partition`, 200],
-    ["POST", `/api/machines/${mac}/installed`, 200],
+    ["GET", () => `/api/machines/${mac}/progress/${token()}?step=partition`, 200],
+    ["POST", () => `/api/machines/${mac}/installed/${token()}`, 200],
     ["GET", `/boot.ipxe?mac=${mac}`, 200],
   ];
-  for (const [method, path, status] of steps) {
+  for (const [method, url, status] of steps) {
+    const path = typeof url === "string" ? url : url();
     const res = await app.request(path, { method }, { remoteAddr: { hostname: ip } });
     await res.arrayBuffer();
     assert.equal(res.status, status, `${method} ${path}`);

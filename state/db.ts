@@ -3,12 +3,30 @@
  *
  * Each module that keeps state creates its own tables with `CREATE TABLE IF NOT EXISTS` in
  * its constructor, given the handle opened here. WAL keeps readers (the API, `astralboot
- * leases`) from blocking the DHCP server.
+ * leases`) from blocking the DHCP server, and a reader is never blocked by a writer.
+ *
+ * Two handles on one file: the main one waits up to 2 s for a lock and commits durably
+ * (`synchronous = FULL`: an acknowledged lease survives a power cut); the best-effort one gives
+ * up after 25 ms, for bookkeeping a boot must never wait for (contacts, history).
  *
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
 import { dirname, join } from "node:path";
+
+/** A database file that cannot be used: damaged, or not a database at all. */
+export class DatabaseError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DatabaseError";
+  }
+}
+
+/** Options for {@linkcode openDatabaseFile}. */
+export interface OpenOptions {
+  /** How long a write waits for another connection's lock; default 2000 ms. */
+  busyTimeoutMs?: number;
+}
 
 /** Opens (creating if needed) `<dataDir>/leases.db` in WAL mode; ":memory:" for tests. */
 export function openDatabase(dataDir: string | ":memory:"): DatabaseSync {
@@ -16,10 +34,48 @@ export function openDatabase(dataDir: string | ":memory:"): DatabaseSync {
   return openDatabaseFile(join(dataDir, "leases.db"));
 }
 
-/** Opens (creating it and its folder if needed) the database file `db_file` in WAL mode. */
-export function openDatabaseFile(file: string): DatabaseSync {
+/**
+ * Opens (creating it and its folder if needed) the database file `db_file` in WAL mode.
+ * Throws {@linkcode DatabaseError} when the file is not a database.
+ */
+export function openDatabaseFile(file: string, options: OpenOptions = {}): DatabaseSync {
   Deno.mkdirSync(dirname(file), { recursive: true });
-  const db = new DatabaseSync(file);
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;");
-  return db;
+  try {
+    const db = new DatabaseSync(file);
+    db.exec(
+      `PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 2000}; PRAGMA journal_mode = WAL; ` +
+        "PRAGMA synchronous = FULL;",
+    );
+    return db;
+  } catch (e) {
+    throw new DatabaseError(`${file}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Checks the database with `PRAGMA quick_check`; throws {@linkcode DatabaseError} naming the
+ * first problem. Done once at start, so a damaged file stops the server with one clear line
+ * instead of failing every boot later.
+ */
+export function checkDatabase(db: DatabaseSync, file: string): void {
+  let rows: { quick_check: string }[];
+  try {
+    rows = db.prepare("PRAGMA quick_check").all() as { quick_check: string }[];
+  } catch (e) {
+    throw new DatabaseError(`${file}: ${(e as Error).message}`, { cause: e });
+  }
+  const problems = rows.map((r) => r.quick_check).filter((r) => r !== "ok");
+  if (problems.length > 0) {
+    throw new DatabaseError(
+      `${file} is damaged (${problems.length} problem${problems.length > 1 ? "s" : ""}, the ` +
+        `first: ${problems[0]}); stop, move it aside and start again: leases are learnt anew`,
+    );
+  }
+}
+
+/** SQLite's "database is locked" (SQLITE_BUSY), as node:sqlite reports it. */
+export function isBusy(e: unknown): boolean {
+  const err = e as { errcode?: number; code?: string; message?: string };
+  return (err?.errcode ?? 0) % 256 === 5 ||
+    /database is locked|SQLITE_BUSY/.test(err?.message ?? "");
 }

@@ -34,6 +34,16 @@ export interface LeaseStoreOptions {
   offerHoldSeconds?: number;
   /** How long a DECLINEd address stays out of the pool. Default 600 s. */
   declineSeconds?: number;
+  /**
+   * Machines the config names (`[[machine]]`): however many strangers ask, as many addresses
+   * stay free as there are known machines without a reservation or a lease.
+   */
+  known?: Iterable<Mac>;
+  /**
+   * New bindings per second for machines nobody configured, with bursts of five seconds'
+   * worth; default unlimited. A stranger that already holds an address is not new.
+   */
+  newClientRate?: number;
   /** Clock in ms; tests pass their own. */
   now?: () => number;
 }
@@ -54,6 +64,7 @@ export interface Lease {
 
 /** Why {@linkcode LeaseStore.commit} refused an address (the caller answers with a NAK). */
 export type RefuseReason =
+  | "not-offered"
   | "not-in-pool"
   | "reserved-for-other"
   | "has-reservation"
@@ -62,6 +73,12 @@ export type RefuseReason =
 
 /** Result of {@linkcode LeaseStore.commit}. */
 export type CommitResult = { ok: true; lease: Lease } | { ok: false; reason: RefuseReason };
+
+/** Why {@linkcode LeaseStore.offer} gave no address. */
+export type OfferRefusal = "pool-exhausted" | "rate-limited";
+
+/** Result of {@linkcode LeaseStore.offer}. */
+export type OfferResult = { ip: string } | { refused: OfferRefusal };
 
 /** Network, broadcast, server and router addresses of a subnet, to keep out of the pool. */
 export function poolExclusions(serverIp: string, subnet: Subnet, router?: string): string[] {
@@ -93,6 +110,11 @@ export class LeaseStore {
   #now: () => number;
   #statements = new Map<string, StatementSync>();
   #cursor: number;
+  #known: Set<Mac>;
+  #poolSize: number;
+  #rate: number;
+  #tokens: number;
+  #tokensAt: number;
 
   constructor(db: DatabaseSync, options: LeaseStoreOptions) {
     this.#db = db;
@@ -109,6 +131,15 @@ export class LeaseStore {
     this.#hold = (options.offerHoldSeconds ?? 60) * 1000;
     this.#quarantine = (options.declineSeconds ?? 600) * 1000;
     this.#now = options.now ?? Date.now;
+    this.#known = new Set(options.known ?? []);
+    this.#rate = options.newClientRate ?? Infinity;
+    this.#tokens = this.#rate * 5;
+    this.#tokensAt = this.#now();
+    let size = 0;
+    for (let n = this.#first; n <= this.#last; n++) {
+      if (!this.#exclude.has(n) && !this.#byIp.has(n)) size++;
+    }
+    this.#poolSize = size;
     db.exec(`CREATE TABLE IF NOT EXISTS dhcp_leases (
       ip TEXT PRIMARY KEY,
       ipnum INTEGER NOT NULL,
@@ -137,13 +168,21 @@ export class LeaseStore {
   /**
    * Picks an address for a DISCOVER and holds it for the client: its reservation or current
    * lease > its previous address if free > the requested address if free > a never-used address
-   * > the address free the longest. Null when the pool is exhausted.
+   * > the address free the longest. A stranger (no `[[machine]]`) asking for a new address is
+   * refused when it would take one kept for the known machines (`pool-exhausted`) or when
+   * strangers ask faster than `newClientRate` (`rate-limited`).
    */
-  offer(mac: Mac, options: { clientId?: string; requestedIp?: string } = {}): string | null {
+  offer(mac: Mac, options: { clientId?: string; requestedIp?: string } = {}): OfferResult {
     const now = this.#now();
-    return this.#tx(() => {
+    return this.#tx((): OfferResult => {
+      const stranger = !this.#known.has(mac) && !this.#byMac.has(mac);
+      const holds = this.#holds(mac, now);
+      if (stranger && !holds) {
+        if (this.#free(now) <= this.#keptForKnown(now)) return { refused: "pool-exhausted" };
+        if (!this.#takeToken(now)) return { refused: "rate-limited" };
+      }
       const ip = this.#pick(mac, options.requestedIp, now);
-      if (ip === null) return null;
+      if (ip === null) return { refused: "pool-exhausted" };
       const current = this.#row(ip);
       // An offer never shortens a lease the client already has.
       const active = current && current.mac === mac && this.#isActive(current, now);
@@ -158,8 +197,52 @@ export class LeaseStore {
           now + this.#hold,
         );
       }
-      return ip;
+      return { ip };
     });
+  }
+
+  /** Whether `mac` holds an active offer or lease in the pool. */
+  #holds(mac: Mac, now: number): boolean {
+    return this.#stmt(
+      "SELECT 1 FROM dhcp_leases WHERE mac = ? AND state IN ('offered','bound') AND expires > ?",
+    ).get(mac, now) !== undefined;
+  }
+
+  /** Addresses of the pool nobody holds now (offered, bound or quarantined). */
+  #free(now: number): number {
+    const row = this.#stmt(
+      `SELECT count(*) AS n FROM dhcp_leases WHERE ipnum BETWEEN ? AND ? AND expires > ?
+       AND state IN ('offered','bound','declined')`,
+    ).get(this.#first, this.#last, now) as { n: number };
+    // Reserved and excluded addresses are never leased, so every counted row is a pool address.
+    return this.#poolSize - Number(row.n);
+  }
+
+  /** Known machines without a reservation that hold no address now: each keeps one free. */
+  #keptForKnown(now: number): number {
+    const unreserved = [...this.#known].filter((m) => !this.#byMac.has(m));
+    if (unreserved.length === 0) return 0;
+    const holding = unreserved.filter((m) => this.#holds(m, now)).length;
+    return unreserved.length - holding;
+  }
+
+  /** A token of the strangers' bucket: `rate` a second, at most five seconds' worth saved. */
+  #takeToken(now: number): boolean {
+    if (this.#rate === Infinity) return true;
+    this.#tokens = Math.min(
+      this.#rate * 5,
+      this.#tokens + (now - this.#tokensAt) / 1000 * this.#rate,
+    );
+    this.#tokensAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  /** How many pool addresses are held now, and how many the pool has. */
+  usage(): { held: number; size: number } {
+    const now = this.#now();
+    return { held: this.#poolSize - this.#free(now), size: this.#poolSize };
   }
 
   /** Whether `ip` may be given to `mac` right now; the reason when not. */
@@ -167,7 +250,11 @@ export class LeaseStore {
     return this.#refusal(mac, ip, this.#now());
   }
 
-  /** Binds `ip` to `mac` for `seconds` (the ACK); refuses addresses the client may not have. */
+  /**
+   * Binds `ip` to `mac` for `seconds` (the ACK). Refuses addresses the client may not have, and
+   * addresses it was never given (`not-offered`, RFC 2131 §4.3.2: a REQUEST needs an OFFER, a
+   * lease, or a reservation behind it): a stranger cannot take addresses by REQUEST alone.
+   */
   commit(
     mac: Mac,
     ip: string,
@@ -176,7 +263,7 @@ export class LeaseStore {
   ): CommitResult {
     const now = this.#now();
     return this.#tx((): CommitResult => {
-      const reason = this.#refusal(mac, ip, now);
+      const reason = this.#refusal(mac, ip, now) ?? this.#unoffered(mac, ip);
       if (reason) return { ok: false, reason };
       this.#freeOthers(mac, ip, now);
       const hostname = options.hostname ?? this.#row(ip)?.hostname ?? undefined;
@@ -187,6 +274,12 @@ export class LeaseStore {
         lease: { ip, mac, clientId: options.clientId, hostname, state: "bound", expires },
       };
     });
+  }
+
+  /** `not-offered` unless `mac` has a reservation of `ip` or a row of it (offered, leased before). */
+  #unoffered(mac: Mac, ip: string): RefuseReason | null {
+    if (this.#byMac.get(mac)?.ip === ip) return null;
+    return this.#row(ip)?.mac === mac ? null : "not-offered";
   }
 
   /** The client gives its address back (DHCPRELEASE); ignored unless it holds it. */
@@ -220,6 +313,12 @@ export class LeaseStore {
     ).all(mac, now) as unknown as Row[];
     const row = rows.find((r) => r.state === "bound") ?? rows[0];
     return row ? this.#lease(row, now) : null;
+  }
+
+  /** The MAC holding an active offer or lease on `ip`, or null. */
+  holderOf(ip: string): Mac | null {
+    const row = this.#row(ip);
+    return row && row.mac && this.#isActive(row, this.#now()) ? row.mac as Mac : null;
   }
 
   /** Every lease row plus reservations that have none yet, by address. */

@@ -16,6 +16,16 @@ function mac(i: number): Mac {
   return mustParseMac(`52:54:00:00:01:${i.toString(16).padStart(2, "0")}`);
 }
 
+/** The address an offer gave, or null when it was refused. */
+function offerIp(
+  s: LeaseStore,
+  mac: Mac,
+  options?: { clientId?: string; requestedIp?: string },
+): string | null {
+  const r = s.offer(mac, options);
+  return "ip" in r ? r.ip : null;
+}
+
 /** A store on a fresh in-memory database with a clock the test moves. */
 function store(options: Partial<LeaseStoreOptions> = {}) {
   const clock = { t: 1_000_000 };
@@ -53,60 +63,60 @@ Deno.test("poolExclusions lists network, broadcast, server and router", async (t
 Deno.test("the same machine keeps its address", async (t) => {
   await t.step("repeated DISCOVERs get the same offer", () => {
     const { s } = store();
-    const first = s.offer(A);
+    const first = offerIp(s, A);
     assert.equal(first, "10.0.0.100");
-    assert.equal(s.offer(A), first);
-    assert.equal(s.offer(A, { clientId: "01525400" }), first);
+    assert.equal(offerIp(s, A), first);
+    assert.equal(offerIp(s, A, { clientId: "01525400" }), first);
   });
   await t.step("after ACK, a new DISCOVER gets the bound address and keeps the lease", () => {
     const { s, clock } = store();
-    const ip = s.offer(A)!;
+    const ip = offerIp(s, A)!;
     const res = s.commit(A, ip, 3600);
     assert.ok(res.ok);
     clock.t += 1000;
-    assert.equal(s.offer(B), "10.0.0.101");
-    assert.equal(s.offer(A), ip);
+    assert.equal(offerIp(s, B), "10.0.0.101");
+    assert.equal(offerIp(s, A), ip);
     assert.equal(s.current(A)?.state, "bound");
     assert.equal(s.current(A)?.expires, 1_000_000 + 3600 * 1000);
   });
   await t.step("after the lease ran out, the previous address comes back if free", () => {
     const { s, clock } = store();
-    const ip = s.offer(A)!;
+    const ip = offerIp(s, A)!;
     s.commit(A, ip, 60);
     clock.t += 3_600_000;
     assert.equal(s.current(A), null);
-    assert.equal(s.offer(A), ip);
+    assert.equal(offerIp(s, A), ip);
   });
 });
 
 Deno.test("two machines never share an address", async (t) => {
   await t.step("concurrent DISCOVERs are held apart", () => {
     const { s } = store();
-    const a = s.offer(A), b = s.offer(B);
+    const a = offerIp(s, A), b = offerIp(s, B);
     assert.notEqual(a, b);
     assert.ok(s.commit(A, a!, 600).ok);
     assert.ok(s.commit(B, b!, 600).ok);
   });
   await t.step("the whole pool goes to distinct clients, then it is exhausted", () => {
     const { s } = store();
-    const got = Array.from({ length: 10 }, (_, i) => s.offer(mac(i)));
+    const got = Array.from({ length: 10 }, (_, i) => offerIp(s, mac(i)));
     assert.equal(new Set(got).size, 10);
     assert.ok(got.every((ip) => ip !== null && s.inPool(ip)));
-    assert.equal(s.offer(mac(99)), null);
+    assert.equal(offerIp(s, mac(99)), null);
   });
   await t.step("another client's address is refused on REQUEST and not offered", () => {
     const { s } = store();
-    const a = s.offer(A)!;
+    const a = offerIp(s, A)!;
     s.commit(A, a, 600);
     assert.deepEqual(s.commit(B, a, 600), { ok: false, reason: "in-use" });
-    assert.notEqual(s.offer(B, { requestedIp: a }), a);
+    assert.notEqual(offerIp(s, B, { requestedIp: a }), a);
   });
   await t.step("an offer that was never taken frees its address after the hold", () => {
     const { s, clock } = store({ range: ["10.0.0.100", "10.0.0.100"], offerHoldSeconds: 30 });
-    assert.equal(s.offer(A), "10.0.0.100");
-    assert.equal(s.offer(B), null);
+    assert.equal(offerIp(s, A), "10.0.0.100");
+    assert.equal(offerIp(s, B), null);
     clock.t += 31_000;
-    assert.equal(s.offer(B), "10.0.0.100");
+    assert.equal(offerIp(s, B), "10.0.0.100");
     assert.deepEqual(s.commit(A, "10.0.0.100", 600), { ok: false, reason: "in-use" });
   });
 });
@@ -114,74 +124,74 @@ Deno.test("two machines never share an address", async (t) => {
 Deno.test("address selection order", async (t) => {
   await t.step("a requested free address is honoured", () => {
     const { s } = store();
-    assert.equal(s.offer(A, { requestedIp: "10.0.0.105" }), "10.0.0.105");
+    assert.equal(offerIp(s, A, { requestedIp: "10.0.0.105" }), "10.0.0.105");
   });
   await t.step("requested addresses outside the pool are ignored", async (t) => {
     for (const req of ["10.0.0.1", "10.0.0.99", "10.0.0.254", "192.168.1.5", "not-an-ip"]) {
       await t.step(req, () => {
         const { s } = store();
-        assert.equal(s.offer(A, { requestedIp: req }), "10.0.0.100");
+        assert.equal(offerIp(s, A, { requestedIp: req }), "10.0.0.100");
       });
     }
   });
   await t.step("never-used addresses come before expired ones", () => {
     const { s, clock } = store({ range: ["10.0.0.100", "10.0.0.102"] });
-    s.commit(A, s.offer(A)!, 60);
+    s.commit(A, offerIp(s, A)!, 60);
     clock.t += 120_000;
-    assert.equal(s.offer(B), "10.0.0.101");
+    assert.equal(offerIp(s, B), "10.0.0.101");
   });
   await t.step("expired addresses are reused oldest first", () => {
     const { s, clock } = store({ range: ["10.0.0.100", "10.0.0.102"] });
     // Leases end in the order .101, .102, .100.
-    s.commit(A, s.offer(A)!, 300);
-    s.commit(B, s.offer(B)!, 100);
-    s.commit(C, s.offer(C)!, 200);
+    s.commit(A, offerIp(s, A)!, 300);
+    s.commit(B, offerIp(s, B)!, 100);
+    s.commit(C, offerIp(s, C)!, 200);
     clock.t += 1_000_000;
-    assert.deepEqual([s.offer(mac(1)), s.offer(mac(2)), s.offer(mac(3))], [
+    assert.deepEqual([offerIp(s, mac(1)), offerIp(s, mac(2)), offerIp(s, mac(3))], [
       "10.0.0.101",
       "10.0.0.102",
       "10.0.0.100",
     ]);
-    assert.equal(s.offer(D), null);
+    assert.equal(offerIp(s, D), null);
   });
   await t.step("a machine whose old address was taken gets another", () => {
     const { s, clock } = store({ range: ["10.0.0.100", "10.0.0.101"] });
-    s.commit(A, s.offer(A)!, 60);
+    s.commit(A, offerIp(s, A)!, 60);
     clock.t += 120_000;
-    s.offer(B, { requestedIp: "10.0.0.100" });
-    assert.equal(s.offer(A), "10.0.0.101");
+    offerIp(s, B, { requestedIp: "10.0.0.100" });
+    assert.equal(offerIp(s, A), "10.0.0.101");
   });
 });
 
 Deno.test("release and decline", async (t) => {
   await t.step("a released address is free for others and still remembered", () => {
     const { s } = store({ range: ["10.0.0.100", "10.0.0.100"] });
-    s.commit(A, s.offer(A)!, 600);
+    s.commit(A, offerIp(s, A)!, 600);
     assert.equal(s.release(B, "10.0.0.100"), false);
-    assert.equal(s.offer(B), null);
+    assert.equal(offerIp(s, B), null);
     assert.equal(s.release(A, "10.0.0.100"), true);
     assert.equal(s.current(A), null);
-    assert.equal(s.offer(A), "10.0.0.100");
+    assert.equal(offerIp(s, A), "10.0.0.100");
   });
   await t.step("a declined address is quarantined, then returns to the pool", () => {
     const { s, clock } = store({ range: ["10.0.0.100", "10.0.0.101"], declineSeconds: 300 });
-    const first = s.offer(A)!;
+    const first = offerIp(s, A)!;
     assert.equal(s.decline(A, first), true);
-    const second = s.offer(A)!;
+    const second = offerIp(s, A)!;
     assert.notEqual(second, first);
     assert.ok(s.commit(A, second, 3600).ok);
-    assert.equal(s.offer(B), null);
+    assert.equal(offerIp(s, B), null);
     assert.deepEqual(s.commit(B, first, 600), { ok: false, reason: "declined" });
     assert.equal(s.list().find((l) => l.ip === first)?.state, "declined");
     clock.t += 301_000;
-    assert.equal(s.offer(B), first);
+    assert.equal(offerIp(s, B), first);
   });
   await t.step("only the holder can decline", () => {
     const { s } = store();
-    const a = s.offer(A)!;
+    const a = offerIp(s, A)!;
     assert.equal(s.decline(B, a), false);
     assert.equal(s.decline(A, "10.0.0.109"), false);
-    assert.equal(s.offer(A), a);
+    assert.equal(offerIp(s, A), a);
   });
 });
 
@@ -192,13 +202,13 @@ Deno.test("reservations", async (t) => {
   ];
   await t.step("a reserved machine gets its address, inside the range or not", () => {
     const { s } = store({ reservations });
-    assert.equal(s.offer(R1), "10.0.0.100");
-    assert.equal(s.offer(R2), "10.0.0.50");
+    assert.equal(offerIp(s, R1), "10.0.0.100");
+    assert.equal(offerIp(s, R2), "10.0.0.50");
     assert.ok(s.commit(R2, "10.0.0.50", 600).ok);
   });
   await t.step("reserved addresses are never offered to others", () => {
     const { s } = store({ reservations });
-    const got = Array.from({ length: 10 }, (_, i) => s.offer(mac(i)));
+    const got = Array.from({ length: 10 }, (_, i) => offerIp(s, mac(i)));
     assert.ok(!got.includes("10.0.0.100"));
     assert.equal(got.filter((x) => x !== null).length, 9);
   });
@@ -219,12 +229,14 @@ Deno.test("reservations", async (t) => {
   await t.step("a reservation added later wins over a dynamic lease of its address", () => {
     const db = openDatabase(":memory:");
     const range: [string, string] = ["10.0.0.100", "10.0.0.109"];
-    assert.ok(new LeaseStore(db, { range }).commit(A, "10.0.0.100", 600).ok);
+    const before = new LeaseStore(db, { range });
+    assert.equal(offerIp(before, A), "10.0.0.100");
+    assert.ok(before.commit(A, "10.0.0.100", 600).ok);
     const s = new LeaseStore(db, { range, reservations });
-    assert.equal(s.offer(R1), "10.0.0.100");
+    assert.equal(offerIp(s, R1), "10.0.0.100");
     // The old holder is refused on renewal and moved elsewhere.
     assert.deepEqual(s.commit(A, "10.0.0.100", 600), { ok: false, reason: "reserved-for-other" });
-    assert.equal(s.offer(A), "10.0.0.101");
+    assert.equal(offerIp(s, A), "10.0.0.101");
   });
   await t.step("list shows reservations without a lease", () => {
     const { s } = store({ reservations });
@@ -241,19 +253,19 @@ Deno.test("leases survive a restart of the file database", async () => {
     const options: LeaseStoreOptions = { range: ["10.0.0.100", "10.0.0.109"] };
     let db = openDatabase(dir);
     let s = new LeaseStore(db, options);
-    const a = s.offer(A)!;
+    const a = offerIp(s, A)!;
     assert.ok(s.commit(A, a, 3600, { hostname: "alpha" }).ok);
-    const b = s.offer(B)!;
+    const b = offerIp(s, B)!;
     db.close();
 
     db = openDatabase(dir);
     s = new LeaseStore(db, options);
-    assert.equal(s.offer(A), a);
+    assert.equal(offerIp(s, A), a);
     assert.equal(s.current(A)?.hostname, "alpha");
     assert.equal(s.current(A)?.state, "bound");
     // B's pending offer is still held across the restart.
-    assert.equal(s.offer(B), b);
-    assert.notEqual(s.offer(C), a);
+    assert.equal(offerIp(s, B), b);
+    assert.notEqual(offerIp(s, C), a);
     assert.deepEqual(s.list().map((l) => [l.ip, l.mac, l.state]), [
       [a, A, "bound"],
       [b, B, "offered"],
@@ -264,4 +276,76 @@ Deno.test("leases survive a restart of the file database", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a REQUEST alone takes nothing: an address needs an offer, a lease or a reservation", async (t) => {
+  await t.step("a stranger's REQUEST for a free address is refused as not offered", () => {
+    const { s } = store();
+    assert.deepEqual(s.commit(A, "10.0.0.105", 600), { ok: false, reason: "not-offered" });
+    assert.equal(s.current(A), null);
+  });
+  await t.step("after an offer, and again after the lease ran out, the same address binds", () => {
+    const { s, clock } = store();
+    const ip = offerIp(s, A)!;
+    assert.ok(s.commit(A, ip, 60).ok);
+    clock.t += 3_600_000;
+    assert.ok(s.commit(A, ip, 60).ok, "INIT-REBOOT with its old address");
+  });
+  await t.step("a reservation binds without an offer", () => {
+    const { s } = store({ reservations: [{ mac: R1, ip: "10.0.0.50" }] });
+    assert.ok(s.commit(R1, "10.0.0.50", 600).ok);
+  });
+  await t.step("253 spoofed REQUESTs bind nothing", () => {
+    const { s } = store();
+    for (let i = 0; i < 253; i++) s.commit(mac(i), `10.0.0.${100 + (i % 10)}`, 600);
+    assert.deepEqual(s.usage(), { held: 0, size: 10 });
+  });
+});
+
+Deno.test("strangers cannot take the addresses known machines need", async (t) => {
+  const known = [A, B];
+  await t.step("with two known machines unleased, strangers get all but two", () => {
+    const { s } = store({ known });
+    const got = Array.from({ length: 20 }, (_, i) => offerIp(s, mac(i)));
+    assert.equal(got.filter((x) => x !== null).length, 8);
+    assert.deepEqual(s.offer(mac(50)), { refused: "pool-exhausted" });
+    assert.ok(offerIp(s, A));
+    assert.ok(offerIp(s, B));
+    assert.deepEqual(s.usage(), { held: 10, size: 10 });
+  });
+  await t.step("a known machine that holds an address keeps none in reserve", () => {
+    const { s } = store({ known });
+    assert.ok(s.commit(A, offerIp(s, A)!, 600).ok);
+    const got = Array.from({ length: 20 }, (_, i) => offerIp(s, mac(i)));
+    assert.equal(got.filter((x) => x !== null).length, 8);
+  });
+  await t.step("a stranger with a lease renews whatever the pool holds", () => {
+    const { s } = store({ known });
+    const ip = offerIp(s, C)!;
+    assert.ok(s.commit(C, ip, 600).ok);
+    for (let i = 0; i < 20; i++) offerIp(s, mac(i));
+    assert.equal(offerIp(s, C), ip);
+  });
+});
+
+Deno.test("new strangers are rate-limited, with a burst of five seconds' worth", () => {
+  const { s, clock } = store({ newClientRate: 1, range: ["10.0.0.100", "10.0.0.199"] });
+  const burst = Array.from({ length: 8 }, (_, i) => s.offer(mac(i)));
+  assert.equal(burst.filter((r) => "ip" in r).length, 5);
+  assert.deepEqual(burst.at(-1), { refused: "rate-limited" });
+  // A stranger already holding its offer is not new.
+  assert.ok("ip" in s.offer(mac(0)));
+  clock.t += 2000;
+  assert.equal(
+    Array.from({ length: 4 }, (_, i) => s.offer(mac(20 + i))).filter((r) => "ip" in r).length,
+    2,
+  );
+  // Known machines never wait for the strangers' bucket.
+  const k = new LeaseStore(openDatabase(":memory:"), {
+    range: ["10.0.0.100", "10.0.0.199"],
+    known: [A],
+    newClientRate: 1,
+  });
+  for (let i = 0; i < 10; i++) k.offer(mac(i));
+  assert.ok("ip" in k.offer(A));
 });

@@ -26,6 +26,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Mac } from "../net/mac.ts";
+import { isBusy } from "./db.ts";
 
 /** A `[[machine]]` entry of the config. */
 export interface MachineConfig {
@@ -63,12 +64,23 @@ export interface Machine {
   last_seen: number | null;
   /** When the last install callback came, or null. */
   installed_at: number | null;
+  /**
+   * Which install this is: counts up when the machine is chosen anew, calls back, or is
+   * reinstalled. Callback tokens are bound to it, so the token of an earlier install (or one
+   * already used) stops working.
+   */
+  install_gen: number;
 }
 
 /** Options for {@linkcode MachineRegistry}. */
 export interface MachineRegistryOptions {
   /** `[[machine]]` entries of the config. */
   machines?: readonly MachineConfig[];
+  /**
+   * A second handle on the same file with a short busy timeout, for the bookkeeping a boot must
+   * never wait for (`seen`); default the main handle.
+   */
+  bestEffort?: DatabaseSync;
   now?: () => number;
 }
 
@@ -87,6 +99,7 @@ interface Row {
   first_seen: number;
   last_seen: number;
   installed_at: number | null;
+  install_gen: number | null;
 }
 
 function installState(os: string | null, stored: string | null): InstallState {
@@ -97,12 +110,15 @@ function installState(os: string | null, stored: string | null): InstallState {
 /** Machines from config and database, and their install state. */
 export class MachineRegistry {
   #db: DatabaseSync;
+  #bestEffort: DatabaseSync;
   #configured = new Map<Mac, MachineConfig>();
   #now: () => number;
   #stmts = new Map<string, StatementSync>();
+  #touchStmt: StatementSync | undefined;
 
   constructor(db: DatabaseSync, options: MachineRegistryOptions = {}) {
     this.#db = db;
+    this.#bestEffort = options.bestEffort ?? db;
     this.#now = options.now ?? Date.now;
     for (const m of options.machines ?? []) this.#configured.set(m.mac, m);
     db.exec(`CREATE TABLE IF NOT EXISTS machines (
@@ -127,6 +143,9 @@ export class MachineRegistry {
         db.exec(`UPDATE machines SET installed_at = (SELECT max(at) FROM machine_boots
           WHERE machine_boots.mac = machines.mac AND kind = 'installed') WHERE state = 'installed'`);
       }
+    }
+    if (!columns.some((c) => c.name === "install_gen")) {
+      db.exec("ALTER TABLE machines ADD COLUMN install_gen INTEGER NOT NULL DEFAULT 0");
     }
   }
 
@@ -160,22 +179,40 @@ export class MachineRegistry {
       first_seen: rec?.first_seen ?? null,
       last_seen: rec?.last_seen ?? null,
       installed_at: rec?.installed_at ?? null,
+      install_gen: rec?.install_gen ?? 0,
     };
   }
 
   /** Creates the row if needed and stamps `last_seen` (and `ip` when given). */
-  #touch(mac: Mac, ip?: string): void {
+  #touch(mac: Mac, ip?: string, db: DatabaseSync = this.#db): void {
     const now = this.#now();
-    this.#stmt(
-      `INSERT INTO machines (mac, ip, first_seen, last_seen) VALUES (?, ?, ?, ?)
+    const sql = `INSERT INTO machines (mac, ip, first_seen, last_seen) VALUES (?, ?, ?, ?)
        ON CONFLICT (mac) DO UPDATE SET last_seen = excluded.last_seen,
-         ip = coalesce(excluded.ip, machines.ip)`,
-    ).run(mac, ip ?? null, now, now);
+         ip = coalesce(excluded.ip, machines.ip)`;
+    const stmt = db === this.#db ? this.#stmt(sql) : (this.#touchStmt ??= db.prepare(sql));
+    stmt.run(mac, ip ?? null, now, now);
   }
 
   /** One machine, or null when neither the config nor the database knows it. */
   get(mac: Mac): Machine | null {
     return this.#merge(mac, this.#row(mac));
+  }
+
+  /** What a machine the database could not record (it was busy) is for now: a new one. */
+  placeholder(mac: Mac, ip: string | null): Machine {
+    const now = this.#now();
+    return this.#merge(mac, {
+      mac,
+      os: null,
+      class: null,
+      hostname: null,
+      ip,
+      state: null,
+      first_seen: now,
+      last_seen: now,
+      installed_at: null,
+      install_gen: 0,
+    })!;
   }
 
   /** Every machine of config and database, by host name then MAC. */
@@ -206,16 +243,31 @@ export class MachineRegistry {
     return this.list().filter((m) => m.os === os && m.class === cls);
   }
 
-  /** Records that `mac` made contact (DHCP or HTTP), from `ip` when known. */
-  seen(mac: Mac, ip?: string): void {
-    this.#touch(mac, ip);
+  /**
+   * Records that `mac` made contact (DHCP or HTTP), from `ip` when known. Best effort: when the
+   * database is busy (another process holds its lock) it gives up at once and returns false;
+   * a boot never waits for this bookkeeping.
+   */
+  seen(mac: Mac, ip?: string): boolean {
+    try {
+      this.#touch(mac, ip, this.#bestEffort);
+      return true;
+    } catch (e) {
+      if (isBusy(e)) return false;
+      throw e;
+    }
   }
 
-  /** Makes `os`/`cls` the machine's choice; a new choice means a new install. */
+  /**
+   * Makes `os`/`cls` the machine's choice; a new choice means a new install. An installed
+   * machine keeps its state (and its disk): only a reinstall, an admin's act, starts over.
+   */
   choose(mac: Mac, os: string, cls: string | null = null, ip?: string): Machine {
     this.#touch(mac, ip);
-    this.#stmt("UPDATE machines SET os = ?, class = ?, state = NULL WHERE mac = ?")
-      .run(os, cls, mac);
+    this.#stmt(
+      `UPDATE machines SET os = ?, class = ?, state = NULL, install_gen = install_gen + 1
+       WHERE mac = ? AND coalesce(state, '') <> 'installed'`,
+    ).run(os, cls, mac);
     return this.get(mac)!;
   }
 
@@ -240,8 +292,10 @@ export class MachineRegistry {
   /** The installer's callback: from now on the machine boots from its local disk. */
   installed(mac: Mac, ip?: string): Machine {
     this.#touch(mac, ip);
-    this.#stmt("UPDATE machines SET state = 'installed', installed_at = ? WHERE mac = ?")
-      .run(this.#now(), mac);
+    this.#stmt(
+      `UPDATE machines SET state = 'installed', installed_at = ?, install_gen = install_gen + 1
+       WHERE mac = ?`,
+    ).run(this.#now(), mac);
     return this.get(mac)!;
   }
 
@@ -256,7 +310,29 @@ export class MachineRegistry {
       `INSERT INTO machines (mac, first_seen, last_seen) VALUES (?, ?, ?)
        ON CONFLICT (mac) DO NOTHING`,
     ).run(mac, this.#now(), this.#now());
-    this.#stmt("UPDATE machines SET state = NULL WHERE mac = ?").run(mac);
+    this.#stmt("UPDATE machines SET state = NULL, install_gen = install_gen + 1 WHERE mac = ?")
+      .run(mac);
     return this.get(mac)!;
+  }
+
+  /**
+   * Forgets machines nobody configured that have not been seen since `before` (ms) and never
+   * started an install, then the oldest of them beyond `keep`: strangers must not grow the
+   * table without bound. Installing and installed machines are never forgotten (forgetting one
+   * would install it again, wiping its disk). Returns how many rows went.
+   */
+  prune(before: number, keep: number): number {
+    const configured = [...this.#configured.keys()];
+    const outside = configured.length
+      ? `AND mac NOT IN (${configured.map(() => "?").join(", ")})`
+      : "";
+    const strangers = `coalesce(state, '') NOT IN ('installing', 'installed') ${outside}`;
+    const old = this.#db.prepare(`DELETE FROM machines WHERE last_seen < ? AND ${strangers}`)
+      .run(before, ...configured);
+    const extra = this.#db.prepare(
+      `DELETE FROM machines WHERE mac IN (SELECT mac FROM machines WHERE ${strangers}
+       ORDER BY last_seen DESC LIMIT -1 OFFSET ?)`,
+    ).run(...configured, keep);
+    return Number(old.changes) + Number(extra.changes);
   }
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { openDatabase } from "./db.ts";
+import { openDatabase, openDatabaseFile } from "./db.ts";
 import { defaultHostname, MachineRegistry } from "./machines.ts";
 import { BootHistory } from "./history.ts";
 import { mustParseMac } from "../net/mac.ts";
@@ -48,6 +48,7 @@ Deno.test("machines come from the config, the wire, or both", async (t) => {
       first_seen: null,
       last_seen: null,
       installed_at: null,
+      install_gen: 0,
     });
   });
   await t.step("an unknown machine is null until it makes contact", () => {
@@ -107,6 +108,81 @@ Deno.test("install state moves new → chosen → installing → installed → c
   await t.step("reinstall of a configured machine that never booted works", () => {
     assert.equal(reg.reinstall(A)!.state, "chosen");
   });
+});
+
+Deno.test("install generations: every new install, callback and reinstall moves it on", async (t) => {
+  const reg = registry();
+  const gen = () => reg.get(C)!.install_gen;
+  reg.seen(C, "10.0.0.50");
+  await t.step("a new machine is at 0", () => assert.equal(gen(), 0));
+  await t.step("a choice starts an install", () => {
+    reg.choose(C, "debian");
+    assert.equal(gen(), 1);
+  });
+  await t.step("fetching the config does not", () => {
+    reg.installing(C);
+    assert.equal(gen(), 1);
+  });
+  await t.step("the callback ends it", () => {
+    reg.installed(C);
+    assert.equal(gen(), 2);
+  });
+  await t.step("choosing again at the menu leaves an installed machine alone", () => {
+    reg.choose(C, "fedora");
+    assert.equal(reg.get(C)!.state, "installed");
+    assert.equal(reg.get(C)!.os, "debian");
+    assert.equal(gen(), 2);
+  });
+  await t.step("a reinstall starts the next", () => {
+    reg.reinstall(C);
+    assert.equal(reg.get(C)!.state, "chosen");
+    assert.equal(gen(), 3);
+  });
+});
+
+Deno.test("prune forgets idle strangers, never configured or installing machines", () => {
+  const c = clock();
+  const reg = registry(c);
+  const mac = (i: number) => mustParseMac(`52:54:00:00:01:${i.toString(16).padStart(2, "0")}`);
+  for (let i = 0; i < 6; i++) {
+    c.tick(1000);
+    reg.seen(mac(i), `10.0.1.${i}`);
+  }
+  reg.seen(A);
+  reg.choose(mac(0), "debian");
+  reg.installing(mac(0));
+  reg.choose(mac(1), "debian");
+  reg.installing(mac(1));
+  reg.installed(mac(1));
+  // Idle before 1_700_000_003_500: 0 (installing), 1 (installed), 2 (a stranger: goes).
+  // Then at most 2 strangers stay: 3, 4, 5 → the oldest, 3, goes.
+  assert.equal(reg.prune(1_700_000_003_500, 2), 2);
+  const left = reg.list().map((m) => m.mac);
+  for (const i of [0, 1, 4, 5]) assert.ok(left.includes(mac(i)), `${mac(i)} kept`);
+  for (const i of [2, 3]) assert.ok(!left.includes(mac(i)), `${mac(i)} pruned`);
+  assert.ok(left.includes(A) && left.includes(B));
+});
+
+Deno.test("seen gives up at once when another process holds the write lock", () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/leases.db`;
+  try {
+    const db = openDatabaseFile(path);
+    const quick = openDatabaseFile(path, { busyTimeoutMs: 0 });
+    const reg = new MachineRegistry(db, { bestEffort: quick });
+    const other = openDatabaseFile(path, { busyTimeoutMs: 0 });
+    other.exec("BEGIN IMMEDIATE");
+    const t0 = performance.now();
+    assert.equal(reg.seen(C, "10.0.0.50"), false);
+    assert.ok(performance.now() - t0 < 100);
+    assert.equal(reg.get(C), null);
+    other.exec("COMMIT");
+    assert.equal(reg.seen(C, "10.0.0.50"), true);
+    assert.equal(reg.get(C)!.ip, "10.0.0.50");
+    for (const h of [other, quick, db]) h.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("a menu choice does not override the config, and its class stays with its OS", async (t) => {

@@ -2,7 +2,8 @@
  * A boot you can watch, end to end: `main.ts serve` runs in a server namespace (bridge br0),
  * a client namespace gets a lease with udhcpc, fetches a file over TFTP (tftp-hpa) and over
  * HTTP (curl), and then /metrics, /api/events, /api/overview and the live event stream must
- * tell exactly that. Nothing here touches the host's interfaces.
+ * tell exactly that, to the admin with the token and to nobody else; a password hash in the
+ * config shows up in no answer and no log line. Nothing here touches the host's interfaces.
  */
 import assert from "node:assert/strict";
 import {
@@ -32,14 +33,69 @@ async function makeTree(dir: string): Promise<{ loader: Uint8Array; kernel: Uint
   return { loader, kernel };
 }
 
-/** curl inside the client namespace; its body, failing the test on a non-2xx answer. */
+// The admin token, read from the data directory once the server made it.
+let token = "";
+const SENTINEL = "$6$sentinel$DO-NOT-SHOW-0123456789";
+
+/** curl inside the client namespace, as the admin; its body, failing on a non-2xx answer. */
 async function curl(ns: Netns, path: string): Promise<string> {
-  const r = await ns.exec(["curl", "-sS", "--fail", "--max-time", "20", `${BASE}${path}`], {
-    check: false,
-    timeoutMs: 30_000,
-  });
+  const r = await ns.exec(
+    [
+      "curl",
+      "-sS",
+      "--fail",
+      "--max-time",
+      "20",
+      "-H",
+      `Authorization: Bearer ${token}`,
+      BASE + path,
+    ],
+    { check: false, timeoutMs: 30_000 },
+  );
   assert.equal(r.code, 0, `curl ${path}: ${r.stderr}`);
   return r.stdout;
+}
+
+/** The HTTP status of `path` asked with `headers` from inside the client namespace. */
+async function statusOf(
+  ns: Netns,
+  path: string,
+  headers: string[] = [],
+  method = "GET",
+): Promise<number> {
+  const r = await ns.exec(
+    [
+      "curl",
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "-X",
+      method,
+      "--max-time",
+      "20",
+      ...headers.flatMap((h) => ["-H", h]),
+      BASE + path,
+    ],
+    { check: false, timeoutMs: 30_000 },
+  );
+  return Number(r.stdout);
+}
+
+/** A live stream of the events, as the admin's dashboard opens it. */
+function openStream(ns: Netns): LineFollower {
+  return new LineFollower(
+    ns.spawn([
+      "curl",
+      "-sSN",
+      "--max-time",
+      "120",
+      "-H",
+      `Authorization: Bearer ${token}`,
+      `${BASE}/api/events/stream`,
+    ]),
+  );
 }
 
 /** The value of one sample line of a Prometheus exposition, or undefined. */
@@ -71,6 +127,11 @@ range = ["10.81.0.100", "10.81.0.120"]
 lease = "1h"
 [http]
 port = 8080
+
+[[machine]]
+mac = "52:54:00:5e:c2:e7"
+hostname = "guarded"
+vars = { password_hash = "${SENTINEL}", disk = "/dev/vda" }
 `,
       );
       serve = new LineFollower(
@@ -89,6 +150,16 @@ port = 8080
         ]),
       );
       await serve.waitFor((l) => l.includes("DHCP listening"), 90_000, "DHCP listening");
+      const tokenFile = `${dir}/data/api-token`;
+      token = (await Deno.readTextFile(tokenFile)).trim();
+
+      await t.step(
+        "the admin token is made at first start, readable by its owner only",
+        async () => {
+          assert.match(token, /^[A-Za-z0-9_-]{32,}$/);
+          assert.equal((await Deno.stat(tokenFile)).mode! & 0o777, 0o600);
+        },
+      );
 
       let ip = "";
       await t.step("udhcpc gets a lease", async () => {
@@ -102,10 +173,40 @@ port = 8080
         assert.match(ip, /^10\.81\.0\.1\d\d$/);
       });
 
+      await t.step("the admin API refuses anyone without the token", async () => {
+        const paths = [
+          "/api/overview",
+          "/api/events",
+          "/api/events/stream",
+          "/api/leases",
+          "/api/machines",
+          "/api/machines/52:54:00:5e:c2:e7",
+        ];
+        for (const path of paths) {
+          assert.equal(await statusOf(client, path), 401, path);
+          assert.equal(
+            await statusOf(client, path, ["Authorization: Bearer not-the-token"]),
+            401,
+            path,
+          );
+          assert.equal(
+            await statusOf(client, path, [
+              `Authorization: Bearer ${token}`,
+              "Origin: http://evil.example",
+            ]),
+            403,
+            path,
+          );
+        }
+        const reinstall = `/api/machines/52:54:00:5e:c2:e7/reinstall`;
+        assert.equal(await statusOf(client, reinstall, [], "POST"), 401);
+        // Metrics and the dashboard page itself are open: they hold no secrets.
+        assert.equal(await statusOf(client, "/metrics"), 200);
+        assert.equal(await statusOf(client, "/ui"), 200);
+      });
+
       await t.step("the live stream is open before the client fetches", async () => {
-        stream = new LineFollower(
-          client.spawn(["curl", "-sSN", "--max-time", "120", `${BASE}/api/events/stream`]),
-        );
+        stream = openStream(client);
         await stream.waitFor((l) => l.startsWith("retry:"), 30_000, "stream start");
       });
 
@@ -213,7 +314,24 @@ port = 8080
       await t.step("/ui answers with the dashboard", async () => {
         const html = await curl(client, "/ui");
         assert.match(html, /<title>Astral Boot<\/title>/);
-        assert.match(await curl(client, "/ui/dashboard.js"), /EventSource/);
+        assert.match(await curl(client, "/ui/dashboard.js"), /\/api\/events\/stream/);
+      });
+
+      await t.step("the password hash is in no API answer and no log line", async () => {
+        const machines = await curl(client, "/api/machines");
+        const guarded = JSON.parse(await curl(client, "/api/machines/52:54:00:5e:c2:e7"));
+        assert.deepEqual(guarded.var_names, ["disk", "password_hash"]);
+        const answers = [
+          machines,
+          JSON.stringify(guarded),
+          await curl(client, "/api/overview"),
+          await curl(client, "/api/events?since=0"),
+          await curl(client, "/metrics"),
+        ];
+        for (const text of answers) assert.ok(!text.includes("sentinel"), text);
+        assert.ok(serve!.lines.length > 10);
+        assert.ok(!serve!.output.includes("sentinel"), serve!.output);
+        assert.ok(!serve!.output.includes(token), "the token is logged");
       });
 
       await t.step("a client that goes away is unsubscribed", async () => {
@@ -226,9 +344,7 @@ port = 8080
           await new Promise((r) => setTimeout(r, 200));
         }
         assert.equal(open, 0);
-        stream = new LineFollower(
-          client.spawn(["curl", "-sSN", "--max-time", "120", `${BASE}/api/events/stream`]),
-        );
+        stream = openStream(client);
         await stream.waitFor((l) => l.startsWith("retry:"), 30_000, "second stream start");
       });
 

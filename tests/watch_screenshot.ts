@@ -18,6 +18,7 @@ import type { BootStage } from "../observe/events.ts";
 import { type Mac, mustParseMac } from "../net/mac.ts";
 
 const PORT = 8080;
+const DEMO_TOKEN = "demo-token-0123456789abcdef";
 
 function request(path: string, ip: string, mac: Mac | null, stage: BootStage, detail: string) {
   const route = path.startsWith("/image/") ? "image" : path.startsWith("/api/") ? "api" : "script";
@@ -100,7 +101,8 @@ function serveDemo(): void {
     },
   ];
   feedDemo(watch);
-  const app = watchRoutes({ watch, machines });
+  // The page gets this token from its address: /ui#token=… (see takeScreenshot).
+  const app = watchRoutes({ watch, machines, adminToken: DEMO_TOKEN });
   let n = 0;
   const busy = mustParseMac("52:54:00:12:34:02");
   setInterval(() => {
@@ -155,7 +157,7 @@ async function inside(out: string): Promise<void> {
         waiting.set(++id, resolve);
         ws.send(JSON.stringify({ id, method, params }));
       });
-    await call("Page.navigate", { url: `http://127.0.0.1:${PORT}/ui` });
+    await call("Page.navigate", { url: `http://127.0.0.1:${PORT}/ui#token=${DEMO_TOKEN}` });
     // Overview fetch, event history and a few live events.
     await new Promise((r) => setTimeout(r, 4000));
     const shot = await call("Page.captureScreenshot", { format: "png" });

@@ -1,7 +1,46 @@
 // The Astral Boot dashboard: machines, headline numbers and live boot events.
 // Plain browser JavaScript, no build step. Everything from the server is put into the page
 // with textContent, never as markup: host names and installer reports come from clients.
+// Its data needs the admin token: given once in the address (/ui#token=…, what
+// `astralboot token` prints) or typed into the form, kept for this tab only, and sent as an
+// Authorization header (never in a URL, which would reach logs and histories).
 "use strict";
+
+const TOKEN_KEY = "astralboot-token";
+
+function takeTokenFromAddress() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (!m) return;
+  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+  // Out of the address bar and the history at once.
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+function authHeaders(extra = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { ...extra, Authorization: `Bearer ${token}` } : extra;
+}
+
+/** Shows the token form; `why` says what happened. */
+function askForToken(why) {
+  $("login-why").textContent = why;
+  $("login").hidden = false;
+}
+
+/** A fetch of the admin API; a 401 asks for the token and throws. */
+async function api(path, init = {}) {
+  const res = await fetch(path, {
+    cache: "no-store",
+    ...init,
+    headers: authHeaders(init.headers ?? {}),
+  });
+  if (res.status === 401) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    askForToken("The server wants the admin token (astralboot token prints it).");
+    throw new Error("unauthorized");
+  }
+  return res;
+}
 
 const MAX_EVENTS = 200;
 // Each event asks for a fresh overview anyway; the poll only catches what makes no event
@@ -108,7 +147,7 @@ async function refresh() {
   }
   refreshing = true;
   try {
-    const res = await fetch("/api/overview", { cache: "no-store" });
+    const res = await api("/api/overview");
     if (res.ok) {
       overview = await res.json();
       fetchedAt = Date.now();
@@ -149,33 +188,92 @@ function addEvent(e, fresh) {
   while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
 }
 
+/** Splits Server-Sent Events text into events: `{ id, data }` for each blank-line-ended block. */
+function sseEvents(buffer) {
+  const out = [];
+  let rest = buffer;
+  for (;;) {
+    const end = rest.indexOf("\n\n");
+    if (end < 0) return { events: out, rest };
+    const block = rest.slice(0, end);
+    rest = rest.slice(end + 2);
+    let id = null;
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("id: ")) id = Number(line.slice(4));
+      else if (line.startsWith("data: ")) data.push(line.slice(6));
+    }
+    if (data.length) out.push({ id, data: data.join("\n") });
+  }
+}
+
+/** The live stream, over fetch (EventSource cannot send a header); reconnects after 3 s. */
+async function followEvents(since) {
+  const badge = $("live");
+  let last = since;
+  for (;;) {
+    try {
+      const res = await api(`/api/events/stream?since=${last}`, {
+        headers: { "Last-Event-ID": String(last) },
+      });
+      if (!res.ok || !res.body) throw new Error(`stream: ${res.status}`);
+      badge.textContent = "live";
+      badge.classList.remove("off");
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const parsed = sseEvents(buffer + value);
+        buffer = parsed.rest;
+        for (const e of parsed.events) {
+          if (e.id !== null) last = e.id;
+          addEvent(JSON.parse(e.data), true);
+          soon();
+        }
+      }
+    } catch (e) {
+      if (e.message === "unauthorized") return;
+    }
+    badge.textContent = "reconnecting…";
+    badge.classList.add("off");
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
 async function startEvents() {
   let since = 0;
   try {
-    const res = await fetch(`/api/events?since=0`, { cache: "no-store" });
+    const res = await api(`/api/events?since=0`);
     const page = await res.json();
     for (const e of page.events.slice(-MAX_EVENTS)) addEvent(e, false);
     since = page.last;
-  } catch {
+  } catch (e) {
+    if (e.message === "unauthorized") return;
     // No history; the stream still brings what comes next.
   }
-  const badge = $("live");
-  const source = new EventSource(`/api/events/stream?since=${since}`);
-  source.onopen = () => {
-    badge.textContent = "live";
-    badge.classList.remove("off");
-  };
-  source.onerror = () => {
-    badge.textContent = "reconnecting…";
-    badge.classList.add("off");
-  };
-  source.onmessage = (m) => {
-    addEvent(JSON.parse(m.data), true);
-    soon();
-  };
+  followEvents(since);
 }
 
-refresh();
-startEvents();
-setInterval(refresh, REFRESH_MS);
+function start() {
+  $("login").hidden = true;
+  refresh();
+  startEvents();
+}
+
+$("login").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const token = $("login-token").value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("login-token").value = "";
+  start();
+});
+
+takeTokenFromAddress();
+if (sessionStorage.getItem(TOKEN_KEY)) start();
+else askForToken("Give the admin token (astralboot token prints it) to see the machines.");
+setInterval(() => {
+  if (sessionStorage.getItem(TOKEN_KEY)) refresh();
+}, REFRESH_MS);
 setInterval(redraw, REDRAW_MS);

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { openDatabaseFile } from "../state/db.ts";
+import { BootHistory } from "../state/history.ts";
+import { memoryLogger } from "../log.ts";
+import { mustParseMac } from "../net/mac.ts";
+import type { WatchEvent } from "./events.ts";
+import { historyWriter } from "./history.ts";
+
+const MAC = mustParseMac("52:54:00:00:00:0a");
+
+function event(stage: WatchEvent["stage"], id: number, mac = MAC): WatchEvent {
+  return { seq: id, time: 1000 + id, mac, ip: "10.0.0.5", stage, detail: `${stage} ${id}` };
+}
+
+Deno.test("historyWriter keeps a machine's steps; a busy database loses a line, not a boot", async (t) => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const db = openDatabaseFile(`${dir}/leases.db`, { busyTimeoutMs: 0 });
+    const history = new BootHistory(db);
+    const logger = memoryLogger();
+    const write = historyWriter(history, logger);
+    await t.step("history stages of a known MAC are written, the rest are not", () => {
+      write(event("menu", 1));
+      write(event("dhcp-offer", 2));
+      write(event("kernel", 3));
+      write({ ...event("script", 4), mac: null });
+      write(event("installed", 5));
+      assert.deepEqual(history.lines(MAC).map((l) => l.kind), ["installed", "menu"]);
+    });
+    await t.step("while another process holds the lock: a debug line, no throw", () => {
+      const other = openDatabaseFile(`${dir}/leases.db`, { busyTimeoutMs: 0 });
+      other.exec("BEGIN IMMEDIATE");
+      write(event("chosen", 6));
+      other.exec("ROLLBACK");
+      other.close();
+      const line = logger.lines.at(-1)!;
+      assert.equal(line.level, "debug");
+      assert.match(line.message, /database busy/);
+      assert.equal(history.lines(MAC).length, 2);
+    });
+    await t.step("any other failure is a warning", () => {
+      db.close();
+      write(event("chosen", 7));
+      const line = logger.lines.at(-1)!;
+      assert.equal(line.level, "warn");
+      assert.equal(line.message, "history line not written");
+    });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
