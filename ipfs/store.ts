@@ -22,7 +22,7 @@ import {
 } from "../content/store.ts";
 import { openFileStream } from "../content/file_stream.ts";
 import { ContentCache, fileKey, type FileWriter, type GcResult } from "./cache.ts";
-import { CarFeed } from "./car_feed.ts";
+import { CarFeed, carLimits } from "./car_feed.ts";
 import type { IpfsEventSink } from "./events.ts";
 import { GatewayClient } from "./gateway.ts";
 import {
@@ -92,6 +92,7 @@ export class IpfsStore implements ContentStore {
   #onEvent: IpfsEventSink;
   #car: boolean;
   #window: number;
+  #timeoutMs: number;
   #ready: Promise<void> | undefined;
   #memo = new Map<string, Resolved | null>();
   #inflight = new Map<string, Promise<Uint8Array>>();
@@ -106,6 +107,7 @@ export class IpfsStore implements ContentStore {
     this.#onEvent = options.onEvent ?? (() => {});
     this.#car = options.car ?? true;
     this.#window = options.window ?? 8;
+    this.#timeoutMs = options.timeoutMs;
     this.gateway = new GatewayClient({
       gateways: options.gateways,
       timeoutMs: options.timeoutMs,
@@ -317,7 +319,10 @@ export class IpfsStore implements ContentStore {
         writer = await this.cache.createFile(node.cid);
         setTemp(writer.tempPath);
         if (this.#car && node.children.length > 0) {
-          feed = new CarFeed(this.gateway, node.cid, this.#logger);
+          feed = new CarFeed(this.gateway, node.cid, this.#logger, {
+            waitMs: this.#timeoutMs,
+            limits: carLimits(node.size, this.#timeoutMs),
+          });
         }
         const get = this.#fillGetter(fill, feed);
         for await (const chunk of readFile(get, node.cid, { window: this.#window })) {
