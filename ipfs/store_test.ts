@@ -9,6 +9,7 @@ import { CID } from "multiformats";
 import { sha256 } from "multiformats/hashes/sha2";
 import { memoryLogger } from "../log.ts";
 import { fileKey } from "./cache.ts";
+import type { IpfsEvent } from "./events.ts";
 import { IpfsStore } from "./store.ts";
 import {
   buildTree,
@@ -173,4 +174,101 @@ Deno.test("a gateway whose CAR failed its limits is not asked for CAR again soon
     await store.close();
     await tmp.remove();
   }
+});
+
+Deno.test("IpfsStore cache_max: gc evicts the least recently used files, not one in use", async (t) => {
+  const files = Array.from({ length: 4 }, (_, i) => pseudoRandomBytes(300_000, 70 + i));
+  const { root, blocks, cids } = await buildTree(
+    files.map((content, i) => ({ path: `d/f${i}`, content })),
+    { profile: "v1-raw" },
+  );
+  const gw = fakeGateway(GW, blocks);
+  const tmp = await tempDir("ipfs_store_gc_");
+  const events: IpfsEvent[] = [];
+  const store = new IpfsStore({
+    ref: root.toString(),
+    gateways: [GW],
+    timeoutMs: TIMEOUT_MS,
+    cacheDir: join(tmp.path, "cache"),
+    fetch: fetchOf(gw),
+    cacheMaxBytes: 700_000,
+    onEvent: (e) => events.push(e),
+  });
+  const cidOf = (i: number) => cids.get(`d/f${i}`)!;
+  try {
+    for (let i = 0; i < 4; i++) {
+      assert.ok(sameBytes(await readAll(await store.read(`d/f${i}`)), files[i]!));
+      const found = await store.resolve(`d/f${i}`);
+      if (found?.node.kind === "file") await store.ensureFile(found.node);
+      // f0 is the least recently used, f3 the most.
+      const used = new Date(Date.now() - (10 - i) * 60_000);
+      await Deno.utime(store.cache.filePath(cidOf(i)), used, used);
+    }
+    await t.step("the oldest file, open for reading, survives; the next oldest go", async () => {
+      const reading = await store.read("d/f0");
+      try {
+        const result = await store.gc();
+        assert.equal(await store.cache.fileSize(cidOf(0)), 300_000, "in use");
+        assert.equal(await store.cache.fileSize(cidOf(1)), null);
+        assert.equal(await store.cache.fileSize(cidOf(2)), null);
+        assert.equal(await store.cache.fileSize(cidOf(3)), 300_000);
+        assert.ok(result.sizeBytes <= 700_000, `${result.sizeBytes} bytes left`);
+        const gc = events.filter((e) => e.kind === "cache-gc");
+        assert.equal(gc.length, 1);
+        assert.deepEqual(gc[0], {
+          kind: "cache-gc",
+          freedBytes: 600_000,
+          removedFiles: 2,
+          removedBlocks: 0,
+          evictedFiles: 2,
+          sizeBytes: result.sizeBytes,
+          maxBytes: 700_000,
+        });
+        assert.ok(sameBytes(await readAll(reading), files[0]!));
+      } finally {
+        await reading.cancel().catch(() => {});
+      }
+    });
+    await t.step("an evicted file is fetched again on its next read", async () => {
+      const asked = gw.counts.raw + gw.counts.car;
+      assert.ok(sameBytes(await readAll(await store.read("d/f1")), files[1]!));
+      assert.ok(gw.counts.raw + gw.counts.car > asked);
+    });
+  } finally {
+    await store.close();
+    await tmp.remove();
+  }
+});
+
+Deno.test("IpfsStore.startGc runs gc at once and then on its interval, until closed", async () => {
+  const { root, blocks } = await buildTree([{ path: "f", content: new Uint8Array(10) }], {
+    profile: "v1-raw",
+  });
+  const tmp = await tempDir("ipfs_store_gc_");
+  const events: IpfsEvent[] = [];
+  const store = new IpfsStore({
+    ref: root.toString(),
+    gateways: [GW],
+    timeoutMs: TIMEOUT_MS,
+    cacheDir: join(tmp.path, "cache"),
+    fetch: fetchOf(fakeGateway(GW, blocks)),
+    cacheMaxBytes: 1_000_000,
+    gcIntervalMs: 50,
+    onEvent: (e) => events.push(e),
+  });
+  try {
+    store.startGc();
+    const until = performance.now() + 3000;
+    while (events.length < 3 && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(events.length >= 3, `${events.length} runs`);
+    assert.ok(events.every((e) => e.kind === "cache-gc" && e.maxBytes === 1_000_000));
+  } finally {
+    await store.close();
+  }
+  const runs = events.length;
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(events.length, runs, "no gc after close");
+  await tmp.remove();
 });
