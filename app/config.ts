@@ -22,7 +22,7 @@ import {
 } from "./config_sections.ts";
 
 export type { MachineConfig };
-export { ConfigError, parseDuration } from "./config_reader.ts";
+export { ConfigError, parseByteSize, parseDuration } from "./config_reader.ts";
 export { formatConfig } from "./config_format.ts";
 
 /** DHCP behaviour: addresses and boot information, boot information only, decide, none. */
@@ -52,7 +52,8 @@ export interface Config {
   };
   tftp: { port: number; max_blksize: number; windowsize: number };
   http: { port: number; address: string; public_url: string };
-  ipfs: { gateways: string[]; timeout: number };
+  /** `cache_max`: bytes the IPFS cache may hold (0: no limit). */
+  ipfs: { gateways: string[]; timeout: number; cache_max: number };
   boot: { default?: string; menu_timeout: number };
   machines: MachineConfig[];
 }
@@ -114,7 +115,7 @@ const KNOWN: Record<string, string[]> = {
   ],
   tftp: ["port", "max_blksize", "windowsize"],
   http: ["port", "address", "public_url"],
-  ipfs: ["gateways", "timeout"],
+  ipfs: ["gateways", "timeout", "cache_max"],
   boot: ["default", "menu_timeout"],
   machine: ["mac", "hostname", "ip", "os", "class", "vars"],
 };
