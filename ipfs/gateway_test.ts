@@ -231,7 +231,8 @@ Deno.test("GatewayClient bounds a raw block body that trickles forever", async (
         const started = performance.now();
         assert.deepEqual(await client.getBlock(file), blocks.get(file));
         const ms = performance.now() - started;
-        assert.ok(ms < TIMEOUT + 400, `took ${Math.round(ms)} ms, timeout ${TIMEOUT} ms`);
+        // Within its timeout, give or take the scheduling of a busy machine.
+        assert.ok(ms < 2 * TIMEOUT, `took ${Math.round(ms)} ms, timeout ${TIMEOUT} ms`);
         assert.ok(ms >= TIMEOUT - 50, `gave up after ${Math.round(ms)} ms, before the timeout`);
         assert.equal(client.isFailing(gw.urls[0]!), true);
         assert.deepEqual(client.order(), [gw.urls[1], gw.urls[0]]);

@@ -260,7 +260,7 @@ export class IpfsStore implements ContentStore {
   }
 
   /** Whether gc must leave a file alone: being opened, downloaded, or streamed from a download. */
-  readonly inUse = (key: string): boolean => this.#reading.has(key) || this.#fills.has(key);
+  readonly #inUse = (key: string): boolean => this.#reading.has(key) || this.#fills.has(key);
 
   /** Makes sure a file is in the cache; resolves when it is (rejects like `read`). */
   async ensureFile(
@@ -311,7 +311,7 @@ export class IpfsStore implements ContentStore {
         ...(await this.cache.recentRefs()).map((r) => r.ref).filter((r) => r !== this.ref)
           .slice(0, KEEP_RECENT - 1),
       ];
-      const result = await this.cache.gc(keep, { maxBytes: this.#cacheMax, inUse: this.inUse });
+      const result = await this.cache.gc(keep, { maxBytes: this.#cacheMax, inUse: this.#inUse });
       this.#onEvent({
         kind: "cache-gc",
         freedBytes: result.freedBytes,

@@ -28,7 +28,7 @@ const TIMEOUT_MS = 1000;
 const GW = "http://gw.test";
 
 async function fixture() {
-  const content = pseudoRandomBytes(1024 * 1024 + 300_000, 21);
+  const content = pseudoRandomBytes(600_000, 21);
   const { root, blocks, cids } = await buildTree([{ path: "f", content }], {
     profile: "v1-raw",
   });
