@@ -23,7 +23,7 @@ import {
 } from "./config_sections.ts";
 
 export type { MachineConfig };
-export { ConfigError, parseDuration } from "./config_reader.ts";
+export { ConfigError, parseByteSize, parseDuration } from "./config_reader.ts";
 export { formatConfig } from "./config_format.ts";
 
 /** DHCP behaviour: addresses and boot information, boot information only, decide, none. */
@@ -57,7 +57,8 @@ export interface Config {
   };
   tftp: { port: number; max_blksize: number; windowsize: number };
   http: { port: number; address: string; public_url: string };
-  ipfs: { gateways: string[]; timeout: number };
+  /** `cache_max`: bytes the IPFS cache may hold (0: no limit). */
+  ipfs: { gateways: string[]; timeout: number; cache_max: number };
   boot: { default?: string; menu_timeout: number };
   /** The admin API: where its token is kept. */
   api: { token_file: string };
@@ -124,7 +125,7 @@ const KNOWN: Record<string, string[]> = {
   ],
   tftp: ["port", "max_blksize", "windowsize"],
   http: ["port", "address", "public_url"],
-  ipfs: ["gateways", "timeout"],
+  ipfs: ["gateways", "timeout", "cache_max"],
   boot: ["default", "menu_timeout"],
   api: ["token_file"],
   machine: ["mac", "hostname", "ip", "os", "class", "vars"],

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Config } from "./config.ts";
+import { formatByteSize } from "./config_reader.ts";
 
 function toml(v: unknown): string {
   if (v === undefined) return '""';
@@ -88,6 +89,11 @@ function services(c: Config, line: Line, section: (name: string) => void): void 
   section("ipfs");
   line("gateways", c.ipfs.gateways, "trustless gateways, tried in order (every block is verified)");
   line("timeout", c.ipfs.timeout, "seconds before a gateway request fails over");
+  line(
+    "cache_max",
+    formatByteSize(c.ipfs.cache_max),
+    'most the cache under data_dir may hold ("500MiB", bytes; 0: no limit); least recently used files go first',
+  );
   section("boot");
   line(
     "default",

@@ -115,6 +115,29 @@ export class ConfigReader {
     );
   }
 
+  /** A size in bytes: a whole number, or a string like "10GiB", "500MiB", "2GB". */
+  bytes(t: Raw, section: string, key: string): number | undefined {
+    const v = t[key];
+    if (v === undefined) return undefined;
+    const n = typeof v === "bigint"
+      ? Number(v)
+      : typeof v === "number"
+      ? v
+      : typeof v === "string"
+      ? parseByteSize(v)
+      : null;
+    if (n === null || !Number.isSafeInteger(n) || n < 0) {
+      return this.fail(
+        section,
+        key,
+        `expected bytes as a whole number or a size like "10GiB", "500MiB", "2GB", got ${
+          typeName(v)
+        }`,
+      );
+    }
+    return n;
+  }
+
   bool(t: Raw, section: string, key: string): boolean | undefined {
     const v = t[key];
     if (v === undefined) return undefined;
@@ -172,4 +195,36 @@ export function parseDuration(text: string): number | null {
     consumed = re.lastIndex;
   }
   return consumed === t.length && consumed > 0 && total > 0 ? total : null;
+}
+
+/** Size units as written in messages and the printed config; read case-insensitively. */
+const BYTE_UNITS: [string, number][] = [
+  ["B", 1],
+  ["kB", 1e3],
+  ["MB", 1e6],
+  ["GB", 1e9],
+  ["TB", 1e12],
+  ["KiB", 2 ** 10],
+  ["MiB", 2 ** 20],
+  ["GiB", 2 ** 30],
+  ["TiB", 2 ** 40],
+];
+const UNIT_BY_NAME = new Map(BYTE_UNITS.map(([name, size]) => [name.toLowerCase(), size]));
+
+/** Parses "10GiB", "500 MiB", "1.5GB", "4096B" or "4096" into bytes; null if invalid. */
+export function parseByteSize(text: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  if (!m) return null;
+  const unit = m[2] === "" ? 1 : UNIT_BY_NAME.get(m[2]!.toLowerCase());
+  if (unit === undefined) return null;
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/** Bytes in the largest unit that divides them ("10GiB", "2GB"), else the plain number. */
+export function formatByteSize(n: number): number | string {
+  let best: [string, number] | undefined;
+  for (const [name, size] of BYTE_UNITS) {
+    if (size > 1 && n > 0 && n % size === 0 && size > (best?.[1] ?? 0)) best = [name, size];
+  }
+  return best ? `${n / best[1]}${best[0]}` : n;
 }

@@ -152,7 +152,11 @@ export function readIpfs(t: Raw, r: ConfigReader): Config["ipfs"] {
     }
     return g.replace(/\/+$/, "");
   });
-  return { gateways, timeout: r.seconds(t, "ipfs", "timeout") ?? 30 };
+  return {
+    gateways,
+    timeout: r.seconds(t, "ipfs", "timeout") ?? 30,
+    cache_max: r.bytes(t, "ipfs", "cache_max") ?? 10 * 2 ** 30,
+  };
 }
 
 /** `[boot]`. */

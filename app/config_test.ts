@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, formatConfig, loadConfig, parseDuration } from "./config.ts";
+import { ConfigError, formatConfig, loadConfig, parseByteSize, parseDuration } from "./config.ts";
 
 const eth1 = (name: string) =>
   name === "eth1" ? { name, address: "10.0.0.1", netmask: "255.255.255.0" } : null;
@@ -32,6 +32,41 @@ Deno.test("dhcp.router_advertisement: a boolean, default true", async (t) => {
       assert.equal(config.dhcp.router_advertisement, c.want);
       assert.match(formatConfig(config), new RegExp(`^router_advertisement = ${c.want} +# `, "m"));
     });
+  }
+});
+
+Deno.test("ipfs.cache_max: bytes or a size with a unit, default 10GiB, 0 for no limit", async (t) => {
+  const cases: { toml: string; want: number; printed: string }[] = [
+    { toml: "", want: 10 * 2 ** 30, printed: '"10GiB"' },
+    { toml: 'cache_max = "10GiB"', want: 10 * 2 ** 30, printed: '"10GiB"' },
+    { toml: 'cache_max = "500MiB"', want: 500 * 2 ** 20, printed: '"500MiB"' },
+    { toml: 'cache_max = "2GB"', want: 2e9, printed: '"2GB"' },
+    { toml: 'cache_max = "1.5 GiB"', want: 1.5 * 2 ** 30, printed: '"1536MiB"' },
+    { toml: 'cache_max = "64kib"', want: 65536, printed: '"64KiB"' },
+    { toml: "cache_max = 1000000", want: 1_000_000, printed: '"1MB"' },
+    { toml: "cache_max = 1000001", want: 1_000_001, printed: "1000001" },
+    { toml: 'cache_max = "4096"', want: 4096, printed: '"4KiB"' },
+    { toml: "cache_max = 0", want: 0, printed: "0" },
+  ];
+  for (const c of cases) {
+    await t.step(c.toml || "(unset)", () => {
+      const config = loadConfig(`interface = "eth1"\n[ipfs]\n${c.toml}\n`, { lookup: eth1 });
+      assert.equal(config.ipfs.cache_max, c.want);
+      const text = formatConfig(config);
+      assert.match(text, new RegExp(`^cache_max = ${c.printed} +# \\S`, "m"));
+      assert.equal(loadConfig(text, { lookup: eth1 }).ipfs.cache_max, c.want);
+    });
+  }
+});
+
+Deno.test("parseByteSize", () => {
+  assert.equal(parseByteSize("10GiB"), 10 * 2 ** 30);
+  assert.equal(parseByteSize(" 500 MiB "), 500 * 2 ** 20);
+  assert.equal(parseByteSize("1kB"), 1000);
+  assert.equal(parseByteSize("7B"), 7);
+  assert.equal(parseByteSize("7"), 7);
+  for (const bad of ["", "GiB", "10 GiBs", "-1GiB", "10G", "1e9", "ten MiB", "5 MiB 3"]) {
+    assert.equal(parseByteSize(bad), null, bad);
   }
 });
 
@@ -144,6 +179,18 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
       `interface = "eth1"\n[ipfs]\ngateways = ["ftp://x"]\n`,
       /ipfs\.gateways: expected http\(s\) URLs/,
     ],
+    [
+      `interface = "eth1"\n[ipfs]\ncache_max = "lots"\n`,
+      /^config\.toml:3: ipfs\.cache_max: expected bytes as a whole number or a size like "10GiB", "500MiB", "2GB", got string "lots"$/,
+    ],
+    [
+      `interface = "eth1"\n[ipfs]\ntimeout = 5\ncache_max = "10 GiBs"\n`,
+      /^config\.toml:4: ipfs\.cache_max: .* got string "10 GiBs"$/,
+    ],
+    [`interface = "eth1"\n[ipfs]\ncache_max = -1\n`, /:3: ipfs\.cache_max: .* got number -1$/],
+    [`interface = "eth1"\n[ipfs]\ncache_max = 1.5\n`, /:3: ipfs\.cache_max: .* got number 1\.5$/],
+    [`interface = "eth1"\n[ipfs]\ncache_max = "10G"\n`, /:3: ipfs\.cache_max: .*"10G"$/],
+    [`interface = "eth1"\n[ipfs]\ncache_max = true\n`, /:3: ipfs\.cache_max: .* got boolean true$/],
   ];
   for (const [source, expected] of cases) {
     await t.step(expected.source, () => {
@@ -173,6 +220,7 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
       "lease",
       "port",
       "gateways",
+      "cache_max",
       "menu_timeout",
       "router_advertisement",
       "mac",

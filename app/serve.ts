@@ -33,7 +33,7 @@ import type { DhcpEvent } from "../boot/dhcp_responder.ts";
 import { createLeaseStore, type DhcpServiceOptions, startDhcpService } from "./dhcp.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 
-/** The IPFS store of `ref`, cached under `<data_dir>/cache`. */
+/** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
 export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEventSink): IpfsStore {
   if (!config.ref) throw new ConfigError("ref: not set; name the root CID of the boot tree");
   try {
@@ -44,6 +44,7 @@ export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEven
       cacheDir: join(config.data_dir, "cache"),
       logger,
       onEvent,
+      cacheMaxBytes: config.ipfs.cache_max,
     });
   } catch (e) {
     throw new ConfigError(`ref: ${(e as Error).message}`, { cause: e });
@@ -66,6 +67,8 @@ export function openStore(
   }
   if (config.ref) {
     const ipfs = openIpfsStore(config, logger, onEvent);
+    // A server runs for months: its cache is held to cache_max now and every hour.
+    ipfs.startGc();
     return { store: new FallbackStore(ipfs), close: () => ipfs.close() };
   }
   logger.warn(

@@ -3,9 +3,10 @@ import { loadConfig } from "./config.ts";
 import { openStore, tftpOpener } from "./serve.ts";
 import { testApp } from "../http/_test_utils.ts";
 import { silentLogger } from "../log.ts";
+import type { IpfsEvent } from "../ipfs/events.ts";
 
 /** A config whose only gateway is a closed port on loopback. */
-function deadGateway(dataDir: string) {
+function deadGateway(dataDir: string, more = "") {
   // Bind a port, then free it: nothing listens there any more.
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (probe.addr as Deno.NetAddr).port;
@@ -18,6 +19,7 @@ data_dir = "${dataDir}"
 [ipfs]
 gateways = ["http://127.0.0.1:${port}"]
 timeout = 2
+${more}
 `,
     { file: "test.toml" },
   );
@@ -45,6 +47,25 @@ Deno.test("with every IPFS gateway down: HTTP 503 and TFTP error 0, each saying 
       const got = await tftpOpener(tree.store)("../etc/passwd", { address: "10.0.0.5", port: 2 });
       assert.deepEqual(got, { error: "forbidden", message: "access violation" });
     });
+  } finally {
+    await tree.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the IPFS store of serve holds its cache to cache_max from the start", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "astral-ipfs-gc-" });
+  const events: IpfsEvent[] = [];
+  const tree = openStore(deadGateway(dir, 'cache_max = "500MiB"'), undefined, silentLogger, (e) => {
+    events.push(e);
+  });
+  try {
+    const until = Date.now() + 5000;
+    while (!events.some((e) => e.kind === "cache-gc") && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const gc = events.find((e) => e.kind === "cache-gc");
+    assert.equal(gc?.kind === "cache-gc" && gc.maxBytes, 500 * 2 ** 20);
   } finally {
     await tree.close();
     await Deno.remove(dir, { recursive: true });

@@ -10,7 +10,9 @@
  * ```
  *
  * Everything is written to tmp/, fsynced and renamed, so a reader never sees half a file.
- * Blocks are re-verified when read back; a block that no longer matches is deleted.
+ * Blocks are re-verified when read back; a block that no longer matches is deleted. A file's
+ * mtime is its last use (see {@linkcode ContentCache.touchFile}): the size limit of
+ * {@linkcode ContentCache.gc} evicts the least recently used first.
  *
  * @module
  */
@@ -34,10 +36,27 @@ export interface RecentRef {
 export interface GcResult {
   keptBlocks: number;
   keptFiles: number;
+  /** Removed as unreachable from every kept ref. */
   removedBlocks: number;
   removedFiles: number;
   removedTemp: number;
+  /** Removed, least recently used first, to get under the size limit. */
+  evictedBlocks: number;
+  evictedFiles: number;
+  /** Bytes of everything removed. */
   freedBytes: number;
+  /** Bytes the cache holds afterwards (blocks, files, temp files). */
+  sizeBytes: number;
+  /** The limit it was held to; 0: none. */
+  maxBytes: number;
+}
+
+/** Options of {@linkcode ContentCache.gc}. */
+export interface GcOptions {
+  /** Most bytes the cache may hold; 0 or unset: no limit. */
+  maxBytes?: number;
+  /** Whether a file (by {@linkcode fileKey}) is being read or written now: it is never removed. */
+  inUse?: (key: string) => boolean;
 }
 
 /** A file being assembled in tmp/; {@linkcode FileWriter.commit} moves it into files/. */
@@ -60,9 +79,25 @@ const ZERO: GcResult = {
   removedBlocks: 0,
   removedFiles: 0,
   removedTemp: 0,
+  evictedBlocks: 0,
+  evictedFiles: 0,
   freedBytes: 0,
+  sizeBytes: 0,
+  maxBytes: 0,
 };
 const TEMP_GRACE_MS = 60 * 60_000;
+// A file read again within this long keeps its mtime: one utime a minute is plenty for LRU.
+const TOUCH_EVERY_MS = 60_000;
+const TOUCHED_LIMIT = 10_000;
+
+/** One entry gc may evict. */
+interface Candidate {
+  kind: "block" | "file";
+  name: string;
+  path: string;
+  size: number;
+  usedAt: number;
+}
 
 /** Key of a block: the base32 (lowercase, no prefix) of its multihash, as in blocks/. */
 export function blockKey(cid: CID): string {
@@ -82,6 +117,7 @@ export class ContentCache {
   readonly tmpDir: string;
   #logger: Logger;
   #refsLock: Promise<unknown> = Promise.resolve();
+  #touched = new Map<string, number>();
 
   constructor(dir: string, logger: Logger = silentLogger) {
     this.dir = dir;
@@ -151,6 +187,16 @@ export class ContentCache {
     } catch {
       return null;
     }
+  }
+
+  /** Marks a cached file as used now (its mtime), for the size limit's LRU order. */
+  async touchFile(cid: CID, now = Date.now()): Promise<void> {
+    const key = fileKey(cid);
+    if (now - (this.#touched.get(key) ?? -Infinity) < TOUCH_EVERY_MS) return;
+    if (this.#touched.size >= TOUCHED_LIMIT) this.#touched.clear();
+    this.#touched.set(key, now);
+    const at = new Date(now);
+    await Deno.utime(this.filePath(cid), at, at).catch(() => {});
   }
 
   /** Starts assembling a file in tmp/. */
@@ -229,41 +275,112 @@ export class ContentCache {
    * Removes every block and file that none of `keepRefs` reaches through the cached blocks,
    * and temp files older than an hour (younger ones may belong to a running download).
    * Refs not in `keepRefs` are dropped from refs.json.
+   *
+   * With `maxBytes`, then evicts until the cache fits: files and blocks alike, least recently
+   * used first, but never a file in use (`inUse`, or open in this process) and never a block
+   * the first of `keepRefs` (the current ref) reaches: its directories stay, so any of its
+   * files can be fetched again. Anything written while gc runs is left alone.
    */
-  async gc(keepRefs: readonly string[]): Promise<GcResult> {
-    const blocks = new Set<string>();
-    const files = new Set<string>();
+  async gc(keepRefs: readonly string[], options: GcOptions = {}): Promise<GcResult> {
+    const started = Date.now();
+    const maxBytes = options.maxBytes ?? 0;
+    const pinned = await this.#reach(keepRefs.slice(0, 1));
+    const kept = await this.#reach(keepRefs.slice(1), pinned);
+    let open = await openFiles(this.filesDir);
+    const busy = (key: string) => open.has(key) || (options.inUse?.(key) ?? false);
+    const result: GcResult = { ...ZERO, maxBytes };
+    const candidates: Candidate[] = [];
+    let size = 0;
+    const sweep = async (dir: string, kind: "block" | "file", reached: Set<string>) => {
+      for await (const e of Deno.readDir(dir)) {
+        const path = join(dir, e.name);
+        const info = await Deno.stat(path).catch(() => null);
+        if (!info) continue;
+        const usedAt = info.mtime?.getTime() ?? 0;
+        const keep = reached.has(e.name) || usedAt >= started || (kind === "file" && busy(e.name));
+        if (!keep) {
+          if (await removeCounting(path, result)) {
+            if (kind === "block") result.removedBlocks++;
+            else result.removedFiles++;
+          }
+          continue;
+        }
+        size += info.size;
+        if (kind === "block") result.keptBlocks++;
+        else result.keptFiles++;
+        if (kind === "file" || !pinned.blocks.has(e.name)) {
+          candidates.push({ kind, name: e.name, path, size: info.size, usedAt });
+        }
+      }
+    };
+    await sweep(this.blocksDir, "block", kept.blocks);
+    await sweep(this.filesDir, "file", kept.files);
+    result.removedTemp = await this.#removeStaleTemp(Date.now(), result);
+    size += await folderBytes(this.tmpDir);
+    if (maxBytes > 0 && size > maxBytes) {
+      // Readers may have opened files while the sweep ran.
+      open = await openFiles(this.filesDir);
+      candidates.sort((a, b) => a.usedAt - b.usedAt);
+      for (const c of candidates) {
+        if (size <= maxBytes) break;
+        if (c.usedAt >= started || (c.kind === "file" && busy(c.name))) continue;
+        const before = result.freedBytes;
+        if (!(await removeCounting(c.path, result))) continue;
+        size -= result.freedBytes - before;
+        if (c.kind === "block") {
+          result.evictedBlocks++;
+          result.keptBlocks--;
+        } else {
+          result.evictedFiles++;
+          result.keptFiles--;
+        }
+      }
+    }
+    result.sizeBytes = size;
+    const keep = new Set(keepRefs);
+    await this.#withRefs((refs) => refs.filter((r) => keep.has(r.ref)));
+    this.#logger.info("ipfs", "cache gc", { ...result, refs: keepRefs.length });
+    if (maxBytes > 0 && size > maxBytes) {
+      this.#logger.warn(
+        "ipfs",
+        "cache still over its limit: the rest is in use or the tree's structure",
+        {
+          sizeBytes: size,
+          maxBytes,
+        },
+      );
+    }
+    return result;
+  }
+
+  /** Blocks and files `refs` reach through cached blocks, added to `into` (a copy). */
+  async #reach(
+    refs: readonly string[],
+    into: { blocks: Set<string>; files: Set<string> } = { blocks: new Set(), files: new Set() },
+  ): Promise<{ blocks: Set<string>; files: Set<string> }> {
+    const blocks = new Set(into.blocks);
+    const files = new Set(into.files);
+    const seen = new Set<string>();
     const stack: CID[] = [];
-    for (const ref of keepRefs) stack.push(parseCid(ref));
+    for (const ref of refs) stack.push(parseCid(ref));
     while (stack.length > 0) {
       const cid = stack.pop()!;
-      const bk = blockKey(cid);
-      if (blocks.has(bk) || files.has(fileKey(cid))) continue;
-      files.add(fileKey(cid));
+      const fk = fileKey(cid);
+      // What `into` reached, it reached with everything below it.
+      if (seen.has(fk) || into.files.has(fk)) continue;
+      seen.add(fk);
+      files.add(fk);
       if (cid.code !== CODEC.dagPb) continue;
       const bytes = await this.getBlock(cid);
       if (!bytes) continue;
-      blocks.add(bk);
+      blocks.add(blockKey(cid));
       try {
         for (const link of dagPb.decode(bytes).Links) stack.push(link.Hash);
       } catch {
         // A verified block that is not dag-pb cannot link anywhere.
       }
     }
-    const result: GcResult = { ...ZERO };
-    for await (const e of Deno.readDir(this.blocksDir)) {
-      if (blocks.has(e.name)) result.keptBlocks++;
-      else if (await removeCounting(join(this.blocksDir, e.name), result)) result.removedBlocks++;
-    }
-    for await (const e of Deno.readDir(this.filesDir)) {
-      if (files.has(e.name)) result.keptFiles++;
-      else if (await removeCounting(join(this.filesDir, e.name), result)) result.removedFiles++;
-    }
-    result.removedTemp = await this.#removeStaleTemp(Date.now(), result);
-    const keep = new Set(keepRefs);
-    await this.#withRefs((refs) => refs.filter((r) => keep.has(r.ref)));
-    this.#logger.info("ipfs", "cache gc", { ...result, refs: keepRefs.length });
-    return result;
+    return { blocks, files };
   }
 
   async #removeStaleTemp(now: number, result?: GcResult): Promise<number> {
@@ -306,6 +423,40 @@ export class ContentCache {
       throw err;
     }
   }
+}
+
+/**
+ * Names of the files of `dir` this process has open now (Linux: /proc/self/fd). A cached
+ * file is served by the file's own stream, which Deno.serve sends without a round trip
+ * through JavaScript; wrapping it to learn when the reader is done would lose that, so the
+ * kernel is asked instead. Elsewhere the set is empty, and a removed file still reads to the
+ * end through its open descriptor.
+ */
+async function openFiles(dir: string): Promise<Set<string>> {
+  const names = new Set<string>();
+  try {
+    // The kernel names files by their real path.
+    const prefix = `${await Deno.realPath(dir)}/`;
+    for await (const e of Deno.readDir("/proc/self/fd")) {
+      const target = await Deno.readLink(`/proc/self/fd/${e.name}`).catch(() => "");
+      if (target.startsWith(prefix) && !target.includes("/", prefix.length)) {
+        names.add(target.slice(prefix.length));
+      }
+    }
+  } catch {
+    // No /proc here.
+  }
+  return names;
+}
+
+/** Bytes of the regular files directly in `dir`. */
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  for await (const e of Deno.readDir(dir)) {
+    const info = await Deno.stat(join(dir, e.name)).catch(() => null);
+    if (info?.isFile) total += info.size;
+  }
+  return total;
 }
 
 async function readSmall(path: string): Promise<Uint8Array | null> {

@@ -1,6 +1,6 @@
 /**
  * What the IPFS side reports as it works, for metrics and the live feed: files that reached
- * the cache or failed, and gateways that failed a request.
+ * the cache or failed, gateways that failed a request, and what each cache gc removed.
  *
  * @module
  */
@@ -14,6 +14,19 @@ export type IpfsEvent =
     gateway: string;
     /** error: the request failed; not-found: the gateway lacks the block; rejected: a block failed verification or was over the size limit. */
     reason: "error" | "not-found" | "rejected";
+  }
+  | {
+    kind: "cache-gc";
+    /** Bytes removed: unreachable entries, stale temp files, and evictions for the limit. */
+    freedBytes: number;
+    /** Files and blocks removed (unreachable or evicted). */
+    removedFiles: number;
+    removedBlocks: number;
+    /** Of those, files evicted (least recently used) to get under the limit. */
+    evictedFiles: number;
+    /** Bytes the cache holds afterwards, and its limit (0: none). */
+    sizeBytes: number;
+    maxBytes: number;
   };
 
 /** Where IPFS events go. */

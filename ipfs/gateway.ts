@@ -50,6 +50,22 @@ export class GatewayError extends Error {
   }
 }
 
+/** Bounds of one CAR response: past either, the stream is stopped with a {@linkcode CarLimitError}. */
+export interface CarLimits {
+  /** Most body bytes accepted (the entity's size and a margin for nodes and framing). */
+  maxBytes?: number;
+  /** Longest the whole response may take, from the request on. */
+  deadlineMs?: number;
+}
+
+/** A CAR response stopped for running over its byte budget or its deadline, or for bringing nothing the reader needed. */
+export class CarLimitError extends Error {
+  constructor(message: string, readonly limit: "budget" | "deadline" | "progress") {
+    super(message);
+    this.name = "CarLimitError";
+  }
+}
+
 /** Request counters, for logs, tests and the benchmark. */
 export interface GatewayStats {
   blockRequests: number;
@@ -130,20 +146,23 @@ export class GatewayClient {
    * Streams the verified blocks of a CAR for `cid` (`?format=car&dag-scope=…`) from the first
    * gateway that serves CAR; yields nothing when none does. `accept` says which CIDs count
    * (the caller's wanted set); others are skipped. Errors after the first block propagate
-   * (the caller fetches what is missing as blocks); errors before it fail over.
+   * (the caller fetches what is missing as blocks); errors before it fail over. Each response
+   * is held to `limits`; a caller that aborts with a {@linkcode CarLimitError} as the reason
+   * (it waited too long for a block) counts as the gateway's fault too.
    */
   async *streamCar(
     cid: CID,
     scope: "entity" | "all",
     accept: (cid: CID) => boolean,
     signal?: AbortSignal,
+    limits: CarLimits = {},
   ): AsyncGenerator<Block> {
     for (const gateway of this.order()) {
       if (this.#h(gateway).noCarUntil > Date.now()) continue;
       signal?.throwIfAborted();
       let yielded = 0;
       try {
-        const body = await this.#carOnce(gateway, cid, scope, signal);
+        const body = await this.#carOnce(gateway, cid, scope, signal, limits);
         if (!body) continue;
         for await (const block of readCarBlocks(body, { accept })) {
           yielded++;
@@ -152,8 +171,12 @@ export class GatewayClient {
         this.#ok(gateway);
         return;
       } catch (err) {
-        if (signal?.aborted) throw signal.reason;
-        this.#fail(gateway, cid, err, !(err instanceof NotFound));
+        if (signal?.aborted) {
+          if (signal.reason instanceof CarLimitError) this.#carLimit(gateway, cid, signal.reason);
+          throw signal.reason;
+        }
+        if (err instanceof CarLimitError) this.#carLimit(gateway, cid, err);
+        else this.#fail(gateway, cid, err, !(err instanceof NotFound));
         if (yielded > 0) throw err;
       }
     }
@@ -163,16 +186,20 @@ export class GatewayClient {
     this.stats.blockRequests++;
     const url = `${gateway}/ipfs/${cid}?format=raw`;
     const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const res = await this.#fetch(url, {
-      headers: { accept: RAW },
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    });
+    const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    // The timeout covers the whole body: a server (or fetch) that ignores the signal and
+    // trickles bytes forever is abandoned all the same.
+    const res = await abortable(
+      this.#fetch(url, { headers: { accept: RAW }, signal: both }),
+      both,
+      cancelBody,
+    );
     if (!res.ok) {
-      await res.body?.cancel();
+      await cancelBody(res);
       if (res.status === 404 || res.status === 410) throw new NotFound(res.status);
       throw new Error(`HTTP ${res.status}`);
     }
-    const bytes = await readAll(res, MAX_BLOCK_SIZE, cid.toString());
+    const bytes = await readAll(res, MAX_BLOCK_SIZE, cid.toString(), both);
     this.stats.bytes += bytes.length;
     await verifyBlock(cid, bytes);
     return bytes;
@@ -182,52 +209,79 @@ export class GatewayClient {
     gateway: string,
     cid: CID,
     scope: string,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    limits: CarLimits,
   ): Promise<AsyncIterable<Uint8Array> | null> {
     this.stats.carRequests++;
     const url = `${gateway}/ipfs/${cid}?format=car&dag-scope=${scope}`;
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
+    const deadline = limits.deadlineMs === undefined ? undefined : setTimeout(
+      () =>
+        controller.abort(
+          new CarLimitError(
+            `CAR response not complete within its ${limits.deadlineMs} ms deadline`,
+            "deadline",
+          ),
+        ),
+      limits.deadlineMs,
+    );
+    const release = () => {
+      clearTimeout(deadline);
+      signal?.removeEventListener("abort", onAbort);
+    };
     const timer = setTimeout(
       () => controller.abort(new DOMException("CAR request timed out", "TimeoutError")),
       this.#timeoutMs,
     );
     let res: Response;
     try {
-      res = await this.#fetch(url, {
-        headers: { accept: `${CAR}; version=1; order=dfs; dups=n` },
-        signal: controller.signal,
-      });
+      res = await abortable(
+        this.#fetch(url, {
+          headers: { accept: `${CAR}; version=1; order=dfs; dups=n` },
+          signal: controller.signal,
+        }),
+        controller.signal,
+        cancelBody,
+      );
+    } catch (err) {
+      release();
+      throw err;
     } finally {
       clearTimeout(timer);
     }
     const type = res.headers.get("content-type") ?? "";
     if (res.status === 406 || res.status === 501 || (res.ok && !type.startsWith(CAR))) {
       // A gateway without CAR support is healthy, just not for this: remember and move on.
-      await res.body?.cancel();
+      release();
+      await cancelBody(res);
       this.#h(gateway).noCarUntil = Date.now() + NO_CAR_MS;
       this.#logger.debug("ipfs", "gateway does not serve CAR", { gateway, status: res.status });
-      signal?.removeEventListener("abort", onAbort);
       return null;
     }
     if (!res.ok || !res.body) {
-      await res.body?.cancel();
-      signal?.removeEventListener("abort", onAbort);
+      release();
+      await cancelBody(res);
       if (res.status === 404 || res.status === 410) throw new NotFound(res.status);
       throw new Error(`HTTP ${res.status}`);
     }
-    return this.#idleTimed(res.body, controller, () => {
-      signal?.removeEventListener("abort", onAbort);
-    });
+    return this.#bounded(res.body, controller, limits.maxBytes ?? Infinity, release);
   }
 
-  async *#idleTimed(
+  /**
+   * The body of a CAR response, read under its bounds: the idle timeout between reads, the
+   * byte budget, and (through `controller`) the deadline and the caller's abort. Every read
+   * races the abort, so a body that never settles cannot hold the reader.
+   */
+  async *#bounded(
     body: ReadableStream<Uint8Array>,
     controller: AbortController,
+    maxBytes: number,
     done: () => void,
   ): AsyncGenerator<Uint8Array> {
     const reader = body.getReader();
+    let total = 0;
     try {
       while (true) {
         const timer = setTimeout(
@@ -236,17 +290,25 @@ export class GatewayClient {
         );
         let step: ReadableStreamReadResult<Uint8Array>;
         try {
-          step = await reader.read();
+          step = await abortable(reader.read(), controller.signal);
         } finally {
           clearTimeout(timer);
         }
         if (step.done) return;
+        total += step.value.length;
         this.stats.bytes += step.value.length;
+        if (total > maxBytes) {
+          throw new CarLimitError(
+            `CAR response over its ${maxBytes}-byte budget`,
+            "budget",
+          );
+        }
         yield step.value;
       }
     } finally {
       done();
-      await reader.cancel().catch(() => {});
+      // Not awaited: a hostile body's cancel may never settle either.
+      reader.cancel().catch(() => {});
     }
   }
 
@@ -263,6 +325,24 @@ export class GatewayClient {
     const h = this.#h(gateway);
     if (h.failingUntil > 0) this.#logger.info("ipfs", "gateway recovered", { gateway });
     h.failingUntil = 0;
+  }
+
+  /** A CAR that ran over its limits: its blocks may still be good, its CARs are not for now. */
+  #carLimit(gateway: string, cid: CID, err: CarLimitError): void {
+    this.stats.failures++;
+    this.#onEvent({
+      kind: "gateway-failure",
+      gateway,
+      reason: err.limit === "budget" ? "rejected" : "error",
+    });
+    const h = this.#h(gateway);
+    h.lastError = err.message;
+    h.noCarUntil = Date.now() + NO_CAR_MS;
+    this.#logger.warn("ipfs", "CAR response stopped; not asking this gateway for CAR for a while", {
+      gateway,
+      cid: cid.toString(),
+      error: err.message,
+    });
   }
 
   #fail(gateway: string, cid: CID, err: unknown, penalize: boolean): void {
@@ -295,10 +375,55 @@ class NotFound extends Error {
   }
 }
 
-async function readAll(res: Response, limit: number, cid: string): Promise<Uint8Array> {
+/**
+ * `promise`, or the abort reason of `signal` as soon as it fires, whatever `promise` does.
+ * What `promise` brings after that is handed to `discard` (a response whose body must go).
+ */
+function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+  discard?: (late: T) => unknown,
+): Promise<T> {
+  if (signal.aborted) {
+    promise.then((late) => discard?.(late), () => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      settled = true;
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        if (settled) discard?.(value);
+        else resolve(value);
+      },
+      (err) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Lets a response's body go without waiting on it (a hostile body may never settle). */
+function cancelBody(res: Response): Promise<void> {
+  res.body?.cancel().catch(() => {});
+  return Promise.resolve();
+}
+
+async function readAll(
+  res: Response,
+  limit: number,
+  cid: string,
+  signal: AbortSignal,
+): Promise<Uint8Array> {
   const declared = Number(res.headers.get("content-length") ?? "NaN");
   if (declared > limit) {
-    await res.body?.cancel();
+    await cancelBody(res);
     throw new BlockVerificationError(
       `block of ${declared} bytes is over the ${limit}-byte limit`,
       cid,
@@ -308,18 +433,22 @@ async function readAll(res: Response, limit: number, cid: string): Promise<Uint8
   const parts: Uint8Array[] = [];
   let total = 0;
   const reader = res.body.getReader();
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > limit) {
-      await reader.cancel();
-      throw new BlockVerificationError(
-        `block over the ${limit}-byte limit`,
-        cid,
-      );
+  try {
+    while (true) {
+      const { done, value } = await abortable(reader.read(), signal);
+      if (done) break;
+      total += value.length;
+      if (total > limit) {
+        throw new BlockVerificationError(
+          `block over the ${limit}-byte limit`,
+          cid,
+        );
+      }
+      parts.push(value);
     }
-    parts.push(value);
+  } catch (err) {
+    reader.cancel().catch(() => {});
+    throw err;
   }
   if (parts.length === 1) return parts[0]!;
   const out = new Uint8Array(total);

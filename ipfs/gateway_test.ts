@@ -2,8 +2,19 @@ import assert from "node:assert/strict";
 import { CID } from "multiformats";
 import { sha256 } from "multiformats/hashes/sha2";
 import { memoryLogger } from "../log.ts";
-import { GatewayClient, GatewayError } from "./gateway.ts";
-import { buildTree, keyOf, pseudoRandomBytes, TestGateway } from "../tests/ipfs_fixture.ts";
+import type { IpfsEvent } from "./events.ts";
+import { CarLimitError, GatewayClient, GatewayError } from "./gateway.ts";
+import {
+  buildTree,
+  carHeader,
+  carSection,
+  fakeGateway,
+  fetchOf,
+  keyOf,
+  pseudoRandomBytes,
+  pulledStream,
+  TestGateway,
+} from "../tests/ipfs_fixture.ts";
 
 async function fixture() {
   const content = pseudoRandomBytes(600_000, 11);
@@ -149,5 +160,129 @@ Deno.test("GatewayClient CAR: verified blocks, refusals remembered", async (t) =
     });
   } finally {
     await gw.stop();
+  }
+});
+
+Deno.test("GatewayClient bounds a raw block body that trickles forever", async (t) => {
+  const { blocks, file } = await fixture();
+  const TIMEOUT = 500;
+  // One byte every 50 ms, never the end: always busy, never done.
+  const trickle = () => pulledStream(() => new Uint8Array([0]), 50);
+  const cases: {
+    name: string;
+    gateways: () => Promise<{ urls: string[]; fetch?: typeof fetch; done(): Promise<void> }>;
+  }[] = [
+    {
+      name: "a fetch that ignores the abort signal",
+      gateways: () => {
+        const bad = fakeGateway("http://bad.test", blocks, { raw: trickle });
+        const good = fakeGateway("http://good.test", blocks);
+        return Promise.resolve({
+          urls: [bad.base, good.base],
+          fetch: fetchOf(bad, good),
+          done: () => Promise.resolve(),
+        });
+      },
+    },
+    {
+      name: "a real server on 127.0.0.1",
+      gateways: () => {
+        const bad = Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen() {} },
+          () =>
+            new Response(trickle(), { headers: { "content-type": "application/vnd.ipld.raw" } }),
+        );
+        const good = new TestGateway(blocks).start();
+        return Promise.resolve({
+          urls: [`http://127.0.0.1:${bad.addr.port}`, good.url],
+          done: async () => {
+            await good.stop();
+            await bad.shutdown();
+          },
+        });
+      },
+    },
+    {
+      name: "a fetch whose headers never come",
+      gateways: () => {
+        const good = fakeGateway("http://good.test", blocks);
+        const hang =
+          ((input: string | URL | Request, init?: RequestInit) =>
+            String(input).startsWith("http://hang.test/")
+              ? new Promise<Response>(() => {})
+              : good.fetch(input, init)) as typeof fetch;
+        return Promise.resolve({
+          urls: ["http://hang.test", good.base],
+          fetch: hang,
+          done: () => Promise.resolve(),
+        });
+      },
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      const gw = await c.gateways();
+      try {
+        const client = new GatewayClient({
+          gateways: gw.urls,
+          timeoutMs: TIMEOUT,
+          fetch: gw.fetch,
+        });
+        const started = performance.now();
+        assert.deepEqual(await client.getBlock(file), blocks.get(file));
+        const ms = performance.now() - started;
+        // Within its timeout, give or take the scheduling of a busy machine.
+        assert.ok(ms < 2 * TIMEOUT, `took ${Math.round(ms)} ms, timeout ${TIMEOUT} ms`);
+        assert.ok(ms >= TIMEOUT - 50, `gave up after ${Math.round(ms)} ms, before the timeout`);
+        assert.equal(client.isFailing(gw.urls[0]!), true);
+        assert.deepEqual(client.order(), [gw.urls[1], gw.urls[0]]);
+      } finally {
+        await gw.done();
+      }
+    });
+  }
+});
+
+Deno.test("GatewayClient CAR limits: byte budget and deadline stop the response", async (t) => {
+  const { blocks, file } = await fixture();
+  const header = await carHeader(file);
+  const root = carSection(file, blocks.get(file)!);
+  // The file's root node, again and again: valid, verified, endless.
+  const repeating = () => pulledStream((i) => i === 0 ? header : root);
+  const slowly = () => pulledStream((i) => i === 0 ? header : root, 20);
+  const cases = [
+    { name: "budget", body: repeating, limits: { maxBytes: 200_000 }, error: /200000-byte budget/ },
+    { name: "deadline", body: slowly, limits: { deadlineMs: 300 }, error: /300 ms deadline/ },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      const gw = fakeGateway("http://gw.test", blocks, { car: c.body });
+      const events: IpfsEvent[] = [];
+      const client = new GatewayClient({
+        gateways: [gw.base],
+        timeoutMs: 5000,
+        fetch: fetchOf(gw),
+        onEvent: (e) => events.push(e),
+      });
+      const started = performance.now();
+      let n = 0;
+      await assert.rejects(async () => {
+        for await (const _ of client.streamCar(file, "entity", () => true, undefined, c.limits)) {
+          n++;
+        }
+      }, (err: Error) => {
+        assert.ok(err instanceof CarLimitError, String(err));
+        assert.match(err.message, c.error);
+        return true;
+      });
+      assert.ok(n > 0);
+      assert.ok(performance.now() - started < 1000);
+      // Its CARs are refused for a while; its blocks are still welcome.
+      assert.equal(client.isFailing(gw.base), false);
+      for await (const _ of client.streamCar(file, "entity", () => true)) assert.fail("no CAR");
+      assert.equal(gw.counts.car, 1);
+      assert.deepEqual(await client.getBlock(file), blocks.get(file));
+      assert.deepEqual(events.map((e) => e.kind), ["gateway-failure"]);
+    });
   }
 });

@@ -22,7 +22,7 @@ import {
 } from "../content/store.ts";
 import { openFileStream } from "../content/file_stream.ts";
 import { ContentCache, fileKey, type FileWriter, type GcResult } from "./cache.ts";
-import { CarFeed } from "./car_feed.ts";
+import { CarFeed, carLimits } from "./car_feed.ts";
 import type { IpfsEventSink } from "./events.ts";
 import { GatewayClient } from "./gateway.ts";
 import {
@@ -54,8 +54,12 @@ export interface IpfsStoreOptions {
   penaltyMs?: number;
   /** Injected fetch for the gateway client. */
   fetch?: typeof fetch;
-  /** Told of files cached or failed and of gateway failures. */
+  /** Told of files cached or failed, of gateway failures and of each cache gc. */
   onEvent?: IpfsEventSink;
+  /** Most bytes the cache may hold, enforced by {@linkcode IpfsStore.gc}; 0 or unset: no limit. */
+  cacheMaxBytes?: number;
+  /** How often {@linkcode IpfsStore.startGc} runs gc; default hourly. */
+  gcIntervalMs?: number;
 }
 
 /** Progress of one file download, reported after every block written. */
@@ -79,6 +83,7 @@ const JOIN_AHEAD = 4 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
 const MEMO_LIMIT = 50_000;
 const KEEP_RECENT = 3;
+const GC_INTERVAL_MS = 60 * 60_000;
 
 /** The boot tree of one root CID, read through the cache. */
 export class IpfsStore implements ContentStore {
@@ -92,11 +97,19 @@ export class IpfsStore implements ContentStore {
   #onEvent: IpfsEventSink;
   #car: boolean;
   #window: number;
+  #timeoutMs: number;
   #ready: Promise<void> | undefined;
   #memo = new Map<string, Resolved | null>();
   #inflight = new Map<string, Promise<Uint8Array>>();
   #fills = new Map<string, Fill>();
+  // Files being opened or streamed from a download, by fileKey: gc leaves them alone.
+  #reading = new Map<string, number>();
   #closing = new AbortController();
+  #cacheMax: number;
+  #gcIntervalMs: number;
+  #gcLock: Promise<unknown> = Promise.resolve();
+  #gcTimer: ReturnType<typeof setTimeout> | undefined;
+  #gcRunning: Promise<void> | undefined;
 
   constructor(options: IpfsStoreOptions) {
     this.root = parseCid(options.ref);
@@ -106,6 +119,9 @@ export class IpfsStore implements ContentStore {
     this.#onEvent = options.onEvent ?? (() => {});
     this.#car = options.car ?? true;
     this.#window = options.window ?? 8;
+    this.#timeoutMs = options.timeoutMs;
+    this.#cacheMax = options.cacheMaxBytes ?? 0;
+    this.#gcIntervalMs = options.gcIntervalMs ?? GC_INTERVAL_MS;
     this.gateway = new GatewayClient({
       gateways: options.gateways,
       timeoutMs: options.timeoutMs,
@@ -178,32 +194,73 @@ export class IpfsStore implements ContentStore {
     label = node.cid.toString(),
   ): Promise<ReadableStream<Uint8Array>> {
     await this.#init();
-    const cached = await this.cache.fileSize(node.cid);
-    if (cached === node.size) {
-      if (start >= end) return new ReadableStream({ start: (c) => c.close() });
-      const path = this.cache.filePath(node.cid);
-      return await openFileStream(path, { start, end: end - 1 }, label).catch((err) => {
-        throw new ContentError(`Cannot read cached file ${label}: ${err.message}`, "unavailable", {
-          cause: err,
+    // Held from the size check to the open: gc must not remove the file in between.
+    const release = this.#hold(node.cid);
+    try {
+      const cached = await this.cache.fileSize(node.cid);
+      if (cached === node.size) {
+        if (start >= end) return new ReadableStream({ start: (c) => c.close() });
+        const stream = await this.#openCached(node.cid, start, end, label);
+        if (stream) {
+          await this.cache.touchFile(node.cid);
+          return stream;
+        }
+        // Removed since the size check (by gc, or by hand): fetch it again.
+      } else if (cached !== null) {
+        this.#logger.warn("ipfs", "cached file has the wrong size, fetching again", {
+          cid: node.cid.toString(),
+          size: cached,
+          expected: node.size,
         });
-      });
+        await Deno.remove(this.cache.filePath(node.cid)).catch(() => {});
+      }
+      const running = this.#fills.get(fileKey(node.cid));
+      if (start <= JOIN_AHEAD || (running && start <= running.written + JOIN_AHEAD)) {
+        const fill = this.#fill(node, label);
+        return this.#streamFill(fill, start, end, label, this.#hold(node.cid));
+      }
+      // A range far into a cold file: fetch just its blocks now, the whole file behind it.
+      this.#fill(node, label);
+      return this.#streamRange(node.cid, start, end, label);
+    } finally {
+      release();
     }
-    if (cached !== null) {
-      this.#logger.warn("ipfs", "cached file has the wrong size, fetching again", {
-        cid: node.cid.toString(),
-        size: cached,
-        expected: node.size,
-      });
-      await Deno.remove(this.cache.filePath(node.cid)).catch(() => {});
-    }
-    const running = this.#fills.get(fileKey(node.cid));
-    if (start <= JOIN_AHEAD || (running && start <= running.written + JOIN_AHEAD)) {
-      return this.#streamFill(this.#fill(node, label), start, end, label);
-    }
-    // A range far into a cold file: fetch just its blocks now, the whole file behind it.
-    this.#fill(node, label);
-    return this.#streamRange(node.cid, start, end, label);
   }
+
+  /** A cached file's range, or null when the file is gone. */
+  async #openCached(
+    cid: CID,
+    start: number,
+    end: number,
+    label: string,
+  ): Promise<ReadableStream<Uint8Array> | null> {
+    try {
+      return await openFileStream(this.cache.filePath(cid), { start, end: end - 1 }, label);
+    } catch (err) {
+      if (err instanceof ContentError && err.code === "not-found") return null;
+      const message = err instanceof Error ? err.message : String(err);
+      throw new ContentError(`Cannot read cached file ${label}: ${message}`, "unavailable", {
+        cause: err,
+      });
+    }
+  }
+
+  /** Marks a file as being read until the returned function is called (once is enough). */
+  #hold(cid: CID): () => void {
+    const key = fileKey(cid);
+    this.#reading.set(key, (this.#reading.get(key) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const n = (this.#reading.get(key) ?? 1) - 1;
+      if (n > 0) this.#reading.set(key, n);
+      else this.#reading.delete(key);
+    };
+  }
+
+  /** Whether gc must leave a file alone: being opened, downloaded, or streamed from a download. */
+  readonly #inUse = (key: string): boolean => this.#reading.has(key) || this.#fills.has(key);
 
   /** Makes sure a file is in the cache; resolves when it is (rejects like `read`). */
   async ensureFile(
@@ -241,20 +298,61 @@ export class IpfsStore implements ContentStore {
     return promise;
   };
 
-  /** Removes cached entries that neither `keepRefs` nor the recent refs reach. */
-  async gc(keepRefs?: readonly string[]): Promise<GcResult> {
-    await this.#init();
-    const keep = keepRefs ?? [
-      this.ref,
-      ...(await this.cache.recentRefs()).map((r) => r.ref).filter((r) => r !== this.ref)
-        .slice(0, KEEP_RECENT - 1),
-    ];
-    return await this.cache.gc(keep);
+  /**
+   * Removes cached entries that neither `keepRefs` nor the recent refs reach, then evicts the
+   * least recently used until the cache fits `cacheMaxBytes` (see `ContentCache.gc`): never a
+   * file in use, never the structure of this ref. Tells `onEvent` what it did.
+   */
+  gc(keepRefs?: readonly string[]): Promise<GcResult> {
+    const run = this.#gcLock.then(async () => {
+      await this.#init();
+      const keep = keepRefs ?? [
+        this.ref,
+        ...(await this.cache.recentRefs()).map((r) => r.ref).filter((r) => r !== this.ref)
+          .slice(0, KEEP_RECENT - 1),
+      ];
+      const result = await this.cache.gc(keep, { maxBytes: this.#cacheMax, inUse: this.#inUse });
+      this.#onEvent({
+        kind: "cache-gc",
+        freedBytes: result.freedBytes,
+        removedFiles: result.removedFiles + result.evictedFiles,
+        removedBlocks: result.removedBlocks + result.evictedBlocks,
+        evictedFiles: result.evictedFiles,
+        sizeBytes: result.sizeBytes,
+        maxBytes: result.maxBytes,
+      });
+      return result;
+    });
+    this.#gcLock = run.catch(() => {});
+    return run;
   }
 
-  /** Stops running downloads and waits for them to clean up. */
+  /** Runs {@linkcode IpfsStore.gc} now and then every `gcIntervalMs`, until closed. */
+  startGc(): void {
+    if (this.#gcTimer !== undefined || this.#gcRunning || this.#closing.signal.aborted) return;
+    const tick = () => {
+      this.#gcTimer = undefined;
+      this.#gcRunning = this.gc().then(
+        () => {},
+        (err) => {
+          this.#logger.warn("ipfs", "cache gc failed", {
+            error: err instanceof Error ? err.message : String(err),
+          });
+        },
+      ).finally(() => {
+        this.#gcRunning = undefined;
+        if (!this.#closing.signal.aborted) this.#gcTimer = setTimeout(tick, this.#gcIntervalMs);
+      });
+    };
+    tick();
+  }
+
+  /** Stops running downloads and gc, and waits for them to clean up. */
   async close(): Promise<void> {
     this.#closing.abort(new ContentError("store closed", "unavailable"));
+    clearTimeout(this.#gcTimer);
+    this.#gcTimer = undefined;
+    await this.#gcRunning;
     await Promise.all([...this.#fills.values()].map((f) => f.finished));
   }
 
@@ -317,7 +415,10 @@ export class IpfsStore implements ContentStore {
         writer = await this.cache.createFile(node.cid);
         setTemp(writer.tempPath);
         if (this.#car && node.children.length > 0) {
-          feed = new CarFeed(this.gateway, node.cid, this.#logger);
+          feed = new CarFeed(this.gateway, node.cid, this.#logger, {
+            waitMs: this.#timeoutMs,
+            limits: carLimits(node.size, this.#timeoutMs),
+          });
         }
         const get = this.#fillGetter(fill, feed);
         for await (const chunk of readFile(get, node.cid, { window: this.#window })) {
@@ -378,7 +479,13 @@ export class IpfsStore implements ContentStore {
     };
   }
 
-  #streamFill(fill: Fill, start: number, end: number, label: string): ReadableStream<Uint8Array> {
+  #streamFill(
+    fill: Fill,
+    start: number,
+    end: number,
+    label: string,
+    release: () => void,
+  ): ReadableStream<Uint8Array> {
     let file: Deno.FsFile | undefined;
     let pos = start;
     const finalPath = this.cache.filePath(fill.cid);
@@ -401,6 +508,7 @@ export class IpfsStore implements ContentStore {
           while (true) {
             if (pos >= end) {
               file.close();
+              release();
               controller.close();
               return;
             }
@@ -421,12 +529,14 @@ export class IpfsStore implements ContentStore {
         } catch (err) {
           file?.close();
           file = undefined;
+          release();
           controller.error(wrap(err));
         }
       },
       cancel() {
         file?.close();
         file = undefined;
+        release();
       },
     });
   }

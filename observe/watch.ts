@@ -131,6 +131,7 @@ export class BootWatch {
   macForIp: ((ip: string) => string | null) | undefined;
   readonly #macByIp: RecentMap<string, Mac>;
   readonly #m: ReturnType<typeof register>;
+  #cacheMeasured = false;
 
   constructor(options: BootWatchOptions) {
     this.version = options.version;
@@ -220,8 +221,15 @@ export class BootWatch {
       m.ipfsFiles.inc({ result: "cached" });
       m.ipfsBytes.inc({}, e.bytes);
       m.ipfsBlocks.inc({}, e.blocks);
+      // The size is known once a gc has measured it; files cached since add to it.
+      if (this.#cacheMeasured) m.ipfsCacheBytes.inc({}, e.bytes);
     } else if (e.kind === "file-failed") {
       m.ipfsFiles.inc({ result: "failed" });
+    } else if (e.kind === "cache-gc") {
+      this.#cacheMeasured = true;
+      m.ipfsCacheEvicted.inc({}, e.freedBytes);
+      m.ipfsCacheBytes.set({}, e.sizeBytes);
+      m.ipfsCacheMax.set({}, e.maxBytes);
     } else {
       m.ipfsGatewayFailures.inc({ kind: e.reason.replace("-", "_") });
     }
@@ -378,6 +386,15 @@ function register(r: MetricsRegistry) {
       "Gateway requests that failed: error, not_found, or rejected (a block failed verification).",
       ["kind"],
     ),
+    ipfsCacheEvicted: counter(
+      "ipfs_cache_evicted_bytes_total",
+      "Bytes the cache gc removed: entries no kept ref reaches, and least recently used files over cache_max.",
+    ),
+    ipfsCacheBytes: gauge(
+      "ipfs_cache_bytes",
+      "Bytes in the IPFS cache: as the last gc measured, plus files cached since.",
+    ),
+    ipfsCacheMax: gauge("ipfs_cache_max_bytes", "The cache's limit (cache_max); 0: none."),
     events: counter("boot_events_total", "Boot events by stage.", ["stage"]),
     eventsKept: gauge("boot_events_kept", "Boot events held for /api/events."),
     sseClients: gauge("event_stream_clients", "Open /api/events/stream connections."),

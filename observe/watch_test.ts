@@ -278,6 +278,11 @@ Deno.test("IPFS events and warnings are counted", () => {
   watch.ipfs({ kind: "gateway-failure", gateway: "g", reason: "rejected" });
   watch.ipfs({ kind: "gateway-failure", gateway: "g", reason: "error" });
   watch.ipfs({ kind: "gateway-failure", gateway: "g", reason: "not-found" });
+  const gc = { removedFiles: 2, removedBlocks: 1, evictedFiles: 2, maxBytes: 10_000 };
+  watch.ipfs({ kind: "cache-gc", freedBytes: 3000, sizeBytes: 9000, ...gc });
+  watch.ipfs({ kind: "file-cached", path: "boot/x/initrd", bytes: 500, blocks: 1 });
+  watch.ipfs({ kind: "cache-gc", freedBytes: 700, sizeBytes: 8800, ...gc });
+  watch.ipfs({ kind: "file-cached", path: "boot/x/initrd2", bytes: 100, blocks: 1 });
   const log = watch.logger(memoryLogger());
   log.warn("ipfs", "file download failed, nothing cached");
   log.warn("ipfs", "gateway failed");
@@ -285,10 +290,13 @@ Deno.test("IPFS events and warnings are counted", () => {
   watch.tftp(tftp("failed", { bytes: 512, reason: "timeout" }));
   const text = watch.metrics.render();
   const expect: [string, number][] = [
-    ['astralboot_ipfs_files_total{result="cached"}', 1],
+    ['astralboot_ipfs_files_total{result="cached"}', 3],
+    ["astralboot_ipfs_cache_evicted_bytes_total", 3700],
+    ["astralboot_ipfs_cache_bytes", 8900],
+    ["astralboot_ipfs_cache_max_bytes", 10_000],
     ['astralboot_ipfs_files_total{result="failed"}', 1],
-    ["astralboot_ipfs_cached_bytes_total", 4096],
-    ["astralboot_ipfs_blocks_verified_total", 3],
+    ["astralboot_ipfs_cached_bytes_total", 4696],
+    ["astralboot_ipfs_blocks_verified_total", 5],
     ['astralboot_ipfs_gateway_failures_total{kind="rejected"}', 1],
     ['astralboot_ipfs_gateway_failures_total{kind="error"}', 1],
     ['astralboot_ipfs_gateway_failures_total{kind="not_found"}', 1],

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CID } from "multiformats";
+import { CID, varint } from "multiformats";
 import * as dagPb from "@ipld/dag-pb";
 import { CarWriter } from "@ipld/car/writer";
 import { UnixFS } from "ipfs-unixfs";
@@ -267,4 +267,123 @@ export async function tempDir(
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The bytes of one CAR section: length varint, CID, block. */
+export function carSection(cid: CID, bytes: Uint8Array): Uint8Array {
+  const body = cid.bytes.length + bytes.length;
+  const out = new Uint8Array(varint.encodingLength(body) + body);
+  varint.encodeTo(body, out);
+  out.set(cid.bytes, varint.encodingLength(body));
+  out.set(bytes, varint.encodingLength(body) + cid.bytes.length);
+  return out;
+}
+
+/** The bytes of a CARv1 header naming `root`. */
+export async function carHeader(root: CID): Promise<Uint8Array> {
+  const { writer, out } = CarWriter.create([root as never]);
+  const parts: Uint8Array[] = [];
+  const collect = (async () => {
+    for await (const chunk of out) parts.push(chunk);
+  })();
+  await writer.close();
+  await collect;
+  return new Uint8Array(await new Blob(parts as Uint8Array<ArrayBuffer>[]).arrayBuffer());
+}
+
+/**
+ * A byte stream that hands out `next()`'s chunks, one per read, until it returns null;
+ * `delayMs` before each chunk after the first. Nothing is made before it is read, so an
+ * endless source costs nothing once the reader stops.
+ */
+export function pulledStream(
+  next: (index: number) => Uint8Array | null,
+  delayMs = 0,
+): ReadableStream<Uint8Array> {
+  let index = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (delayMs && index > 0) await sleep(delayMs);
+      const chunk = next(index++);
+      try {
+        if (chunk === null) controller.close();
+        else controller.enqueue(chunk);
+      } catch {
+        // Cancelled while asleep: nobody reads any more.
+      }
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** What a {@linkcode fakeGateway} answers: a body, a status, or the default (the blockstore). */
+export type FakeAnswer = ReadableStream<Uint8Array> | number | undefined;
+
+/** Behaviour of a {@linkcode fakeGateway}: per request, what to answer instead of the truth. */
+export interface FakeGatewayOptions {
+  /** A CAR request for `root`: the body (sent as CAR), a status, or undefined for the truth. */
+  car?: (root: CID) => FakeAnswer | Promise<FakeAnswer>;
+  /** A raw request: the body, a status, or undefined for the truth. */
+  raw?: (cid: CID) => FakeAnswer;
+}
+
+/**
+ * A trustless gateway as an injected `fetch` over a {@linkcode MemoryBlockstore}, for one
+ * base URL. It ignores the request's abort signal on purpose: the client must bound every
+ * request itself, even against a server (or a proxy) that never lets go.
+ */
+export function fakeGateway(
+  base: string,
+  blocks: MemoryBlockstore,
+  options: FakeGatewayOptions = {},
+): FakeGateway {
+  const counts = { raw: 0, car: 0 };
+  const answer = (a: FakeAnswer, type: string, truth: () => Promise<Uint8Array | undefined>) =>
+    (async () => {
+      if (typeof a === "number") return new Response("no", { status: a });
+      const body = a ?? await truth();
+      if (!body) return new Response("not found", { status: 404 });
+      return new Response(body as BodyInit, { headers: { "content-type": type } });
+    })();
+  const fetchFn = async (input: string | URL | Request): Promise<Response> => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (!url.href.startsWith(base)) throw new TypeError(`connection refused: ${url.origin}`);
+    const cid = CID.parse(url.pathname.replace(/^\/ipfs\//, ""));
+    if (url.searchParams.get("format") === "raw") {
+      counts.raw++;
+      return await answer(
+        options.raw?.(cid),
+        "application/vnd.ipld.raw",
+        () => Promise.resolve(blocks.get(cid)),
+      );
+    }
+    counts.car++;
+    return await answer(
+      await options.car?.(cid),
+      "application/vnd.ipld.car; version=1; order=dfs; dups=n",
+      async () => {
+        if (!blocks.get(cid)) return undefined;
+        const parts = [await carHeader(cid)];
+        for (const b of blocks.dfs(cid, "entity")) parts.push(carSection(b.cid, b.bytes));
+        return new Uint8Array(await new Blob(parts as Uint8Array<ArrayBuffer>[]).arrayBuffer());
+      },
+    );
+  };
+  return { base, fetch: fetchFn as typeof fetch, counts };
+}
+
+/** A simulated gateway: its base URL, its `fetch`, and what it was asked. */
+export interface FakeGateway {
+  base: string;
+  fetch: typeof fetch;
+  counts: { raw: number; car: number };
+}
+
+/** One `fetch` over several fake gateways, routed by base URL; others are refused. */
+export function fetchOf(...gateways: FakeGateway[]): typeof fetch {
+  return ((input: string | URL | Request, init?: RequestInit) => {
+    const href = input instanceof Request ? input.url : String(input);
+    const gw = gateways.find((g) => href.startsWith(g.base + "/"));
+    if (!gw) return Promise.reject(new TypeError(`connection refused: ${href}`));
+    return gw.fetch(input, init);
+  }) as typeof fetch;
 }

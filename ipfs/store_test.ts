@@ -1,0 +1,274 @@
+/**
+ * IpfsStore against hostile gateways (simulated by an injected fetch that ignores abort
+ * signals): a CAR that never ends, or ends far over its budget, must not hold a download.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CID } from "multiformats";
+import { sha256 } from "multiformats/hashes/sha2";
+import { memoryLogger } from "../log.ts";
+import { fileKey } from "./cache.ts";
+import type { IpfsEvent } from "./events.ts";
+import { IpfsStore } from "./store.ts";
+import {
+  buildTree,
+  carHeader,
+  carSection,
+  fakeGateway,
+  fetchOf,
+  pseudoRandomBytes,
+  pulledStream,
+  readAll,
+  sameBytes,
+  tempDir,
+} from "../tests/ipfs_fixture.ts";
+
+const TIMEOUT_MS = 1000;
+const GW = "http://gw.test";
+
+async function fixture() {
+  const content = pseudoRandomBytes(600_000, 21);
+  const { root, blocks, cids } = await buildTree([{ path: "f", content }], {
+    profile: "v1-raw",
+  });
+  const file = cids.get("f")!;
+  // The file's root node, then its leaves, as a gateway would send them.
+  const dfs = blocks.dfs(file, "entity");
+  return { root, blocks, file, content, dfs };
+}
+
+/** A section of `n` bytes that no one asked for: framed right, hashed right, unwanted. */
+async function junkSection(n: number, seed: number): Promise<Uint8Array> {
+  const bytes = pseudoRandomBytes(n, seed);
+  return carSection(CID.createV1(0x55, await sha256.digest(bytes)), bytes);
+}
+
+type Fx = Awaited<ReturnType<typeof fixture>>;
+
+/** CAR bodies that never end (or end far too late), each with what should stop it. */
+async function hostileCars(fx: Fx) {
+  const header = await carHeader(fx.file);
+  const sections = fx.dfs.map((b) => carSection(b.cid, b.bytes));
+  const junk = await junkSection(16 * 1024, 7);
+  const bigJunk = await junkSection(1024 * 1024, 8);
+  const headed = new Uint8Array([...header, ...sections[0]!]);
+  return [
+    {
+      name: "valid blocks repeating forever",
+      // The root and first leaf, then both again and again: bytes flow, the file never does.
+      car: () => pulledStream((i) => i === 0 ? header : sections[(i - 1) % 2]!),
+      stop: /budget/,
+    },
+    {
+      name: "junk sections after the last block sent",
+      car: () => pulledStream((i) => i === 0 ? header : i <= 3 ? sections[i - 1]! : junk),
+      stop: /budget/,
+    },
+    {
+      name: "bytes trickling forever",
+      // One byte every 50 ms: never idle long enough for the idle timeout.
+      car: () =>
+        pulledStream(
+          (i) =>
+            i === 0
+              ? header
+              : i === 1
+              ? sections[0]!
+              : sections[1]!.subarray((i - 2) % 100, (i - 2) % 100 + 1),
+          50,
+        ),
+      stop: /no new block/,
+    },
+    {
+      name: "new blocks trickling, each just inside the timeout",
+      // Progress every 800 ms, never fast enough to finish: only the deadline ends it.
+      car: () => pulledStream((i) => i === 0 ? headed : sections[i] ?? null, 800),
+      stop: /deadline/,
+    },
+    {
+      name: "a CAR over its byte budget (1 MiB of junk before every block)",
+      car: () =>
+        pulledStream((i) =>
+          i === 0 ? header : i % 2 === 1 ? bigJunk : sections[(i >> 1) - 1] ?? null
+        ),
+      stop: /budget/,
+    },
+  ];
+}
+
+/** Waits until the download of "f" has committed it to the cache. */
+async function settled(store: IpfsStore): Promise<void> {
+  const found = await store.resolve("f");
+  assert.equal(found?.node.kind, "file");
+  if (found?.node.kind === "file") await store.ensureFile(found.node);
+}
+
+function openStore(fx: Fx, cacheDir: string, fetchFn: typeof fetch, gateways = [GW]) {
+  const logger = memoryLogger();
+  const store = new IpfsStore({
+    ref: fx.root.toString(),
+    gateways,
+    timeoutMs: TIMEOUT_MS,
+    cacheDir,
+    logger,
+    fetch: fetchFn,
+  });
+  return { store, logger };
+}
+
+Deno.test("a hostile CAR never holds a download: the file arrives as verified blocks", async (t) => {
+  const fx = await fixture();
+  const tmp = await tempDir("ipfs_store_hostile_");
+  try {
+    for (const [i, c] of (await hostileCars(fx)).entries()) {
+      await t.step(c.name, async () => {
+        const gw = fakeGateway(GW, fx.blocks, {
+          car: (cid) => cid.equals(fx.file) ? c.car() : undefined,
+        });
+        const cache = join(tmp.path, `c${i}`);
+        const { store, logger } = openStore(fx, cache, fetchOf(gw));
+        try {
+          await store.stat("f");
+          const started = performance.now();
+          const got = await readAll(await store.read("f"));
+          const ms = performance.now() - started;
+          assert.ok(sameBytes(got, fx.content), "byte-exact");
+          assert.ok(ms < 3 * TIMEOUT_MS, `took ${Math.round(ms)} ms, timeout ${TIMEOUT_MS} ms`);
+          console.log(`    ${c.name}: ${Math.round(ms)} ms (timeout ${TIMEOUT_MS} ms)`);
+          assert.ok(gw.counts.raw > 0, "the rest came as single blocks");
+          const warn = logger.lines.find((l) => l.message.startsWith("CAR stream"));
+          assert.match(String(warn?.fields.error), c.stop);
+          // Verified and complete in the cache, once the download has committed it.
+          await settled(store);
+          assert.equal(await store.cache.fileSize(fx.file), fx.content.length);
+          assert.ok(
+            sameBytes(await Deno.readFile(join(cache, "files", fileKey(fx.file))), fx.content),
+          );
+        } finally {
+          await store.close();
+        }
+      });
+    }
+  } finally {
+    await tmp.remove();
+  }
+});
+
+Deno.test("a gateway whose CAR failed its limits is not asked for CAR again soon", async () => {
+  const fx = await fixture();
+  const tmp = await tempDir("ipfs_store_hostile_");
+  const [trickle] = (await hostileCars(fx)).slice(2);
+  const gw = fakeGateway(GW, fx.blocks, { car: () => trickle!.car() });
+  const { store } = openStore(fx, join(tmp.path, "c"), fetchOf(gw));
+  try {
+    await readAll(await store.read("f"));
+    assert.equal(gw.counts.car, 1);
+    await settled(store);
+    await Deno.remove(store.cache.filePath(fx.file));
+    const started = performance.now();
+    assert.ok(sameBytes(await readAll(await store.read("f")), fx.content));
+    assert.equal(gw.counts.car, 1, "no second CAR request");
+    assert.ok(performance.now() - started < TIMEOUT_MS, "the second download did not wait");
+  } finally {
+    await store.close();
+    await tmp.remove();
+  }
+});
+
+Deno.test("IpfsStore cache_max: gc evicts the least recently used files, not one in use", async (t) => {
+  const files = Array.from({ length: 4 }, (_, i) => pseudoRandomBytes(300_000, 70 + i));
+  const { root, blocks, cids } = await buildTree(
+    files.map((content, i) => ({ path: `d/f${i}`, content })),
+    { profile: "v1-raw" },
+  );
+  const gw = fakeGateway(GW, blocks);
+  const tmp = await tempDir("ipfs_store_gc_");
+  const events: IpfsEvent[] = [];
+  const store = new IpfsStore({
+    ref: root.toString(),
+    gateways: [GW],
+    timeoutMs: TIMEOUT_MS,
+    cacheDir: join(tmp.path, "cache"),
+    fetch: fetchOf(gw),
+    cacheMaxBytes: 700_000,
+    onEvent: (e) => events.push(e),
+  });
+  const cidOf = (i: number) => cids.get(`d/f${i}`)!;
+  try {
+    for (let i = 0; i < 4; i++) {
+      assert.ok(sameBytes(await readAll(await store.read(`d/f${i}`)), files[i]!));
+      const found = await store.resolve(`d/f${i}`);
+      if (found?.node.kind === "file") await store.ensureFile(found.node);
+      // f0 is the least recently used, f3 the most.
+      const used = new Date(Date.now() - (10 - i) * 60_000);
+      await Deno.utime(store.cache.filePath(cidOf(i)), used, used);
+    }
+    await t.step("the oldest file, open for reading, survives; the next oldest go", async () => {
+      const reading = await store.read("d/f0");
+      try {
+        const result = await store.gc();
+        assert.equal(await store.cache.fileSize(cidOf(0)), 300_000, "in use");
+        assert.equal(await store.cache.fileSize(cidOf(1)), null);
+        assert.equal(await store.cache.fileSize(cidOf(2)), null);
+        assert.equal(await store.cache.fileSize(cidOf(3)), 300_000);
+        assert.ok(result.sizeBytes <= 700_000, `${result.sizeBytes} bytes left`);
+        const gc = events.filter((e) => e.kind === "cache-gc");
+        assert.equal(gc.length, 1);
+        assert.deepEqual(gc[0], {
+          kind: "cache-gc",
+          freedBytes: 600_000,
+          removedFiles: 2,
+          removedBlocks: 0,
+          evictedFiles: 2,
+          sizeBytes: result.sizeBytes,
+          maxBytes: 700_000,
+        });
+        assert.ok(sameBytes(await readAll(reading), files[0]!));
+      } finally {
+        await reading.cancel().catch(() => {});
+      }
+    });
+    await t.step("an evicted file is fetched again on its next read", async () => {
+      const asked = gw.counts.raw + gw.counts.car;
+      assert.ok(sameBytes(await readAll(await store.read("d/f1")), files[1]!));
+      assert.ok(gw.counts.raw + gw.counts.car > asked);
+    });
+  } finally {
+    await store.close();
+    await tmp.remove();
+  }
+});
+
+Deno.test("IpfsStore.startGc runs gc at once and then on its interval, until closed", async () => {
+  const { root, blocks } = await buildTree([{ path: "f", content: new Uint8Array(10) }], {
+    profile: "v1-raw",
+  });
+  const tmp = await tempDir("ipfs_store_gc_");
+  const events: IpfsEvent[] = [];
+  const store = new IpfsStore({
+    ref: root.toString(),
+    gateways: [GW],
+    timeoutMs: TIMEOUT_MS,
+    cacheDir: join(tmp.path, "cache"),
+    fetch: fetchOf(fakeGateway(GW, blocks)),
+    cacheMaxBytes: 1_000_000,
+    gcIntervalMs: 50,
+    onEvent: (e) => events.push(e),
+  });
+  try {
+    store.startGc();
+    const until = performance.now() + 3000;
+    while (events.length < 3 && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(events.length >= 3, `${events.length} runs`);
+    assert.ok(events.every((e) => e.kind === "cache-gc" && e.maxBytes === 1_000_000));
+  } finally {
+    await store.close();
+  }
+  const runs = events.length;
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(events.length, runs, "no gc after close");
+  await tmp.remove();
+});
