@@ -232,7 +232,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     const db = openDatabaseFile(config.db_file);
     running.push({ close: () => Promise.resolve(db.close()) });
     checkDatabase(db, config.db_file);
-    const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 25 });
+    const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
     running.push({ close: () => Promise.resolve(quick.close()) });
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);

@@ -7,7 +7,8 @@
  *
  * Two handles on one file: the main one waits up to 2 s for a lock and commits durably
  * (`synchronous = FULL`: an acknowledged lease survives a power cut); the best-effort one gives
- * up after 25 ms, for bookkeeping a boot must never wait for (contacts, history).
+ * up at once, for bookkeeping a boot must never wait for (contacts, history). Statements run
+ * one at a time in this process, so only another process's lock ever makes it give up.
  *
  * @module
  */
@@ -48,8 +49,22 @@ export function openDatabaseFile(file: string, options: OpenOptions = {}): Datab
     );
     return db;
   } catch (e) {
-    throw new DatabaseError(`${file}: ${(e as Error).message}`, { cause: e });
+    throw databaseError(file, e);
   }
+}
+
+/** The error for a failure on `file`: with the way out when the file is damaged. */
+function databaseError(file: string, e: unknown): DatabaseError {
+  const message = (e as Error).message;
+  if (/malformed|not a database/.test(message)) return damaged(file, message);
+  return new DatabaseError(`${file}: ${message}`, { cause: e });
+}
+
+function damaged(file: string, what: string, cause?: unknown): DatabaseError {
+  return new DatabaseError(
+    `${file} is damaged (${what}); stop, move it aside and start again: leases are learnt anew`,
+    { cause },
+  );
 }
 
 /**
@@ -62,14 +77,12 @@ export function checkDatabase(db: DatabaseSync, file: string): void {
   try {
     rows = db.prepare("PRAGMA quick_check").all() as { quick_check: string }[];
   } catch (e) {
-    throw new DatabaseError(`${file}: ${(e as Error).message}`, { cause: e });
+    throw databaseError(file, e);
   }
   const problems = rows.map((r) => r.quick_check).filter((r) => r !== "ok");
   if (problems.length > 0) {
-    throw new DatabaseError(
-      `${file} is damaged (${problems.length} problem${problems.length > 1 ? "s" : ""}, the ` +
-        `first: ${problems[0]}); stop, move it aside and start again: leases are learnt anew`,
-    );
+    const n = problems.length;
+    throw damaged(file, `${n} problem${n > 1 ? "s" : ""}, the first: ${problems[0]}`);
   }
 }
 

@@ -48,6 +48,27 @@ Deno.test("main.ts: exit codes and one-line errors", async (t) => {
         new RegExp(`${dir}/bad\\.toml:3: tftp\\.port: expected a whole number`),
       );
     });
+    await t.step(
+      "token: a clear line before the server made one; then the token and the dashboard URL",
+      async () => {
+        await Deno.writeTextFile(`${dir}/tok.toml`, `interface = "lo"\ndata_dir = "${dir}/data"\n`);
+        const none = await astralboot("token", "-c", `${dir}/tok.toml`);
+        assert.equal(none.code, 1);
+        assert.equal(
+          none.stderr,
+          "astralboot: no admin token yet: it is made when the server first starts\n",
+        );
+        await Deno.mkdir(`${dir}/data`);
+        await Deno.writeTextFile(`${dir}/data/api-token`, "abcdefghijklmnopqrstuvwxyz012345\n");
+        const r = await astralboot("token", "-c", `${dir}/tok.toml`);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout, "abcdefghijklmnopqrstuvwxyz012345\n");
+        assert.match(
+          r.stderr,
+          /^dashboard: http:\/\/127\.0\.0\.1(:\d+)?\/ui#token=abcdefghijklmnopqrstuvwxyz012345\n$/,
+        );
+      },
+    );
     await t.step("config prints the implied config derived from the interface", async () => {
       await Deno.writeTextFile(`${dir}/ok.toml`, `interface = "lo"\nGateway = "127.0.0.254"\n`);
       const r = await astralboot("config", "-c", `${dir}/ok.toml`);

@@ -241,3 +241,62 @@ export async function hookEvents(dir: string, tag: string): Promise<string[]> {
     return [];
   }
 }
+
+/**
+ * Starts `main.ts serve -c <dir>/config.toml -l <dir>/tree --log-format json` inside the
+ * namespace, with `extra` arguments, and waits until its DHCP server listens.
+ */
+export async function startServe(ns: Netns, dir: string, extra: string[] = []) {
+  const f = spawnDeno(ns, "main.ts", [
+    "serve",
+    "-c",
+    `${dir}/config.toml`,
+    "-l",
+    `${dir}/tree`,
+    "--log-format",
+    "json",
+    ...extra,
+  ]);
+  try {
+    await f.waitFor((l) => l.includes("DHCP listening"), 90_000, "DHCP listening");
+  } catch (e) {
+    await f.stop();
+    throw e;
+  }
+  return f;
+}
+
+/**
+ * busybox udhcpc once on eth0 (quit when bound, three DISCOVERs `gapSeconds` apart); the
+ * address it was bound to, or null when it got none.
+ */
+export async function udhcpcLease(
+  ns: Netns,
+  dir: string,
+  tag: string,
+  gapSeconds = 2,
+): Promise<string | null> {
+  const hook = await hookScript(dir, tag);
+  const r = await ns.exec(
+    ["udhcpc", "-f", "-i", "eth0", "-q", "-n", "-t", "3", "-T", String(gapSeconds), "-s", hook],
+    { check: false, timeoutMs: 60_000 },
+  );
+  if (r.code !== 0) return null;
+  return (await readEnv(`${dir}/${tag}.bound.env`)).ip ?? null;
+}
+
+/**
+ * A config.toml for {@linkcode startServe} on a bridgeLab: DHCP server mode on br0 with a one
+ * hour lease plus the `dhcp` lines, HTTP on port 8080, then `rest` (tables like [[machine]]).
+ */
+export function serveConfig(dir: string, dhcp: string, rest = ""): string {
+  return `interface = "br0"
+data_dir = "${dir}/data"
+[dhcp]
+mode = "server"
+lease = "1h"
+${dhcp}
+[http]
+port = 8080
+${rest}`;
+}

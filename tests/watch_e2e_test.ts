@@ -6,14 +6,7 @@
  * config shows up in no answer and no log line. Nothing here touches the host's interfaces.
  */
 import assert from "node:assert/strict";
-import {
-  bridgeLab,
-  DENO_NS_FLAGS,
-  hookScript,
-  LineFollower,
-  readEnv,
-  repoPath,
-} from "./dhcp_harness.ts";
+import { bridgeLab, LineFollower, serveConfig, startServe, udhcpcLease } from "./dhcp_harness.ts";
 import type { Netns } from "./netns.ts";
 import type { WatchEvent } from "../observe/events.ts";
 import type { Overview } from "../http/watch_routes.ts";
@@ -119,37 +112,18 @@ Deno.test({
       const { loader, kernel } = await makeTree(dir);
       await Deno.writeTextFile(
         `${dir}/config.toml`,
-        `interface = "br0"
-data_dir = "${dir}/data"
-[dhcp]
-mode = "server"
-range = ["10.81.0.100", "10.81.0.120"]
-lease = "1h"
-[http]
-port = 8080
-
+        serveConfig(
+          dir,
+          `range = ["10.81.0.100", "10.81.0.120"]`,
+          `
 [[machine]]
 mac = "52:54:00:5e:c2:e7"
 hostname = "guarded"
 vars = { password_hash = "${SENTINEL}", disk = "/dev/vda" }
 `,
+        ),
       );
-      serve = new LineFollower(
-        lab.server.spawn([
-          "deno",
-          "run",
-          ...DENO_NS_FLAGS,
-          repoPath("main.ts"),
-          "serve",
-          "-c",
-          `${dir}/config.toml`,
-          "-l",
-          `${dir}/tree`,
-          "--log-format",
-          "json",
-        ]),
-      );
-      await serve.waitFor((l) => l.includes("DHCP listening"), 90_000, "DHCP listening");
+      serve = await startServe(lab.server, dir);
       const tokenFile = `${dir}/data/api-token`;
       token = (await Deno.readTextFile(tokenFile)).trim();
 
@@ -163,13 +137,7 @@ vars = { password_hash = "${SENTINEL}", disk = "/dev/vda" }
 
       let ip = "";
       await t.step("udhcpc gets a lease", async () => {
-        const hook = await hookScript(dir, "uc");
-        const r = await client.exec(
-          ["udhcpc", "-f", "-i", "eth0", "-q", "-n", "-t", "3", "-T", "2", "-s", hook],
-          { check: false, timeoutMs: 60_000 },
-        );
-        assert.equal(r.code, 0, `udhcpc: ${r.stdout}${r.stderr}`);
-        ip = (await readEnv(`${dir}/uc.bound.env`)).ip!;
+        ip = await udhcpcLease(client, dir, "uc") ?? "none";
         assert.match(ip, /^10\.81\.0\.1\d\d$/);
       });
 
