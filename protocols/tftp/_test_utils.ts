@@ -10,7 +10,10 @@ import type { TftpClient, TftpOpen, TftpSocket } from "./server.ts";
 
 const opts = (...pairs: [string, string][]) => new Map(pairs);
 
-/** Frames captured with tcpdump in a namespace pair, client → our server (tftp-hpa 5.2, atftp 0.8, curl 7.88); `bytes` in hex. */
+/**
+ * Frames captured with tcpdump in a namespace pair, client → our server (tftp-hpa 5.2, atftp 0.8,
+ * curl 7.88); `bytes` in hex.
+ */
 export const CAPTURED_FRAMES: { name: string; bytes: string; packet: TftpPacket }[] = [
   {
     name: "tftp-hpa 5.2 RRQ, binary mode, no options",
