@@ -5,8 +5,15 @@
  *
  * @module
  */
-import { decodeTftp, encodeTftp, Opcode, type TftpPacket } from "./packet.ts";
+import { decodeTftp, encodeTftp, Opcode, type RequestPacket, type TftpPacket } from "./packet.ts";
 import type { TftpClient, TftpOpen, TftpSocket } from "./server.ts";
+
+/** The server's address in these tests. */
+export const SERVER = "10.9.0.1";
+/** The clients' address in these tests. */
+export const CLIENT = "10.9.0.2";
+/** The server's listening port. */
+export const MAIN: TftpClient = { address: SERVER, port: 69 };
 
 const opts = (...pairs: [string, string][]) => new Map(pairs);
 
@@ -148,6 +155,11 @@ export class MemSocket implements TftpSocket {
     this.#waiter = null;
   }
 
+  /** Every datagram queued so far, without waiting; for floods that never block on one. */
+  drain(): { data: Uint8Array; from: TftpClient }[] {
+    return this.#queue.splice(0);
+  }
+
   /** Next decoded packet, or null after `ms`. */
   async next(ms = 2000): Promise<{ packet: TftpPacket; from: TftpClient } | null> {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -208,4 +220,83 @@ export function memFiles(files: Record<string, Uint8Array>, chunk = 4096) {
     return Promise.resolve({ size: data.length, stream });
   };
   return { open, stats };
+}
+
+/** What {@linkcode fetchFile} received. */
+export interface FetchResult {
+  data: Uint8Array;
+  oack: Map<string, string> | null;
+  dataPackets: number;
+  wires: number[];
+  from: TftpClient | null;
+}
+
+/**
+ * An RFC 1350/7440 client: ACKs each window end (or the last in-order block on a gap),
+ * re-ACKs after `idleMs` of silence. `onData` may return false to drop a DATA packet.
+ */
+export async function fetchFile(
+  c: MemSocket,
+  req: RequestPacket,
+  opts: {
+    windowsize?: number;
+    idleMs?: number;
+    ackTwice?: boolean;
+    onData?: (block: number) => boolean;
+  } = {},
+): Promise<FetchResult> {
+  await c.sendPacket(req, MAIN);
+  const parts: Uint8Array[] = [];
+  let oack: Map<string, string> | null = null;
+  let from: TftpClient | null = null;
+  let blksize = 512;
+  let windowsize = 1;
+  let last = 0; // absolute block received in order
+  let dataPackets = 0;
+  const wires: number[] = [];
+  const ack = async (block: number) => {
+    await c.sendPacket({ op: Opcode.ACK, block: block & 0xffff }, from!);
+    if (opts.ackTwice) await c.sendPacket({ op: Opcode.ACK, block: block & 0xffff }, from!);
+  };
+  for (let silent = 0; silent < 20;) {
+    const got = await c.next(opts.idleMs ?? 300);
+    if (!got) {
+      silent++;
+      if (from) await ack(last);
+      continue;
+    }
+    silent = 0;
+    const p = got.packet;
+    from ??= got.from;
+    if (p.op === Opcode.ERROR) throw new Error(`error ${p.code}: ${p.message}`);
+    if (p.op === Opcode.OACK) {
+      oack = p.options;
+      blksize = Number(p.options.get("blksize") ?? 512);
+      windowsize = Number(p.options.get("windowsize") ?? 1);
+      await ack(0);
+      continue;
+    }
+    if (p.op !== Opcode.DATA) throw new Error(`unexpected op ${p.op}`);
+    dataPackets++;
+    if (opts.onData && !opts.onData(p.block)) continue;
+    if (p.block !== ((last + 1) & 0xffff)) {
+      await ack(last); // gap or duplicate: tell the sender where we are
+      continue;
+    }
+    last++;
+    wires.push(p.block);
+    parts.push(p.data);
+    const final = p.data.length < blksize;
+    if (final || last % windowsize === 0) await ack(last);
+    if (final) {
+      const data = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
+      let o = 0;
+      for (const x of parts) {
+        data.set(x, o);
+        o += x.length;
+      }
+      return { data, oack, dataPackets, wires, from };
+    }
+  }
+  throw new Error("transfer stalled");
 }

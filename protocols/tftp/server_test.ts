@@ -5,11 +5,17 @@
 import assert from "node:assert/strict";
 import { memoryLogger } from "../../log.ts";
 import { encodeTftp, ErrorCode, Opcode, type RequestPacket, type TftpPacket } from "./packet.ts";
-import { startTftpServer, type TftpClient, type TftpServerOptions } from "./server.ts";
-import { content, memFiles, MemNet, type MemSocket } from "./_test_utils.ts";
-
-const SERVER = "10.9.0.1";
-const CLIENT = "10.9.0.2";
+import { startTftpServer, type TftpServerOptions } from "./server.ts";
+import {
+  CLIENT,
+  content,
+  fetchFile,
+  MAIN,
+  memFiles,
+  MemNet,
+  type MemSocket,
+  SERVER,
+} from "./_test_utils.ts";
 
 async function withServer(
   files: Record<string, Uint8Array>,
@@ -57,8 +63,6 @@ async function withServer(
   assert.deepEqual([...net.sockets.keys()], []);
 }
 
-const MAIN: TftpClient = { address: SERVER, port: 69 };
-
 function rrq(filename: string, options: [string, string][] = [], mode = "octet"): RequestPacket {
   return {
     op: Opcode.RRQ,
@@ -66,84 +70,6 @@ function rrq(filename: string, options: [string, string][] = [], mode = "octet")
     mode: mode as RequestPacket["mode"],
     options: new Map(options),
   };
-}
-
-interface FetchResult {
-  data: Uint8Array;
-  oack: Map<string, string> | null;
-  dataPackets: number;
-  wires: number[];
-  from: TftpClient | null;
-}
-
-/**
- * An RFC 1350/7440 client: ACKs each window end (or the last in-order block on a gap),
- * re-ACKs after `idleMs` of silence. `onData` may return false to drop a DATA packet.
- */
-async function fetchFile(
-  c: MemSocket,
-  req: RequestPacket,
-  opts: {
-    windowsize?: number;
-    idleMs?: number;
-    ackTwice?: boolean;
-    onData?: (block: number) => boolean;
-  } = {},
-): Promise<FetchResult> {
-  await c.sendPacket(req, MAIN);
-  const parts: Uint8Array[] = [];
-  let oack: Map<string, string> | null = null;
-  let from: TftpClient | null = null;
-  let blksize = 512;
-  let windowsize = 1;
-  let last = 0; // absolute block received in order
-  let dataPackets = 0;
-  const wires: number[] = [];
-  const ack = async (block: number) => {
-    await c.sendPacket({ op: Opcode.ACK, block: block & 0xffff }, from!);
-    if (opts.ackTwice) await c.sendPacket({ op: Opcode.ACK, block: block & 0xffff }, from!);
-  };
-  for (let silent = 0; silent < 20;) {
-    const got = await c.next(opts.idleMs ?? 300);
-    if (!got) {
-      silent++;
-      if (from) await ack(last);
-      continue;
-    }
-    silent = 0;
-    const p = got.packet;
-    from ??= got.from;
-    if (p.op === Opcode.ERROR) throw new Error(`error ${p.code}: ${p.message}`);
-    if (p.op === Opcode.OACK) {
-      oack = p.options;
-      blksize = Number(p.options.get("blksize") ?? 512);
-      windowsize = Number(p.options.get("windowsize") ?? 1);
-      await ack(0);
-      continue;
-    }
-    if (p.op !== Opcode.DATA) throw new Error(`unexpected op ${p.op}`);
-    dataPackets++;
-    if (opts.onData && !opts.onData(p.block)) continue;
-    if (p.block !== ((last + 1) & 0xffff)) {
-      await ack(last); // gap or duplicate: tell the sender where we are
-      continue;
-    }
-    last++;
-    wires.push(p.block);
-    parts.push(p.data);
-    const final = p.data.length < blksize;
-    if (final || last % windowsize === 0) await ack(last);
-    if (final) {
-      const data = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
-      let o = 0;
-      for (const x of parts) {
-        data.set(x, o);
-        o += x.length;
-      }
-      return { data, oack, dataPackets, wires, from };
-    }
-  }
-  throw new Error("transfer stalled");
 }
 
 /** Waits until `cond` holds (bounded). */
