@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { memoryLogger } from "../../log.ts";
 import { encodeTftp, ErrorCode, Opcode, type RequestPacket, type TftpPacket } from "./packet.ts";
-import { startTftpServer, type TftpServerOptions } from "./server.ts";
+import { startTftpServer, type TftpServerOptions, type TftpTransferEvent } from "./server.ts";
 import {
   CLIENT,
   content,
@@ -454,6 +454,46 @@ Deno.test("server recovers from loss and gives up when the client is gone", asyn
       assert.match(String(infoLine(logger, "transfer failed")[0]!.fields.reason), /error 8/);
     });
   });
+});
+
+Deno.test("a transfer superseded while its file is still opening releases it and says so", async () => {
+  // Found by tests/fuzz.ts: the stream a slow store handed over after the abort was never
+  // cancelled (a file handle kept for good), and the request ended without an event.
+  const net = new MemNet();
+  const files = memFiles({ slow: content(2000), quick: content(10) });
+  let opening = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const events: TftpTransferEvent[] = [];
+  const server = await startTftpServer({
+    address: SERVER,
+    listen: net.listen,
+    logger: memoryLogger(),
+    open: async (name, client) => {
+      opening++;
+      if (name === "slow") await gate;
+      return files.open(name, client);
+    },
+    onTransfer: (e) => events.push(e),
+  });
+  const c = net.listen(CLIENT, 0) as MemSocket;
+  try {
+    await c.sendPacket(rrq("slow"), MAIN);
+    await until(() => opening === 1);
+    // The same port asks for another file: the first transfer is over before it began.
+    const got = await fetchFile(c, rrq("quick"));
+    assert.deepEqual(got.data, content(10));
+    release();
+    await until(() => server.active === 0 && files.stats.released === 2);
+    assert.deepEqual(files.stats.opens, ["quick", "slow"]);
+    const slow = events.find((e) => e.file === "slow");
+    assert.equal(slow?.result, "failed");
+    assert.match(String(slow?.reason), /superseded/);
+    assert.equal(events.length, 2);
+  } finally {
+    c.close();
+    await server.close();
+  }
 });
 
 Deno.test("block numbers wrap past 65535 and the file still arrives whole", async () => {
