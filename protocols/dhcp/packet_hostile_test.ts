@@ -115,6 +115,18 @@ const HOSTILE: Hostile[] = [
     error: { message: /option 3: length 5/, offset: 243 },
   },
   {
+    // Found by tests/fuzz.ts: echoed in every reply and never dropped, a longer 82 left no reply
+    // that fits in 576 bytes.
+    name: "option 82 joined past 255 bytes (RFC 3046: one option)",
+    bytes: raw([53, 1, 1, 82, 200, ...Array(200).fill(1), 82, 100, ...Array(100).fill(2), 255]),
+    error: { message: /Cannot parse DHCP option 82: length 300/, offset: 243 },
+  },
+  {
+    name: "option 82 of 255 bytes in two parts is accepted",
+    bytes: raw([53, 1, 1, 82, 200, ...Array(200).fill(1), 82, 55, ...Array(55).fill(2), 255]),
+    check: (p) => assert.equal(p.options.get(82)?.length, 255),
+  },
+  {
     name: "175 with a sub-option overflowing its parent",
     bytes: raw([53, 1, 1, 175, 5, 177, 5, 1, 0x1a, 0xf4, 255]),
     error: { message: /DHCP option 177 claims 5 bytes, only 3 remain/, offset: 245 },
