@@ -31,15 +31,53 @@ export interface MutationProfile {
   special: (b: Uint8Array, at: number, pick: (n: number) => number) => Uint8Array;
 }
 
-/** DHCP: options after the header; overload (option 52) pointing into `sname`/`file`. */
+const DHCP_INTERESTING = [
+  0,
+  1,
+  2,
+  3,
+  4,
+  12,
+  52,
+  53,
+  55,
+  57,
+  60,
+  61,
+  77,
+  82,
+  93,
+  94,
+  97,
+  175,
+  254,
+  255,
+];
+
+/**
+ * DHCP: options after the header; overload (option 52) pointing into `sname`/`file`; whole
+ * options of any length put first, where they join a later one of the same code (RFC 3396).
+ */
 export const DHCP_MUTATION: MutationProfile = {
   focus: 236,
-  interesting: [0, 1, 2, 3, 4, 52, 53, 55, 60, 77, 93, 94, 97, 175, 254, 255],
+  interesting: DHCP_INTERESTING,
   special: (b, _at, pick) => {
-    // Overload: point option 52 at the header fields.
-    if (b.length > 243) b.set([52, 1, 1 + pick(3)], 240);
-    for (let k = 0; k < 8; k++) b[44 + pick(192)] = pick(256);
-    return b;
+    if (b.length < 240) return b;
+    if (pick(2) === 0) {
+      // Overload: point option 52 at the header fields.
+      if (b.length > 243) b.set([52, 1, 1 + pick(3)], 240);
+      for (let k = 0; k < 8; k++) b[44 + pick(192)] = pick(256);
+      return b;
+    }
+    const length = pick(2) === 0 ? pick(256) : 192 + pick(64);
+    const option = Uint8Array.from({ length: 2 + length }, () => pick(256));
+    option[0] = DHCP_INTERESTING[2 + pick(DHCP_INTERESTING.length - 3)]!;
+    option[1] = length;
+    const next = new Uint8Array(b.length + option.length);
+    next.set(b.subarray(0, 240));
+    next.set(option, 240);
+    next.set(b.subarray(240), 240 + option.length);
+    return next;
   },
 };
 
