@@ -125,6 +125,9 @@ const FIXED_LENGTH: ReadonlyMap<number, number> = new Map([
   [DhcpOption.ClientNdi, 3],
 ]);
 
+/** Longest relay agent information (option 82) accepted: one option's worth (RFC 3046). */
+const MAX_RELAY_AGENT_INFO = 255;
+
 /** Decodes a UDP payload (overload 52, RFC 3396 joining); throws MalformedPacketError. */
 export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
   // Options come from the options field, then file, then sname when option 52 says so; repeated
@@ -216,6 +219,9 @@ function validate(code: number, v: Uint8Array, offset: number): void {
   else if (code === DhcpOption.Router || code === DhcpOption.DNS) {
     ok = v.length > 0 && v.length % 4 === 0;
   } else if (code === DhcpOption.ClientArch) ok = v.length > 0 && v.length % 2 === 0;
+  // RFC 3046 §2.0: one option, so at most 255 bytes even when RFC 3396 joins several. Every
+  // reply echoes it and may never drop it: a longer one leaves no reply that fits 576 bytes.
+  else if (code === DhcpOption.RelayAgentInfo) ok = v.length <= MAX_RELAY_AGENT_INFO;
   if (!ok) {
     throw new MalformedPacketError(`Cannot parse DHCP option ${code}: length ${v.length}`, offset);
   }

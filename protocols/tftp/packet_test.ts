@@ -11,6 +11,7 @@ import {
   TftpOptionError,
   type TftpPacket,
 } from "./packet.ts";
+import { CAPTURED_FRAMES } from "./_test_utils.ts";
 
 const hex = (s: string) =>
   Uint8Array.from(s.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
@@ -18,69 +19,6 @@ const ascii = (s: string) => new TextEncoder().encode(s);
 const cat = (...parts: (Uint8Array | number[])[]) =>
   Uint8Array.from(parts.flatMap((p) => Array.from(p)));
 const opts = (...pairs: [string, string][]) => new Map(pairs);
-
-/** Frames captured with tcpdump in a namespace pair, client → our server (see README in report). */
-const CAPTURED: { name: string; bytes: string; packet: TftpPacket }[] = [
-  {
-    name: "tftp-hpa 5.2 RRQ, binary mode, no options",
-    // 0001 "small.txt" 00 "octet" 00
-    bytes: "0001 736d616c6c2e747874 00 6f63746574 00",
-    packet: { op: Opcode.RRQ, filename: "small.txt", mode: "octet", options: opts() },
-  },
-  {
-    name: "tftp-hpa 5.2 RRQ, ascii mode",
-    bytes: "0001 736d616c6c2e747874 00 6e65746173636969 00",
-    packet: { op: Opcode.RRQ, filename: "small.txt", mode: "netascii", options: opts() },
-  },
-  {
-    name: "tftp-hpa 5.2 WRQ",
-    bytes: "0002 736d616c6c2e747874 00 6f63746574 00",
-    packet: { op: Opcode.WRQ, filename: "small.txt", mode: "octet", options: opts() },
-  },
-  {
-    name: "atftp 0.8 RRQ with blksize 1468 and windowsize 4",
-    // ... "blksize" 00 "1468" 00 "windowsize" 00 "4" 00
-    bytes: "0001 62333030302e62696e 00 6f63746574 00 626c6b73697a65 00 31343638 00" +
-      "77696e646f7773697a65 00 34 00",
-    packet: {
-      op: Opcode.RRQ,
-      filename: "b3000.bin",
-      mode: "octet",
-      options: opts(["blksize", "1468"], ["windowsize", "4"]),
-    },
-  },
-  {
-    name: "atftp 0.8 RRQ with tsize and timeout 3",
-    bytes: "0001 62333030302e62696e 00 6f63746574 00 7473697a65 00 30 00 74696d656f7574 00 33 00",
-    packet: {
-      op: Opcode.RRQ,
-      filename: "b3000.bin",
-      mode: "octet",
-      options: opts(["tsize", "0"], ["timeout", "3"]),
-    },
-  },
-  {
-    name: "curl 7.88 RRQ with --tftp-blksize 1468 (adds tsize and timeout 6)",
-    bytes: "0001 62333030302e62696e 00 6f63746574 00 7473697a65 00 30 00" +
-      "626c6b73697a65 00 31343638 00 74696d656f7574 00 36 00",
-    packet: {
-      op: Opcode.RRQ,
-      filename: "b3000.bin",
-      mode: "octet",
-      options: opts(["tsize", "0"], ["blksize", "1468"], ["timeout", "6"]),
-    },
-  },
-  {
-    name: "atftp 0.8 ACK of the OACK",
-    bytes: "0004 0000",
-    packet: { op: Opcode.ACK, block: 0 },
-  },
-  {
-    name: "tftp-hpa 5.2 ACK of block 1",
-    bytes: "0004 0001",
-    packet: { op: Opcode.ACK, block: 1 },
-  },
-];
 
 /** Hand-written frames, RFC 1350 / 2347 layouts. */
 const HAND_WRITTEN: { name: string; bytes: Uint8Array; packet: TftpPacket }[] = [
@@ -112,7 +50,7 @@ const HAND_WRITTEN: { name: string; bytes: Uint8Array; packet: TftpPacket }[] = 
 ];
 
 Deno.test("decodeTftp decodes captured client frames and re-encodes them byte for byte", async (t) => {
-  for (const c of CAPTURED) {
+  for (const c of CAPTURED_FRAMES) {
     await t.step(c.name, () => {
       const bytes = hex(c.bytes);
       assert.deepEqual(decodeTftp(bytes), c.packet);

@@ -4,158 +4,18 @@
  */
 import assert from "node:assert/strict";
 import { memoryLogger } from "../../log.ts";
+import { encodeTftp, ErrorCode, Opcode, type RequestPacket, type TftpPacket } from "./packet.ts";
+import { startTftpServer, type TftpServerOptions, type TftpTransferEvent } from "./server.ts";
 import {
-  decodeTftp,
-  encodeTftp,
-  ErrorCode,
-  Opcode,
-  type RequestPacket,
-  type TftpPacket,
-} from "./packet.ts";
-import {
-  startTftpServer,
-  type TftpClient,
-  type TftpOpen,
-  type TftpServerOptions,
-  type TftpSocket,
-} from "./server.ts";
-
-const SERVER = "10.9.0.1";
-const CLIENT = "10.9.0.2";
-
-/** One datagram in flight, as the loss hook sees it. */
-interface Datagram {
-  data: Uint8Array;
-  from: TftpClient;
-  to: TftpClient;
-}
-
-/** Datagram sockets in memory; `lose` decides per datagram whether it vanishes. */
-class MemNet {
-  readonly sockets = new Map<string, MemSocket>();
-  #nextPort = 40000;
-  lose: (d: Datagram) => boolean = () => false;
-  delivered = 0;
-
-  listen = (hostname: string, port: number): TftpSocket => {
-    const p = port === 0 ? this.#nextPort++ : port;
-    const key = `${hostname}:${p}`;
-    if (this.sockets.has(key)) throw new Error(`address in use: ${key}`);
-    const s = new MemSocket(this, hostname, p);
-    this.sockets.set(key, s);
-    return s;
-  };
-
-  deliver(d: Datagram): void {
-    if (this.lose(d)) return;
-    const target = this.sockets.get(`${d.to.address}:${d.to.port}`);
-    if (!target) return;
-    this.delivered++;
-    // Asynchronous like a real network, but without timer clamping.
-    Promise.resolve().then(() => target.enqueue({ data: d.data.slice(), from: d.from }));
-  }
-}
-
-class MemSocket implements TftpSocket {
-  #queue: { data: Uint8Array; from: TftpClient }[] = [];
-  #waiter: {
-    resolve: (v: { data: Uint8Array; from: TftpClient }) => void;
-    reject: (e: Error) => void;
-  } | null = null;
-  closed = false;
-
-  constructor(readonly net: MemNet, readonly address: string, readonly port: number) {}
-
-  enqueue(d: { data: Uint8Array; from: TftpClient }): void {
-    if (this.closed) return;
-    if (this.#waiter) {
-      const w = this.#waiter;
-      this.#waiter = null;
-      w.resolve(d);
-    } else this.#queue.push(d);
-  }
-
-  receive(_buffer: Uint8Array): Promise<{ data: Uint8Array; from: TftpClient }> {
-    if (this.closed) return Promise.reject(new Error("closed"));
-    const d = this.#queue.shift();
-    if (d) return Promise.resolve(d);
-    return new Promise((resolve, reject) => this.#waiter = { resolve, reject });
-  }
-
-  send(data: Uint8Array, to: TftpClient): Promise<void> {
-    if (this.closed) return Promise.reject(new Error("closed"));
-    this.net.deliver({ data, from: { address: this.address, port: this.port }, to });
-    return Promise.resolve();
-  }
-
-  close(): void {
-    this.closed = true;
-    this.net.sockets.delete(`${this.address}:${this.port}`);
-    this.#waiter?.reject(new Error("closed"));
-    this.#waiter = null;
-  }
-
-  /** Next decoded packet, or null after `ms`. */
-  async next(ms = 2000): Promise<{ packet: TftpPacket; from: TftpClient } | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<null>((r) => timer = setTimeout(() => r(null), ms));
-    const got = await Promise.race([this.receive(new Uint8Array(0)), timeout]);
-    clearTimeout(timer);
-    if (got === null) {
-      this.#waiter = null;
-      return null;
-    }
-    return { packet: decodeTftp(got.data), from: got.from };
-  }
-
-  sendPacket(p: TftpPacket, to: TftpClient): Promise<void> {
-    return this.send(encodeTftp(p), to);
-  }
-}
-
-/** Deterministic test content. */
-function content(n: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
-/** A handler over in-memory files that records opens, pulls and cancellations. */
-function memFiles(files: Record<string, Uint8Array>, chunk = 4096) {
-  // released: the stream was read to its end or cancelled, so a file handle would be closed.
-  const stats = { opens: [] as string[], released: 0, pulls: 0 };
-  const open: TftpOpen = (name) => {
-    stats.opens.push(name);
-    if (name === "secret") return Promise.resolve({ error: "forbidden", message: "no access" });
-    if (name === "offline") {
-      return Promise.resolve({ error: "unavailable", message: "gateway down" });
-    }
-    if (name === "throws") return Promise.reject(new Error("boom"));
-    const data = files[name];
-    if (!data) return Promise.resolve({ error: "not-found", message: "no such file" });
-    let offset = 0;
-    const stream = new ReadableStream<Uint8Array>({
-      pull(c) {
-        stats.pulls++;
-        if (offset >= data.length) {
-          stats.released++;
-          return c.close();
-        }
-        c.enqueue(data.slice(offset, offset + chunk));
-        offset += chunk;
-      },
-      cancel() {
-        stats.released++;
-      },
-    }, { highWaterMark: 0 });
-    return Promise.resolve({ size: data.length, stream });
-  };
-  return { open, stats };
-}
+  CLIENT,
+  content,
+  fetchFile,
+  MAIN,
+  memFiles,
+  MemNet,
+  type MemSocket,
+  SERVER,
+} from "./_test_utils.ts";
 
 async function withServer(
   files: Record<string, Uint8Array>,
@@ -203,8 +63,6 @@ async function withServer(
   assert.deepEqual([...net.sockets.keys()], []);
 }
 
-const MAIN: TftpClient = { address: SERVER, port: 69 };
-
 function rrq(filename: string, options: [string, string][] = [], mode = "octet"): RequestPacket {
   return {
     op: Opcode.RRQ,
@@ -212,84 +70,6 @@ function rrq(filename: string, options: [string, string][] = [], mode = "octet")
     mode: mode as RequestPacket["mode"],
     options: new Map(options),
   };
-}
-
-interface FetchResult {
-  data: Uint8Array;
-  oack: Map<string, string> | null;
-  dataPackets: number;
-  wires: number[];
-  from: TftpClient | null;
-}
-
-/**
- * An RFC 1350/7440 client: ACKs each window end (or the last in-order block on a gap),
- * re-ACKs after `idleMs` of silence. `onData` may return false to drop a DATA packet.
- */
-async function fetchFile(
-  c: MemSocket,
-  req: RequestPacket,
-  opts: {
-    windowsize?: number;
-    idleMs?: number;
-    ackTwice?: boolean;
-    onData?: (block: number) => boolean;
-  } = {},
-): Promise<FetchResult> {
-  await c.sendPacket(req, MAIN);
-  const parts: Uint8Array[] = [];
-  let oack: Map<string, string> | null = null;
-  let from: TftpClient | null = null;
-  let blksize = 512;
-  let windowsize = 1;
-  let last = 0; // absolute block received in order
-  let dataPackets = 0;
-  const wires: number[] = [];
-  const ack = async (block: number) => {
-    await c.sendPacket({ op: Opcode.ACK, block: block & 0xffff }, from!);
-    if (opts.ackTwice) await c.sendPacket({ op: Opcode.ACK, block: block & 0xffff }, from!);
-  };
-  for (let silent = 0; silent < 20;) {
-    const got = await c.next(opts.idleMs ?? 300);
-    if (!got) {
-      silent++;
-      if (from) await ack(last);
-      continue;
-    }
-    silent = 0;
-    const p = got.packet;
-    from ??= got.from;
-    if (p.op === Opcode.ERROR) throw new Error(`error ${p.code}: ${p.message}`);
-    if (p.op === Opcode.OACK) {
-      oack = p.options;
-      blksize = Number(p.options.get("blksize") ?? 512);
-      windowsize = Number(p.options.get("windowsize") ?? 1);
-      await ack(0);
-      continue;
-    }
-    if (p.op !== Opcode.DATA) throw new Error(`unexpected op ${p.op}`);
-    dataPackets++;
-    if (opts.onData && !opts.onData(p.block)) continue;
-    if (p.block !== ((last + 1) & 0xffff)) {
-      await ack(last); // gap or duplicate: tell the sender where we are
-      continue;
-    }
-    last++;
-    wires.push(p.block);
-    parts.push(p.data);
-    const final = p.data.length < blksize;
-    if (final || last % windowsize === 0) await ack(last);
-    if (final) {
-      const data = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
-      let o = 0;
-      for (const x of parts) {
-        data.set(x, o);
-        o += x.length;
-      }
-      return { data, oack, dataPackets, wires, from };
-    }
-  }
-  throw new Error("transfer stalled");
 }
 
 /** Waits until `cond` holds (bounded). */
@@ -674,6 +454,46 @@ Deno.test("server recovers from loss and gives up when the client is gone", asyn
       assert.match(String(infoLine(logger, "transfer failed")[0]!.fields.reason), /error 8/);
     });
   });
+});
+
+Deno.test("a transfer superseded while its file is still opening releases it and says so", async () => {
+  // Found by tests/fuzz.ts: the stream a slow store handed over after the abort was never
+  // cancelled (a file handle kept for good), and the request ended without an event.
+  const net = new MemNet();
+  const files = memFiles({ slow: content(2000), quick: content(10) });
+  let opening = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const events: TftpTransferEvent[] = [];
+  const server = await startTftpServer({
+    address: SERVER,
+    listen: net.listen,
+    logger: memoryLogger(),
+    open: async (name, client) => {
+      opening++;
+      if (name === "slow") await gate;
+      return files.open(name, client);
+    },
+    onTransfer: (e) => events.push(e),
+  });
+  const c = net.listen(CLIENT, 0) as MemSocket;
+  try {
+    await c.sendPacket(rrq("slow"), MAIN);
+    await until(() => opening === 1);
+    // The same port asks for another file: the first transfer is over before it began.
+    const got = await fetchFile(c, rrq("quick"));
+    assert.deepEqual(got.data, content(10));
+    release();
+    await until(() => server.active === 0 && files.stats.released === 2);
+    assert.deepEqual(files.stats.opens, ["quick", "slow"]);
+    const slow = events.find((e) => e.file === "slow");
+    assert.equal(slow?.result, "failed");
+    assert.match(String(slow?.reason), /superseded/);
+    assert.equal(events.length, 2);
+  } finally {
+    c.close();
+    await server.close();
+  }
 });
 
 Deno.test("block numbers wrap past 65535 and the file still arrives whole", async () => {

@@ -178,13 +178,33 @@ export class ReadTransfer {
       return refuse(ErrorCode.ILLEGAL_OPERATION, "mail mode is not supported", "info");
     }
     let opened: TftpOpenResult | null;
+    const opening = open(req.filename, this.peer);
     try {
-      opened = await this.#unlessAborted(open(req.filename, this.peer));
+      opened = await this.#unlessAborted(opening);
     } catch (e) {
       logger.warn(SUBSYSTEM, "open failed", { ...fields, error: e });
       return refuse(ErrorCode.NOT_DEFINED, "cannot read file", "debug");
     }
-    if (opened === null) return;
+    if (opened === null) {
+      // Aborted while the store was still opening (a slow IPFS fetch): the stream it hands
+      // over later has no reader, so it is released here or its file stays open for good.
+      opening.then((r) => "stream" in r ? r.stream.cancel() : undefined).catch(() => {});
+      const reason = this.#aborted ?? "aborted";
+      logger.info(SUBSYSTEM, "transfer failed", { ...fields, reason });
+      this.settings.onTransfer({
+        result: "failed",
+        file: req.filename,
+        client: this.peer,
+        bytes: 0,
+        blocks: 0,
+        blksize: 512,
+        windowsize: 1,
+        ms: Math.round(performance.now() - this.#started),
+        retransmits: 0,
+        reason,
+      });
+      return;
+    }
     if ("error" in opened) {
       return refuse(OPEN_ERRORS[opened.error], opened.message, "info");
     }
