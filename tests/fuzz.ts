@@ -374,8 +374,18 @@ export function fuzzDhcpPolicy(o: { packets: number; seed: number }): FuzzReport
   const part = "dhcp-policy";
   using unhandled = watchUnhandled(part, o.seed);
   const captures = dhcpCaptures();
-  const seeds = dhcpSeeds(DHCP_SERVER);
   const h = fuzzDhcpHandler(captures);
+  // A REQUEST for an address never offered to its client is refused (RFC 2131 §4.3.2): the
+  // REQUEST seeds ask for what the server offered their clients, so the ACK path is reached.
+  const seeds = dhcpSeeds(DHCP_SERVER).map((bytes) => {
+    const p = decodeDhcp(bytes);
+    if (p.options.ip(DhcpOption.ServerId) !== DHCP_SERVER) return bytes;
+    const mac = Array.from(p.chaddr.subarray(0, 6), (x) => x.toString(16).padStart(2, "0"));
+    const offer = h.leases.offer(mustParseMac(mac.join(":")));
+    if (!("ip" in offer)) return bytes;
+    p.options.setIp(DhcpOption.RequestedIP, offer.ip);
+    return encodeDhcp(p);
+  });
   const rnd = prng(o.seed);
   const counts: Record<string, number> = {};
   const started = performance.now();
