@@ -127,6 +127,25 @@ vars = { disk = "/dev/vda" }
   }]);
 });
 
+Deno.test("the README's config examples load as they are", () => {
+  const readme = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+  const blocks = [...readme.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  assert.ok(blocks.length >= 2, "README has its toml examples");
+  for (const block of blocks) {
+    const c = loadConfig(
+      block.replace(/"bafy…"/, '"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"'),
+      {
+        lookup: eth1,
+      },
+    );
+    assert.equal(c.interface, "eth1");
+  }
+  const fuller = loadConfig(blocks.find((b) => b.includes("known_only"))!, { lookup: eth1 });
+  assert.equal(fuller.dhcp.known_only, false);
+  assert.equal(fuller.dhcp.new_client_rate, 10);
+  assert.equal(fuller.api.token_file, "/var/lib/astralboot/api-token");
+});
+
 Deno.test("bad config: one clear error naming the key, its line and what is allowed", async (t) => {
   const cases: [string, RegExp][] = [
     [

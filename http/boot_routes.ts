@@ -2,13 +2,16 @@
  * The iPXE side: entry script, menu, sticky choice and start scripts (`boot/scripts.ts`
  * decides what each answers).
  *
- * | route | answers |
- * |---|---|
- * | `GET /boot.ipxe?mac=M` | the local disk of an installed machine, else the start script of its OS, else the menu |
- * | `GET /boot.ipxe` | a script that asks again with the MAC |
- * | `GET /menu.ipxe?mac=M`, `GET /choose` | the OS menu, even for a machine whose OS is decided |
- * | `GET /choose/:os/:mac`, `GET /choose/:os/:class/:mac` | makes the choice sticky, then the start script |
- * | `GET /boot/:os/:mac` | the start script of an OS |
+ * | route | who | answers |
+ * |---|---|---|
+ * | `GET /boot.ipxe?mac=M` | machine M, for itself | the local disk of an installed machine, else the start script of its OS, else the menu |
+ * | `GET /boot.ipxe` | anyone | a script that asks again with the MAC |
+ * | `GET /menu.ipxe?mac=M` | machine M, for itself | the OS menu, even for a machine whose OS is decided |
+ * | `GET /menu.ipxe`, `GET /choose` | anyone | the OS menu of no machine in particular |
+ * | `GET /choose/:os/:mac`, `GET /choose/:os/:class/:mac` | the machine, for itself | makes the choice sticky (never on an installed machine: 409), then the start script |
+ * | `GET /boot/:os/:mac` | the machine, for itself | the start script of an OS |
+ *
+ * "For itself": from the address the MAC holds (`boot/identity.ts`); from anywhere else, 403.
  *
  * @module
  */

@@ -2,9 +2,10 @@
  * Installer configs rendered for the asking machine (`boot/installers.ts`): class
  * templates, shipped defaults, install state.
  *
- * | route | answers |
- * |---|---|
- * | `GET /config/:os/:name`, `GET /action/:os/:name` | `boot/<os>/template/<name>.vto` (or a default) for the asking machine: `?mac=` from that machine's own address, else the machine whose address asks; an admin (token) may preview any machine's |
+ * | route | who | answers |
+ * |---|---|---|
+ * | `GET /config/:os/:name`, `GET /action/:os/:name` | a machine, for itself | `boot/<os>/template/<name>.vto` (or a default) for the asking machine: `?mac=` from that machine's own address (else 403), without it the machine whose address asks |
+ * | the same with the admin token | admin | any machine's, as a preview: no state changes |
  *
  * @module
  */

@@ -2,10 +2,10 @@
  * Tree files over HTTP: kernels, initrds and images of an OS, and the first-stage loaders
  * for UEFI HTTP boot, with Range, ETag and HEAD (`files.ts`).
  *
- * | route | answers |
- * |---|---|
- * | `GET /image/:os/*` | `boot/<os>/images/*` |
- * | `GET /tftp/*` | `tftp/*`: first-stage loaders |
+ * | route | who | answers |
+ * |---|---|---|
+ * | `GET /image/:os/*` | anyone | `boot/<os>/images/*` |
+ * | `GET /tftp/*` | anyone | `tftp/*`: first-stage loaders |
  *
  * There is deliberately no route for arbitrary tree paths: templates (preseeds with password
  * hashes, keys) are meant to be rendered per machine, never served raw.

@@ -98,6 +98,9 @@ vars = { password_hash = "${SENTINEL}" }
         const script = await fetchFrom(neighbour, `/boot.ipxe?mac=${macUrl}`);
         assert.equal(script.status, 403);
         assert.match(script.body, new RegExp(`${mac} does not ask from ${neighbourIp}`));
+        for (const path of [`/menu.ipxe?mac=${macUrl}`, `/boot/debian/${macUrl}`]) {
+          assert.equal((await fetchFrom(neighbour, path)).status, 403, path);
+        }
         const preseed = await fetchFrom(neighbour, `/config/debian/preseed?mac=${macUrl}`);
         assert.equal(preseed.status, 403);
         assert.ok(!preseed.body.includes("sentinel"));
