@@ -43,8 +43,13 @@ function time(ms: number | null): string {
   return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "-";
 }
 
-/** Rows as aligned columns, the first row being the header. */
+/**
+ * Rows as aligned columns, the first row being the header. Control characters become `?`: cells
+ * hold what clients sent (host names, progress reports), and a terminal must never run it.
+ */
 export function formatTable(rows: string[][]): string {
+  // deno-lint-ignore no-control-regex
+  rows = rows.map((r) => r.map((c) => c.replace(/[\x00-\x1f\x7f-\x9f]/g, "?")));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") +
     "\n";

@@ -137,4 +137,6 @@ Deno.test("machine: usage mistakes are UsageErrors", async (t) => {
 
 Deno.test("formatTable pads columns and trims line ends", () => {
   assert.equal(formatTable([["A", "BB"], ["ccc", ""]]), "A    BB\nccc\n");
+  // What a client sent (a host name stored before names were cleaned) never drives the terminal.
+  assert.equal(formatTable([["H"], ["evil\x1b]0;x\x07\x9bname"]]), "H\nevil?]0;x??name\n");
 });
