@@ -106,7 +106,7 @@ esac
 export const CALLBACK_OS_TOML = `title = "Install stand-in (calls back, powers off)"
 kernel = "vmlinuz"
 initrd = ["initrd.gz", "callback.gz"]
-cmdline = "console=ttyS0 astralboot.callback={{ http }}/api/machines/{{ mac_url }}/installed"
+cmdline = "console=ttyS0 astralboot.callback={{ callback.installed }}"
 `;
 
 /** The e1000 driver of the fixture's kernel, from the kernel package the fixture used. */

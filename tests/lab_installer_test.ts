@@ -95,10 +95,8 @@ Deno.test("the stand-in overlay is a gzip'd newc cpio holding /init, the driver 
 Deno.test("the stand-in's os.toml loads both initrds and renders the callback per machine", () => {
   const { meta } = parseOsToml(CALLBACK_OS_TOML, "boot/tiny/os.toml");
   assert.deepEqual(meta.initrd, ["initrd.gz", "callback.gz"]);
-  assert.match(
-    meta.cmdline!,
-    /astralboot\.callback=\{\{ http \}\}\/api\/machines\/\{\{ mac_url \}\}\/installed/,
-  );
+  // The install's own callback URL, with its token (boot/template_data.ts `callback`).
+  assert.match(meta.cmdline!, /astralboot\.callback=\{\{ callback\.installed \}\}/);
 });
 
 Deno.test("parseLogLine", () => {
