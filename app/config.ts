@@ -50,7 +50,7 @@ export interface Config {
     /** Answer IPv6 router solicitations as a non-router, so iPXE stops waiting for one. */
     router_advertisement: boolean;
   };
-  tftp: { port: number; max_blksize: number; windowsize: number };
+  tftp: { port: number; max_blksize: number; windowsize: number; max_per_client: number };
   http: { port: number; address: string; public_url: string };
   ipfs: { gateways: string[]; timeout: number };
   boot: { default?: string; menu_timeout: number };
@@ -112,7 +112,7 @@ const KNOWN: Record<string, string[]> = {
     "arm64_loader",
     "router_advertisement",
   ],
-  tftp: ["port", "max_blksize", "windowsize"],
+  tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
   http: ["port", "address", "public_url"],
   ipfs: ["gateways", "timeout"],
   boot: ["default", "menu_timeout"],
