@@ -78,7 +78,7 @@ export interface InterfaceSocketOptions {
   info?: InterfaceInfo;
   /** Largest datagram read whole; default 64 KiB. Each socket keeps a buffer this size. */
   receiveSize?: number;
-  /** SO_REUSEADDR, default true; without it a second server on the same port fails to bind. */
+  /** SO_REUSEADDR for a fixed port, default true; without it a second server on the port fails to bind. */
   reuseAddress?: boolean;
   /** Names the likely culprit when the port is taken; default "another DHCP server". */
   service?: string;
@@ -146,7 +146,9 @@ export class InterfaceUdpSocket {
       );
     };
     const one = cint(1);
-    if (options.reuseAddress ?? true) {
+    // Never for port 0: with SO_REUSEADDR on both, the kernel may hand out a port another such
+    // socket holds, and the two then share its datagrams.
+    if ((options.reuseAddress ?? true) && options.port !== 0) {
       if (c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) < 0) fail("set SO_REUSEADDR");
     }
     if (c.setsockopt(fd, SOL_SOCKET, SO_BROADCAST, one, 4) < 0) fail("set SO_BROADCAST");
