@@ -110,7 +110,8 @@ export class Readiness {
   /**
    * Calls `read` until it yields, waiting for the descriptor's next event between tries; null
    * once `closed()` or removed. `read` must drain one datagram per call and yield null when
-   * nothing is queued (edge-triggered: only an arrival after a fruitless read wakes it).
+   * nothing is queued (edge-triggered: only an arrival after a fruitless read wakes it). One
+   * caller at a time per descriptor.
    * Throws when the descriptor keeps waking up yet `read` yields nothing: a broken socket.
    */
   async until<T>(read: () => T | null, closed: () => boolean): Promise<T | null> {
