@@ -55,7 +55,7 @@ export interface Config {
     /** New bindings per second for machines no `[[machine]]` names (a burst of 5 s' worth). */
     new_client_rate: number;
   };
-  tftp: { port: number; max_blksize: number; windowsize: number };
+  tftp: { port: number; max_blksize: number; windowsize: number; max_per_client: number };
   http: { port: number; address: string; public_url: string };
   /** `cache_max`: bytes the IPFS cache may hold (0: no limit). */
   ipfs: { gateways: string[]; timeout: number; cache_max: number };
@@ -123,7 +123,7 @@ const KNOWN: Record<string, string[]> = {
     "known_only",
     "new_client_rate",
   ],
-  tftp: ["port", "max_blksize", "windowsize"],
+  tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
   http: ["port", "address", "public_url"],
   ipfs: ["gateways", "timeout", "cache_max"],
   boot: ["default", "menu_timeout"],

@@ -82,6 +82,11 @@ function services(c: Config, line: Line, section: (name: string) => void): void 
   line("port", c.tftp.port, "TFTP port");
   line("max_blksize", c.tftp.max_blksize, "largest block size granted (link MTU minus headers)");
   line("windowsize", c.tftp.windowsize, "largest RFC 7440 window granted");
+  line(
+    "max_per_client",
+    c.tftp.max_per_client,
+    "transfers at once from one client address; more get an error (firmware asks one at a time)",
+  );
   section("http");
   line("port", c.http.port, "HTTP port for scripts, menus and images");
   line("address", c.http.address, "address HTTP listens on");

@@ -123,6 +123,8 @@ export function readTftp(t: Raw, r: ConfigReader, mtu: number | undefined): Conf
     max_blksize: r.int(t, "tftp", "max_blksize", 512, 65464) ??
       Math.max(512, (mtu ?? 1500) - 32),
     windowsize: r.int(t, "tftp", "windowsize", 1, 65535) ?? 64,
+    // The server runs at most 256 transfers at once; one address may hold all of them.
+    max_per_client: r.int(t, "tftp", "max_per_client", 1, 256) ?? 4,
   };
 }
 

@@ -17,6 +17,7 @@ Deno.test("the original minimal config works and derives everything from the int
   assert.equal(c.http.public_url, "http://10.0.0.1");
   assert.equal(c.db_file, "/var/lib/astralboot/leases.db");
   assert.equal(c.tftp.max_blksize, 1468);
+  assert.equal(c.tftp.max_per_client, 4);
   assert.equal(c.dhcp.router_advertisement, true);
 });
 
@@ -92,6 +93,7 @@ lease = "1h30m"
 dns = ["1.1.1.1", "9.9.9.9"]
 [tftp]
 port = 1069
+max_per_client = 8
 [http]
 port = 8080
 [ipfs]
@@ -116,6 +118,7 @@ vars = { disk = "/dev/vda" }
   assert.equal(c.ipfs.timeout, 5);
   assert.equal(c.http.public_url, "http://10.0.0.1:8080");
   assert.equal(c.tftp.port, 1069);
+  assert.equal(c.tftp.max_per_client, 8);
   assert.equal(c.boot.default, "debian");
   assert.deepEqual(c.machines, [{
     mac: "52:54:00:aa:bb:cc",
@@ -155,6 +158,14 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
     [
       `interface = "eth1"\n[tftp]\nport = 70000\n`,
       /:3: tftp\.port: must be between 1 and 65535, got 70000/,
+    ],
+    [
+      `interface = "eth1"\n[tftp]\nmax_per_client = 0\n`,
+      /:3: tftp\.max_per_client: must be between 1 and 256, got 0/,
+    ],
+    [
+      `interface = "eth1"\n[tftp]\nmax_per_client = 1000\n`,
+      /:3: tftp\.max_per_client: must be between 1 and 256, got 1000/,
     ],
     [
       `interface = "eth1"\nrouter = "1.2.3.4"\n`,

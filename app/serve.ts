@@ -16,6 +16,7 @@ import { embeddedDefaultStore } from "../content/memory.ts";
 import type { IpfsEventSink } from "../ipfs/events.ts";
 import { IpfsStore } from "../ipfs/store.ts";
 import { startTftpServer, type TftpOpen } from "../protocols/tftp/server.ts";
+import { listenInterface } from "../protocols/tftp/interface_socket.ts";
 import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
@@ -244,6 +245,10 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
         open: tftpOpener(store),
         maxBlksize: config.tftp.max_blksize,
         maxWindowsize: config.tftp.windowsize,
+        maxPerClient: config.tftp.max_per_client,
+        // Bound to the interface too: a request for server_ip arriving on another link of
+        // this host gets no answer.
+        listen: listenInterface(config.interface, logger),
         logger,
         onTransfer: (e) => watch.tftp(e),
       }),

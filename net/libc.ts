@@ -23,7 +23,10 @@ export const LINUX = {
   SO_BROADCAST: 6,
   SO_BINDTODEVICE: 25,
   MSG_DONTWAIT: 0x40,
+  MSG_TRUNC: 0x20,
   POLLIN: 1,
+  EAGAIN: 11,
+  ENOBUFS: 105,
   EADDRINUSE: 98,
 } as const;
 
@@ -31,12 +34,16 @@ const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   sendto: {
     parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
     result: "isize",
   },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
   close: { parameters: ["i32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -142,6 +149,8 @@ export interface ReceivedMessage {
   /** The sender's socket address (`msg_name`). */
   name: Uint8Array;
   control: ControlMessage[];
+  /** The datagram was longer than the data buffer and was cut (`MSG_TRUNC`). */
+  truncated: boolean;
 }
 
 /**
@@ -181,6 +190,7 @@ export class MessageReader {
       data: this.#data.subarray(0, Math.min(n, this.#data.length)),
       name: this.#name.subarray(0, Math.min(msg.getUint32(8, true), this.#name.length)),
       control: controlMessages(this.#control, Number(msg.getBigUint64(40, true))),
+      truncated: (msg.getInt32(48, true) & LINUX.MSG_TRUNC) !== 0,
     };
   }
 }

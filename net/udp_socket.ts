@@ -7,14 +7,16 @@
  * interface and sends replies, broadcasts included, out of it) and `IP_PKTINFO` (every datagram
  * carries its ingress ifindex, checked again here as a second fence).
  *
- * The event loop never blocks: waiting happens in `poll(2)` with a short timeout inside a
- * `nonblocking` FFI call (a worker thread), the read itself is a `MSG_DONTWAIT` `recvmsg`.
- * Needs `--allow-ffi` and `--allow-sys` (to read the interface's addresses). Linux, LP64 only.
+ * The event loop never blocks: every socket waits in the one shared `epoll_wait(2)` of
+ * `epoll.ts` (a worker thread), the read itself is a `MSG_DONTWAIT` `recvmsg`, a send a
+ * nonblocking `sendto`. Needs `--allow-ffi` and `--allow-sys` (to read the interface's
+ * addresses). Linux, LP64 only.
  *
  * @module
  */
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
+import { type Readiness, watchReadable } from "./epoll.ts";
 import { BindError } from "./errors.ts";
 import { ipv4ToBytes, ipv4ToString } from "./ipv4.ts";
 import {
@@ -26,19 +28,16 @@ import {
   libc,
   LINUX,
   MessageReader,
-  ReadableWait,
   strerror,
 } from "./libc.ts";
 
 const { AF_INET, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET } = LINUX;
-const { SO_REUSEADDR, SO_BROADCAST, SO_BINDTODEVICE, EADDRINUSE } = LINUX;
+const { SO_REUSEADDR, SO_BROADCAST, SO_BINDTODEVICE, EADDRINUSE, EAGAIN, ENOBUFS } = LINUX;
 const IPPROTO_IP = 0;
 const IP_PKTINFO = 8;
 
-/** Largest datagram read; DHCP messages are far smaller, anything longer is cut and flagged. */
+/** Default largest datagram read; anything longer is cut and flagged `truncated`. */
 const RECV_SIZE = 65536;
-/** How long one poll(2) waits, so that close() is noticed within this time. */
-const POLL_MS = 200;
 
 function sockaddrIn(address: string, port: number): Uint8Array<ArrayBuffer> {
   const sa = new Uint8Array(16);
@@ -63,14 +62,26 @@ export interface Datagram {
   ifindex: number;
   /** Destination address of the datagram (IP_PKTINFO ipi_addr): a broadcast or ours. */
   to: string;
+  /** Longer than the socket's `receiveSize`: `data` is only its beginning. */
+  truncated: boolean;
 }
 
 /** Options for {@linkcode InterfaceUdpSocket.open}. */
 export interface InterfaceSocketOptions {
   /** Interface name, e.g. "eth1". Must exist and have an IPv4 address. */
   interface: string;
-  /** UDP port to bind on 0.0.0.0 (67 for a DHCP server, 4011 for PXE, 68 to watch servers). */
+  /** UDP port to bind (67 for a DHCP server, 4011 for PXE, 68 to watch servers); 0: ephemeral. */
   port: number;
+  /** Local address to bind; default 0.0.0.0 (broadcasts too). */
+  address?: string;
+  /** The interface as {@linkcode interfaceInfo} found it, to skip the lookup per socket. */
+  info?: InterfaceInfo;
+  /** Largest datagram read whole; default 64 KiB. Each socket keeps a buffer this size. */
+  receiveSize?: number;
+  /** SO_REUSEADDR for a fixed port, default true; without it a second server on the port fails to bind. */
+  reuseAddress?: boolean;
+  /** Names the likely culprit when the port is taken; default "another DHCP server". */
+  service?: string;
   logger?: Logger;
 }
 
@@ -100,62 +111,81 @@ export class InterfaceUdpSocket {
   #fd: number;
   #closed = false;
   #log: Logger;
-  #reader = new MessageReader({ dataSize: RECV_SIZE, nameSize: 16, controlSize: 64 });
-  #wait: ReadableWait;
+  #reader: MessageReader;
+  #wait: Readiness;
 
   private constructor(
     fd: number,
     readonly info: InterfaceInfo,
+    /** The bound port (the kernel's choice when 0 was asked for). */
     readonly port: number,
+    receiveSize: number,
     log: Logger,
   ) {
     this.#fd = fd;
     this.#log = log;
-    this.#wait = new ReadableWait(fd);
+    this.#reader = new MessageReader({ dataSize: receiveSize, nameSize: 16, controlSize: 64 });
+    this.#wait = watchReadable(fd, `Socket on "${info.name}" port ${port}`);
   }
 
-  /** Opens the socket on `0.0.0.0:port`, bound to the interface; throws a clear Error if it can't. */
+  /** Opens the socket on `address:port` (default 0.0.0.0), bound to the interface; throws a clear Error if it can't. */
   static open(options: InterfaceSocketOptions): InterfaceUdpSocket {
-    const info = interfaceInfo(options.interface);
+    const info = options.info ?? interfaceInfo(options.interface);
+    const address = options.address ?? "0.0.0.0";
+    const hint = ` (${options.service ?? "another DHCP server"} running?)`;
     const c = libc();
     const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw new Error(`socket(): ${strerror(errno())}`);
     const fail = (what: string): never => {
       const e = errno();
       c.close(fd);
-      const hint = e === EADDRINUSE ? " (another DHCP server running?)" : "";
       throw new Error(
-        `Cannot ${what} on interface "${options.interface}" port ${options.port}: ${
-          strerror(e)
-        }${hint}`,
+        `Cannot ${what} on interface "${options.interface}" port ${options.port}: ${strerror(e)}${
+          e === EADDRINUSE ? hint : ""
+        }`,
       );
     };
     const one = cint(1);
-    if (c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) < 0) fail("set SO_REUSEADDR");
+    // Never for port 0: with SO_REUSEADDR on both, the kernel may hand out a port another such
+    // socket holds, and the two then share its datagrams.
+    if ((options.reuseAddress ?? true) && options.port !== 0) {
+      if (c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) < 0) fail("set SO_REUSEADDR");
+    }
     if (c.setsockopt(fd, SOL_SOCKET, SO_BROADCAST, one, 4) < 0) fail("set SO_BROADCAST");
     const dev = cstring(options.interface);
     if (c.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, dev.length) < 0) {
       fail("bind to device");
     }
     if (c.setsockopt(fd, IPPROTO_IP, IP_PKTINFO, one, 4) < 0) fail("set IP_PKTINFO");
-    const sa = sockaddrIn("0.0.0.0", options.port);
+    const sa = sockaddrIn(address, options.port);
     if (c.bind(fd, sa, sa.length) < 0) {
       const e = errno();
       c.close(fd);
-      const hint = e === EADDRINUSE ? " (another DHCP server running?)" : "";
       throw new BindError(
-        `udp 0.0.0.0:${options.port} on ${options.interface}`,
-        `${strerror(e)}${hint}`,
+        `udp ${address}:${options.port} on ${options.interface}`,
+        `${strerror(e)}${e === EADDRINUSE ? hint : ""}`,
       );
+    }
+    let port = options.port;
+    if (port === 0) {
+      const bound = new Uint8Array(16);
+      const len = cint(bound.length);
+      if (c.getsockname(fd, bound, len) < 0) fail("read the bound port");
+      port = new DataView(bound.buffer).getUint16(2, false);
     }
     const log = options.logger ?? silentLogger;
     log.debug("socket", "listening", {
       interface: info.name,
       ifindex: info.index,
-      address: info.address,
-      port: options.port,
+      address,
+      port,
     });
-    return new InterfaceUdpSocket(fd, info, options.port, log);
+    try {
+      return new InterfaceUdpSocket(fd, info, port, options.receiveSize ?? RECV_SIZE, log);
+    } catch (e) {
+      c.close(fd);
+      throw e;
+    }
   }
 
   /** Whether close() was called. */
@@ -165,12 +195,7 @@ export class InterfaceUdpSocket {
 
   /** Waits for the next datagram from our interface; resolves null once the socket is closed. */
   async receive(): Promise<Datagram | null> {
-    return await this.#wait.until(
-      () => this.#tryReceive(),
-      () => this.#closed,
-      POLL_MS,
-      `Socket on "${this.info.name}" port ${this.port}`,
-    );
+    return await this.#wait.until(() => this.#tryReceive(), () => this.#closed);
   }
 
   #tryReceive(): Datagram | null {
@@ -195,29 +220,48 @@ export class InterfaceUdpSocket {
         });
         continue;
       }
-      return { data: got.data.slice(), from, ifindex, to: pkt?.to ?? "0.0.0.0" };
+      return {
+        data: got.data.slice(),
+        from,
+        ifindex,
+        to: pkt?.to ?? "0.0.0.0",
+        truncated: got.truncated,
+      };
     }
   }
 
-  /** Sends one datagram out of our interface (broadcasts too). */
+  /** Sends one datagram out of our interface (broadcasts too); throws when it cannot. */
   send(data: Uint8Array, address: string, port: number): void {
+    if (!this.trySend(data, address, port)) {
+      throw new Error(`sendto ${address}:${port} on "${this.info.name}": send queue full`);
+    }
+  }
+
+  /**
+   * Like {@linkcode send}, but returns false, having sent nothing, when the socket's send queue
+   * is full (EAGAIN, ENOBUFS), so that a bulk sender can wait and try again.
+   */
+  trySend(data: Uint8Array, address: string, port: number): boolean {
     if (this.#closed) throw new Error(`Socket on "${this.info.name}" is closed`);
     const sa = sockaddrIn(address, port);
     const buf = new Uint8Array(data);
     const n = Number(libc().sendto(this.#fd, buf, BigInt(buf.length), 0, sa, sa.length));
     if (n < 0) {
-      throw new Error(`sendto ${address}:${port} on "${this.info.name}": ${strerror(errno())}`);
+      const e = errno();
+      if (e === EAGAIN || e === ENOBUFS) return false;
+      throw new Error(`sendto ${address}:${port} on "${this.info.name}": ${strerror(e)}`);
     }
+    return true;
   }
 
-  /** Stops receiving and closes the descriptor once a pending poll has returned. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Stops receiving and closes the descriptor. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#closed = true;
-    // The worker thread may still be inside poll() on this fd; closing under it could let a
-    // new socket reuse the number while it is watched.
-    await this.#wait.idle();
+    // Out of the epoll set first: the descriptor's number may be reused by the next socket.
+    this.#wait.remove();
     libc().close(this.#fd);
+    return Promise.resolve();
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Netns, vethPair } from "../lab/netns.ts";
 import { jsonLines, spawnDeno } from "../tests/dhcp_harness.ts";
-import { interfaceInfo } from "./udp_socket.ts";
+import { interfaceInfo, InterfaceUdpSocket } from "./udp_socket.ts";
 
 const TOOL = "tests/dhcp_udp_tool.ts";
 
@@ -99,4 +99,67 @@ Deno.test("InterfaceUdpSocket inside namespaces", async (t) => {
       await listener.stop();
     }
   });
+});
+
+Deno.test({
+  // Loopback only: an ephemeral port on lo, nothing leaves the host's loopback.
+  name: "ephemeral ports on loopback: the kernel's port number, cut datagrams flagged",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const open = (receiveSize?: number) =>
+      InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0, receiveSize });
+    const a = open(16), b = open();
+    try {
+      assert.ok(a.port > 0 && b.port > 0 && a.port !== b.port, `${a.port} ${b.port}`);
+      b.send(new Uint8Array(10).fill(1), "127.0.0.1", a.port);
+      b.send(new Uint8Array(100).fill(7), "127.0.0.1", a.port);
+      const whole = await a.receive();
+      assert.deepEqual([whole?.data.length, whole?.truncated, whole?.from.port], [
+        10,
+        false,
+        b.port,
+      ]);
+      const cut = await a.receive();
+      assert.deepEqual([cut?.data.length, cut?.truncated], [16, true]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+});
+
+Deno.test({
+  // Each nonblocking FFI call holds one of Deno's 32 blocking threads: sockets must share one.
+  name: "300 sockets waiting at once each get their datagram (one shared epoll wait)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const sockets = Array.from(
+      { length: 300 },
+      () => InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0 }),
+    );
+    const sender = InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0 });
+    try {
+      assert.equal(new Set(sockets.map((s) => s.port)).size, 300, "every port its own");
+      const waiting = sockets.map((s) => s.receive());
+      // Every receive is parked before anything arrives.
+      await new Promise((r) => setTimeout(r, 300));
+      const t0 = performance.now();
+      sockets.forEach((s, i) =>
+        sender.send(new TextEncoder().encode(`#${i}`), "127.0.0.1", s.port)
+      );
+      const got = await Promise.all(waiting);
+      const ms = performance.now() - t0;
+      got.forEach((d, i) => assert.equal(new TextDecoder().decode(d!.data), `#${i}`));
+      assert.ok(ms < 1000, `${ms} ms`);
+      // A closed socket's pending receive ends with null.
+      const pending = sockets[0]!.receive();
+      await sockets[0]!.close();
+      assert.equal(await pending, null);
+    } finally {
+      for (const s of sockets) await s.close();
+      await sender.close();
+    }
+  },
 });

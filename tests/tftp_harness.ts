@@ -13,6 +13,9 @@ import { Netns, type RunResult, vethPair } from "./netns.ts";
 /** Server and client addresses inside the namespaces (never on the host). */
 export const SERVER_IP = "10.203.0.1";
 export const CLIENT_IP = "10.203.0.2";
+/** The server's and the other namespace's addresses on the link of {@linkcode TftpLab.addOtherLink}. */
+export const OTHER_SERVER_IP = "10.203.1.1";
+export const OTHER_IP = "10.203.1.2";
 
 /** Random bytes (crypto.getRandomValues fills at most 64 KiB per call). */
 export function randomBytes(n: number): Uint8Array {
@@ -42,6 +45,7 @@ export interface TftpLabOptions {
 export class TftpLab {
   #server: LineFollower | null = null;
   #hpa: Deno.ChildProcess | null = null;
+  #extra: Netns[] = [];
   #disposed = false;
 
   private constructor(
@@ -51,6 +55,8 @@ export class TftpLab {
     readonly root: string,
     /** Scratch folder for downloads and anything outside the root. */
     readonly scratch: string,
+    /** Namespace name prefix. */
+    readonly prefix: string,
   ) {}
 
   static async create(options: TftpLabOptions = {}): Promise<TftpLab> {
@@ -68,7 +74,7 @@ export class TftpLab {
       const scratch = await Deno.makeTempDir({ prefix: "abt-tftp-scratch-" });
       dirs.push(scratch);
       await Deno.mkdir(join(root, "tftp"));
-      return new TftpLab(s, c, root, scratch);
+      return new TftpLab(s, c, root, scratch, prefix);
     } catch (e) {
       for (const ns of made) await ns.dispose();
       for (const d of dirs) await Deno.remove(d, { recursive: true }).catch(() => {});
@@ -100,15 +106,18 @@ export class TftpLab {
 
   /**
    * Starts the program as shipped, `main.ts serve -l ROOT` (DHCP off, HTTP on 8080), in the
-   * server namespace; its TFTP goes through the real local content store.
+   * server namespace; its TFTP goes through the real local content store. `tftp` adds keys
+   * to its `[tftp]` section.
    */
-  async startShipped(): Promise<LineFollower> {
+  async startShipped(tftp: Record<string, number> = {}): Promise<LineFollower> {
     const dir = join(this.scratch, "serve");
     await Deno.mkdir(dir, { recursive: true });
     const config = join(dir, "config.toml");
+    const keys = Object.entries(tftp).map(([k, v]) => `${k} = ${v}\n`).join("");
     await Deno.writeTextFile(
       config,
-      `interface = "eth0"\ndata_dir = "${dir}/data"\n[dhcp]\nmode = "off"\n[http]\nport = 8080\n`,
+      `interface = "eth0"\ndata_dir = "${dir}/data"\n[dhcp]\nmode = "off"\n[http]\nport = 8080\n` +
+        `[tftp]\n${keys}`,
     );
     this.#server = new LineFollower(this.serverNs.spawn([
       "deno",
@@ -189,6 +198,22 @@ export class TftpLab {
     return (await this.serverNs.exec(["nft", "list", "table", "inet", "abtloss"])).stdout;
   }
 
+  /**
+   * A third namespace on a second link of the server (its `eth1`, {@linkcode OTHER_SERVER_IP}),
+   * routing to {@linkcode SERVER_IP} through it: a host on a network the server must not serve
+   * that still knows the server's boot address. Removed with the lab.
+   */
+  async addOtherLink(): Promise<Netns> {
+    const other = await Netns.create(`${this.prefix}-o`);
+    this.#extra.push(other);
+    await vethPair(this.serverNs, `${OTHER_SERVER_IP}/24`, other, `${OTHER_IP}/24`, {
+      a: "eth1",
+      b: "eth0",
+    });
+    await other.exec(["ip", "route", "add", `${SERVER_IP}/32`, "via", OTHER_SERVER_IP]);
+    return other;
+  }
+
   /** Runs a command in the client namespace (optionally pinned to a CPU). */
   client(cmd: string[], timeoutMs: number, cpu?: number): Promise<RunResult> {
     return this.clientNs.exec([...pin(cpu), ...cmd], { check: false, timeoutMs });
@@ -198,6 +223,7 @@ export class TftpLab {
     if (this.#disposed) return;
     this.#disposed = true;
     await this.stopServer().catch(() => "");
+    for (const ns of this.#extra) await ns.dispose();
     await this.clientNs.dispose();
     await this.serverNs.dispose();
     await Deno.remove(this.root, { recursive: true }).catch(() => {});

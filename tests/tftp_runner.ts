@@ -5,14 +5,19 @@
  *
  * ```
  * deno run --unstable-net -A tests/tftp_runner.ts --address 10.77.0.1 --port 69 --dir DIR \
- *   [--max-blksize 1468] [--max-windowsize 64] [--log-level info]
+ *   [--max-blksize 1468] [--max-windowsize 64] [--max-per-client 4] [--interface eth0] \
+ *   [--log-level info]
  * ```
+ *
+ * With `--interface`, every socket is also bound to that interface (`listenInterface`, as
+ * `astralboot serve` does); without it, by address only (`listenUdp`).
  *
  * Stops on SIGTERM or SIGINT.
  *
  * @module
  */
 import { createLogger, type Level } from "../log.ts";
+import { listenInterface } from "../protocols/tftp/interface_socket.ts";
 import { startTftpServer } from "../protocols/tftp/server.ts";
 import { folderOpen } from "./tftp_folder.ts";
 
@@ -35,12 +40,16 @@ if (import.meta.main) {
   });
   const maxBlksize = flag(args, "max-blksize");
   const maxWindowsize = flag(args, "max-windowsize");
+  const maxPerClient = flag(args, "max-per-client");
+  const iface = flag(args, "interface");
   const server = await startTftpServer({
     address,
     port: Number(flag(args, "port") ?? 69),
     open: await folderOpen(dir, (real) => logger.info("runner", "opened", { path: real })),
     maxBlksize: maxBlksize ? Number(maxBlksize) : undefined,
     maxWindowsize: maxWindowsize ? Number(maxWindowsize) : undefined,
+    maxPerClient: maxPerClient ? Number(maxPerClient) : undefined,
+    listen: iface ? listenInterface(iface, logger) : undefined,
     logger,
   });
   const stop = async () => {

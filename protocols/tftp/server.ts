@@ -8,7 +8,14 @@
  * of files or the boot tree). Writes are refused. A bad packet is logged at debug and dropped;
  * it never stops a loop.
  *
- * Needs `--unstable-net` for `Deno.listenDatagram`.
+ * On a shared boot network one host must not take every transfer slot: each client address
+ * gets at most `maxPerClient` transfers at once, and a transfer whose peer never acknowledges
+ * anything ends after two quick retransmissions (`transfer.ts`), so a request with a forged
+ * source costs little and holds its slot briefly. Lines a peer can cause at will are
+ * throttled (`log_throttle.ts`).
+ *
+ * Sockets: {@linkcode listenUdp} (`Deno.listenDatagram`, needs `--unstable-net`) binds by
+ * address; `listenInterface` (`interface_socket.ts`) also binds to the interface.
  *
  * @module
  */
@@ -25,6 +32,7 @@ import {
   TftpOptionError,
   type TftpPacket,
 } from "./packet.ts";
+import { LogThrottle } from "./log_throttle.ts";
 import { DEFAULT_RTO, type RtoOptions } from "./rto.ts";
 import { label, ReadTransfer, type Settings } from "./transfer.ts";
 
@@ -117,6 +125,11 @@ export interface TftpServerOptions {
   maxRetries?: number;
   /** Transfers at once; further requests get error 0 "server busy". Default 256. */
   maxTransfers?: number;
+  /**
+   * Transfers at once from one client address; further requests from it get error 0 "too
+   * many transfers from your address". Default 4 (firmware fetches one file at a time).
+   */
+  maxPerClient?: number;
   /** Socket factory; default {@linkcode listenUdp}. Tests pass an in-memory network. */
   listen?: TftpListen;
   /** Told how every request ended (metrics, the live feed). */
@@ -134,6 +147,8 @@ export interface TftpServer {
 }
 
 const SUBSYSTEM = "tftp";
+/** The reason a request over the per-client limit is refused with, on the wire and in events. */
+export const PER_CLIENT_REFUSAL = "too many transfers from your address";
 
 /**
  * Starts the server on `address:port`; rejects with a `BindError` when the port cannot be
@@ -153,16 +168,52 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
     rto: { ...DEFAULT_RTO, ...options.rto },
     maxRetries: options.maxRetries ?? 10,
     onTransfer: options.onTransfer ?? (() => {}),
+    throttle: new LogThrottle(),
   };
   const maxTransfers = options.maxTransfers ?? 256;
+  const maxPerClient = options.maxPerClient ?? 4;
   const main = listen(options.address, options.port ?? 69);
   const transfers = new Map<string, ReadTransfer>();
+  /** Transfers in `transfers` per client address. */
+  const perAddress = new Map<string, number>();
   let closing = false;
 
   const reply = (to: TftpClient, code: number, message: string) =>
     main.send(encodeError(code, message), to).catch((e) =>
       logger.debug(SUBSYSTEM, "send failed", { client: label(to), error: e })
     );
+
+  /** Refuses a request from the listening socket: error 0, a throttled line, one event. */
+  const refuse = (
+    from: TftpClient,
+    file: string,
+    reason: string,
+    fields: Record<string, unknown>,
+  ) => {
+    reply(from, ErrorCode.NOT_DEFINED, reason);
+    const quiet = settings.throttle.pass(`${reason} ${from.address}`);
+    if (quiet !== null) {
+      logger.warn(SUBSYSTEM, "request refused", {
+        client: label(from),
+        file,
+        reason,
+        ...fields,
+        suppressed: quiet,
+      });
+    }
+    settings.onTransfer({
+      result: "refused",
+      file,
+      client: from,
+      bytes: 0,
+      blocks: 0,
+      blksize: 512,
+      windowsize: 1,
+      ms: 0,
+      retransmits: 0,
+      reason,
+    });
+  };
 
   const onDatagram = (data: Uint8Array, from: TftpClient) => {
     let packet: TftpPacket;
@@ -202,15 +253,21 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
         return;
       }
       running.abort("superseded by a new request from the same port");
-    }
-    if (transfers.size >= maxTransfers) {
-      logger.warn(SUBSYSTEM, "too many transfers, request refused", {
-        client: key,
-        file: packet.filename,
-        active: transfers.size,
-      });
-      reply(from, ErrorCode.NOT_DEFINED, "server busy, try again");
-      return;
+    } else {
+      // A replacement takes its predecessor's place; only a new transfer needs a free one.
+      const mine = perAddress.get(from.address) ?? 0;
+      if (mine >= maxPerClient) {
+        refuse(from, packet.filename, PER_CLIENT_REFUSAL, { active: mine, limit: maxPerClient });
+        return;
+      }
+      if (transfers.size >= maxTransfers) {
+        refuse(from, packet.filename, "server busy, try again", {
+          active: transfers.size,
+          limit: maxTransfers,
+        });
+        return;
+      }
+      perAddress.set(from.address, mine + 1);
     }
     const transfer = new ReadTransfer(settings, packet, data.slice(), from);
     transfers.set(key, transfer);
@@ -221,7 +278,11 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
         error: e,
       });
     }).finally(() => {
-      if (transfers.get(key) === transfer) transfers.delete(key);
+      if (transfers.get(key) !== transfer) return;
+      transfers.delete(key);
+      const left = (perAddress.get(from.address) ?? 1) - 1;
+      if (left > 0) perAddress.set(from.address, left);
+      else perAddress.delete(from.address);
     });
   };
 

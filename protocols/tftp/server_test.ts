@@ -5,7 +5,12 @@
 import assert from "node:assert/strict";
 import { memoryLogger } from "../../log.ts";
 import { encodeTftp, ErrorCode, Opcode, type RequestPacket, type TftpPacket } from "./packet.ts";
-import { startTftpServer, type TftpServerOptions, type TftpTransferEvent } from "./server.ts";
+import {
+  PER_CLIENT_REFUSAL,
+  startTftpServer,
+  type TftpServerOptions,
+  type TftpTransferEvent,
+} from "./server.ts";
 import {
   CLIENT,
   content,
@@ -16,6 +21,7 @@ import {
   type MemSocket,
   SERVER,
 } from "./_test_utils.ts";
+import { DEFAULT_RTO } from "./rto.ts";
 
 async function withServer(
   files: Record<string, Uint8Array>,
@@ -23,7 +29,8 @@ async function withServer(
   body: (
     ctx: {
       net: MemNet;
-      client: () => MemSocket;
+      /** A client socket on a fresh port of `address` (default CLIENT). */
+      client: (address?: string) => MemSocket;
       server: { port: number; address: string; active: number };
       stats: ReturnType<typeof memFiles>["stats"];
       logger: ReturnType<typeof memoryLogger>;
@@ -49,8 +56,8 @@ async function withServer(
       server,
       stats,
       logger,
-      client: () => {
-        const c = net.listen(CLIENT, 0) as MemSocket;
+      client: (address = CLIENT) => {
+        const c = net.listen(address, 0) as MemSocket;
         clients.push(c);
         return c;
       },
@@ -370,7 +377,8 @@ Deno.test("server keeps transfers apart and safe", async (t) => {
     const files = Object.fromEntries(
       Array.from({ length: 20 }, (_, i) => [`f${i}`, content(30_000 + i, i + 1)]),
     );
-    await withServer(files, {}, async ({ client, stats }) => {
+    // Many at once from one host is what the per-client limit prevents; lifted here.
+    await withServer(files, { maxPerClient: 20 }, async ({ client, stats }) => {
       const results = await Promise.all(
         Object.keys(files).map((name, i) =>
           fetchFile(client(), rrq(name, i % 2 ? [["blksize", "1468"], ["windowsize", "4"]] : []))
@@ -416,13 +424,16 @@ Deno.test("server recovers from loss and gives up when the client is gone", asyn
       assert.ok(Number(infoLine(logger, "transfer done")[0]!.fields.retransmits) >= 6);
     });
   });
-  await t.step("a silent client is given up after maxRetries and the file released", async () => {
+  await t.step("a client silent after its first ACK is given up after maxRetries", async () => {
     await withServer(
       { f: content(10_000) },
       { maxRetries: 3 },
       async ({ client, logger, stats, server }) => {
         const c = client();
         await c.sendPacket(rrq("f"), MAIN);
+        const first = await c.next();
+        assert.equal(first?.packet.op, Opcode.DATA);
+        await c.sendPacket({ op: Opcode.ACK, block: 1 }, first!.from);
         let data = 0;
         let error: TftpPacket | null = null;
         for (let i = 0; i < 10; i++) {
@@ -434,7 +445,7 @@ Deno.test("server recovers from loss and gives up when the client is gone", asyn
             break;
           }
         }
-        assert.equal(data, 4, "first send plus 3 retransmissions");
+        assert.equal(data, 4, "block 2 once plus 3 retransmissions");
         assert.equal(error?.op, Opcode.ERROR);
         await until(() => server.active === 0 && stats.released === 1);
         const failed = infoLine(logger, "transfer failed")[0]!;
@@ -520,4 +531,198 @@ Deno.test("close() aborts transfers in progress and releases their files", async
   assert.equal(server.active, 0);
   assert.equal(stats.released, 1);
   assert.deepEqual([...net.sockets.keys()], []);
+});
+
+/** Error code and message of an ERROR packet, else null. */
+function errorOf(got: { packet: TftpPacket } | null): { code: number; message: string } | null {
+  return got?.packet.op === Opcode.ERROR
+    ? { code: got.packet.code, message: got.packet.message }
+    : null;
+}
+
+/** Reads and drops what `c` has received until it is quiet for 50 ms. */
+async function drain(c: MemSocket): Promise<void> {
+  while (await c.next(50));
+}
+
+/** Starts a transfer from `c` and ACKs its first block: a heard peer, alive for maxRetries. */
+async function holdTransfer(c: MemSocket, name: string): Promise<void> {
+  await c.sendPacket(rrq(name), MAIN);
+  const first = await c.next();
+  assert.equal(first?.packet.op, Opcode.DATA);
+  await c.sendPacket({ op: Opcode.ACK, block: 1 }, first!.from);
+}
+
+Deno.test("one client address cannot take every transfer slot", async (t) => {
+  const OTHER = "10.9.0.3";
+  await t.step(
+    "over maxPerClient: error 0 from port 69, one log line, one event each",
+    async () => {
+      const events: TftpTransferEvent[] = [];
+      await withServer(
+        { f: content(100_000) },
+        { maxPerClient: 2, onTransfer: (e) => events.push(e) },
+        async ({ client, logger, server }) => {
+          await holdTransfer(client(), "f");
+          await holdTransfer(client(), "f");
+          const over = Array.from({ length: 50 }, () => client());
+          for (const c of over) await c.sendPacket(rrq("f"), MAIN);
+          for (const c of over) {
+            const got = await c.next();
+            assert.deepEqual(errorOf(got), {
+              code: ErrorCode.NOT_DEFINED,
+              message: PER_CLIENT_REFUSAL,
+            });
+            assert.equal(got?.from.port, 69);
+          }
+          assert.equal(server.active, 2);
+          const refused = events.filter((e) => e.result === "refused");
+          assert.equal(refused.length, 50);
+          assert.ok(
+            refused.every((e) => e.reason === PER_CLIENT_REFUSAL && e.client.address === CLIENT),
+          );
+          // A burst of refusals is one line, not fifty.
+          const lines = logger.lines.filter((l) => l.message === "request refused");
+          assert.equal(lines.length, 1);
+          assert.equal(lines[0]!.fields.reason, PER_CLIENT_REFUSAL);
+          // Another address is served meanwhile.
+          const file = content(100_000);
+          assert.deepEqual((await fetchFile(client(OTHER), rrq("f"))).data, file);
+        },
+      );
+    },
+  );
+  await t.step("a repeat or a replacement is no new transfer; a freed slot is free", async () => {
+    const g = content(3000, 2);
+    await withServer({ f: content(100_000, 1), g }, { maxPerClient: 1 }, async (ctx) => {
+      const { client, server } = ctx;
+      const a = client(), b = client();
+      await holdTransfer(a, "f");
+      await a.sendPacket(rrq("f"), MAIN); // a repeat: ignored, not refused
+      await b.sendPacket(rrq("f"), MAIN);
+      assert.deepEqual(errorOf(await b.next()), {
+        code: ErrorCode.NOT_DEFINED,
+        message: PER_CLIENT_REFUSAL,
+      });
+      // Another file from the same port replaces the running transfer: served, not refused.
+      await drain(a);
+      await a.sendPacket(rrq("g"), MAIN);
+      let got;
+      do got = await a.next(); while (got?.packet.op === Opcode.DATA && got.packet.block !== 1);
+      assert.equal(got?.packet.op, Opcode.DATA);
+      assert.notEqual(got?.from.port, 69);
+      // Left unanswered, it ends; the address has its slot back.
+      await until(() => server.active === 0);
+      assert.deepEqual((await fetchFile(b, rrq("g"))).data, g);
+    });
+  });
+});
+
+Deno.test("a request whose peer never answers costs little (a forged source)", async (t) => {
+  // What a forged 22-byte request makes the server send to the address it names. Before the
+  // early give-up (10 retransmissions, backoff up to the request's own `timeout`): 11 × 516 B
+  // over 44 s for a plain request (120× counting IP and UDP headers), and with `timeout 255`
+  // the OACK for 8.5 minutes.
+  const HEADERS = 28; // IPv4 + UDP
+  const cases = [
+    { name: "plain request: block 1 three times", options: [], op: Opcode.DATA },
+    {
+      name: "options with timeout 255: the OACK three times, not the client's timeout",
+      options: [["tsize", "0"], ["blksize", "1468"], ["timeout", "255"]],
+      op: Opcode.OACK,
+    },
+  ] as { name: string; options: [string, string][]; op: number }[];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      const events: TftpTransferEvent[] = [];
+      await withServer(
+        { "undionly.kpxe": content(100_000) },
+        { rto: DEFAULT_RTO, onTransfer: (e) => events.push(e) },
+        async ({ client, server, stats, logger }) => {
+          const victim = client();
+          const request = encodeTftp(rrq("undionly.kpxe", c.options));
+          const t0 = performance.now();
+          await victim.send(request, MAIN);
+          await until(() => events.length === 1, 5000);
+          const lifetime = performance.now() - t0;
+          assert.equal(server.active, 0);
+          const got: TftpPacket[] = [];
+          let bytes = 0;
+          for (let p; (p = await victim.next(50));) {
+            got.push(p.packet);
+            bytes += encodeTftp(p.packet).length;
+          }
+          const wire = (bytes + got.length * HEADERS) / (request.length + HEADERS);
+          console.log(
+            `  ${request.length} B request → ${got.length} datagrams, ${bytes} B ` +
+              `(${(bytes / request.length).toFixed(1)}× payload, ${wire.toFixed(1)}× with ` +
+              `IP+UDP headers), transfer gone after ${(lifetime / 1000).toFixed(2)} s`,
+          );
+          assert.equal(got.length, 3, "the first packet and 2 retransmissions");
+          assert.ok(got.every((p) => p.op === c.op), "no error packet either");
+          assert.ok(wire < 35, `amplification ${wire}`);
+          assert.ok(lifetime < 2500, `${lifetime} ms`);
+          assert.equal(stats.released, 1);
+          assert.equal(events.length, 1);
+          assert.equal(events[0]!.result, "failed");
+          assert.match(String(events[0]!.reason), /after 2 retransmissions/);
+          assert.equal(infoLine(logger, "client never acknowledged, transfer dropped").length, 1);
+        },
+      );
+    });
+  }
+  await t.step(
+    "many from one address: one log line; a client that asks again is served",
+    async () => {
+      const file = content(3000);
+      const events: TftpTransferEvent[] = [];
+      await withServer(
+        { f: file },
+        { maxPerClient: 20, onTransfer: (e) => events.push(e) },
+        async ({ client, net, server, logger }) => {
+          const victims = Array.from({ length: 20 }, () => client());
+          for (const v of victims) await v.sendPacket(rrq("f"), MAIN);
+          await until(() => events.length === 20);
+          assert.equal(infoLine(logger, "client never acknowledged, transfer dropped").length, 1);
+          assert.equal(
+            infoLine(logger, "transfer failed").filter((l) => l.level !== "debug").length,
+            0,
+          );
+          // A real client whose answers were all lost asks again and gets the file.
+          let lost = 0;
+          net.lose = (d) => d.to.address === CLIENT && d.from.port !== 69 && lost++ < 3;
+          const c = victims[0]!;
+          await drain(c);
+          await c.sendPacket(rrq("f"), MAIN);
+          await until(() => lost === 3 && server.active === 0);
+          assert.deepEqual((await fetchFile(c, rrq("f"))).data, file);
+        },
+      );
+    },
+  );
+  await t.step("an ACK before the early give-up keeps the transfer alive", async () => {
+    const file = content(5000);
+    await withServer({ f: file }, { rto: DEFAULT_RTO }, async ({ client }) => {
+      const c = client();
+      await c.sendPacket(rrq("f"), MAIN);
+      // Let two copies of block 1 arrive unanswered (as if the ACKs were lost), then go on.
+      const first = await c.next();
+      assert.equal((await c.next(400))?.packet.op, Opcode.DATA);
+      assert.equal((await c.next(700))?.packet.op, Opcode.DATA);
+      await c.sendPacket({ op: Opcode.ACK, block: 1 }, first!.from);
+      const rest: Uint8Array[] = [(first!.packet as { data: Uint8Array }).data];
+      for (let block = 2;; block++) {
+        const got = await c.next();
+        assert.equal(got?.packet.op, Opcode.DATA);
+        if (got?.packet.op !== Opcode.DATA) return;
+        if (got.packet.block !== block) continue;
+        rest.push(got.packet.data);
+        await c.sendPacket({ op: Opcode.ACK, block }, got.from);
+        if (got.packet.data.length < 512) break;
+      }
+      const all = new Uint8Array(rest.reduce((n, x) => n + x.length, 0));
+      rest.reduce((o, x) => (all.set(x, o), o + x.length), 0);
+      assert.deepEqual(all, file);
+    });
+  });
 });

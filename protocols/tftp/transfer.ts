@@ -22,6 +22,7 @@ import {
 import { backoffCeiling, RtoEstimator, type RtoOptions } from "./rto.ts";
 import { SendWindow } from "./window.ts";
 import { Inbox } from "./inbox.ts";
+import type { LogThrottle } from "./log_throttle.ts";
 import type {
   TftpClient,
   TftpListen,
@@ -34,6 +35,15 @@ import type {
 const SUBSYSTEM = "tftp";
 /** DATA sends issued before waiting for them to complete. */
 const PIPELINE = 8;
+/**
+ * Retransmissions of the first packet (OACK, or block 1) while the peer has acknowledged
+ * nothing. A request's source address can be forged: each retransmission to a peer that never
+ * asked is traffic aimed at it, so such a transfer ends early and silently. A real client
+ * that lost them all asks again.
+ */
+const EARLY_RETRIES = 2;
+/** Ceiling of each wait before the first ACK, whatever `timeout` option the request carried. */
+const EARLY_MAX_RTO_MS = 1000;
 
 const OPEN_ERRORS = {
   "not-found": ErrorCode.FILE_NOT_FOUND,
@@ -49,6 +59,8 @@ export function label(c: TftpClient): string {
 /** What every transfer of one server shares. */
 export interface Settings {
   onTransfer: (event: TftpTransferEvent) => void;
+  /** Log lines a remote peer can cause at will go through here. */
+  throttle: LogThrottle;
   address: string;
   open: TftpOpen;
   listen: TftpListen;
@@ -62,9 +74,8 @@ export interface Settings {
 /** How a transfer ended, for the summary log line. */
 type Outcome =
   | { ok: true }
-  | { ok: false; reason: string; level: "debug" | "info" | "warn" };
+  | { ok: false; reason: string; level: "debug" | "info" | "warn"; unanswered?: boolean };
 
-/** One read transfer on its own socket. */
 /** One read transfer on its own socket. */
 export class ReadTransfer {
   readonly done: Promise<void>;
@@ -255,6 +266,18 @@ export class ReadTransfer {
       }
     } else {
       logger[outcome.level](SUBSYSTEM, "transfer failed", { ...summary, reason: outcome.reason });
+      const quiet = outcome.unanswered
+        ? this.settings.throttle.pass(`unanswered ${this.peer.address}`)
+        : null;
+      if (quiet !== null) {
+        // Once per address and interval: forged requests would otherwise write one each.
+        logger.info(SUBSYSTEM, "client never acknowledged, transfer dropped", {
+          ...fields,
+          reason: outcome.reason,
+          hint: "a firewall on the client side blocking the server's transfer port?",
+          suppressed: quiet,
+        });
+      }
       this.settings.onTransfer({
         ...summary,
         result: "failed",
@@ -303,6 +326,10 @@ export class ReadTransfer {
     const unacked = new Map<number, Uint8Array>();
     /** The last block of the latest burst: an RTT sample if it was sent only once (Karn). */
     let probe: { block: number; at: number; clean: boolean } | null = null;
+    /** Whether the peer acknowledged anything yet: before that, it may never have asked. */
+    let heard = false;
+    const arm = () => this.#inbox.arm(heard ? rto.rto : Math.min(rto.rto, EARLY_MAX_RTO_MS));
+    const earlyRetries = Math.min(EARLY_RETRIES, this.settings.maxRetries);
 
     const sendPending = async () => {
       const range = window.pending();
@@ -330,13 +357,13 @@ export class ReadTransfer {
       }
       await Promise.all(inFlight);
       probe = { ...last, at: performance.now() };
-      this.#inbox.arm(rto.rto);
+      arm();
     };
 
     if (oackPacket) {
       await this.#sendLossy(socket, oackPacket);
       probe = { block: 0, at: performance.now(), clean: true };
-      this.#inbox.arm(rto.rto);
+      arm();
     } else {
       await sendPending();
     }
@@ -345,6 +372,17 @@ export class ReadTransfer {
       const packet = await this.#inbox.take();
       if (this.#aborted) return { ok: false, reason: this.#aborted, level: "info" };
       if (packet === null) {
+        if (!heard && retries >= earlyRetries) {
+          // No error packet: a peer that never spoke after its request gets nothing more.
+          const only = window.final !== null && window.final === window.sent;
+          return {
+            ok: false,
+            reason: `no ACK to the ${oackPacket ? "OACK" : only ? "only block" : "first block"} ` +
+              `after ${retries} retransmissions${only ? " (client may have the file)" : ""}`,
+            level: "debug",
+            unanswered: true,
+          };
+        }
         if (++retries > this.settings.maxRetries) {
           const unconfirmed = window.final !== null && window.sent === window.final;
           await socket.send(encodeError(ErrorCode.NOT_DEFINED, "timed out"), this.peer)
@@ -370,7 +408,7 @@ export class ReadTransfer {
           await this.#sendLossy(socket, oackPacket);
           this.#retransmits++;
           if (probe) probe.clean = false;
-          this.#inbox.arm(rto.rto);
+          arm();
         } else {
           await sendPending();
         }
@@ -379,6 +417,7 @@ export class ReadTransfer {
       if (packet.op === Opcode.ACK) {
         const outcome = window.onAck(packet.block);
         if (outcome.kind === "duplicate") continue;
+        heard = true;
         retries = 0;
         if (probe && probe.clean && window.acked >= probe.block) {
           rto.sample(performance.now() - probe.at);

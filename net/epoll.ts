@@ -1,0 +1,137 @@
+/**
+ * Readiness of many descriptors from one `epoll_wait(2)` on one worker thread.
+ *
+ * A `nonblocking` FFI call runs on Deno's pool of blocking threads, which has 32 of them: with a
+ * poll(2) per socket, 32 idle sockets (a TFTP server runs up to 256 transfers, each on its own
+ * socket) would occupy the whole pool, and every other socket, and every file read, would wait
+ * behind them. Here all sockets share one edge-triggered epoll set and one waiting thread.
+ *
+ * Linux, LP64 only. Needs `--allow-ffi`.
+ *
+ * @module
+ */
+import { errno, libc, strerror } from "./libc.ts";
+
+const EPOLLIN = 0x001;
+/** Edge-triggered: one event per arriving datagram, not one per poll while data waits. */
+const EPOLLET = 0x80000000;
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLL_CLOEXEC = 0o2000000;
+/** How long one epoll_wait lasts, so that the loop ends soon after the last descriptor left. */
+const WAIT_MS = 200;
+const MAX_EVENTS = 64;
+/** `struct epoll_event` is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
+const EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
+const DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
+/** Wake-ups in a row that find nothing to read before a descriptor counts as broken. */
+const FRUITLESS_LIMIT = 50;
+
+function epollEvent(events: number, id: number): Uint8Array<ArrayBuffer> {
+  const ev = new Uint8Array(EVENT_SIZE);
+  const v = new DataView(ev.buffer);
+  v.setUint32(0, events >>> 0, true);
+  v.setBigUint64(DATA_OFFSET, BigInt(id), true);
+  return ev;
+}
+
+/** The one epoll set of this process and the loop that waits on it. */
+class EpollSet {
+  #fd = -1;
+  #nextId = 1;
+  readonly #watches = new Map<number, Readiness>();
+  #running = false;
+  readonly #events = new Uint8Array(EVENT_SIZE * MAX_EVENTS);
+
+  add(fd: number, name: string): Readiness {
+    const c = libc();
+    if (this.#fd < 0) {
+      this.#fd = c.epoll_create1(EPOLL_CLOEXEC);
+      if (this.#fd < 0) throw new Error(`epoll_create1: ${strerror(errno())}`);
+    }
+    // Ids are never reused, so an event still in flight for a removed descriptor (whose number
+    // the kernel may hand out again) finds no one.
+    const id = this.#nextId++;
+    if (c.epoll_ctl(this.#fd, EPOLL_CTL_ADD, fd, epollEvent(EPOLLIN | EPOLLET, id)) < 0) {
+      throw new Error(`epoll_ctl ADD for ${name}: ${strerror(errno())}`);
+    }
+    const r = new Readiness(name, () => {
+      this.#watches.delete(id);
+      libc().epoll_ctl(this.#fd, EPOLL_CTL_DEL, fd, epollEvent(0, id));
+    });
+    this.#watches.set(id, r);
+    if (!this.#running) this.#loop();
+    return r;
+  }
+
+  async #loop(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#watches.size > 0) {
+        const n = await libc().epoll_wait(this.#fd, this.#events, MAX_EVENTS, WAIT_MS);
+        const v = new DataView(this.#events.buffer);
+        for (let i = 0; i < n; i++) {
+          const off = i * EVENT_SIZE;
+          const id = Number(v.getBigUint64(off + DATA_OFFSET, true));
+          this.#watches.get(id)?.notify();
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+}
+
+let shared: EpollSet | undefined;
+
+/**
+ * Watches `fd` (a nonblocking socket) for incoming data in the shared epoll set; `name` is for
+ * errors. Call {@linkcode Readiness.remove} before closing the descriptor.
+ */
+export function watchReadable(fd: number, name: string): Readiness {
+  shared ??= new EpollSet();
+  return shared.add(fd, name);
+}
+
+/** One descriptor in the shared epoll set. */
+export class Readiness {
+  #waiter: (() => void) | null = null;
+  #removed = false;
+
+  constructor(readonly name: string, readonly unregister: () => void) {}
+
+  /** Called by the loop: something arrived on the descriptor (or an error is pending). */
+  notify(): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.();
+  }
+
+  /**
+   * Calls `read` until it yields, waiting for the descriptor's next event between tries; null
+   * once `closed()` or removed. `read` must drain one datagram per call and yield null when
+   * nothing is queued (edge-triggered: only an arrival after a fruitless read wakes it). One
+   * caller at a time per descriptor.
+   * Throws when the descriptor keeps waking up yet `read` yields nothing: a broken socket.
+   */
+  async until<T>(read: () => T | null, closed: () => boolean): Promise<T | null> {
+    let fruitless = 0;
+    while (!closed() && !this.#removed) {
+      const got = read();
+      if (got) return got;
+      // JavaScript runs on one thread: no event can be handled between the fruitless read and
+      // this assignment, so an arrival after the read always finds the waiter.
+      await new Promise<void>((resolve) => this.#waiter = resolve);
+      if (++fruitless > FRUITLESS_LIMIT) throw new Error(`${this.name} keeps failing`);
+    }
+    return null;
+  }
+
+  /** Leaves the epoll set and ends a pending wait; the descriptor may be closed afterwards. */
+  remove(): void {
+    if (this.#removed) return;
+    this.#removed = true;
+    this.unregister();
+    this.notify();
+  }
+}
