@@ -30,7 +30,8 @@ export class LineFollower {
   #waiters: (() => void)[] = [];
   #done: Promise<void>;
 
-  constructor(readonly child: Deno.ChildProcess) {
+  /** `onLine` sees each line as it comes, before any `waitFor`. */
+  constructor(readonly child: Deno.ChildProcess, readonly onLine?: (line: string) => void) {
     this.#done = Promise.all([this.#pump(), this.#pumpErr()]).then(() => {});
   }
 
@@ -41,12 +42,17 @@ export class LineFollower {
       buf += dec.decode(chunk, { stream: true });
       let nl;
       while ((nl = buf.indexOf("\n")) >= 0) {
-        this.lines.push(buf.slice(0, nl));
+        const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
+        this.lines.push(line);
+        this.onLine?.(line);
       }
       this.#waiters.splice(0).forEach((w) => w());
     }
-    if (buf) this.lines.push(buf);
+    if (buf) {
+      this.lines.push(buf);
+      this.onLine?.(buf);
+    }
     this.#waiters.splice(0).forEach((w) => w());
   }
 
@@ -101,10 +107,21 @@ export class LineFollower {
   }
 }
 
-/** Starts `deno run <flags> <script> <args>` inside the namespace. */
-export function spawnDeno(ns: Netns, script: string, args: string[]): LineFollower {
+/**
+ * Starts `deno run <flags> <script> <args>` inside the namespace; `stdin: "piped"` to write to
+ * it, `onLine` to see each line of its output as it comes.
+ */
+export function spawnDeno(
+  ns: Netns,
+  script: string,
+  args: string[],
+  options: { stdin?: "piped" | "null"; onLine?: (line: string) => void } = {},
+): LineFollower {
   return new LineFollower(
-    ns.spawn(["deno", "run", ...DENO_NS_FLAGS, repoPath(script), ...args]),
+    ns.spawn(["deno", "run", ...DENO_NS_FLAGS, repoPath(script), ...args], {
+      stdin: options.stdin ?? "null",
+    }),
+    options.onLine,
   );
 }
 
@@ -267,18 +284,34 @@ export async function startServe(ns: Netns, dir: string, extra: string[] = []) {
 }
 
 /**
- * busybox udhcpc once on eth0 (quit when bound, three DISCOVERs `gapSeconds` apart); the
- * address it was bound to, or null when it got none.
+ * busybox udhcpc once on eth0 (quit when bound, three DISCOVERs `gapSeconds` apart, with
+ * `extra` arguments such as `-x hostname:NAME`); the address it was bound to, or null when it
+ * got none.
  */
 export async function udhcpcLease(
   ns: Netns,
   dir: string,
   tag: string,
   gapSeconds = 2,
+  extra: string[] = [],
 ): Promise<string | null> {
   const hook = await hookScript(dir, tag);
   const r = await ns.exec(
-    ["udhcpc", "-f", "-i", "eth0", "-q", "-n", "-t", "3", "-T", String(gapSeconds), "-s", hook],
+    [
+      "udhcpc",
+      "-f",
+      "-i",
+      "eth0",
+      "-q",
+      "-n",
+      "-t",
+      "3",
+      "-T",
+      String(gapSeconds),
+      "-s",
+      hook,
+      ...extra,
+    ],
     { check: false, timeoutMs: 60_000 },
   );
   if (r.code !== 0) return null;

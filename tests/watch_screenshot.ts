@@ -4,14 +4,15 @@
  *   deno run -A tests/watch_screenshot.ts OUT.png
  *
  * A throwaway namespace with loopback only holds a demo server (the watch app fed with the
- * records of three machines booting, one more event every second) and headless Chromium,
- * driven over its DevTools port, so the browser can reach nothing but the demo. Needs root
- * and `chromium`.
+ * records of three machines booting, one more event every second) and headless Chromium
+ * (tests/chromium.ts), so the browser can reach nothing but the demo. Needs root and
+ * `chromium`.
  *
  * @module
  */
 import { Netns } from "./netns.ts";
-import { repoPath } from "./dhcp_harness.ts";
+import { spawnDeno } from "./dhcp_harness.ts";
+import { Chromium } from "./chromium.ts";
 import { watchRoutes } from "../http/watch_routes.ts";
 import { BootWatch, type HttpEvent } from "../observe/watch.ts";
 import type { BootStage } from "../observe/events.ts";
@@ -115,74 +116,25 @@ function serveDemo(): void {
   );
 }
 
-/** Runs inside the namespace: demo server, Chromium, and a screenshot over DevTools. */
-async function inside(out: string): Promise<void> {
-  serveDemo();
-  const profile = await Deno.makeTempDir({ prefix: "abw-chromium-" });
-  const browser = new Deno.Command("chromium", {
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      `--user-data-dir=${profile}`,
-      "--window-size=1280,900",
-      "--remote-debugging-port=9222",
-      "about:blank",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    let pages: { type: string; webSocketDebuggerUrl: string }[] = [];
-    for (let i = 0; i < 100 && !pages.some((p) => p.type === "page"); i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      pages = await fetch("http://127.0.0.1:9222/json/list").then((r) => r.json()).catch(() => []);
-    }
-    const page = pages.find((p) => p.type === "page");
-    if (!page) throw new Error("Chromium has no page");
-    const ws = new WebSocket(page.webSocketDebuggerUrl);
-    await new Promise((r) => ws.onopen = r);
-    let id = 0;
-    const waiting = new Map<number, (v: Record<string, unknown>) => void>();
-    ws.onmessage = (m) => {
-      const msg = JSON.parse(m.data);
-      waiting.get(msg.id)?.(msg.result);
-    };
-    const call = (method: string, params = {}) =>
-      new Promise<Record<string, unknown>>((resolve) => {
-        waiting.set(++id, resolve);
-        ws.send(JSON.stringify({ id, method, params }));
-      });
-    await call("Page.navigate", { url: `http://127.0.0.1:${PORT}/ui#token=${DEMO_TOKEN}` });
-    // Overview fetch, event history and a few live events.
-    await new Promise((r) => setTimeout(r, 4000));
-    const shot = await call("Page.captureScreenshot", { format: "png" });
-    const bin = atob(shot.data as string);
-    await Deno.writeFile(out, Uint8Array.from(bin, (c) => c.charCodeAt(0)));
-    console.log(`${bin.length} bytes written to ${out}`);
-    ws.close();
-  } finally {
-    browser.kill("SIGKILL");
-    await browser.status;
-    await Deno.remove(profile, { recursive: true });
-  }
-  Deno.exit(0);
-}
-
 async function takeScreenshot(out: string): Promise<void> {
   await using ns = await Netns.create("abw");
-  const r = await ns.exec(
-    ["deno", "run", "-A", repoPath("tests/watch_screenshot.ts"), "--inside", out],
-    { check: false, timeoutMs: 120_000 },
-  );
-  console.log(r.stdout + r.stderr);
+  const demo = spawnDeno(ns, "tests/watch_screenshot.ts", ["--serve"]);
+  try {
+    await demo.waitFor((l) => l === "ready", 30_000, "demo server");
+    await using browser = await Chromium.launch(ns, 1280, 900);
+    await browser.call("Page.navigate", { url: `http://127.0.0.1:${PORT}/ui#token=${DEMO_TOKEN}` });
+    // Overview fetch, event history and a few live events.
+    await new Promise((r) => setTimeout(r, 4000));
+    const shot = await browser.call("Page.captureScreenshot", { format: "png" });
+    const png = Uint8Array.from(atob(shot.data as string), (c) => c.charCodeAt(0));
+    await Deno.writeFile(out, png);
+    console.log(`${png.length} bytes written to ${out}`);
+  } finally {
+    await demo.stop();
+  }
 }
 
 if (import.meta.main) {
-  if (Deno.args[0] === "--inside") await inside(Deno.args[1]!);
+  if (Deno.args[0] === "--serve") serveDemo();
   else await takeScreenshot(Deno.args[0] ?? "/tmp/astralboot-ui.png");
 }

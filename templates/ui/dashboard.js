@@ -8,12 +8,14 @@
 
 const TOKEN_KEY = "astralboot-token";
 
+/** Moves a token in the address (/ui#token=…) into this tab's storage; whether there was one. */
 function takeTokenFromAddress() {
   const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
-  if (!m) return;
+  if (!m) return false;
   sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
   // Out of the address bar and the history at once.
   history.replaceState(null, "", location.pathname + location.search);
+  return true;
 }
 
 function authHeaders(extra = {}) {
@@ -25,18 +27,28 @@ function authHeaders(extra = {}) {
 function askForToken(why) {
   $("login-why").textContent = why;
   $("login").hidden = false;
+  $("live").textContent = "no token";
+  $("live").classList.add("off");
 }
 
 /** A fetch of the admin API; a 401 asks for the token and throws. */
 async function api(path, init = {}) {
+  const sent = sessionStorage.getItem(TOKEN_KEY);
   const res = await fetch(path, {
     cache: "no-store",
     ...init,
     headers: authHeaders(init.headers ?? {}),
   });
   if (res.status === 401) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    askForToken("The server wants the admin token (astralboot token prints it).");
+    // A newer token given meanwhile stays: only the refused one is forgotten.
+    if (sessionStorage.getItem(TOKEN_KEY) === sent) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      askForToken(
+        sent
+          ? "The server refused that token; give the admin token (astralboot token prints it)."
+          : "The server wants the admin token (astralboot token prints it).",
+      );
+    }
     throw new Error("unauthorized");
   }
   return res;
@@ -125,6 +137,7 @@ function renderMachines(rows) {
     out.push(tr);
   }
   body.replaceChildren(...out);
+  // Said only of an answer: before one (no token yet) nothing is known of the machines.
   $("no-machines").hidden = rows.length > 0;
 }
 
@@ -207,14 +220,18 @@ function sseEvents(buffer) {
   }
 }
 
-/** The live stream, over fetch (EventSource cannot send a header); reconnects after 3 s. */
-async function followEvents(since) {
+/**
+ * The live stream, over fetch (EventSource cannot send a header); reconnects after 3 s, ends
+ * on a 401 or when `stop` is aborted.
+ */
+async function followEvents(since, stop) {
   const badge = $("live");
   let last = since;
-  for (;;) {
+  while (!stop.aborted) {
     try {
       const res = await api(`/api/events/stream?since=${last}`, {
         headers: { "Last-Event-ID": String(last) },
+        signal: stop,
       });
       if (!res.ok || !res.body) throw new Error(`stream: ${res.status}`);
       badge.textContent = "live";
@@ -233,7 +250,7 @@ async function followEvents(since) {
         }
       }
     } catch (e) {
-      if (e.message === "unauthorized") return;
+      if (e.message === "unauthorized" || stop.aborted) return;
     }
     badge.textContent = "reconnecting…";
     badge.classList.add("off");
@@ -241,18 +258,38 @@ async function followEvents(since) {
   }
 }
 
+// Stops the history and stream being followed; null when none is. One at a time: a second
+// token (the form, a pasted address) must not open a second stream.
+let following = null;
+
 async function startEvents() {
+  if (following) return;
+  const mine = new AbortController();
+  following = mine;
+  $("live").textContent = "connecting…";
   let since = 0;
   try {
-    const res = await api(`/api/events?since=0`);
+    const res = await api(`/api/events?since=0`, { signal: mine.signal });
     const page = await res.json();
+    $("events").replaceChildren();
     for (const e of page.events.slice(-MAX_EVENTS)) addEvent(e, false);
     since = page.last;
   } catch (e) {
-    if (e.message === "unauthorized") return;
+    if (e.message === "unauthorized" || mine.signal.aborted) {
+      if (following === mine) following = null;
+      return;
+    }
     // No history; the stream still brings what comes next.
   }
-  followEvents(since);
+  await followEvents(since, mine.signal);
+  if (following === mine) following = null;
+}
+
+function stopEvents() {
+  following?.abort();
+  following = null;
+  $("live").textContent = "paused";
+  $("live").classList.add("off");
 }
 
 function start() {
@@ -270,6 +307,17 @@ $("login").addEventListener("submit", (e) => {
   start();
 });
 
+// The address `astralboot token` prints, pasted into a tab that shows this page already, only
+// changes the fragment: no new page load.
+addEventListener("hashchange", () => {
+  if (takeTokenFromAddress()) start();
+});
+// A page left for another is kept a while in the back/forward cache, frozen: its stream would
+// stay open at the server, unread. It goes, and comes back with the page.
+addEventListener("pagehide", stopEvents);
+addEventListener("pageshow", (e) => {
+  if (e.persisted && sessionStorage.getItem(TOKEN_KEY)) start();
+});
 takeTokenFromAddress();
 if (sessionStorage.getItem(TOKEN_KEY)) start();
 else askForToken("Give the admin token (astralboot token prints it) to see the machines.");
