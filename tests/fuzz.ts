@@ -52,7 +52,12 @@ import {
   Opcode,
   type RequestPacket,
 } from "../protocols/tftp/packet.ts";
-import { startTftpServer, type TftpClient, type TftpOpen } from "../protocols/tftp/server.ts";
+import {
+  PER_CLIENT_REFUSAL,
+  startTftpServer,
+  type TftpClient,
+  type TftpOpen,
+} from "../protocols/tftp/server.ts";
 import {
   CAPTURED_FRAMES,
   CLIENT,
@@ -454,7 +459,11 @@ const TFTP_PEER_SEEDS: Uint8Array[] = [
 const TFTP_WARNINGS = [
   "warn: transfer failed (no ACK after N retransmissions)",
   "warn: too many transfers, request refused",
+  "warn: request refused (too many transfers from your address)",
 ];
+
+/** The reasons of requests refused at port 69 because of the transfer limits. */
+const LIMIT_REFUSALS = [PER_CLIENT_REFUSAL, "server busy, try again"];
 
 /** One fuzzing client: its socket, the transfer it talks to, and the answer it owes. */
 interface Peer {
@@ -495,11 +504,20 @@ export async function fuzzTftpServer(o: { packets: number; seed: number }): Prom
     rto: { initialMs: 4, minMs: 2, maxMs: 16 },
     maxRetries: 2,
     maxTransfers: 48,
-    onTransfer: (e) => bump(counts, `transfer ${e.result}`),
+    // Refused at port 69 for the limits (per client, overall): no transfer socket was opened.
+    onTransfer: (e) =>
+      bump(
+        counts,
+        e.result === "refused" && LIMIT_REFUSALS.includes(e.reason ?? "")
+          ? "refused for a limit"
+          : `transfer ${e.result}`,
+      ),
   });
   const requests = tftpRequestSeeds();
-  const peers: Peer[] = Array.from({ length: 64 }, () => ({
-    sock: net.listen(CLIENT, 0) as MemSocket,
+  // 64 clients on 12 addresses: five or six each, just over the default per-client limit (4),
+  // so most requests are served and the limit is met too.
+  const peers: Peer[] = Array.from({ length: 64 }, (_, i) => ({
+    sock: net.listen(`10.9.1.${i % 12 + 1}`, 0) as MemSocket,
     tid: null,
     ack: null,
     request: null,
