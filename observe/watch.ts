@@ -185,6 +185,9 @@ export class BootWatch {
       m.tftpRetransmits.inc({}, e.retransmits);
     }
     if (e.result === "done") m.tftpDuration.observe({}, e.ms / 1000);
+    // A flood of requests over a limit is counted, not fed live: it would push the boot events
+    // out of the feed, and naming each sender's machine costs a lookup.
+    if (e.limit) return;
     const ip = plainAddress(e.client.address);
     const detail = e.result === "done"
       ? `${e.file}: ${e.bytes} bytes in ${e.ms} ms (blksize ${e.blksize}, window ` +

@@ -106,6 +106,21 @@ Deno.test("refused DHCP requests count by reason; the pool's use is read at scra
   assert.deepEqual(watch.events.since(0).events, []);
 });
 
+Deno.test("TFTP requests refused for a limit are counted, not fed live", () => {
+  const watch = new BootWatch({ version: "0" });
+  for (let i = 0; i < 50; i++) {
+    watch.tftp(tftp("refused", { file: "x", bytes: 0, reason: "too many", limit: "per-client" }));
+  }
+  watch.tftp(tftp("refused", { file: "missing.efi", bytes: 0, reason: "file not found" }));
+  assert.equal(
+    sample(watch.metrics.render(), 'astralboot_tftp_transfers_total{result="refused"}'),
+    51,
+  );
+  assert.deepEqual(watch.events.since(0).events.map((e) => e.detail), [
+    "missing.efi: file not found",
+  ]);
+});
+
 Deno.test("a DHCP, TFTP and HTTP boot becomes metrics and the machine's stages", () => {
   const watch = new BootWatch({ version: "9.9.9" });
   watch.dhcp(reply("offer"));

@@ -52,12 +52,7 @@ import {
   Opcode,
   type RequestPacket,
 } from "../protocols/tftp/packet.ts";
-import {
-  PER_CLIENT_REFUSAL,
-  startTftpServer,
-  type TftpClient,
-  type TftpOpen,
-} from "../protocols/tftp/server.ts";
+import { startTftpServer, type TftpClient, type TftpOpen } from "../protocols/tftp/server.ts";
 import {
   CAPTURED_FRAMES,
   CLIENT,
@@ -462,9 +457,6 @@ const TFTP_WARNINGS = [
   "warn: request refused (too many transfers from your address)",
 ];
 
-/** The reasons of requests refused at port 69 because of the transfer limits. */
-const LIMIT_REFUSALS = [PER_CLIENT_REFUSAL, "server busy, try again"];
-
 /** One fuzzing client: its socket, the transfer it talks to, and the answer it owes. */
 interface Peer {
   sock: MemSocket;
@@ -508,9 +500,7 @@ export async function fuzzTftpServer(o: { packets: number; seed: number }): Prom
     onTransfer: (e) =>
       bump(
         counts,
-        e.result === "refused" && LIMIT_REFUSALS.includes(e.reason ?? "")
-          ? "refused for a limit"
-          : `transfer ${e.result}`,
+        e.limit ? "refused for a limit" : `transfer ${e.result}`,
       ),
   });
   const requests = tftpRequestSeeds();

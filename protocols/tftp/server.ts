@@ -62,6 +62,8 @@ export interface TftpTransferEvent {
   retransmits: number;
   /** Why it failed or was refused. */
   reason?: string;
+  /** Set when refused at port 69 for a limit (`per-client`, or `server` when all slots are taken). */
+  limit?: "per-client" | "server";
 }
 
 /** Resolves a requested filename (as the client sent it) to a stream. */
@@ -188,6 +190,7 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
     from: TftpClient,
     file: string,
     reason: string,
+    limit: "per-client" | "server",
     fields: Record<string, unknown>,
   ) => {
     reply(from, ErrorCode.NOT_DEFINED, reason);
@@ -212,6 +215,7 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
       ms: 0,
       retransmits: 0,
       reason,
+      limit,
     });
   };
 
@@ -257,11 +261,14 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
       // A replacement takes its predecessor's place; only a new transfer needs a free one.
       const mine = perAddress.get(from.address) ?? 0;
       if (mine >= maxPerClient) {
-        refuse(from, packet.filename, PER_CLIENT_REFUSAL, { active: mine, limit: maxPerClient });
+        refuse(from, packet.filename, PER_CLIENT_REFUSAL, "per-client", {
+          active: mine,
+          limit: maxPerClient,
+        });
         return;
       }
       if (transfers.size >= maxTransfers) {
-        refuse(from, packet.filename, "server busy, try again", {
+        refuse(from, packet.filename, "server busy, try again", "server", {
           active: transfers.size,
           limit: maxTransfers,
         });

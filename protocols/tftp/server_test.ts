@@ -579,7 +579,10 @@ Deno.test("one client address cannot take every transfer slot", async (t) => {
           const refused = events.filter((e) => e.result === "refused");
           assert.equal(refused.length, 50);
           assert.ok(
-            refused.every((e) => e.reason === PER_CLIENT_REFUSAL && e.client.address === CLIENT),
+            refused.every((e) =>
+              e.reason === PER_CLIENT_REFUSAL && e.limit === "per-client" &&
+              e.client.address === CLIENT
+            ),
           );
           // A burst of refusals is one line, not fifty.
           const lines = logger.lines.filter((l) => l.message === "request refused");
