@@ -2,7 +2,9 @@
  * The one logger of the program: created in main.ts and passed to every part.
  *
  * Every line is `(subsystem, message, fields)`. On a terminal it prints a short readable
- * line; otherwise (systemd, CI, pipes) one JSON object per line.
+ * line; under systemd (stdout connected to the journal: `JOURNAL_STREAM` set) the same line
+ * without the time, which journald adds, and with the priority prefix journald reads (`<6>`
+ * info, `<4>` warning, sd-daemon(3)); otherwise (CI, pipes, files) one JSON object per line.
  *
  * @module
  */
@@ -25,13 +27,34 @@ export interface Logger {
 export interface LoggerOptions {
   /** Lines below this level are dropped. Default "info". */
   level?: Level;
-  /** "json" for JSON lines, "text" for a readable line; default: text on a terminal. */
-  format?: "json" | "text";
+  /**
+   * "json" for JSON lines, "text" for a readable line, "journal" for a readable line with a
+   * syslog priority prefix; default: journal under systemd, text on a terminal, else json.
+   */
+  format?: LogFormat;
   /** Where lines go; default stdout. Tests pass an array-backed sink. */
   write?: (line: string) => void;
 }
 
+/** How lines are written; see {@linkcode LoggerOptions}. */
+export type LogFormat = "json" | "text" | "journal";
+
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** syslog priorities (LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR) for journald's `<N>` prefix. */
+const PRIORITY: Record<Level, number> = { debug: 7, info: 6, warn: 4, error: 3 };
+
+/** The default format: journal when systemd connected stdout to the journal, then by terminal. */
+export function defaultLogFormat(): LogFormat {
+  let journal: string | undefined;
+  try {
+    journal = Deno.env.get("JOURNAL_STREAM");
+  } catch {
+    // Without --allow-env: no way to know; the terminal test decides.
+  }
+  if (journal) return "journal";
+  return stdoutIsTerminal() ? "text" : "json";
+}
 
 function stdoutIsTerminal(): boolean {
   try {
@@ -58,7 +81,7 @@ const encoder = new TextEncoder();
 /** Creates the logger; see {@linkcode LoggerOptions}. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = ORDER[options.level ?? "info"];
-  const format = options.format ?? (stdoutIsTerminal() ? "text" : "json");
+  const format = options.format ?? defaultLogFormat();
   const write = options.write ??
     ((line: string) => Deno.stdout.writeSync(encoder.encode(line + "\n")));
   const emit = (level: Level) => (subsystem: string, message: string, fields: Fields = {}) => {
@@ -68,8 +91,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       write(JSON.stringify({ time, level, subsystem, msg: message, ...plain(fields) }));
     } else {
       const extra = Object.entries(fields).map(([k, v]) => `${k}=${text(v)}`).join(" ");
-      const lvl = level === "info" ? "" : ` ${level.toUpperCase()}`;
-      write(`${time.slice(11, 23)}${lvl} [${subsystem}] ${message}${extra ? " " + extra : ""}`);
+      // One line each: a newline in a message would start a new journal entry.
+      const body = `[${subsystem}] ${message.replaceAll("\n", " ")}${extra ? " " + extra : ""}`;
+      if (format === "journal") write(`<${PRIORITY[level]}>${body}`);
+      else {
+        const lvl = level === "info" ? "" : ` ${level.toUpperCase()}`;
+        write(`${time.slice(11, 23)}${lvl} ${body}`);
+      }
     }
   };
   return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };

@@ -5,6 +5,8 @@
  */
 
 /** Subcommands; `serve` is the default. */
+import type { LogFormat } from "../log.ts";
+
 export type Command =
   | "serve"
   | "config"
@@ -31,7 +33,7 @@ export interface CliArgs {
   /** --log-level */
   logLevel?: "debug" | "info" | "warn" | "error";
   /** --log-format */
-  logFormat?: "json" | "text";
+  logFormat?: LogFormat;
   /** Positional words after the command (export DIR, machine reinstall MAC, lab flags…). */
   rest: string[];
 }
@@ -66,7 +68,8 @@ Options:
   -i, --interface NAME  the interface to serve (overrides the config)
   -d, --data-dir DIR    leases and cache folder (overrides the config)
       --log-level L     debug, info, warn, error
-      --log-format F    json or text (default: text on a terminal, else json)
+      --log-format F    json, text or journal (default: journal under systemd, text on a
+                        terminal, else json)
 `;
 
 const COMMANDS: readonly Command[] = [
@@ -132,8 +135,10 @@ export function parseArgs(argv: string[]): CliArgs {
       }
       case "--log-format": {
         const v = value(flag);
-        if (v !== "json" && v !== "text") {
-          throw new UsageError(`--log-format must be json or text, got ${JSON.stringify(v)}`);
+        if (v !== "json" && v !== "text" && v !== "journal") {
+          throw new UsageError(
+            `--log-format must be json, text or journal, got ${JSON.stringify(v)}`,
+          );
         }
         out.logFormat = v;
         continue;
