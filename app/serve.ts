@@ -214,6 +214,7 @@ const MAX_STRANGERS = 10_000;
 /** Runs until stopped; resolves to the exit code. */
 export async function runServe(config: Config, options: ServeOptions): Promise<number> {
   const watch = new BootWatch({ version: options.version });
+  watch.sampleEventLoop();
   const logger = watch.logger(options.logger);
   logger.info("main", `astralboot ${options.version} starting`, {
     interface: config.interface,

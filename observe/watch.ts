@@ -12,6 +12,7 @@
  */
 import type { Level, Logger } from "../log.ts";
 import type { Mac } from "../net/mac.ts";
+import { type ProcessMetrics, registerProcessMetrics } from "./process_metrics.ts";
 import type { DhcpEvent, DhcpRefusal, DhcpReplyKind } from "../boot/dhcp_responder.ts";
 import type { IpfsEvent } from "../ipfs/events.ts";
 import type { TftpTransferEvent } from "../protocols/tftp/server.ts";
@@ -131,6 +132,7 @@ export class BootWatch {
   macForIp: ((ip: string) => string | null) | undefined;
   readonly #macByIp: RecentMap<string, Mac>;
   readonly #m: ReturnType<typeof register>;
+  readonly #process: ProcessMetrics;
   #cacheMeasured = false;
 
   constructor(options: BootWatchOptions) {
@@ -143,7 +145,7 @@ export class BootWatch {
     this.#macByIp = new RecentMap(options.addressLimit ?? 4096);
     this.#m = register(this.metrics);
     this.#m.buildInfo.set({ version: this.version, deno: Deno.version.deno }, 1);
-    this.#m.startTime.set({}, Math.round(performance.timeOrigin) / 1000);
+    this.#process = registerProcessMetrics(this.metrics);
     for (const reason of DHCP_REFUSALS) this.#m.dhcpRefused.inc({ reason }, 0);
     this.metrics.onCollect(() => this.#collect());
   }
@@ -261,10 +263,6 @@ export class BootWatch {
 
   #collect(): void {
     const m = this.#m;
-    m.uptime.set({}, Math.round(performance.now()) / 1000);
-    const mem = Deno.memoryUsage();
-    m.rss.set({}, mem.rss);
-    m.heap.set({}, mem.heapUsed);
     m.sseClients.set({}, this.events.subscribers);
     m.eventsKept.set({}, Math.min(this.events.last, this.events.capacity));
     m.droppedSeries.set({}, this.metrics.dropped);
@@ -303,8 +301,14 @@ export class BootWatch {
   }
 
   /** Ends every live event stream: call before the HTTP server shuts down. */
+  /** Starts sampling the event loop's lag for `astralboot_event_loop_lag_seconds`. */
+  sampleEventLoop(): void {
+    this.#process.sampleEventLoop();
+  }
+
   close(): void {
     this.events.close();
+    this.#process.close();
   }
 }
 
@@ -323,10 +327,6 @@ function register(r: MetricsRegistry) {
       "version",
       "deno",
     ]),
-    startTime: gauge("process_start_time_seconds", "Start of the process, seconds since 1970."),
-    uptime: gauge("uptime_seconds", "Seconds since the process started."),
-    rss: gauge("process_resident_memory_bytes", "Resident set size of the process."),
-    heap: gauge("process_heap_used_bytes", "JavaScript heap in use."),
     logMessages: counter("log_messages_total", "Warnings and errors logged, by subsystem.", [
       "subsystem",
       "level",

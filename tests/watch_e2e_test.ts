@@ -246,7 +246,9 @@ vars = { password_hash = "${SENTINEL}", disk = "/dev/vda" }
           text,
         );
         assert.equal(sample(text, "astralboot_event_stream_clients"), 1, text);
-        assert.ok(sample(text, "astralboot_process_resident_memory_bytes")! > 1e6, text);
+        assert.ok(sample(text, "process_resident_memory_bytes")! > 1e6, text);
+        assert.ok(sample(text, "process_start_time_seconds")! > 1.7e9, text);
+        assert.ok(sample(text, "astralboot_event_loop_lag_seconds")! >= 0, text);
         assert.match(text, /^astralboot_build_info\{version="\d+\.\d+\.\d+",deno="[^"]+"\} 1$/m);
       });
 
