@@ -10,6 +10,7 @@
 import { parse as parseToml, TomlError } from "smol-toml";
 import type { MachineConfig } from "../state/machines.ts";
 import { ConfigError, ConfigReader, type Raw } from "./config_reader.ts";
+import { applyEnv } from "./config_env.ts";
 import {
   readApi,
   readBoot,
@@ -63,6 +64,11 @@ export interface Config {
   /** The admin API: where its token is kept. */
   api: { token_file: string };
   machines: MachineConfig[];
+  /**
+   * Where each key that is not a default was set ("http.port" → "config.toml:12" or
+   * "$ASTRALBOOT_HTTP_PORT"), for `astralboot config`.
+   */
+  sources: Record<string, string>;
 }
 
 /** What the host tells about an interface; injected so tests need no real interface. */
@@ -141,6 +147,8 @@ export interface LoadOptions {
   lookup?: (name: string) => InterfaceInfo | null;
   /** With `false`, a missing interface gives placeholder addresses instead of an error (`astralboot config`). */
   requireInterface?: boolean;
+  /** The environment, for `ASTRALBOOT_*` overrides (app/config_env.ts); default none. */
+  env?: Record<string, string>;
 }
 
 /** Parses TOML, naming the file, line and column of a syntax error. */
@@ -192,8 +200,9 @@ function refuseUnknownKeys(raw: Raw, r: ConfigReader): void {
 export function loadConfig(source: string, options: LoadOptions = {}): Config {
   const file = options.file ?? "config.toml";
   const raw = parseFile(source, file);
-  const r = new ConfigReader(source, file);
-  applyAliases(raw, r);
+  applyAliases(raw, new ConfigReader(source, file));
+  const fromEnv = applyEnv(raw, options.env ?? {}, KNOWN);
+  const r = new ConfigReader(source, file, fromEnv);
   refuseUnknownKeys(raw, r);
   const { mtu, ...network } = readNetwork(raw, r, {
     interface: options.interface,
@@ -213,5 +222,21 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
     boot: readBoot(r.table(raw, "boot"), r),
     api: readApi(r.table(raw, "api"), r, top.data_dir),
     machines: readMachines(raw, r),
+    sources: sourcesOf(raw, r),
   };
+}
+
+/** Where every key given in the file or the environment was set; see `Config.sources`. */
+function sourcesOf(raw: Raw, r: ConfigReader): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [section, keys] of Object.entries(KNOWN)) {
+    if (section === "machine") continue;
+    const table = section ? raw[section] as Raw | undefined : raw;
+    for (const key of keys) {
+      if (table?.[key] === undefined || (section === "" && KNOWN[key])) continue;
+      const where = r.sourceOf(section, key);
+      if (where) out[section ? `${section}.${key}` : key] = where;
+    }
+  }
+  return out;
 }

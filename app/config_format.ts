@@ -142,12 +142,21 @@ function machines(
  * vars without their values, for the log (they hold password hashes and keys).
  */
 export function formatConfig(c: Config, options: { hideVars?: boolean } = {}): string {
-  const out: string[] = ["# Astral Boot: the implied config (every key, its effective value)"];
+  const out: string[] = [
+    "# Astral Boot: the implied config (every key, its effective value; [where it was set])",
+  ];
+  let current = "";
   const line: Line = (key, value, comment, unset = false) => {
     const text = `${unset ? "# " : ""}${key} = ${toml(value)}`;
-    out.push(`${text.padEnd(44)} # ${comment}`);
+    const where = current.startsWith("[")
+      ? undefined
+      : c.sources[current ? `${current}.${key}` : key];
+    out.push(`${text.padEnd(44)} # ${comment}${where ? ` [${where}]` : ""}`);
   };
-  const section = (name: string) => out.push("", `[${name}]`);
+  const section = (name: string) => {
+    current = name;
+    out.push("", `[${name}]`);
+  };
   top(c, line);
   section("dhcp");
   dhcp(c.dhcp, line);

@@ -41,12 +41,27 @@ export function lineOf(source: string, section: string, key: string): number | u
 
 /** Typed reads of one parsed file; every failure is a {@linkcode ConfigError}. */
 export class ConfigReader {
-  constructor(readonly source: string, readonly file: string) {}
+  /** `fromEnv`: keys ("http.port") set by an environment variable, and its name. */
+  constructor(
+    readonly source: string,
+    readonly file: string,
+    readonly fromEnv: ReadonlyMap<string, string> = new Map(),
+  ) {}
 
   fail(section: string, key: string, what: string): never {
-    const line = lineOf(this.source, section, key);
     const name = section ? `${section}.${key}` : key;
+    const env = this.fromEnv.get(name);
+    if (env) throw new ConfigError(`${env}: ${name}: ${what}`);
+    const line = lineOf(this.source, section, key);
     throw new ConfigError(`${this.file}${line ? `:${line}` : ""}: ${name}: ${what}`);
+  }
+
+  /** Where `section.key` was set: `config.toml:12`, `$ASTRALBOOT_HTTP_PORT`, or null (default). */
+  sourceOf(section: string, key: string): string | null {
+    const env = this.fromEnv.get(section ? `${section}.${key}` : key);
+    if (env) return `$${env}`;
+    const line = lineOf(this.source, section, key);
+    return line ? `${this.file}:${line}` : null;
   }
 
   str(t: Raw, section: string, key: string): string | undefined {

@@ -259,10 +259,70 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
     assert.match(text, new RegExp(`^(# )?${key} = .+ # \\S`, "m"), key);
   }
   const again = loadConfig(text, { lookup: eth1 });
+  // The same values; only where they were set differs (every key is in the file now).
   assert.deepEqual(
-    { ...again, machines: again.machines.map((m) => ({ ...m, vars: { a: Number(m.vars.a) } })) },
+    {
+      ...again,
+      machines: again.machines.map((m) => ({ ...m, vars: { a: Number(m.vars.a) } })),
+      sources: c.sources,
+    },
     c,
   );
+  assert.match(text, /^interface = "eth1" +# .* \[config\.toml:1\]$/m);
+  assert.match(text, /^default = "tiny" +# .* \[config\.toml:3\]$/m);
+  assert.match(text, /^port = 80 +# HTTP port for scripts, menus and images$/m);
+});
+
+Deno.test("ASTRALBOOT_<SECTION>_<KEY> overrides the file and says so", async (t) => {
+  const file = `interface = "eth1"\n[http]\nport = 8080\n`;
+  await t.step("typed like TOML, else a string; the source is shown", () => {
+    const c = loadConfig(file, {
+      lookup: eth1,
+      env: {
+        ASTRALBOOT_HTTP_PORT: "8081",
+        ASTRALBOOT_DHCP_MODE: "proxy",
+        ASTRALBOOT_DHCP_DNS: '["10.0.0.53", "10.0.0.54"]',
+        ASTRALBOOT_DHCP_LEASE: "1h",
+        ASTRALBOOT_DHCP_KNOWN_ONLY: "true",
+        ASTRALBOOT_LOG_LEVEL: "debug",
+        PATH: "/usr/bin",
+      },
+    });
+    assert.equal(c.http.port, 8081);
+    assert.equal(c.dhcp.mode, "proxy");
+    assert.deepEqual(c.dhcp.dns, ["10.0.0.53", "10.0.0.54"]);
+    assert.equal(c.dhcp.lease, 3600);
+    assert.equal(c.dhcp.known_only, true);
+    assert.equal(c.log_level, "debug");
+    assert.equal(c.sources["http.port"], "$ASTRALBOOT_HTTP_PORT");
+    assert.equal(c.sources["interface"], "config.toml:1");
+    const text = formatConfig(c);
+    assert.match(text, /^port = 8081 +# .* \[\$ASTRALBOOT_HTTP_PORT\]$/m);
+    assert.match(text, /^mode = "proxy" +# .* \[\$ASTRALBOOT_DHCP_MODE\]$/m);
+  });
+  await t.step("a top-level key: ASTRALBOOT_<KEY>", () => {
+    const c = loadConfig("", { lookup: eth1, env: { ASTRALBOOT_INTERFACE: "eth1" } });
+    assert.equal(c.server_ip, "10.0.0.1");
+  });
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ ASTRALBOOT_HTTP_PROT: "1" }, /^ASTRALBOOT_HTTP_PROT: no config key has this name/],
+    [{ ASTRALBOOT_HTTP: "1" }, /^ASTRALBOOT_HTTP: no config key/],
+    [{ ASTRALBOOT_MACHINE_MAC: "x" }, /^ASTRALBOOT_MACHINE_MAC: no config key/],
+    [
+      { ASTRALBOOT_HTTP_PORT: "70000" },
+      /^ASTRALBOOT_HTTP_PORT: http\.port: must be between 1 and 65535/,
+    ],
+    [{ ASTRALBOOT_DHCP_MODE: "sometimes" }, /^ASTRALBOOT_DHCP_MODE: dhcp\.mode: must be one of/],
+  ];
+  for (const [env, message] of bad) {
+    await t.step(`${Object.keys(env)[0]}: one clear error`, () => {
+      assert.throws(() => loadConfig(file, { lookup: eth1, env }), (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(e.message, message);
+        return true;
+      });
+    });
+  }
 });
 
 Deno.test("durations", () => {

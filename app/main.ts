@@ -40,6 +40,15 @@ function configPath(args: CliArgs): string | undefined {
   return undefined;
 }
 
+/** The environment for `ASTRALBOOT_*` overrides; none when the process may not read it. */
+function environment(): Record<string, string> {
+  try {
+    return Deno.env.toObject();
+  } catch {
+    return {};
+  }
+}
+
 function readConfigFile(args: CliArgs, requireInterface: boolean): Config {
   const path = configPath(args);
   let source = "";
@@ -54,6 +63,7 @@ function readConfigFile(args: CliArgs, requireInterface: boolean): Config {
     file: path ?? "(no config file)",
     interface: args.interface,
     requireInterface,
+    env: environment(),
   });
   if (args.dataDir) {
     if (config.db_file === `${config.data_dir}/leases.db`) {

@@ -69,6 +69,21 @@ Deno.test("main.ts: exit codes and one-line errors", async (t) => {
         );
       },
     );
+    await t.step("config shows an ASTRALBOOT_* override and where it came from", async () => {
+      await Deno.writeTextFile(`${dir}/env.toml`, `interface = "lo"\n[http]\nport = 8080\n`);
+      const r = await run(
+        [Deno.execPath(), ...FLAGS, "--allow-env", MAIN, "config", "-c", `${dir}/env.toml`],
+        { check: false, env: { ASTRALBOOT_HTTP_PORT: "8081" } },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^port = 8081 +# .* \[\$ASTRALBOOT_HTTP_PORT\]$/m);
+      const typo = await run(
+        [Deno.execPath(), ...FLAGS, "--allow-env", MAIN, "config", "-c", `${dir}/env.toml`],
+        { check: false, env: { ASTRALBOOT_HTTP_PROT: "8081" } },
+      );
+      assert.equal(typo.code, 2);
+      assert.match(typo.stderr, /^astralboot: ASTRALBOOT_HTTP_PROT: no config key has this name/);
+    });
     await t.step("config prints the implied config derived from the interface", async () => {
       await Deno.writeTextFile(`${dir}/ok.toml`, `interface = "lo"\nGateway = "127.0.0.254"\n`);
       const r = await astralboot("config", "-c", `${dir}/ok.toml`);
