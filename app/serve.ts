@@ -25,6 +25,7 @@ import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
 import type { AddressBook } from "../boot/identity.ts";
 import { readToken } from "./token.ts";
+import { Readiness } from "./readiness.ts";
 import { createHttpApp } from "../http/app.ts";
 import { startHttpServer } from "../http/server.ts";
 import { BootWatch } from "../observe/watch.ts";
@@ -228,6 +229,10 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
   const store = tree.store;
   logger.info("content", `boot tree: ${store.description}`);
 
+  const ready = new Readiness(store);
+  for (const part of ["tftp", "http", ...(config.dhcp.mode === "off" ? [] : ["dhcp"])]) {
+    ready.expect(part);
+  }
   // Closed in reverse order: DHCP first, the tree last.
   const running: { close(): Promise<void> }[] = [tree];
   try {
@@ -254,6 +259,11 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
         onTransfer: (e) => watch.tftp(e),
       }),
     );
+    ready.set(
+      "tftp",
+      true,
+      `listening on ${config.interface} ${config.server_ip}:${config.tftp.port}`,
+    );
     const local = options.local !== undefined;
     const book = addressBookFor(config, leases);
     const services = servicesFor(config, { store, local }, { main: db, quick }, book, logger);
@@ -266,9 +276,11 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     const daily = setInterval(forget, 86_400_000);
     running.push({ close: () => Promise.resolve(clearInterval(daily)) });
     watch.events.observe(historyWriter(services.history, logger));
-    const app = createHttpApp({ ...services, store, watch, adminToken, logger });
+    const health = { version: options.version, readiness: () => ready.report() };
+    const app = createHttpApp({ ...services, store, watch, adminToken, health, logger });
     const { address, port } = config.http;
     running.push(await startHttpServer({ app, address, port, logger }));
+    ready.set("http", true, `listening on ${address}:${port}`);
     // Closed before the HTTP server: open event streams would hold its shutdown.
     running.push({ close: () => Promise.resolve(watch.close()) });
 
@@ -279,6 +291,9 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       if (e.kind === "reply" && e.reply === "ack" && e.ip) registry.seen(e.mac, e.ip);
     }));
     running.push(dhcp);
+    if (config.dhcp.mode !== "off") {
+      ready.set("dhcp", true, `${config.dhcp.mode} mode on ${config.interface}`);
+    }
     if (config.dhcp.mode !== "off" && config.dhcp.router_advertisement) {
       // iPXE waits ~15 s for an IPv6 router advertisement after DHCP; a non-router one ends it.
       running.push(await startRaResponder({ interface: config.interface, logger }));

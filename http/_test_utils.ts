@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { HealthOptions } from "./health_routes.ts";
 import { openDatabase } from "../state/db.ts";
 import type { ContentStore } from "../content/store.ts";
 import { createBootServices } from "../app/services.ts";
@@ -31,6 +32,8 @@ export interface TestAppOptions {
    * it names (most tests are about something else: the check has its own tests).
    */
   addressBook?: Partial<AddressBook>;
+  /** `/healthz` and `/readyz`. */
+  health?: HealthOptions;
 }
 
 /** The admin token of every test app. */
@@ -72,6 +75,7 @@ export function testApp(options: TestAppOptions) {
     store: options.store,
     watch,
     onRequest: options.onRequest,
+    health: options.health,
     adminToken: ADMIN_TOKEN,
     logger,
   });

@@ -9,6 +9,7 @@
  * | `config_routes.ts` | `/config/:os/:name`, `/action/:os/:name` |
  * | `api_routes.ts` | `/api/machines…` |
  * | `watch_routes.ts` | `/metrics`, `/api/events…`, `/api/leases`, `/api/overview`, `/ui` |
+ * | `health_routes.ts` | `/healthz`, `/readyz` |
  *
  * @module
  */
@@ -21,6 +22,7 @@ import type { MachineRegistry } from "../state/machines.ts";
 import type { BootHistory } from "../state/history.ts";
 import type { BootWatch, HttpEvent } from "../observe/watch.ts";
 import { accessLog } from "./access.ts";
+import { type HealthOptions, healthRoutes } from "./health_routes.ts";
 import { apiRoutes } from "./api_routes.ts";
 import { bootRoutes } from "./boot_routes.ts";
 import { configRoutes } from "./config_routes.ts";
@@ -44,6 +46,8 @@ export interface HttpAppOptions {
   adminToken: string;
   /** The key of the callback tokens. */
   secret: Uint8Array;
+  /** `/healthz` and `/readyz`; without it there are none. */
+  health?: HealthOptions;
   logger: Logger;
 }
 
@@ -51,6 +55,8 @@ export interface HttpAppOptions {
 export function createHttpApp(options: HttpAppOptions): Hono<Env> {
   const { logger, watch, registry } = options;
   const app = new Hono<Env>();
+  // Before the access log: probes are not requests anyone wants to read about.
+  if (options.health) app.route("/", healthRoutes(options.health));
   app.use(accessLog(logger, options.onRequest ?? ((e) => watch?.http(e))));
   app.route("/", bootRoutes(options.scripts));
   app.route("/", fileRoutes(options.store));

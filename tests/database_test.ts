@@ -68,7 +68,7 @@ Deno.test({
         `${dir}/config.toml`,
         serveConfig(dir, `range = ["10.84.0.100", "10.84.0.120"]`),
       );
-      serve = await startServe(lab.server, dir, ["--log-level", "debug"]);
+      serve = await startServe(lab.server, dir, { extra: ["--log-level", "debug"] });
       assert.ok(await udhcpcLease(client, dir, "c"));
 
       await t.step(

@@ -115,11 +115,16 @@ export function spawnDeno(
   ns: Netns,
   script: string,
   args: string[],
-  options: { stdin?: "piped" | "null"; onLine?: (line: string) => void } = {},
+  options: {
+    stdin?: "piped" | "null";
+    onLine?: (line: string) => void;
+    env?: Record<string, string>;
+  } = {},
 ): LineFollower {
   return new LineFollower(
     ns.spawn(["deno", "run", ...DENO_NS_FLAGS, repoPath(script), ...args], {
       stdin: options.stdin ?? "null",
+      env: options.env,
     }),
     options.onLine,
   );
@@ -259,21 +264,28 @@ export async function hookEvents(dir: string, tag: string): Promise<string[]> {
   }
 }
 
+/** Options for {@linkcode startServe}. */
+export interface ServeOptions {
+  /** More arguments. */
+  extra?: string[];
+  /** Added to the environment. */
+  env?: Record<string, string>;
+  /** Serve `<dir>/tree` (`-l`); false: the config's `ref`. Default true. */
+  local?: boolean;
+}
+
 /**
  * Starts `main.ts serve -c <dir>/config.toml -l <dir>/tree --log-format json` inside the
- * namespace, with `extra` arguments, and waits until its DHCP server listens.
+ * namespace and waits until its DHCP server listens; see {@linkcode ServeOptions}.
  */
-export async function startServe(ns: Netns, dir: string, extra: string[] = []) {
-  const f = spawnDeno(ns, "main.ts", [
-    "serve",
-    "-c",
-    `${dir}/config.toml`,
-    "-l",
-    `${dir}/tree`,
-    "--log-format",
-    "json",
-    ...extra,
-  ]);
+export async function startServe(ns: Netns, dir: string, o: ServeOptions = {}) {
+  const local = o.local === false ? [] : ["-l", `${dir}/tree`];
+  const f = spawnDeno(
+    ns,
+    "main.ts",
+    ["serve", "-c", `${dir}/config.toml`, ...local, "--log-format", "json", ...(o.extra ?? [])],
+    { env: o.env },
+  );
   try {
     await f.waitFor((l) => l.includes("DHCP listening"), 90_000, "DHCP listening");
   } catch (e) {
