@@ -17,10 +17,10 @@ import {
   astralbootServer,
   type LabContext,
   type LabServer,
-  readLines,
   type RunningServer,
   spawnAll,
 } from "./servers.ts";
+import { SerialScreen } from "./screen.ts";
 import { parseTsharkFields, type Stage, stagesFromPackets, TSHARK_FIELDS } from "./stages.ts";
 
 /** Firmware of the VM: SeaBIOS with QEMU's iPXE NIC ROM, or OVMF with its own PXE client. */
@@ -91,17 +91,6 @@ const NETMASK = "255.255.255.0";
 const RANGE: [string, string] = ["10.77.0.100", "10.77.0.150"];
 const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd";
 const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd";
-
-/** Removes terminal escape sequences (OVMF and iPXE draw with them) and carriage returns. */
-export function cleanSerial(text: string): string {
-  return text
-    // deno-lint-ignore no-control-regex
-    .replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, "")
-    // deno-lint-ignore no-control-regex
-    .replace(/\x1b[()][0-9A-Za-z]|\x1b[=>78c]/g, "")
-    // deno-lint-ignore no-control-regex
-    .replace(/[\r\x00-\x08\x0b-\x1f\x7f]/g, "");
-}
 
 /** The QEMU command line for one lab VM. */
 export function qemuArgs(
@@ -360,15 +349,21 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
 
     let sawMarker: () => void = () => {};
     const markerSeen = new Promise<void>((resolve) => sawMarker = resolve);
-    serialDone = readLines(qemu.stdout, (line) => {
-      const clean = cleanSerial(line);
-      serialLines.push(clean);
-      options.onSerialLine?.(clean);
-      if (markerAt === undefined && clean.includes(marker)) {
+    // The console as a person would have seen it, not the escape-stripped stream.
+    const screen = new SerialScreen((line) => {
+      serialLines.push(line);
+      options.onSerialLine?.(line);
+      if (markerAt === undefined && line.includes(marker)) {
         markerAt = Date.now();
         sawMarker();
       }
     });
+    serialDone = (async () => {
+      for await (const text of qemu!.stdout.pipeThrough(new TextDecoderStream())) {
+        screen.write(text);
+      }
+      screen.end();
+    })();
 
     if (options.serverMarker) {
       const re = options.serverMarker, lines = server.lines;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cleanSerial, qemuArgs, sweepStale } from "./lab.ts";
+import { qemuArgs, sweepStale } from "./lab.ts";
 import { Netns, run } from "./netns.ts";
 import { memoryLogger } from "../log.ts";
 import { labConfig, standInScript } from "./servers.ts";
@@ -37,19 +37,6 @@ Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async 
   await t.step("UEFI without a writable vars file is refused", () => {
     assert.throws(() => qemuArgs({ firmware: "uefi", nic: "e1000", mac: "m" }), /OVMF_VARS/);
   });
-});
-
-Deno.test("cleanSerial removes what OVMF and iPXE draw with", async (t) => {
-  const table: [string, string][] = [
-    ["\x1b[=3h\x1b[=3hBdsDxe: loading", "BdsDxe: loading"],
-    ["\x1b[0m\x1b[1;37;40mPXE\x1b[2J\x1b[01;01H", "PXE"],
-    ["Configuring (net0)...... ok\r", "Configuring (net0)...... ok"],
-    ["\x1b(Bplain\x1b7", "plain"],
-    ["ASTRALBOOT-MARKER-OK", "ASTRALBOOT-MARKER-OK"],
-  ];
-  for (const [input, want] of table) {
-    await t.step(JSON.stringify(input), () => assert.equal(cleanSerial(input), want));
-  }
 });
 
 Deno.test("labConfig is a config.toml Astral Boot accepts for the lab bridge", () => {
