@@ -63,6 +63,11 @@ export interface Config {
   /** The admin API: where its token is kept. */
   api: { token_file: string };
   machines: MachineConfig[];
+  /**
+   * Where the defaults that depend on the host came from, by key (`"dhcp.router"` → "this
+   * server's address on eth1"): the printed config says it beside the value.
+   */
+  origins: Record<string, string>;
 }
 
 /** What the host tells about an interface; injected so tests need no real interface. */
@@ -203,15 +208,17 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
   });
   const http = readHttp(r.table(raw, "http"), r, network.server_ip);
   const top = readTop(raw, r);
+  const origins: Record<string, string> = {};
   return {
     ...top,
     ...network,
-    dhcp: readDhcp(r.table(raw, "dhcp"), r, network),
+    dhcp: readDhcp(r.table(raw, "dhcp"), r, network, origins),
     tftp: readTftp(r.table(raw, "tftp"), r, mtu),
     http,
     ipfs: readIpfs(r.table(raw, "ipfs"), r),
     boot: readBoot(r.table(raw, "boot"), r),
     api: readApi(r.table(raw, "api"), r, top.data_dir),
     machines: readMachines(raw, r),
+    origins,
   };
 }

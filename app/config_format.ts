@@ -37,7 +37,14 @@ function top(c: Config, line: Line): void {
   line("log_level", c.log_level, "debug, info, warn or error");
 }
 
-function dhcp(d: Config["dhcp"], line: Line): void {
+/** A comment, with where its value came from when a default derived it. */
+function from(c: Config, key: string, comment: string): string {
+  const origin = c.origins[key];
+  return origin ? `${comment}; ${origin}` : comment;
+}
+
+function dhcp(c: Config, line: Line): void {
+  const d = c.dhcp;
   line(
     "mode",
     d.mode,
@@ -52,10 +59,21 @@ function dhcp(d: Config["dhcp"], line: Line): void {
   line(
     "router",
     d.router ?? "",
-    "default gateway for clients (original: Gateway)",
-    d.router === undefined,
+    from(
+      c,
+      "dhcp.router",
+      `default gateway for clients (original: Gateway)${d.router ? "" : ": none"}`,
+    ),
   );
-  line("dns", d.dns, "DNS servers for clients (original: DNSServer)");
+  line(
+    "dns",
+    d.dns,
+    from(
+      c,
+      "dhcp.dns",
+      `DNS servers for clients (original: DNSServer)${d.dns.length ? "" : ": none"}`,
+    ),
+  );
   line(
     "domain",
     d.domain ?? "",
@@ -145,7 +163,7 @@ export function formatConfig(c: Config, options: { hideVars?: boolean } = {}): s
   const section = (name: string) => out.push("", `[${name}]`);
   top(c, line);
   section("dhcp");
-  dhcp(c.dhcp, line);
+  dhcp(c, line);
   services(c, line, section);
   machines(c, line, section, options.hideVars ?? false);
   return out.join("\n") + "\n";

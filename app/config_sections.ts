@@ -99,14 +99,52 @@ function readRange(t: Raw, r: ConfigReader, net: Network): [string, string] {
   return [a, b];
 }
 
-/** `[dhcp]`. */
-export function readDhcp(t: Raw, r: ConfigReader, net: Network): Config["dhcp"] {
+/** Where a default of the interface's address came from, for the printed config. */
+function thisServer(net: Network): string {
+  return `default: this server's address on ${net.interface || "the interface"}`;
+}
+
+/** `[dhcp] router`: given, `""` for none, else this server (as the original did). */
+function readRouter(
+  t: Raw,
+  r: ConfigReader,
+  net: Network,
+  origins: Record<string, string>,
+): string | undefined {
+  if (t.router === "") return undefined;
+  const given = r.ip(t, "dhcp", "router");
+  if (given !== undefined) return given;
+  origins["dhcp.router"] = `${thisServer(net)}; router = "" for none`;
+  return net.server_ip;
+}
+
+/** `[dhcp] dns`: given, `[]` (or `""`) for none, else this server (as the original did). */
+function readDns(
+  t: Raw,
+  r: ConfigReader,
+  net: Network,
+  origins: Record<string, string>,
+): string[] {
+  if (t.dns === "") return [];
+  const given = r.ips(t, "dhcp", "dns");
+  if (given !== undefined) return given;
+  origins["dhcp.dns"] = `${thisServer(net)}; dns = [] for none`;
+  return [net.server_ip];
+}
+
+/** `[dhcp]`; `origins` learns where the defaults of router and dns came from. */
+export function readDhcp(
+  t: Raw,
+  r: ConfigReader,
+  net: Network,
+  origins: Record<string, string>,
+): Config["dhcp"] {
   return {
     mode: r.oneOf(t, "dhcp", "mode", ["server", "proxy", "auto", "off"] as const) ?? "server",
     range: readRange(t, r, net),
     lease: r.seconds(t, "dhcp", "lease") ?? 86400,
-    router: r.ip(t, "dhcp", "router"),
-    dns: r.ips(t, "dhcp", "dns") ?? [],
+    router: readRouter(t, r, net, origins),
+    dns: readDns(t, r, net, origins),
     domain: r.str(t, "dhcp", "domain"),
     efi_loader: r.str(t, "dhcp", "efi_loader") ?? "snponly.efi",
     arm64_loader: r.str(t, "dhcp", "arm64_loader") ?? "arm64/ipxe.efi",

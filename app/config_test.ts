@@ -20,6 +20,56 @@ Deno.test("the original minimal config works and derives everything from the int
   assert.equal(c.dhcp.router_advertisement, true);
 });
 
+Deno.test("dhcp.router and dns: this server by default, empty for none, else as given", async (t) => {
+  const cases = [
+    {
+      toml: "",
+      router: "10.0.0.1",
+      dns: ["10.0.0.1"],
+      printed: [
+        /^router = "10\.0\.0\.1" +# default gateway .*; default: this server's address on eth1; router = "" for none$/m,
+        /^dns = \["10\.0\.0\.1"\] +# DNS servers .*; default: this server's address on eth1; dns = \[\] for none$/m,
+      ],
+    },
+    {
+      toml: 'router = ""\ndns = []',
+      router: undefined,
+      dns: [],
+      printed: [
+        /^router = "" +# default gateway for clients \(original: Gateway\): none$/m,
+        /^dns = \[\] +# DNS servers for clients \(original: DNSServer\): none$/m,
+      ],
+    },
+    {
+      toml: 'dns = ""',
+      router: "10.0.0.1",
+      dns: [],
+      printed: [/^dns = \[\] +# .*: none$/m],
+    },
+    {
+      toml: 'router = "10.0.0.254"\ndns = ["1.1.1.1", "10.0.0.53"]',
+      router: "10.0.0.254",
+      dns: ["1.1.1.1", "10.0.0.53"],
+      printed: [
+        /^router = "10\.0\.0\.254" +# default gateway for clients \(original: Gateway\)$/m,
+        /^dns = \["1\.1\.1\.1", "10\.0\.0\.53"\] +# DNS servers for clients \(original: DNSServer\)$/m,
+      ],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.toml || "(unset)", () => {
+      const config = loadConfig(`interface = "eth1"\n[dhcp]\n${c.toml}\n`, { lookup: eth1 });
+      assert.equal(config.dhcp.router, c.router);
+      assert.deepEqual(config.dhcp.dns, c.dns);
+      const text = formatConfig(config);
+      for (const re of c.printed) assert.match(text, re);
+      const again = loadConfig(text, { lookup: eth1 });
+      assert.equal(again.dhcp.router, c.router);
+      assert.deepEqual(again.dhcp.dns, c.dns);
+    });
+  }
+});
+
 Deno.test("dhcp.router_advertisement: a boolean, default true", async (t) => {
   const cases = [
     { toml: "", want: true },
@@ -248,8 +298,13 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
     assert.match(text, new RegExp(`^(# )?${key} = .+ # \\S`, "m"), key);
   }
   const again = loadConfig(text, { lookup: eth1 });
+  // Printed, every default is a value: where it came from is the comment's business.
   assert.deepEqual(
-    { ...again, machines: again.machines.map((m) => ({ ...m, vars: { a: Number(m.vars.a) } })) },
+    {
+      ...again,
+      machines: again.machines.map((m) => ({ ...m, vars: { a: Number(m.vars.a) } })),
+      origins: c.origins,
+    },
     c,
   );
 });
