@@ -49,6 +49,11 @@ function sockaddrIn(address: string, port: number): Uint8Array<ArrayBuffer> {
   return sa;
 }
 
+/** Who else would hold a port, for the hint of a bind error. */
+function serviceOf(port: number): string {
+  return port === 53 ? "DNS server" : "DHCP server";
+}
+
 /** The source of a received datagram. */
 export interface Peer {
   address: string;
@@ -69,8 +74,13 @@ export interface Datagram {
 export interface InterfaceSocketOptions {
   /** Interface name, e.g. "eth1". Must exist and have an IPv4 address. */
   interface: string;
-  /** UDP port to bind on 0.0.0.0 (67 for a DHCP server, 4011 for PXE, 68 to watch servers). */
+  /** UDP port to bind (67 for a DHCP server, 4011 for PXE, 68 to watch servers, 53 for DNS). */
   port: number;
+  /**
+   * Address to bind; default 0.0.0.0 (DHCP must hear broadcasts). A server that is asked only
+   * at its own address (DNS) binds that one, so it never answers from another.
+   */
+  address?: string;
   logger?: Logger;
 }
 
@@ -114,7 +124,7 @@ export class InterfaceUdpSocket {
     this.#wait = new ReadableWait(fd);
   }
 
-  /** Opens the socket on `0.0.0.0:port`, bound to the interface; throws a clear Error if it can't. */
+  /** Opens the socket on `address:port` (default 0.0.0.0), bound to the interface; throws a clear Error if it can't. */
   static open(options: InterfaceSocketOptions): InterfaceUdpSocket {
     const info = interfaceInfo(options.interface);
     const c = libc();
@@ -138,13 +148,14 @@ export class InterfaceUdpSocket {
       fail("bind to device");
     }
     if (c.setsockopt(fd, IPPROTO_IP, IP_PKTINFO, one, 4) < 0) fail("set IP_PKTINFO");
-    const sa = sockaddrIn("0.0.0.0", options.port);
+    const address = options.address ?? "0.0.0.0";
+    const sa = sockaddrIn(address, options.port);
     if (c.bind(fd, sa, sa.length) < 0) {
       const e = errno();
       c.close(fd);
-      const hint = e === EADDRINUSE ? " (another DHCP server running?)" : "";
+      const hint = e === EADDRINUSE ? ` (another ${serviceOf(options.port)} running?)` : "";
       throw new BindError(
-        `udp 0.0.0.0:${options.port} on ${options.interface}`,
+        `udp ${address}:${options.port} on ${options.interface}`,
         `${strerror(e)}${hint}`,
       );
     }
@@ -153,6 +164,7 @@ export class InterfaceUdpSocket {
       interface: info.name,
       ifindex: info.index,
       address: info.address,
+      bound: address,
       port: options.port,
     });
     return new InterfaceUdpSocket(fd, info, options.port, log);
