@@ -3,7 +3,7 @@
  * "implied config" (every key, its effective value and a one-line comment).
  *
  * The original's minimal config (`ref`, `interface`) still works, and its keys `Gateway`,
- * `DNSServer`, `Domain` and `DBname` are accepted as aliases.
+ * `DNSServer`, `Domain`, `UpstreamDNS` and `DBname` are accepted as aliases.
  *
  * @module
  */
@@ -14,6 +14,7 @@ import {
   readApi,
   readBoot,
   readDhcp,
+  readDns,
   readHttp,
   readIpfs,
   readMachines,
@@ -55,6 +56,15 @@ export interface Config {
     /** New bindings per second for machines no `[[machine]]` names (a burst of 5 s' worth). */
     new_client_rate: number;
   };
+  /** The DNS server: the domain's names, the rest forwarded to `upstream`. */
+  dns: {
+    enabled: boolean;
+    /** `address` or `address:port`, asked in order. */
+    upstream: string[];
+    /** Seconds every answer may be cached. */
+    ttl: number;
+    port: number;
+  };
   tftp: { port: number; max_blksize: number; windowsize: number };
   http: { port: number; address: string; public_url: string };
   /** `cache_max`: bytes the IPFS cache may hold (0: no limit). */
@@ -95,6 +105,7 @@ const ALIASES: Record<string, string> = {
   Gateway: "dhcp.router",
   DNSServer: "dhcp.dns",
   Domain: "dhcp.domain",
+  UpstreamDNS: "dns.upstream",
   DBname: "db_file",
 };
 
@@ -108,6 +119,7 @@ const KNOWN: Record<string, string[]> = {
     "db_file",
     "log_level",
     "dhcp",
+    "dns",
     "tftp",
     "http",
     "ipfs",
@@ -128,6 +140,7 @@ const KNOWN: Record<string, string[]> = {
     "known_only",
     "new_client_rate",
   ],
+  dns: ["enabled", "upstream", "ttl", "port"],
   tftp: ["port", "max_blksize", "windowsize"],
   http: ["port", "address", "public_url"],
   ipfs: ["gateways", "timeout", "cache_max"],
@@ -146,6 +159,17 @@ export interface LoadOptions {
   lookup?: (name: string) => InterfaceInfo | null;
   /** With `false`, a missing interface gives placeholder addresses instead of an error (`astralboot config`). */
   requireInterface?: boolean;
+  /** The host's resolver config (the default upstreams); defaults to reading /etc/resolv.conf. */
+  resolvConf?: () => string | null;
+}
+
+/** /etc/resolv.conf as text, or null when it cannot be read. */
+export function readResolvConf(): string | null {
+  try {
+    return Deno.readTextFileSync("/etc/resolv.conf");
+  } catch {
+    return null;
+  }
 }
 
 /** Parses TOML, naming the file, line and column of a syntax error. */
@@ -209,10 +233,13 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
   const http = readHttp(r.table(raw, "http"), r, network.server_ip);
   const top = readTop(raw, r);
   const origins: Record<string, string> = {};
+  const dhcp = readDhcp(r.table(raw, "dhcp"), r, network, origins);
+  const resolvConf = options.resolvConf ?? readResolvConf;
   return {
     ...top,
     ...network,
-    dhcp: readDhcp(r.table(raw, "dhcp"), r, network, origins),
+    dhcp,
+    dns: readDns(r.table(raw, "dns"), r, { network, dhcp, origins, resolvConf }),
     tftp: readTftp(r.table(raw, "tftp"), r, mtu),
     http,
     ipfs: readIpfs(r.table(raw, "ipfs"), r),

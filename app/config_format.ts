@@ -77,8 +77,13 @@ function dhcp(c: Config, line: Line): void {
   line(
     "domain",
     d.domain ?? "",
-    "domain name for clients (original: Domain)",
-    d.domain === undefined,
+    from(
+      c,
+      "dhcp.domain",
+      `domain for clients, the zone [dns] answers for (original: Domain)${
+        d.domain ? "" : ": none"
+      }`,
+    ),
   );
   line("efi_loader", d.efi_loader, "first stage for x86-64 UEFI (tftp/<name>)");
   line("arm64_loader", d.arm64_loader, "first stage for ARM64 UEFI (tftp/<name>)");
@@ -93,6 +98,22 @@ function dhcp(c: Config, line: Line): void {
     d.new_client_rate,
     "new leases per second for machines no [[machine]] names (bursts of 5 s' worth)",
   );
+}
+
+function dns(c: Config, line: Line): void {
+  const d = c.dns;
+  line(
+    "enabled",
+    d.enabled,
+    from(c, "dns.enabled", `answer <host>.${c.dhcp.domain ?? "<domain>"} and forward the rest`),
+  );
+  line(
+    "upstream",
+    d.upstream,
+    from(c, "dns.upstream", "resolvers asked for other names, in order (original: UpstreamDNS)"),
+  );
+  line("ttl", d.ttl, "seconds answers may be cached (short: leases come and go)");
+  line("port", d.port, "DNS port, UDP and TCP, on server_ip only");
 }
 
 function services(c: Config, line: Line, section: (name: string) => void): void {
@@ -164,6 +185,8 @@ export function formatConfig(c: Config, options: { hideVars?: boolean } = {}): s
   top(c, line);
   section("dhcp");
   dhcp(c, line);
+  section("dns");
+  dns(c, line);
   services(c, line, section);
   machines(c, line, section, options.hideVars ?? false);
   return out.join("\n") + "\n";

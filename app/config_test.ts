@@ -70,6 +70,100 @@ Deno.test("dhcp.router and dns: this server by default, empty for none, else as 
   }
 });
 
+const resolv = "# nameserver 1.1.1.1\nsearch lab\nnameserver 10.0.0.53\nnameserver ::1\n" +
+  "nameserver 10.0.0.1\nnameserver 9.9.9.9\n";
+
+Deno.test("[dns]: on in DHCP server mode, upstreams from resolv.conf, the original's domain", async (t) => {
+  const cases: {
+    toml: string;
+    resolv?: string | null;
+    want: Partial<ReturnType<typeof loadConfig>["dns"]>;
+    domain?: string;
+    printed: RegExp[];
+  }[] = [
+    {
+      toml: "",
+      want: { enabled: true, upstream: ["10.0.0.53", "9.9.9.9"], ttl: 60, port: 53 },
+      domain: "erf",
+      printed: [
+        /^enabled = true +# answer <host>\.erf and forward the rest; default: on, as DHCP hands out addresses \(mode server\)$/m,
+        /^upstream = \["10\.0\.0\.53", "9\.9\.9\.9"\] +# .*\(original: UpstreamDNS\); default: the IPv4 nameservers of \/etc\/resolv\.conf$/m,
+        /^domain = "erf" +# domain for clients, the zone \[dns\] answers for \(original: Domain\); default: the original's/m,
+        /^ttl = 60 +# /m,
+        /^port = 53 +# DNS port, UDP and TCP, on server_ip only$/m,
+      ],
+    },
+    {
+      toml: '[dhcp]\nmode = "proxy"',
+      want: { enabled: false },
+      printed: [/^enabled = false +# .*; default: off, as DHCP mode is proxy$/m],
+    },
+    {
+      toml: "[dns]\nenabled = false",
+      want: { enabled: false },
+      printed: [/^enabled = false +# answer <host>\.erf and forward the rest$/m],
+    },
+    {
+      toml: "",
+      resolv: null,
+      want: { upstream: [] },
+      printed: [/^upstream = \[\] +# .*: other names are refused$/m],
+    },
+    {
+      toml: "",
+      resolv: "nameserver 10.0.0.1\n",
+      want: { upstream: [] },
+      printed: [/^upstream = \[\] +# /m],
+    },
+    {
+      toml: 'UpstreamDNS = "192.168.1.5"',
+      want: { upstream: ["192.168.1.5"] },
+      printed: [
+        /^upstream = \["192\.168\.1\.5"\] +# resolvers asked for other names, in order \(original: UpstreamDNS\)$/m,
+      ],
+    },
+    {
+      toml: '[dns]\nupstream = ["10.0.0.53:5353", "10.0.0.54:53"]\nttl = "5m"\nport = 5353',
+      want: { upstream: ["10.0.0.53:5353", "10.0.0.54"], ttl: 300, port: 5353 },
+      printed: [/^upstream = \["10\.0\.0\.53:5353", "10\.0\.0\.54"\]/m],
+    },
+    {
+      // Port 5353 here: this server's port 53 is not itself.
+      toml: '[dns]\nupstream = "10.0.0.1"\nport = 5353',
+      want: { upstream: ["10.0.0.1"] },
+      printed: [],
+    },
+    {
+      toml: '[dhcp]\ndomain = "Lab.Example."',
+      want: {},
+      domain: "Lab.Example",
+      printed: [/^enabled = true +# answer <host>\.Lab\.Example and/m],
+    },
+    {
+      toml: '[dhcp]\ndomain = ""\n[dns]\nenabled = false',
+      want: { enabled: false },
+      printed: [/^domain = "" +# domain for clients.*: none$/m],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.toml.replaceAll("\n", " ") || "(defaults)", () => {
+      const config = loadConfig(`interface = "eth1"\n${c.toml}\n`, {
+        lookup: eth1,
+        resolvConf: () => c.resolv === undefined ? resolv : c.resolv,
+      });
+      for (const [k, v] of Object.entries(c.want)) {
+        assert.deepEqual(config.dns[k as keyof typeof config.dns], v, k);
+      }
+      if (c.domain !== undefined) assert.equal(config.dhcp.domain, c.domain);
+      const text = formatConfig(config);
+      for (const re of c.printed) assert.match(text, re);
+      const again = loadConfig(text, { lookup: eth1, resolvConf: () => null });
+      assert.deepEqual(again.dns, config.dns);
+      assert.equal(again.dhcp.domain, config.dhcp.domain);
+    });
+  }
+});
+
 Deno.test("dhcp.router_advertisement: a boolean, default true", async (t) => {
   const cases = [
     { toml: "", want: true },
@@ -260,6 +354,34 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
     [`interface = "eth1"\n[ipfs]\ncache_max = 1.5\n`, /:3: ipfs\.cache_max: .* got number 1\.5$/],
     [`interface = "eth1"\n[ipfs]\ncache_max = "10G"\n`, /:3: ipfs\.cache_max: .*"10G"$/],
     [`interface = "eth1"\n[ipfs]\ncache_max = true\n`, /:3: ipfs\.cache_max: .* got boolean true$/],
+    [
+      `interface = "eth1"\n[dns]\nupstream = "dns.example"\n`,
+      /:3: dns\.upstream: expected IPv4 addresses like "10\.0\.0\.53" or "10\.0\.0\.53:5353", got "dns\.example"$/,
+    ],
+    [
+      `interface = "eth1"\n[dns]\nupstream = ["10.0.0.9", "10.0.0.1:53"]\n`,
+      /:3: dns\.upstream: 10\.0\.0\.1 is this server: queries would loop$/,
+    ],
+    [
+      `interface = "eth1"\n[dns]\nupstream = 53\n`,
+      /dns\.upstream: expected "10\.0\.0\.53" or a list/,
+    ],
+    [
+      `interface = "eth1"\n[dns]\nttl = "2d"\n`,
+      /:3: dns\.ttl: at most a day \(86400\), got 172800$/,
+    ],
+    [`interface = "eth1"\n[dns]\nport = 0\n`, /:3: dns\.port: must be between 1 and 65535, got 0$/],
+    [
+      `interface = "eth1"\n[dns]\nzone = "x"\n`,
+      /:3: dns\.zone: unknown key; allowed: enabled, upstream, ttl, port$/,
+    ],
+    [`interface = "eth1"\n[dhcp]\ndomain = "bad_name"\n`, /:3: dhcp\.domain: not a domain name/],
+    [`interface = "eth1"\n[dhcp]\ndomain = "a..b"\n`, /:3: dhcp\.domain: not a domain name/],
+    [
+      `interface = "eth1"\n[dhcp]\ndomain = ""\n`,
+      /dns\.enabled: needs \[dhcp\] domain, the zone it answers for/,
+    ],
+    [`interface = "eth1"\nUpstreamDNS = "10.0.0.2"\n[dns]\nupstream = "10.0.0.3"\n`, /given twice/],
   ];
   for (const [source, expected] of cases) {
     await t.step(expected.source, () => {
@@ -275,9 +397,7 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
 Deno.test("formatConfig prints every key with a comment and parses back to the same config", () => {
   const c = loadConfig(
     `interface = "eth1"\n[boot]\ndefault = "tiny"\n[[machine]]\nmac = "52:54:00:00:00:01"\nvars = { a = 1 }\n`,
-    {
-      lookup: eth1,
-    },
+    { lookup: eth1, resolvConf: () => resolv },
   );
   const text = formatConfig(c);
   for (
@@ -292,6 +412,8 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
       "cache_max",
       "menu_timeout",
       "router_advertisement",
+      "upstream",
+      "ttl",
       "mac",
     ]
   ) {

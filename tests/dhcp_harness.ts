@@ -267,18 +267,22 @@ export async function startServe(ns: Netns, dir: string, extra: string[] = []) {
 }
 
 /**
- * busybox udhcpc once on eth0 (quit when bound, three DISCOVERs `gapSeconds` apart); the
- * address it was bound to, or null when it got none.
+ * busybox udhcpc once on eth0 (quit when bound, three DISCOVERs `gapSeconds` apart), with
+ * `extra` arguments (`-x hostname:NAME`); the address it was bound to, or null when it got none.
  */
 export async function udhcpcLease(
   ns: Netns,
   dir: string,
   tag: string,
   gapSeconds = 2,
+  extra: string[] = [],
 ): Promise<string | null> {
   const hook = await hookScript(dir, tag);
   const r = await ns.exec(
-    ["udhcpc", "-f", "-i", "eth0", "-q", "-n", "-t", "3", "-T", String(gapSeconds), "-s", hook],
+    [
+      ...["udhcpc", "-f", "-i", "eth0", "-q", "-n", "-t", "3", "-T", String(gapSeconds)],
+      ...["-s", hook, ...extra],
+    ],
     { check: false, timeoutMs: 60_000 },
   );
   if (r.code !== 0) return null;

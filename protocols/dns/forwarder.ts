@@ -4,7 +4,7 @@
  * port), and only an answer from the upstream's address and port, with that ID and the same
  * question, is taken. Over UDP each upstream gets `timeoutMs` before the next one is asked;
  * a truncated UDP answer is fetched again over TCP, and a client that asked over TCP is
- * forwarded over TCP. The answer goes back with the client's own ID.
+ * forwarded over TCP. The answer goes back with the client's own ID and without AA.
  *
  * The number of queries waiting for an upstream is bounded, overall and per client address,
  * so a flood of queries for slow names cannot hold the server's sockets and memory.
@@ -17,7 +17,7 @@ import { isIpv4 } from "../../net/ipv4.ts";
 import { decodeDnsHead, type DnsQuestion } from "./message.ts";
 import { nameKey } from "./name.ts";
 import { frame, FrameReader } from "./tcp.ts";
-import { randomId, withId } from "./wire.ts";
+import { randomId, relayed, withId } from "./wire.ts";
 
 /** One upstream resolver. */
 export interface Upstream {
@@ -171,7 +171,7 @@ export class DnsForwarder {
         answer = await this.#tcp(query, up, id, q);
       }
       if (answer) {
-        return { kind: "answer", bytes: withId(answer, clientId), upstream: up, transport };
+        return { kind: "answer", bytes: relayed(answer, clientId), upstream: up, transport };
       }
       failures.push(`${formatUpstream(up)} (${transport}) did not answer`);
       this.#log.debug(SUB, "upstream did not answer", { upstream: formatUpstream(up), transport });

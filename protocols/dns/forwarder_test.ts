@@ -17,6 +17,8 @@ type Behaviour = "answer" | "silent" | "truncate" | "spoof-first" | "wrong-quest
 function answerOf(q: DnsMessage, marker: number): DnsMessage {
   const r = responseTo(q, Rcode.NoError, null);
   r.flags.ra = true;
+  // The upstream is an authority for it; the forwarder is not.
+  r.flags.aa = true;
   r.answers = [{
     name: q.questions[0]!.name,
     type: DnsType.A,
@@ -122,7 +124,9 @@ Deno.test("forwarder: answers come back with the client's ID, only from the upst
       const r = await ask(make([good.upstream]), "web.example", { id: 4242 });
       assert.equal(r.kind, "answer");
       assert.equal(addressOf(r), "10.9.9.1");
-      assert.equal(decodeDns((r as { bytes: Uint8Array }).bytes).id, 4242);
+      const m = decodeDns((r as { bytes: Uint8Array }).bytes);
+      assert.equal(m.id, 4242);
+      assert.deepEqual([m.flags.aa, m.flags.ra], [false, true]);
       assert.equal(good.ids.length, 1);
       assert.notEqual(good.ids[0], 4242);
     });

@@ -130,6 +130,16 @@ export function withId(bytes: Uint8Array, id: number): Uint8Array {
   return out;
 }
 
+/**
+ * An upstream's answer as a forwarder relays it: the client's ID, and AA clear, since the
+ * server that answers the client is no authority for the name (RFC 1035 §4.1.1).
+ */
+export function relayed(bytes: Uint8Array, id: number): Uint8Array {
+  const out = withId(bytes, id);
+  if (out.length > 2) out[2] = out[2]! & ~0x04;
+  return out;
+}
+
 /** A random query ID: an off-path attacker must guess it (RFC 5452 §9.2). */
 export function randomId(): number {
   return crypto.getRandomValues(new Uint16Array(1))[0]!;

@@ -8,6 +8,7 @@ import {
   MAX_UDP,
   optRecord,
   randomId,
+  relayed,
   responseTo,
   udpLimit,
   withId,
@@ -119,7 +120,7 @@ Deno.test("formatError: FORMERR to a query that does not decode; nothing to a re
   }
 });
 
-Deno.test("withId copies with another ID; randomId gives 16 bits", () => {
+Deno.test("withId copies with another ID; relayed clears AA too; randomId gives 16 bits", () => {
   const q = captures.get("a_query")!;
   const other = withId(q, 0xbeef);
   assert.deepEqual([other[0], other[1]], [0xbe, 0xef]);
@@ -128,4 +129,8 @@ Deno.test("withId copies with another ID; randomId gives 16 bits", () => {
   const ids = new Set(Array.from({ length: 200 }, randomId));
   assert.ok(ids.size > 190 && [...ids].every((i) => i >= 0 && i < 65536));
   assert.equal(encodeDns(decodeDns(other)).length, q.length);
+  const answer = captures.get("a_answer")!;
+  const relay = decodeDns(relayed(answer, 7));
+  assert.deepEqual([relay.id, relay.flags.aa, relay.flags.ra], [7, false, true]);
+  assert.deepEqual(relay.answers, decodeDns(answer).answers);
 });
