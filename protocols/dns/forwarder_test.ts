@@ -29,11 +29,23 @@ function answerOf(q: DnsMessage, marker: number): DnsMessage {
   return r;
 }
 
+/** A UDP socket and a TCP listener on one free port of 127.0.0.1 (another test may hold it for TCP). */
+function udpAndTcp() {
+  for (let i = 0;; i++) {
+    const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const port = (udp.addr as Deno.NetAddr).port;
+    try {
+      return { udp, tcp: Deno.listen({ hostname: "127.0.0.1", port }), port };
+    } catch (e) {
+      udp.close();
+      if (!(e instanceof Deno.errors.AddrInUse) || i === 20) throw e;
+    }
+  }
+}
+
 /** A fake upstream on 127.0.0.1: UDP and TCP on one port; records the IDs it saw. */
 function fakeUpstream(behaviour: Behaviour, marker: number) {
-  const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const port = (udp.addr as Deno.NetAddr).port;
-  const tcp = Deno.listen({ hostname: "127.0.0.1", port });
+  const { udp, tcp, port } = udpAndTcp();
   const ids: number[] = [];
   const tcpQueries: number[] = [];
   const udpLoop = (async () => {

@@ -46,16 +46,21 @@ async function withServer(
     ...silentLogger,
     error: (_s: string, m: string) => void logs.push(m),
   };
-  const server = await startDnsServer({
-    interface: "lo",
-    address: "127.0.0.1",
-    port: 0,
-    handler,
-    logger,
-    onDrop: (e) => drops.push(e),
-    openUdp: loopbackUdp,
-    ...extra,
-  });
+  const start = () =>
+    startDnsServer({
+      interface: "lo",
+      address: "127.0.0.1",
+      port: 0,
+      handler,
+      logger,
+      onDrop: (e) => drops.push(e),
+      openUdp: loopbackUdp,
+      ...extra,
+    });
+  // The UDP port is free; its TCP twin may be another test's.
+  let server = await start().catch(() => null);
+  for (let i = 0; !server && i < 20; i++) server = await start().catch(() => null);
+  if (!server) server = await start();
   try {
     await fn(server.port, drops, logs);
   } finally {
