@@ -139,7 +139,7 @@ const DNS_INTERESTING = [0, 1, 2, 4, 5, 6, 12, 16, 28, 41, 63, 64, 0x80, 0xc0, 0
  * bytes spliced in.
  */
 export const DNS_MUTATION: MutationProfile = {
-  focus: 4,
+  focus: 12,
   interesting: DNS_INTERESTING,
   special: (b, at, pick) => {
     if (pick(2) === 0) {

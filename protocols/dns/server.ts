@@ -253,6 +253,12 @@ class TcpSide {
           }
         });
         return writing;
+      }).catch((e) => {
+        // The client went away mid-answer: that connection is done, the server is not.
+        this.o.logger.debug(SUB, "TCP answer not sent", { client: from.address, error: e });
+        try {
+          conn.close();
+        } catch { /* closed already */ }
       }).finally(() => inFlight.delete(job));
       inFlight.add(job);
       if (inFlight.size >= pipeline) await Promise.race(inFlight);
