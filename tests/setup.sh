@@ -18,7 +18,7 @@ fi
 # busybox-static (for the lab initramfs) conflicts with udhcpc's busybox, so the lab fetches
 # it with apt-get download instead; atftpd conflicts with tftpd-hpa.
 packages=(qemu-system-x86 ipxe ovmf udhcpc isc-dhcp-client tftp-hpa atftp curl tshark tcpdump
-  dnsmasq tftpd-hpa nftables iproute2 iputils-ping cpio xz-utils wrk nginx procps kea-admin
+  dnsmasq bind9-dnsutils tftpd-hpa nftables iproute2 iputils-ping cpio xz-utils wrk nginx procps kea-admin
   debian-installer-12-netboot-amd64)
 missing=()
 for p in "${packages[@]}"; do
