@@ -97,7 +97,6 @@ import {
   type DnsForward,
   type DnsPolicyOptions,
 } from "../boot/dns_responder.ts";
-import { startDnsServer } from "../protocols/dns/server.ts";
 import { frame } from "../protocols/dns/tcp.ts";
 import { dnsLink, SUBNET as DNS_SUBNET } from "../boot/_dns_test_utils.ts";
 import { decodeDns, type DnsMessage, DnsType, encodeDns } from "../protocols/dns/message.ts";
@@ -109,7 +108,13 @@ import {
   responseTo,
   udpLimit,
 } from "../protocols/dns/wire.ts";
-import { askTcp, askUdp, dnsQueries, loopbackUdp, queryFor } from "../protocols/dns/_test_utils.ts";
+import {
+  askTcp,
+  askUdp,
+  dnsQueries,
+  queryFor,
+  startLoopbackDns,
+} from "../protocols/dns/_test_utils.ts";
 import type { Netns } from "./netns.ts";
 
 /** What one part did, for the report. */
@@ -847,20 +852,11 @@ export async function fuzzDnsServer(o: { packets: number; seed: number }): Promi
     logger,
     onEvent: (e) => bump(counts, e.result),
   });
-  const start = () =>
-    startDnsServer({
-      interface: "lo",
-      address: "127.0.0.1",
-      port: 0,
-      handler,
-      logger,
-      openUdp: loopbackUdp,
-      onDrop: (e) => bump(counts, `dropped ${e.reason}`),
-    });
-  // The UDP port is free; its TCP twin may be another process's.
-  let server = await start().catch(() => null);
-  for (let i = 0; !server && i < 20; i++) server = await start().catch(() => null);
-  server ??= await start();
+  const server = await startLoopbackDns({
+    handler,
+    logger,
+    onDrop: (e) => bump(counts, `dropped ${e.reason}`),
+  });
   const seeds = dnsSeeds();
   const rnd = prng(o.seed);
   const started = performance.now();

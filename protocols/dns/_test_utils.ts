@@ -5,7 +5,12 @@
  * @module
  */
 import { DnsClass, type DnsMessage } from "./message.ts";
-import type { DnsUdpSocket } from "./server.ts";
+import {
+  type DnsServer,
+  type DnsServerOptions,
+  type DnsUdpSocket,
+  startDnsServer,
+} from "./server.ts";
 import { frame, FrameReader } from "./tcp.ts";
 import { optRecord } from "./wire.ts";
 
@@ -72,6 +77,22 @@ export function loopbackUdp(address: string, port: number): DnsUdpSocket {
       return Promise.resolve();
     },
   };
+}
+
+/**
+ * A DNS server on 127.0.0.1 and a free port: the UDP port is free when it is opened, its TCP
+ * twin may be another process's, so it tries again with another port.
+ */
+export async function startLoopbackDns(
+  o: Omit<DnsServerOptions, "interface" | "address" | "port" | "openUdp">,
+): Promise<DnsServer> {
+  const start = () =>
+    startDnsServer({ ...o, interface: "lo", address: "127.0.0.1", port: 0, openUdp: loopbackUdp });
+  for (let i = 0; i < 20; i++) {
+    const server = await start().catch(() => null);
+    if (server) return server;
+  }
+  return await start();
 }
 
 /** Sends one datagram from a fresh loopback socket; the first answer, or null after `ms`. */

@@ -16,7 +16,7 @@ import { silentLogger } from "../../log.ts";
 import { isIpv4 } from "../../net/ipv4.ts";
 import { decodeDnsHead, type DnsQuestion } from "./message.ts";
 import { nameKey } from "./name.ts";
-import { frame, FrameReader } from "./tcp.ts";
+import { closeQuietly, frame, FrameReader } from "./tcp.ts";
 import { randomId, relayed, withId } from "./wire.ts";
 
 /** One upstream resolver. */
@@ -91,6 +91,26 @@ function within<T>(p: Promise<T>, ms: number, late: (v: T) => void): Promise<T |
       }, ms)
     ),
   ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Runs one exchange on `conn`: closed after `ms` (that ends a pending read, which has no
+ * timeout of its own) and in any case afterwards; null when it fails or times out.
+ */
+async function exchange<T>(
+  conn: { close(): void },
+  ms: number,
+  use: () => Promise<T | null>,
+): Promise<T | null> {
+  const timer = setTimeout(() => closeQuietly(conn), ms);
+  try {
+    return await use();
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+    closeQuietly(conn);
+  }
 }
 
 /** Forwards queries to upstream resolvers; see the module doc. */
@@ -188,9 +208,7 @@ export class DnsForwarder {
       this.#log.warn(SUB, "no socket for an upstream query", { error: e });
       return null;
     }
-    // receive() has no timeout of its own: closing the socket ends it.
-    const timer = setTimeout(() => conn.close(), this.#timeout);
-    try {
+    return await exchange(conn, this.#timeout, async () => {
       await conn.send(query, { transport: "udp", hostname: up.address, port: up.port });
       for (;;) {
         const [data, from] = await conn.receive();
@@ -199,14 +217,7 @@ export class DnsForwarder {
           return data;
         }
       }
-    } catch {
-      return null;
-    } finally {
-      clearTimeout(timer);
-      try {
-        conn.close();
-      } catch { /* closed by the timer */ }
-    }
+    });
   }
 
   /** One TCP exchange on a new connection; null on timeout or error. */
@@ -218,23 +229,14 @@ export class DnsForwarder {
       (late) => late?.close(),
     );
     if (!conn) return null;
-    const timer = setTimeout(() => conn.close(), Math.max(0, deadline - Date.now()));
-    try {
+    return await exchange(conn, Math.max(0, deadline - Date.now()), async () => {
       const framed = frame(query);
       for (let sent = 0; sent < framed.length;) sent += await conn.write(framed.subarray(sent));
       const reader = new FrameReader(conn);
       for (;;) {
         const m = await reader.next();
-        if (m === null) return null;
-        if (answers(m, id, q)) return m;
+        if (m === null || answers(m, id, q)) return m;
       }
-    } catch {
-      return null;
-    } finally {
-      clearTimeout(timer);
-      try {
-        conn.close();
-      } catch { /* closed by the timer */ }
-    }
+    });
   }
 }

@@ -17,7 +17,7 @@ import { MalformedPacketError } from "../../net/bytes.ts";
 import { BindError } from "../../net/errors.ts";
 import { InterfaceUdpSocket, type Peer } from "../../net/udp_socket.ts";
 import { decodeDns, type DnsMessage, encodeDns, Rcode } from "./message.ts";
-import { frame, FrameReader, MAX_FRAME } from "./tcp.ts";
+import { closeQuietly, frame, FrameReader, MAX_FRAME } from "./tcp.ts";
 import { ednsOf, fitAnswer, formatError, responseTo, udpLimit } from "./wire.ts";
 
 /** One query as the handler sees it. */
@@ -218,9 +218,7 @@ class TcpSide {
         if (left > 0) this.#perClient.set(client, left);
         else this.#perClient.delete(client);
         this.#running.delete(done);
-        try {
-          conn.close();
-        } catch { /* closed already */ }
+        closeQuietly(conn);
       });
       this.#running.add(done);
     }
@@ -256,9 +254,7 @@ class TcpSide {
       }).catch((e) => {
         // The client went away mid-answer: that connection is done, the server is not.
         this.o.logger.debug(SUB, "TCP answer not sent", { client: from.address, error: e });
-        try {
-          conn.close();
-        } catch { /* closed already */ }
+        closeQuietly(conn);
       }).finally(() => inFlight.delete(job));
       inFlight.add(job);
       if (inFlight.size >= pipeline) await Promise.race(inFlight);
@@ -269,11 +265,7 @@ class TcpSide {
   async close(): Promise<void> {
     this.#closed = true;
     this.listener.close();
-    for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch { /* closed already */ }
-    }
+    for (const c of this.#conns) closeQuietly(c);
     await Promise.allSettled(this.#running);
   }
 }

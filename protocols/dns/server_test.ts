@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { silentLogger } from "../../log.ts";
 import { decodeDns, DnsType, encodeDns, Rcode } from "./message.ts";
-import { type DnsDropEvent, type DnsHandler, type DnsRequest, startDnsServer } from "./server.ts";
+import type { DnsDropEvent, DnsHandler, DnsRequest } from "./server.ts";
 import { frame } from "./tcp.ts";
 import { responseTo } from "./wire.ts";
-import { askTcp, askUdp, loopbackUdp, queryFor } from "./_test_utils.ts";
+import { askTcp, askUdp, queryFor, startLoopbackDns } from "./_test_utils.ts";
 
 /** Answers `<n>.many` with n A records, `slow.<x>` after 300 ms, `boom` by throwing. */
 const handler: DnsHandler = async (req: DnsRequest) => {
@@ -46,21 +46,12 @@ async function withServer(
     ...silentLogger,
     error: (_s: string, m: string) => void logs.push(m),
   };
-  const start = () =>
-    startDnsServer({
-      interface: "lo",
-      address: "127.0.0.1",
-      port: 0,
-      handler,
-      logger,
-      onDrop: (e) => drops.push(e),
-      openUdp: loopbackUdp,
-      ...extra,
-    });
-  // The UDP port is free; its TCP twin may be another test's.
-  let server = await start().catch(() => null);
-  for (let i = 0; !server && i < 20; i++) server = await start().catch(() => null);
-  if (!server) server = await start();
+  const server = await startLoopbackDns({
+    handler,
+    logger,
+    onDrop: (e) => drops.push(e),
+    ...extra,
+  });
   try {
     await fn(server.port, drops, logs);
   } finally {

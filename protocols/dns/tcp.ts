@@ -19,6 +19,13 @@ export function frame(message: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Closes a connection or socket that a timer or the peer may have closed already. */
+export function closeQuietly(c: { close(): void }): void {
+  try {
+    c.close();
+  } catch { /* closed already */ }
+}
+
 /** What frames are read from: a `Deno.Conn` fits. */
 export interface FrameSource {
   read(p: Uint8Array): Promise<number | null>;
