@@ -3,7 +3,7 @@
  * "implied config" (every key, its effective value and a one-line comment).
  *
  * The original's minimal config (`ref`, `interface`) still works, and its keys `Gateway`,
- * `DNSServer`, `Domain` and `DBname` are accepted as aliases.
+ * `DNSServer`, `Domain`, `UpstreamDNS` and `DBname` are accepted as aliases.
  *
  * @module
  */
@@ -15,6 +15,7 @@ import {
   readApi,
   readBoot,
   readDhcp,
+  readDns,
   readHttp,
   readIpfs,
   readMachines,
@@ -56,6 +57,15 @@ export interface Config {
     /** New bindings per second for machines no `[[machine]]` names (a burst of 5 s' worth). */
     new_client_rate: number;
   };
+  /** The DNS server: the domain's names, the rest forwarded to `upstream`. */
+  dns: {
+    enabled: boolean;
+    /** `address` or `address:port`, asked in order. */
+    upstream: string[];
+    /** Seconds every answer may be cached. */
+    ttl: number;
+    port: number;
+  };
   tftp: { port: number; max_blksize: number; windowsize: number; max_per_client: number };
   http: { port: number; address: string; public_url: string };
   /** `cache_max`: bytes the IPFS cache may hold (0: no limit). */
@@ -69,6 +79,11 @@ export interface Config {
    * "$ASTRALBOOT_HTTP_PORT"), for `astralboot config`.
    */
   sources: Record<string, string>;
+  /**
+   * Where the defaults that depend on the host came from, by key (`"dhcp.router"` → "this
+   * server's address on eth1"): the printed config says it beside the value.
+   */
+  origins: Record<string, string>;
 }
 
 /** What the host tells about an interface; injected so tests need no real interface. */
@@ -96,6 +111,7 @@ const ALIASES: Record<string, string> = {
   Gateway: "dhcp.router",
   DNSServer: "dhcp.dns",
   Domain: "dhcp.domain",
+  UpstreamDNS: "dns.upstream",
   DBname: "db_file",
 };
 
@@ -109,6 +125,7 @@ const KNOWN: Record<string, string[]> = {
     "db_file",
     "log_level",
     "dhcp",
+    "dns",
     "tftp",
     "http",
     "ipfs",
@@ -129,6 +146,7 @@ const KNOWN: Record<string, string[]> = {
     "known_only",
     "new_client_rate",
   ],
+  dns: ["enabled", "upstream", "ttl", "port"],
   tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
   http: ["port", "address", "public_url"],
   ipfs: ["gateways", "timeout", "cache_max"],
@@ -149,6 +167,17 @@ export interface LoadOptions {
   requireInterface?: boolean;
   /** The environment, for `ASTRALBOOT_*` overrides (app/config_env.ts); default none. */
   env?: Record<string, string>;
+  /** The host's resolver config (the default upstreams); defaults to reading /etc/resolv.conf. */
+  resolvConf?: () => string | null;
+}
+
+/** /etc/resolv.conf as text, or null when it cannot be read. */
+export function readResolvConf(): string | null {
+  try {
+    return Deno.readTextFileSync("/etc/resolv.conf");
+  } catch {
+    return null;
+  }
 }
 
 /** Parses TOML, naming the file, line and column of a syntax error. */
@@ -212,10 +241,22 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
   });
   const http = readHttp(r.table(raw, "http"), r, network.server_ip);
   const top = readTop(raw, r);
+  const origins: Record<string, string> = {};
+  const dhcp = readDhcp(r.table(raw, "dhcp"), r, network, origins);
+  const resolvConf = options.resolvConf ?? readResolvConf;
+  const dns = readDns(r.table(raw, "dns"), r, { network, dhcp, origins, resolvConf });
+  if (!dns.enabled && origins["dhcp.dns"] !== undefined) {
+    // No DNS server here: hand out the resolvers this host uses instead of a silent address.
+    dhcp.dns = dns.upstream.filter((u) => !u.includes(":") && !u.startsWith("127."));
+    origins["dhcp.dns"] = dhcp.dns.length
+      ? "default: this host's resolvers, as [dns] is off"
+      : "default: none, as [dns] is off and this host has no resolver to hand out";
+  }
   return {
     ...top,
     ...network,
-    dhcp: readDhcp(r.table(raw, "dhcp"), r, network),
+    dhcp,
+    dns,
     tftp: readTftp(r.table(raw, "tftp"), r, mtu),
     http,
     ipfs: readIpfs(r.table(raw, "ipfs"), r),
@@ -223,6 +264,7 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
     api: readApi(r.table(raw, "api"), r, top.data_dir),
     machines: readMachines(raw, r),
     sources: sourcesOf(raw, r),
+    origins,
   };
 }
 

@@ -37,7 +37,14 @@ function top(c: Config, line: Line): void {
   line("log_level", c.log_level, "debug, info, warn or error");
 }
 
-function dhcp(d: Config["dhcp"], line: Line): void {
+/** A comment, with where its value came from when a default derived it. */
+function from(c: Config, key: string, comment: string): string {
+  const origin = c.origins[key];
+  return origin ? `${comment}; ${origin}` : comment;
+}
+
+function dhcp(c: Config, line: Line): void {
+  const d = c.dhcp;
   line(
     "mode",
     d.mode,
@@ -52,15 +59,31 @@ function dhcp(d: Config["dhcp"], line: Line): void {
   line(
     "router",
     d.router ?? "",
-    "default gateway for clients (original: Gateway)",
-    d.router === undefined,
+    from(
+      c,
+      "dhcp.router",
+      `default gateway for clients (original: Gateway)${d.router ? "" : ": none"}`,
+    ),
   );
-  line("dns", d.dns, "DNS servers for clients (original: DNSServer)");
+  line(
+    "dns",
+    d.dns,
+    from(
+      c,
+      "dhcp.dns",
+      `DNS servers for clients (original: DNSServer)${d.dns.length ? "" : ": none"}`,
+    ),
+  );
   line(
     "domain",
     d.domain ?? "",
-    "domain name for clients (original: Domain)",
-    d.domain === undefined,
+    from(
+      c,
+      "dhcp.domain",
+      `domain for clients, the zone [dns] answers for (original: Domain)${
+        d.domain ? "" : ": none"
+      }`,
+    ),
   );
   line("efi_loader", d.efi_loader, "first stage for x86-64 UEFI (tftp/<name>)");
   line("arm64_loader", d.arm64_loader, "first stage for ARM64 UEFI (tftp/<name>)");
@@ -75,6 +98,22 @@ function dhcp(d: Config["dhcp"], line: Line): void {
     d.new_client_rate,
     "new leases per second for machines no [[machine]] names (bursts of 5 s' worth)",
   );
+}
+
+function dns(c: Config, line: Line): void {
+  const d = c.dns;
+  line(
+    "enabled",
+    d.enabled,
+    from(c, "dns.enabled", `answer <host>.${c.dhcp.domain ?? "<domain>"} and forward the rest`),
+  );
+  line(
+    "upstream",
+    d.upstream,
+    from(c, "dns.upstream", "resolvers asked for other names, in order (original: UpstreamDNS)"),
+  );
+  line("ttl", d.ttl, "seconds answers may be cached (short: leases come and go)");
+  line("port", d.port, "DNS port, UDP and TCP, on server_ip only");
 }
 
 function services(c: Config, line: Line, section: (name: string) => void): void {
@@ -159,7 +198,9 @@ export function formatConfig(c: Config, options: { hideVars?: boolean } = {}): s
   };
   top(c, line);
   section("dhcp");
-  dhcp(c.dhcp, line);
+  dhcp(c, line);
+  section("dns");
+  dns(c, line);
   services(c, line, section);
   machines(c, line, section, options.hideVars ?? false);
   return out.join("\n") + "\n";

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { ipv4ToNumber, Subnet } from "../net/ipv4.ts";
 import { type Mac, parseMac } from "../net/mac.ts";
+import { formatUpstream, parseUpstream } from "../protocols/dns/forwarder.ts";
 import type { MachineConfig } from "../state/machines.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
 import type { Config, InterfaceInfo } from "./config.ts";
@@ -99,20 +100,165 @@ function readRange(t: Raw, r: ConfigReader, net: Network): [string, string] {
   return [a, b];
 }
 
-/** `[dhcp]`. */
-export function readDhcp(t: Raw, r: ConfigReader, net: Network): Config["dhcp"] {
+/** Where a default of the interface's address came from, for the printed config. */
+function thisServer(net: Network): string {
+  return `default: this server's address on ${net.interface || "the interface"}`;
+}
+
+/** `[dhcp] router`: given, `""` for none, else this server (as the original did). */
+function readRouter(
+  t: Raw,
+  r: ConfigReader,
+  net: Network,
+  origins: Record<string, string>,
+): string | undefined {
+  if (t.router === "") return undefined;
+  const given = r.ip(t, "dhcp", "router");
+  if (given !== undefined) return given;
+  origins["dhcp.router"] = `${thisServer(net)}; router = "" for none`;
+  return net.server_ip;
+}
+
+/** `[dhcp] dns`: given, `[]` (or `""`) for none, else this server (as the original did). */
+function readDhcpDns(
+  t: Raw,
+  r: ConfigReader,
+  net: Network,
+  origins: Record<string, string>,
+): string[] {
+  if (t.dns === "") return [];
+  const given = r.ips(t, "dhcp", "dns");
+  if (given !== undefined) return given;
+  origins["dhcp.dns"] = `${thisServer(net)}; dns = [] for none`;
+  return [net.server_ip];
+}
+
+/** The original's domain when none is given: a name no public DNS answers for. */
+export const DEFAULT_DOMAIN = "erf";
+
+const DOMAIN =
+  /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** `[dhcp] domain`: given, `""` for none, else the original's. */
+function readDomain(t: Raw, r: ConfigReader, origins: Record<string, string>): string | undefined {
+  if (t.domain === "") return undefined;
+  const given = r.str(t, "dhcp", "domain");
+  if (given === undefined) {
+    origins["dhcp.domain"] = "default: the original's, a name no public DNS answers for";
+    return DEFAULT_DOMAIN;
+  }
+  const domain = given.replace(/\.$/, "");
+  if (!DOMAIN.test(domain)) {
+    r.fail(
+      "dhcp",
+      "domain",
+      `not a domain name (letters, digits, hyphens, dots): ${JSON.stringify(given)}`,
+    );
+  }
+  return domain;
+}
+
+/** `[dhcp]`; `origins` learns where the defaults of router, dns and domain came from. */
+export function readDhcp(
+  t: Raw,
+  r: ConfigReader,
+  net: Network,
+  origins: Record<string, string>,
+): Config["dhcp"] {
   return {
     mode: r.oneOf(t, "dhcp", "mode", ["server", "proxy", "auto", "off"] as const) ?? "server",
     range: readRange(t, r, net),
     lease: r.seconds(t, "dhcp", "lease") ?? 86400,
-    router: r.ip(t, "dhcp", "router"),
-    dns: r.ips(t, "dhcp", "dns") ?? [],
-    domain: r.str(t, "dhcp", "domain"),
+    router: readRouter(t, r, net, origins),
+    dns: readDhcpDns(t, r, net, origins),
+    domain: readDomain(t, r, origins),
     efi_loader: r.str(t, "dhcp", "efi_loader") ?? "snponly.efi",
     arm64_loader: r.str(t, "dhcp", "arm64_loader") ?? "arm64/ipxe.efi",
     router_advertisement: r.bool(t, "dhcp", "router_advertisement") ?? true,
     known_only: r.bool(t, "dhcp", "known_only") ?? false,
     new_client_rate: r.int(t, "dhcp", "new_client_rate", 1, 100_000) ?? 10,
+  };
+}
+
+/** The IPv4 name servers of a resolv.conf, as upstreams (`address`, or `address:port`). */
+export function resolvNameservers(text: string): string[] {
+  return text.split("\n").flatMap((line) => {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    const up = m ? parseUpstream(m[1]!) : null;
+    return up ? [formatUpstream(up)] : [];
+  });
+}
+
+/** `[dns] upstream`: given (a string or a list), else the host's resolvers; never this server. */
+function readUpstream(
+  t: Raw,
+  r: ConfigReader,
+  self: string,
+  origins: Record<string, string>,
+  resolvConf: () => string | null,
+): string[] {
+  const isSelf = (u: string) => formatUpstream(parseUpstream(u)!) === self;
+  if (t.upstream === undefined) {
+    const text = resolvConf();
+    const found = text === null ? [] : resolvNameservers(text);
+    const list = found.filter((u) => !isSelf(u));
+    origins["dns.upstream"] = list.length
+      ? "default: the IPv4 nameservers of /etc/resolv.conf"
+      : "default: /etc/resolv.conf names no IPv4 nameserver but this one: other names are refused";
+    return list;
+  }
+  const v = t.upstream;
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list)) r.fail("dns", "upstream", 'expected "10.0.0.53" or a list of them');
+  return list.map((u) => {
+    const up = typeof u === "string" ? parseUpstream(u) : null;
+    if (!up) {
+      r.fail(
+        "dns",
+        "upstream",
+        `expected IPv4 addresses like "10.0.0.53" or "10.0.0.53:5353", got ${JSON.stringify(u)}`,
+      );
+    }
+    const text = formatUpstream(up);
+    if (text === self) r.fail("dns", "upstream", `${text} is this server: queries would loop`);
+    return text;
+  });
+}
+
+/** `[dns]`: on in DHCP server mode; the domain is `[dhcp] domain`. */
+export function readDns(
+  t: Raw,
+  r: ConfigReader,
+  o: {
+    network: Network;
+    dhcp: Config["dhcp"];
+    origins: Record<string, string>;
+    resolvConf: () => string | null;
+  },
+): Config["dns"] {
+  const port = r.int(t, "dns", "port", 1, 65535) ?? 53;
+  let enabled = r.bool(t, "dns", "enabled");
+  if (enabled === undefined) {
+    enabled = o.dhcp.mode === "server";
+    o.origins["dns.enabled"] = enabled
+      ? "default: on, as DHCP hands out addresses (mode server)"
+      : `default: off, as DHCP mode is ${o.dhcp.mode}`;
+  }
+  if (enabled && !o.dhcp.domain) {
+    r.fail(
+      "dns",
+      "enabled",
+      'needs [dhcp] domain, the zone it answers for (domain = "" turns it off)',
+    );
+  }
+  const self = formatUpstream({ address: o.network.server_ip, port });
+  const ttl = r.seconds(t, "dns", "ttl") ?? 60;
+  if (ttl > 86400) r.fail("dns", "ttl", `at most a day (86400), got ${ttl}`);
+  return {
+    enabled,
+    upstream: readUpstream(t, r, self, o.origins, o.resolvConf),
+    ttl,
+    port,
   };
 }
 

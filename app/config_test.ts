@@ -4,6 +4,11 @@ import { ConfigError, formatConfig, loadConfig, parseByteSize, parseDuration } f
 const eth1 = (name: string) =>
   name === "eth1" ? { name, address: "10.0.0.1", netmask: "255.255.255.0" } : null;
 
+/** The printed config without the `[config.toml:N]` source notes, for tests about comments. */
+function withoutSources(text: string): string {
+  return text.replace(/ \[[^\]\n]+\]$/gm, "");
+}
+
 Deno.test("the original minimal config works and derives everything from the interface", () => {
   const c = loadConfig(
     `ref = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"\ninterface = "eth1"\n`,
@@ -19,6 +24,168 @@ Deno.test("the original minimal config works and derives everything from the int
   assert.equal(c.tftp.max_blksize, 1468);
   assert.equal(c.tftp.max_per_client, 4);
   assert.equal(c.dhcp.router_advertisement, true);
+});
+
+Deno.test("dhcp.router and dns: this server by default, empty for none, else as given", async (t) => {
+  const cases = [
+    {
+      toml: "",
+      router: "10.0.0.1",
+      dns: ["10.0.0.1"],
+      printed: [
+        /^router = "10\.0\.0\.1" +# default gateway .*; default: this server's address on eth1; router = "" for none$/m,
+        /^dns = \["10\.0\.0\.1"\] +# DNS servers .*; default: this server's address on eth1; dns = \[\] for none$/m,
+      ],
+    },
+    {
+      toml: 'router = ""\ndns = []',
+      router: undefined,
+      dns: [],
+      printed: [
+        /^router = "" +# default gateway for clients \(original: Gateway\): none$/m,
+        /^dns = \[\] +# DNS servers for clients \(original: DNSServer\): none$/m,
+      ],
+    },
+    {
+      toml: 'dns = ""',
+      router: "10.0.0.1",
+      dns: [],
+      printed: [/^dns = \[\] +# .*: none$/m],
+    },
+    {
+      toml: 'router = "10.0.0.254"\ndns = ["1.1.1.1", "10.0.0.53"]',
+      router: "10.0.0.254",
+      dns: ["1.1.1.1", "10.0.0.53"],
+      printed: [
+        /^router = "10\.0\.0\.254" +# default gateway for clients \(original: Gateway\)$/m,
+        /^dns = \["1\.1\.1\.1", "10\.0\.0\.53"\] +# DNS servers for clients \(original: DNSServer\)$/m,
+      ],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.toml || "(unset)", () => {
+      const config = loadConfig(`interface = "eth1"\n[dhcp]\n${c.toml}\n`, { lookup: eth1 });
+      assert.equal(config.dhcp.router, c.router);
+      assert.deepEqual(config.dhcp.dns, c.dns);
+      const text = withoutSources(formatConfig(config));
+      for (const re of c.printed) assert.match(text, re);
+      const again = loadConfig(text, { lookup: eth1 });
+      assert.equal(again.dhcp.router, c.router);
+      assert.deepEqual(again.dhcp.dns, c.dns);
+    });
+  }
+});
+
+const resolv = "# nameserver 1.1.1.1\nsearch lab\nnameserver 10.0.0.53\nnameserver ::1\n" +
+  "nameserver 10.0.0.1\nnameserver 9.9.9.9\n";
+
+Deno.test("[dns]: on in DHCP server mode, upstreams from resolv.conf, the original's domain", async (t) => {
+  const cases: {
+    toml: string;
+    resolv?: string | null;
+    want: Partial<ReturnType<typeof loadConfig>["dns"]>;
+    domain?: string;
+    printed: RegExp[];
+  }[] = [
+    {
+      toml: "",
+      want: { enabled: true, upstream: ["10.0.0.53", "9.9.9.9"], ttl: 60, port: 53 },
+      domain: "erf",
+      printed: [
+        /^enabled = true +# answer <host>\.erf and forward the rest; default: on, as DHCP hands out addresses \(mode server\)$/m,
+        /^upstream = \["10\.0\.0\.53", "9\.9\.9\.9"\] +# .*\(original: UpstreamDNS\); default: the IPv4 nameservers of \/etc\/resolv\.conf$/m,
+        /^domain = "erf" +# domain for clients, the zone \[dns\] answers for \(original: Domain\); default: the original's/m,
+        /^ttl = 60 +# /m,
+        /^port = 53 +# DNS port, UDP and TCP, on server_ip only$/m,
+      ],
+    },
+    {
+      toml: '[dhcp]\nmode = "proxy"',
+      want: { enabled: false },
+      printed: [/^enabled = false +# .*; default: off, as DHCP mode is proxy$/m],
+    },
+    {
+      toml: "[dns]\nenabled = false",
+      want: { enabled: false },
+      printed: [/^enabled = false +# answer <host>\.erf and forward the rest$/m],
+    },
+    {
+      toml: "",
+      resolv: null,
+      want: { upstream: [] },
+      printed: [/^upstream = \[\] +# .*: other names are refused$/m],
+    },
+    {
+      toml: "",
+      resolv: "nameserver 10.0.0.1\n",
+      want: { upstream: [] },
+      printed: [/^upstream = \[\] +# /m],
+    },
+    {
+      toml: 'UpstreamDNS = "192.168.1.5"',
+      want: { upstream: ["192.168.1.5"] },
+      printed: [
+        /^upstream = \["192\.168\.1\.5"\] +# resolvers asked for other names, in order \(original: UpstreamDNS\)$/m,
+      ],
+    },
+    {
+      toml: '[dns]\nupstream = ["10.0.0.53:5353", "10.0.0.54:53"]\nttl = "5m"\nport = 5353',
+      want: { upstream: ["10.0.0.53:5353", "10.0.0.54"], ttl: 300, port: 5353 },
+      printed: [/^upstream = \["10\.0\.0\.53:5353", "10\.0\.0\.54"\]/m],
+    },
+    {
+      // Port 5353 here: this server's port 53 is not itself.
+      toml: '[dns]\nupstream = "10.0.0.1"\nport = 5353',
+      want: { upstream: ["10.0.0.1"] },
+      printed: [],
+    },
+    {
+      toml: '[dhcp]\ndomain = "Lab.Example."',
+      want: {},
+      domain: "Lab.Example",
+      printed: [/^enabled = true +# answer <host>\.Lab\.Example and/m],
+    },
+    {
+      toml: '[dhcp]\ndomain = ""\n[dns]\nenabled = false',
+      want: { enabled: false },
+      printed: [/^domain = "" +# domain for clients.*: none$/m],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.toml.replaceAll("\n", " ") || "(defaults)", () => {
+      const config = loadConfig(`interface = "eth1"\n${c.toml}\n`, {
+        lookup: eth1,
+        resolvConf: () => c.resolv === undefined ? resolv : c.resolv,
+      });
+      for (const [k, v] of Object.entries(c.want)) {
+        assert.deepEqual(config.dns[k as keyof typeof config.dns], v, k);
+      }
+      if (c.domain !== undefined) assert.equal(config.dhcp.domain, c.domain);
+      const text = withoutSources(formatConfig(config));
+      for (const re of c.printed) assert.match(text, re);
+      const again = loadConfig(text, { lookup: eth1, resolvConf: () => null });
+      assert.deepEqual(again.dns, config.dns);
+      assert.equal(again.dhcp.domain, config.dhcp.domain);
+    });
+  }
+});
+
+Deno.test("with [dns] off, DHCP hands out this host's resolvers, never a loopback one", async (t) => {
+  const cases: [string, string | null, string[], RegExp][] = [
+    ["nameserver 10.9.9.9\nnameserver 127.0.0.53\n", "", ["10.9.9.9"], /this host's resolvers/],
+    ["nameserver 127.0.0.53\n", "", [], /default: none, as \[dns\] is off/],
+    ["nameserver 10.9.9.9\n", 'dns = ["10.0.0.2"]', ["10.0.0.2"], /^(?!.*default)/],
+  ];
+  for (const [resolv, dhcp, want, origin] of cases) {
+    await t.step(`${JSON.stringify(resolv)} ${dhcp}`, () => {
+      const c = loadConfig(`interface = "eth1"\n[dhcp]\n${dhcp}\n[dns]\nenabled = false\n`, {
+        lookup: eth1,
+        resolvConf: () => resolv,
+      });
+      assert.deepEqual(c.dhcp.dns, want);
+      assert.match(c.origins["dhcp.dns"] ?? "", origin);
+    });
+  }
 });
 
 Deno.test("dhcp.router_advertisement: a boolean, default true", async (t) => {
@@ -53,7 +220,7 @@ Deno.test("ipfs.cache_max: bytes or a size with a unit, default 10GiB, 0 for no 
     await t.step(c.toml || "(unset)", () => {
       const config = loadConfig(`interface = "eth1"\n[ipfs]\n${c.toml}\n`, { lookup: eth1 });
       assert.equal(config.ipfs.cache_max, c.want);
-      const text = formatConfig(config);
+      const text = withoutSources(formatConfig(config));
       assert.match(text, new RegExp(`^cache_max = ${c.printed} +# \\S`, "m"));
       assert.equal(loadConfig(text, { lookup: eth1 }).ipfs.cache_max, c.want);
     });
@@ -221,6 +388,34 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
     [`interface = "eth1"\n[ipfs]\ncache_max = 1.5\n`, /:3: ipfs\.cache_max: .* got number 1\.5$/],
     [`interface = "eth1"\n[ipfs]\ncache_max = "10G"\n`, /:3: ipfs\.cache_max: .*"10G"$/],
     [`interface = "eth1"\n[ipfs]\ncache_max = true\n`, /:3: ipfs\.cache_max: .* got boolean true$/],
+    [
+      `interface = "eth1"\n[dns]\nupstream = "dns.example"\n`,
+      /:3: dns\.upstream: expected IPv4 addresses like "10\.0\.0\.53" or "10\.0\.0\.53:5353", got "dns\.example"$/,
+    ],
+    [
+      `interface = "eth1"\n[dns]\nupstream = ["10.0.0.9", "10.0.0.1:53"]\n`,
+      /:3: dns\.upstream: 10\.0\.0\.1 is this server: queries would loop$/,
+    ],
+    [
+      `interface = "eth1"\n[dns]\nupstream = 53\n`,
+      /dns\.upstream: expected "10\.0\.0\.53" or a list/,
+    ],
+    [
+      `interface = "eth1"\n[dns]\nttl = "2d"\n`,
+      /:3: dns\.ttl: at most a day \(86400\), got 172800$/,
+    ],
+    [`interface = "eth1"\n[dns]\nport = 0\n`, /:3: dns\.port: must be between 1 and 65535, got 0$/],
+    [
+      `interface = "eth1"\n[dns]\nzone = "x"\n`,
+      /:3: dns\.zone: unknown key; allowed: enabled, upstream, ttl, port$/,
+    ],
+    [`interface = "eth1"\n[dhcp]\ndomain = "bad_name"\n`, /:3: dhcp\.domain: not a domain name/],
+    [`interface = "eth1"\n[dhcp]\ndomain = "a..b"\n`, /:3: dhcp\.domain: not a domain name/],
+    [
+      `interface = "eth1"\n[dhcp]\ndomain = ""\n`,
+      /dns\.enabled: needs \[dhcp\] domain, the zone it answers for/,
+    ],
+    [`interface = "eth1"\nUpstreamDNS = "10.0.0.2"\n[dns]\nupstream = "10.0.0.3"\n`, /given twice/],
   ];
   for (const [source, expected] of cases) {
     await t.step(expected.source, () => {
@@ -236,9 +431,7 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
 Deno.test("formatConfig prints every key with a comment and parses back to the same config", () => {
   const c = loadConfig(
     `interface = "eth1"\n[boot]\ndefault = "tiny"\n[[machine]]\nmac = "52:54:00:00:00:01"\nvars = { a = 1 }\n`,
-    {
-      lookup: eth1,
-    },
+    { lookup: eth1, resolvConf: () => resolv },
   );
   const text = formatConfig(c);
   for (
@@ -253,18 +446,21 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
       "cache_max",
       "menu_timeout",
       "router_advertisement",
+      "upstream",
+      "ttl",
       "mac",
     ]
   ) {
     assert.match(text, new RegExp(`^(# )?${key} = .+ # \\S`, "m"), key);
   }
   const again = loadConfig(text, { lookup: eth1 });
-  // The same values; only where they were set differs (every key is in the file now).
+  // The same values; where they were set and where defaults came from differ (all in the file now).
   assert.deepEqual(
     {
       ...again,
       machines: again.machines.map((m) => ({ ...m, vars: { a: Number(m.vars.a) } })),
       sources: c.sources,
+      origins: c.origins,
     },
     c,
   );

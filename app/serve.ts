@@ -33,6 +33,7 @@ import { historyWriter } from "../observe/history.ts";
 import type { DatabaseSync } from "node:sqlite";
 import type { DhcpEvent } from "../boot/dhcp_responder.ts";
 import { createLeaseStore, type DhcpServiceOptions, startDhcpService } from "./dhcp.ts";
+import { type DnsServiceOptions, startDnsService } from "./dns.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
@@ -207,6 +208,30 @@ function dhcpOptions(
   };
 }
 
+/** What the DNS service of this config gets. */
+function dnsOptions(
+  config: Config,
+  leases: LeaseStore | undefined,
+  logger: Logger,
+  watch: BootWatch,
+): DnsServiceOptions {
+  return {
+    interface: config.interface,
+    serverIp: config.server_ip,
+    netmask: config.netmask,
+    port: config.dns.port,
+    // loadConfig refuses DNS without a domain.
+    domain: config.dhcp.domain!,
+    ttl: config.dns.ttl,
+    upstream: config.dns.upstream,
+    machines: config.machines,
+    leases,
+    logger,
+    onEvent: (e) => watch.dns(e),
+    onDrop: (e) => watch.dnsDropped(e),
+  };
+}
+
 /** How long a stranger nobody configured is remembered after its last contact. */
 const FORGET_STRANGERS_MS = 30 * 86_400_000;
 /** The most strangers remembered at once. */
@@ -284,7 +309,11 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     // Closed before the HTTP server: open event streams would hold its shutdown.
     running.push({ close: () => Promise.resolve(watch.close()) });
 
-    // DHCP last: a client that gets an offer must find TFTP and HTTP already listening.
+    if (config.dns.enabled) {
+      running.push(await startDnsService(dnsOptions(config, leases, logger, watch)));
+    }
+
+    // DHCP last: a client that gets an offer must find TFTP, HTTP and DNS already listening.
     const dhcp = await startDhcpService(dhcpOptions(config, db, leases, logger, (e) => {
       watch.dhcp(e);
       // Machines seen on the wire join the registry before their first HTTP request.

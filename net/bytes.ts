@@ -135,6 +135,13 @@ export class ByteWriter {
     return this;
   }
 
+  /** Overwrites two bytes already written at `offset` (a length known only afterwards). */
+  setU16(offset: number, v: number): this {
+    if (offset < 0 || offset + 2 > this.#len) throw new RangeError(`no u16 written at ${offset}`);
+    this.#view.setUint16(offset, v);
+    return this;
+  }
+
   /** Writes `n` zero bytes. */
   zeros(n: number): this {
     this.#grow(n);

@@ -48,6 +48,11 @@ function sockaddrIn(address: string, port: number): Uint8Array<ArrayBuffer> {
   return sa;
 }
 
+/** Who else would hold a port, for the hint of a bind error. */
+function serviceOf(port: number): string {
+  return port === 53 ? "DNS server" : "DHCP server";
+}
+
 /** The source of a received datagram. */
 export interface Peer {
   address: string;
@@ -70,9 +75,12 @@ export interface Datagram {
 export interface InterfaceSocketOptions {
   /** Interface name, e.g. "eth1". Must exist and have an IPv4 address. */
   interface: string;
-  /** UDP port to bind (67 for a DHCP server, 4011 for PXE, 68 to watch servers); 0: ephemeral. */
+  /** UDP port to bind (67 for a DHCP server, 4011 for PXE, 68 to watch servers, 53 for DNS); 0: ephemeral. */
   port: number;
-  /** Local address to bind; default 0.0.0.0 (broadcasts too). */
+  /**
+   * Address to bind; default 0.0.0.0 (DHCP must hear broadcasts). A server that is asked only
+   * at its own address (DNS, TFTP) binds that one, so it never answers from another.
+   */
   address?: string;
   /** The interface as {@linkcode interfaceInfo} found it, to skip the lookup per socket. */
   info?: InterfaceInfo;
@@ -80,7 +88,7 @@ export interface InterfaceSocketOptions {
   receiveSize?: number;
   /** SO_REUSEADDR for a fixed port, default true; without it a second server on the port fails to bind. */
   reuseAddress?: boolean;
-  /** Names the likely culprit when the port is taken; default "another DHCP server". */
+  /** Names the likely culprit when the port is taken; default by port (a DNS or DHCP server). */
   service?: string;
   logger?: Logger;
 }
@@ -132,7 +140,7 @@ export class InterfaceUdpSocket {
   static open(options: InterfaceSocketOptions): InterfaceUdpSocket {
     const info = options.info ?? interfaceInfo(options.interface);
     const address = options.address ?? "0.0.0.0";
-    const hint = ` (${options.service ?? "another DHCP server"} running?)`;
+    const hint = ` (${options.service ?? `another ${serviceOf(options.port)}`} running?)`;
     const c = libc();
     const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw new Error(`socket(): ${strerror(errno())}`);

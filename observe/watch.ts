@@ -1,5 +1,5 @@
 /**
- * A boot you can watch: the typed events of DHCP, TFTP, HTTP and IPFS become Prometheus
+ * A boot you can watch: the typed events of DHCP, DNS, TFTP, HTTP and IPFS become Prometheus
  * metrics (`metrics.ts`) and boot events (`events.ts`, the live feed). Each part of the
  * program reports through a hook it was given (`onEvent`, `onTransfer`); `app/serve.ts`
  * connects the hooks to a {@linkcode BootWatch}. Nothing here reads log text.
@@ -14,6 +14,8 @@ import type { Level, Logger } from "../log.ts";
 import type { Mac } from "../net/mac.ts";
 import { type ProcessMetrics, registerProcessMetrics } from "./process_metrics.ts";
 import type { DhcpEvent, DhcpRefusal, DhcpReplyKind } from "../boot/dhcp_responder.ts";
+import { DNS_RESULTS, type DnsQueryEvent } from "../boot/dns_responder.ts";
+import type { DnsDropEvent } from "../protocols/dns/server.ts";
 import type { IpfsEvent } from "../ipfs/events.ts";
 import type { TftpTransferEvent } from "../protocols/tftp/server.ts";
 import { type BootEventInput, type BootStage, EventLog, RecentMap } from "./events.ts";
@@ -56,6 +58,9 @@ const DHCP_REFUSALS: readonly DhcpRefusal[] = [
   "known-only",
   "not-offered",
 ];
+
+/** What the DNS server loop drops before the policy sees it (`DnsDropEvent` reasons). */
+const DNS_DROPS: readonly DnsDropEvent["reason"][] = ["malformed", "response"];
 
 /** Lease states, all exported on every scrape so that a query finds zeros, not gaps. */
 const LEASE_STATES = ["offered", "bound", "released", "declined", "expired", "reserved"];
@@ -147,6 +152,7 @@ export class BootWatch {
     this.#m.buildInfo.set({ version: this.version, deno: Deno.version.deno }, 1);
     this.#process = registerProcessMetrics(this.metrics);
     for (const reason of DHCP_REFUSALS) this.#m.dhcpRefused.inc({ reason }, 0);
+    for (const result of [...DNS_RESULTS, ...DNS_DROPS]) this.#m.dnsQueries.inc({ result }, 0);
     this.metrics.onCollect(() => this.#collect());
   }
 
@@ -176,6 +182,16 @@ export class BootWatch {
       ? e.reason ?? ""
       : `${e.bootfile ? `${e.bootfile} ` : ""}(${e.client}, arch ${e.arch})`;
     this.#push({ mac: e.mac, ip: e.ip, stage: REPLY_STAGES[e.reply], detail });
+  }
+
+  /** How a DNS query ended. Counted only: queries are too many for the live feed. */
+  dns(e: DnsQueryEvent): void {
+    this.#m.dnsQueries.inc({ result: e.result });
+  }
+
+  /** A DNS message the server loop dropped (or answered FORMERR) before the policy saw it. */
+  dnsDropped(e: DnsDropEvent): void {
+    this.#m.dnsQueries.inc({ result: e.reason });
   }
 
   /** How a TFTP request ended. */
@@ -356,6 +372,13 @@ function register(r: MetricsRegistry) {
     poolHeld: gauge(
       "dhcp_pool_held_addresses",
       "Addresses of the range held by a lease, an offer or a reservation, read at scrape time.",
+    ),
+    dnsQueries: counter(
+      "dns_queries_total",
+      "DNS queries by result: answer, nodata, nxdomain (local names), forwarded, servfail (no " +
+        "upstream answered), busy (too many waiting), refused, notimp, formerr, badvers; " +
+        "malformed and response (dropped by the loop).",
+      ["result"],
     ),
     tftpTransfers: counter(
       "tftp_transfers_total",

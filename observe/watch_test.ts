@@ -180,6 +180,33 @@ Deno.test("a DHCP, TFTP and HTTP boot becomes metrics and the machine's stages",
   assert.equal(h.leases_bound, null);
 });
 
+Deno.test("DNS queries are counted by result, from zero; no boot events", async (t) => {
+  const watch = new BootWatch({ version: "0" });
+  await t.step("every result is there at 0 before the first query", () => {
+    const text = watch.metrics.render();
+    for (const result of ["answer", "nxdomain", "forwarded", "refused", "malformed"]) {
+      assert.equal(sample(text, `astralboot_dns_queries_total{result="${result}"}`), 0, result);
+    }
+  });
+  await t.step("queries and drops", () => {
+    const q = { name: "web-1.erf", type: "A", client: IP, transport: "udp" as const };
+    watch.dns({ ...q, result: "answer" });
+    watch.dns({ ...q, result: "answer" });
+    watch.dns({ ...q, result: "forwarded", upstream: "10.0.0.53" });
+    watch.dns({ ...q, result: "refused", reason: "outside the served subnet" });
+    watch.dnsDropped({ reason: "malformed", from: { address: IP, port: 5353 }, transport: "tcp" });
+    const text = watch.metrics.render();
+    const want: [string, number][] = [["answer", 2], ["forwarded", 1], ["refused", 1], [
+      "malformed",
+      1,
+    ], ["servfail", 0]];
+    for (const [result, n] of want) {
+      assert.equal(sample(text, `astralboot_dns_queries_total{result="${result}"}`), n, result);
+    }
+    assert.equal(watch.events.last, 0);
+  });
+});
+
 Deno.test("DHCP events of each kind", async (t) => {
   const mac = mustParseMac("52:54:00:aa:bb:cc");
   const cases: [DhcpEvent, string | null, string | null][] = [

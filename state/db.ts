@@ -82,7 +82,10 @@ export function checkDatabase(db: DatabaseSync, file: string): void {
   const problems = rows.map((r) => r.quick_check).filter((r) => r !== "ok");
   if (problems.length > 0) {
     const n = problems.length;
-    throw damaged(file, `${n} problem${n > 1 ? "s" : ""}, the first: ${problems[0]}`);
+    // A report may span lines ("*** in database main ***", then the trees): the message is one.
+    const lines = problems[0]!.split("\n").map((l) => l.trim()).filter(Boolean);
+    const first = lines.find((l) => !/^\*\*\*.*\*\*\*$/.test(l)) ?? lines.join(" ");
+    throw damaged(file, `${n} problem${n > 1 ? "s" : ""}, the first: ${first}`);
   }
 }
 

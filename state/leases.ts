@@ -150,7 +150,8 @@ export class LeaseStore {
       expires INTEGER NOT NULL
     );
     CREATE INDEX IF NOT EXISTS dhcp_leases_mac ON dhcp_leases(mac);
-    CREATE INDEX IF NOT EXISTS dhcp_leases_ipnum ON dhcp_leases(ipnum);`);
+    CREATE INDEX IF NOT EXISTS dhcp_leases_ipnum ON dhcp_leases(ipnum);
+    CREATE INDEX IF NOT EXISTS dhcp_leases_hostname ON dhcp_leases(hostname COLLATE NOCASE);`);
     this.#cursor = this.#first;
   }
 
@@ -313,6 +314,23 @@ export class LeaseStore {
     ).all(mac, now) as unknown as Row[];
     const row = rows.find((r) => r.state === "bound") ?? rows[0];
     return row ? this.#lease(row, now) : null;
+  }
+
+  /** The bound lease (not run out) on `ip`, or null: what the DNS server names. */
+  boundAt(ip: string): Lease | null {
+    const now = this.#now();
+    const row = this.#row(ip);
+    return row && row.state === "bound" && row.expires > now ? this.#lease(row, now) : null;
+  }
+
+  /** The bound leases (not run out) of a host name, any case, the latest to end first. */
+  boundByHostname(hostname: string): Lease[] {
+    const now = this.#now();
+    const rows = this.#stmt(
+      `SELECT * FROM dhcp_leases WHERE hostname = ? COLLATE NOCASE AND state = 'bound'
+       AND expires > ? ORDER BY expires DESC, ipnum ASC`,
+    ).all(hostname, now) as unknown as Row[];
+    return rows.map((r) => this.#lease(r, now));
   }
 
   /** The MAC holding an active offer or lease on `ip`, or null. */

@@ -11,6 +11,15 @@
  *   send mutated requests, and mutated ACK/ERROR/DATA/requests to their running transfers
  *   (and to others'); afterwards every transfer ends (`active` back to 0, every socket closed,
  *   every opened file released, one event per transfer) and a clean request gets its file.
+ * - **dns-policy**: every mutated query through `decodeDns` and, as the server loop does,
+ *   through the policy of `boot/dns_responder.ts` (the zones over a real `LeaseStore` in
+ *   memory, a forwarder that answers, fails or is busy) for clients inside and outside the
+ *   subnet, over UDP and TCP; every answer must encode, fit the client's size limit and decode
+ *   with the query's ID; what does not decode gets a FORMERR or nothing. Afterwards clean
+ *   queries still get their names.
+ * - **dns-server**: `startDnsServer` with that policy on loopback (127.0.0.1, an ephemeral
+ *   port): mutated datagrams, mutated TCP frames and raw garbage streams; afterwards it still
+ *   answers over UDP and TCP, logged no error, and stops cleanly.
  * - **dhcp-netns**: raw mutated datagrams (`tests/fuzz_flood.ts`) at `startDhcpService` (the
  *   real socket loop) inside network namespaces, proxy then server mode; the server takes them
  *   all, logs no error, still answers clean PXE requests, udhcpc still gets a lease, and it
@@ -21,7 +30,8 @@
  *
  *   deno task fuzz [--packets N] [--seed S] [--netns N] [--rate R]
  *
- * `--packets` (default 1 000 000) is split evenly between the two in-process parts; `--netns`
+ * `--packets` (default 1 000 000) is split evenly between the three in-process parts (the
+ * dns-server part gets at most 50 000 on top); `--netns`
  * (default 10 000, 0 to skip; needs root) is sent at the namespace server on top, `--rate`
  * datagrams per second (default 2000). The seed defaults to the clock; it is printed.
  *
@@ -72,7 +82,39 @@ import {
   spawnDeno,
   startRunner,
 } from "./dhcp_harness.ts";
-import { DHCP_MUTATION, hex, mutate, prng, TFTP_MUTATION, unhex } from "./fuzz_mutator.ts";
+import {
+  DHCP_MUTATION,
+  DNS_MUTATION,
+  hex,
+  mutate,
+  prng,
+  TFTP_MUTATION,
+  unhex,
+} from "./fuzz_mutator.ts";
+import {
+  answerDns,
+  createDnsHandler,
+  type DnsForward,
+  type DnsPolicyOptions,
+} from "../boot/dns_responder.ts";
+import { frame } from "../protocols/dns/tcp.ts";
+import { dnsLink, SUBNET as DNS_SUBNET } from "../boot/_dns_test_utils.ts";
+import { decodeDns, type DnsMessage, DnsType, encodeDns } from "../protocols/dns/message.ts";
+import {
+  ednsOf,
+  fitAnswer,
+  formatError,
+  relayed,
+  responseTo,
+  udpLimit,
+} from "../protocols/dns/wire.ts";
+import {
+  askTcp,
+  askUdp,
+  dnsQueries,
+  queryFor,
+  startLoopbackDns,
+} from "../protocols/dns/_test_utils.ts";
 import type { Netns } from "./netns.ts";
 
 /** What one part did, for the report. */
@@ -650,6 +692,240 @@ export async function fuzzTftpServer(o: { packets: number; seed: number }): Prom
 }
 
 // ---------------------------------------------------------------------------------------------
+// DNS: decoder, policy handler, answer encoding
+
+/** The four ways the server loop calls the policy: inside and outside the subnet, UDP and TCP. */
+const DNS_CONTEXTS: { from: string; transport: "udp" | "tcp" }[] = [
+  { from: "10.76.0.123", transport: "udp" },
+  { from: "10.76.0.123", transport: "tcp" },
+  { from: "192.0.2.7", transport: "udp" },
+  { from: "192.0.2.7", transport: "tcp" },
+];
+
+/** The seeds: dig's captured queries, and a few more that reach the other paths. */
+export function dnsSeeds(): Uint8Array[] {
+  const more: DnsMessage[] = [
+    queryFor("101.0.76.10.in-addr.arpa", DnsType.PTR, { edns: true }),
+    queryFor("laptop.erf", DnsType.ANY, { edns: true }),
+    queryFor("erf", DnsType.SOA),
+    queryFor("0.76.10.in-addr.arpa", DnsType.NS),
+    queryFor("erf", DnsType.AXFR),
+    queryFor("www.example.com", DnsType.AAAA, { edns: true }),
+  ];
+  return [...dnsQueries().values(), ...more.map(encodeDns)];
+}
+
+/** The DNS policy as `app/dns.ts` builds it, over the test link, with a forwarder that varies. */
+export function fuzzDnsPolicy() {
+  const link = dnsLink();
+  const counts: Record<string, number> = {};
+  let n = 0;
+  // Mostly an upstream answer; now and then none, or too many waiting.
+  const forward: DnsForward = (bytes) => {
+    const k = n++ % 10;
+    if (k === 7) return Promise.resolve({ kind: "failed", reason: "no answer" });
+    if (k === 9) return Promise.resolve({ kind: "busy", reason: "busy" });
+    const q = decodeDns(bytes);
+    const answer = encodeDns({ ...responseTo(q, 0, null), id: 0x4321 });
+    return Promise.resolve({
+      kind: "answer",
+      bytes: relayed(answer, q.id),
+      upstream: { address: "10.99.0.53", port: 53 },
+      transport: "udp",
+    });
+  };
+  const policy: DnsPolicyOptions = { zone: link.zone, subnet: DNS_SUBNET, forward };
+  return { policy, counts };
+}
+
+/**
+ * Feeds one datagram to the policy the way the server loop does, in every context; throws
+ * what must not happen. Returns the answers' bytes (null when it did not decode).
+ */
+export async function feedDns(
+  h: ReturnType<typeof fuzzDnsPolicy>,
+  bytes: Uint8Array,
+): Promise<Uint8Array[] | null> {
+  let query: DnsMessage;
+  try {
+    query = decodeDns(bytes);
+  } catch (e) {
+    if (!(e instanceof MalformedPacketError)) throw new Error(`decodeDns threw ${e}`, { cause: e });
+    const formerr = formatError(bytes);
+    if (formerr && (formerr[0] !== bytes[0] || formerr[1] !== bytes[1])) {
+      throw new Error("FORMERR with another ID");
+    }
+    return null;
+  }
+  if (query.flags.qr) return [];
+  const out: Uint8Array[] = [];
+  for (const c of DNS_CONTEXTS) {
+    let limit = 65535;
+    if (c.transport === "udp") {
+      try {
+        limit = udpLimit(ednsOf(query));
+      } catch (e) {
+        if (!(e instanceof MalformedPacketError)) throw e;
+        // The loop answers this FORMERR itself, as for any message that does not decode.
+        continue;
+      }
+    }
+    const req = {
+      message: query,
+      bytes,
+      from: { address: c.from, port: 5353 },
+      transport: c.transport,
+    };
+    let outcome;
+    try {
+      outcome = await answerDns(req, h.policy);
+    } catch (e) {
+      throw new Error(`policy (${c.from}, ${c.transport}) threw ${e}`, { cause: e });
+    }
+    bump(h.counts, outcome.event.result);
+    if (!outcome.reply) continue;
+    let wire: Uint8Array;
+    try {
+      const full = outcome.reply instanceof Uint8Array ? outcome.reply : encodeDns(outcome.reply);
+      wire = fitAnswer(full, limit);
+    } catch (e) {
+      throw new Error(`answer (${c.from}, ${c.transport}) cannot be encoded: ${e}`, { cause: e });
+    }
+    if (wire.length > limit) throw new Error(`answer of ${wire.length} bytes over ${limit}`);
+    const back = decodeDns(wire);
+    if (!back.flags.qr || back.id !== query.id) throw new Error("answer is not a response to it");
+    out.push(wire);
+  }
+  return out;
+}
+
+/** Clean queries afterwards: the names must still resolve; problems. */
+async function cleanDnsChecks(h: ReturnType<typeof fuzzDnsPolicy>): Promise<string[]> {
+  const problems: string[] = [];
+  const want: [string, number, string][] = [
+    ["web-1.erf", DnsType.A, "10.76.0.50"],
+    ["laptop.erf", DnsType.A, "10.76.0.101"],
+    ["50.0.76.10.in-addr.arpa", DnsType.PTR, "web-1.erf"],
+  ];
+  for (const [name, type, data] of want) {
+    const [wire] = (await feedDns(h, encodeDns(queryFor(name, type)))) ?? [];
+    const d = wire ? decodeDns(wire).answers[0]?.data : undefined;
+    const got = d?.kind === "a" ? d.address : d?.kind === "name" ? d.name : undefined;
+    if (got !== data) problems.push(`${name}: ${got} instead of ${data}`);
+  }
+  return problems;
+}
+
+/** The dns-policy part; see the module comment. */
+export async function fuzzDnsPolicyRun(o: { packets: number; seed: number }): Promise<FuzzReport> {
+  const part = "dns-policy";
+  using unhandled = watchUnhandled(part, o.seed);
+  const h = fuzzDnsPolicy();
+  const seeds = dnsSeeds();
+  const rnd = prng(o.seed);
+  const counts: Record<string, number> = {};
+  const started = performance.now();
+  for (let i = 0; i < o.packets; i++) {
+    const bytes = mutate(seeds[i % seeds.length]!, rnd, DNS_MUTATION);
+    let answers;
+    try {
+      answers = await feedDns(h, bytes);
+    } catch (e) {
+      throw new FuzzFailure(part, o.seed, `packet ${i}: ${(e as Error).message}`, bytes, e);
+    }
+    if (answers === null) bump(counts, "rejected");
+    else {
+      bump(counts, "decoded");
+      bump(counts, "answers encoded", answers.length);
+    }
+  }
+  const ms = performance.now() - started;
+  const problems = await cleanDnsChecks(h);
+  if (problems.length > 0) {
+    throw new FuzzFailure(part, o.seed, `clean queries afterwards: ${problems.join("; ")}`);
+  }
+  unhandled.check();
+  return { part, packets: o.packets, ms, counts: { ...counts, ...h.counts } };
+}
+
+/** The dns-server part; see the module comment. */
+export async function fuzzDnsServer(o: { packets: number; seed: number }): Promise<FuzzReport> {
+  const part = "dns-server";
+  using unhandled = watchUnhandled(part, o.seed);
+  const h = fuzzDnsPolicy();
+  const logger = countingLogger();
+  const counts: Record<string, number> = {};
+  const handler = createDnsHandler({
+    policy: h.policy,
+    logger,
+    onEvent: (e) => bump(counts, e.result),
+  });
+  const server = await startLoopbackDns({
+    handler,
+    logger,
+    onDrop: (e) => bump(counts, `dropped ${e.reason}`),
+  });
+  const seeds = dnsSeeds();
+  const rnd = prng(o.seed);
+  const started = performance.now();
+  const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const to = { transport: "udp" as const, hostname: "127.0.0.1", port: server.port };
+  const replies = (async () => {
+    for (;;) {
+      try {
+        await udp.receive();
+        bump(counts, "udp answers");
+      } catch {
+        return;
+      }
+    }
+  })();
+  const tcpShare = Math.floor(o.packets / 10);
+  try {
+    for (let i = 0; i < o.packets - tcpShare; i++) {
+      await udp.send(mutate(seeds[i % seeds.length]!, rnd, DNS_MUTATION), to);
+      // Let the server keep up now and then: this is about content, not load.
+      if (i % 64 === 63) await new Promise((r) => setTimeout(r, 1));
+    }
+    // TCP: well-framed mutated queries on a few connections, and streams of garbage.
+    for (let c = 0; c < 10; c++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      try {
+        const frames = Array.from(
+          { length: Math.ceil(tcpShare / 10) },
+          (_, i) => frame(mutate(seeds[(c + i) % seeds.length]!, rnd, DNS_MUTATION)),
+        );
+        const garbage = c % 3 === 0
+          ? [Uint8Array.from({ length: 64 }, () => Math.floor(rnd() * 256))]
+          : [];
+        for (const f of [...frames, ...garbage]) await conn.write(f);
+        bump(counts, "tcp frames", frames.length);
+      } catch {
+        /* the server closed a broken stream */
+      } finally {
+        conn.close();
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const ms = performance.now() - started;
+    const problems: string[] = [];
+    const clean = encodeDns(queryFor("web-1.erf", DnsType.A, { id: 99 }));
+    const a = await askUdp(server.port, clean);
+    if (!a || decodeDns(a).answers[0]?.data.kind !== "a") problems.push("no clean UDP answer");
+    const [b] = await askTcp(server.port, [clean]);
+    if (!b || decodeDns(b).answers.length !== 1) problems.push("no clean TCP answer");
+    if (logger.levels.error > 0) problems.push(`logged: ${JSON.stringify(logger.kept)}`);
+    if (problems.length > 0) throw new FuzzFailure(part, o.seed, problems.join("; "));
+    unhandled.check();
+    return { part, packets: o.packets, ms, counts };
+  } finally {
+    udp.close();
+    await replies;
+    await server.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // DHCP: the real socket loop in network namespaces
 
 const NS_SERVER = "10.79.0.1";
@@ -834,12 +1110,18 @@ if (import.meta.main) {
   const started = performance.now();
   try {
     const reports: FuzzReport[] = [];
-    const dhcp = fuzzDhcpPolicy({ packets: Math.ceil(packets / 2), seed });
+    const dhcp = fuzzDhcpPolicy({ packets: packets - 2 * Math.floor(packets / 3), seed });
     console.log(formatReport(dhcp));
     reports.push(dhcp);
-    const tftp = await fuzzTftpServer({ packets: Math.floor(packets / 2), seed });
+    const tftp = await fuzzTftpServer({ packets: Math.floor(packets / 3), seed });
     console.log(formatReport(tftp));
     reports.push(tftp);
+    const dns = await fuzzDnsPolicyRun({ packets: Math.floor(packets / 3), seed });
+    console.log(formatReport(dns));
+    reports.push(dns);
+    const dnsServer = await fuzzDnsServer({ packets: Math.min(50_000, packets), seed });
+    console.log(formatReport(dnsServer));
+    reports.push(dnsServer);
     if (netns > 0) {
       for (const r of await fuzzDhcpNetns({ packets: netns, seed, rate: rateArg })) {
         console.log(formatReport(r));

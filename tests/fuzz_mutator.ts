@@ -130,6 +130,36 @@ export const TFTP_MUTATION: MutationProfile = {
   },
 };
 
+/** DNS: label lengths, pointers and their targets, counts, the types with typed data. */
+const DNS_INTERESTING = [0, 1, 2, 4, 5, 6, 12, 16, 28, 41, 63, 64, 0x80, 0xc0, 0xc0 | 0x3f, 0xff];
+
+/**
+ * DNS: everything after the ID and flags (the counts, then the names); a compression pointer
+ * planted anywhere (mostly backwards, sometimes at or after itself), or a label of 63 or 64
+ * bytes spliced in.
+ */
+export const DNS_MUTATION: MutationProfile = {
+  focus: 12,
+  interesting: DNS_INTERESTING,
+  special: (b, at, pick) => {
+    if (pick(2) === 0) {
+      const target = pick(4) === 0 ? at + pick(8) : pick(Math.max(1, at));
+      const next = new Uint8Array(Math.max(b.length, at + 2));
+      next.set(b);
+      next[at] = 0xc0 | ((target >> 8) & 0x3f);
+      next[at + 1] = target & 0xff;
+      return next;
+    }
+    const length = 63 + pick(2);
+    const label = Uint8Array.from({ length: 1 + length }, (_, i) => i === 0 ? length : 0x61);
+    const next = new Uint8Array(b.length + label.length);
+    next.set(b.subarray(0, at));
+    next.set(label, at);
+    next.set(b.subarray(at), at + label.length);
+    return next;
+  },
+};
+
 /**
  * One to six mutations of a copy of `src`: a random or an interesting byte, truncation,
  * inserted random bytes, a bit flip, or the profile's own.

@@ -1,8 +1,9 @@
 /**
  * The CI share of the fuzz runs of `tests/fuzz.ts`: 100 000 mutated packets against the
  * decoders, the DHCP policy and the TFTP server in process, 10 000 at the DHCP server's real
- * socket loop inside network namespaces, and the packets fuzzing once found. The long run
- * (10^6 packets and more) is `deno task fuzz`.
+ * socket loop inside network namespaces, 50 000 mutated DNS queries at the decoder and the DNS
+ * policy and 10 000 at the DNS server loop on loopback, and the packets fuzzing once found.
+ * The long run (10^6 packets and more) is `deno task fuzz`.
  */
 import assert from "node:assert/strict";
 import { MalformedPacketError } from "../net/bytes.ts";
@@ -15,6 +16,8 @@ import {
   fuzzDhcpHandler,
   fuzzDhcpNetns,
   fuzzDhcpPolicy,
+  fuzzDnsPolicyRun,
+  fuzzDnsServer,
   fuzzTftpServer,
 } from "./fuzz.ts";
 
@@ -39,6 +42,31 @@ Deno.test("fuzz: 100 000 mutated DHCP and TFTP packets in process, nothing break
       assert.ok(r.counts["transfer done"]! > 500, formatReport(r));
       assert.ok(r.counts["transfer failed"]! > 500, formatReport(r));
       assert.ok(r.counts["transfer refused"]! > 100, formatReport(r));
+    },
+  );
+});
+
+Deno.test("fuzz: 60 000 mutated DNS queries at the decoder, the policy and the server loop", async (t) => {
+  await t.step(
+    "dns-policy: 50 000 through decodeDns, the policy and the answer's encoding",
+    async () => {
+      const r = await fuzzDnsPolicyRun({ packets: 50_000, seed: SEED });
+      console.log(formatReport(r));
+      assert.ok(r.counts.decoded! > 5000 && r.counts.rejected! > 5000, formatReport(r));
+      for (
+        const result of ["answer", "nodata", "nxdomain", "forwarded", "refused", "servfail", "busy"]
+      ) {
+        assert.ok(r.counts[result]! > 50, `too few ${result}: ${formatReport(r)}`);
+      }
+    },
+  );
+  await t.step(
+    "dns-server: 10 000 datagrams and TCP frames at a running server on loopback",
+    async () => {
+      const r = await fuzzDnsServer({ packets: 10_000, seed: SEED });
+      console.log(formatReport(r));
+      assert.ok(r.counts["dropped malformed"]! > 1000, formatReport(r));
+      assert.ok(r.counts.answer! > 50, formatReport(r));
     },
   );
 });

@@ -237,10 +237,8 @@ export function installerServer(options: InstallerServerOptions): LabServer {
         "[dhcp]",
         'mode = "server"',
         `range = ${JSON.stringify(ctx.range)}`,
-        // Like a site network: a router and a name server, or d-i stops to ask about them.
-        // Both are this namespace, which forwards nothing and answers no DNS.
-        `router = ${JSON.stringify(ctx.serverIp)}`,
-        `dns = [${JSON.stringify(ctx.serverIp)}]`,
+        // No router or dns keys: both default to this server, as on a site network, so d-i
+        // does not stop to ask about them.
         "[http]",
         `port = ${httpPort}`,
         "[boot]",

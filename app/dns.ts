@@ -1,0 +1,90 @@
+/**
+ * The DNS service as `serve` runs it: the names of `boot/dns_names.ts` over the config and
+ * the lease table, the zones of `boot/dns_zone.ts`, the forwarder of
+ * `protocols/dns/forwarder.ts`, the policy of `boot/dns_responder.ts` and the server loop of
+ * `protocols/dns/server.ts`, put together.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import { BindError } from "../net/errors.ts";
+import { Subnet } from "../net/ipv4.ts";
+import { DnsForwarder, parseUpstream } from "../protocols/dns/forwarder.ts";
+import { type DnsDropEvent, startDnsServer } from "../protocols/dns/server.ts";
+import { HostNames, type NamedMachine, type NameLeases } from "../boot/dns_names.ts";
+import { createDnsHandler, type DnsQueryEvent } from "../boot/dns_responder.ts";
+import { DnsZone } from "../boot/dns_zone.ts";
+
+/** Everything the DNS service needs; `serve` maps config.toml onto this. */
+export interface DnsServiceOptions {
+  /** The only interface DNS is served on. */
+  interface: string;
+  /** Our address: DNS listens there and nowhere else. */
+  serverIp: string;
+  netmask: string;
+  port: number;
+  /** The zone of the machines' names. */
+  domain: string;
+  /** Seconds answers may be cached. */
+  ttl: number;
+  /** `address` or `address:port`, asked in order; none: other names are refused. */
+  upstream: readonly string[];
+  machines: readonly NamedMachine[];
+  /** The lease table, when this server hands out addresses. */
+  leases?: NameLeases;
+  logger: Logger;
+  onEvent?: (e: DnsQueryEvent) => void;
+  onDrop?: (e: DnsDropEvent) => void;
+}
+
+/** A running DNS service. */
+export interface DnsService {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts DNS on the interface's address; rejects with a `BindError` that says how to run
+ * without DNS when the port is taken.
+ */
+export async function startDnsService(o: DnsServiceOptions): Promise<DnsService> {
+  const subnet = Subnet.of(o.serverIp, o.netmask);
+  const names = new HostNames(o.serverIp, o.machines, o.leases);
+  const zone = new DnsZone({ domain: o.domain, subnet, names, ttl: o.ttl });
+  const upstreams = o.upstream.flatMap((u) => parseUpstream(u) ?? []);
+  const forwarder = upstreams.length
+    ? new DnsForwarder({ upstreams, logger: o.logger })
+    : undefined;
+  const handler = createDnsHandler({
+    policy: {
+      zone,
+      subnet,
+      forward: forwarder ? (b, q, c) => forwarder.forward(b, q, c) : undefined,
+    },
+    onEvent: o.onEvent,
+    logger: o.logger,
+  });
+  try {
+    const server = await startDnsServer({
+      interface: o.interface,
+      address: o.serverIp,
+      port: o.port,
+      handler,
+      logger: o.logger,
+      onDrop: o.onDrop,
+    });
+    o.logger.info(
+      "dns",
+      upstreams.length
+        ? `DNS for ${o.domain}, forwarding the rest for ${subnet}`
+        : `DNS for ${o.domain}; no upstream: other names are refused`,
+      { upstream: o.upstream.join(", ") },
+    );
+    return server;
+  } catch (e) {
+    if (!(e instanceof BindError)) throw e;
+    throw new BindError(e.what, `${e.reason}; [dns] enabled = false runs without DNS`, {
+      cause: e,
+    });
+  }
+}
