@@ -1,0 +1,221 @@
+/**
+ * The connection watchdog of the HTTP server: every interval it lists the listener's
+ * connections from the kernel, pairs them with the requests in flight that the server's
+ * handler reports, and shuts down those {@linkcode connectionsToCut} names (see `server.ts`).
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { HttpCutReason } from "../observe/watch.ts";
+import {
+  canonicalAddress,
+  type TcpConnection,
+  TcpConnectionTable,
+} from "../net/tcp_connections.ts";
+import { type ConnectionLimits, connectionsToCut } from "./connection_rule.ts";
+
+/** Options for {@linkcode ConnectionWatchdog}. */
+export interface WatchdogOptions extends ConnectionLimits {
+  /** The listener's port and address (the connections are those on it). */
+  port: number;
+  address: string;
+  /** How often to look; default 1000 ms. */
+  intervalMs?: number;
+  logger: Logger;
+  /** Called once for each connection shut down. */
+  onCut?: (reason: HttpCutReason) => void;
+  /** Called after each look with the number of connections open. */
+  onConnections?: (open: number) => void;
+  /** Warnings (about the caps, or a table it cannot read) come at most this often; default 30 s. */
+  warnEveryMs?: number;
+  /** The kernel's list; default the listener's connections in `/proc/net/tcp[6]`. */
+  list?: () => TcpConnection[];
+  /** Shuts sockets down by inode, returns those it did; default through `/proc/self/fd`. */
+  shutdown?: (inodes: number[]) => Set<number>;
+  /** Milliseconds now; default `performance.now()`. */
+  now?: () => number;
+}
+
+/** A connection's identity as the handler knows it: the client's address and port. */
+function remoteKey(address: string, port: number): string {
+  return `${canonicalAddress(address)} ${port}`;
+}
+
+/** Requests in flight on one remote address and port, and when the last one ended. */
+interface Flight {
+  count: number;
+  lastDone: number;
+}
+
+/** A connection the watchdog has seen. */
+interface Seen {
+  firstSeen: number;
+  /** The last look that found bytes queued for the client. */
+  lastSending: number;
+  /** Shut down already: left alone until the kernel's list drops it. */
+  cut: boolean;
+}
+
+/** Watches one listener's connections; {@linkcode begin} wraps each request. */
+export class ConnectionWatchdog {
+  readonly #o: WatchdogOptions;
+  readonly #now: () => number;
+  readonly #flights = new Map<string, Flight>();
+  readonly #seen = new Map<number, Seen>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #open = 0;
+  #pendingWarn = { max_connections: 0, max_per_client: 0, clients: new Map<string, number>() };
+  #lastWarn = -Infinity;
+  /** The kernel's table, opened at the first look (the FFI permission is checked there). */
+  #table: TcpConnectionTable | undefined;
+  /** Set without the FFI permission: that will not change while the process runs. */
+  #off = false;
+  #lastTableWarn = -Infinity;
+
+  constructor(options: WatchdogOptions) {
+    this.#o = options;
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /** Connections open at the last look. */
+  get open(): number {
+    return this.#open;
+  }
+
+  /** Starts looking every interval. */
+  start(): void {
+    this.#timer ??= setInterval(() => this.tick(), this.#o.intervalMs ?? 1000);
+  }
+
+  /** Stops looking. */
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#table?.close();
+    this.#table = undefined;
+  }
+
+  /** A request from `remote` starts; call the returned function once it has been answered. */
+  begin(remote: { hostname: string; port: number }): () => void {
+    const key = remoteKey(remote.hostname, remote.port);
+    let f = this.#flights.get(key);
+    if (!f) this.#flights.set(key, f = { count: 0, lastDone: -Infinity });
+    f.count++;
+    // Entries with nothing in flight are dropped by the next look once their connection is gone.
+    const flight = f;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      flight.count--;
+      flight.lastDone = this.#now();
+    };
+  }
+
+  /** One look: list, decide, shut down, report. Never throws. */
+  tick(): void {
+    if (this.#off) return;
+    const now = this.#now();
+    let conns: TcpConnection[];
+    try {
+      conns = this.#o.list ? this.#o.list() : this.#tableNow().list();
+    } catch (e) {
+      // Without FFI it will never work; anything else (no descriptor left to open the table
+      // with, say) may pass, and the next look tries again.
+      const never = e instanceof Deno.errors.NotCapable ||
+        e instanceof Deno.errors.PermissionDenied;
+      if (never || now - this.#lastTableWarn >= (this.#o.warnEveryMs ?? 30_000)) {
+        this.#lastTableWarn = now;
+        this.#o.logger.warn(
+          "http",
+          never ? "connection watchdog off: cannot list connections" : "cannot list connections",
+          { error: e },
+        );
+      }
+      if (never) {
+        this.#off = true;
+        this.stop();
+      }
+      return;
+    }
+    const live = new Set<number>();
+    const keys = new Set<string>();
+    const views = [];
+    const clients = new Map<number, string>();
+    for (const c of conns) {
+      live.add(c.inode);
+      const key = remoteKey(c.remote.address, c.remote.port);
+      keys.add(key);
+      let seen = this.#seen.get(c.inode);
+      if (!seen) {
+        this.#seen.set(c.inode, seen = { firstSeen: now, lastSending: -Infinity, cut: false });
+      }
+      if (seen.cut) continue;
+      // Deno calls a response done once its last bytes are handed over, and a body given
+      // whole is handed over at once: until the client has taken it, the kernel queues it.
+      const sending = c.sendQueue > 0;
+      if (sending) seen.lastSending = now;
+      const flight = this.#flights.get(key);
+      clients.set(c.inode, c.remote.address);
+      views.push({
+        id: c.inode,
+        client: c.remote.address,
+        busy: (flight?.count ?? 0) > 0 || sending,
+        idleSince: Math.max(seen.firstSeen, seen.lastSending, flight?.lastDone ?? -Infinity),
+      });
+    }
+    for (const inode of this.#seen.keys()) if (!live.has(inode)) this.#seen.delete(inode);
+    for (const [key, f] of this.#flights) {
+      if (f.count <= 0 && !keys.has(key)) this.#flights.delete(key);
+    }
+    const cuts = connectionsToCut(views, now, this.#o);
+    let done = new Set<number>();
+    if (cuts.length > 0) {
+      try {
+        const inodes = cuts.map((c) => c.id);
+        done = this.#o.shutdown ? this.#o.shutdown(inodes) : this.#tableNow().shutdown(inodes);
+      } catch (e) {
+        this.#o.logger.warn("http", "cannot shut connections down", { error: e });
+      }
+    }
+    let idle = 0;
+    for (const cut of cuts) {
+      if (!done.has(cut.id)) continue;
+      this.#seen.get(cut.id)!.cut = true;
+      this.#o.onCut?.(cut.reason);
+      if (cut.reason === "idle") {
+        idle++;
+        continue;
+      }
+      const w = this.#pendingWarn;
+      w[cut.reason]++;
+      const client = clients.get(cut.id)!;
+      w.clients.set(client, (w.clients.get(client) ?? 0) + 1);
+    }
+    this.#open = views.length - done.size;
+    this.#o.onConnections?.(this.#open);
+    if (idle > 0) this.#o.logger.debug("http", "idle connections shut down", { count: idle });
+    this.#warn(now);
+  }
+
+  #tableNow(): TcpConnectionTable {
+    return this.#table ??= new TcpConnectionTable(this.#o.port, this.#o.address);
+  }
+
+  /** One warning for the cap cuts since the last one, at most every `warnEveryMs`. */
+  #warn(now: number): void {
+    const w = this.#pendingWarn;
+    if (w.max_connections + w.max_per_client === 0) return;
+    if (now - this.#lastWarn < (this.#o.warnEveryMs ?? 30_000)) return;
+    const top = [...w.clients].sort((a, b) => b[1] - a[1]).slice(0, 3)
+      .map(([client, n]) => `${client} (${n})`);
+    this.#o.logger.warn("http", "connections over the limits shut down", {
+      max_connections: w.max_connections,
+      max_per_client: w.max_per_client,
+      limits: `${this.#o.maxConnections} in all, ${this.#o.maxPerClient} per client`,
+      clients: top.join(", "),
+    });
+    this.#lastWarn = now;
+    this.#pendingWarn = { max_connections: 0, max_per_client: 0, clients: new Map() };
+  }
+}
