@@ -51,7 +51,15 @@ export interface Config {
     router_advertisement: boolean;
   };
   tftp: { port: number; max_blksize: number; windowsize: number };
-  http: { port: number; address: string; public_url: string };
+  http: {
+    port: number;
+    address: string;
+    public_url: string;
+    /** Seconds a connection may sit with no request in flight before it is shut down. */
+    idle_timeout: number;
+    max_connections: number;
+    max_per_client: number;
+  };
   ipfs: { gateways: string[]; timeout: number };
   boot: { default?: string; menu_timeout: number };
   machines: MachineConfig[];
@@ -113,7 +121,7 @@ const KNOWN: Record<string, string[]> = {
     "router_advertisement",
   ],
   tftp: ["port", "max_blksize", "windowsize"],
-  http: ["port", "address", "public_url"],
+  http: ["port", "address", "public_url", "idle_timeout", "max_connections", "max_per_client"],
   ipfs: ["gateways", "timeout"],
   boot: ["default", "menu_timeout"],
   machine: ["mac", "hostname", "ip", "os", "class", "vars"],
