@@ -15,7 +15,9 @@
  * through `onCut`; cuts for the caps are logged as one warning at most every 30 s, idle ones at
  * debug. Sockets are shut down (`shutdown(2)`, found through /proc/self/fd), never closed under
  * Deno, which then drops them itself; nothing of this sits in the path of a response's bytes.
- * Needs `--allow-ffi`; without it the server runs unguarded and says so once.
+ * Needs `--allow-ffi`; without it the server runs unguarded and says so once. Should a flood
+ * still take every descriptor the process may have, Deno stops accepting for good; the server
+ * then listens again every second until the watchdog has freed enough.
  *
  * @module
  */
@@ -61,11 +63,10 @@ export function startHttpServer(options: HttpServerOptions): Promise<HttpServer>
   const { logger } = options;
   // Set right after Deno.serve returns, before the event loop can deliver a request.
   let watchdog: ConnectionWatchdog | undefined;
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({
+  const listen = (port: number) =>
+    Deno.serve({
       hostname: options.address,
-      port: options.port,
+      port,
       onListen: (addr) =>
         logger.info("http", "listening", { address: addr.hostname, port: addr.port }),
       onError: (err) => {
@@ -84,14 +85,43 @@ export function startHttpServer(options: HttpServerOptions): Promise<HttpServer>
       }
       return options.app.fetch(req, { remoteAddr });
     });
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = listen(options.port);
   } catch (e) {
     const what = `tcp ${options.address}:${options.port}`;
     return Promise.reject(new BindError(what, (e as Error).message, { cause: e }));
   }
+  const port = server.addr.port;
+  let closing = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  // Deno.serve stops accepting for good when the process has no descriptor left for a new
+  // connection (a flood faster than the watchdog), and its rejection would end the process.
+  // Instead: listen again once the watchdog has freed descriptors, trying every second.
+  const follow = (s: Deno.HttpServer<Deno.NetAddr>) =>
+    s.finished.catch((e) => {
+      if (closing) return;
+      logger.error("http", "server stopped accepting; listening again", { error: e });
+      const again = (attempt: number) => {
+        retry = undefined;
+        if (closing) return;
+        try {
+          server = listen(port);
+          follow(server);
+        } catch (e) {
+          if (attempt === 1) {
+            logger.warn("http", "cannot listen yet, trying every second", { error: e });
+          }
+          retry = setTimeout(() => again(attempt + 1), 1000);
+        }
+      };
+      retry = setTimeout(() => again(1), 1000);
+    });
+  follow(server);
   const intervalMs = options.watchIntervalMs ?? 1000;
   if (intervalMs > 0) {
     watchdog = new ConnectionWatchdog({
-      port: server.addr.port,
+      port,
       address: options.address,
       intervalMs,
       idleTimeoutMs: options.idleTimeoutMs ?? 15_000,
@@ -104,11 +134,13 @@ export function startHttpServer(options: HttpServerOptions): Promise<HttpServer>
     watchdog.start();
   }
   return Promise.resolve({
-    port: server.addr.port,
-    close: () => {
+    port,
+    close: async () => {
+      closing = true;
+      clearTimeout(retry);
       // Deno's shutdown drops idle and half-sent connections itself and waits for the rest.
       watchdog?.stop();
-      return server.shutdown();
+      await server.shutdown().catch(() => {/* it had stopped already */});
     },
   });
 }

@@ -10,6 +10,7 @@ import { startHttpServer } from "../http/server.ts";
 import { memoryLogger } from "../log.ts";
 import { listTcpConnections, openDescriptors, socketDescriptors } from "../net/tcp_connections.ts";
 import type { HttpCutReason } from "../observe/watch.ts";
+import { LineFollower, repoPath } from "./dhcp_harness.ts";
 
 const BIG = 32 * 1024 * 1024;
 const enc = new TextEncoder();
@@ -286,5 +287,56 @@ Deno.test("over max_per_client, that client's idle ones go", async () => {
   } finally {
     for (const c of conns) c.close();
     await server.close();
+  }
+});
+
+Deno.test("a flood that takes every descriptor: the server listens again once they are freed", async () => {
+  // 256 descriptors: Deno.serve stops accepting for good at EMFILE (and would end the process).
+  const server = new LineFollower(
+    new Deno.Command("prlimit", {
+      args: [
+        "--nofile=256:256",
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--unstable-net",
+        repoPath("tests/http_guard_runner.ts"),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn(),
+  );
+  const flood: Deno.Conn[] = [];
+  try {
+    const listening = (l: string) => l.includes('"msg":"listening"');
+    const port = JSON.parse(await server.waitFor(listening, 20_000, "listening")).port as number;
+    await sleep(500);
+    for (let i = 0; i < 400; i++) {
+      try {
+        flood.push(await connect(port));
+      } catch {
+        break; // refused: the server stopped accepting
+      }
+    }
+    await server.waitFor((l) => l.includes("server stopped accepting"), 5000, "EMFILE");
+    // Idle for 1 s, then cut by the watchdog (whose table and descriptor list stay open).
+    await server.waitFor((l) => l.includes('"msg":"idle connections shut down"'), 5000, "cuts");
+    await waitFor("listening again", 5000, () => server.lines.filter(listening).length >= 2);
+    // Until the cuts have freed enough, a new connection may stop it once more (and be reset).
+    const deadline = performance.now() + 5000;
+    let answer = await settled(request(port, "/small"));
+    while (answer instanceof Error && performance.now() < deadline) {
+      await sleep(200);
+      answer = await settled(request(port, "/small"));
+    }
+    assert.deepEqual(answer, { status: 200, bytes: 1024 });
+    assert.deepEqual(await request(port, "/small"), { status: 200, bytes: 1024 });
+    assert.ok(flood.length > 150, `${flood.length} connections before the server stopped`);
+  } finally {
+    for (const c of flood) c.close();
+    try {
+      server.child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await server.finished();
   }
 });
