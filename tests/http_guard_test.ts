@@ -11,6 +11,7 @@ import { memoryLogger } from "../log.ts";
 import { listTcpConnections, openDescriptors, socketDescriptors } from "../net/tcp_connections.ts";
 import type { HttpCutReason } from "../observe/watch.ts";
 import { LineFollower, repoPath } from "./dhcp_harness.ts";
+import { Netns } from "./netns.ts";
 
 const BIG = 32 * 1024 * 1024;
 const enc = new TextEncoder();
@@ -339,4 +340,55 @@ Deno.test("a flood that takes every descriptor: the server listens again once th
     } catch { /* gone */ }
     await server.finished();
   }
+});
+
+Deno.test({
+  name: 'dual stack ("::", in a namespace): IPv4 clients as ::ffff:… and IPv6 clients alike',
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // "::" takes every interface: only inside a namespace of its own, with nothing but lo.
+    await using ns = await Netns.create("abg");
+    await ns.exec(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0"]);
+    await ns.exec(["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=0"]);
+    const server = new LineFollower(
+      ns.spawn([Deno.execPath(), "run", "-A", repoPath("tests/http_guard_runner.ts"), "::"]),
+    );
+    try {
+      const listening = await server.waitFor((l) => l.includes('"msg":"listening"'), 20_000);
+      const port = JSON.parse(listening).port as number;
+      // A half-sent request over each family: the server ends it (bash's /dev/tcp sees EOF).
+      const half = (host: string) =>
+        ns.exec([
+          "timeout",
+          "10",
+          "bash",
+          "-c",
+          `exec 3<>/dev/tcp/${host}/${port}; printf 'GET /small HTTP/1.1\\r\\nHost: x\\r\\n' >&3; ` +
+          `s=$SECONDS; cat <&3; echo "ended after $((SECONDS - s)) s"`,
+        ], { check: false });
+      // A request in flight for 3 s over each family: never cut.
+      const slow = (url: string) =>
+        ns.exec(["curl", "-sS", "--max-time", "10", url], { check: false });
+      const [h4, h6, s4, s6] = await Promise.all([
+        half("127.0.0.1"),
+        half("::1"),
+        slow(`http://127.0.0.1:${port}/slow`),
+        slow(`http://[::1]:${port}/slow`),
+      ]);
+      for (const h of [h4, h6]) {
+        assert.equal(h.code, 0, h.stderr);
+        assert.match(h.stdout, /ended after [0-2] s/);
+      }
+      for (const s of [s4, s6]) assert.equal(s.stdout, "finally", s.stderr);
+      const cut = server.lines.filter((l) => l.includes("idle connections shut down"))
+        .reduce((n, l) => n + (JSON.parse(l).count as number), 0);
+      assert.equal(cut, 2, server.output);
+    } finally {
+      try {
+        server.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await server.finished();
+    }
+  },
 });
