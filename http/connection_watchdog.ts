@@ -63,7 +63,6 @@ export class ConnectionWatchdog {
   readonly #flights = new Map<string, Flight>();
   readonly #seen = new Map<number, Seen>();
   #timer: ReturnType<typeof setInterval> | undefined;
-  #open = 0;
   #pendingWarn = { max_connections: 0, max_per_client: 0, clients: new Map<string, number>() };
   #lastWarn = -Infinity;
   /** The kernel's table, opened at the first look (the FFI permission is checked there). */
@@ -75,11 +74,6 @@ export class ConnectionWatchdog {
   constructor(options: WatchdogOptions) {
     this.#o = options;
     this.#now = options.now ?? (() => performance.now());
-  }
-
-  /** Connections open at the last look. */
-  get open(): number {
-    return this.#open;
   }
 
   /** Starts looking every interval. */
@@ -192,8 +186,7 @@ export class ConnectionWatchdog {
       const client = clients.get(cut.id)!;
       w.clients.set(client, (w.clients.get(client) ?? 0) + 1);
     }
-    this.#open = views.length - done.size;
-    this.#o.onConnections?.(this.#open);
+    this.#o.onConnections?.(views.length - done.size);
     if (idle > 0) this.#o.logger.debug("http", "idle connections shut down", { count: idle });
     this.#warn(now);
   }

@@ -24,7 +24,7 @@ export interface TcpConnection {
   state: TcpState;
   local: { address: string; port: number };
   remote: { address: string; port: number };
-  /** Bytes sent and not yet acknowledged by the client (`tx_queue`). */
+  /** Bytes written and not yet acknowledged by the client, sent or still queued (`tx_queue`). */
   sendQueue: number;
 }
 
