@@ -36,15 +36,20 @@ export interface WatchdogOptions extends ConnectionLimits {
   now?: () => number;
 }
 
-/** A connection's identity as the handler knows it: the client's address and port. */
-function remoteKey(address: string, port: number): string {
-  return `${canonicalAddress(address)} ${port}`;
-}
-
-/** Requests in flight on one remote address and port, and when the last one ended. */
+/**
+ * Requests in flight on one remote address and port (a connection, as the handler knows it),
+ * and when the last one ended. Kept by port, a chain per port for the addresses on it: the
+ * handler finds its entry on every request without building a string key.
+ */
 interface Flight {
+  address: string;
   count: number;
+  /** A request ended since the last look: that look sets `lastDone` (no clock per request). */
+  ended: boolean;
   lastDone: number;
+  /** The number of the last look that found its connection. */
+  seenAt: number;
+  next: Flight | undefined;
 }
 
 /** A connection the watchdog has seen. */
@@ -60,7 +65,8 @@ interface Seen {
 export class ConnectionWatchdog {
   readonly #o: WatchdogOptions;
   readonly #now: () => number;
-  readonly #flights = new Map<string, Flight>();
+  readonly #flights = new Map<number, Flight>();
+  #looks = 0;
   readonly #seen = new Map<number, Seen>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #pendingWarn = { max_connections: 0, max_per_client: 0, clients: new Map<string, number>() };
@@ -91,19 +97,41 @@ export class ConnectionWatchdog {
 
   /** A request from `remote` starts; call the returned function once it has been answered. */
   begin(remote: { hostname: string; port: number }): () => void {
-    const key = remoteKey(remote.hostname, remote.port);
-    let f = this.#flights.get(key);
-    if (!f) this.#flights.set(key, f = { count: 0, lastDone: -Infinity });
+    const f = this.#flight(canonicalAddress(remote.hostname), remote.port, true)!;
     f.count++;
-    // Entries with nothing in flight are dropped by the next look once their connection is gone.
-    const flight = f;
-    let ended = false;
+    let open = true;
     return () => {
-      if (ended) return;
-      ended = true;
-      flight.count--;
-      flight.lastDone = this.#now();
+      if (!open) return;
+      open = false;
+      f.count--;
+      f.ended = true;
     };
+  }
+
+  /** The entry of a remote address and port, made when `create` (else undefined if none). */
+  #flight(address: string, port: number, create: boolean): Flight | undefined {
+    const head = this.#flights.get(port);
+    for (let f: Flight | undefined = head; f; f = f.next) if (f.address === address) return f;
+    if (!create) return undefined;
+    const f = { address, count: 0, ended: false, lastDone: -Infinity, seenAt: -1, next: head };
+    this.#flights.set(port, f);
+    return f;
+  }
+
+  /** Drops the entries with nothing in flight whose connection the last look did not find. */
+  #prune(): void {
+    for (const [port, head] of this.#flights) {
+      let keep: Flight | undefined;
+      for (let f: Flight | undefined = head, next; f; f = next) {
+        next = f.next;
+        if (f.count > 0 || f.seenAt === this.#looks) {
+          f.next = keep;
+          keep = f;
+        }
+      }
+      if (keep) this.#flights.set(port, keep);
+      else this.#flights.delete(port);
+    }
   }
 
   /** One look: list, decide, shut down, report. Never throws. */
@@ -132,24 +160,28 @@ export class ConnectionWatchdog {
       }
       return;
     }
+    const look = ++this.#looks;
+    for (const head of this.#flights.values()) {
+      for (let f: Flight | undefined = head; f; f = f.next) {
+        if (f.ended) [f.lastDone, f.ended] = [now, false];
+      }
+    }
     const live = new Set<number>();
-    const keys = new Set<string>();
     const views = [];
     const clients = new Map<number, string>();
     for (const c of conns) {
       live.add(c.inode);
-      const key = remoteKey(c.remote.address, c.remote.port);
-      keys.add(key);
       let seen = this.#seen.get(c.inode);
       if (!seen) {
         this.#seen.set(c.inode, seen = { firstSeen: now, lastSending: -Infinity, cut: false });
       }
+      const flight = this.#flight(c.remote.address, c.remote.port, false);
+      if (flight) flight.seenAt = look;
       if (seen.cut) continue;
       // Deno calls a response done once its last bytes are handed over, and a body given
       // whole is handed over at once: until the client has taken it, the kernel queues it.
       const sending = c.sendQueue > 0;
       if (sending) seen.lastSending = now;
-      const flight = this.#flights.get(key);
       clients.set(c.inode, c.remote.address);
       views.push({
         id: c.inode,
@@ -159,9 +191,7 @@ export class ConnectionWatchdog {
       });
     }
     for (const inode of this.#seen.keys()) if (!live.has(inode)) this.#seen.delete(inode);
-    for (const [key, f] of this.#flights) {
-      if (f.count <= 0 && !keys.has(key)) this.#flights.delete(key);
-    }
+    this.#prune();
     const cuts = connectionsToCut(views, now, this.#o);
     let done = new Set<number>();
     if (cuts.length > 0) {

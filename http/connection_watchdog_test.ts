@@ -59,29 +59,38 @@ function rig(limits: { idleTimeoutMs?: number; maxConnections?: number; maxPerCl
 }
 
 Deno.test("ConnectionWatchdog", async (t) => {
-  await t.step("idle is counted from first sight, and from the end of the last response", () => {
-    const { dog, state, connect } = rig({});
-    connect(1, "10.0.0.5", 4000);
-    connect(2, "10.0.0.5", 4001);
-    dog.tick();
-    state.now = 500;
-    const end = dog.begin({ hostname: "10.0.0.5", port: 4001 });
-    state.now = 900;
-    end();
-    end(); // twice is once
-    state.now = 1500;
-    dog.tick();
-    assert.deepEqual(state.shut, [1]);
-    state.now = 1950;
-    dog.tick();
-    assert.deepEqual(state.shut, [1, 2]);
-    assert.deepEqual(state.cuts, ["idle", "idle"]);
-    assert.deepEqual(state.open, [2, 1, 0]);
-    assert.deepEqual(state.logs.map((l) => `${l.level} ${l.message}`), [
-      "debug idle connections shut down",
-      "debug idle connections shut down",
-    ]);
-  });
+  await t.step(
+    "idle counts from first sight, or from the first look after a response ended",
+    () => {
+      const { dog, state, connect } = rig({});
+      connect(1, "10.0.0.5", 4000);
+      connect(2, "10.0.0.5", 4001);
+      dog.tick();
+      state.now = 500;
+      const end = dog.begin({ hostname: "10.0.0.5", port: 4001 });
+      state.now = 900;
+      end();
+      end(); // twice is once
+      state.now = 1000;
+      dog.tick();
+      assert.deepEqual(state.shut, []);
+      state.now = 1001;
+      dog.tick();
+      assert.deepEqual(state.shut, [1]);
+      state.now = 2000;
+      dog.tick();
+      assert.deepEqual(state.shut, [1]);
+      state.now = 2001;
+      dog.tick();
+      assert.deepEqual(state.shut, [1, 2]);
+      assert.deepEqual(state.cuts, ["idle", "idle"]);
+      assert.deepEqual(state.open, [2, 2, 1, 1, 0]);
+      assert.deepEqual(state.logs.map((l) => `${l.level} ${l.message}`), [
+        "debug idle connections shut down",
+        "debug idle connections shut down",
+      ]);
+    },
+  );
 
   await t.step("a request in flight keeps its connection; the address matches mapped IPv4", () => {
     const { dog, state, connect } = rig({});
@@ -92,7 +101,23 @@ Deno.test("ConnectionWatchdog", async (t) => {
     dog.tick();
     assert.deepEqual(state.shut, []);
     end();
-    state.now = 61_001;
+    state.now = 61_000;
+    dog.tick();
+    state.now = 62_000;
+    dog.tick();
+    assert.deepEqual(state.shut, []);
+    state.now = 62_001;
+    dog.tick();
+    assert.deepEqual(state.shut, [1]);
+  });
+
+  await t.step("two clients on the same port are two connections", () => {
+    const { dog, state, connect } = rig({});
+    connect(1, "10.0.0.5", 4000);
+    connect(2, "10.0.0.6", 4000);
+    dog.tick();
+    dog.begin({ hostname: "10.0.0.6", port: 4000 });
+    state.now = 5000;
     dog.tick();
     assert.deepEqual(state.shut, [1]);
   });

@@ -8,12 +8,12 @@
  * flight from the handler's start until Deno says its response was handed over, and the
  * connection stays busy while the kernel still queues bytes the client has not taken (Deno
  * hands a body given whole over at once). A connection not busy for longer than `idleTimeoutMs`
- * since it was first seen or last busy is shut down, which covers an unfinished request head,
- * a connection that never sends anything, and an idle keep-alive alike; beyond `maxPerClient`
- * from one address, or `maxConnections` in all, idle ones are shut down longest idle first
- * (`connection_rule.ts`). A busy connection, however slow, is never cut. Each cut is reported
- * through `onCut`; cuts for the caps are logged as one warning at most every 30 s, idle ones at
- * debug. Sockets are shut down (`shutdown(2)`, found through /proc/self/fd), never closed under
+ * since it was first seen or last busy (to within a look) is shut down, which covers an
+ * unfinished request head, a connection that never sends anything, and an idle keep-alive
+ * alike; beyond `maxPerClient` from one address, or `maxConnections` in all, idle ones are shut
+ * down longest idle first (`connection_rule.ts`). A busy connection, however slow, is never
+ * cut. Each cut is reported through `onCut`; cuts for the caps are logged as one warning at
+ * most every 30 s, idle ones at debug. Sockets are shut down (`shutdown(2)`, found through /proc/self/fd), never closed under
  * Deno, which then drops them itself; nothing of this sits in the path of a response's bytes.
  * Needs `--allow-ffi`; without it the server runs unguarded and says so once. Should a flood
  * still take every descriptor the process may have, Deno stops accepting for good; the server
