@@ -226,38 +226,36 @@ async function main(quick: boolean): Promise<void> {
     `tracking per request (in process): ${(t.with - t.without).toFixed(0)} ns ` +
       `(${t.without.toFixed(0)} ns without, ${t.with.toFixed(0)} ns with)`,
   );
-  const runs = quick ? 1 : 9;
-  const seconds = quick ? 1 : 2;
-  // Other work on the machine moves req/s a lot; the server's CPU time per request less so.
+  // Other work on this machine takes the server's core away for seconds at a time, so the
+  // three servers run side by side and are measured in turns of one second: each turn's ratio
+  // to "off" compares moments close together, and the median ratio is the figure.
+  const turns = quick ? 3 : 20;
+  const servers = new Map<Mode, Server>();
   const rates: Record<Mode, number[]> = { off: [], track: [], on: [] };
   const cpu: Record<Mode, number[]> = { off: [], track: [], on: [] };
-  for (let i = 0; i < runs; i++) {
-    // Rotating which goes first: a slow moment of the machine must not fall on one side.
-    const order = [...MODES.slice(i % 3), ...MODES.slice(0, i % 3)];
-    for (const mode of order) {
-      const server = await spawnServer(mode);
-      try {
-        await wrk(server.port, 1);
+  try {
+    for (const mode of MODES) servers.set(mode, await spawnServer(mode));
+    for (const server of servers.values()) await wrk(server.port, 1);
+    for (let i = 0; i < turns; i++) {
+      const order = [...MODES.slice(i % 3), ...MODES.slice(0, i % 3)];
+      for (const mode of order) {
+        const server = servers.get(mode)!;
         const before = cpuSeconds(server.pid);
-        const r = await wrk(server.port, seconds);
-        const us = (cpuSeconds(server.pid) - before) / (r * seconds) * 1e6;
+        const r = await wrk(server.port, 1);
         rates[mode].push(r);
-        cpu[mode].push(us);
-        console.log(`run ${i + 1} ${mode}: ${r.toFixed(0)} req/s, ${us.toFixed(2)} µs CPU/request`);
-      } finally {
-        await server.stop();
+        cpu[mode].push((cpuSeconds(server.pid) - before) / r * 1e6);
       }
     }
+  } finally {
+    for (const server of servers.values()) await server.stop();
   }
-  const best = (v: number[]) => Math.max(...v);
-  const least = (v: number[]) => Math.min(...v);
+  const ratios = (mode: Mode) => rates[mode].map((r, i) => r / rates.off[i]!);
   for (const mode of MODES) {
     console.log(
-      `1 KiB, wrk -c32, ${runs} runs, ${mode.padEnd(5)}: median ${
-        median(rates[mode]).toFixed(0)
-      }, ` +
-        `best ${best(rates[mode]).toFixed(0)} req/s; CPU/request median ` +
-        `${median(cpu[mode]).toFixed(2)}, least ${least(cpu[mode]).toFixed(2)} µs`,
+      `1 KiB, wrk -c32, ${turns} turns of 1 s, ${mode.padEnd(5)}: median ` +
+        `${median(rates[mode]).toFixed(0)}, best ${Math.max(...rates[mode]).toFixed(0)} req/s, ` +
+        `median ratio to off ${median(ratios(mode)).toFixed(3)}; CPU/request median ` +
+        `${median(cpu[mode]).toFixed(2)} µs`,
     );
   }
   const conns = 1000;
