@@ -116,6 +116,8 @@ export function readKernelFile(path: string, max = 4096): string | null {
   }
 }
 
+const decoder = new TextDecoder();
+
 /**
  * A kernel file kept open to be read again and again (`/proc/net/tcp` every second): each read
  * starts from the top, where the kernel writes the table afresh. Open, it needs no new
@@ -123,6 +125,8 @@ export function readKernelFile(path: string, max = 4096): string | null {
  */
 export class KernelFile {
   #fd: number;
+  /** Kept from read to read, grown to the largest file seen: no new buffer every second. */
+  #buf = new Uint8Array(65536);
 
   private constructor(fd: number) {
     this.#fd = fd;
@@ -141,20 +145,20 @@ export class KernelFile {
     const SEEK_SET = 0;
     if (this.#fd < 0 || c.lseek(this.#fd, 0n, SEEK_SET) < 0n) return null;
     // /proc hands out its tables a page or so per read: read until end of file.
-    let buf = new Uint8Array(Math.min(max, 65536));
     let used = 0;
     while (used < max) {
-      if (used === buf.length) {
-        const bigger = new Uint8Array(Math.min(max, buf.length * 2));
-        bigger.set(buf);
-        buf = bigger;
+      if (used === this.#buf.length) {
+        const bigger = new Uint8Array(Math.min(max, this.#buf.length * 2));
+        bigger.set(this.#buf);
+        this.#buf = bigger;
       }
-      const n = Number(c.read(this.#fd, buf.subarray(used), BigInt(buf.length - used)));
+      const room = Math.min(this.#buf.length, max) - used;
+      const n = Number(c.read(this.#fd, this.#buf.subarray(used), BigInt(room)));
       if (n < 0) return null;
       if (n === 0) break;
       used += n;
     }
-    return new TextDecoder().decode(buf.subarray(0, used));
+    return decoder.decode(this.#buf.subarray(0, used));
   }
 
   /** Closes it; reads return null after. */
