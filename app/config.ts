@@ -67,7 +67,15 @@ export interface Config {
     port: number;
   };
   tftp: { port: number; max_blksize: number; windowsize: number; max_per_client: number };
-  http: { port: number; address: string; public_url: string };
+  http: {
+    port: number;
+    address: string;
+    public_url: string;
+    /** Seconds a connection may sit with no request in flight before it is shut down. */
+    idle_timeout: number;
+    max_connections: number;
+    max_per_client: number;
+  };
   /** `cache_max`: bytes the IPFS cache may hold (0: no limit). */
   ipfs: { gateways: string[]; timeout: number; cache_max: number };
   boot: { default?: string; menu_timeout: number };
@@ -148,7 +156,7 @@ const KNOWN: Record<string, string[]> = {
   ],
   dns: ["enabled", "upstream", "ttl", "port"],
   tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
-  http: ["port", "address", "public_url"],
+  http: ["port", "address", "public_url", "idle_timeout", "max_connections", "max_per_client"],
   ipfs: ["gateways", "timeout", "cache_max"],
   boot: ["default", "menu_timeout"],
   api: ["token_file"],

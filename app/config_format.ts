@@ -130,6 +130,21 @@ function services(c: Config, line: Line, section: (name: string) => void): void 
   line("port", c.http.port, "HTTP port for scripts, menus and images");
   line("address", c.http.address, "address HTTP listens on");
   line("public_url", c.http.public_url, "base URL handed to clients");
+  line(
+    "idle_timeout",
+    c.http.idle_timeout,
+    'seconds (or "15s") a connection may sit with no request in flight before it is closed',
+  );
+  line(
+    "max_connections",
+    c.http.max_connections,
+    "connections in all; beyond, idle ones are closed (longest idle first)",
+  );
+  line(
+    "max_per_client",
+    c.http.max_per_client,
+    "connections from one address; beyond, its idle ones are closed",
+  );
   section("ipfs");
   line("gateways", c.ipfs.gateways, "trustless gateways, tried in order (every block is verified)");
   line("timeout", c.ipfs.timeout, "seconds before a gateway request fails over");

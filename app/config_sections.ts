@@ -274,13 +274,34 @@ export function readTftp(t: Raw, r: ConfigReader, mtu: number | undefined): Conf
   };
 }
 
-/** `[http]`: the public URL follows the address and port. */
+/** `[http]`: the public URL follows the address and port; the connection limits. */
 export function readHttp(t: Raw, r: ConfigReader, serverIp: string): Config["http"] {
   const port = r.int(t, "http", "port", 1, 65535) ?? 80;
   const address = r.ip(t, "http", "address") ?? serverIp;
   const host = address === "0.0.0.0" ? serverIp : address;
   const url = r.str(t, "http", "public_url") ?? `http://${host}${port === 80 ? "" : `:${port}`}`;
-  return { port, address, public_url: url.replace(/\/+$/, "") };
+  const idle = r.seconds(t, "http", "idle_timeout") ?? 15;
+  // Under a second the watchdog (which looks every second) could not keep it.
+  if (idle < 1 || idle > 3600) {
+    r.fail("http", "idle_timeout", `must be between 1 s and 1 h ("1h"), got ${idle} s`);
+  }
+  const maxConnections = r.int(t, "http", "max_connections", 1, 100_000) ?? 512;
+  const maxPerClient = r.int(t, "http", "max_per_client", 1, 100_000) ?? 32;
+  if (maxPerClient > maxConnections) {
+    r.fail(
+      "http",
+      "max_per_client",
+      `${maxPerClient} is more than max_connections (${maxConnections}); keep it at or below`,
+    );
+  }
+  return {
+    port,
+    address,
+    public_url: url.replace(/\/+$/, ""),
+    idle_timeout: idle,
+    max_connections: maxConnections,
+    max_per_client: maxPerClient,
+  };
 }
 
 /** `[ipfs]`. */

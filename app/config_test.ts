@@ -238,6 +238,48 @@ Deno.test("parseByteSize", () => {
   }
 });
 
+Deno.test("http connection limits: defaults, durations, and what is refused", async (t) => {
+  const load = (toml: string) =>
+    loadConfig(`interface = "eth1"\n[http]\n${toml}\n`, { lookup: eth1 });
+  const cases = [
+    { toml: "", want: [15, 512, 32] },
+    { toml: 'idle_timeout = "30s"', want: [30, 512, 32] },
+    { toml: 'idle_timeout = "2m"\nmax_connections = 64\nmax_per_client = 64', want: [120, 64, 64] },
+    { toml: "idle_timeout = 5\nmax_per_client = 4", want: [5, 512, 4] },
+  ];
+  for (const c of cases) {
+    await t.step(c.toml || "(unset)", () => {
+      const h = load(c.toml).http;
+      assert.deepEqual([h.idle_timeout, h.max_connections, h.max_per_client], c.want);
+      assert.match(
+        withoutSources(formatConfig(load(c.toml))),
+        new RegExp(`^idle_timeout = ${c.want[0]} +# `, "m"),
+      );
+    });
+  }
+  const bad: [string, RegExp][] = [
+    ["idle_timeout = 0", /:3: http\.idle_timeout: must be positive, got 0/],
+    ["idle_timeout = 0.5", /http\.idle_timeout: must be between 1 s and 1 h/],
+    ['idle_timeout = "2h"', /http\.idle_timeout: must be between 1 s and 1 h \("1h"\), got 7200 s/],
+    ['idle_timeout = "soon"', /http\.idle_timeout: expected seconds or a duration/],
+    ["max_connections = 0", /http\.max_connections: must be between 1 and 100000, got 0/],
+    ["max_per_client = 1.5", /http\.max_per_client: expected a whole number/],
+    [
+      "max_connections = 16\nmax_per_client = 32",
+      /:4: http\.max_per_client: 32 is more than max_connections \(16\)/,
+    ],
+  ];
+  for (const [toml, expected] of bad) {
+    await t.step(toml, () => {
+      assert.throws(() => load(toml), (e: unknown) => {
+        assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
+        assert.match(e.message, expected);
+        return true;
+      });
+    });
+  }
+});
+
 Deno.test("the original capitalised keys are accepted as aliases", () => {
   const c = loadConfig(
     `interface = "eth1"\nGateway = "10.0.0.254"\nDNSServer = "10.0.0.53"\nDomain = "lab"\nDBname = "/tmp/x.db"\n`,
@@ -448,6 +490,9 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
       "router_advertisement",
       "upstream",
       "ttl",
+      "idle_timeout",
+      "max_connections",
+      "max_per_client",
       "mac",
     ]
   ) {

@@ -304,7 +304,19 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     const health = { version: options.version, readiness: () => ready.report() };
     const app = createHttpApp({ ...services, store, watch, adminToken, health, logger });
     const { address, port } = config.http;
-    running.push(await startHttpServer({ app, address, port, logger }));
+    running.push(
+      await startHttpServer({
+        app,
+        address,
+        port,
+        logger,
+        idleTimeoutMs: config.http.idle_timeout * 1000,
+        maxConnections: config.http.max_connections,
+        maxPerClient: config.http.max_per_client,
+        onCut: (reason) => watch.httpCut(reason),
+        onConnections: (open) => watch.httpConnections(open),
+      }),
+    );
     ready.set("http", true, `listening on ${address}:${port}`);
     // Closed before the HTTP server: open event streams would hold its shutdown.
     running.push({ close: () => Promise.resolve(watch.close()) });

@@ -1,7 +1,8 @@
 /**
  * The libc plumbing shared by the sockets Deno cannot open itself: one `dlopen`, one symbol
  * table, errno and strerror, C strings, buffer addresses, `recvmsg` buffers and their control
- * messages, and a `poll(2)` wait that never blocks the event loop.
+ * messages, a `poll(2)` wait that never blocks the event loop, and the kernel files, directories
+ * and descriptors (`/proc`) Deno shows only with `--allow-all`.
  *
  * Linux, LP64 only (x86-64 and arm64 share every constant and layout used here). Needs
  * `--allow-ffi`.
@@ -27,6 +28,7 @@ export const LINUX = {
   POLLIN: 1,
   EAGAIN: 11,
   ENOBUFS: 105,
+  SHUT_RDWR: 2,
   EADDRINUSE: 98,
 } as const;
 
@@ -47,7 +49,16 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  // Exported only since glibc 2.33; without it an fd's inode is read through readlink.
+  fstat: { parameters: ["i32", "buffer"], result: "i32", optional: true },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  rewinddir: { parameters: ["pointer"], result: "void" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const;
@@ -98,22 +109,139 @@ export function ifIndex(name: string): number {
 }
 
 /**
- * A small kernel file (`/proc/sys/…`, `/sys/class/net/…`) as text, or null if it cannot be
- * read. Through libc because Deno grants those paths only with `--allow-all`, while the FFI
- * permission these sockets need already allows it.
+ * A kernel file (`/proc/sys/…`, `/sys/class/net/…`) as text, or null if it cannot be read; at
+ * most `max` bytes. Through libc because Deno grants those paths only with `--allow-all`, while
+ * the FFI permission these sockets need already allows it.
  */
 export function readKernelFile(path: string, max = 4096): string | null {
-  const c = libc();
-  const O_RDONLY_CLOEXEC = 0o2000000;
-  const fd = c.open(cstring(path), O_RDONLY_CLOEXEC);
-  if (fd < 0) return null;
+  const file = KernelFile.open(path);
+  if (!file) return null;
   try {
-    const buf = new Uint8Array(max);
-    const n = Number(c.read(fd, buf, BigInt(max)));
-    return n < 0 ? null : new TextDecoder().decode(buf.subarray(0, n));
+    return file.read(max);
   } finally {
-    c.close(fd);
+    file.close();
   }
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * A kernel file kept open to be read again and again (`/proc/net/tcp` every second): each read
+ * starts from the top, where the kernel writes the table afresh. Open, it needs no new
+ * descriptor, so it can still be read when the process has none left to give.
+ */
+export class KernelFile {
+  #fd: number;
+  /** Kept from read to read, grown to the largest file seen: no new buffer every second. */
+  #buf = new Uint8Array(65536);
+
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  /** Opens `path` for reading, or null if it cannot be. */
+  static open(path: string): KernelFile | null {
+    const O_RDONLY_CLOEXEC = 0o2000000;
+    const fd = libc().open(cstring(path), O_RDONLY_CLOEXEC);
+    return fd < 0 ? null : new KernelFile(fd);
+  }
+
+  /** The whole file as text (at most `max` bytes), or null when reading fails. */
+  read(max: number): string | null {
+    const c = libc();
+    const SEEK_SET = 0;
+    if (this.#fd < 0 || c.lseek(this.#fd, 0n, SEEK_SET) < 0n) return null;
+    // /proc hands out its tables a page or so per read: read until end of file.
+    let used = 0;
+    while (used < max) {
+      if (used === this.#buf.length) {
+        const bigger = new Uint8Array(Math.min(max, this.#buf.length * 2));
+        bigger.set(this.#buf);
+        this.#buf = bigger;
+      }
+      const room = Math.min(this.#buf.length, max) - used;
+      const n = Number(c.read(this.#fd, this.#buf.subarray(used), BigInt(room)));
+      if (n < 0) return null;
+      if (n === 0) break;
+      used += n;
+    }
+    return decoder.decode(this.#buf.subarray(0, used));
+  }
+
+  /** Closes it; reads return null after. */
+  close(): void {
+    if (this.#fd >= 0) libc().close(this.#fd);
+    this.#fd = -1;
+  }
+}
+
+/** A directory kept open to be listed again and again (`/proc/self/fd`), like {@linkcode KernelFile}. */
+export class Directory {
+  #dir: Deno.PointerObject | null;
+
+  private constructor(dir: Deno.PointerObject) {
+    this.#dir = dir;
+  }
+
+  /** Opens `path`, or null if it cannot be. */
+  static open(path: string): Directory | null {
+    const dir = libc().opendir(cstring(path));
+    return dir === null ? null : new Directory(dir);
+  }
+
+  /** The names in it now (without `.` and `..`); empty once closed. */
+  names(): string[] {
+    const c = libc();
+    if (this.#dir === null) return [];
+    c.rewinddir(this.#dir);
+    const names: string[] = [];
+    // struct dirent (LP64 Linux): d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
+    for (let e = c.readdir(this.#dir); e !== null; e = c.readdir(this.#dir)) {
+      const name = Deno.UnsafePointerView.getCString(e, 19);
+      if (name !== "." && name !== "..") names.push(name);
+    }
+    return names;
+  }
+
+  /** Closes it. */
+  close(): void {
+    if (this.#dir !== null) libc().closedir(this.#dir);
+    this.#dir = null;
+  }
+}
+
+/** Where a symbolic link points (`/proc/self/fd/3` → `socket:[1234]`), or null. */
+export function readLink(path: string): string | null {
+  const buf = new Uint8Array(256);
+  const n = Number(libc().readlink(cstring(path), buf, BigInt(buf.length)));
+  return n < 0 ? null : new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/** The names in a directory (without `.` and `..`), or null if it cannot be opened. */
+export function listDirectory(path: string): string[] | null {
+  const dir = Directory.open(path);
+  if (!dir) return null;
+  try {
+    return dir.names();
+  } finally {
+    dir.close();
+  }
+}
+
+/** Inode number and file type bits of an open descriptor (`fstat(2)`), or null. */
+export function fdInode(fd: number): { inode: number; socket: boolean } | null {
+  const c = libc();
+  if (c.fstat) {
+    const st = new Uint8Array(256);
+    if (c.fstat(fd, st) !== 0) return null;
+    const v = new DataView(st.buffer);
+    // struct stat: st_ino at 8 on both; st_mode at 24 on x86-64, at 16 on arm64 (asm-generic).
+    const mode = v.getUint32(Deno.build.arch === "x86_64" ? 24 : 16, true);
+    const S_IFMT = 0o170000, S_IFSOCK = 0o140000;
+    return { inode: Number(v.getBigUint64(8, true)), socket: (mode & S_IFMT) === S_IFSOCK };
+  }
+  const m = /^socket:\[(\d+)\]$/.exec(readLink(`/proc/self/fd/${fd}`) ?? "");
+  return m ? { inode: Number(m[1]), socket: true } : null;
 }
 
 /** One control message (`struct cmsghdr` and its data) of a received datagram. */

@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { cint, controlMessages, cstring, ifIndex, readKernelFile, strerror } from "./libc.ts";
+import {
+  cint,
+  controlMessages,
+  cstring,
+  ifIndex,
+  listDirectory,
+  readKernelFile,
+  readLink,
+  strerror,
+} from "./libc.ts";
 
 /** A control buffer holding `msgs` laid out as the kernel does (cmsghdr, data, 8-byte pad). */
 function control(msgs: { level: number; type: number; data: number[] }[]): Uint8Array {
@@ -81,6 +90,31 @@ Deno.test("C helpers", async (t) => {
     assert.match(readKernelFile("/proc/sys/net/ipv4/ip_forward") ?? "", /^[01]\n$/);
     assert.match(readKernelFile("/sys/class/net/lo/address") ?? "", /^00:00:00:00:00:00\n$/);
     assert.equal(readKernelFile("/proc/sys/net/abrnope"), null);
+  });
+  await t.step("readKernelFile reads past the first read, up to max", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "astral-libc-" });
+    try {
+      const text = Array.from({ length: 20000 }, (_, i) => `line ${i}\n`).join("");
+      await Deno.writeTextFile(`${dir}/big`, text);
+      assert.equal(readKernelFile(`${dir}/big`, 1 << 20), text);
+      assert.equal(readKernelFile(`${dir}/big`, 1000), text.slice(0, 1000));
+      assert.ok((readKernelFile("/proc/net/tcp", 1 << 20) ?? "").startsWith("  sl  local_address"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+  await t.step("listDirectory and readLink", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "astral-libc-" });
+    try {
+      await Deno.writeTextFile(`${dir}/a`, "");
+      await Deno.symlink("a", `${dir}/b`);
+      assert.deepEqual(listDirectory(dir)?.sort(), ["a", "b"]);
+      assert.equal(readLink(`${dir}/b`), "a");
+      assert.equal(readLink(`${dir}/a`), null);
+      assert.equal(listDirectory(`${dir}/nope`), null);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   });
   await t.step("strerror names errno values", () => {
     assert.match(strerror(98), /Address already in use/);

@@ -42,6 +42,11 @@ export interface HttpEvent {
   step: { stage: BootStage; detail: string } | null;
 }
 
+/** Why the HTTP server shut a connection down: idle too long, or over one of its caps. */
+export type HttpCutReason = "idle" | "max_connections" | "max_per_client";
+
+const CUT_REASONS: readonly HttpCutReason[] = ["idle", "max_connections", "max_per_client"];
+
 /** The part of a lease the metrics read (state/leases.ts `Lease` fits). */
 export interface LeaseLike {
   ip: string;
@@ -153,6 +158,9 @@ export class BootWatch {
     this.#process = registerProcessMetrics(this.metrics);
     for (const reason of DHCP_REFUSALS) this.#m.dhcpRefused.inc({ reason }, 0);
     for (const result of [...DNS_RESULTS, ...DNS_DROPS]) this.#m.dnsQueries.inc({ result }, 0);
+    // Every reason from the start, so that a query finds zeros, not gaps.
+    for (const reason of CUT_REASONS) this.#m.httpCuts.inc({ reason }, 0);
+    this.#m.httpConnections.set({}, 0);
     this.metrics.onCollect(() => this.#collect());
   }
 
@@ -233,6 +241,16 @@ export class BootWatch {
     // Installer requests name the machine but not always where it asks from.
     const at = ip ?? (mac ? this.events.current(mac)?.ip ?? null : null);
     this.#push({ mac, ip: at, stage: step.stage, detail: step.detail });
+  }
+
+  /** An HTTP connection the server shut down. */
+  httpCut(reason: HttpCutReason): void {
+    this.#m.httpCuts.inc({ reason });
+  }
+
+  /** How many connections the HTTP server holds, as its watchdog last counted. */
+  httpConnections(open: number): void {
+    this.#m.httpConnections.set({}, open);
   }
 
   /** An IPFS file or gateway event. */
@@ -400,6 +418,15 @@ function register(r: MetricsRegistry) {
     httpBytes: counter("http_response_bytes_total", "HTTP body bytes sent, by route class.", [
       "route",
     ]),
+    httpCuts: counter(
+      "http_connections_cut_total",
+      "HTTP connections shut down: idle too long, or over max_connections or max_per_client.",
+      ["reason"],
+    ),
+    httpConnections: gauge(
+      "http_connections",
+      "Open HTTP connections, as the connection watchdog last counted (every second).",
+    ),
     ipfsFiles: counter(
       "ipfs_files_total",
       "Files downloaded from IPFS into the cache, by result.",

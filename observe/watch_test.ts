@@ -503,3 +503,20 @@ Deno.test("imageStage tells kernels and initrds by name", async (t) => {
     await t.step(file, () => assert.equal(imageStage(file), kind));
   }
 });
+
+Deno.test("HTTP connections cut are counted by reason, open ones as a gauge", () => {
+  const watch = new BootWatch({ version: "test" });
+  const before = watch.metrics.render();
+  for (const reason of ["idle", "max_connections", "max_per_client"]) {
+    assert.equal(sample(before, `astralboot_http_connections_cut_total{reason="${reason}"}`), 0);
+  }
+  watch.httpCut("idle");
+  watch.httpCut("idle");
+  watch.httpCut("max_per_client");
+  watch.httpConnections(7);
+  const text = watch.metrics.render();
+  assert.equal(sample(text, 'astralboot_http_connections_cut_total{reason="idle"}'), 2);
+  assert.equal(sample(text, 'astralboot_http_connections_cut_total{reason="max_per_client"}'), 1);
+  assert.equal(sample(text, 'astralboot_http_connections_cut_total{reason="max_connections"}'), 0);
+  assert.equal(sample(text, "astralboot_http_connections"), 7);
+});

@@ -249,6 +249,7 @@ vars = { password_hash = "${SENTINEL}", disk = "/dev/vda" }
         assert.ok(sample(text, "process_resident_memory_bytes")! > 1e6, text);
         assert.ok(sample(text, "process_start_time_seconds")! > 1.7e9, text);
         assert.ok(sample(text, "astralboot_event_loop_lag_seconds")! >= 0, text);
+        assert.equal(sample(text, 'astralboot_http_connections_cut_total{reason="idle"}'), 0, text);
         assert.match(text, /^astralboot_build_info\{version="\d+\.\d+\.\d+",deno="[^"]+"\} 1$/m);
       });
 
@@ -316,6 +317,15 @@ vars = { password_hash = "${SENTINEL}", disk = "/dev/vda" }
         assert.equal(open, 0);
         stream = openStream(client);
         await stream.waitFor((l) => l.startsWith("retry:"), 30_000, "second stream start");
+      });
+
+      await t.step("the connection watchdog counts the open stream's connection", async () => {
+        let open = 0;
+        for (let i = 0; i < 30 && open < 1; i++) {
+          open = sample(await curl(client, "/metrics"), "astralboot_http_connections") ?? 0;
+          if (open < 1) await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.ok(open >= 1, `astralboot_http_connections ${open}`);
       });
 
       await t.step("SIGTERM stops the server while a stream is open", async () => {
