@@ -59,6 +59,11 @@ export interface DhcpService {
   readonly mode: "server" | "proxy" | "off";
   /** The lease store (undefined in proxy/off mode). */
   readonly leases?: LeaseStore;
+  /**
+   * Answers from now on as `o` says (a reload): machines, options, lease store. The interface
+   * and the mode stay as they were started.
+   */
+  update(o: DhcpServiceOptions): void;
   close(): Promise<void>;
 }
 
@@ -89,11 +94,37 @@ export function createLeaseStore(
 export async function startDhcpService(o: DhcpServiceOptions): Promise<DhcpService> {
   if (o.mode === "off") {
     o.logger.info("dhcp", "DHCP is off", { interface: o.interface });
-    return { mode: "off", close: () => Promise.resolve() };
+    return { mode: "off", update: () => {}, close: () => Promise.resolve() };
   }
   const info = o.serverIp && o.netmask ? undefined : interfaceInfo(o.interface);
   const serverIp = o.serverIp ?? info!.address;
   const subnet = Subnet.of(serverIp, o.netmask ?? info!.netmask);
+  let current = handlerFor(o, serverIp, subnet);
+  const server = await startDhcpServer({
+    interface: o.interface,
+    mode: o.mode,
+    serverIp,
+    // Through `current`, so that a reload changes the answers, not the sockets.
+    handler: (req, ctx) => current.handler(req, ctx),
+    logger: o.logger,
+    probeSeconds: o.probeSeconds,
+  });
+  return {
+    get mode() {
+      return server.mode;
+    },
+    get leases() {
+      return current.leases;
+    },
+    update: (next) => {
+      current = handlerFor({ ...next, interface: o.interface, mode: o.mode }, serverIp, subnet);
+    },
+    close: () => server.close(),
+  };
+}
+
+/** The handler (and its lease store) of `o`. */
+function handlerFor(o: DhcpServiceOptions, serverIp: string, subnet: Subnet) {
   let leases = o.leases;
   if (o.mode !== "proxy" && !leases) {
     if (!o.range || !o.db) throw new Error(`DHCP mode "${o.mode}" needs a range and a database`);
@@ -119,19 +150,5 @@ export async function startDhcpService(o: DhcpServiceOptions): Promise<DhcpServi
     onEvent: o.onEvent,
     logger: o.logger,
   });
-  const server = await startDhcpServer({
-    interface: o.interface,
-    mode: o.mode,
-    serverIp,
-    handler,
-    logger: o.logger,
-    probeSeconds: o.probeSeconds,
-  });
-  return {
-    get mode() {
-      return server.mode;
-    },
-    leases,
-    close: () => server.close(),
-  };
+  return { handler, leases };
 }

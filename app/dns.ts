@@ -40,6 +40,8 @@ export interface DnsServiceOptions {
 /** A running DNS service. */
 export interface DnsService {
   readonly port: number;
+  /** Answers from now on as `o` says (a reload): names, upstreams, TTL; same sockets. */
+  update(o: DnsServiceOptions): void;
   close(): Promise<void>;
 }
 
@@ -49,13 +51,48 @@ export interface DnsService {
  */
 export async function startDnsService(o: DnsServiceOptions): Promise<DnsService> {
   const subnet = Subnet.of(o.serverIp, o.netmask);
+  let handler = handlerFor(o, subnet);
+  try {
+    const server = await startDnsServer({
+      interface: o.interface,
+      address: o.serverIp,
+      port: o.port,
+      // Through `handler`, so that a reload changes the answers, not the sockets.
+      handler: (req) => handler(req),
+      logger: o.logger,
+      onDrop: o.onDrop,
+    });
+    o.logger.info(
+      "dns",
+      o.upstream.length
+        ? `DNS for ${o.domain}, forwarding the rest for ${subnet}`
+        : `DNS for ${o.domain}; no upstream: other names are refused`,
+      { upstream: o.upstream.join(", ") },
+    );
+    return {
+      port: server.port,
+      update: (next) => {
+        handler = handlerFor({ ...next, serverIp: o.serverIp, netmask: o.netmask }, subnet);
+      },
+      close: () => server.close(),
+    };
+  } catch (e) {
+    if (!(e instanceof BindError)) throw e;
+    throw new BindError(e.what, `${e.reason}; [dns] enabled = false runs without DNS`, {
+      cause: e,
+    });
+  }
+}
+
+/** The query handler of `o`: names, zones, forwarder and policy. */
+function handlerFor(o: DnsServiceOptions, subnet: Subnet) {
   const names = new HostNames(o.serverIp, o.machines, o.leases);
   const zone = new DnsZone({ domain: o.domain, subnet, names, ttl: o.ttl });
   const upstreams = o.upstream.flatMap((u) => parseUpstream(u) ?? []);
   const forwarder = upstreams.length
     ? new DnsForwarder({ upstreams, logger: o.logger })
     : undefined;
-  const handler = createDnsHandler({
+  return createDnsHandler({
     policy: {
       zone,
       subnet,
@@ -64,27 +101,4 @@ export async function startDnsService(o: DnsServiceOptions): Promise<DnsService>
     onEvent: o.onEvent,
     logger: o.logger,
   });
-  try {
-    const server = await startDnsServer({
-      interface: o.interface,
-      address: o.serverIp,
-      port: o.port,
-      handler,
-      logger: o.logger,
-      onDrop: o.onDrop,
-    });
-    o.logger.info(
-      "dns",
-      upstreams.length
-        ? `DNS for ${o.domain}, forwarding the rest for ${subnet}`
-        : `DNS for ${o.domain}; no upstream: other names are refused`,
-      { upstream: o.upstream.join(", ") },
-    );
-    return server;
-  } catch (e) {
-    if (!(e instanceof BindError)) throw e;
-    throw new BindError(e.what, `${e.reason}; [dns] enabled = false runs without DNS`, {
-      cause: e,
-    });
-  }
 }

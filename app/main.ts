@@ -131,7 +131,12 @@ export async function main(argv: string[]): Promise<number> {
       case "serve": {
         const config = readConfigFile(args, true);
         logger = createLogger({ level: config.log_level, format: args.logFormat });
-        return await runServe(config, { local: args.local, logger, version: VERSION });
+        return await runServe(config, {
+          local: args.local,
+          logger,
+          version: VERSION,
+          reload: () => readConfigFile(args, true),
+        });
       }
     }
   } catch (e) {

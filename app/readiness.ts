@@ -17,9 +17,15 @@ export class Readiness {
 
   /** `timeoutMs`: how long the tree may take to answer a probe (default 3 s). */
   constructor(
-    readonly store: ContentStore,
+    public store: ContentStore,
     readonly options: { timeoutMs?: number; now?: () => number } = {},
   ) {}
+
+  /** Probes `store` from now on (a reload opened another tree). */
+  setStore(store: ContentStore): void {
+    this.store = store;
+    this.#content = undefined;
+  }
 
   #now(): number {
     return (this.options.now ?? Date.now)();

@@ -35,6 +35,8 @@ import type { DhcpEvent } from "../boot/dhcp_responder.ts";
 import { createLeaseStore, type DhcpServiceOptions, startDhcpService } from "./dhcp.ts";
 import { type DnsServiceOptions, startDnsService } from "./dns.ts";
 import { type BootServices, createBootServices } from "./services.ts";
+import { planReload } from "./reload.ts";
+import type { HealthOptions } from "../http/health_routes.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
 export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEventSink): IpfsStore {
@@ -104,6 +106,8 @@ export interface ServeOptions {
   version: string;
   /** Resolves when the servers should stop; default: SIGINT or SIGTERM. */
   stop?: Promise<void>;
+  /** Reads the config again, for a reload on SIGHUP; throws `ConfigError` when it is wrong. */
+  reload?: () => Config;
 }
 
 function signals(): Promise<void> {
@@ -237,6 +241,40 @@ const FORGET_STRANGERS_MS = 30 * 86_400_000;
 /** The most strangers remembered at once. */
 const MAX_STRANGERS = 10_000;
 
+/** Everything a reload rebuilds from the config: the lease store and the boot services. */
+interface Generation {
+  config: Config;
+  leases: LeaseStore | undefined;
+  services: BootServices;
+  app: ReturnType<typeof createHttpApp>;
+}
+
+/** The parts of a running serve that stay across reloads. */
+interface Running {
+  db: { main: DatabaseSync; quick: DatabaseSync };
+  watch: BootWatch;
+  adminToken: string;
+  health: HealthOptions;
+  local: boolean;
+  logger: Logger;
+}
+
+/** Builds the lease store, the boot services and the HTTP app of `config` over `store`. */
+function generation(config: Config, store: ContentStore, r: Running): Generation {
+  const leases = leaseStoreFor(config, r.db.main);
+  const book = addressBookFor(config, leases);
+  const services = servicesFor(config, { store, local: r.local }, r.db, book, r.logger);
+  const app = createHttpApp({
+    ...services,
+    store,
+    watch: r.watch,
+    adminToken: r.adminToken,
+    health: r.health,
+    logger: r.logger,
+  });
+  return { config, leases, services, app };
+}
+
 /** Runs until stopped; resolves to the exit code. */
 export async function runServe(config: Config, options: ServeOptions): Promise<number> {
   const watch = new BootWatch({ version: options.version });
@@ -246,34 +284,39 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     interface: config.interface,
     server_ip: config.server_ip,
   });
-  // The log gets the names of [[machine]] vars, never their values (password hashes, keys).
-  for (const line of formatConfig(config, { hideVars: true }).trimEnd().split("\n")) {
-    logger.info("config", line);
-  }
-  const tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
-  const store = tree.store;
-  logger.info("content", `boot tree: ${store.description}`);
+  logConfig(config, logger);
+  let tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
+  logger.info("content", `boot tree: ${tree.store.description}`);
 
-  const ready = new Readiness(store);
+  const ready = new Readiness(tree.store);
   for (const part of ["tftp", "http", ...(config.dhcp.mode === "off" ? [] : ["dhcp"])]) {
     ready.expect(part);
   }
   // Closed in reverse order: DHCP first, the tree last.
-  const running: { close(): Promise<void> }[] = [tree];
+  const running: { close(): Promise<void> }[] = [{ close: () => tree.close() }];
   try {
-    const db = openDatabaseFile(config.db_file);
-    running.push({ close: () => Promise.resolve(db.close()) });
-    checkDatabase(db, config.db_file);
+    const main = openDatabaseFile(config.db_file);
+    running.push({ close: () => Promise.resolve(main.close()) });
+    checkDatabase(main, config.db_file);
     const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
     running.push({ close: () => Promise.resolve(quick.close()) });
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
-    const leases = leaseStoreFor(config, db);
+    const r: Running = {
+      db: { main, quick },
+      watch,
+      adminToken,
+      health: { version: options.version, readiness: () => ready.report() },
+      local: options.local !== undefined,
+      logger,
+    };
+    let gen = generation(config, tree.store, r);
     running.push(
       await startTftpServer({
         address: config.server_ip,
         port: config.tftp.port,
-        open: tftpOpener(store),
+        // Through `tree`, so that a reload's new tree serves the next request.
+        open: (name, client) => tftpOpener(tree.store)(name, client),
         maxBlksize: config.tftp.max_blksize,
         maxWindowsize: config.tftp.windowsize,
         maxPerClient: config.tftp.max_per_client,
@@ -289,24 +332,19 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       true,
       `listening on ${config.interface} ${config.server_ip}:${config.tftp.port}`,
     );
-    const local = options.local !== undefined;
-    const book = addressBookFor(config, leases);
-    const services = servicesFor(config, { store, local }, { main: db, quick }, book, logger);
-    const { registry } = services;
     const forget = () => {
-      const gone = registry.prune(Date.now() - FORGET_STRANGERS_MS, MAX_STRANGERS);
+      const gone = gen.services.registry.prune(Date.now() - FORGET_STRANGERS_MS, MAX_STRANGERS);
       if (gone) logger.info("main", "forgot machines nobody configured", { machines: gone });
     };
     forget();
     const daily = setInterval(forget, 86_400_000);
     running.push({ close: () => Promise.resolve(clearInterval(daily)) });
-    watch.events.observe(historyWriter(services.history, logger));
-    const health = { version: options.version, readiness: () => ready.report() };
-    const app = createHttpApp({ ...services, store, watch, adminToken, health, logger });
+    watch.events.observe((event) => historyWriter(gen.services.history, logger)(event));
     const { address, port } = config.http;
     running.push(
       await startHttpServer({
-        app,
+        // Through `gen`, so that a reload's app answers the next request.
+        app: { fetch: (req, ...rest) => gen.app.fetch(req, ...rest) },
         address,
         port,
         logger,
@@ -321,16 +359,18 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     // Closed before the HTTP server: open event streams would hold its shutdown.
     running.push({ close: () => Promise.resolve(watch.close()) });
 
-    if (config.dns.enabled) {
-      running.push(await startDnsService(dnsOptions(config, leases, logger, watch)));
-    }
+    const dns = config.dns.enabled
+      ? await startDnsService(dnsOptions(config, gen.leases, logger, watch))
+      : undefined;
+    if (dns) running.push(dns);
 
     // DHCP last: a client that gets an offer must find TFTP, HTTP and DNS already listening.
-    const dhcp = await startDhcpService(dhcpOptions(config, db, leases, logger, (e) => {
+    const onDhcp = (e: DhcpEvent) => {
       watch.dhcp(e);
       // Machines seen on the wire join the registry before their first HTTP request.
-      if (e.kind === "reply" && e.reply === "ack" && e.ip) registry.seen(e.mac, e.ip);
-    }));
+      if (e.kind === "reply" && e.reply === "ack" && e.ip) gen.services.registry.seen(e.mac, e.ip);
+    };
+    const dhcp = await startDhcpService(dhcpOptions(config, main, gen.leases, logger, onDhcp));
     running.push(dhcp);
     if (config.dhcp.mode !== "off") {
       ready.set("dhcp", true, `${config.dhcp.mode} mode on ${config.interface}`);
@@ -339,15 +379,64 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       // iPXE waits ~15 s for an IPv6 router advertisement after DHCP; a non-router one ends it.
       running.push(await startRaResponder({ interface: config.interface, logger }));
     }
-    if (leases) {
-      watch.leases = () => leases.list();
-      watch.pool = () => leases.usage();
-    }
+    const watchLeases = () => {
+      const leases = gen.leases;
+      watch.leases = leases ? () => leases.list() : undefined;
+      watch.pool = leases ? () => leases.usage() : undefined;
+    };
+    watchLeases();
     watch.macForIp = (ip) =>
-      registry.findByIp(ip)?.mac ??
-        leases?.list().find((l) => l.ip === ip && l.state === "bound")?.mac ?? null;
+      gen.services.registry.findByIp(ip)?.mac ??
+        gen.leases?.list().find((l) => l.ip === ip && l.state === "bound")?.mac ?? null;
 
-    await (options.stop ?? signals());
+    /** Applies a new config to the running servers; a bad one leaves everything as it was. */
+    const reload = () => {
+      if (!options.reload) {
+        logger.warn("main", "reload asked, but there is no config file to read again");
+        return;
+      }
+      let plan;
+      try {
+        plan = planReload(gen.config, options.reload());
+      } catch (e) {
+        logger.error(
+          "main",
+          `reload failed, still serving the old config: ${(e as Error).message}`,
+        );
+        return;
+      }
+      for (const key of plan.restart) {
+        logger.warn("main", `reload: ${key} changed; it takes effect after a restart`);
+      }
+      const next = plan.config;
+      let nextTree = tree;
+      if (
+        !r.local && (next.ref !== gen.config.ref || plan.applied.some((k) => k.startsWith("ipfs.")))
+      ) {
+        nextTree = openStore(next, options.local, logger, (e) => watch.ipfs(e));
+      }
+      const nextGen = generation(next, nextTree.store, r);
+      const old = tree;
+      tree = nextTree;
+      gen = nextGen;
+      ready.setStore(tree.store);
+      dhcp.update(dhcpOptions(next, main, gen.leases, logger, onDhcp));
+      dns?.update(dnsOptions(next, gen.leases, logger, watch));
+      watchLeases();
+      if (old !== tree) {
+        // Transfers that started on the old tree finish from it; then it is closed.
+        const late = setTimeout(() => old.close().catch(() => {}), OLD_TREE_GRACE_MS);
+        running.push({
+          close: () => {
+            clearTimeout(late);
+            return old.close();
+          },
+        });
+      }
+      logConfig(next, logger);
+      logger.info("main", "reloaded", { changed: plan.applied.join(", ") || "nothing" });
+    };
+    await untilStopped(options.stop, reload);
     logger.info("main", "stopping");
   } finally {
     for (const part of running.reverse()) {
@@ -355,4 +444,29 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     }
   }
   return 0;
+}
+
+/** How long a tree replaced by a reload stays open for the transfers still reading it. */
+const OLD_TREE_GRACE_MS = 10 * 60_000;
+
+/** The config in the log: the names of [[machine]] vars, never their values. */
+function logConfig(config: Config, logger: Logger): void {
+  for (const line of formatConfig(config, { hideVars: true }).trimEnd().split("\n")) {
+    logger.info("config", line);
+  }
+}
+
+/** Resolves on `stop` (or SIGINT/SIGTERM); calls `reload` on each SIGHUP meanwhile. */
+async function untilStopped(stop: Promise<void> | undefined, reload: () => void): Promise<void> {
+  const onHup = () => reload();
+  let listening = false;
+  try {
+    Deno.addSignalListener("SIGHUP", onHup);
+    listening = true;
+  } catch { /* no signals here */ }
+  try {
+    await (stop ?? signals());
+  } finally {
+    if (listening) Deno.removeSignalListener("SIGHUP", onHup);
+  }
 }

@@ -30,7 +30,8 @@ import { ConnectionWatchdog } from "./connection_watchdog.ts";
 
 /** Options for {@linkcode startHttpServer}. */
 export interface HttpServerOptions {
-  app: Hono<Env>;
+  /** The app; anything with Hono's `fetch`, so that `serve` can swap apps on a reload. */
+  app: Pick<Hono<Env>, "fetch">;
   /** Address to listen on ("0.0.0.0" for all). */
   address: string;
   /** Port; 0 picks a free one (tests). */
