@@ -9,6 +9,7 @@
  */
 import { parse as parseToml, TomlError } from "smol-toml";
 import type { MachineConfig } from "../state/machines.ts";
+import type { DhcpOptionValues } from "./config_options.ts";
 import { ConfigError, ConfigReader, type Raw } from "./config_reader.ts";
 import {
   readApi,
@@ -22,7 +23,7 @@ import {
   readTop,
 } from "./config_sections.ts";
 
-export type { MachineConfig };
+export type { DhcpOptionValues, MachineConfig };
 export { ConfigError, parseByteSize, parseDuration } from "./config_reader.ts";
 export { formatConfig } from "./config_format.ts";
 
@@ -54,6 +55,10 @@ export interface Config {
     known_only: boolean;
     /** New bindings per second for machines no `[[machine]]` names (a burst of 5 s' worth). */
     new_client_rate: number;
+    /** `[dhcp.options]`: sent to clients that ask for them (option 55). */
+    options: DhcpOptionValues;
+    /** Options sent even to clients that do not ask for them. */
+    force_options: string[];
   };
   tftp: { port: number; max_blksize: number; windowsize: number; max_per_client: number };
   http: { port: number; address: string; public_url: string };
@@ -62,7 +67,14 @@ export interface Config {
   boot: { default?: string; menu_timeout: number };
   /** The admin API: where its token is kept. */
   api: { token_file: string };
-  machines: MachineConfig[];
+  machines: MachineEntry[];
+}
+
+/** One `[[machine]]`: what the registry keeps, and its own DHCP options. */
+export interface MachineEntry extends MachineConfig {
+  /** Over `[dhcp.options]` for this machine; absent when none are set. */
+  options?: DhcpOptionValues;
+  force_options?: string[];
 }
 
 /** What the host tells about an interface; injected so tests need no real interface. */
@@ -122,13 +134,15 @@ const KNOWN: Record<string, string[]> = {
     "router_advertisement",
     "known_only",
     "new_client_rate",
+    "options",
+    "force_options",
   ],
   tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
   http: ["port", "address", "public_url"],
   ipfs: ["gateways", "timeout", "cache_max"],
   boot: ["default", "menu_timeout"],
   api: ["token_file"],
-  machine: ["mac", "hostname", "ip", "os", "class", "vars"],
+  machine: ["mac", "hostname", "ip", "os", "class", "vars", "options", "force_options"],
 };
 
 /** Options for {@linkcode loadConfig}. */

@@ -4,8 +4,9 @@
  *
  * @module
  */
-import type { Config } from "./config.ts";
+import type { Config, DhcpOptionValues } from "./config.ts";
 import { formatByteSize } from "./config_reader.ts";
+import { optionSpec } from "../protocols/dhcp/option_table.ts";
 
 function toml(v: unknown): string {
   if (v === undefined) return '""';
@@ -75,6 +76,37 @@ function dhcp(d: Config["dhcp"], line: Line): void {
     d.new_client_rate,
     "new leases per second for machines no [[machine]] names (bursts of 5 s' worth)",
   );
+  line(
+    "force_options",
+    d.force_options,
+    "options sent even to clients that do not ask for them in option 55",
+  );
+}
+
+/** A key as TOML writes it: bare when it can be, quoted otherwise (`"224"` reads better quoted). */
+function tomlKey(k: string): string {
+  return /^[A-Za-z_][\w-]*$/.test(k) ? k : JSON.stringify(k);
+}
+
+/** An options table as its own section, one option a line with its code and type. */
+function options(
+  name: string,
+  values: DhcpOptionValues,
+  line: Line,
+  section: (name: string) => void,
+  out: string[],
+): void {
+  section(name);
+  const entries = Object.entries(values).sort(([a], [b]) =>
+    optionSpec(a).code - optionSpec(b).code
+  );
+  if (entries.length === 0) {
+    out.push('# none: options by name or number, e.g. ntp = ["10.0.0.1"] (see README)');
+  }
+  for (const [key, value] of entries) {
+    const spec = optionSpec(key);
+    line(tomlKey(key), value, `option ${spec.code} (${spec.type})`);
+  }
 }
 
 function services(c: Config, line: Line, section: (name: string) => void): void {
@@ -120,6 +152,7 @@ function machines(
   line: Line,
   section: (name: string) => void,
   hideVars: boolean,
+  out: string[],
 ): void {
   for (const m of c.machines) {
     section("[machine]");
@@ -128,11 +161,14 @@ function machines(
     if (m.ip) line("ip", m.ip, "its reserved address");
     if (m.os) line("os", m.os, "OS it boots");
     if (m.class) line("class", m.class, "class (variant) of that OS");
-    if (Object.keys(m.vars).length === 0) continue;
-    const vars = hideVars
-      ? Object.fromEntries(Object.keys(m.vars).map((k) => [k, "(hidden)"]))
-      : m.vars;
-    line("vars", vars, "template variables for this machine");
+    if (Object.keys(m.vars).length > 0) {
+      const vars = hideVars
+        ? Object.fromEntries(Object.keys(m.vars).map((k) => [k, "(hidden)"]))
+        : m.vars;
+      line("vars", vars, "template variables for this machine");
+    }
+    if (m.force_options) line("force_options", m.force_options, "its options sent unasked");
+    if (m.options) options("machine.options", m.options, line, section, out);
   }
 }
 
@@ -141,7 +177,7 @@ function machines(
  * Unset optional keys are printed commented out. `hideVars` prints the names of `[[machine]]`
  * vars without their values, for the log (they hold password hashes and keys).
  */
-export function formatConfig(c: Config, options: { hideVars?: boolean } = {}): string {
+export function formatConfig(c: Config, hide: { hideVars?: boolean } = {}): string {
   const out: string[] = ["# Astral Boot: the implied config (every key, its effective value)"];
   const line: Line = (key, value, comment, unset = false) => {
     const text = `${unset ? "# " : ""}${key} = ${toml(value)}`;
@@ -151,7 +187,8 @@ export function formatConfig(c: Config, options: { hideVars?: boolean } = {}): s
   top(c, line);
   section("dhcp");
   dhcp(c.dhcp, line);
+  options("dhcp.options", c.dhcp.options, line, section, out);
   services(c, line, section);
-  machines(c, line, section, options.hideVars ?? false);
+  machines(c, line, section, hide.hideVars ?? false, out);
   return out.join("\n") + "\n";
 }

@@ -7,9 +7,9 @@
 import { join } from "node:path";
 import { ipv4ToNumber, Subnet } from "../net/ipv4.ts";
 import { type Mac, parseMac } from "../net/mac.ts";
-import type { MachineConfig } from "../state/machines.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
-import type { Config, InterfaceInfo } from "./config.ts";
+import type { Config, InterfaceInfo, MachineEntry } from "./config.ts";
+import { readForceOptions, readOptions, refuseTwice } from "./config_options.ts";
 
 /** The server's place on the network: the interface and its address. */
 export interface Network {
@@ -99,8 +99,13 @@ function readRange(t: Raw, r: ConfigReader, net: Network): [string, string] {
   return [a, b];
 }
 
+/** Keys of `[dhcp]` that set an option the options table may set too. */
+const OPTION_KEYS = ["router", "dns", "domain"];
+
 /** `[dhcp]`. */
 export function readDhcp(t: Raw, r: ConfigReader, net: Network): Config["dhcp"] {
+  const options = readOptions(t, r, { section: "dhcp" });
+  refuseTwice(t, options, OPTION_KEYS, r, { section: "dhcp" });
   return {
     mode: r.oneOf(t, "dhcp", "mode", ["server", "proxy", "auto", "off"] as const) ?? "server",
     range: readRange(t, r, net),
@@ -113,6 +118,8 @@ export function readDhcp(t: Raw, r: ConfigReader, net: Network): Config["dhcp"] 
     router_advertisement: r.bool(t, "dhcp", "router_advertisement") ?? true,
     known_only: r.bool(t, "dhcp", "known_only") ?? false,
     new_client_rate: r.int(t, "dhcp", "new_client_rate", 1, 100_000) ?? 10,
+    options,
+    force_options: readForceOptions(t, r, { section: "dhcp" }),
   };
 }
 
@@ -176,8 +183,8 @@ export function readApi(t: Raw, r: ConfigReader, dataDir: string): Config["api"]
 
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
-/** One `[[machine]]`; `seen` catches a MAC listed twice. */
-function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>): MachineConfig {
+/** One `[[machine]]` (number `index`); `seen` catches a MAC listed twice. */
+function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>, index: number): MachineEntry {
   const macText = r.str(m, "machine", "mac");
   if (!macText) r.fail("machine", "mac", 'every [[machine]] needs mac = "52:54:00:12:34:56"');
   const mac = parseMac(macText);
@@ -192,6 +199,9 @@ function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>): MachineConfig {
   if (hostname !== undefined && !HOSTNAME.test(hostname)) {
     r.fail("machine", "hostname", `not a valid host name: ${JSON.stringify(hostname)}`);
   }
+  const place = { section: "machine", at: { array: "machine", index } };
+  const options = readOptions(m, r, place);
+  const force = readForceOptions(m, r, place);
   return {
     mac,
     hostname,
@@ -199,15 +209,17 @@ function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>): MachineConfig {
     os: r.str(m, "machine", "os"),
     class: r.str(m, "machine", "class"),
     vars: plainObject(vars) as Record<string, unknown>,
+    ...(Object.keys(options).length ? { options } : {}),
+    ...(force.length ? { force_options: force } : {}),
   };
 }
 
 /** Every `[[machine]]`. */
-export function readMachines(raw: Raw, r: ConfigReader): MachineConfig[] {
+export function readMachines(raw: Raw, r: ConfigReader): MachineEntry[] {
   const list = raw.machine ?? [];
   if (!Array.isArray(list)) r.fail("", "machine", "expected [[machine]] tables");
   const seen = new Set<Mac>();
-  return (list as Raw[]).map((m) => readMachine(m, r, seen));
+  return (list as Raw[]).map((m, i) => readMachine(m, r, seen, i));
 }
 
 /** smol-toml gives null-prototype tables; templates and deepEqual want plain objects. */

@@ -272,3 +272,131 @@ Deno.test("durations", () => {
   assert.equal(parseDuration("h"), null);
   assert.equal(parseDuration("5x"), null);
 });
+
+Deno.test("DHCP options: by name or number, top level and per machine, printed and read back", async (t) => {
+  const source = `interface = "eth1"
+[dhcp]
+force_options = ["ntp", 224]
+[dhcp.options]
+ntp = ["10.0.0.1"]
+domain_search = ["lab", "example.org"]
+classless_routes = [["10.1.0.0/16", "10.0.0.254"], ["0.0.0.0/0", "10.0.0.1"]]
+mtu = 9000
+"43" = "hex:0102"
+"224" = "text"
+[[machine]]
+mac = "52:54:00:00:00:01"
+options = { ntp = ["10.0.0.9"] }
+force_options = ["42"]
+[[machine]]
+mac = "52:54:00:00:00:02"
+[machine.options]
+"42" = "10.0.0.7"
+`;
+  const c = loadConfig(source, { lookup: eth1 });
+  await t.step("read under their names, values normalised", () => {
+    assert.deepEqual(c.dhcp.options, {
+      ntp: ["10.0.0.1"],
+      domain_search: ["lab", "example.org"],
+      classless_routes: [["10.1.0.0/16", "10.0.0.254"], ["0.0.0.0/0", "10.0.0.1"]],
+      mtu: 9000,
+      vendor_specific: "hex:0102",
+      "224": "text",
+    });
+    assert.deepEqual(c.dhcp.force_options, ["ntp", "224"]);
+    assert.deepEqual(c.machines[0]!.options, { ntp: ["10.0.0.9"] });
+    assert.deepEqual(c.machines[0]!.force_options, ["ntp"]);
+    assert.deepEqual(c.machines[1]!.options, { ntp: ["10.0.0.7"] });
+    assert.equal(c.machines[1]!.force_options, undefined);
+  });
+  await t.step("printed as sections with code and type, and read back the same", () => {
+    const text = formatConfig(c);
+    assert.match(
+      text,
+      /^\[dhcp\.options\]\nmtu = 9000 +# option 26 \(u16\)\nntp = \["10\.0\.0\.1"\] +# option 42 \(ips\)$/m,
+    );
+    assert.match(text, /^"224" = "text" +# option 224 \(hex\)$/m);
+    assert.match(text, /^force_options = \["ntp", "224"\] +# /m);
+    assert.match(text, /^\[machine\.options\]\nntp = \["10\.0\.0\.9"\]/m);
+    assert.deepEqual(loadConfig(text, { lookup: eth1 }), c);
+  });
+  await t.step("none set: an empty section that says how", () => {
+    const none = formatConfig(loadConfig(`interface = "eth1"\n`, { lookup: eth1 }));
+    assert.match(none, /^\[dhcp\.options\]\n# none: options by name or number/m);
+    assert.deepEqual(loadConfig(none, { lookup: eth1 }).dhcp.options, {});
+  });
+});
+
+Deno.test("DHCP options: errors name the key, its line and what is expected", async (t) => {
+  const m1 = `[[machine]]\nmac = "52:54:00:00:00:01"\n`;
+  const m2 = `[[machine]]\nmac = "52:54:00:00:00:02"\n`;
+  const cases: [string, RegExp][] = [
+    [
+      `interface = "eth1"\n[dhcp.options]\nntp = ["10.0.0.1"]\nmtu = 67\n`,
+      /^config\.toml:4: dhcp\.options\.mtu: expected a whole number in 68\.\.65535, got number 67$/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\noptions = { ntp = "x" }\n`,
+      /^config\.toml:3: dhcp\.options\.ntp: expected IPv4 addresses/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp.options]\n"53" = "hex:01"\n`,
+      /^config\.toml:3: dhcp\.options\.53: option 53 \(message_type\) cannot be set/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp.options]\nsubnet_mask = "255.0.0.0"\n`,
+      /:3: dhcp\.options\.subnet_mask: option 1 \(subnet_mask\) cannot be set: follows from netmask/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp.options]\nntps = "10.0.0.1"\n`,
+      /:3: dhcp\.options\.ntps: unknown DHCP option; use a name \(did you mean ntp\?\)/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp.options]\nntp = "10.0.0.1"\n"42" = "10.0.0.2"\n`,
+      // TOML tables list number keys first.
+      /:3: dhcp\.options\.ntp: given twice: as 42 and as ntp; keep one/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\nrouter = "10.0.0.2"\n[dhcp.options]\nrouter = ["10.0.0.3"]\n`,
+      /:5: dhcp\.options\.router: given twice: as dhcp\.router and in its options; keep one/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\noptions = ["ntp"]\n`,
+      /:3: dhcp\.options: expected a table, e\.g\. options = \{ ntp = \["10\.0\.0\.1"\] \}/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\nforce_options = "ntp"\n`,
+      /:3: dhcp\.force_options: expected a list of option names or numbers/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\nforce_options = ["ntp", "lease_time"]\n`,
+      /:3: dhcp\.force_options: lease_time: option 51 \(lease_time\) cannot be set/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\nforce_options = [true]\n`,
+      /:3: dhcp\.force_options: expected a list/,
+    ],
+    [
+      // The second machine's table: its own line, not the first machine's.
+      `interface = "eth1"\n${m1}[machine.options]\nntp = "10.0.0.1"\n${m2}[machine.options]\nntp = "x"\n`,
+      /^config\.toml:9: machine\.options\.ntp: expected IPv4 addresses/,
+    ],
+    [
+      `interface = "eth1"\n${m1}options = { ntp = "10.0.0.1" }\n${m2}options = { mtu = 1 }\n`,
+      /^config\.toml:7: machine\.options\.mtu: expected a whole number in 68/,
+    ],
+    [
+      `interface = "eth1"\n${m1}${m2}force_options = ["nope"]\n`,
+      /^config\.toml:6: machine\.force_options: nope: unknown DHCP option/,
+    ],
+  ];
+  for (const [source, expected] of cases) {
+    await t.step(expected.source, () => {
+      assert.throws(() => loadConfig(source, { lookup: eth1 }), (e: unknown) => {
+        assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
+        assert.match(e.message, expected);
+        return true;
+      });
+    });
+  }
+});

@@ -12,6 +12,7 @@ import { interfaceInfo } from "../net/udp_socket.ts";
 import { startDhcpServer } from "../protocols/dhcp/server.ts";
 import type { BootfileOptions } from "../boot/bootfile.ts";
 import { createDhcpHandler, type DhcpEvent } from "../boot/dhcp_responder.ts";
+import type { ConfiguredOptions } from "../boot/dhcp_options.ts";
 import { LeaseStore, poolExclusions } from "../state/leases.ts";
 
 /** A known machine (`[[machine]]`): a reservation when it has an ip, a host name when named. */
@@ -19,6 +20,8 @@ export interface DhcpMachine {
   mac: Mac;
   ip?: string;
   hostname?: string;
+  /** Its own options, over the network's. */
+  options?: ConfiguredOptions;
 }
 
 /** Everything the DHCP service needs; `serve` maps config.toml onto this. */
@@ -37,6 +40,8 @@ export interface DhcpServiceOptions {
   router?: string;
   dns?: string[];
   domain?: string;
+  /** `[dhcp.options]` and `force_options`. */
+  options?: ConfiguredOptions;
   boot: BootfileOptions;
   machines?: DhcpMachine[];
   /** The shared database (state/db.ts); required unless mode is "proxy" or "off". */
@@ -115,6 +120,10 @@ export async function startDhcpService(o: DhcpServiceOptions): Promise<DhcpServi
       hostnames,
       knownOnly: o.knownOnly,
       known: new Set((o.machines ?? []).map((m) => m.mac)),
+      options: o.options,
+      machineOptions: new Map(
+        (o.machines ?? []).flatMap((m) => m.options ? [[m.mac, m.options]] : []),
+      ),
     },
     onEvent: o.onEvent,
     logger: o.logger,

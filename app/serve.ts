@@ -31,7 +31,13 @@ import { BootWatch } from "../observe/watch.ts";
 import { historyWriter } from "../observe/history.ts";
 import type { DatabaseSync } from "node:sqlite";
 import type { DhcpEvent } from "../boot/dhcp_responder.ts";
-import { createLeaseStore, type DhcpServiceOptions, startDhcpService } from "./dhcp.ts";
+import {
+  createLeaseStore,
+  type DhcpMachine,
+  type DhcpServiceOptions,
+  startDhcpService,
+} from "./dhcp.ts";
+import { configuredOptions } from "./config_options.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
@@ -160,6 +166,18 @@ export function addressBookFor(config: Config, leases: LeaseStore | undefined): 
   };
 }
 
+/** What DHCP knows of each `[[machine]]`: reservation, host name, its own options. */
+function dhcpMachines(config: Config): DhcpMachine[] {
+  return config.machines.map((m) => ({
+    mac: m.mac,
+    ip: m.ip,
+    hostname: m.hostname,
+    ...(m.options || m.force_options
+      ? { options: configuredOptions(m.options ?? {}, m.force_options ?? []) }
+      : {}),
+  }));
+}
+
 /** The lease store of this config, or none when another server hands out addresses. */
 function leaseStoreFor(config: Config, db: DatabaseSync): LeaseStore | undefined {
   if (config.dhcp.mode === "proxy" || config.dhcp.mode === "off") return undefined;
@@ -168,7 +186,7 @@ function leaseStoreFor(config: Config, db: DatabaseSync): LeaseStore | undefined
     serverIp: config.server_ip,
     subnet: Subnet.of(config.server_ip, config.netmask),
     router: config.dhcp.router,
-    machines: config.machines,
+    machines: dhcpMachines(config),
     newClientRate: config.dhcp.new_client_rate,
   });
 }
@@ -191,12 +209,13 @@ function dhcpOptions(
     router: config.dhcp.router,
     dns: config.dhcp.dns,
     domain: config.dhcp.domain,
+    options: configuredOptions(config.dhcp.options, config.dhcp.force_options),
     boot: {
       httpUrl: config.http.public_url,
       efiLoader: config.dhcp.efi_loader,
       arm64Loader: config.dhcp.arm64_loader,
     },
-    machines: config.machines,
+    machines: dhcpMachines(config),
     db,
     leases,
     knownOnly: config.dhcp.known_only,

@@ -20,6 +20,7 @@ import type { DhcpHandler } from "../protocols/dhcp/server.ts";
 import { type DhcpReply, finishReply, PXE_PORT } from "../protocols/dhcp/wire.ts";
 import type { LeaseStore } from "../state/leases.ts";
 import { type BootChoice, type BootfileOptions, chooseBootfile } from "./bootfile.ts";
+import { addConfigured, type ConfiguredOptions, mergeOptions } from "./dhcp_options.ts";
 
 /** Everything the policy needs to answer; a plain object the app builds from the config. */
 export interface DhcpPolicyOptions {
@@ -42,6 +43,10 @@ export interface DhcpPolicyOptions {
   knownOnly?: boolean;
   /** The machines `[[machine]]` names. */
   known?: ReadonlySet<Mac>;
+  /** Options from config.toml (`[dhcp.options]`), sent as {@linkcode addConfigured} says. */
+  options?: ConfiguredOptions;
+  /** A machine's own options (`[[machine]] options`), over the others. */
+  machineOptions?: ReadonlyMap<Mac, ConfiguredOptions>;
 }
 
 /** The replies a server sends, by kind. */
@@ -144,6 +149,14 @@ function addNetwork(reply: DhcpPacket, o: DhcpPolicyOptions, mac: Mac): void {
   if (hostname) reply.options.setString(DhcpOption.Hostname, hostname);
 }
 
+/** The configured options of the network, then of the machine, over what the server set. */
+function addOptions(reply: DhcpPacket, req: DhcpPacket, o: DhcpPolicyOptions, mac: Mac): void {
+  const mine = o.machineOptions?.get(mac);
+  if (!o.options && !mine) return;
+  const configured = mine ? mergeOptions(o.options, mine) : o.options!;
+  addConfigured(reply.options, req.options.paramRequestList(), configured, clientKind(req));
+}
+
 function addLeaseTimes(reply: DhcpPacket, seconds: number): void {
   reply.options.setU32(DhcpOption.LeaseTime, seconds);
   // RFC 2131 §4.4.5 defaults: T1 = 0.5, T2 = 0.875 of the lease.
@@ -196,6 +209,7 @@ function leaseReply(
   addLeaseTimes(reply, o.leaseSeconds);
   addNetwork(reply, o, mac);
   if (choice) addBoot(reply, req, o, choice);
+  addOptions(reply, req, o, mac);
   const kind = type === MessageType.Offer ? "offer" : "ack";
   return { event: replyEvent(req, mac, kind, ip, choice), reply: finishReply(req, reply) };
 }
@@ -271,6 +285,7 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
       reply.options.setIp(DhcpOption.ServerId, o.serverIp);
       addNetwork(reply, o, mac);
       if (choice) addBoot(reply, req, o, choice);
+      addOptions(reply, req, o, mac);
       return {
         event: replyEvent(req, mac, "ack", req.ciaddr, choice),
         reply: finishReply(req, reply),

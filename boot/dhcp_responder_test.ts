@@ -15,6 +15,8 @@ import { macHyphens, mustParseMac } from "../net/mac.ts";
 import { DhcpOption, type DhcpOptions, MessageType } from "../protocols/dhcp/options.ts";
 import { decodeDhcp, type DhcpPacket, macOf } from "../protocols/dhcp/packet.ts";
 import { decodePxeVendorOptions, encodeClientArch } from "../protocols/dhcp/pxe.ts";
+import { encodeOption } from "../protocols/dhcp/option_table.ts";
+import type { ConfiguredOptions } from "./dhcp_options.ts";
 
 // Requests captured from real clients (see protocols/dhcp/testdata/*.txt for readable dumps).
 const TESTDATA = new URL("../protocols/dhcp/testdata/", import.meta.url);
@@ -552,4 +554,158 @@ Deno.test("a script URL too long for the file field goes in option 67 alone", ()
     `${long}/boot.ipxe?mac=${macHyphens(macOf(req)!)}`,
   );
   assert.equal(r.options.messageType(), MessageType.Offer);
+});
+
+/** Configured options from config-style values, `force` by name. */
+function configured(
+  values: Record<string, unknown>,
+  force: string[] = [],
+): ConfiguredOptions {
+  const encoded = Object.entries(values).map(([k, v]) => encodeOption(k, v));
+  return {
+    values: new Map(encoded.map((e) => [e.spec.code, e.bytes])),
+    force: new Set(force.map((k) => encodeOption(k, values[k] ?? "hex:").spec.code)),
+  };
+}
+
+/** udhcpc's DISCOVER asking for `asked` (option 55) with room for 1472 bytes. */
+function asking(asked: number[], mac?: string): DhcpPacket {
+  return variant(capture("udhcpc_discover"), (o) => {
+    o.set(DhcpOption.ParamRequestList, Uint8Array.from(asked));
+    o.setU16(DhcpOption.MaxMessageSize, 1472);
+  }, mac ? { chaddr: Uint8Array.from(mac.split(":"), (h) => parseInt(h, 16)) } : {});
+}
+
+Deno.test("configured options: sent when asked (option 55) or forced; machine over network", async (t) => {
+  const MACHINE = "52:54:00:00:99:07";
+  const global = configured({ ntp: ["10.77.0.123"], mtu: 9000, "224": "text", tz_name: "UTC" }, [
+    "tz_name",
+  ]);
+  const machine = configured({ ntp: ["10.77.0.9"], "224": "mine" }, ["224"]);
+  const machineOptions = new Map([[mustParseMac(MACHINE), machine]]);
+  const ip = (s: string) => s.split(".").map(Number);
+  const text = (s: string) => [...new TextEncoder().encode(s)];
+  const cases: {
+    name: string;
+    req: DhcpPacket;
+    want: Record<number, number[] | undefined>;
+  }[] = [
+    {
+      name: "asked for 42: the network's NTP; 26 unasked stays out; forced 101 goes",
+      req: asking([1, 3, 42]),
+      want: { 42: ip("10.77.0.123"), 26: undefined, 224: undefined, 101: text("UTC") },
+    },
+    {
+      name: "asked for 26 and 224",
+      req: asking([26, 224]),
+      want: { 26: [0x23, 0x28], 224: text("text"), 42: undefined },
+    },
+    {
+      name: "the machine's NTP over the network's; its forced 224 goes unasked",
+      req: asking([42], MACHINE),
+      want: { 42: ip("10.77.0.9"), 224: text("mine"), 26: undefined, 101: text("UTC") },
+    },
+    {
+      name: "the machine inherits what it does not set",
+      req: asking([26], MACHINE),
+      want: { 26: [0x23, 0x28] },
+    },
+    {
+      name: "nothing asked: only the forced ones",
+      req: asking([]),
+      want: { 42: undefined, 26: undefined, 224: undefined, 101: text("UTC") },
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const r = onWire(handleDhcp(c.req, policy({ options: global, machineOptions })));
+      for (const [code, bytes] of Object.entries(c.want)) {
+        const got = r.options.get(Number(code));
+        assert.deepEqual(got && [...got], bytes, `option ${code}`);
+      }
+    });
+  }
+  await t.step("asked options come in the client's order, then the forced ones", () => {
+    const r = onWire(handleDhcp(asking([224, 42, 1]), policy({ options: global })));
+    assert.deepEqual(r.options.codes().slice(0, 4), [53, 224, 42, 1]);
+    assert.ok(r.options.codes().indexOf(101) > 4);
+  });
+  await t.step("an ACK and an INFORM carry them too", () => {
+    const o = policy({ options: global });
+    const offer = handleDhcp(asking([42]), o);
+    const req = variant(asking([42]), (x) => {
+      x.setMessageType(MessageType.Request);
+      x.setIp(DhcpOption.RequestedIP, offer.reply!.packet.yiaddr);
+      x.setIp(DhcpOption.ServerId, SERVER);
+    });
+    assert.deepEqual([...onWire(handleDhcp(req, o)).options.get(42)!], ip("10.77.0.123"));
+    const inform = variant(asking([42]), (x) => x.setMessageType(MessageType.Inform), {
+      ciaddr: "10.77.0.77",
+    });
+    assert.deepEqual([...onWire(handleDhcp(inform, o)).options.get(42)!], ip("10.77.0.123"));
+  });
+  await t.step("a NAK and a proxy answer carry none", () => {
+    const nak = variant(asking([42]), (x) => {
+      x.setMessageType(MessageType.Request);
+      x.setIp(DhcpOption.RequestedIP, "10.77.0.200");
+    });
+    const out = handleDhcp(nak, policy({ options: global }));
+    assert.equal(label(out), "nak");
+    assert.equal(onWire(out).options.has(42), false);
+    const pxe = variant(ovmf, (x) => x.set(DhcpOption.ParamRequestList, Uint8Array.of(42)));
+    const proxy = onWire(handleDhcp(pxe, policy({ mode: "proxy", options: global })));
+    assert.equal(proxy.options.has(42), false);
+  });
+});
+
+Deno.test("configured options replace what the server sends anyway, never a boot client's boot fields", async (t) => {
+  const options = configured({
+    router: ["10.77.0.250"],
+    dns: ["9.9.9.9"],
+    tftp_server: "tftp.phones.example",
+    vendor_specific: "hex:0104c0a80101",
+  });
+  await t.step("udhcpc (not a boot client) gets all four, unasked router and DNS too", () => {
+    const r = onWire(handleDhcp(asking([1, 66, 43]), policy({ options })));
+    assert.deepEqual(r.options.ips(DhcpOption.Router), ["10.77.0.250"]);
+    assert.deepEqual(r.options.ips(DhcpOption.DNS), ["9.9.9.9"]);
+    assert.equal(r.options.string(DhcpOption.TftpServerName), "tftp.phones.example");
+    assert.deepEqual([...r.options.get(DhcpOption.VendorSpecific)!], [1, 4, 192, 168, 1, 1]);
+  });
+  await t.step("OVMF (PXE) keeps the server's 43 and 66, gets the router", () => {
+    const pxe = variant(ovmf, (x) => x.set(DhcpOption.ParamRequestList, Uint8Array.of(3, 43, 66)));
+    const r = onWire(handleDhcp(pxe, policy({ options })));
+    assert.deepEqual(r.options.ips(DhcpOption.Router), ["10.77.0.250"]);
+    assert.equal(r.options.string(DhcpOption.TftpServerName), SERVER);
+    assert.equal(
+      decodePxeVendorOptions(r.options.get(DhcpOption.VendorSpecific)!).discoveryControl,
+      8,
+    );
+  });
+});
+
+Deno.test("a configured option longer than 255 bytes is split (RFC 3396) and read back whole", async (t) => {
+  const names = Array.from({ length: 30 }, (_, i) => `rack${i}.site${i}.example.org`);
+  const options = configured({ domain_search: names });
+  const value = options.values.get(119)!;
+  assert.ok(value.length > 255, `${value.length} bytes`);
+  await t.step("within 1472 bytes: in the options field, as consecutive parts", () => {
+    const out = handleDhcp(asking([119]), policy({ options }));
+    const bytes = encodeReply(out.reply!);
+    const r = decodeDhcp(bytes);
+    assert.deepEqual(r.options.get(119), value);
+    // The parts follow each other: 119 255 … 119 n …
+    const parts: [number, number][] = [];
+    for (let at = 240; bytes[at] !== 255; at += 2 + bytes[at + 1]!) {
+      parts.push([bytes[at]!, bytes[at + 1]!]);
+    }
+    const first = parts.findIndex(([code]) => code === 119);
+    assert.deepEqual(parts.slice(first, first + 2), [[119, 255], [119, value.length - 255]]);
+  });
+  await t.step("within 576 bytes it does not fit and gives way; the reply still goes", () => {
+    const req = variant(asking([119]), (x) => x.delete(DhcpOption.MaxMessageSize));
+    const r = onWire(handleDhcp(req, policy({ options })));
+    assert.equal(r.options.has(119), false);
+    assert.equal(r.options.messageType(), MessageType.Offer);
+  });
 });
