@@ -8,8 +8,10 @@
  * @module
  */
 import { parse as parseToml, TomlError } from "smol-toml";
+import { Subnet } from "../net/ipv4.ts";
 import type { MachineConfig } from "../state/machines.ts";
 import type { DhcpOptionValues } from "./config_options.ts";
+import { type DhcpSubnetConfig, subnetTables } from "./config_subnets.ts";
 import { ConfigError, ConfigReader, type Raw } from "./config_reader.ts";
 import {
   readApi,
@@ -23,7 +25,7 @@ import {
   readTop,
 } from "./config_sections.ts";
 
-export type { DhcpOptionValues, MachineConfig };
+export type { DhcpOptionValues, DhcpSubnetConfig, MachineConfig };
 export { ConfigError, parseByteSize, parseDuration } from "./config_reader.ts";
 export { formatConfig } from "./config_format.ts";
 
@@ -59,6 +61,8 @@ export interface Config {
     options: DhcpOptionValues;
     /** Options sent even to clients that do not ask for them. */
     force_options: string[];
+    /** `[[dhcp.subnet]]`: networks behind relays. */
+    subnets: DhcpSubnetConfig[];
   };
   tftp: { port: number; max_blksize: number; windowsize: number; max_per_client: number };
   http: { port: number; address: string; public_url: string };
@@ -136,6 +140,17 @@ const KNOWN: Record<string, string[]> = {
     "new_client_rate",
     "options",
     "force_options",
+    "subnet",
+  ],
+  "dhcp.subnet": [
+    "network",
+    "range",
+    "router",
+    "dns",
+    "domain",
+    "lease",
+    "options",
+    "force_options",
   ],
   tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
   http: ["port", "address", "public_url"],
@@ -193,13 +208,39 @@ function refuseUnknownKeys(raw: Raw, r: ConfigReader): void {
       ? [raw]
       : section === "machine"
       ? (Array.isArray(raw.machine) ? raw.machine as Raw[] : [])
+      : section === "dhcp.subnet"
+      ? subnetTables(r.table(raw, "dhcp"), r)
       : [r.table(raw, section)];
-    for (const t of tables) {
+    tables.forEach((t, index) => {
+      const at = section.includes(".") || section === "machine"
+        ? { array: section, index }
+        : undefined;
       for (const key of Object.keys(t)) {
-        if (!keys.includes(key)) r.fail(section, key, `unknown key; allowed: ${keys.join(", ")}`);
+        if (!keys.includes(key)) {
+          r.fail(section, key, `unknown key; allowed: ${keys.join(", ")}`, at);
+        }
       }
-    }
+    });
   }
+}
+
+/** A reservation outside every served network could never be handed out: a typo. */
+function refuseStrayReservations(c: Config, r: ConfigReader): void {
+  if (c.server_ip === "0.0.0.0" || c.dhcp.mode === "proxy" || c.dhcp.mode === "off") return;
+  const networks = [
+    Subnet.of(c.server_ip, c.netmask),
+    ...c.dhcp.subnets.map((s) => Subnet.parse(s.network)),
+  ];
+  c.machines.forEach((m, index) => {
+    if (m.ip && !networks.some((n) => n.contains(m.ip!))) {
+      r.fail(
+        "machine",
+        "ip",
+        `${m.ip} is in no network this server hands out addresses in (${networks.join(", ")})`,
+        { array: "machine", index },
+      );
+    }
+  });
 }
 
 /** Parses and validates config.toml text into the effective {@linkcode Config}. */
@@ -217,7 +258,7 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
   });
   const http = readHttp(r.table(raw, "http"), r, network.server_ip);
   const top = readTop(raw, r);
-  return {
+  const config: Config = {
     ...top,
     ...network,
     dhcp: readDhcp(r.table(raw, "dhcp"), r, network),
@@ -228,4 +269,6 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
     api: readApi(r.table(raw, "api"), r, top.data_dir),
     machines: readMachines(raw, r),
   };
+  refuseStrayReservations(config, r);
+  return config;
 }

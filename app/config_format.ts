@@ -109,6 +109,25 @@ function options(
   }
 }
 
+function subnets(c: Config, line: Line, section: (name: string) => void, out: string[]): void {
+  for (const s of c.dhcp.subnets) {
+    section("[dhcp.subnet]");
+    line("network", s.network, "a network behind a DHCP relay (the relay's giaddr is in it)");
+    line("range", s.range, "first and last address handed out there");
+    line("router", s.router, "its clients' gateway, and their way to this server");
+    line("dns", s.dns, "DNS servers for its clients ([dhcp] dns unless set)");
+    line(
+      "domain",
+      s.domain ?? "",
+      "domain name ([dhcp] domain unless set)",
+      s.domain === undefined,
+    );
+    line("lease", s.lease, "lease time in seconds ([dhcp] lease unless set)");
+    line("force_options", s.force_options, "options sent unasked in this subnet");
+    options("dhcp.subnet.options", s.options, line, section, out);
+  }
+}
+
 function services(c: Config, line: Line, section: (name: string) => void): void {
   section("tftp");
   line("port", c.tftp.port, "TFTP port");
@@ -188,6 +207,7 @@ export function formatConfig(c: Config, hide: { hideVars?: boolean } = {}): stri
   section("dhcp");
   dhcp(c.dhcp, line);
   options("dhcp.options", c.dhcp.options, line, section, out);
+  subnets(c, line, section, out);
   services(c, line, section);
   machines(c, line, section, hide.hideVars ?? false, out);
   return out.join("\n") + "\n";

@@ -10,6 +10,7 @@ import { type Mac, parseMac } from "../net/mac.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
 import type { Config, InterfaceInfo, MachineEntry } from "./config.ts";
 import { readForceOptions, readOptions, refuseTwice } from "./config_options.ts";
+import { readSubnets } from "./config_subnets.ts";
 
 /** The server's place on the network: the interface and its address. */
 export interface Network {
@@ -102,17 +103,21 @@ function readRange(t: Raw, r: ConfigReader, net: Network): [string, string] {
 /** Keys of `[dhcp]` that set an option the options table may set too. */
 const OPTION_KEYS = ["router", "dns", "domain"];
 
-/** `[dhcp]`. */
+/** `[dhcp]` and its `[[dhcp.subnet]]` tables. */
 export function readDhcp(t: Raw, r: ConfigReader, net: Network): Config["dhcp"] {
   const options = readOptions(t, r, { section: "dhcp" });
   refuseTwice(t, options, OPTION_KEYS, r, { section: "dhcp" });
+  const lease = r.seconds(t, "dhcp", "lease") ?? 86400;
+  const dns = r.ips(t, "dhcp", "dns") ?? [];
+  const domain = r.str(t, "dhcp", "domain");
+  const own = net.server_ip === "0.0.0.0" ? undefined : Subnet.of(net.server_ip, net.netmask);
   return {
     mode: r.oneOf(t, "dhcp", "mode", ["server", "proxy", "auto", "off"] as const) ?? "server",
     range: readRange(t, r, net),
-    lease: r.seconds(t, "dhcp", "lease") ?? 86400,
+    lease,
     router: r.ip(t, "dhcp", "router"),
-    dns: r.ips(t, "dhcp", "dns") ?? [],
-    domain: r.str(t, "dhcp", "domain"),
+    dns,
+    domain,
     efi_loader: r.str(t, "dhcp", "efi_loader") ?? "snponly.efi",
     arm64_loader: r.str(t, "dhcp", "arm64_loader") ?? "arm64/ipxe.efi",
     router_advertisement: r.bool(t, "dhcp", "router_advertisement") ?? true,
@@ -120,6 +125,7 @@ export function readDhcp(t: Raw, r: ConfigReader, net: Network): Config["dhcp"] 
     new_client_rate: r.int(t, "dhcp", "new_client_rate", 1, 100_000) ?? 10,
     options,
     force_options: readForceOptions(t, r, { section: "dhcp" }),
+    subnets: readSubnets(t, r, own, { dns, domain, lease }),
   };
 }
 

@@ -400,3 +400,154 @@ Deno.test("DHCP options: errors name the key, its line and what is expected", as
     });
   }
 });
+
+Deno.test("[[dhcp.subnet]]: networks behind relays, defaults from [dhcp], printed and read back", async (t) => {
+  const source = `interface = "eth1"
+[dhcp]
+dns = ["10.0.0.53"]
+domain = "lab"
+lease = "2h"
+[[dhcp.subnet]]
+network = "10.1.0.0/24"
+range = ["10.1.0.100", "10.1.0.200"]
+router = "10.1.0.1"
+[dhcp.subnet.options]
+ntp = ["10.1.0.1"]
+[[dhcp.subnet]]
+network = "10.2.0.0/16"
+router = "10.2.0.1"
+dns = ["10.2.0.53"]
+domain = "two.lab"
+lease = 600
+force_options = ["ntp"]
+options = { ntp = "10.2.0.1" }
+[[machine]]
+mac = "52:54:00:00:00:01"
+ip = "10.2.0.9"
+`;
+  const c = loadConfig(source, { lookup: eth1 });
+  await t.step("read with what they inherit", () => {
+    assert.deepEqual(c.dhcp.subnets, [
+      {
+        network: "10.1.0.0/24",
+        range: ["10.1.0.100", "10.1.0.200"],
+        router: "10.1.0.1",
+        dns: ["10.0.0.53"],
+        domain: "lab",
+        lease: 7200,
+        options: { ntp: ["10.1.0.1"] },
+        force_options: [],
+      },
+      {
+        network: "10.2.0.0/16",
+        range: ["10.2.0.1", "10.2.255.254"],
+        router: "10.2.0.1",
+        dns: ["10.2.0.53"],
+        domain: "two.lab",
+        lease: 600,
+        options: { ntp: ["10.2.0.1"] },
+        force_options: ["ntp"],
+      },
+    ]);
+    assert.equal(c.machines[0]!.ip, "10.2.0.9");
+  });
+  await t.step("printed as [[dhcp.subnet]] tables and read back the same", () => {
+    const text = formatConfig(c);
+    assert.match(text, /^\[\[dhcp\.subnet\]\]\nnetwork = "10\.1\.0\.0\/24" +# /m);
+    assert.match(text, /^\[dhcp\.subnet\.options\]\nntp = \["10\.2\.0\.1"\]/m);
+    assert.deepEqual(loadConfig(text, { lookup: eth1 }), c);
+  });
+  await t.step("none: an empty list", () => {
+    assert.deepEqual(loadConfig(`interface = "eth1"\n`, { lookup: eth1 }).dhcp.subnets, []);
+  });
+});
+
+Deno.test("[[dhcp.subnet]]: errors name the key, the subnet's line and what is wrong", async (t) => {
+  const one = `[[dhcp.subnet]]\nnetwork = "10.1.0.0/24"\nrouter = "10.1.0.1"\n`;
+  const cases: [string, RegExp][] = [
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.0.0.0/16"\nrouter = "10.0.0.254"\n`,
+      /^config\.toml:3: dhcp\.subnet\.network: 10\.0\.0\.0\/16 overlaps the interface's network 10\.0\.0\.0\/24$/,
+    ],
+    [
+      `${one}[[dhcp.subnet]]\nnetwork = "10.1.0.128/25"\nrouter = "10.1.0.129"\n`,
+      /^config\.toml:6: dhcp\.subnet\.network: 10\.1\.0\.128\/25 overlaps 10\.1\.0\.0\/24$/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.5/24"\nrouter = "10.1.0.1"\n`,
+      /:3: dhcp\.subnet\.network: 10\.1\.0\.5\/24 has host bits set; did you mean "10\.1\.0\.0\/24"\?/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.0"\nrouter = "10.1.0.1"\n`,
+      /:3: dhcp\.subnet\.network: expected a network like "10\.1\.0\.0\/24", got "10\.1\.0\.0"/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.0/31"\nrouter = "10.1.0.1"\n`,
+      /:3: dhcp\.subnet\.network: 10\.1\.0\.0\/31 has no room for clients/,
+    ],
+    [
+      `[[dhcp.subnet]]\nrouter = "10.1.0.1"\n`,
+      /dhcp\.subnet\.network: every \[\[dhcp\.subnet\]\] needs network/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.0/24"\n`,
+      /dhcp\.subnet\.router: every \[\[dhcp\.subnet\]\] needs router = "…": its clients reach this server through it/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.0/24"\nrouter = "10.2.0.1"\n`,
+      /:4: dhcp\.subnet\.router: 10\.2\.0\.1 is not inside 10\.1\.0\.0\/24/,
+    ],
+    [
+      `${one}range = ["10.1.0.100", "10.1.1.10"]\n`,
+      /:5: dhcp\.subnet\.range: 10\.1\.0\.100\.\.10\.1\.1\.10 is not inside 10\.1\.0\.0\/24/,
+    ],
+    [
+      `${one}range = ["10.1.0.9", "10.1.0.2"]\n`,
+      /:5: dhcp\.subnet\.range: first address 10\.1\.0\.9 is after last/,
+    ],
+    [`${one}range = ["10.1.0.9"]\n`, /:5: dhcp\.subnet\.range: expected two addresses/],
+    [`${one}lease = "soon"\n`, /:5: dhcp\.subnet\.lease: expected seconds or a duration/],
+    [
+      `${one}[[dhcp.subnet]]\nnetwork = "10.2.0.0/24"\nrouter = "10.2.0.1"\nrouters = "x"\n`,
+      /^config\.toml:8: dhcp\.subnet\.routers: unknown key; allowed: network, range, router/,
+    ],
+    [
+      `${one}[dhcp.subnet.options]\nrouter = ["10.1.0.2"]\n`,
+      /:6: dhcp\.subnet\.options\.router: given twice: as dhcp\.subnet\.router and in its options/,
+    ],
+    [
+      `${one}[dhcp.subnet.options]\nmtu = 10\n`,
+      /:6: dhcp\.subnet\.options\.mtu: expected a whole number in 68\.\.65535/,
+    ],
+    [
+      `[dhcp.subnet]\nnetwork = "10.1.0.0/24"\n`,
+      /dhcp\.subnet: expected \[\[dhcp\.subnet\]\] tables/,
+    ],
+    [
+      `${one}[[machine]]\nmac = "52:54:00:00:00:01"\nip = "10.1.0.9"\n[[machine]]\nmac = "52:54:00:00:00:02"\nip = "10.7.0.9"\n`,
+      /^config\.toml:10: machine\.ip: 10\.7\.0\.9 is in no network this server hands out addresses in \(10\.0\.0\.0\/24, 10\.1\.0\.0\/24\)$/,
+    ],
+  ];
+  for (const [rest, expected] of cases) {
+    await t.step(expected.source.slice(0, 70), () => {
+      assert.throws(
+        () => loadConfig(`interface = "eth1"\n${rest}`, { lookup: eth1 }),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
+          assert.match(e.message, expected);
+          return true;
+        },
+      );
+    });
+  }
+  await t.step(
+    "in proxy mode a reservation may be anywhere (another server hands out addresses)",
+    () => {
+      const c = loadConfig(
+        `interface = "eth1"\n[dhcp]\nmode = "proxy"\n[[machine]]\nmac = "52:54:00:00:00:02"\nip = "10.7.0.9"\n`,
+        { lookup: eth1 },
+      );
+      assert.equal(c.machines[0]!.ip, "10.7.0.9");
+    },
+  );
+});

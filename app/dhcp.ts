@@ -1,6 +1,7 @@
 /**
- * The DHCP service as `serve` runs it: the lease store of the pool, the policy of
- * `boot/dhcp_responder.ts` and the server loop of `protocols/dhcp/server.ts`, put together.
+ * The DHCP service as `serve` runs it: a lease store per served subnet (the interface's and
+ * those behind relays), the policy of `boot/dhcp_responder.ts` and the server loop of
+ * `protocols/dhcp/server.ts`, put together.
  *
  * @module
  */
@@ -11,9 +12,10 @@ import type { Mac } from "../net/mac.ts";
 import { interfaceInfo } from "../net/udp_socket.ts";
 import { startDhcpServer } from "../protocols/dhcp/server.ts";
 import type { BootfileOptions } from "../boot/bootfile.ts";
-import { createDhcpHandler, type DhcpEvent } from "../boot/dhcp_responder.ts";
-import type { ConfiguredOptions } from "../boot/dhcp_options.ts";
+import { createDhcpHandler, type DhcpEvent, type DhcpScope } from "../boot/dhcp_responder.ts";
+import { type ConfiguredOptions, mergeOptions } from "../boot/dhcp_options.ts";
 import { LeaseStore, poolExclusions } from "../state/leases.ts";
+import { LeasePools } from "../state/lease_pools.ts";
 
 /** A known machine (`[[machine]]`): a reservation when it has an ip, a host name when named. */
 export interface DhcpMachine {
@@ -21,6 +23,19 @@ export interface DhcpMachine {
   ip?: string;
   hostname?: string;
   /** Its own options, over the network's. */
+  options?: ConfiguredOptions;
+}
+
+/** A network behind a DHCP relay (`[[dhcp.subnet]]`). */
+export interface DhcpSubnet {
+  subnet: Subnet;
+  /** Dynamic pool, inclusive. */
+  range: [string, string];
+  router: string;
+  dns?: string[];
+  domain?: string;
+  leaseSeconds: number;
+  /** Its own options, over the service's. */
   options?: ConfiguredOptions;
 }
 
@@ -42,12 +57,14 @@ export interface DhcpServiceOptions {
   domain?: string;
   /** `[dhcp.options]` and `force_options`. */
   options?: ConfiguredOptions;
+  /** Networks behind relays, each with its own pool. */
+  subnets?: DhcpSubnet[];
   boot: BootfileOptions;
   machines?: DhcpMachine[];
   /** The shared database (state/db.ts); required unless mode is "proxy" or "off". */
   db?: DatabaseSync;
-  /** The lease store, when the caller made it already (`createLeaseStore`). */
-  leases?: LeaseStore;
+  /** The lease stores, when the caller made them already (`createLeasePools`). */
+  leases?: LeasePools;
   /** Answer `[[machine]]` entries only. */
   knownOnly?: boolean;
   /** New leases per second for strangers; default unlimited. */
@@ -62,32 +79,46 @@ export interface DhcpServiceOptions {
 /** A running DHCP service. */
 export interface DhcpService {
   readonly mode: "server" | "proxy" | "off";
-  /** The lease store (undefined in proxy/off mode). */
-  readonly leases?: LeaseStore;
+  /** The lease stores (undefined in proxy/off mode). */
+  readonly leases?: LeasePools;
   close(): Promise<void>;
 }
 
-/** The lease store for a pool: the range minus network, broadcast, server and router. */
-export function createLeaseStore(
+/**
+ * A lease store per served subnet, the interface's first: each pool is its range minus
+ * network, broadcast, server and router. Every store knows every reservation (one outside
+ * its subnet is another pool's) and every `[[machine]]`.
+ */
+export function createLeasePools(
   db: DatabaseSync,
   o: {
     range: [string, string];
     serverIp: string;
     subnet: Subnet;
     router?: string;
+    subnets?: readonly Pick<DhcpSubnet, "subnet" | "range" | "router">[];
     machines?: readonly DhcpMachine[];
     newClientRate?: number;
   },
-): LeaseStore {
-  return new LeaseStore(db, {
-    range: o.range,
-    exclude: poolExclusions(o.serverIp, o.subnet, o.router),
-    reservations: (o.machines ?? []).flatMap((m) =>
-      m.ip ? [{ mac: m.mac, ip: m.ip, hostname: m.hostname }] : []
-    ),
-    known: (o.machines ?? []).map((m) => m.mac),
-    newClientRate: o.newClientRate,
+): LeasePools {
+  const reservations = (o.machines ?? []).flatMap((m) =>
+    m.ip ? [{ mac: m.mac, ip: m.ip, hostname: m.hostname }] : []
+  );
+  const pool = (subnet: Subnet, range: [string, string], router?: string) => ({
+    subnet,
+    store: new LeaseStore(db, {
+      range,
+      subnet,
+      exclude: poolExclusions(o.serverIp, subnet, router),
+      reservations,
+      known: (o.machines ?? []).map((m) => m.mac),
+      newClientRate: o.newClientRate,
+    }),
   });
+  return new LeasePools([
+    pool(o.subnet, o.range, o.router),
+    ...(o.subnets ?? []).map((s) => pool(s.subnet, s.range, s.router)),
+  ]);
 }
 
 /** Starts DHCP on one interface (or logs that it is off); see `startDhcpServer`. */
@@ -102,8 +133,17 @@ export async function startDhcpService(o: DhcpServiceOptions): Promise<DhcpServi
   let leases = o.leases;
   if (o.mode !== "proxy" && !leases) {
     if (!o.range || !o.db) throw new Error(`DHCP mode "${o.mode}" needs a range and a database`);
-    leases = createLeaseStore(o.db, { ...o, range: o.range, serverIp, subnet });
+    leases = createLeasePools(o.db, { ...o, range: o.range, serverIp, subnet });
   }
+  const subnets = (o.subnets ?? []).map((s): DhcpScope => ({
+    subnet: s.subnet,
+    router: s.router,
+    dns: s.dns,
+    domain: s.domain,
+    leaseSeconds: s.leaseSeconds,
+    leases: leases?.storeFor(s.subnet.network),
+    options: mergeOptions(o.options, s.options),
+  }));
   const hostnames = new Map<Mac, string>(
     (o.machines ?? []).flatMap((m) => m.hostname ? [[m.mac, m.hostname]] : []),
   );
@@ -116,7 +156,8 @@ export async function startDhcpService(o: DhcpServiceOptions): Promise<DhcpServi
       domain: o.domain,
       leaseSeconds: o.leaseSeconds,
       boot: o.boot,
-      leases,
+      leases: leases?.storeFor(serverIp),
+      subnets,
       hostnames,
       knownOnly: o.knownOnly,
       known: new Set((o.machines ?? []).map((m) => m.mac)),

@@ -20,7 +20,7 @@ import { listenInterface } from "../protocols/tftp/interface_socket.ts";
 import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
-import type { LeaseStore } from "../state/leases.ts";
+import type { LeasePools } from "../state/lease_pools.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
 import type { AddressBook } from "../boot/identity.ts";
@@ -32,9 +32,10 @@ import { historyWriter } from "../observe/history.ts";
 import type { DatabaseSync } from "node:sqlite";
 import type { DhcpEvent } from "../boot/dhcp_responder.ts";
 import {
-  createLeaseStore,
+  createLeasePools,
   type DhcpMachine,
   type DhcpServiceOptions,
+  type DhcpSubnet,
   startDhcpService,
 } from "./dhcp.ts";
 import { configuredOptions } from "./config_options.ts";
@@ -153,8 +154,11 @@ function servicesFor(
   });
 }
 
-/** Where this server learns machines' addresses: its leases, the config, the neighbour table. */
-export function addressBookFor(config: Config, leases: LeaseStore | undefined): AddressBook {
+/**
+ * Where this server learns machines' addresses: its leases (of every subnet, so that a machine
+ * behind a relay is known too), the config, the neighbour table.
+ */
+export function addressBookFor(config: Config, leases: LeasePools | undefined): AddressBook {
   const reserved = new Map(config.machines.flatMap((m) => m.ip ? [[m.mac, m.ip] as const] : []));
   const byIp = new Map([...reserved].map(([mac, ip]) => [ip, mac] as const));
   return {
@@ -178,14 +182,28 @@ function dhcpMachines(config: Config): DhcpMachine[] {
   }));
 }
 
-/** The lease store of this config, or none when another server hands out addresses. */
-function leaseStoreFor(config: Config, db: DatabaseSync): LeaseStore | undefined {
+/** The `[[dhcp.subnet]]` networks as the DHCP service takes them. */
+function dhcpSubnets(config: Config): DhcpSubnet[] {
+  return config.dhcp.subnets.map((s) => ({
+    subnet: Subnet.parse(s.network),
+    range: s.range,
+    router: s.router,
+    dns: s.dns,
+    domain: s.domain,
+    leaseSeconds: s.lease,
+    options: configuredOptions(s.options, s.force_options),
+  }));
+}
+
+/** The lease stores of this config, or none when another server hands out addresses. */
+function leasePoolsFor(config: Config, db: DatabaseSync): LeasePools | undefined {
   if (config.dhcp.mode === "proxy" || config.dhcp.mode === "off") return undefined;
-  return createLeaseStore(db, {
+  return createLeasePools(db, {
     range: config.dhcp.range,
     serverIp: config.server_ip,
     subnet: Subnet.of(config.server_ip, config.netmask),
     router: config.dhcp.router,
+    subnets: dhcpSubnets(config),
     machines: dhcpMachines(config),
     newClientRate: config.dhcp.new_client_rate,
   });
@@ -195,7 +213,7 @@ function leaseStoreFor(config: Config, db: DatabaseSync): LeaseStore | undefined
 function dhcpOptions(
   config: Config,
   db: DatabaseSync,
-  leases: LeaseStore | undefined,
+  leases: LeasePools | undefined,
   logger: Logger,
   onEvent: (e: DhcpEvent) => void,
 ): DhcpServiceOptions {
@@ -210,6 +228,7 @@ function dhcpOptions(
     dns: config.dhcp.dns,
     domain: config.dhcp.domain,
     options: configuredOptions(config.dhcp.options, config.dhcp.force_options),
+    subnets: dhcpSubnets(config),
     boot: {
       httpUrl: config.http.public_url,
       efiLoader: config.dhcp.efi_loader,
@@ -256,7 +275,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     running.push({ close: () => Promise.resolve(quick.close()) });
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
-    const leases = leaseStoreFor(config, db);
+    const leases = leasePoolsFor(config, db);
     running.push(
       await startTftpServer({
         address: config.server_ip,

@@ -17,6 +17,7 @@ import { decodeDhcp, type DhcpPacket, macOf } from "../protocols/dhcp/packet.ts"
 import { decodePxeVendorOptions, encodeClientArch } from "../protocols/dhcp/pxe.ts";
 import { encodeOption } from "../protocols/dhcp/option_table.ts";
 import type { ConfiguredOptions } from "./dhcp_options.ts";
+import type { DhcpScope } from "./dhcp_responder.ts";
 
 // Requests captured from real clients (see protocols/dhcp/testdata/*.txt for readable dumps).
 const TESTDATA = new URL("../protocols/dhcp/testdata/", import.meta.url);
@@ -424,9 +425,15 @@ Deno.test("reply addressing (RFC 2131 §4.1)", async (t) => {
       if (fields.giaddr) assert.equal(onWire(out).giaddr, fields.giaddr);
     });
   }
-  await t.step("relay from another subnet is not served (one pool)", () => {
+  await t.step("relay from a network no subnet covers is refused: no-subnet", () => {
     const out = handleDhcp(variant(ovmf, () => {}, { giaddr: "10.99.0.1" }), policy());
     assert.deepEqual([label(out), out.reply], ["ignored", undefined]);
+    assert.deepEqual(out.event, {
+      kind: "ignored",
+      mac: macOf(ovmf),
+      why: "relay 10.99.0.1: no [[dhcp.subnet]] contains it",
+      refusal: "no-subnet",
+    });
   });
   await t.step("NAK through a relay asks it to broadcast", () => {
     const req = variant(ovmf, (o) => {
@@ -707,5 +714,129 @@ Deno.test("a configured option longer than 255 bytes is split (RFC 3396) and rea
     const r = onWire(handleDhcp(req, policy({ options })));
     assert.equal(r.options.has(119), false);
     assert.equal(r.options.messageType(), MessageType.Offer);
+  });
+});
+
+const RELAYED = Subnet.parse("10.88.0.0/24");
+const RELAY = "10.88.0.1";
+
+/** The policy with a second network behind a relay, its store on the same database. */
+function relayedPolicy(
+  machineOptions?: ReadonlyMap<ReturnType<typeof mustParseMac>, ConfiguredOptions>,
+) {
+  const o = policy({
+    options: configured({ ntp: ["10.77.0.123"], mtu: 1400 }),
+    machineOptions,
+  });
+  const far: DhcpScope & { leases: LeaseStore } = {
+    subnet: RELAYED,
+    router: RELAY,
+    dns: ["10.88.0.53"],
+    domain: "far.example",
+    leaseSeconds: 600,
+    leases: new LeaseStore(openDatabase(":memory:"), {
+      range: ["10.88.0.100", "10.88.0.150"],
+      subnet: RELAYED,
+      exclude: poolExclusions(SERVER, RELAYED, RELAY),
+    }),
+    // Global < subnet, as app/dhcp.ts merges them.
+    options: configured({ ntp: ["10.88.0.123"], mtu: 1400 }),
+  };
+  return { o: { ...o, subnets: [far] }, far };
+}
+
+/** A request `req` as the relay forwards it: giaddr, a hop, option 82 added. */
+function relayed(req: DhcpPacket): DhcpPacket {
+  return variant(
+    req,
+    (x) => x.set(DhcpOption.RelayAgentInfo, Uint8Array.of(1, 3, 0x65, 0x74, 0x31)),
+    {
+      giaddr: RELAY,
+      hops: 1,
+    },
+  );
+}
+
+Deno.test("a request relayed from a [[dhcp.subnet]] is served from that subnet", async (t) => {
+  const MACHINE = mustParseMac("52:54:00:00:88:07");
+  const { o, far } = relayedPolicy(new Map([[MACHINE, configured({ mtu: 9000 })]]));
+  const discover = relayed(asking([1, 3, 6, 15, 26, 42]));
+  let ip = "";
+  await t.step(
+    "OFFER: its pool, its router, DNS, domain, lease and options; boot at the server",
+    () => {
+      const out = handleDhcp(discover, o);
+      assert.equal(label(out), "offer");
+      assert.deepEqual([out.reply?.address, out.reply?.port], [RELAY, 67]);
+      const r = onWire(out);
+      ip = r.yiaddr;
+      assert.equal(ip, "10.88.0.100");
+      assert.equal(r.giaddr, RELAY);
+      assert.equal(r.options.ip(DhcpOption.SubnetMask), "255.255.255.0");
+      assert.deepEqual(r.options.ips(DhcpOption.Router), [RELAY]);
+      assert.deepEqual(r.options.ips(DhcpOption.DNS), ["10.88.0.53"]);
+      assert.equal(r.options.string(DhcpOption.DomainName), "far.example");
+      assert.equal(r.options.ip(DhcpOption.BroadcastAddr), "10.88.0.255");
+      assert.equal(r.options.u32(DhcpOption.LeaseTime), 600);
+      assert.deepEqual(r.options.ips(42), ["10.88.0.123"]);
+      assert.equal(r.options.u16(26), 1400);
+      // The boot information points at this server, whatever network the client is on.
+      assert.equal(r.siaddr, SERVER);
+      assert.equal(r.options.ip(DhcpOption.ServerId), SERVER);
+      assert.equal(r.options.string(DhcpOption.TftpServerName), SERVER);
+      assert.deepEqual(
+        r.options.get(DhcpOption.RelayAgentInfo),
+        Uint8Array.of(1, 3, 0x65, 0x74, 0x31),
+      );
+      assert.equal(r.options.codes().at(-1), DhcpOption.RelayAgentInfo);
+      assert.equal(far.leases.current(macOf(discover)!)?.ip, ip);
+      assert.equal(o.leases.current(macOf(discover)!), null);
+    },
+  );
+  await t.step("ACK through the relay", () => {
+    const req = relayed(variant(asking([42]), (x) => {
+      x.setMessageType(MessageType.Request);
+      x.setIp(DhcpOption.RequestedIP, ip);
+      x.setIp(DhcpOption.ServerId, SERVER);
+    }));
+    const out = handleDhcp(req, o);
+    assert.equal(label(out), "ack");
+    assert.deepEqual([out.reply?.address, out.reply?.port], [RELAY, 67]);
+    assert.equal(far.leases.current(macOf(req)!)?.state, "bound");
+  });
+  await t.step("RENEWING by unicast (ciaddr, no relay): served from the subnet, to ciaddr", () => {
+    const req = variant(asking([42]), (x) => x.setMessageType(MessageType.Request), {
+      ciaddr: ip,
+    });
+    const out = handleDhcp(req, o);
+    assert.equal(label(out), "ack");
+    assert.deepEqual([out.reply?.address, out.reply?.port], [ip, 68]);
+    assert.equal(onWire(out).options.u32(DhcpOption.LeaseTime), 600);
+  });
+  await t.step("an address of the interface's network asked through the relay: NAK", () => {
+    const req = relayed(variant(asking([]), (x) => {
+      x.setMessageType(MessageType.Request);
+      x.setIp(DhcpOption.RequestedIP, "10.77.0.100");
+    }));
+    const out = handleDhcp(req, o);
+    assert.equal(label(out), "nak");
+    assert.equal(out.event.kind === "reply" && out.event.reason, "wrong network");
+  });
+  await t.step("a machine's options over the subnet's, and the subnet's over the global", () => {
+    const req = relayed(asking([26, 42], "52:54:00:00:88:07"));
+    const r = onWire(handleDhcp(req, o));
+    assert.equal(r.options.u16(26), 9000);
+    assert.deepEqual(r.options.ips(42), ["10.88.0.123"]);
+    assert.match(r.yiaddr, /^10\.88\.0\./);
+  });
+  await t.step("RELEASE by unicast from the subnet's address", () => {
+    const rel = variant(asking([]), (x) => x.setMessageType(MessageType.Release), { ciaddr: ip });
+    const out = handleDhcp(rel, o);
+    assert.deepEqual(out.event, { kind: "release", mac: macOf(rel), ip, ok: true });
+    assert.equal(far.leases.current(macOf(rel)!), null);
+  });
+  await t.step("a relay on the interface's own network still gets the interface's pool", () => {
+    const out = handleDhcp(variant(asking([]), () => {}, { giaddr: "10.77.0.2" }), o);
+    assert.match(onWire(out).yiaddr, /^10\.77\.0\./);
   });
 });
