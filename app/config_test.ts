@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError, formatConfig, loadConfig, parseByteSize, parseDuration } from "./config.ts";
+import { knownOptions } from "../protocols/dhcp/option_table.ts";
 
 const eth1 = (name: string) =>
   name === "eth1" ? { name, address: "10.0.0.1", netmask: "255.255.255.0" } : null;
@@ -144,9 +145,28 @@ Deno.test("the README's config examples load as they are", () => {
     assert.equal(c.interface, "eth1");
   }
   const fuller = loadConfig(blocks.find((b) => b.includes("known_only"))!, { lookup: eth1 });
+  assert.deepEqual(fuller.dhcp.options, {
+    ntp: ["10.0.0.1"],
+    domain_search: ["lab", "example.org"],
+  });
+  assert.equal(fuller.dhcp.subnets[0]?.network, "10.1.0.0/24");
+  assert.deepEqual(fuller.machines[0]?.options, { ntp: ["10.0.0.2"] });
   assert.equal(fuller.dhcp.known_only, false);
   assert.equal(fuller.dhcp.new_client_rate, 10);
   assert.equal(fuller.api.token_file, "/var/lib/astralboot/api-token");
+});
+
+Deno.test("the README names every DHCP option of the table, with its code", () => {
+  // Lines are wrapped anywhere: one space stands for any run of white space.
+  const readme = Deno.readTextFileSync(new URL("../README.md", import.meta.url))
+    .replace(/\s+/g, " ");
+  const refused = /The server refuses the options that are its own or the client's: ([^.]*)\./
+    .exec(readme)![1]!.match(/\b\d+\b/g)!.map(Number);
+  for (const spec of knownOptions()) {
+    if (spec.owned) assert.ok(refused.includes(spec.code), spec.name);
+    else assert.ok(readme.includes(`\`${spec.name}\` ${spec.code}`), spec.name);
+  }
+  assert.equal(refused.length, knownOptions().filter((s) => s.owned).length);
 });
 
 Deno.test("bad config: one clear error naming the key, its line and what is allowed", async (t) => {
