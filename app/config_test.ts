@@ -5,6 +5,15 @@ import { knownOptions } from "../protocols/dhcp/option_table.ts";
 const eth1 = (name: string) =>
   name === "eth1" ? { name, address: "10.0.0.1", netmask: "255.255.255.0" } : null;
 
+/** Loading `source` fails with one ConfigError whose message matches `expected`. */
+function assertConfigError(source: string, expected: RegExp): void {
+  assert.throws(() => loadConfig(source, { lookup: eth1 }), (e: unknown) => {
+    assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
+    assert.match(e.message, expected);
+    return true;
+  });
+}
+
 Deno.test("the original minimal config works and derives everything from the interface", () => {
   const c = loadConfig(
     `ref = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"\ninterface = "eth1"\n`,
@@ -243,13 +252,7 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
     [`interface = "eth1"\n[ipfs]\ncache_max = true\n`, /:3: ipfs\.cache_max: .* got boolean true$/],
   ];
   for (const [source, expected] of cases) {
-    await t.step(expected.source, () => {
-      assert.throws(() => loadConfig(source, { lookup: eth1 }), (e: unknown) => {
-        assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
-        assert.match(e.message, expected);
-        return true;
-      });
-    });
+    await t.step(expected.source, () => assertConfigError(source, expected));
   }
 });
 
@@ -411,13 +414,7 @@ Deno.test("DHCP options: errors name the key, its line and what is expected", as
     ],
   ];
   for (const [source, expected] of cases) {
-    await t.step(expected.source, () => {
-      assert.throws(() => loadConfig(source, { lookup: eth1 }), (e: unknown) => {
-        assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
-        assert.match(e.message, expected);
-        return true;
-      });
-    });
+    await t.step(expected.source, () => assertConfigError(source, expected));
   }
 });
 
@@ -550,14 +547,7 @@ Deno.test("[[dhcp.subnet]]: errors name the key, the subnet's line and what is w
   ];
   for (const [rest, expected] of cases) {
     await t.step(expected.source.slice(0, 70), () => {
-      assert.throws(
-        () => loadConfig(`interface = "eth1"\n${rest}`, { lookup: eth1 }),
-        (e: unknown) => {
-          assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
-          assert.match(e.message, expected);
-          return true;
-        },
-      );
+      assertConfigError(`interface = "eth1"\n${rest}`, expected);
     });
   }
   await t.step(

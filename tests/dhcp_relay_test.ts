@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import {
   bridgeLab,
+  curlFrom,
   hookEvents,
   hookScript,
   LineFollower,
@@ -25,17 +26,6 @@ const SERVER_IP = "10.84.0.1";
 const RELAY_UP = "10.84.0.2";
 const RELAY_DOWN = "10.85.0.1";
 const BASE = `http://${SERVER_IP}:8080`;
-
-/** curl from `ns`: status and body. */
-async function fetchFrom(ns: Netns, url: string): Promise<{ status: number; body: string }> {
-  const r = await ns.exec(
-    ["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", url],
-    { check: false, timeoutMs: 20_000 },
-  );
-  assert.equal(r.code, 0, `curl ${url}: ${r.stderr}`);
-  const nl = r.stdout.lastIndexOf("\n");
-  return { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl) };
-}
 
 Deno.test({
   name: "a client behind ISC dhcrelay gets its subnet's address and boots from the server",
@@ -121,10 +111,10 @@ ntp = ["10.85.0.123"]
         async () => {
           await client.exec(["ip", "route", "add", "default", "via", RELAY_DOWN]);
           const macUrl = mac.replaceAll(":", "-");
-          const own = await fetchFrom(client, `${BASE}/boot.ipxe?mac=${macUrl}`);
+          const own = await curlFrom(client, `${BASE}/boot.ipxe?mac=${macUrl}`);
           assert.equal(own.status, 200, own.body);
           assert.match(own.body, /^#!ipxe/);
-          const other = await fetchFrom(client, `${BASE}/boot.ipxe?mac=52-54-00-00-00-99`);
+          const other = await curlFrom(client, `${BASE}/boot.ipxe?mac=52-54-00-00-00-99`);
           assert.equal(other.status, 403);
         },
       );
@@ -163,7 +153,7 @@ ntp = ["10.85.0.123"]
       );
 
       await t.step("the pool gauges and the lease table know the relayed subnet", async () => {
-        const metrics = (await fetchFrom(client, `${BASE}/metrics`)).body;
+        const metrics = (await curlFrom(client, `${BASE}/metrics`)).body;
         assert.match(metrics, /^astralboot_dhcp_pool_addresses\{subnet="10\.85\.0\.0\/24"\} 11$/m);
         assert.match(
           metrics,
@@ -171,16 +161,10 @@ ntp = ["10.85.0.123"]
         );
         assert.match(metrics, /^astralboot_dhcp_pool_addresses\{subnet="10\.84\.0\.0\/24"\} 21$/m);
         const token = (await Deno.readTextFile(`${dir}/data/api-token`)).trim();
-        const r = await lab.server.exec([
-          "curl",
-          "-sS",
-          "--max-time",
-          "10",
-          "-H",
-          `Authorization: Bearer ${token}`,
-          `${BASE}/api/leases`,
-        ]);
-        const leases = JSON.parse(r.stdout) as {
+        const r = await curlFrom(lab.server, `${BASE}/api/leases`, {
+          headers: [`Authorization: Bearer ${token}`],
+        });
+        const leases = JSON.parse(r.body) as {
           ip: string;
           mac: string;
           state: string;
