@@ -15,6 +15,7 @@ import { LeaseStore } from "../state/leases.ts";
 import { type Machine, MachineRegistry } from "../state/machines.ts";
 import { BootHistory } from "../state/history.ts";
 import { parseMac } from "../net/mac.ts";
+import { Subnet } from "../net/ipv4.ts";
 
 /** Where a command writes its text. */
 export type Out = (text: string) => void;
@@ -78,6 +79,16 @@ function machineTable(registry: MachineRegistry, history: BootHistory): string {
   return formatTable(rows);
 }
 
+/** The subnet (`10.1.0.0/24`) an address is served in, when `[[dhcp.subnet]]` lists any. */
+function subnetNamer(config: Config): ((ip: string) => string) | undefined {
+  if (config.dhcp.subnets.length === 0) return undefined;
+  const networks = [
+    Subnet.of(config.server_ip, config.netmask),
+    ...config.dhcp.subnets.map((s) => Subnet.parse(s.network)),
+  ];
+  return (ip) => networks.find((n) => n.contains(ip))?.toString() ?? "-";
+}
+
 /** `astralboot leases`: every lease and reservation, then the machines; exit code. */
 export function leasesCommand(config: Config, out: Out): number {
   const db = open(config, false);
@@ -94,9 +105,18 @@ export function leasesCommand(config: Config, out: Out): number {
     if (leases.length === 0) {
       out("no leases yet\n");
     } else {
-      const rows = [["IP", "MAC", "HOSTNAME", "STATE", "EXPIRES"]];
+      // With networks behind relays, each lease says whose pool it is in.
+      const subnetOf = subnetNamer(config);
+      const rows = [["IP", "MAC", "HOSTNAME", "STATE", "EXPIRES", ...subnetOf ? ["SUBNET"] : []]];
       for (const l of leases) {
-        rows.push([l.ip, l.mac, l.hostname ?? "-", l.state, time(l.expires)]);
+        rows.push([
+          l.ip,
+          l.mac,
+          l.hostname ?? "-",
+          l.state,
+          time(l.expires),
+          ...subnetOf ? [subnetOf(l.ip)] : [],
+        ]);
       }
       out(formatTable(rows));
     }

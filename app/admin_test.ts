@@ -88,6 +88,29 @@ Deno.test("leases, machines and reinstall against the server's database", async 
       );
       assert.match(text, /^52:54:00:00:0f:01 +node-525400000f01 +10\.0\.0\.100 +- +new /m);
     });
+    await t.step("with [[dhcp.subnet]] networks, each lease names its subnet", () => {
+      const db = openDatabase(config.data_dir);
+      const far = new LeaseStore(db, { range: ["10.9.0.50", "10.9.0.60"], now: () => now });
+      far.offer(K8S);
+      db.close();
+      const c = capture();
+      const subnet = {
+        network: "10.9.0.0/24",
+        range: ["10.9.0.50", "10.9.0.60"] as [string, string],
+        router: "10.9.0.1",
+        dns: [],
+        lease: 3600,
+        options: {},
+        force_options: [],
+      };
+      assert.equal(
+        leasesCommand({ ...config, dhcp: { ...config.dhcp, subnets: [subnet] } }, c.out),
+        0,
+      );
+      assert.match(c.text(), /^IP +MAC +HOSTNAME +STATE +EXPIRES +SUBNET$/m);
+      assert.match(c.text(), /^10\.0\.0\.100 +52:54:00:00:0f:01 +box .* 10\.0\.0\.0\/24$/m);
+      assert.match(c.text(), /^10\.9\.0\.50 +52:54:00:00:01:01 +- +\S+ .* 10\.9\.0\.0\/24$/m);
+    });
     await t.step("reinstall brings the installer back", () => {
       const c = capture();
       assert.equal(machineCommand(config, ["reinstall", "52-54-00-00-01-01"], c.out), 0);

@@ -8,7 +8,10 @@
  * @module
  */
 import { parse as parseToml, TomlError } from "smol-toml";
+import { Subnet } from "../net/ipv4.ts";
 import type { MachineConfig } from "../state/machines.ts";
+import type { DhcpOptionValues } from "./config_options.ts";
+import { type DhcpSubnetConfig, subnetTables } from "./config_subnets.ts";
 import { ConfigError, ConfigReader, type Raw } from "./config_reader.ts";
 import { applyEnv } from "./config_env.ts";
 import {
@@ -24,7 +27,7 @@ import {
   readTop,
 } from "./config_sections.ts";
 
-export type { MachineConfig };
+export type { DhcpOptionValues, DhcpSubnetConfig, MachineConfig };
 export { ConfigError, parseByteSize, parseDuration } from "./config_reader.ts";
 export { formatConfig } from "./config_format.ts";
 
@@ -56,6 +59,12 @@ export interface Config {
     known_only: boolean;
     /** New bindings per second for machines no `[[machine]]` names (a burst of 5 s' worth). */
     new_client_rate: number;
+    /** `[dhcp.options]`: sent to clients that ask for them (option 55). */
+    options: DhcpOptionValues;
+    /** Options sent even to clients that do not ask for them. */
+    force_options: string[];
+    /** `[[dhcp.subnet]]`: networks behind relays. */
+    subnets: DhcpSubnetConfig[];
   };
   /** The DNS server: the domain's names, the rest forwarded to `upstream`. */
   dns: {
@@ -81,7 +90,7 @@ export interface Config {
   boot: { default?: string; menu_timeout: number };
   /** The admin API: where its token is kept. */
   api: { token_file: string };
-  machines: MachineConfig[];
+  machines: MachineEntry[];
   /**
    * Where each key that is not a default was set ("http.port" → "config.toml:12" or
    * "$ASTRALBOOT_HTTP_PORT"), for `astralboot config`.
@@ -92,6 +101,13 @@ export interface Config {
    * server's address on eth1"): the printed config says it beside the value.
    */
   origins: Record<string, string>;
+}
+
+/** One `[[machine]]`: what the registry keeps, and its own DHCP options. */
+export interface MachineEntry extends MachineConfig {
+  /** Over `[dhcp.options]` for this machine; absent when none are set. */
+  options?: DhcpOptionValues;
+  force_options?: string[];
 }
 
 /** What the host tells about an interface; injected so tests need no real interface. */
@@ -153,6 +169,19 @@ const KNOWN: Record<string, string[]> = {
     "router_advertisement",
     "known_only",
     "new_client_rate",
+    "options",
+    "force_options",
+    "subnet",
+  ],
+  "dhcp.subnet": [
+    "network",
+    "range",
+    "router",
+    "dns",
+    "domain",
+    "lease",
+    "options",
+    "force_options",
   ],
   dns: ["enabled", "upstream", "ttl", "port"],
   tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
@@ -160,7 +189,7 @@ const KNOWN: Record<string, string[]> = {
   ipfs: ["gateways", "timeout", "cache_max"],
   boot: ["default", "menu_timeout"],
   api: ["token_file"],
-  machine: ["mac", "hostname", "ip", "os", "class", "vars"],
+  machine: ["mac", "hostname", "ip", "os", "class", "vars", "options", "force_options"],
 };
 
 /** Options for {@linkcode loadConfig}. */
@@ -224,13 +253,39 @@ function refuseUnknownKeys(raw: Raw, r: ConfigReader): void {
       ? [raw]
       : section === "machine"
       ? (Array.isArray(raw.machine) ? raw.machine as Raw[] : [])
+      : section === "dhcp.subnet"
+      ? subnetTables(r.table(raw, "dhcp"), r)
       : [r.table(raw, section)];
-    for (const t of tables) {
+    tables.forEach((t, index) => {
+      const at = section.includes(".") || section === "machine"
+        ? { array: section, index }
+        : undefined;
       for (const key of Object.keys(t)) {
-        if (!keys.includes(key)) r.fail(section, key, `unknown key; allowed: ${keys.join(", ")}`);
+        if (!keys.includes(key)) {
+          r.fail(section, key, `unknown key; allowed: ${keys.join(", ")}`, at);
+        }
       }
-    }
+    });
   }
+}
+
+/** A reservation outside every served network could never be handed out: a typo. */
+function refuseStrayReservations(c: Config, r: ConfigReader): void {
+  if (c.server_ip === "0.0.0.0" || c.dhcp.mode === "proxy" || c.dhcp.mode === "off") return;
+  const networks = [
+    Subnet.of(c.server_ip, c.netmask),
+    ...c.dhcp.subnets.map((s) => Subnet.parse(s.network)),
+  ];
+  c.machines.forEach((m, index) => {
+    if (m.ip && !networks.some((n) => n.contains(m.ip!))) {
+      r.fail(
+        "machine",
+        "ip",
+        `${m.ip} is in no network this server hands out addresses in (${networks.join(", ")})`,
+        { array: "machine", index },
+      );
+    }
+  });
 }
 
 /** Parses and validates config.toml text into the effective {@linkcode Config}. */
@@ -260,7 +315,7 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
       ? "default: this host's resolvers, as [dns] is off"
       : "default: none, as [dns] is off and this host has no resolver to hand out";
   }
-  return {
+  const config: Config = {
     ...top,
     ...network,
     dhcp,
@@ -274,6 +329,8 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
     sources: sourcesOf(raw, r),
     origins,
   };
+  refuseStrayReservations(config, r);
+  return config;
 }
 
 /** Where every key given in the file or the environment was set; see `Config.sources`. */

@@ -4,8 +4,9 @@
  *
  * @module
  */
-import type { Config } from "./config.ts";
+import type { Config, DhcpOptionValues } from "./config.ts";
 import { formatByteSize } from "./config_reader.ts";
+import { optionSpec } from "../protocols/dhcp/option_table.ts";
 
 function toml(v: unknown): string {
   if (v === undefined) return '""';
@@ -98,6 +99,56 @@ function dhcp(c: Config, line: Line): void {
     d.new_client_rate,
     "new leases per second for machines no [[machine]] names (bursts of 5 s' worth)",
   );
+  line(
+    "force_options",
+    d.force_options,
+    "options sent even to clients that do not ask for them in option 55",
+  );
+}
+
+/** A key as TOML writes it: bare when it can be, quoted otherwise (`"224"` reads better quoted). */
+function tomlKey(k: string): string {
+  return /^[A-Za-z_][\w-]*$/.test(k) ? k : JSON.stringify(k);
+}
+
+/** An options table as its own section, one option a line with its code and type. */
+function options(
+  name: string,
+  values: DhcpOptionValues,
+  line: Line,
+  section: (name: string) => void,
+  out: string[],
+): void {
+  section(name);
+  const entries = Object.entries(values).sort(([a], [b]) =>
+    optionSpec(a).code - optionSpec(b).code
+  );
+  if (entries.length === 0) {
+    out.push('# none: options by name or number, e.g. ntp = ["10.0.0.1"] (see README)');
+  }
+  for (const [key, value] of entries) {
+    const spec = optionSpec(key);
+    line(tomlKey(key), value, `option ${spec.code} (${spec.type})`);
+  }
+}
+
+function subnets(c: Config, line: Line, section: (name: string) => void, out: string[]): void {
+  for (const s of c.dhcp.subnets) {
+    section("[dhcp.subnet]");
+    line("network", s.network, "a network behind a DHCP relay (the relay's giaddr is in it)");
+    line("range", s.range, "first and last address handed out there");
+    line("router", s.router, "its clients' gateway, and their way to this server");
+    line("dns", s.dns, "DNS servers for its clients ([dhcp] dns unless set)");
+    line(
+      "domain",
+      s.domain ?? "",
+      "domain name ([dhcp] domain unless set)",
+      s.domain === undefined,
+    );
+    line("lease", s.lease, "lease time in seconds ([dhcp] lease unless set)");
+    line("force_options", s.force_options, "options sent unasked in this subnet");
+    options("dhcp.subnet.options", s.options, line, section, out);
+  }
 }
 
 function dns(c: Config, line: Line): void {
@@ -174,6 +225,7 @@ function machines(
   line: Line,
   section: (name: string) => void,
   hideVars: boolean,
+  out: string[],
 ): void {
   for (const m of c.machines) {
     section("[machine]");
@@ -182,11 +234,14 @@ function machines(
     if (m.ip) line("ip", m.ip, "its reserved address");
     if (m.os) line("os", m.os, "OS it boots");
     if (m.class) line("class", m.class, "class (variant) of that OS");
-    if (Object.keys(m.vars).length === 0) continue;
-    const vars = hideVars
-      ? Object.fromEntries(Object.keys(m.vars).map((k) => [k, "(hidden)"]))
-      : m.vars;
-    line("vars", vars, "template variables for this machine");
+    if (Object.keys(m.vars).length > 0) {
+      const vars = hideVars
+        ? Object.fromEntries(Object.keys(m.vars).map((k) => [k, "(hidden)"]))
+        : m.vars;
+      line("vars", vars, "template variables for this machine");
+    }
+    if (m.force_options) line("force_options", m.force_options, "its options sent unasked");
+    if (m.options) options("machine.options", m.options, line, section, out);
   }
 }
 
@@ -195,7 +250,7 @@ function machines(
  * Unset optional keys are printed commented out. `hideVars` prints the names of `[[machine]]`
  * vars without their values, for the log (they hold password hashes and keys).
  */
-export function formatConfig(c: Config, options: { hideVars?: boolean } = {}): string {
+export function formatConfig(c: Config, hide: { hideVars?: boolean } = {}): string {
   const out: string[] = [
     "# Astral Boot: the implied config (every key, its effective value; [where it was set])",
   ];
@@ -214,9 +269,11 @@ export function formatConfig(c: Config, options: { hideVars?: boolean } = {}): s
   top(c, line);
   section("dhcp");
   dhcp(c, line);
+  options("dhcp.options", c.dhcp.options, line, section, out);
+  subnets(c, line, section, out);
   section("dns");
   dns(c, line);
   services(c, line, section);
-  machines(c, line, section, options.hideVars ?? false);
+  machines(c, line, section, hide.hideVars ?? false, out);
   return out.join("\n") + "\n";
 }

@@ -18,21 +18,36 @@ export class ConfigError extends Error {
   }
 }
 
-/** Finds the 1-based line that sets `key` (optionally inside `[section]`), for messages. */
-export function lineOf(source: string, section: string, key: string): number | undefined {
+/** Which element of an array of tables (`[[machine]]` number `index`, from 0) a key is in. */
+export interface TableIndex {
+  array: string;
+  index: number;
+}
+
+/**
+ * Finds the 1-based line that sets `key` (optionally inside `[section]`, and inside element `at`
+ * of an array of tables: `[machine.options]` belongs to the `[[machine]]` above it), for
+ * messages.
+ */
+export function lineOf(
+  source: string,
+  section: string,
+  key: string,
+  at?: TableIndex,
+): number | undefined {
   const lines = source.split("\n");
   let current = "";
+  let elements = 0;
+  const pattern = new RegExp(`^"?${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"?\\s*=`);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     const header = /^\[\[?\s*([\w.-]+)\s*\]\]?/.exec(line);
     if (header) {
       current = header[1]!;
+      if (at && line.startsWith("[[") && current === at.array) elements++;
       continue;
     }
-    if (
-      current === section &&
-      new RegExp(`^"?${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"?\\s*=`).test(line)
-    ) {
+    if (current === section && (!at || elements - 1 === at.index) && pattern.test(line)) {
       return i + 1;
     }
   }
@@ -48,11 +63,20 @@ export class ConfigReader {
     readonly fromEnv: ReadonlyMap<string, string> = new Map(),
   ) {}
 
-  fail(section: string, key: string, what: string): never {
+  /**
+   * Throws the error of `section.key`: named by the environment variable that set it, else by
+   * the file's line. A key of a sub-table written inline (`options = { ntp = … }`) is found on
+   * the line of the table's own key.
+   */
+  fail(section: string, key: string, what: string, at?: TableIndex): never {
     const name = section ? `${section}.${key}` : key;
     const env = this.fromEnv.get(name);
     if (env) throw new ConfigError(`${env}: ${name}: ${what}`);
-    const line = lineOf(this.source, section, key);
+    const dot = section.lastIndexOf(".");
+    const line = lineOf(this.source, section, key, at) ??
+      (dot > 0
+        ? lineOf(this.source, section.slice(0, dot), section.slice(dot + 1), at)
+        : undefined);
     throw new ConfigError(`${this.file}${line ? `:${line}` : ""}: ${name}: ${what}`);
   }
 

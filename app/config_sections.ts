@@ -10,7 +10,9 @@ import { type Mac, parseMac } from "../net/mac.ts";
 import { formatUpstream, parseUpstream } from "../protocols/dns/forwarder.ts";
 import type { MachineConfig } from "../state/machines.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
-import type { Config, InterfaceInfo } from "./config.ts";
+import type { Config, InterfaceInfo, MachineEntry } from "./config.ts";
+import { readForceOptions, readOptions, refuseTwice } from "./config_options.ts";
+import { readSubnets } from "./config_subnets.ts";
 
 /** The server's place on the network: the interface and its address. */
 export interface Network {
@@ -158,25 +160,40 @@ function readDomain(t: Raw, r: ConfigReader, origins: Record<string, string>): s
   return domain;
 }
 
-/** `[dhcp]`; `origins` learns where the defaults of router, dns and domain came from. */
+/** Keys of `[dhcp]` that set an option the options table may set too. */
+const OPTION_KEYS = ["router", "dns", "domain"];
+
+/**
+ * `[dhcp]` and its `[[dhcp.subnet]]` tables; `origins` learns where the defaults of router, dns
+ * and domain came from.
+ */
 export function readDhcp(
   t: Raw,
   r: ConfigReader,
   net: Network,
   origins: Record<string, string>,
 ): Config["dhcp"] {
+  const options = readOptions(t, r, { section: "dhcp" });
+  refuseTwice(t, options, OPTION_KEYS, r, { section: "dhcp" });
+  const lease = r.seconds(t, "dhcp", "lease") ?? 86400;
+  const dns = readDhcpDns(t, r, net, origins);
+  const domain = readDomain(t, r, origins);
+  const own = net.server_ip === "0.0.0.0" ? undefined : Subnet.of(net.server_ip, net.netmask);
   return {
     mode: r.oneOf(t, "dhcp", "mode", ["server", "proxy", "auto", "off"] as const) ?? "server",
     range: readRange(t, r, net),
-    lease: r.seconds(t, "dhcp", "lease") ?? 86400,
+    lease,
     router: readRouter(t, r, net, origins),
-    dns: readDhcpDns(t, r, net, origins),
-    domain: readDomain(t, r, origins),
+    dns,
+    domain,
     efi_loader: r.str(t, "dhcp", "efi_loader") ?? "snponly.efi",
     arm64_loader: r.str(t, "dhcp", "arm64_loader") ?? "arm64/ipxe.efi",
     router_advertisement: r.bool(t, "dhcp", "router_advertisement") ?? true,
     known_only: r.bool(t, "dhcp", "known_only") ?? false,
     new_client_rate: r.int(t, "dhcp", "new_client_rate", 1, 100_000) ?? 10,
+    options,
+    force_options: readForceOptions(t, r, { section: "dhcp" }),
+    subnets: readSubnets(t, r, own, { dns, domain, lease }),
   };
 }
 
@@ -343,8 +360,8 @@ export function readApi(t: Raw, r: ConfigReader, dataDir: string): Config["api"]
 
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
-/** One `[[machine]]`; `seen` catches a MAC listed twice. */
-function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>): MachineConfig {
+/** One `[[machine]]` (number `index`); `seen` catches a MAC listed twice. */
+function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>, index: number): MachineEntry {
   const macText = r.str(m, "machine", "mac");
   if (!macText) r.fail("machine", "mac", 'every [[machine]] needs mac = "52:54:00:12:34:56"');
   const mac = parseMac(macText);
@@ -359,6 +376,9 @@ function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>): MachineConfig {
   if (hostname !== undefined && !HOSTNAME.test(hostname)) {
     r.fail("machine", "hostname", `not a valid host name: ${JSON.stringify(hostname)}`);
   }
+  const place = { section: "machine", at: { array: "machine", index } };
+  const options = readOptions(m, r, place);
+  const force = readForceOptions(m, r, place);
   return {
     mac,
     hostname,
@@ -366,15 +386,17 @@ function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>): MachineConfig {
     os: r.str(m, "machine", "os"),
     class: r.str(m, "machine", "class"),
     vars: plainObject(vars) as Record<string, unknown>,
+    ...(Object.keys(options).length ? { options } : {}),
+    ...(force.length ? { force_options: force } : {}),
   };
 }
 
 /** Every `[[machine]]`. */
-export function readMachines(raw: Raw, r: ConfigReader): MachineConfig[] {
+export function readMachines(raw: Raw, r: ConfigReader): MachineEntry[] {
   const list = raw.machine ?? [];
   if (!Array.isArray(list)) r.fail("", "machine", "expected [[machine]] tables");
   const seen = new Set<Mac>();
-  return (list as Raw[]).map((m) => readMachine(m, r, seen));
+  return (list as Raw[]).map((m, i) => readMachine(m, r, seen, i));
 }
 
 /** smol-toml gives null-prototype tables; templates and deepEqual want plain objects. */

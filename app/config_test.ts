@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError, formatConfig, loadConfig, parseByteSize, parseDuration } from "./config.ts";
+import { knownOptions } from "../protocols/dhcp/option_table.ts";
 
 const eth1 = (name: string) =>
   name === "eth1" ? { name, address: "10.0.0.1", netmask: "255.255.255.0" } : null;
@@ -7,6 +8,20 @@ const eth1 = (name: string) =>
 /** The printed config without the `[config.toml:N]` source notes, for tests about comments. */
 function withoutSources(text: string): string {
   return text.replace(/ \[[^\]\n]+\]$/gm, "");
+}
+
+/** A config without where its values came from: printed and read back, only those differ. */
+function sameValues(c: ReturnType<typeof loadConfig>) {
+  return { ...c, sources: {}, origins: {} };
+}
+
+/** Loading `source` fails with one ConfigError whose message matches `expected`. */
+function assertConfigError(source: string, expected: RegExp): void {
+  assert.throws(() => loadConfig(source, { lookup: eth1 }), (e: unknown) => {
+    assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
+    assert.match(e.message, expected);
+    return true;
+  });
 }
 
 Deno.test("the original minimal config works and derives everything from the interface", () => {
@@ -353,9 +368,28 @@ Deno.test("the README's config examples load as they are", () => {
     assert.equal(c.interface, "eth1");
   }
   const fuller = loadConfig(blocks.find((b) => b.includes("known_only"))!, { lookup: eth1 });
+  assert.deepEqual(fuller.dhcp.options, {
+    ntp: ["10.0.0.1"],
+    domain_search: ["lab", "example.org"],
+  });
+  assert.equal(fuller.dhcp.subnets[0]?.network, "10.1.0.0/24");
+  assert.deepEqual(fuller.machines[0]?.options, { ntp: ["10.0.0.2"] });
   assert.equal(fuller.dhcp.known_only, false);
   assert.equal(fuller.dhcp.new_client_rate, 10);
   assert.equal(fuller.api.token_file, "/var/lib/astralboot/api-token");
+});
+
+Deno.test("the README names every DHCP option of the table, with its code", () => {
+  // Lines are wrapped anywhere: one space stands for any run of white space.
+  const readme = Deno.readTextFileSync(new URL("../README.md", import.meta.url))
+    .replace(/\s+/g, " ");
+  const refused = /The server refuses the options that are its own or the client's: ([^.]*)\./
+    .exec(readme)![1]!.match(/\b\d+\b/g)!.map(Number);
+  for (const spec of knownOptions()) {
+    if (spec.owned) assert.ok(refused.includes(spec.code), spec.name);
+    else assert.ok(readme.includes(`\`${spec.name}\` ${spec.code}`), spec.name);
+  }
+  assert.equal(refused.length, knownOptions().filter((s) => s.owned).length);
 });
 
 Deno.test("bad config: one clear error naming the key, its line and what is allowed", async (t) => {
@@ -460,13 +494,7 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
     [`interface = "eth1"\nUpstreamDNS = "10.0.0.2"\n[dns]\nupstream = "10.0.0.3"\n`, /given twice/],
   ];
   for (const [source, expected] of cases) {
-    await t.step(expected.source, () => {
-      assert.throws(() => loadConfig(source, { lookup: eth1 }), (e: unknown) => {
-        assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
-        assert.match(e.message, expected);
-        return true;
-      });
-    });
+    await t.step(expected.source, () => assertConfigError(source, expected));
   }
 });
 
@@ -572,4 +600,270 @@ Deno.test("durations", () => {
   assert.equal(parseDuration("90"), 90);
   assert.equal(parseDuration("h"), null);
   assert.equal(parseDuration("5x"), null);
+});
+
+Deno.test("DHCP options: by name or number, top level and per machine, printed and read back", async (t) => {
+  const source = `interface = "eth1"
+[dhcp]
+force_options = ["ntp", 224]
+[dhcp.options]
+ntp = ["10.0.0.1"]
+domain_search = ["lab", "example.org"]
+classless_routes = [["10.1.0.0/16", "10.0.0.254"], ["0.0.0.0/0", "10.0.0.1"]]
+mtu = 9000
+"43" = "hex:0102"
+"224" = "text"
+[[machine]]
+mac = "52:54:00:00:00:01"
+options = { ntp = ["10.0.0.9"] }
+force_options = ["42"]
+[[machine]]
+mac = "52:54:00:00:00:02"
+[machine.options]
+"42" = "10.0.0.7"
+`;
+  const c = loadConfig(source, { lookup: eth1 });
+  await t.step("read under their names, values normalised", () => {
+    assert.deepEqual(c.dhcp.options, {
+      ntp: ["10.0.0.1"],
+      domain_search: ["lab", "example.org"],
+      classless_routes: [["10.1.0.0/16", "10.0.0.254"], ["0.0.0.0/0", "10.0.0.1"]],
+      mtu: 9000,
+      vendor_specific: "hex:0102",
+      "224": "text",
+    });
+    assert.deepEqual(c.dhcp.force_options, ["ntp", "224"]);
+    assert.deepEqual(c.machines[0]!.options, { ntp: ["10.0.0.9"] });
+    assert.deepEqual(c.machines[0]!.force_options, ["ntp"]);
+    assert.deepEqual(c.machines[1]!.options, { ntp: ["10.0.0.7"] });
+    assert.equal(c.machines[1]!.force_options, undefined);
+  });
+  await t.step("printed as sections with code and type, and read back the same", () => {
+    const text = formatConfig(c);
+    assert.match(
+      text,
+      /^\[dhcp\.options\]\nmtu = 9000 +# option 26 \(u16\)\nntp = \["10\.0\.0\.1"\] +# option 42 \(ips\)$/m,
+    );
+    assert.match(text, /^"224" = "text" +# option 224 \(hex\)$/m);
+    assert.match(text, /^force_options = \["ntp", "224"\] +# /m);
+    assert.match(text, /^\[machine\.options\]\nntp = \["10\.0\.0\.9"\]/m);
+    assert.deepEqual(sameValues(loadConfig(text, { lookup: eth1 })), sameValues(c));
+  });
+  await t.step("none set: an empty section that says how", () => {
+    const none = formatConfig(loadConfig(`interface = "eth1"\n`, { lookup: eth1 }));
+    assert.match(none, /^\[dhcp\.options\]\n# none: options by name or number/m);
+    assert.deepEqual(loadConfig(none, { lookup: eth1 }).dhcp.options, {});
+  });
+});
+
+Deno.test("DHCP options: errors name the key, its line and what is expected", async (t) => {
+  const m1 = `[[machine]]\nmac = "52:54:00:00:00:01"\n`;
+  const m2 = `[[machine]]\nmac = "52:54:00:00:00:02"\n`;
+  const cases: [string, RegExp][] = [
+    [
+      `interface = "eth1"\n[dhcp.options]\nntp = ["10.0.0.1"]\nmtu = 67\n`,
+      /^config\.toml:4: dhcp\.options\.mtu: expected a whole number in 68\.\.65535, got number 67$/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\noptions = { ntp = "x" }\n`,
+      /^config\.toml:3: dhcp\.options\.ntp: expected IPv4 addresses/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp.options]\n"53" = "hex:01"\n`,
+      /^config\.toml:3: dhcp\.options\.53: option 53 \(message_type\) cannot be set/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp.options]\nsubnet_mask = "255.0.0.0"\n`,
+      /:3: dhcp\.options\.subnet_mask: option 1 \(subnet_mask\) cannot be set: follows from netmask/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp.options]\nntps = "10.0.0.1"\n`,
+      /:3: dhcp\.options\.ntps: unknown DHCP option; use a name \(did you mean ntp\?\)/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp.options]\nntp = "10.0.0.1"\n"42" = "10.0.0.2"\n`,
+      // TOML tables list number keys first.
+      /:3: dhcp\.options\.ntp: given twice: as 42 and as ntp; keep one/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\nrouter = "10.0.0.2"\n[dhcp.options]\nrouter = ["10.0.0.3"]\n`,
+      /:5: dhcp\.options\.router: given twice: as dhcp\.router and in its options; keep one/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\noptions = ["ntp"]\n`,
+      /:3: dhcp\.options: expected a table, e\.g\. options = \{ ntp = \["10\.0\.0\.1"\] \}/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\nforce_options = "ntp"\n`,
+      /:3: dhcp\.force_options: expected a list of option names or numbers/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\nforce_options = ["ntp", "lease_time"]\n`,
+      /:3: dhcp\.force_options: lease_time: option 51 \(lease_time\) cannot be set/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\nforce_options = [true]\n`,
+      /:3: dhcp\.force_options: expected a list/,
+    ],
+    [
+      // The second machine's table: its own line, not the first machine's.
+      `interface = "eth1"\n${m1}[machine.options]\nntp = "10.0.0.1"\n${m2}[machine.options]\nntp = "x"\n`,
+      /^config\.toml:9: machine\.options\.ntp: expected IPv4 addresses/,
+    ],
+    [
+      `interface = "eth1"\n${m1}options = { ntp = "10.0.0.1" }\n${m2}options = { mtu = 1 }\n`,
+      /^config\.toml:7: machine\.options\.mtu: expected a whole number in 68/,
+    ],
+    [
+      `interface = "eth1"\n${m1}${m2}force_options = ["nope"]\n`,
+      /^config\.toml:6: machine\.force_options: nope: unknown DHCP option/,
+    ],
+  ];
+  for (const [source, expected] of cases) {
+    await t.step(expected.source, () => assertConfigError(source, expected));
+  }
+});
+
+Deno.test("[[dhcp.subnet]]: networks behind relays, defaults from [dhcp], printed and read back", async (t) => {
+  const source = `interface = "eth1"
+[dhcp]
+dns = ["10.0.0.53"]
+domain = "lab"
+lease = "2h"
+[[dhcp.subnet]]
+network = "10.1.0.0/24"
+range = ["10.1.0.100", "10.1.0.200"]
+router = "10.1.0.1"
+[dhcp.subnet.options]
+ntp = ["10.1.0.1"]
+[[dhcp.subnet]]
+network = "10.2.0.0/16"
+router = "10.2.0.1"
+dns = ["10.2.0.53"]
+domain = "two.lab"
+lease = 600
+force_options = ["ntp"]
+options = { ntp = "10.2.0.1" }
+[[machine]]
+mac = "52:54:00:00:00:01"
+ip = "10.2.0.9"
+`;
+  const c = loadConfig(source, { lookup: eth1 });
+  await t.step("read with what they inherit", () => {
+    assert.deepEqual(c.dhcp.subnets, [
+      {
+        network: "10.1.0.0/24",
+        range: ["10.1.0.100", "10.1.0.200"],
+        router: "10.1.0.1",
+        dns: ["10.0.0.53"],
+        domain: "lab",
+        lease: 7200,
+        options: { ntp: ["10.1.0.1"] },
+        force_options: [],
+      },
+      {
+        network: "10.2.0.0/16",
+        range: ["10.2.0.1", "10.2.255.254"],
+        router: "10.2.0.1",
+        dns: ["10.2.0.53"],
+        domain: "two.lab",
+        lease: 600,
+        options: { ntp: ["10.2.0.1"] },
+        force_options: ["ntp"],
+      },
+    ]);
+    assert.equal(c.machines[0]!.ip, "10.2.0.9");
+  });
+  await t.step("printed as [[dhcp.subnet]] tables and read back the same", () => {
+    const text = formatConfig(c);
+    assert.match(text, /^\[\[dhcp\.subnet\]\]\nnetwork = "10\.1\.0\.0\/24" +# /m);
+    assert.match(text, /^\[dhcp\.subnet\.options\]\nntp = \["10\.2\.0\.1"\]/m);
+    assert.deepEqual(sameValues(loadConfig(text, { lookup: eth1 })), sameValues(c));
+  });
+  await t.step("none: an empty list", () => {
+    assert.deepEqual(loadConfig(`interface = "eth1"\n`, { lookup: eth1 }).dhcp.subnets, []);
+  });
+});
+
+Deno.test("[[dhcp.subnet]]: errors name the key, the subnet's line and what is wrong", async (t) => {
+  const one = `[[dhcp.subnet]]\nnetwork = "10.1.0.0/24"\nrouter = "10.1.0.1"\n`;
+  const cases: [string, RegExp][] = [
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.0.0.0/16"\nrouter = "10.0.0.254"\n`,
+      /^config\.toml:3: dhcp\.subnet\.network: 10\.0\.0\.0\/16 overlaps the interface's network 10\.0\.0\.0\/24$/,
+    ],
+    [
+      `${one}[[dhcp.subnet]]\nnetwork = "10.1.0.128/25"\nrouter = "10.1.0.129"\n`,
+      /^config\.toml:6: dhcp\.subnet\.network: 10\.1\.0\.128\/25 overlaps 10\.1\.0\.0\/24$/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.5/24"\nrouter = "10.1.0.1"\n`,
+      /:3: dhcp\.subnet\.network: 10\.1\.0\.5\/24 has host bits set; did you mean "10\.1\.0\.0\/24"\?/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.0"\nrouter = "10.1.0.1"\n`,
+      /:3: dhcp\.subnet\.network: expected a network like "10\.1\.0\.0\/24", got "10\.1\.0\.0"/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.0/31"\nrouter = "10.1.0.1"\n`,
+      /:3: dhcp\.subnet\.network: 10\.1\.0\.0\/31 has no room for clients/,
+    ],
+    [
+      `[[dhcp.subnet]]\nrouter = "10.1.0.1"\n`,
+      /dhcp\.subnet\.network: every \[\[dhcp\.subnet\]\] needs network/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.0/24"\n`,
+      /dhcp\.subnet\.router: every \[\[dhcp\.subnet\]\] needs router = "…": its clients reach this server through it/,
+    ],
+    [
+      `[[dhcp.subnet]]\nnetwork = "10.1.0.0/24"\nrouter = "10.2.0.1"\n`,
+      /:4: dhcp\.subnet\.router: 10\.2\.0\.1 is not inside 10\.1\.0\.0\/24/,
+    ],
+    [
+      `${one}range = ["10.1.0.100", "10.1.1.10"]\n`,
+      /:5: dhcp\.subnet\.range: 10\.1\.0\.100\.\.10\.1\.1\.10 is not inside 10\.1\.0\.0\/24/,
+    ],
+    [
+      `${one}range = ["10.1.0.9", "10.1.0.2"]\n`,
+      /:5: dhcp\.subnet\.range: first address 10\.1\.0\.9 is after last/,
+    ],
+    [`${one}range = ["10.1.0.9"]\n`, /:5: dhcp\.subnet\.range: expected two addresses/],
+    [`${one}lease = "soon"\n`, /:5: dhcp\.subnet\.lease: expected seconds or a duration/],
+    [
+      `${one}[[dhcp.subnet]]\nnetwork = "10.2.0.0/24"\nrouter = "10.2.0.1"\nrouters = "x"\n`,
+      /^config\.toml:8: dhcp\.subnet\.routers: unknown key; allowed: network, range, router/,
+    ],
+    [
+      `${one}[dhcp.subnet.options]\nrouter = ["10.1.0.2"]\n`,
+      /:6: dhcp\.subnet\.options\.router: given twice: as dhcp\.subnet\.router and in its options/,
+    ],
+    [
+      `${one}[dhcp.subnet.options]\nmtu = 10\n`,
+      /:6: dhcp\.subnet\.options\.mtu: expected a whole number in 68\.\.65535/,
+    ],
+    [
+      `[dhcp.subnet]\nnetwork = "10.1.0.0/24"\n`,
+      /dhcp\.subnet: expected \[\[dhcp\.subnet\]\] tables/,
+    ],
+    [
+      `${one}[[machine]]\nmac = "52:54:00:00:00:01"\nip = "10.1.0.9"\n[[machine]]\nmac = "52:54:00:00:00:02"\nip = "10.7.0.9"\n`,
+      /^config\.toml:10: machine\.ip: 10\.7\.0\.9 is in no network this server hands out addresses in \(10\.0\.0\.0\/24, 10\.1\.0\.0\/24\)$/,
+    ],
+  ];
+  for (const [rest, expected] of cases) {
+    await t.step(expected.source.slice(0, 70), () => {
+      assertConfigError(`interface = "eth1"\n${rest}`, expected);
+    });
+  }
+  await t.step(
+    "in proxy mode a reservation may be anywhere (another server hands out addresses)",
+    () => {
+      const c = loadConfig(
+        `interface = "eth1"\n[dhcp]\nmode = "proxy"\n[[machine]]\nmac = "52:54:00:00:00:02"\nip = "10.7.0.9"\n`,
+        { lookup: eth1 },
+      );
+      assert.equal(c.machines[0]!.ip, "10.7.0.9");
+    },
+  );
 });

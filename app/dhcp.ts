@@ -1,6 +1,7 @@
 /**
- * The DHCP service as `serve` runs it: the lease store of the pool, the policy of
- * `boot/dhcp_responder.ts` and the server loop of `protocols/dhcp/server.ts`, put together.
+ * The DHCP service as `serve` runs it: a lease store per served subnet (the interface's and
+ * those behind relays), the policy of `boot/dhcp_responder.ts` and the server loop of
+ * `protocols/dhcp/server.ts`, put together.
  *
  * @module
  */
@@ -11,14 +12,31 @@ import type { Mac } from "../net/mac.ts";
 import { interfaceInfo } from "../net/udp_socket.ts";
 import { startDhcpServer } from "../protocols/dhcp/server.ts";
 import type { BootfileOptions } from "../boot/bootfile.ts";
-import { createDhcpHandler, type DhcpEvent } from "../boot/dhcp_responder.ts";
+import { createDhcpHandler, type DhcpEvent, type DhcpScope } from "../boot/dhcp_responder.ts";
+import { type ConfiguredOptions, mergeOptions } from "../boot/dhcp_options.ts";
 import { LeaseStore, poolExclusions } from "../state/leases.ts";
+import { LeasePools } from "../state/lease_pools.ts";
 
 /** A known machine (`[[machine]]`): a reservation when it has an ip, a host name when named. */
 export interface DhcpMachine {
   mac: Mac;
   ip?: string;
   hostname?: string;
+  /** Its own options, over the network's. */
+  options?: ConfiguredOptions;
+}
+
+/** A network behind a DHCP relay (`[[dhcp.subnet]]`). */
+export interface DhcpSubnet {
+  subnet: Subnet;
+  /** Dynamic pool, inclusive. */
+  range: [string, string];
+  router: string;
+  dns?: string[];
+  domain?: string;
+  leaseSeconds: number;
+  /** Its own options, over the service's. */
+  options?: ConfiguredOptions;
 }
 
 /** Everything the DHCP service needs; `serve` maps config.toml onto this. */
@@ -37,12 +55,16 @@ export interface DhcpServiceOptions {
   router?: string;
   dns?: string[];
   domain?: string;
+  /** `[dhcp.options]` and `force_options`. */
+  options?: ConfiguredOptions;
+  /** Networks behind relays, each with its own pool. */
+  subnets?: DhcpSubnet[];
   boot: BootfileOptions;
   machines?: DhcpMachine[];
   /** The shared database (state/db.ts); required unless mode is "proxy" or "off". */
   db?: DatabaseSync;
-  /** The lease store, when the caller made it already (`createLeaseStore`). */
-  leases?: LeaseStore;
+  /** The lease stores, when the caller made them already (`createLeasePools`). */
+  leases?: LeasePools;
   /** Answer `[[machine]]` entries only. */
   knownOnly?: boolean;
   /** New leases per second for strangers; default unlimited. */
@@ -57,37 +79,51 @@ export interface DhcpServiceOptions {
 /** A running DHCP service. */
 export interface DhcpService {
   readonly mode: "server" | "proxy" | "off";
-  /** The lease store (undefined in proxy/off mode). */
-  readonly leases?: LeaseStore;
+  /** The lease stores (undefined in proxy/off mode). */
+  readonly leases?: LeasePools;
   /**
-   * Answers from now on as `o` says (a reload): machines, options, lease store. The interface
-   * and the mode stay as they were started.
+   * Answers from now on as `o` says (a reload): machines, options, subnets, lease stores. The
+   * interface and the mode stay as they were started.
    */
   update(o: DhcpServiceOptions): void;
   close(): Promise<void>;
 }
 
-/** The lease store for a pool: the range minus network, broadcast, server and router. */
-export function createLeaseStore(
+/**
+ * A lease store per served subnet, the interface's first: each pool is its range minus
+ * network, broadcast, server and router. Every store knows every reservation (one outside
+ * its subnet is another pool's) and every `[[machine]]`.
+ */
+export function createLeasePools(
   db: DatabaseSync,
   o: {
     range: [string, string];
     serverIp: string;
     subnet: Subnet;
     router?: string;
+    subnets?: readonly Pick<DhcpSubnet, "subnet" | "range" | "router">[];
     machines?: readonly DhcpMachine[];
     newClientRate?: number;
   },
-): LeaseStore {
-  return new LeaseStore(db, {
-    range: o.range,
-    exclude: poolExclusions(o.serverIp, o.subnet, o.router),
-    reservations: (o.machines ?? []).flatMap((m) =>
-      m.ip ? [{ mac: m.mac, ip: m.ip, hostname: m.hostname }] : []
-    ),
-    known: (o.machines ?? []).map((m) => m.mac),
-    newClientRate: o.newClientRate,
+): LeasePools {
+  const reservations = (o.machines ?? []).flatMap((m) =>
+    m.ip ? [{ mac: m.mac, ip: m.ip, hostname: m.hostname }] : []
+  );
+  const pool = (subnet: Subnet, range: [string, string], router?: string) => ({
+    subnet,
+    store: new LeaseStore(db, {
+      range,
+      subnet,
+      exclude: poolExclusions(o.serverIp, subnet, router),
+      reservations,
+      known: (o.machines ?? []).map((m) => m.mac),
+      newClientRate: o.newClientRate,
+    }),
   });
+  return new LeasePools([
+    pool(o.subnet, o.range, o.router),
+    ...(o.subnets ?? []).map((s) => pool(s.subnet, s.range, s.router)),
+  ]);
 }
 
 /** Starts DHCP on one interface (or logs that it is off); see `startDhcpServer`. */
@@ -123,13 +159,22 @@ export async function startDhcpService(o: DhcpServiceOptions): Promise<DhcpServi
   };
 }
 
-/** The handler (and its lease store) of `o`. */
+/** The handler (and its lease stores) of `o`. */
 function handlerFor(o: DhcpServiceOptions, serverIp: string, subnet: Subnet) {
   let leases = o.leases;
   if (o.mode !== "proxy" && !leases) {
     if (!o.range || !o.db) throw new Error(`DHCP mode "${o.mode}" needs a range and a database`);
-    leases = createLeaseStore(o.db, { ...o, range: o.range, serverIp, subnet });
+    leases = createLeasePools(o.db, { ...o, range: o.range, serverIp, subnet });
   }
+  const subnets = (o.subnets ?? []).map((s): DhcpScope => ({
+    subnet: s.subnet,
+    router: s.router,
+    dns: s.dns,
+    domain: s.domain,
+    leaseSeconds: s.leaseSeconds,
+    leases: leases?.storeFor(s.subnet.network),
+    options: mergeOptions(o.options, s.options),
+  }));
   const hostnames = new Map<Mac, string>(
     (o.machines ?? []).flatMap((m) => m.hostname ? [[m.mac, m.hostname]] : []),
   );
@@ -142,10 +187,15 @@ function handlerFor(o: DhcpServiceOptions, serverIp: string, subnet: Subnet) {
       domain: o.domain,
       leaseSeconds: o.leaseSeconds,
       boot: o.boot,
-      leases,
+      leases: leases?.storeFor(serverIp),
+      subnets,
       hostnames,
       knownOnly: o.knownOnly,
       known: new Set((o.machines ?? []).map((m) => m.mac)),
+      options: o.options,
+      machineOptions: new Map(
+        (o.machines ?? []).flatMap((m) => m.options ? [[m.mac, m.options]] : []),
+      ),
     },
     onEvent: o.onEvent,
     logger: o.logger,

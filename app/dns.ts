@@ -30,6 +30,8 @@ export interface DnsServiceOptions {
   /** `address` or `address:port`, asked in order; none: other names are refused. */
   upstream: readonly string[];
   machines: readonly NamedMachine[];
+  /** Networks behind relays that DHCP serves: their clients may have names forwarded too. */
+  relayed?: readonly Subnet[];
   /** The lease table, when this server hands out addresses. */
   leases?: NameLeases;
   logger: Logger;
@@ -96,6 +98,7 @@ function handlerFor(o: DnsServiceOptions, subnet: Subnet) {
     policy: {
       zone,
       subnet,
+      relayed: o.relayed,
       forward: forwarder ? (b, q, c) => forwarder.forward(b, q, c) : undefined,
     },
     onEvent: o.onEvent,

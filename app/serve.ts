@@ -20,7 +20,7 @@ import { listenInterface } from "../protocols/tftp/interface_socket.ts";
 import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
-import type { LeaseStore } from "../state/leases.ts";
+import type { LeasePools } from "../state/lease_pools.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
 import type { AddressBook } from "../boot/identity.ts";
@@ -32,7 +32,14 @@ import { BootWatch } from "../observe/watch.ts";
 import { historyWriter } from "../observe/history.ts";
 import type { DatabaseSync } from "node:sqlite";
 import type { DhcpEvent } from "../boot/dhcp_responder.ts";
-import { createLeaseStore, type DhcpServiceOptions, startDhcpService } from "./dhcp.ts";
+import {
+  createLeasePools,
+  type DhcpMachine,
+  type DhcpServiceOptions,
+  type DhcpSubnet,
+  startDhcpService,
+} from "./dhcp.ts";
+import { configuredOptions } from "./config_options.ts";
 import { type DnsServiceOptions, startDnsService } from "./dns.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 import { planReload } from "./reload.ts";
@@ -153,8 +160,11 @@ function servicesFor(
   });
 }
 
-/** Where this server learns machines' addresses: its leases, the config, the neighbour table. */
-export function addressBookFor(config: Config, leases: LeaseStore | undefined): AddressBook {
+/**
+ * Where this server learns machines' addresses: its leases (of every subnet, so that a machine
+ * behind a relay is known too), the config, the neighbour table.
+ */
+export function addressBookFor(config: Config, leases: LeasePools | undefined): AddressBook {
   const reserved = new Map(config.machines.flatMap((m) => m.ip ? [[m.mac, m.ip] as const] : []));
   const byIp = new Map([...reserved].map(([mac, ip]) => [ip, mac] as const));
   return {
@@ -166,15 +176,41 @@ export function addressBookFor(config: Config, leases: LeaseStore | undefined): 
   };
 }
 
-/** The lease store of this config, or none when another server hands out addresses. */
-function leaseStoreFor(config: Config, db: DatabaseSync): LeaseStore | undefined {
+/** What DHCP knows of each `[[machine]]`: reservation, host name, its own options. */
+function dhcpMachines(config: Config): DhcpMachine[] {
+  return config.machines.map((m) => ({
+    mac: m.mac,
+    ip: m.ip,
+    hostname: m.hostname,
+    ...(m.options || m.force_options
+      ? { options: configuredOptions(m.options ?? {}, m.force_options ?? []) }
+      : {}),
+  }));
+}
+
+/** The `[[dhcp.subnet]]` networks as the DHCP service takes them. */
+function dhcpSubnets(config: Config): DhcpSubnet[] {
+  return config.dhcp.subnets.map((s) => ({
+    subnet: Subnet.parse(s.network),
+    range: s.range,
+    router: s.router,
+    dns: s.dns,
+    domain: s.domain,
+    leaseSeconds: s.lease,
+    options: configuredOptions(s.options, s.force_options),
+  }));
+}
+
+/** The lease stores of this config, or none when another server hands out addresses. */
+function leasePoolsFor(config: Config, db: DatabaseSync): LeasePools | undefined {
   if (config.dhcp.mode === "proxy" || config.dhcp.mode === "off") return undefined;
-  return createLeaseStore(db, {
+  return createLeasePools(db, {
     range: config.dhcp.range,
     serverIp: config.server_ip,
     subnet: Subnet.of(config.server_ip, config.netmask),
     router: config.dhcp.router,
-    machines: config.machines,
+    subnets: dhcpSubnets(config),
+    machines: dhcpMachines(config),
     newClientRate: config.dhcp.new_client_rate,
   });
 }
@@ -183,7 +219,7 @@ function leaseStoreFor(config: Config, db: DatabaseSync): LeaseStore | undefined
 function dhcpOptions(
   config: Config,
   db: DatabaseSync,
-  leases: LeaseStore | undefined,
+  leases: LeasePools | undefined,
   logger: Logger,
   onEvent: (e: DhcpEvent) => void,
 ): DhcpServiceOptions {
@@ -197,12 +233,14 @@ function dhcpOptions(
     router: config.dhcp.router,
     dns: config.dhcp.dns,
     domain: config.dhcp.domain,
+    options: configuredOptions(config.dhcp.options, config.dhcp.force_options),
+    subnets: dhcpSubnets(config),
     boot: {
       httpUrl: config.http.public_url,
       efiLoader: config.dhcp.efi_loader,
       arm64Loader: config.dhcp.arm64_loader,
     },
-    machines: config.machines,
+    machines: dhcpMachines(config),
     db,
     leases,
     knownOnly: config.dhcp.known_only,
@@ -215,7 +253,7 @@ function dhcpOptions(
 /** What the DNS service of this config gets. */
 function dnsOptions(
   config: Config,
-  leases: LeaseStore | undefined,
+  leases: LeasePools | undefined,
   logger: Logger,
   watch: BootWatch,
 ): DnsServiceOptions {
@@ -228,6 +266,7 @@ function dnsOptions(
     domain: config.dhcp.domain!,
     ttl: config.dns.ttl,
     upstream: config.dns.upstream,
+    relayed: config.dhcp.subnets.map((s) => Subnet.parse(s.network)),
     machines: config.machines,
     leases,
     logger,
@@ -244,7 +283,7 @@ const MAX_STRANGERS = 10_000;
 /** Everything a reload rebuilds from the config: the lease store and the boot services. */
 interface Generation {
   config: Config;
-  leases: LeaseStore | undefined;
+  leases: LeasePools | undefined;
   services: BootServices;
   app: ReturnType<typeof createHttpApp>;
 }
@@ -261,7 +300,7 @@ interface Running {
 
 /** Builds the lease store, the boot services and the HTTP app of `config` over `store`. */
 function generation(config: Config, store: ContentStore, r: Running): Generation {
-  const leases = leaseStoreFor(config, r.db.main);
+  const leases = leasePoolsFor(config, r.db.main);
   const book = addressBookFor(config, leases);
   const services = servicesFor(config, { store, local: r.local }, r.db, book, r.logger);
   const app = createHttpApp({

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "./config.ts";
-import { openStore, tftpOpener } from "./serve.ts";
+import { addressBookFor, openStore, tftpOpener } from "./serve.ts";
+import { createLeasePools } from "./dhcp.ts";
+import { openDatabase } from "../state/db.ts";
+import { Subnet } from "../net/ipv4.ts";
+import { mustParseMac } from "../net/mac.ts";
 import { testApp } from "../http/_test_utils.ts";
 import { silentLogger } from "../log.ts";
 import type { IpfsEvent } from "../ipfs/events.ts";
@@ -70,4 +74,37 @@ Deno.test("the IPFS store of serve holds its cache to cache_max from the start",
     await tree.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the address book knows the leases of every subnet, relayed ones too", () => {
+  const config = loadConfig(
+    `interface = "br0"
+server_ip = "10.0.0.1"
+netmask = "255.255.255.0"
+[[dhcp.subnet]]
+network = "10.9.0.0/24"
+router = "10.9.0.1"
+`,
+    { file: "test.toml" },
+  );
+  const pools = createLeasePools(openDatabase(":memory:"), {
+    range: config.dhcp.range,
+    serverIp: config.server_ip,
+    subnet: Subnet.of(config.server_ip, config.netmask),
+    subnets: config.dhcp.subnets.map((s) => ({ ...s, subnet: Subnet.parse(s.network) })),
+  });
+  const near = mustParseMac("52:54:00:00:00:01");
+  const far = mustParseMac("52:54:00:00:00:02");
+  for (
+    const [mac, store] of [[near, pools.pools[0]!.store], [far, pools.pools[1]!.store]] as const
+  ) {
+    const got = store.offer(mac);
+    assert.ok("ip" in got);
+    assert.equal(store.commit(mac, got.ip, 60).ok, true);
+  }
+  const book = addressBookFor(config, pools);
+  assert.equal(book.leaseOf(near), "10.0.0.2");
+  assert.equal(book.leaseOf(far), "10.9.0.2");
+  assert.equal(book.leaseAt("10.9.0.2"), far);
+  assert.equal(book.leaseAt("10.0.0.2"), near);
 });

@@ -20,28 +20,46 @@ import type { DhcpHandler } from "../protocols/dhcp/server.ts";
 import { type DhcpReply, finishReply, PXE_PORT } from "../protocols/dhcp/wire.ts";
 import type { LeaseStore } from "../state/leases.ts";
 import { type BootChoice, type BootfileOptions, chooseBootfile } from "./bootfile.ts";
+import { addConfigured, type ConfiguredOptions, mergeOptions } from "./dhcp_options.ts";
 
-/** Everything the policy needs to answer; a plain object the app builds from the config. */
-export interface DhcpPolicyOptions {
-  /** "server" hands out addresses; "proxy" only boot info to PXE/HTTP-boot clients. */
-  mode: "server" | "proxy";
-  serverIp: string;
-  /** The served subnet: pool, broadcast address, relays that may be served. */
+/**
+ * A network the server hands out addresses in: the interface's own, or one behind a DHCP
+ * relay (`[[dhcp.subnet]]`), with its pool and what its clients are told.
+ */
+export interface DhcpScope {
+  /** Its network: the pool's, the broadcast address, and which relays it serves. */
   subnet: Subnet;
   router?: string;
   dns?: readonly string[];
   domain?: string;
   /** Lease length in seconds. */
   leaseSeconds: number;
-  boot: BootfileOptions;
   /** Required in server mode. */
   leases?: LeaseStore;
+  /** Options from config.toml (`[dhcp.options]` and the subnet's), as {@linkcode addConfigured} sends them. */
+  options?: ConfiguredOptions;
+}
+
+/**
+ * Everything the policy needs to answer; a plain object the app builds from the config. Its
+ * own scope fields are the interface's network.
+ */
+export interface DhcpPolicyOptions extends DhcpScope {
+  /** "server" hands out addresses; "proxy" only boot info to PXE/HTTP-boot clients. */
+  mode: "server" | "proxy";
+  /** Our address: option 54, and where every client boots from (next-server, URLs). */
+  serverIp: string;
+  boot: BootfileOptions;
+  /** Networks behind relays: a request relayed from one of them is served from it. */
+  subnets?: readonly DhcpScope[];
   /** Host names of known machines (from `[[machine]]`), sent as option 12. */
   hostnames?: ReadonlyMap<Mac, string>;
   /** Answer only the machines of `known` (`[dhcp] known_only`). */
   knownOnly?: boolean;
   /** The machines `[[machine]]` names. */
   known?: ReadonlySet<Mac>;
+  /** A machine's own options (`[[machine]] options`), over its network's. */
+  machineOptions?: ReadonlyMap<Mac, ConfiguredOptions>;
 }
 
 /** The replies a server sends, by kind. */
@@ -70,8 +88,16 @@ export interface DhcpClientEvent {
   ok: boolean;
 }
 
-/** Why a request a server could have answered was refused on purpose. */
-export type DhcpRefusal = "pool-exhausted" | "rate-limited" | "known-only" | "not-offered";
+/**
+ * Why a request a server could have answered was refused on purpose; `no-subnet`: a relay
+ * forwarded it from a network no `[[dhcp.subnet]]` covers.
+ */
+export type DhcpRefusal =
+  | "pool-exhausted"
+  | "rate-limited"
+  | "known-only"
+  | "not-offered"
+  | "no-subnet";
 
 /** A request left unanswered, and why. */
 export interface DhcpIgnoredEvent {
@@ -134,14 +160,28 @@ function addBoot(reply: DhcpPacket, req: DhcpPacket, o: DhcpPolicyOptions, choic
   if (uuid) reply.options.set(DhcpOption.ClientUuid, uuid);
 }
 
-function addNetwork(reply: DhcpPacket, o: DhcpPolicyOptions, mac: Mac): void {
-  reply.options.setIp(DhcpOption.SubnetMask, o.subnet.netmask);
-  if (o.router) reply.options.setIp(DhcpOption.Router, o.router);
-  if (o.dns?.length) reply.options.setIps(DhcpOption.DNS, [...o.dns]);
-  if (o.domain) reply.options.setString(DhcpOption.DomainName, o.domain);
-  reply.options.setIp(DhcpOption.BroadcastAddr, o.subnet.broadcast);
-  const hostname = o.hostnames?.get(mac) ?? o.leases?.reservation(mac)?.hostname;
+function addNetwork(reply: DhcpPacket, o: DhcpPolicyOptions, scope: DhcpScope, mac: Mac): void {
+  reply.options.setIp(DhcpOption.SubnetMask, scope.subnet.netmask);
+  if (scope.router) reply.options.setIp(DhcpOption.Router, scope.router);
+  if (scope.dns?.length) reply.options.setIps(DhcpOption.DNS, [...scope.dns]);
+  if (scope.domain) reply.options.setString(DhcpOption.DomainName, scope.domain);
+  reply.options.setIp(DhcpOption.BroadcastAddr, scope.subnet.broadcast);
+  const hostname = o.hostnames?.get(mac) ?? scope.leases?.reservation(mac)?.hostname;
   if (hostname) reply.options.setString(DhcpOption.Hostname, hostname);
+}
+
+/** The configured options of the network, then of the machine, over what the server set. */
+function addOptions(
+  reply: DhcpPacket,
+  req: DhcpPacket,
+  o: DhcpPolicyOptions,
+  scope: DhcpScope,
+  mac: Mac,
+): void {
+  const mine = o.machineOptions?.get(mac);
+  if (!scope.options && !mine) return;
+  const configured = mine ? mergeOptions(scope.options, mine) : scope.options!;
+  addConfigured(reply.options, req.options.paramRequestList(), configured, clientKind(req));
 }
 
 function addLeaseTimes(reply: DhcpPacket, seconds: number): void {
@@ -186,6 +226,7 @@ function leaseReply(
   req: DhcpPacket,
   mac: Mac,
   o: DhcpPolicyOptions,
+  scope: DhcpScope,
   type: typeof MessageType.Offer | typeof MessageType.Ack,
   ip: string,
   choice: BootChoice | undefined,
@@ -193,9 +234,10 @@ function leaseReply(
   const reply = replyTo(req, type);
   reply.yiaddr = ip;
   reply.options.setIp(DhcpOption.ServerId, o.serverIp);
-  addLeaseTimes(reply, o.leaseSeconds);
-  addNetwork(reply, o, mac);
+  addLeaseTimes(reply, scope.leaseSeconds);
+  addNetwork(reply, o, scope, mac);
   if (choice) addBoot(reply, req, o, choice);
+  addOptions(reply, req, o, scope, mac);
   const kind = type === MessageType.Offer ? "offer" : "ack";
   return { event: replyEvent(req, mac, kind, ip, choice), reply: finishReply(req, reply) };
 }
@@ -220,13 +262,27 @@ export function handleDhcp(req: DhcpPacket, o: DhcpPolicyOptions): DhcpOutcome {
   return o.mode === "proxy" ? proxy(req, mac, type, o) : server(req, mac, type, o);
 }
 
+/**
+ * The network a request is from: the relay's (giaddr), else that of the address the client
+ * has (ciaddr: a relayed client renews by unicast, without a relay), else the interface's.
+ * Undefined for a relay no subnet covers.
+ */
+function scopeOf(req: DhcpPacket, o: DhcpPolicyOptions): DhcpScope | undefined {
+  const from = req.giaddr !== ZERO ? req.giaddr : req.ciaddr !== ZERO ? req.ciaddr : undefined;
+  if (from === undefined || o.subnet.contains(from)) return o;
+  const scope = o.subnets?.find((s) => s.subnet.contains(from));
+  // A client on our link with an address of elsewhere is the interface's (and gets a NAK).
+  return scope ?? (req.giaddr === ZERO ? o : undefined);
+}
+
 function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): DhcpOutcome {
-  const leases = o.leases;
-  if (!leases) throw new Error("DHCP server mode needs a lease store");
-  if (req.giaddr !== ZERO && !o.subnet.contains(req.giaddr)) {
-    // One pool only: a relay from another subnet would get addresses of the wrong network.
-    return ignored(mac, `relay ${req.giaddr} is outside our subnet`);
+  const scope = scopeOf(req, o);
+  if (!scope) {
+    // Addresses of any pool we have would be of the wrong network behind that relay.
+    return ignored(mac, `relay ${req.giaddr}: no [[dhcp.subnet]] contains it`, "no-subnet");
   }
+  const leases = scope.leases;
+  if (!leases) throw new Error("DHCP server mode needs a lease store");
   const clientId = hex(req.options.clientId());
   const choice = chooseBootfile(req, o.boot);
   switch (type) {
@@ -241,7 +297,7 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
           : "address pool exhausted (the rest is kept for [[machine]] entries)";
         return ignored(mac, why, got.refused);
       }
-      return leaseReply(req, mac, o, MessageType.Offer, got.ip, choice);
+      return leaseReply(req, mac, o, scope, MessageType.Offer, got.ip, choice);
     }
     case MessageType.Request: {
       const serverId = req.options.ip(DhcpOption.ServerId);
@@ -255,22 +311,23 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
       // SELECTING and INIT-REBOOT name the address in option 50; RENEWING and REBINDING in ciaddr.
       const ip = requested ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
       if (ip === undefined) return nak(req, mac, o, "no address requested");
-      if (!o.subnet.contains(ip)) return nak(req, mac, o, "wrong network");
+      if (!scope.subnet.contains(ip)) return nak(req, mac, o, "wrong network");
       const hostname = cleanHostname(req.options.string(DhcpOption.Hostname));
-      const res = leases.commit(mac, ip, o.leaseSeconds, { clientId, hostname });
+      const res = leases.commit(mac, ip, scope.leaseSeconds, { clientId, hostname });
       if (!res.ok && res.reason === "not-offered" && serverId === undefined) {
         // RFC 2131 §4.3.2: no record of this client: a server MUST remain silent.
         return ignored(mac, `REQUEST for ${ip}, which it was never given`, "not-offered");
       }
       if (!res.ok) return nak(req, mac, o, `address ${ip} ${res.reason}`);
-      return leaseReply(req, mac, o, MessageType.Ack, ip, choice);
+      return leaseReply(req, mac, o, scope, MessageType.Ack, ip, choice);
     }
     case MessageType.Inform: {
       // RFC 2131 §3.4: configuration only, no yiaddr and no lease times; sent to ciaddr.
       const reply = replyTo(req, MessageType.Ack);
       reply.options.setIp(DhcpOption.ServerId, o.serverIp);
-      addNetwork(reply, o, mac);
+      addNetwork(reply, o, scope, mac);
       if (choice) addBoot(reply, req, o, choice);
+      addOptions(reply, req, o, scope, mac);
       return {
         event: replyEvent(req, mac, "ack", req.ciaddr, choice),
         reply: finishReply(req, reply),

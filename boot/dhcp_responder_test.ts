@@ -15,6 +15,9 @@ import { macHyphens, mustParseMac } from "../net/mac.ts";
 import { DhcpOption, type DhcpOptions, MessageType } from "../protocols/dhcp/options.ts";
 import { decodeDhcp, type DhcpPacket, macOf } from "../protocols/dhcp/packet.ts";
 import { decodePxeVendorOptions, encodeClientArch } from "../protocols/dhcp/pxe.ts";
+import { encodeOption } from "../protocols/dhcp/option_table.ts";
+import type { ConfiguredOptions } from "./dhcp_options.ts";
+import type { DhcpScope } from "./dhcp_responder.ts";
 
 // Requests captured from real clients (see protocols/dhcp/testdata/*.txt for readable dumps).
 const TESTDATA = new URL("../protocols/dhcp/testdata/", import.meta.url);
@@ -422,9 +425,15 @@ Deno.test("reply addressing (RFC 2131 §4.1)", async (t) => {
       if (fields.giaddr) assert.equal(onWire(out).giaddr, fields.giaddr);
     });
   }
-  await t.step("relay from another subnet is not served (one pool)", () => {
+  await t.step("relay from a network no subnet covers is refused: no-subnet", () => {
     const out = handleDhcp(variant(ovmf, () => {}, { giaddr: "10.99.0.1" }), policy());
     assert.deepEqual([label(out), out.reply], ["ignored", undefined]);
+    assert.deepEqual(out.event, {
+      kind: "ignored",
+      mac: macOf(ovmf),
+      why: "relay 10.99.0.1: no [[dhcp.subnet]] contains it",
+      refusal: "no-subnet",
+    });
   });
   await t.step("NAK through a relay asks it to broadcast", () => {
     const req = variant(ovmf, (o) => {
@@ -552,4 +561,282 @@ Deno.test("a script URL too long for the file field goes in option 67 alone", ()
     `${long}/boot.ipxe?mac=${macHyphens(macOf(req)!)}`,
   );
   assert.equal(r.options.messageType(), MessageType.Offer);
+});
+
+/** Configured options from config-style values, `force` by name. */
+function configured(
+  values: Record<string, unknown>,
+  force: string[] = [],
+): ConfiguredOptions {
+  const encoded = Object.entries(values).map(([k, v]) => encodeOption(k, v));
+  return {
+    values: new Map(encoded.map((e) => [e.spec.code, e.bytes])),
+    force: new Set(force.map((k) => encodeOption(k, values[k] ?? "hex:").spec.code)),
+  };
+}
+
+/** udhcpc's DISCOVER asking for `asked` (option 55) with room for 1472 bytes. */
+function asking(asked: number[], mac?: string): DhcpPacket {
+  return variant(capture("udhcpc_discover"), (o) => {
+    o.set(DhcpOption.ParamRequestList, Uint8Array.from(asked));
+    o.setU16(DhcpOption.MaxMessageSize, 1472);
+  }, mac ? { chaddr: Uint8Array.from(mac.split(":"), (h) => parseInt(h, 16)) } : {});
+}
+
+Deno.test("configured options: sent when asked (option 55) or forced; machine over network", async (t) => {
+  const MACHINE = "52:54:00:00:99:07";
+  const global = configured({ ntp: ["10.77.0.123"], mtu: 9000, "224": "text", tz_name: "UTC" }, [
+    "tz_name",
+  ]);
+  const machine = configured({ ntp: ["10.77.0.9"], "224": "mine" }, ["224"]);
+  const machineOptions = new Map([[mustParseMac(MACHINE), machine]]);
+  const ip = (s: string) => s.split(".").map(Number);
+  const text = (s: string) => [...new TextEncoder().encode(s)];
+  const cases: {
+    name: string;
+    req: DhcpPacket;
+    want: Record<number, number[] | undefined>;
+  }[] = [
+    {
+      name: "asked for 42: the network's NTP; 26 unasked stays out; forced 101 goes",
+      req: asking([1, 3, 42]),
+      want: { 42: ip("10.77.0.123"), 26: undefined, 224: undefined, 101: text("UTC") },
+    },
+    {
+      name: "asked for 26 and 224",
+      req: asking([26, 224]),
+      want: { 26: [0x23, 0x28], 224: text("text"), 42: undefined },
+    },
+    {
+      name: "the machine's NTP over the network's; its forced 224 goes unasked",
+      req: asking([42], MACHINE),
+      want: { 42: ip("10.77.0.9"), 224: text("mine"), 26: undefined, 101: text("UTC") },
+    },
+    {
+      name: "the machine inherits what it does not set",
+      req: asking([26], MACHINE),
+      want: { 26: [0x23, 0x28] },
+    },
+    {
+      name: "nothing asked: only the forced ones",
+      req: asking([]),
+      want: { 42: undefined, 26: undefined, 224: undefined, 101: text("UTC") },
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const r = onWire(handleDhcp(c.req, policy({ options: global, machineOptions })));
+      for (const [code, bytes] of Object.entries(c.want)) {
+        const got = r.options.get(Number(code));
+        assert.deepEqual(got && [...got], bytes, `option ${code}`);
+      }
+    });
+  }
+  await t.step("asked options come in the client's order, then the forced ones", () => {
+    const r = onWire(handleDhcp(asking([224, 42, 1]), policy({ options: global })));
+    assert.deepEqual(r.options.codes().slice(0, 4), [53, 224, 42, 1]);
+    assert.ok(r.options.codes().indexOf(101) > 4);
+  });
+  await t.step("an ACK and an INFORM carry them too", () => {
+    const o = policy({ options: global });
+    const offer = handleDhcp(asking([42]), o);
+    const req = variant(asking([42]), (x) => {
+      x.setMessageType(MessageType.Request);
+      x.setIp(DhcpOption.RequestedIP, offer.reply!.packet.yiaddr);
+      x.setIp(DhcpOption.ServerId, SERVER);
+    });
+    assert.deepEqual([...onWire(handleDhcp(req, o)).options.get(42)!], ip("10.77.0.123"));
+    const inform = variant(asking([42]), (x) => x.setMessageType(MessageType.Inform), {
+      ciaddr: "10.77.0.77",
+    });
+    assert.deepEqual([...onWire(handleDhcp(inform, o)).options.get(42)!], ip("10.77.0.123"));
+  });
+  await t.step("a NAK and a proxy answer carry none", () => {
+    const nak = variant(asking([42]), (x) => {
+      x.setMessageType(MessageType.Request);
+      x.setIp(DhcpOption.RequestedIP, "10.77.0.200");
+    });
+    const out = handleDhcp(nak, policy({ options: global }));
+    assert.equal(label(out), "nak");
+    assert.equal(onWire(out).options.has(42), false);
+    const pxe = variant(ovmf, (x) => x.set(DhcpOption.ParamRequestList, Uint8Array.of(42)));
+    const proxy = onWire(handleDhcp(pxe, policy({ mode: "proxy", options: global })));
+    assert.equal(proxy.options.has(42), false);
+  });
+});
+
+Deno.test("configured options replace what the server sends anyway, never a boot client's boot fields", async (t) => {
+  const options = configured({
+    router: ["10.77.0.250"],
+    dns: ["9.9.9.9"],
+    tftp_server: "tftp.phones.example",
+    vendor_specific: "hex:0104c0a80101",
+  });
+  await t.step("udhcpc (not a boot client) gets all four, unasked router and DNS too", () => {
+    const r = onWire(handleDhcp(asking([1, 66, 43]), policy({ options })));
+    assert.deepEqual(r.options.ips(DhcpOption.Router), ["10.77.0.250"]);
+    assert.deepEqual(r.options.ips(DhcpOption.DNS), ["9.9.9.9"]);
+    assert.equal(r.options.string(DhcpOption.TftpServerName), "tftp.phones.example");
+    assert.deepEqual([...r.options.get(DhcpOption.VendorSpecific)!], [1, 4, 192, 168, 1, 1]);
+  });
+  await t.step("OVMF (PXE) keeps the server's 43 and 66, gets the router", () => {
+    const pxe = variant(ovmf, (x) => x.set(DhcpOption.ParamRequestList, Uint8Array.of(3, 43, 66)));
+    const r = onWire(handleDhcp(pxe, policy({ options })));
+    assert.deepEqual(r.options.ips(DhcpOption.Router), ["10.77.0.250"]);
+    assert.equal(r.options.string(DhcpOption.TftpServerName), SERVER);
+    assert.equal(
+      decodePxeVendorOptions(r.options.get(DhcpOption.VendorSpecific)!).discoveryControl,
+      8,
+    );
+  });
+});
+
+Deno.test("a configured option longer than 255 bytes is split (RFC 3396) and read back whole", async (t) => {
+  const names = Array.from({ length: 30 }, (_, i) => `rack${i}.site${i}.example.org`);
+  const options = configured({ domain_search: names });
+  const value = options.values.get(119)!;
+  assert.ok(value.length > 255, `${value.length} bytes`);
+  await t.step("within 1472 bytes: in the options field, as consecutive parts", () => {
+    const out = handleDhcp(asking([119]), policy({ options }));
+    const bytes = encodeReply(out.reply!);
+    const r = decodeDhcp(bytes);
+    assert.deepEqual(r.options.get(119), value);
+    // The parts follow each other: 119 255 … 119 n …
+    const parts: [number, number][] = [];
+    for (let at = 240; bytes[at] !== 255; at += 2 + bytes[at + 1]!) {
+      parts.push([bytes[at]!, bytes[at + 1]!]);
+    }
+    const first = parts.findIndex(([code]) => code === 119);
+    assert.deepEqual(parts.slice(first, first + 2), [[119, 255], [119, value.length - 255]]);
+  });
+  await t.step("within 576 bytes it does not fit and gives way; the reply still goes", () => {
+    const req = variant(asking([119]), (x) => x.delete(DhcpOption.MaxMessageSize));
+    const r = onWire(handleDhcp(req, policy({ options })));
+    assert.equal(r.options.has(119), false);
+    assert.equal(r.options.messageType(), MessageType.Offer);
+  });
+});
+
+const RELAYED = Subnet.parse("10.88.0.0/24");
+const RELAY = "10.88.0.1";
+
+/** The policy with a second network behind a relay, its store on the same database. */
+function relayedPolicy(
+  machineOptions?: ReadonlyMap<ReturnType<typeof mustParseMac>, ConfiguredOptions>,
+) {
+  const o = policy({
+    options: configured({ ntp: ["10.77.0.123"], mtu: 1400 }),
+    machineOptions,
+  });
+  const far: DhcpScope & { leases: LeaseStore } = {
+    subnet: RELAYED,
+    router: RELAY,
+    dns: ["10.88.0.53"],
+    domain: "far.example",
+    leaseSeconds: 600,
+    leases: new LeaseStore(openDatabase(":memory:"), {
+      range: ["10.88.0.100", "10.88.0.150"],
+      subnet: RELAYED,
+      exclude: poolExclusions(SERVER, RELAYED, RELAY),
+    }),
+    // Global < subnet, as app/dhcp.ts merges them.
+    options: configured({ ntp: ["10.88.0.123"], mtu: 1400 }),
+  };
+  return { o: { ...o, subnets: [far] }, far };
+}
+
+/** A request `req` as the relay forwards it: giaddr, a hop, option 82 added. */
+function relayed(req: DhcpPacket): DhcpPacket {
+  return variant(
+    req,
+    (x) => x.set(DhcpOption.RelayAgentInfo, Uint8Array.of(1, 3, 0x65, 0x74, 0x31)),
+    {
+      giaddr: RELAY,
+      hops: 1,
+    },
+  );
+}
+
+Deno.test("a request relayed from a [[dhcp.subnet]] is served from that subnet", async (t) => {
+  const MACHINE = mustParseMac("52:54:00:00:88:07");
+  const { o, far } = relayedPolicy(new Map([[MACHINE, configured({ mtu: 9000 })]]));
+  const discover = relayed(asking([1, 3, 6, 15, 26, 42]));
+  let ip = "";
+  await t.step(
+    "OFFER: its pool, its router, DNS, domain, lease and options; boot at the server",
+    () => {
+      const out = handleDhcp(discover, o);
+      assert.equal(label(out), "offer");
+      assert.deepEqual([out.reply?.address, out.reply?.port], [RELAY, 67]);
+      const r = onWire(out);
+      ip = r.yiaddr;
+      assert.equal(ip, "10.88.0.100");
+      assert.equal(r.giaddr, RELAY);
+      assert.equal(r.options.ip(DhcpOption.SubnetMask), "255.255.255.0");
+      assert.deepEqual(r.options.ips(DhcpOption.Router), [RELAY]);
+      assert.deepEqual(r.options.ips(DhcpOption.DNS), ["10.88.0.53"]);
+      assert.equal(r.options.string(DhcpOption.DomainName), "far.example");
+      assert.equal(r.options.ip(DhcpOption.BroadcastAddr), "10.88.0.255");
+      assert.equal(r.options.u32(DhcpOption.LeaseTime), 600);
+      assert.deepEqual(r.options.ips(42), ["10.88.0.123"]);
+      assert.equal(r.options.u16(26), 1400);
+      // The boot information points at this server, whatever network the client is on.
+      assert.equal(r.siaddr, SERVER);
+      assert.equal(r.options.ip(DhcpOption.ServerId), SERVER);
+      assert.equal(r.options.string(DhcpOption.TftpServerName), SERVER);
+      assert.deepEqual(
+        r.options.get(DhcpOption.RelayAgentInfo),
+        Uint8Array.of(1, 3, 0x65, 0x74, 0x31),
+      );
+      assert.equal(r.options.codes().at(-1), DhcpOption.RelayAgentInfo);
+      assert.equal(far.leases.current(macOf(discover)!)?.ip, ip);
+      assert.equal(o.leases.current(macOf(discover)!), null);
+    },
+  );
+  await t.step("ACK through the relay", () => {
+    const req = relayed(variant(asking([42]), (x) => {
+      x.setMessageType(MessageType.Request);
+      x.setIp(DhcpOption.RequestedIP, ip);
+      x.setIp(DhcpOption.ServerId, SERVER);
+    }));
+    const out = handleDhcp(req, o);
+    assert.equal(label(out), "ack");
+    assert.deepEqual([out.reply?.address, out.reply?.port], [RELAY, 67]);
+    assert.equal(far.leases.current(macOf(req)!)?.state, "bound");
+  });
+  await t.step("RENEWING by unicast (ciaddr, no relay): served from the subnet, to ciaddr", () => {
+    const req = variant(asking([42]), (x) => x.setMessageType(MessageType.Request), {
+      ciaddr: ip,
+    });
+    const out = handleDhcp(req, o);
+    assert.equal(label(out), "ack");
+    assert.deepEqual([out.reply?.address, out.reply?.port], [ip, 68]);
+    assert.equal(onWire(out).options.u32(DhcpOption.LeaseTime), 600);
+  });
+  await t.step("an address of the interface's network asked through the relay: NAK", () => {
+    const req = relayed(variant(asking([]), (x) => {
+      x.setMessageType(MessageType.Request);
+      x.setIp(DhcpOption.RequestedIP, "10.77.0.100");
+    }));
+    const out = handleDhcp(req, o);
+    assert.equal(label(out), "nak");
+    assert.equal(out.event.kind === "reply" && out.event.reason, "wrong network");
+  });
+  await t.step("a machine's options over the subnet's, and the subnet's over the global", () => {
+    const req = relayed(asking([26, 42], "52:54:00:00:88:07"));
+    const r = onWire(handleDhcp(req, o));
+    assert.equal(r.options.u16(26), 9000);
+    assert.deepEqual(r.options.ips(42), ["10.88.0.123"]);
+    assert.match(r.yiaddr, /^10\.88\.0\./);
+  });
+  await t.step("RELEASE by unicast from the subnet's address", () => {
+    const rel = variant(asking([]), (x) => x.setMessageType(MessageType.Release), { ciaddr: ip });
+    const out = handleDhcp(rel, o);
+    assert.deepEqual(out.event, { kind: "release", mac: macOf(rel), ip, ok: true });
+    assert.equal(far.leases.current(macOf(rel)!), null);
+  });
+  await t.step("a relay on the interface's own network still gets the interface's pool", () => {
+    const out = handleDhcp(variant(asking([]), () => {}, { giaddr: "10.77.0.2" }), o);
+    assert.match(onWire(out).yiaddr, /^10\.77\.0\./);
+  });
 });

@@ -37,6 +37,8 @@ export interface DnsPolicyOptions {
   zone: DnsZone;
   /** Who may have names forwarded: the served subnet. */
   subnet: Subnet;
+  /** Networks behind relays that DHCP serves too (`[[dhcp.subnet]]`): their clients may as well. */
+  relayed?: readonly Subnet[];
   /** Absent: nothing is forwarded (no upstream), other names are REFUSED. */
   forward?: DnsForward;
 }
@@ -116,7 +118,8 @@ export async function answerDns(req: DnsRequest, o: DnsPolicyOptions): Promise<D
     const reason = (e as Error).message;
     return { event: event("formerr", { reason }), reply: responseTo(q, Rcode.FormErr, null) };
   }
-  const recursion = o.forward !== undefined && o.subnet.contains(client);
+  const recursion = o.forward !== undefined &&
+    (o.subnet.contains(client) || (o.relayed ?? []).some((s) => s.contains(client)));
   const fail = (result: DnsResult, rcode: number, reason: string): DnsOutcome => ({
     event: event(result, { reason }),
     reply: refuse(q, rcode, edns, recursion),

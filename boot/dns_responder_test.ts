@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Subnet } from "../net/ipv4.ts";
 import { silentLogger } from "../log.ts";
 import type { ForwardResult } from "../protocols/dns/forwarder.ts";
 import {
@@ -270,6 +271,23 @@ Deno.test("dig's captured queries, answered by the policy of the link they name"
     const { reply } = await answerDns(request(decodeDns(dnsQueries().get("a_query")!)), policy);
     assert.deepEqual((reply as DnsMessage).answers[0]?.data, { kind: "a", address: "10.76.0.50" });
   });
+});
+
+Deno.test("clients behind a relay DHCP serves may have names forwarded too", async () => {
+  const link = dnsLink();
+  const fake = fakeForward("answer");
+  const policy: DnsPolicyOptions = {
+    zone: link.zone,
+    subnet: SUBNET,
+    relayed: [Subnet.parse("10.1.0.0/24")],
+    forward: fake.forward,
+  };
+  const query = queryFor("www.example.com", DnsType.A);
+  const relayed = await answerDns(request(query, "10.1.0.77"), policy);
+  assert.equal(relayed.event.result, "forwarded");
+  const stranger = await answerDns(request(query, OUTSIDE), policy);
+  assert.equal(stranger.event.result, "refused");
+  assert.equal(fake.calls.length, 1);
 });
 
 Deno.test("createDnsHandler emits one event per query and logs it at debug", async () => {

@@ -49,11 +49,21 @@ const CUT_REASONS: readonly HttpCutReason[] = ["idle", "max_connections", "max_p
 
 /** The part of a lease the metrics read (state/leases.ts `Lease` fits). */
 export interface LeaseLike {
+  /** The subnet of its pool, where there are several. */
+  subnet?: string;
   ip: string;
   mac: string;
   state: string;
   hostname?: string;
   expires?: number;
+}
+
+/** How much of one subnet's pool is held (state/lease_pools.ts `PoolUsage` fits). */
+export interface PoolUse {
+  /** `10.0.0.0/24`. */
+  subnet: string;
+  held: number;
+  size: number;
 }
 
 /** Every reason a DHCP request is refused, exported from the start so that a query finds zeros. */
@@ -62,6 +72,7 @@ const DHCP_REFUSALS: readonly DhcpRefusal[] = [
   "rate-limited",
   "known-only",
   "not-offered",
+  "no-subnet",
 ];
 
 /** What the DNS server loop drops before the policy sees it (`DnsDropEvent` reasons). */
@@ -78,8 +89,8 @@ export interface BootWatchOptions {
   macForIp?: (ip: string) => string | null;
   /** The lease table, read on every scrape; may be set later (DHCP starts last). */
   leases?: () => readonly LeaseLike[];
-  /** How many addresses of the pool are held, and its size; read on every scrape. */
-  pool?: () => { held: number; size: number };
+  /** How many addresses of each subnet's pool are held, and its size; read on every scrape. */
+  pool?: () => readonly PoolUse[];
   /** Default a new log of 1000 events. */
   events?: EventLog;
   /** Default a new registry. */
@@ -136,8 +147,8 @@ export class BootWatch {
   readonly version: string;
   /** The lease table, read on each scrape; set it once the DHCP server runs. */
   leases: (() => readonly LeaseLike[]) | undefined;
-  /** The pool's use, read on each scrape; set it with `leases`. */
-  pool: (() => { held: number; size: number }) | undefined;
+  /** Each pool's use, read on each scrape; set it with `leases`. */
+  pool: (() => readonly PoolUse[]) | undefined;
   /** Fallback for addresses no event of this run named. */
   macForIp: ((ip: string) => string | null) | undefined;
   readonly #macByIp: RecentMap<string, Mac>;
@@ -303,9 +314,9 @@ export class BootWatch {
     const pool = this.pool?.();
     m.poolSize.reset();
     m.poolHeld.reset();
-    if (pool) {
-      m.poolSize.set({}, pool.size);
-      m.poolHeld.set({}, pool.held);
+    for (const p of pool ?? []) {
+      m.poolSize.set({ subnet: p.subnet }, p.size);
+      m.poolHeld.set({ subnet: p.subnet }, p.held);
     }
     const list = this.leases?.();
     m.leases.reset();
@@ -382,14 +393,18 @@ function register(r: MetricsRegistry) {
     dhcpRefused: counter(
       "dhcp_refused_total",
       "DHCP requests refused on purpose: pool-exhausted (the rest is kept for known machines), " +
-        "rate-limited (too many new clients), known-only, not-offered (REQUEST without an OFFER).",
+        "rate-limited (too many new clients), known-only, not-offered (REQUEST without an OFFER), " +
+        "no-subnet (relayed from a network no [[dhcp.subnet]] covers).",
       ["reason"],
     ),
     leases: gauge("dhcp_leases", "Lease table rows by state, read at scrape time.", ["state"]),
-    poolSize: gauge("dhcp_pool_addresses", "Addresses in the DHCP range."),
+    poolSize: gauge("dhcp_pool_addresses", "Addresses in the DHCP range, by subnet.", [
+      "subnet",
+    ]),
     poolHeld: gauge(
       "dhcp_pool_held_addresses",
-      "Addresses of the range held by a lease, an offer or a reservation, read at scrape time.",
+      "Addresses of the range held by a lease, an offer or a quarantine, by subnet, read at scrape time.",
+      ["subnet"],
     ),
     dnsQueries: counter(
       "dns_queries_total",

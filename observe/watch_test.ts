@@ -85,11 +85,15 @@ Deno.test("countingLogger forwards every line and counts warnings and errors", (
 Deno.test("refused DHCP requests count by reason; the pool's use is read at scrape time", () => {
   const watch = new BootWatch({ version: "0" });
   let held = 3;
-  watch.pool = () => ({ held, size: 41 });
+  watch.pool = () => [
+    { subnet: "10.0.0.0/24", held, size: 41 },
+    { subnet: "10.9.0.0/24", held: 2, size: 10 },
+  ];
   watch.dhcp({ kind: "ignored", mac: MAC, why: "pool full", refusal: "pool-exhausted" });
   watch.dhcp({ kind: "ignored", mac: MAC, why: "too fast", refusal: "rate-limited" });
   watch.dhcp({ kind: "ignored", mac: MAC, why: "too fast", refusal: "rate-limited" });
   watch.dhcp({ kind: "ignored", mac: MAC, why: "for another server" });
+  watch.dhcp({ kind: "ignored", mac: MAC, why: "relay elsewhere", refusal: "no-subnet" });
   held = 40;
   const text = watch.metrics.render();
   const expect: [string, number][] = [
@@ -97,9 +101,12 @@ Deno.test("refused DHCP requests count by reason; the pool's use is read at scra
     ['astralboot_dhcp_refused_total{reason="rate-limited"}', 2],
     ['astralboot_dhcp_refused_total{reason="known-only"}', 0],
     ['astralboot_dhcp_refused_total{reason="not-offered"}', 0],
+    ['astralboot_dhcp_refused_total{reason="no-subnet"}', 1],
     ["astralboot_dhcp_ignored_total", 1],
-    ["astralboot_dhcp_pool_addresses", 41],
-    ["astralboot_dhcp_pool_held_addresses", 40],
+    ['astralboot_dhcp_pool_addresses{subnet="10.0.0.0/24"}', 41],
+    ['astralboot_dhcp_pool_held_addresses{subnet="10.0.0.0/24"}', 40],
+    ['astralboot_dhcp_pool_addresses{subnet="10.9.0.0/24"}', 10],
+    ['astralboot_dhcp_pool_held_addresses{subnet="10.9.0.0/24"}', 2],
   ];
   for (const [series, value] of expect) assert.equal(sample(text, series), value, series);
   // A refusal is no boot stage: nothing for the dashboard's timeline.

@@ -8,6 +8,10 @@
  * same machine and must get the same address. Static reservations come from the config and
  * are never stored as leases of anyone else.
  *
+ * One store serves one subnet's pool (`subnet`); the stores of several subnets share the table
+ * (their addresses never overlap) and {@linkcode LeasePools} reads them as one. A MAC holds one
+ * address across all of them: a machine that moves to another network gives up the old one.
+ *
  * Times are milliseconds since the epoch; `now` is injectable for tests.
  *
  * @module
@@ -27,6 +31,12 @@ export interface Reservation {
 export interface LeaseStoreOptions {
   /** First and last address of the dynamic pool, inclusive. */
   range: [string, string];
+  /**
+   * The pool's network. With it the store lists, and looks up, only addresses inside it, and a
+   * reservation outside it is another pool's: its machine is known here, not kept room for.
+   * Without it the store sees the whole table (`astralboot leases`, tests).
+   */
+  subnet?: Subnet;
   /** Addresses never handed out: network, broadcast, server, router; see {@linkcode poolExclusions}. */
   exclude?: string[];
   reservations?: Reservation[];
@@ -105,6 +115,11 @@ export class LeaseStore {
   #exclude: Set<number>;
   #byMac = new Map<string, Reservation>();
   #byIp = new Map<number, Reservation>();
+  /** Machines whose reservation is in another subnet's pool. */
+  #elsewhere = new Set<Mac>();
+  /** The addresses this store looks at, network to broadcast (all of IPv4 without a subnet). */
+  #lowest: number;
+  #highest: number;
   #hold: number;
   #quarantine: number;
   #now: () => number;
@@ -124,7 +139,14 @@ export class LeaseStore {
       throw new RangeError(`DHCP range starts after it ends: ${options.range.join(" - ")}`);
     }
     this.#exclude = new Set((options.exclude ?? []).map(ipv4ToNumber));
+    const subnet = options.subnet;
+    this.#lowest = subnet ? ipv4ToNumber(subnet.network) : 0;
+    this.#highest = subnet ? ipv4ToNumber(subnet.broadcast) : 0xffffffff;
     for (const r of options.reservations ?? []) {
+      if (subnet && !subnet.contains(r.ip)) {
+        this.#elsewhere.add(r.mac);
+        continue;
+      }
       this.#byMac.set(r.mac, r);
       this.#byIp.set(ipv4ToNumber(r.ip), r);
     }
@@ -176,7 +198,8 @@ export class LeaseStore {
   offer(mac: Mac, options: { clientId?: string; requestedIp?: string } = {}): OfferResult {
     const now = this.#now();
     return this.#tx((): OfferResult => {
-      const stranger = !this.#known.has(mac) && !this.#byMac.has(mac);
+      const stranger = !this.#known.has(mac) && !this.#byMac.has(mac) &&
+        !this.#elsewhere.has(mac);
       const holds = this.#holds(mac, now);
       if (stranger && !holds) {
         if (this.#free(now) <= this.#keptForKnown(now)) return { refused: "pool-exhausted" };
@@ -221,7 +244,9 @@ export class LeaseStore {
 
   /** Known machines without a reservation that hold no address now: each keeps one free. */
   #keptForKnown(now: number): number {
-    const unreserved = [...this.#known].filter((m) => !this.#byMac.has(m));
+    const unreserved = [...this.#known].filter((m) =>
+      !this.#byMac.has(m) && !this.#elsewhere.has(m)
+    );
     if (unreserved.length === 0) return 0;
     const holding = unreserved.filter((m) => this.#holds(m, now)).length;
     return unreserved.length - holding;
@@ -285,6 +310,7 @@ export class LeaseStore {
 
   /** The client gives its address back (DHCPRELEASE); ignored unless it holds it. */
   release(mac: Mac, ip: string): boolean {
+    if (!this.#sees(ip)) return false;
     const row = this.#row(ip);
     if (!row || row.mac !== mac || !this.#isActive(row, this.#now())) return false;
     this.#stmt("UPDATE dhcp_leases SET state = 'released', expires = ? WHERE ip = ?")
@@ -298,6 +324,7 @@ export class LeaseStore {
    */
   decline(mac: Mac, ip: string): boolean {
     const now = this.#now();
+    if (!this.#sees(ip)) return false;
     const row = this.#row(ip);
     if (!row || row.mac !== mac || !this.#isActive(row, now)) return false;
     this.#stmt(
@@ -306,12 +333,13 @@ export class LeaseStore {
     return true;
   }
 
-  /** The active lease (offered or bound, not run out) of a machine. */
+  /** The active lease (offered or bound, not run out) of a machine, in this store's subnet. */
   current(mac: Mac): Lease | null {
     const now = this.#now();
     const rows = this.#stmt(
-      "SELECT * FROM dhcp_leases WHERE mac = ? AND state IN ('offered','bound') AND expires > ?",
-    ).all(mac, now) as unknown as Row[];
+      `SELECT * FROM dhcp_leases WHERE mac = ? AND state IN ('offered','bound') AND expires > ?
+       AND ipnum BETWEEN ? AND ?`,
+    ).all(mac, now, this.#lowest, this.#highest) as unknown as Row[];
     const row = rows.find((r) => r.state === "bound") ?? rows[0];
     return row ? this.#lease(row, now) : null;
   }
@@ -333,17 +361,18 @@ export class LeaseStore {
     return rows.map((r) => this.#lease(r, now));
   }
 
-  /** The MAC holding an active offer or lease on `ip`, or null. */
+  /** The MAC holding an active offer or lease on `ip` (in this store's subnet), or null. */
   holderOf(ip: string): Mac | null {
+    if (!this.#sees(ip)) return null;
     const row = this.#row(ip);
     return row && row.mac && this.#isActive(row, this.#now()) ? row.mac as Mac : null;
   }
 
-  /** Every lease row plus reservations that have none yet, by address. */
+  /** Every lease row (of this store's subnet) plus reservations that have none yet, by address. */
   list(): Lease[] {
     const now = this.#now();
-    const rows = this.#stmt("SELECT * FROM dhcp_leases ORDER BY ipnum")
-      .all() as unknown as Row[];
+    const rows = this.#stmt("SELECT * FROM dhcp_leases WHERE ipnum BETWEEN ? AND ? ORDER BY ipnum")
+      .all(this.#lowest, this.#highest) as unknown as Row[];
     const out = rows.map((r) => this.#lease(r, now));
     const seen = new Set(out.map((l) => l.ip));
     for (const r of this.#byMac.values()) {
@@ -352,6 +381,16 @@ export class LeaseStore {
       }
     }
     return out.sort((a, b) => ipv4ToNumber(a.ip) - ipv4ToNumber(b.ip));
+  }
+
+  /** Whether `ip` is an address of this store's subnet. */
+  #sees(ip: string): boolean {
+    try {
+      const n = ipv4ToNumber(ip);
+      return n >= this.#lowest && n <= this.#highest;
+    } catch {
+      return false;
+    }
   }
 
   #lease(r: Row, now: number): Lease {

@@ -93,8 +93,9 @@ Deno.test({
           await metric(listed, 'astralboot_dhcp_refused_total{reason="pool-exhausted"}') >= 40,
           true,
         );
-        assert.equal(await metric(listed, "astralboot_dhcp_pool_addresses"), 41);
-        assert.equal(await metric(listed, "astralboot_dhcp_pool_held_addresses"), 41);
+        const subnet = '{subnet="10.82.0.0/24"}';
+        assert.equal(await metric(listed, `astralboot_dhcp_pool_addresses${subnet}`), 41);
+        assert.equal(await metric(listed, `astralboot_dhcp_pool_held_addresses${subnet}`), 41);
         assert.ok(
           server.lines.some((l) => l.includes('"level":"warn"') && l.includes("pool")),
           "exhaustion is a warning in the log",

@@ -345,3 +345,29 @@ ${dhcp}
 port = 8080
 ${rest}`;
 }
+
+/** What `curl` in `ns` got for `url`: status and body; throws when curl itself failed. */
+export async function curlFrom(
+  ns: Netns,
+  url: string,
+  init: { method?: string; headers?: string[] } = {},
+): Promise<{ status: number; body: string }> {
+  const r = await ns.exec(
+    [
+      "curl",
+      "-sS",
+      "--max-time",
+      "10",
+      "-X",
+      init.method ?? "GET",
+      ...(init.headers ?? []).flatMap((h) => ["-H", h]),
+      "-w",
+      "\n%{http_code}",
+      url,
+    ],
+    { check: false, timeoutMs: 20_000 },
+  );
+  if (r.code !== 0) throw new Error(`curl ${url} exited ${r.code}: ${r.stderr}`);
+  const nl = r.stdout.lastIndexOf("\n");
+  return { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl) };
+}

@@ -44,6 +44,7 @@ import { type Mac, mustParseMac } from "../net/mac.ts";
 import { openDatabase } from "../state/db.ts";
 import { LeaseStore, poolExclusions } from "../state/leases.ts";
 import { createDhcpHandler, type DhcpEvent } from "../boot/dhcp_responder.ts";
+import { encodeOptions } from "../protocols/dhcp/option_table.ts";
 import { DhcpOption, MessageType } from "../protocols/dhcp/options.ts";
 import { decodeDhcp, type DhcpPacket, encodeDhcp } from "../protocols/dhcp/packet.ts";
 import type { DhcpRequestContext } from "../protocols/dhcp/server.ts";
@@ -293,6 +294,17 @@ export function fuzzDhcpHandler(captures: Map<string, Uint8Array>) {
     exclude: poolExclusions(DHCP_SERVER, DHCP_NET, "10.77.0.254"),
     reservations: [{ mac: reserved, ip: "10.77.0.20", hostname: "reserved" }],
   });
+  // Configured options on every reply (a forced search list longer than 255 bytes is split, or
+  // gives way in 576 bytes), and a network behind a relay, as `[[dhcp.subnet]]` makes them.
+  const options = {
+    values: encodeOptions({
+      ntp: ["10.77.0.123"],
+      domain_search: Array.from({ length: 24 }, (_, i) => `r${i}.site${i}.fuzz.test`),
+      classless_routes: [["0.0.0.0/0", "10.77.0.254"]],
+    }),
+    force: new Set([119]),
+  };
+  const relayed = Subnet.parse("10.78.0.0/16");
   const handler = createDhcpHandler({
     policy: {
       serverIp: DHCP_SERVER,
@@ -303,6 +315,18 @@ export function fuzzDhcpHandler(captures: Map<string, Uint8Array>) {
       leaseSeconds: 3600,
       boot: { httpUrl: `http://${DHCP_SERVER}:8080` },
       leases,
+      options,
+      subnets: [{
+        subnet: relayed,
+        router: "10.78.0.1",
+        leaseSeconds: 600,
+        leases: new LeaseStore(openDatabase(":memory:"), {
+          range: ["10.78.1.0", "10.78.255.254"],
+          subnet: relayed,
+          exclude: poolExclusions(DHCP_SERVER, relayed, "10.78.0.1"),
+        }),
+        options,
+      }],
       hostnames: new Map<Mac, string>([[mustParseMac(seedMac("ovmf_discover")), "ovmf-host"]]),
     },
     onEvent: (e) => {

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   bridgeLab,
+  curlFrom,
   type LineFollower,
   serveConfig,
   startServe,
@@ -30,30 +31,9 @@ async function makeTree(dir: string): Promise<void> {
   await Deno.writeFile(`${dir}/tree/boot/debian/images/initrd.gz`, new Uint8Array(1024));
 }
 
-/** What `curl` got for `path` from `ns`: status and body. */
-async function fetchFrom(
-  ns: Netns,
-  path: string,
-  init: { method?: string; headers?: string[] } = {},
-): Promise<{ status: number; body: string }> {
-  const r = await ns.exec(
-    [
-      "curl",
-      "-sS",
-      "--max-time",
-      "10",
-      "-X",
-      init.method ?? "GET",
-      ...(init.headers ?? []).flatMap((h) => ["-H", h]),
-      "-w",
-      "\n%{http_code}",
-      BASE + path,
-    ],
-    { check: false, timeoutMs: 20_000 },
-  );
-  assert.equal(r.code, 0, `curl ${path}: ${r.stderr}`);
-  const nl = r.stdout.lastIndexOf("\n");
-  return { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl) };
+/** What `curl` got for `path` of the server from `ns`: status and body. */
+function fetchFrom(ns: Netns, path: string, init: { method?: string; headers?: string[] } = {}) {
+  return curlFrom(ns, BASE + path, init);
 }
 
 Deno.test({
