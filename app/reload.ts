@@ -24,6 +24,7 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "dhcp.known_only",
   "dhcp.new_client_rate",
   "dhcp.options",
+  "dhcp.force_options",
   "dhcp.subnets",
   "dns.upstream",
   "dns.ttl",

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   bridgeLab,
   type LineFollower,
+  readEnv,
   serveConfig,
   startServe,
   udhcpcLease,
@@ -86,6 +87,23 @@ Deno.test({
           assert.equal(await udhcpcLease(client, dir, "c2"), "10.86.0.50");
         },
       );
+
+      await t.step("a DHCP option added in the file reaches the next client", async () => {
+        await Deno.writeTextFile(
+          `${dir}/config.toml`,
+          serveConfig(
+            dir,
+            `${RANGE}\n[dhcp.options]\nntp = ["10.86.0.9"]`,
+            `\n[[machine]]\nmac = "${mac}"\nhostname = "pinned"\nip = "10.86.0.50"\n`,
+          ),
+        );
+        assert.match(
+          await hup(serve!, /"msg":"reloaded"|reload failed/),
+          /"changed":"dhcp\.options"/,
+        );
+        assert.equal(await udhcpcLease(client, dir, "c2b", 2, ["-O", "ntpsrv"]), "10.86.0.50");
+        assert.equal((await readEnv(`${dir}/c2b.bound.env`)).ntpsrv, "10.86.0.9");
+      });
 
       await t.step("a broken config: one error line, the old one keeps serving", async () => {
         await Deno.writeTextFile(`${dir}/config.toml`, 'interface = "br0"\n[dhcp\nmode = 1\n');
