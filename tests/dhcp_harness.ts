@@ -115,14 +115,26 @@ export function spawnDeno(
   ns: Netns,
   script: string,
   args: string[],
-  options: { stdin?: "piped" | "null"; onLine?: (line: string) => void } = {},
+  options: SpawnDenoOptions = {},
 ): LineFollower {
+  const path = script.startsWith("/") ? script : repoPath(script);
+  const flags = options.flags ?? DENO_NS_FLAGS;
   return new LineFollower(
-    ns.spawn(["deno", "run", ...DENO_NS_FLAGS, repoPath(script), ...args], {
+    ns.spawn([...options.prefix ?? [], "deno", "run", ...flags, path, ...args], {
       stdin: options.stdin ?? "null",
     }),
     options.onLine,
   );
+}
+
+/** Options of {@linkcode spawnDeno}. */
+export interface SpawnDenoOptions {
+  stdin?: "piped" | "null";
+  onLine?: (line: string) => void;
+  /** argv put before `deno` inside the namespace (setpriv, strace, a mount namespace…). */
+  prefix?: string[];
+  /** Deno flags instead of {@linkcode DENO_NS_FLAGS}. */
+  flags?: readonly string[];
 }
 
 /** Starts tests/dhcp_runner.ts with `options` and waits until its sockets are open. */
@@ -261,10 +273,16 @@ export async function hookEvents(dir: string, tag: string): Promise<string[]> {
 
 /**
  * Starts `main.ts serve -c <dir>/config.toml -l <dir>/tree --log-format json` inside the
- * namespace, with `extra` arguments, and waits until its DHCP server listens.
+ * namespace, with `extra` arguments, and waits until its DHCP server listens. `options` may put
+ * a prefix before `deno`, other flags, or another path of main.ts (`script`).
  */
-export async function startServe(ns: Netns, dir: string, extra: string[] = []) {
-  const f = spawnDeno(ns, "main.ts", [
+export async function startServe(
+  ns: Netns,
+  dir: string,
+  extra: string[] = [],
+  options: Pick<SpawnDenoOptions, "prefix" | "flags"> & { script?: string } = {},
+) {
+  const f = spawnDeno(ns, options.script ?? "main.ts", [
     "serve",
     "-c",
     `${dir}/config.toml`,
@@ -273,7 +291,7 @@ export async function startServe(ns: Netns, dir: string, extra: string[] = []) {
     "--log-format",
     "json",
     ...extra,
-  ]);
+  ], options);
   try {
     await f.waitFor((l) => l.includes("DHCP listening"), 90_000, "DHCP listening");
   } catch (e) {
@@ -320,9 +338,10 @@ export async function udhcpcLease(
 
 /**
  * A config.toml for {@linkcode startServe} on a bridgeLab: DHCP server mode on br0 with a one
- * hour lease plus the `dhcp` lines, HTTP on port 8080, then `rest` (tables like [[machine]]).
+ * hour lease plus the `dhcp` lines, HTTP on `httpPort` (8080), then `rest` (tables like
+ * [[machine]]).
  */
-export function serveConfig(dir: string, dhcp: string, rest = ""): string {
+export function serveConfig(dir: string, dhcp: string, rest = "", httpPort = 8080): string {
   return `interface = "br0"
 data_dir = "${dir}/data"
 [dhcp]
@@ -330,6 +349,6 @@ mode = "server"
 lease = "1h"
 ${dhcp}
 [http]
-port = 8080
+port = ${httpPort}
 ${rest}`;
 }
