@@ -60,4 +60,9 @@ Deno.test("systemd-analyze security rates the unit's exposure low", async () => 
   const exposure = Number(m[1]);
   console.log(`systemd-analyze security: exposure ${exposure} (0 best, 10 worst)`);
   assert.ok(exposure <= MAX_EXPOSURE, `exposure ${exposure} > ${MAX_EXPOSURE}:\n${r.stdout}`);
+  // The documents print the score: they must print this one.
+  const operating = await Deno.readTextFile(`${repoRoot()}/docs/OPERATING.md`);
+  assert.match(operating, new RegExp(`rates this \\*\\*${exposure}\\*\\*`));
+  const security = await Deno.readTextFile(`${repoRoot()}/SECURITY.md`);
+  assert.match(security, new RegExp(`rates it\\s+${exposure}\\.?\\s`));
 });
