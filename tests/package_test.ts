@@ -13,7 +13,7 @@ import {
   parsePackageArgs,
 } from "../tools/package.ts";
 import { readVersion, repoRoot } from "../tools/build.ts";
-import { run } from "./netns.ts";
+import { inPrivateMounts, run } from "./netns.ts";
 
 const ROOT = repoRoot();
 const VERSION = await readVersion(ROOT);
@@ -181,18 +181,14 @@ Deno.test({
       await t.step("systemd-analyze verify passes on the installed unit", async () => {
         // The unit names /usr/bin/astralboot: a private mount namespace lays the package's
         // /usr/bin over the host's for the verify alone.
-        const r = await run([
-          "unshare",
-          "--mount",
-          "--propagation",
-          "private",
-          "sh",
-          "-c",
-          'mount -t overlay overlay -o "lowerdir=$1/usr/bin:/usr/bin" /usr/bin && ' +
-          'systemd-analyze verify "$1/lib/systemd/system/astralboot.service"',
-          "sh",
-          root,
-        ], { check: false });
+        const r = await run(
+          inPrivateMounts(
+            'mount -t overlay overlay -o "lowerdir=$1/usr/bin:/usr/bin" /usr/bin && ' +
+              'systemd-analyze verify "$1/lib/systemd/system/astralboot.service"',
+            [root],
+          ),
+          { check: false },
+        );
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.equal(r.stderr.trim(), "", "no warnings");
       });

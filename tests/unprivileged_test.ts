@@ -14,7 +14,7 @@ import {
   startServe,
   udhcpcLease,
 } from "./dhcp_harness.ts";
-import { type Netns, run } from "./netns.ts";
+import { inPrivateMounts, type Netns, run } from "./netns.ts";
 import { repoRoot, RUN_FLAGS } from "../tools/build.ts";
 
 const SERVER_IP = "10.84.0.1";
@@ -101,17 +101,10 @@ Deno.test({
       // namespace of the server alone shows them under the test's folder.
       const denoDir = JSON.parse((await run([Deno.execPath(), "info", "--json"])).stdout).denoDir;
       const prefix = [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        'mount --bind "$1" "$3/src" && mount --bind "$2" "$3/deno" && shift 3 && exec "$@"',
-        "sh",
-        repoRoot(),
-        denoDir,
-        dir,
+        ...inPrivateMounts(
+          'mount --bind "$1" "$3/src" && mount --bind "$2" "$3/deno" && shift 3 && exec "$@"',
+          [repoRoot(), denoDir, dir],
+        ),
         "setpriv",
         `--reuid=${UID}`,
         `--regid=${UID}`,

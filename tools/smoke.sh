@@ -75,7 +75,11 @@ unshare --net bash -euo pipefail -c '
     { cat "$tmp/serve.log" >&2; echo "smoke: FAIL: TFTP tftp/loader.bin" >&2; exit 1; }
   cmp -s "$tmp/loader.got" "$tmp/tree/tftp/loader.bin" || { echo "smoke: FAIL: TFTP file differs" >&2; exit 1; }
   echo "smoke: ok serve: TFTP file intact"
-  curl -sf http://127.0.0.1:8080/metrics | grep -q "^astralboot_build_info{" ||
+  # To a file first: grep -q stops reading at the first match, and pipefail would count the
+  # write error that gives curl.
+  curl -sf -o "$tmp/metrics" http://127.0.0.1:8080/metrics ||
+    { echo "smoke: FAIL: GET /metrics" >&2; exit 1; }
+  grep -q "^astralboot_build_info{" "$tmp/metrics" ||
     { echo "smoke: FAIL: /metrics has no astralboot_build_info" >&2; exit 1; }
   echo "smoke: ok serve: /metrics"
 ' smoke "$program" "$tmp"
