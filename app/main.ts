@@ -13,6 +13,7 @@ import type { Logger } from "../log.ts";
 import { openIpfsStore, runServe } from "./serve.ts";
 import { leasesCommand, machineCommand } from "./admin.ts";
 import { readToken } from "./token.ts";
+import { dropServePermissions } from "./privileges.ts";
 import { DatabaseError } from "../state/db.ts";
 import { BindError } from "../net/errors.ts";
 import { labCommand } from "../lab/main.ts";
@@ -129,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "serve": {
+        dropServePermissions();
         const config = readConfigFile(args, true);
         logger = createLogger({ level: config.log_level, format: args.logFormat });
         return await runServe(config, {

@@ -181,6 +181,9 @@ export interface AstralbootServerOptions {
    * server needs (no --allow-run).
    */
   command?: string[];
+  /** A bundle of the program (`deno task bundle`) to run instead of main.ts, with the same
+   * limited permissions; ignored with `command`. */
+  bundle?: string;
   /** HTTP port; default 80. */
   httpPort?: number;
   /** The OS the menu boots unattended; default "tiny". */
@@ -205,8 +208,9 @@ export const HOST_READ_PATHS: readonly string[] = ["/usr/lib/ipxe", "/boot"];
  * The argv that runs Astral Boot from here: the compiled binary, or `deno run main.ts` with the
  * permissions the server needs. With `paths`, reads and writes are limited to them, which
  * also proves that nothing is read from the source tree at run time (templates are embedded).
+ * With `bundle`, that JS file (`deno task bundle`) runs instead of main.ts, on its own.
  */
-export function astralbootCommand(paths?: ServerPaths): string[] {
+export function astralbootCommand(paths?: ServerPaths, bundle?: string): string[] {
   const exe = Deno.execPath();
   const name = exe.slice(exe.lastIndexOf("/") + 1);
   if (name !== "deno") return [exe];
@@ -216,13 +220,15 @@ export function astralbootCommand(paths?: ServerPaths): string[] {
     exe,
     "run",
     "--unstable-net",
-    `--config=${decodeURIComponent(config.pathname)}`,
+    ...(bundle
+      ? ["--no-config", "--no-lock"]
+      : [`--config=${decodeURIComponent(config.pathname)}`]),
     "--allow-net",
     paths ? `--allow-read=${[...paths.read, ...HOST_READ_PATHS].join(",")}` : "--allow-read",
     paths ? `--allow-write=${paths.write.join(",")}` : "--allow-write",
     "--allow-sys",
     "--allow-ffi",
-    decodeURIComponent(main.pathname),
+    bundle ?? decodeURIComponent(main.pathname),
   ];
 }
 
@@ -267,7 +273,13 @@ export function astralbootServer(options: AstralbootServerOptions = {}): LabServ
       );
       const argv = [
         ...(options.command ??
-          astralbootCommand({ read: [ctx.tree, ctx.workDir], write: [ctx.workDir] })),
+          astralbootCommand(
+            {
+              read: [ctx.tree, ctx.workDir, ...options.bundle ? [options.bundle] : []],
+              write: [ctx.workDir],
+            },
+            options.bundle,
+          )),
         "serve",
         "-c",
         config,

@@ -14,3 +14,11 @@ Deno.test("the lab runs Astral Boot with reads and writes limited to its tree an
   assert.ok(!argv.includes("-A") && !argv.includes("--allow-all") && !argv.includes("--allow-run"));
   assert.ok(!argv.some((a) => a.startsWith("--allow-env")));
 });
+
+Deno.test("with a bundle the lab runs that file, on its own and with the same limits", () => {
+  const argv = astralbootCommand({ read: ["/srv/tree"], write: ["/tmp/work"] }, "/b/astralboot.js");
+  assert.equal(argv.at(-1), "/b/astralboot.js");
+  assert.ok(argv.includes("--no-config") && !argv.some((a) => a.startsWith("--config")));
+  assert.ok(argv.includes("--allow-write=/tmp/work"));
+  assert.ok(!argv.some((a) => a.endsWith("main.ts")));
+});

@@ -115,19 +115,29 @@ export function spawnDeno(
   ns: Netns,
   script: string,
   args: string[],
-  options: {
-    stdin?: "piped" | "null";
-    onLine?: (line: string) => void;
-    env?: Record<string, string>;
-  } = {},
+  options: SpawnDenoOptions = {},
 ): LineFollower {
+  const path = script.startsWith("/") ? script : repoPath(script);
+  const flags = options.flags ?? DENO_NS_FLAGS;
   return new LineFollower(
-    ns.spawn(["deno", "run", ...DENO_NS_FLAGS, repoPath(script), ...args], {
+    ns.spawn([...options.prefix ?? [], "deno", "run", ...flags, path, ...args], {
       stdin: options.stdin ?? "null",
       env: options.env,
     }),
     options.onLine,
   );
+}
+
+/** Options of {@linkcode spawnDeno}. */
+export interface SpawnDenoOptions {
+  stdin?: "piped" | "null";
+  onLine?: (line: string) => void;
+  /** argv put before `deno` inside the namespace (setpriv, strace, a mount namespace…). */
+  prefix?: string[];
+  /** Deno flags instead of {@linkcode DENO_NS_FLAGS}. */
+  flags?: readonly string[];
+  /** Added to the environment. */
+  env?: Record<string, string>;
 }
 
 /** Starts tests/dhcp_runner.ts with `options` and waits until its sockets are open. */
@@ -272,6 +282,10 @@ export interface ServeOptions {
   env?: Record<string, string>;
   /** Serve `<dir>/tree` (`-l`); false: the config's `ref`. Default true. */
   local?: boolean;
+  /** argv before `deno` (setpriv …), Deno flags, and another path of main.ts. */
+  prefix?: string[];
+  flags?: readonly string[];
+  script?: string;
 }
 
 /**
@@ -282,9 +296,9 @@ export async function startServe(ns: Netns, dir: string, o: ServeOptions = {}) {
   const local = o.local === false ? [] : ["-l", `${dir}/tree`];
   const f = spawnDeno(
     ns,
-    "main.ts",
+    o.script ?? "main.ts",
     ["serve", "-c", `${dir}/config.toml`, ...local, "--log-format", "json", ...(o.extra ?? [])],
-    { env: o.env },
+    { env: o.env, prefix: o.prefix, flags: o.flags },
   );
   try {
     await f.waitFor((l) => l.includes("DHCP listening"), 90_000, "DHCP listening");
@@ -332,9 +346,10 @@ export async function udhcpcLease(
 
 /**
  * A config.toml for {@linkcode startServe} on a bridgeLab: DHCP server mode on br0 with a one
- * hour lease plus the `dhcp` lines, HTTP on port 8080, then `rest` (tables like [[machine]]).
+ * hour lease plus the `dhcp` lines, HTTP on `httpPort` (8080), then `rest` (tables like
+ * [[machine]]).
  */
-export function serveConfig(dir: string, dhcp: string, rest = ""): string {
+export function serveConfig(dir: string, dhcp: string, rest = "", httpPort = 8080): string {
   return `interface = "br0"
 data_dir = "${dir}/data"
 [dhcp]
@@ -342,7 +357,7 @@ mode = "server"
 lease = "1h"
 ${dhcp}
 [http]
-port = 8080
+port = ${httpPort}
 ${rest}`;
 }
 

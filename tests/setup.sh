@@ -17,10 +17,12 @@ fi
 
 # busybox-static (for the lab initramfs) conflicts with udhcpc's busybox, so the lab fetches
 # it with apt-get download instead; atftpd conflicts with tftpd-hpa. chromium runs the dashboard
-# test (headless, in a namespace); isc-dhcp-relay the relayed-subnet test.
+# test (headless, in a namespace); isc-dhcp-relay the relayed-subnet test. systemd
+# (systemd-analyze, systemd-sysusers) and strace check the service unit and its system call filter;
+# nothing here starts systemd.
 packages=(qemu-system-x86 ipxe ovmf udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp curl
   tshark tcpdump dnsmasq bind9-dnsutils tftpd-hpa nftables iproute2 iputils-ping cpio xz-utils wrk
-  nginx procps kea-admin debian-installer-12-netboot-amd64 chromium)
+  nginx procps kea-admin debian-installer-12-netboot-amd64 chromium systemd strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
