@@ -69,6 +69,7 @@ Deno.test("leases, machines and reinstall against the server's database", async 
       const leases = new LeaseStore(db, { range: config.dhcp.range, now: () => now });
       leases.offer(OTHER);
       leases.commit(OTHER, "10.0.0.100", 3600, { hostname: "box" });
+      leases.flush();
       const reg = new MachineRegistry(db, { machines: config.machines, now: () => now });
       reg.seen(OTHER, "10.0.0.100");
       reg.installed(K8S, "10.0.0.11");
@@ -92,6 +93,7 @@ Deno.test("leases, machines and reinstall against the server's database", async 
       const db = openDatabase(config.data_dir);
       const far = new LeaseStore(db, { range: ["10.9.0.50", "10.9.0.60"], now: () => now });
       far.offer(K8S);
+      far.flush();
       db.close();
       const c = capture();
       const subnet = {

@@ -290,7 +290,7 @@ interface Generation {
 
 /** The parts of a running serve that stay across reloads. */
 interface Running {
-  db: { main: DatabaseSync; quick: DatabaseSync };
+  db: { main: DatabaseSync; quick: DatabaseSync; leases: DatabaseSync };
   watch: BootWatch;
   adminToken: string;
   health: HealthOptions;
@@ -300,7 +300,7 @@ interface Running {
 
 /** Builds the lease store, the boot services and the HTTP app of `config` over `store`. */
 function generation(config: Config, store: ContentStore, r: Running): Generation {
-  const leases = leasePoolsFor(config, r.db.main);
+  const leases = leasePoolsFor(config, r.db.leases);
   const book = addressBookFor(config, leases);
   const services = servicesFor(config, { store, local: r.local }, r.db, book, r.logger);
   const app = createHttpApp({
@@ -337,12 +337,15 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     const main = openDatabaseFile(config.db_file);
     running.push({ close: () => Promise.resolve(main.close()) });
     checkDatabase(main, config.db_file);
-    const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
+    const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 0, synchronous: "NORMAL" });
     running.push({ close: () => Promise.resolve(quick.close()) });
+    // The lease table's own handle: its group commit must never wait for a lock.
+    const leases = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
+    running.push({ close: () => Promise.resolve(leases.close()) });
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
     const r: Running = {
-      db: { main, quick },
+      db: { main, quick, leases },
       watch,
       adminToken,
       health: { version: options.version, readiness: () => ready.report() },
@@ -409,7 +412,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       // Machines seen on the wire join the registry before their first HTTP request.
       if (e.kind === "reply" && e.reply === "ack" && e.ip) gen.services.registry.seen(e.mac, e.ip);
     };
-    const dhcp = await startDhcpService(dhcpOptions(config, main, gen.leases, logger, onDhcp));
+    const dhcp = await startDhcpService(dhcpOptions(config, leases, gen.leases, logger, onDhcp));
     running.push(dhcp);
     if (config.dhcp.mode !== "off") {
       ready.set("dhcp", true, `${config.dhcp.mode} mode on ${config.interface}`);
@@ -459,7 +462,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       tree = nextTree;
       gen = nextGen;
       ready.setStore(tree.store);
-      dhcp.update(dhcpOptions(next, main, gen.leases, logger, onDhcp));
+      dhcp.update(dhcpOptions(next, leases, gen.leases, logger, onDhcp));
       dns?.update(dnsOptions(next, gen.leases, logger, watch));
       watchLeases();
       if (old !== tree) {

@@ -96,6 +96,8 @@ log_level = "info"
 mode = "server"
 range = ["${RANGE[0]}", "${RANGE[1]}"]
 lease = "1h"
+# The references have no limit on new clients; the default (10/s) would refuse perfdhcp's.
+new_client_rate = 100000
 [http]
 port = 8080
 `,
@@ -212,6 +214,9 @@ async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<T
   const parsed = parsePerfdhcp(r.stdout + r.stderr);
   if (!parsed) {
     throw new Error(`perfdhcp printed no report (exit ${r.code}):\n${r.stdout}${r.stderr}`);
+  }
+  if (Deno.env.get("BENCH_TRIALS")) {
+    console.log(`    ${t.name} ${rate}/s: ${parsed.acks}/${parsed.discovers}`);
   }
   return { rate, seconds, ...parsed };
 }
