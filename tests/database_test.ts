@@ -2,9 +2,9 @@
  * The database off the boot path, with `main.ts serve` in a namespace: while another process
  * holds the SQLite write lock (an admin's backup, a stuck script), boot scripts and metrics
  * still answer at once, and a new client's ACK waits for the lock (its lease must be on disk
- * first) while the server goes on answering; a damaged database stops the server at start with one line and a
- * non-zero exit instead of failing every boot later. Nothing here touches the host's
- * interfaces.
+ * first) while the server goes on answering; a damaged database stops the server at start with
+ * one line and a non-zero exit instead of failing every boot later. Nothing here touches the
+ * host's interfaces.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";

@@ -55,6 +55,8 @@ interface Trial {
   discovers: number;
   acks: number;
   seconds: number;
+  /** CPU time the server used during the trial (all its threads, user + system), in ms. */
+  cpuMs: number;
 }
 
 /** A server under test with its own namespaces. */
@@ -189,7 +191,20 @@ export function parsePerfdhcp(text: string): { discovers: number; acks: number }
   return { discovers: Number(sent[1]), acks: Number(received[1]) };
 }
 
+/** CPU time used so far by a process (all threads, user + system), in ms; 0 when it is gone. */
+function cpuMs(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime (fields 14 and 15) in clock ticks, 100 a second on Linux.
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<Trial> {
+  const cpu0 = cpuMs(t.process.pid);
   const r = await t.client.exec(
     pinned("load", [
       "perfdhcp",
@@ -215,10 +230,11 @@ async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<T
   if (!parsed) {
     throw new Error(`perfdhcp printed no report (exit ${r.code}):\n${r.stdout}${r.stderr}`);
   }
+  const cpu = cpuMs(t.process.pid) - cpu0;
   if (Deno.env.get("BENCH_TRIALS")) {
-    console.log(`    ${t.name} ${rate}/s: ${parsed.acks}/${parsed.discovers}`);
+    console.log(`    ${t.name} ${rate}/s: ${parsed.acks}/${parsed.discovers} ACKs, CPU ${cpu} ms`);
   }
-  return { rate, seconds, ...parsed };
+  return { rate, seconds, ...parsed, cpuMs: cpu };
 }
 
 function passes(t: Trial): boolean {
@@ -278,6 +294,8 @@ export async function benchDhcp(o: BenchOptions, d: DhcpBenchOptions = {}): Prom
     targets.push(await startKea(keaDir.path));
     if (d.baseline) targets.push(await startOurs(baseDir.path, d.baseline));
     const figures = targets.map(() => [] as number[]);
+    // CPU per DORA at the sustained rate: less moved by other work on the machine than the rate.
+    const cpuPerDora = targets.map(() => [] as number[]);
     // Later searches start at half the last passing rate: the same answer in fewer trials.
     const starts = targets.map(() => 100);
     const reps = o.quick ? 1 : 3;
@@ -288,9 +306,11 @@ export async function benchDhcp(o: BenchOptions, d: DhcpBenchOptions = {}): Prom
         const v = best ? best.acks / best.seconds : 0;
         if (best) starts[k] = Math.max(100, Math.floor(best.rate / 2));
         figures[k]!.push(v);
+        const us = best && best.acks > 0 ? best.cpuMs * 1000 / best.acks : null;
+        if (us !== null) cpuPerDora[k]!.push(us);
         o.print(
-          `  dhcp run ${i + 1}/${reps} ${t.name}: ${v.toFixed(0)} DORA/s sustained ` +
-            `(load average ${loadAverage()})`,
+          `  dhcp run ${i + 1}/${reps} ${t.name}: ${v.toFixed(0)} DORA/s sustained, ` +
+            `${us === null ? "-" : us.toFixed(0)} µs CPU per DORA (load average ${loadAverage()})`,
         );
       }
     }
@@ -324,6 +344,17 @@ export async function benchDhcp(o: BenchOptions, d: DhcpBenchOptions = {}): Prom
       ),
       against(2, "Kea"),
       ...(d.baseline ? [against(3, "baseline", `baseline: ${d.baseline}`)] : []),
+      ...targets.slice(1).map((t, i): BenchRow => ({
+        name: `CPU per DORA vs ${t.name}`,
+        unit: "µs",
+        ours: cpuPerDora[0]!.length ? median(cpuPerDora[0]!) : null,
+        reference: cpuPerDora[i + 1]!.length ? median(cpuPerDora[i + 1]!) : null,
+        referenceName: t.name,
+        lowerIsBetter: true,
+        note: i === 0
+          ? "server CPU time (user + system, all threads) / ACKs, at the sustained rate"
+          : undefined,
+      })),
       {
         name: "peak RSS vs dnsmasq",
         unit: "MiB",
