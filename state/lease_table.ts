@@ -10,8 +10,9 @@
  *
  * Who waits for what:
  * - An ACK waits ({@linkcode LeaseTable.saved}): the commit runs at the end of the current
- *   event-loop turn, after every request already received was answered in memory; the promises
- *   resolve after it, in the order they were asked for.
+ *   event-loop turn, after every request already received was answered in memory, and at most
+ *   once every {@linkcode COMMIT_GAP_MS}; the promises resolve after it, in the order they were
+ *   asked for.
  * - Offers, releases and declines are written with the next commit, and nobody waits for them:
  *   losing them in a crash is safe. An offer is a hold (RFC 2131 §3.1 (2): servers need not
  *   even reserve an offered address); after a restart the REQUEST for a lost offer gets a NAK or silence and
@@ -36,6 +37,13 @@ import { isBusy } from "./db.ts";
 
 /** The first wait before a busy database is tried again. */
 export const RETRY_MS = 25;
+/**
+ * The shortest time between two commits, by default. A commit costs ~0.2 ms of CPU whatever
+ * its size (measured here: one lease a commit 230 µs, twenty 70 µs, two hundred 52 µs each,
+ * the binding included); under load this gathers the ACKs of several turns into one. A lone
+ * ACK after a quiet moment is committed at the end of its turn, as before.
+ */
+export const COMMIT_GAP_MS = 5;
 /** How long an ACK waits for a busy database before it is given up, by default. */
 export const MAX_WAIT_MS = 10_000;
 
@@ -43,6 +51,8 @@ export const MAX_WAIT_MS = 10_000;
 export interface LeaseTableOptions {
   /** How long a `saved()` waits for a busy database; default {@linkcode MAX_WAIT_MS}. */
   maxWaitMs?: number;
+  /** The shortest time between two commits; default {@linkcode COMMIT_GAP_MS}. */
+  commitGapMs?: number;
 }
 
 /** A stored state of a lease row. */
@@ -106,6 +116,9 @@ export class LeaseTable {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MS;
   #maxWaitMs: number;
+  #gapMs: number;
+  /** When the last commit ended (performance.now()). */
+  #committedAt = -Infinity;
   #upsert: StatementSync | undefined;
 
   /** The table of `db` (made, and loaded, on the first call, with `options`). */
@@ -118,6 +131,7 @@ export class LeaseTable {
   private constructor(db: DatabaseSync, options: LeaseTableOptions) {
     this.#db = db;
     this.#maxWaitMs = options.maxWaitMs ?? MAX_WAIT_MS;
+    this.#gapMs = options.commitGapMs ?? COMMIT_GAP_MS;
     // saved() promises a lease that survives a power cut: the WAL is synced on every commit,
     // whoever opened the handle.
     db.exec("PRAGMA synchronous = FULL");
@@ -177,12 +191,13 @@ export class LeaseTable {
   /**
    * Resolves once every change made so far is on disk; rejects when that commit failed or the
    * database stayed busy for `maxWaitMs`. The commit runs at the end of this
-   * event-loop turn, so the changes of every request answered meanwhile share it.
+   * event-loop turn (or `commitGapMs` after the last one), so the changes of every request
+   * answered meanwhile share it.
    */
   saved(): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#waiters.push({ resolve, reject, since: Date.now() });
-    this.#schedule(0);
+    this.#schedule(Math.max(0, this.#committedAt + this.#gapMs - performance.now()));
     return promise;
   }
 
@@ -284,6 +299,7 @@ export class LeaseTable {
         this.#upsert.run(r.ip, r.ipnum, r.mac, r.clientId, r.hostname, r.state, r.expires);
       }
       db.exec("COMMIT");
+      this.#committedAt = performance.now();
     } catch (e) {
       try {
         db.exec("ROLLBACK");
