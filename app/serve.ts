@@ -40,6 +40,7 @@ import {
   startDhcpService,
 } from "./dhcp.ts";
 import { configuredOptions } from "./config_options.ts";
+import { contactRecorder } from "./dhcp_contacts.ts";
 import { type DnsServiceOptions, startDnsService } from "./dns.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 import { planReload } from "./reload.ts";
@@ -407,10 +408,11 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     if (dns) running.push(dns);
 
     // DHCP last: a client that gets an offer must find TFTP, HTTP and DNS already listening.
+    const contact = contactRecorder(() => gen.services.registry, quick, logger);
     const onDhcp = (e: DhcpEvent) => {
       watch.dhcp(e);
       // Machines seen on the wire join the registry before their first HTTP request.
-      if (e.kind === "reply" && e.reply === "ack" && e.ip) gen.services.registry.seen(e.mac, e.ip);
+      if (e.kind === "reply" && e.reply === "ack" && e.ip) contact(e.mac, e.ip);
     };
     const dhcp = await startDhcpService(dhcpOptions(config, leases, gen.leases, logger, onDhcp));
     running.push(dhcp);
