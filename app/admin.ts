@@ -12,7 +12,7 @@ import { dirname } from "node:path";
 import type { Config } from "./config.ts";
 import { UsageError } from "./cli.ts";
 import { LeaseStore } from "../state/leases.ts";
-import { type Machine, MachineRegistry } from "../state/machines.ts";
+import { hasMac, type Machine, MachineRegistry } from "../state/machines.ts";
 import { BootHistory } from "../state/history.ts";
 import { parseMac } from "../net/mac.ts";
 
@@ -84,7 +84,7 @@ export function leasesCommand(config: Config, out: Out): number {
   try {
     const leases = new LeaseStore(db, {
       range: config.dhcp.range,
-      reservations: config.machines.filter((m) => m.ip).map((m) => ({
+      reservations: config.machines.filter(hasMac).filter((m) => m.ip).map((m) => ({
         mac: m.mac,
         ip: m.ip!,
         hostname: m.hostname,

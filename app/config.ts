@@ -128,7 +128,7 @@ const KNOWN: Record<string, string[]> = {
   ipfs: ["gateways", "timeout", "cache_max"],
   boot: ["default", "menu_timeout"],
   api: ["token_file"],
-  machine: ["mac", "hostname", "ip", "os", "class", "vars"],
+  machine: ["mac", "uuid", "hostname", "ip", "os", "class", "vars"],
 };
 
 /** Options for {@linkcode loadConfig}. */
@@ -203,15 +203,16 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
   });
   const http = readHttp(r.table(raw, "http"), r, network.server_ip);
   const top = readTop(raw, r);
+  const dhcp = readDhcp(r.table(raw, "dhcp"), r, network);
   return {
     ...top,
     ...network,
-    dhcp: readDhcp(r.table(raw, "dhcp"), r, network),
+    dhcp,
     tftp: readTftp(r.table(raw, "tftp"), r, mtu),
     http,
     ipfs: readIpfs(r.table(raw, "ipfs"), r),
     boot: readBoot(r.table(raw, "boot"), r),
     api: readApi(r.table(raw, "api"), r, top.data_dir),
-    machines: readMachines(raw, r),
+    machines: readMachines(raw, r, dhcp),
   };
 }

@@ -21,6 +21,7 @@ import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
 import type { LeaseStore } from "../state/leases.ts";
+import { hasMac } from "../state/machines.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
 import type { AddressBook } from "../boot/identity.ts";
@@ -149,7 +150,9 @@ function servicesFor(
 
 /** Where this server learns machines' addresses: its leases, the config, the neighbour table. */
 export function addressBookFor(config: Config, leases: LeaseStore | undefined): AddressBook {
-  const reserved = new Map(config.machines.flatMap((m) => m.ip ? [[m.mac, m.ip] as const] : []));
+  const reserved = new Map(
+    config.machines.filter(hasMac).flatMap((m) => m.ip ? [[m.mac, m.ip] as const] : []),
+  );
   const byIp = new Map([...reserved].map(([mac, ip]) => [ip, mac] as const));
   return {
     leaseOf: (mac) => leases?.current(mac)?.ip ?? null,
@@ -168,7 +171,8 @@ function leaseStoreFor(config: Config, db: DatabaseSync): LeaseStore | undefined
     serverIp: config.server_ip,
     subnet: Subnet.of(config.server_ip, config.netmask),
     router: config.dhcp.router,
-    machines: config.machines,
+    // DHCP knows machines by MAC: a [[machine]] named by uuid alone is a stranger to it.
+    machines: config.machines.filter(hasMac),
     newClientRate: config.dhcp.new_client_rate,
   });
 }
@@ -196,7 +200,7 @@ function dhcpOptions(
       efiLoader: config.dhcp.efi_loader,
       arm64Loader: config.dhcp.arm64_loader,
     },
-    machines: config.machines,
+    machines: config.machines.filter(hasMac),
     db,
     leases,
     knownOnly: config.dhcp.known_only,
