@@ -278,8 +278,12 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     // DHCP last: a client that gets an offer must find TFTP and HTTP already listening.
     const dhcp = await startDhcpService(dhcpOptions(config, db, leases, logger, (e) => {
       watch.dhcp(e);
-      // Machines seen on the wire join the registry before their first HTTP request.
-      if (e.kind === "reply" && e.reply === "ack" && e.ip) registry.seen(e.mac, e.ip);
+      // Machines seen on the wire join the registry before their first HTTP request, with
+      // what their request said of them (shown only: DHCP is no proof of who sent it).
+      if (e.kind === "reply" && e.reply === "ack" && e.ip) {
+        registry.seen(e.mac, e.ip);
+        if (e.inventory) registry.report(e.mac, e.inventory);
+      }
     }));
     running.push(dhcp);
     if (config.dhcp.mode !== "off" && config.dhcp.router_advertisement) {
