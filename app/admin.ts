@@ -14,6 +14,7 @@ import { UsageError } from "./cli.ts";
 import { LeaseStore } from "../state/leases.ts";
 import { hasMac, type Machine, MachineRegistry } from "../state/machines.ts";
 import { BootHistory } from "../state/history.ts";
+import type { Inventory } from "../state/inventory.ts";
 import { parseMac } from "../net/mac.ts";
 
 /** Where a command writes its text. */
@@ -94,6 +95,20 @@ function machineTable(registry: MachineRegistry, history: BootHistory): string {
   return formatTable(rows);
 }
 
+/** What `machine show` lists of a machine's report, iPXE's first, then its DHCP request's. */
+const REPORTED: [string, keyof Inventory][] = [
+  ["uuid", "uuid"],
+  ["serial", "serial"],
+  ["manufacturer", "manufacturer"],
+  ["product", "product"],
+  ["buildarch", "buildarch"],
+  ["platform", "platform"],
+  ["dhcp arch (93)", "dhcp_arch"],
+  ["dhcp uuid (97)", "dhcp_uuid"],
+  ["vendor class (60)", "vendor_class"],
+  ["user class (77)", "user_class"],
+];
+
 /** `machine show MAC`: everything the server knows of one machine, then its history. */
 function machineDetail(m: Machine, history: BootHistory): string {
   const inv = m.inventory;
@@ -113,16 +128,7 @@ function machineDetail(m: Machine, history: BootHistory): string {
     ["first seen", time(m.first_seen)],
     ["last seen", time(m.last_seen)],
     ["reported", time(inv.reported_at)],
-    ["  uuid", value(inv.uuid)],
-    ["  serial", value(inv.serial)],
-    ["  manufacturer", value(inv.manufacturer)],
-    ["  product", value(inv.product)],
-    ["  buildarch", value(inv.buildarch)],
-    ["  platform", value(inv.platform)],
-    ["  dhcp arch (93)", value(inv.dhcp_arch)],
-    ["  dhcp uuid (97)", value(inv.dhcp_uuid)],
-    ["  vendor class (60)", value(inv.vendor_class)],
-    ["  user class (77)", value(inv.user_class)],
+    ...REPORTED.map(([label, field]) => [`  ${label}`, value(inv[field])]),
     ["vars", Object.keys(m.vars).sort().join(", ") || "-"],
   ];
   const lines = history.lines(m.mac).map((l) => ["", `${time(l.at)} ${l.kind} ${l.what}`]);

@@ -71,25 +71,7 @@ Deno.test("inventoryFromDhcp reads options 93, 97, 60 and 77 of real requests", 
   // Option 97 as iPXE and OVMF sent it for QEMU -uuid 12345678-9abc-def0-1122-334455667788.
   withUuid.options.set(
     DhcpOption.ClientUuid,
-    Uint8Array.of(
-      0,
-      0x78,
-      0x56,
-      0x34,
-      0x12,
-      0xbc,
-      0x9a,
-      0xf0,
-      0xde,
-      17,
-      34,
-      51,
-      68,
-      85,
-      102,
-      119,
-      136,
-    ),
+    Uint8Array.from("0078563412bc9af0de1122334455667788".match(/../g)!, (h) => parseInt(h, 16)),
   );
   const table: [string, ReturnType<typeof capture>, Record<string, unknown>][] = [
     ["iPXE BIOS", capture("ipxe_bios_discover"), {

@@ -34,24 +34,9 @@ Deno.test("parseUuid accepts the spellings people and firmware use, and nothing 
 
 Deno.test("uuidFromPxe reads option 97 as iPXE and OVMF send it", async (t) => {
   // Bytes of the option as captured from QEMU `-uuid 12345678-9abc-def0-1122-334455667788`.
-  const captured = Uint8Array.of(
-    0x00,
-    0x78,
-    0x56,
-    0x34,
-    0x12,
-    0xbc,
-    0x9a,
-    0xf0,
-    0xde,
-    0x11,
-    0x22,
-    0x33,
-    0x44,
-    0x55,
-    0x66,
-    0x77,
-    0x88,
+  const captured = Uint8Array.from(
+    "0078563412bc9af0de1122334455667788".match(/../g)!,
+    (h) => parseInt(h, 16),
   );
   const table: [string, Uint8Array, string | null][] = [
     ["captured from QEMU", captured, CANON],

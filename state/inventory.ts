@@ -91,25 +91,13 @@ export function cleanReported(text: string | null | undefined): string | null {
   return clean === "" ? null : clean;
 }
 
-interface Row {
-  mac: string;
-  uuid: string | null;
-  serial: string | null;
-  manufacturer: string | null;
-  product: string | null;
-  buildarch: string | null;
-  platform: string | null;
-  dhcp_arch: number | null;
-  dhcp_uuid: string | null;
-  vendor_class: string | null;
-  user_class: string | null;
-  reported_at: number;
-}
+/** A row of the table: the UUIDs in it were parsed before they were stored. */
+type Row = Inventory & { mac: string };
 
 function fromRow(r: Row | undefined): Inventory {
   if (!r) return emptyInventory();
   const { mac: _mac, ...rest } = r;
-  return { ...emptyInventory(), ...rest } as Inventory;
+  return { ...emptyInventory(), ...rest };
 }
 
 /** The `machine_inventory` table. */
