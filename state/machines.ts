@@ -343,8 +343,18 @@ export class MachineRegistry {
    */
   report(mac: Mac, report: InventoryReport): ReportOutcome {
     const out: ReportOutcome = { recorded: this.#inventory.record(mac, report) };
-    const uuid = report.uuid;
-    if (!uuid) return out;
+    if (!report.uuid) return out;
+    try {
+      return this.#bind(mac, report.uuid, out);
+    } catch (e) {
+      // A binding waits for the lock like a menu choice; past that, the next boot binds.
+      if (isBusy(e)) return out;
+      throw e;
+    }
+  }
+
+  /** The binding part of {@linkcode report}. */
+  #bind(mac: Mac, uuid: Uuid, out: ReportOutcome): ReportOutcome {
     const own = this.#configured.get(mac);
     if (own?.uuid && own.uuid !== uuid) out.mismatch = own.uuid;
     const current = (this.#row(mac)?.bound_uuid ?? null) as Uuid | null;

@@ -367,6 +367,29 @@ Deno.test("a [[machine]] uuid entry is bound to the first MAC that reports its U
   });
 });
 
+Deno.test("a report while another process holds the lock binds nothing and fails no boot", () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/leases.db`;
+  try {
+    const db = openDatabaseFile(path, { busyTimeoutMs: 50 });
+    const quick = openDatabaseFile(path, { busyTimeoutMs: 0 });
+    const reg = new MachineRegistry(db, {
+      bestEffort: quick,
+      machines: [{ uuid: U1, hostname: "by-uuid", vars: {} }],
+    });
+    reg.seen(C, "10.0.0.5");
+    const other = openDatabaseFile(path, { busyTimeoutMs: 0 });
+    other.exec("BEGIN IMMEDIATE");
+    assert.deepEqual(reg.report(C, { uuid: U1 }), { recorded: false });
+    other.exec("COMMIT");
+    assert.deepEqual(reg.report(C, { uuid: U1 }), { recorded: true, bound: U1 });
+    assert.equal(reg.get(C)!.hostname, "by-uuid");
+    for (const h of [other, quick, db]) h.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("report keeps what the other source said, and cleans what it stores", async (t) => {
   const reg = uuidRegistry();
   reg.seen(C, "10.0.0.5");
