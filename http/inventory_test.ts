@@ -30,7 +30,7 @@ function setup() {
 /** The URL iPXE asks once it expanded `INVENTORY_QUERY` (as measured, boot/inventory.ts). */
 function reportUrl(mac: Mac, serial: string): string {
   return `/boot.ipxe?mac=${macHyphens(mac)}&uuid=${UUID.toUpperCase()}&serial=${serial}` +
-    "&manufacturer=QEMU&product=Standard%20PC%20(i440FX%20%2B%20PIIX%2C%201996)" +
+    "&manufacturer=QEMU&product=Standard%20PC%20(i440FX%20+%20PIIX,%201996)" +
     "&buildarch=i386&platform=pcbios";
 }
 
