@@ -56,7 +56,8 @@ Usage:
   astralboot leases                              list leases and machines
   astralboot fetch                               prefetch the whole tree into the cache
   astralboot export DIR                          write the tree to DIR (then: -l DIR)
-  astralboot machine list|reinstall MAC          machines and their install state
+  astralboot machine list|show MAC|reinstall MAC
+                                                 machines, what they report, install state
   astralboot token                               the admin token and the dashboard's address
   astralboot lab [--firmware bios|uefi] [--nic virtio|e1000] [--timeout S]
                                                  namespace + VM that PXE-boots from this server

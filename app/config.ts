@@ -189,7 +189,7 @@ const KNOWN: Record<string, string[]> = {
   ipfs: ["gateways", "timeout", "cache_max"],
   boot: ["default", "menu_timeout"],
   api: ["token_file"],
-  machine: ["mac", "hostname", "ip", "os", "class", "vars", "options", "force_options"],
+  machine: ["mac", "uuid", "hostname", "ip", "os", "class", "vars", "options", "force_options"],
 };
 
 /** Options for {@linkcode loadConfig}. */
@@ -325,7 +325,7 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
     ipfs: readIpfs(r.table(raw, "ipfs"), r),
     boot: readBoot(r.table(raw, "boot"), r),
     api: readApi(r.table(raw, "api"), r, top.data_dir),
-    machines: readMachines(raw, r),
+    machines: readMachines(raw, r, dhcp),
     sources: sourcesOf(raw, r),
     origins,
   };

@@ -229,7 +229,8 @@ function machines(
 ): void {
   for (const m of c.machines) {
     section("[machine]");
-    line("mac", m.mac, "this machine's MAC address");
+    if (m.mac) line("mac", m.mac, "this machine's MAC address");
+    if (m.uuid) line("uuid", m.uuid, "the SMBIOS UUID it reports (bound to the first MAC)");
     if (m.hostname) line("hostname", m.hostname, "its host name");
     if (m.ip) line("ip", m.ip, "its reserved address");
     if (m.os) line("os", m.os, "OS it boots");

@@ -21,6 +21,7 @@ import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
 import type { LeasePools } from "../state/lease_pools.ts";
+import { hasMac } from "../state/machines.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
 import type { AddressBook } from "../boot/identity.ts";
@@ -165,7 +166,9 @@ function servicesFor(
  * behind a relay is known too), the config, the neighbour table.
  */
 export function addressBookFor(config: Config, leases: LeasePools | undefined): AddressBook {
-  const reserved = new Map(config.machines.flatMap((m) => m.ip ? [[m.mac, m.ip] as const] : []));
+  const reserved = new Map(
+    config.machines.filter(hasMac).flatMap((m) => m.ip ? [[m.mac, m.ip] as const] : []),
+  );
   const byIp = new Map([...reserved].map(([mac, ip]) => [ip, mac] as const));
   return {
     leaseOf: (mac) => leases?.current(mac)?.ip ?? null,
@@ -178,7 +181,8 @@ export function addressBookFor(config: Config, leases: LeasePools | undefined): 
 
 /** What DHCP knows of each `[[machine]]`: reservation, host name, its own options. */
 function dhcpMachines(config: Config): DhcpMachine[] {
-  return config.machines.map((m) => ({
+  // DHCP knows machines by MAC: a [[machine]] named by uuid alone is a stranger to it.
+  return config.machines.flatMap((m) => m.mac ? [{ ...m, mac: m.mac }] : []).map((m) => ({
     mac: m.mac,
     ip: m.ip,
     hostname: m.hostname,
@@ -267,7 +271,8 @@ function dnsOptions(
     ttl: config.dns.ttl,
     upstream: config.dns.upstream,
     relayed: config.dhcp.subnets.map((s) => Subnet.parse(s.network)),
-    machines: config.machines,
+    // Names come with addresses: a [[machine]] named by uuid alone has none in the config.
+    machines: config.machines.filter(hasMac),
     leases,
     logger,
     onEvent: (e) => watch.dns(e),
@@ -406,8 +411,12 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     // DHCP last: a client that gets an offer must find TFTP, HTTP and DNS already listening.
     const onDhcp = (e: DhcpEvent) => {
       watch.dhcp(e);
-      // Machines seen on the wire join the registry before their first HTTP request.
-      if (e.kind === "reply" && e.reply === "ack" && e.ip) gen.services.registry.seen(e.mac, e.ip);
+      // Machines seen on the wire join the registry before their first HTTP request, with
+      // what their request said of them (shown only: DHCP is no proof of who sent it).
+      if (e.kind === "reply" && e.reply === "ack" && e.ip) {
+        gen.services.registry.seen(e.mac, e.ip);
+        if (e.inventory) gen.services.registry.report(e.mac, e.inventory);
+      }
     };
     const dhcp = await startDhcpService(dhcpOptions(config, main, gen.leases, logger, onDhcp));
     running.push(dhcp);

@@ -3,7 +3,7 @@
  *
  * | client                                        | bootfile                                     |
  * |-----------------------------------------------|----------------------------------------------|
- * | already iPXE (77 "iPXE" or 175 present)       | `http://SERVER[:PORT]/boot.ipxe?mac=<mac>`   |
+ * | already iPXE (77 "iPXE" or 175 present)       | `http://SERVER[:PORT]/boot.ipxe?mac=<mac>&…` |
  * | arch 0, x86 BIOS (or no 93: udhcpc, BOOTP)    | `undionly.kpxe`                              |
  * | arch 6, IA32 UEFI                             | `i386/ipxe.efi` (Debian ships none)          |
  * | arch 7 / 9, x86-64 UEFI                       | `snponly.efi` (`efi_loader`)                 |
@@ -13,7 +13,9 @@
  * iPXE always wins over the architecture: handing a first-stage loader to iPXE makes it load
  * itself again, forever (measured: 11 DISCOVERs and 6 downloads in 90 s). Its script URL
  * carries the MAC from `chaddr`, so that `/boot.ipxe` can answer with the machine's kernel
- * line at once instead of a script that asks again with the MAC.
+ * line at once instead of a script that asks again with the MAC, and the settings iPXE
+ * expands in it, so that the machine reports its UUID and serial in that same request
+ * (`boot/inventory.ts`).
  *
  * @module
  */
@@ -22,6 +24,7 @@ import type { DhcpPacket } from "../protocols/dhcp/packet.ts";
 import { ClientArch } from "../protocols/dhcp/pxe.ts";
 import { macHyphens } from "../net/mac.ts";
 import { macOf } from "../protocols/dhcp/packet.ts";
+import { INVENTORY_QUERY } from "./inventory.ts";
 
 /** Where the first-stage loaders and the iPXE script live. */
 export interface BootfileOptions {
@@ -70,10 +73,20 @@ function loaderFor(arch: number, b: BootfileOptions): string | undefined {
   }
 }
 
-/** The iPXE script URL for a client, with its MAC when it has one. */
+/** The most option 67 holds in one piece; longer ones would need RFC 3396 concatenation. */
+const MAX_BOOTFILE = 255;
+
+/**
+ * The iPXE script URL for a client: with its MAC when it has one, and the settings it reports
+ * (`boot/inventory.ts`) when they fit into option 67 (a very long `public_url` leaves them out:
+ * the machine still boots, it just reports nothing).
+ */
 export function ipxeScriptUrl(httpUrl: string, p: DhcpPacket): string {
   const mac = macOf(p);
-  return `${httpUrl}/boot.ipxe${mac ? `?mac=${macHyphens(mac)}` : ""}`;
+  if (!mac) return `${httpUrl}/boot.ipxe`;
+  const url = `${httpUrl}/boot.ipxe?mac=${macHyphens(mac)}`;
+  const full = url + INVENTORY_QUERY;
+  return new TextEncoder().encode(full).length <= MAX_BOOTFILE ? full : url;
 }
 
 /** Picks the bootfile for a request; undefined for architectures we have no loader for. */

@@ -5,17 +5,21 @@
  *
  * `/boot.ipxe?mac=M` answers in one request: the local-disk script of an installed machine,
  * else the start script (kernel line) of its OS, else the menu. Without a MAC it answers a
- * script that asks again with it (`chain.vto`).
+ * script that asks again with it (`chain.vto`). What the machine reports in that URL (UUID,
+ * serial …, `boot/inventory.ts`) is recorded once the MAC is proven to ask for itself, and
+ * may bind it to a `[[machine]] uuid` entry (`state/machines.ts` `report`).
  *
  * @module
  */
 import type { Logger } from "../log.ts";
 import type { Mac } from "../net/mac.ts";
 import type { Machine, MachineRegistry } from "../state/machines.ts";
+import type { InventoryReport } from "../state/inventory.ts";
 import { OS_NAME, type OsCatalog, type OsEntry } from "./catalog.ts";
 import { BootRequestError } from "./errors.ts";
 import type { MachineIdentity } from "./identity.ts";
 import type { Installers } from "./installers.ts";
+import { INVENTORY_QUERY } from "./inventory.ts";
 import { buildMenu, decideEntry } from "./menu.ts";
 import { anonymousData, type ServerInfo, templateData } from "./template_data.ts";
 import type { TemplateRenderer } from "./templates.ts";
@@ -58,9 +62,10 @@ export class BootScripts {
     this.#o = options;
   }
 
-  /** `/boot.ipxe` without a MAC: a script that asks again with it. */
+  /** `/boot.ipxe` without a MAC: a script that asks again with it and what the machine reports. */
   async chain(clientIp: string | null): Promise<Script> {
-    const text = await this.#o.renderer.render("chain", anonymousData(this.#o.server, clientIp));
+    const data = { ...anonymousData(this.#o.server, clientIp), inventory_query: INVENTORY_QUERY };
+    const text = await this.#o.renderer.render("chain", data);
     return {
       text,
       step: { stage: "script", detail: "boot.ipxe (asks again with its MAC)" },
@@ -68,9 +73,16 @@ export class BootScripts {
     };
   }
 
-  /** `/boot.ipxe?mac=`: local disk, the machine's OS, or the menu; see the module doc. */
-  async entry(mac: Mac, clientIp: string | null): Promise<Script> {
-    const machine = this.#verified(mac, clientIp);
+  /**
+   * `/boot.ipxe?mac=`: local disk, the machine's OS, or the menu; see the module doc. `report`
+   * is what the machine said of itself in the URL (null: nothing).
+   */
+  async entry(
+    mac: Mac,
+    clientIp: string | null,
+    report: InventoryReport | null = null,
+  ): Promise<Script> {
+    const machine = this.#verified(mac, clientIp, report);
     const local = await this.#o.installers.localBoot(machine, clientIp ?? undefined);
     if (local !== null) {
       this.#o.logger.info("install", "installed: booting the local disk", {
@@ -123,13 +135,47 @@ export class BootScripts {
     return { ...script, step: { stage: "chosen", detail } };
   }
 
-  /** The machine, once it is proven to ask for itself; its contact is recorded (best effort). */
-  #verified(mac: Mac, clientIp: string | null): Machine {
+  /**
+   * The machine, once it is proven to ask for itself; its contact and what it reported are
+   * recorded (best effort), and only then may its report bind it to a `[[machine]] uuid`.
+   */
+  #verified(mac: Mac, clientIp: string | null, report: InventoryReport | null = null): Machine {
     this.#o.identity.require(mac, clientIp);
     if (!this.#o.registry.seen(mac, clientIp ?? undefined)) {
       this.#o.logger.debug("http", "database busy: contact not recorded", { mac });
     }
+    if (report) this.#report(mac, report);
     return this.#o.registry.get(mac) ?? this.#o.registry.placeholder(mac, clientIp);
+  }
+
+  /** Records a report and says in the log what it did to the uuid entries. */
+  #report(mac: Mac, report: InventoryReport): void {
+    const { logger, registry } = this.#o;
+    const out = registry.report(mac, report);
+    if (!out.recorded) logger.debug("http", "database busy: inventory not recorded", { mac });
+    if (out.released) {
+      logger.warn("http", "reports another UUID: no longer its [[machine]] uuid entry", {
+        mac,
+        uuid: report.uuid,
+        was: out.released,
+      });
+    }
+    if (out.bound) logger.info("http", "matched its [[machine]] by uuid", { mac, uuid: out.bound });
+    if (out.conflict) {
+      logger.warn("http", "reports the UUID of another machine's [[machine]] entry: not matched", {
+        mac,
+        uuid: out.conflict.uuid,
+        holder: out.conflict.holder,
+        fix: "if this is that machine now, write its mac into the entry",
+      });
+    }
+    if (out.mismatch) {
+      logger.warn("http", "reports another UUID than its [[machine]] entry says", {
+        mac,
+        uuid: report.uuid,
+        configured: out.mismatch,
+      });
+    }
   }
 
   async #entry(name: string): Promise<OsEntry> {

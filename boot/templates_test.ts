@@ -50,6 +50,7 @@ Deno.test("every default template renders a script that starts with #!ipxe", asy
     hostname: "node-525400000001",
     os: "x",
     reason: "chosen at the menu",
+    inventory_query: "&uuid=${uuid}",
     config: {},
     machine: {},
     menu: {
