@@ -22,12 +22,9 @@ import {
   spawnAll,
 } from "./servers.ts";
 import { parseTsharkFields, type Stage, stagesFromPackets, TSHARK_FIELDS } from "./stages.ts";
+import { type Firmware, firmwareSpec, type Nic } from "./firmware.ts";
 
-/** Firmware of the VM: SeaBIOS with QEMU's iPXE NIC ROM, or OVMF with its own PXE client. */
-export type Firmware = "bios" | "uefi";
-
-/** The emulated network card. */
-export type Nic = "virtio-net-pci" | "e1000";
+export type { Firmware, Nic } from "./firmware.ts";
 
 /** Options for {@linkcode runLab}. */
 export interface LabOptions {
@@ -89,8 +86,6 @@ const SERVER_IP = "10.77.0.1";
 const PREFIX_LEN = 24;
 const NETMASK = "255.255.255.0";
 const RANGE: [string, string] = ["10.77.0.100", "10.77.0.150"];
-const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd";
-const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd";
 
 /** Removes terminal escape sequences (OVMF and iPXE draw with them) and carriage returns. */
 export function cleanSerial(text: string): string {
@@ -135,25 +130,26 @@ export function qemuArgs(
   ];
   // The namespace name as the VM name, so `pgrep -f` finds a VM that outlived its lab.
   if (options.name) args.push("-name", options.name);
-  if (options.firmware === "bios") {
-    // SeaBIOS boots the NIC's iPXE ROM; sga copies its text screen to the serial port.
-    args.push("-device", device.join(","));
-    if (options.sga ?? true) args.push("-device", "sga");
-  } else {
+  const spec = firmwareSpec(options.firmware);
+  if (!spec.nics.includes(options.nic)) {
+    throw new Error(`qemuArgs: ${options.firmware} boots from ${spec.nics.join(" or ")} only`);
+  }
+  if (spec.machine) args.push("-machine", spec.machine);
+  if (!spec.nicRom(options.nic)) device.push("romfile=");
+  args.push("-device", device.join(","));
+  if (spec.pflash) {
     if (!options.varsFile) throw new Error("qemuArgs: UEFI needs a writable OVMF_VARS copy");
-    // OVMF's own PXE client runs either way: the real PXE → TFTP → iPXE chain. OVMF drives
-    // virtio-net itself, so its ROM goes; it has no e1000 driver, so the ROM's EFI SNP driver
-    // (iPXE as a plain network driver) stays for e1000.
-    if (options.nic === "virtio-net-pci") device.push("romfile=");
     args.push(
-      "-device",
-      device.join(","),
       "-drive",
-      `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
+      `if=pflash,format=raw,readonly=on,file=${spec.pflash.code}`,
       "-drive",
       `if=pflash,format=raw,file=${options.varsFile}`,
     );
+  } else if (options.sga ?? true) {
+    // sga copies the BIOS text screen (iPXE's) to the serial port.
+    args.push("-device", "sga");
   }
+  args.push(...(spec.qemuExtra ?? []));
   return args;
 }
 
@@ -341,9 +337,10 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     capture = await startCapture(ns, pcap());
 
     let varsFile: string | undefined;
-    if (options.firmware === "uefi") {
+    const pflash = firmwareSpec(options.firmware).pflash;
+    if (pflash) {
       varsFile = `${workDir}/OVMF_VARS.fd`;
-      await Deno.copyFile(OVMF_VARS, varsFile);
+      await Deno.copyFile(pflash.vars, varsFile);
     }
     const argv = qemuArgs({
       ...options,
