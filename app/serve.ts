@@ -9,15 +9,14 @@ import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import type { Config } from "./config.ts";
 import { ConfigError, formatConfig } from "./config.ts";
-import { ContentError, type ContentStore } from "../content/store.ts";
+import type { ContentStore } from "../content/store.ts";
 import { FallbackStore } from "../content/fallback.ts";
 import { LocalStore } from "../content/local.ts";
 import { embeddedDefaultStore } from "../content/memory.ts";
 import type { IpfsEventSink } from "../ipfs/events.ts";
 import { IpfsStore } from "../ipfs/store.ts";
-import { startTftpServer, type TftpOpen } from "../protocols/tftp/server.ts";
+import { startTftpServer } from "../protocols/tftp/server.ts";
 import { listenInterface } from "../protocols/tftp/interface_socket.ts";
-import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
 import type { LeaseStore } from "../state/leases.ts";
@@ -34,6 +33,8 @@ import type { DatabaseSync } from "node:sqlite";
 import type { DhcpEvent } from "../boot/dhcp_responder.ts";
 import { createLeaseStore, type DhcpServiceOptions, startDhcpService } from "./dhcp.ts";
 import { type BootServices, createBootServices } from "./services.ts";
+import { tftpOpener } from "./tftp_open.ts";
+import { missingSecureBootFiles } from "../boot/secure_boot.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
 export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEventSink): IpfsStore {
@@ -80,20 +81,20 @@ export function openStore(
   return { store: new FallbackStore(embeddedDefaultStore()), close: () => Promise.resolve() };
 }
 
-/** The TFTP open handler: TFTP names mapped into `tftp/` of the tree, read through the store. */
-export function tftpOpener(store: ContentStore): TftpOpen {
-  return async (filename) => {
-    const path = tftpPathToTree(filename);
-    if (path === null) return { error: "forbidden", message: "access violation" };
-    try {
-      const entry = await store.stat(path);
-      if (!entry || entry.kind !== "file") return { error: "not-found", message: "file not found" };
-      return { size: entry.size, stream: await store.read(path) };
-    } catch (e) {
-      if (e instanceof ContentError) return { error: e.code, message: e.message };
-      throw e;
-    }
-  };
+/**
+ * One warning naming the Secure Boot files the tree lacks. In the background: an IPFS tree
+ * may take a while to answer, and the servers need not wait for a warning.
+ */
+function warnMissingSecureBootFiles(store: ContentStore, logger: Logger): void {
+  missingSecureBootFiles(store).then((missing) => {
+    if (missing.length === 0) return;
+    logger.warn(
+      "boot",
+      `secure_boot: the tree lacks ${
+        missing.map((f) => `${f.path} (${f.source})`).join(", ")
+      }; x86-64 UEFI machines will not boot`,
+    );
+  }).catch((e) => logger.warn("boot", "secure_boot: cannot check the tree", { error: e }));
 }
 
 /** Options of {@linkcode runServe}. */
@@ -196,6 +197,7 @@ function dhcpOptions(
       httpUrl: config.http.public_url,
       efiLoader: config.dhcp.efi_loader,
       arm64Loader: config.dhcp.arm64_loader,
+      secureBoot: config.boot.secure_boot,
     },
     machines: config.machines,
     db,
@@ -228,6 +230,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
   const tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
   const store = tree.store;
   logger.info("content", `boot tree: ${store.description}`);
+  if (config.boot.secure_boot) warnMissingSecureBootFiles(store, logger);
 
   const ready = new Readiness(store);
   for (const part of ["tftp", "http", ...(config.dhcp.mode === "off" ? [] : ["dhcp"])]) {
@@ -244,11 +247,18 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
     const leases = leaseStoreFor(config, db);
+    const local = options.local !== undefined;
+    const book = addressBookFor(config, leases);
+    const services = servicesFor(config, { store, local }, { main: db, quick }, book, logger);
     running.push(
       await startTftpServer({
         address: config.server_ip,
         port: config.tftp.port,
-        open: tftpOpener(store),
+        open: tftpOpener(store, {
+          boot: services.tftp,
+          onScript: (script, ip) => watch.script(script.machine?.mac ?? null, ip, script.step),
+          logger,
+        }),
         maxBlksize: config.tftp.max_blksize,
         maxWindowsize: config.tftp.windowsize,
         maxPerClient: config.tftp.max_per_client,
@@ -264,9 +274,6 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       true,
       `listening on ${config.interface} ${config.server_ip}:${config.tftp.port}`,
     );
-    const local = options.local !== undefined;
-    const book = addressBookFor(config, leases);
-    const services = servicesFor(config, { store, local }, { main: db, quick }, book, logger);
     const { registry } = services;
     const forget = () => {
       const gone = registry.prune(Date.now() - FORGET_STRANGERS_MS, MAX_STRANGERS);

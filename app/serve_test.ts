@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "./config.ts";
-import { openStore, tftpOpener } from "./serve.ts";
+import { openStore } from "./serve.ts";
+import { tftpOpener } from "./tftp_open.ts";
 import { testApp } from "../http/_test_utils.ts";
 import { silentLogger } from "../log.ts";
 import type { IpfsEvent } from "../ipfs/events.ts";
