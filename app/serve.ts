@@ -230,7 +230,16 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
   const tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
   const store = tree.store;
   logger.info("content", `boot tree: ${store.description}`);
-  if (config.boot.secure_boot) warnMissingSecureBootFiles(store, logger);
+  if (config.boot.secure_boot) {
+    warnMissingSecureBootFiles(store, logger);
+    if (config.dhcp.mode === "proxy" || config.dhcp.mode === "auto") {
+      // Measured: Debian's signed GRUB ignores ProxyDHCP (docs/FIRMWARE.md).
+      logger.warn(
+        "boot",
+        `secure_boot beside another DHCP server: GRUB reads its config from the next-server of that server's answer; make it name ${config.server_ip} (ISC next-server, dnsmasq dhcp-boot=,,${config.server_ip})`,
+      );
+    }
+  }
 
   const ready = new Readiness(store);
   for (const part of ["tftp", "http", ...(config.dhcp.mode === "off" ? [] : ["dhcp"])]) {

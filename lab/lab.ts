@@ -16,11 +16,13 @@ import { MARKER } from "./fixture.ts";
 import {
   astralbootServer,
   type LabContext,
+  type LabDhcp,
   type LabServer,
   readLines,
   type RunningServer,
   spawnAll,
 } from "./servers.ts";
+import { type DhcpPeer, startDhcpPeer } from "./dhcp_peer.ts";
 import { parseTsharkFields, type Stage, stagesFromPackets, TSHARK_FIELDS } from "./stages.ts";
 import { type Firmware, firmwareSpec, type Nic } from "./firmware.ts";
 
@@ -30,6 +32,8 @@ export type { Firmware, Nic } from "./firmware.ts";
 export interface LabOptions {
   firmware: Firmware;
   nic: Nic;
+  /** "proxy": a dnsmasq peer hands out addresses, the server boot information only; default "server". */
+  dhcp?: LabDhcp;
   /** The fixture tree the server serves. */
   tree: string;
   /** The boot server; default Astral Boot ({@linkcode astralbootServer}). */
@@ -76,6 +80,8 @@ export interface LabResult {
   serial: string;
   /** The server's output lines. */
   serverLog: string[];
+  /** With `dhcp: "proxy"`: the output lines of the dnsmasq peer. */
+  peerLog?: string[];
   /** Why it failed, one line; absent when ok. */
   error?: string;
 }
@@ -86,6 +92,9 @@ const SERVER_IP = "10.77.0.1";
 const PREFIX_LEN = 24;
 const NETMASK = "255.255.255.0";
 const RANGE: [string, string] = ["10.77.0.100", "10.77.0.150"];
+// The peer of `--dhcp proxy`: its own address and a range apart from the server's.
+const PEER_CIDR = "10.77.0.2/24";
+const PEER_RANGE: [string, string] = ["10.77.0.160", "10.77.0.199"];
 
 /** Removes terminal escape sequences (OVMF and iPXE draw with them) and carriage returns. */
 export function cleanSerial(text: string): string {
@@ -297,6 +306,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
   let workDir: string | undefined;
   let server: RunningServer | undefined;
   let capture: RunningServer | undefined;
+  let peer: DhcpPeer | undefined;
   let qemu: Deno.ChildProcess | undefined;
   let serialDone: Promise<void> = Promise.resolve();
   let qemuErr: Promise<string> = Promise.resolve("");
@@ -313,13 +323,29 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     await sweepStale(options.prefix ?? "abl", logger);
     workDir = await Deno.makeTempDir({ prefix: "abl-lab-" });
     ns = await Netns.create(options.prefix ?? "abl");
+    const dhcp = options.dhcp ?? "server";
     logger.info("lab", "namespace ready", {
       ns: ns.name,
       workDir,
       firmware: options.firmware,
       nic: options.nic,
+      dhcp,
     });
     await bridge(ns);
+    if (dhcp === "proxy") {
+      peer = await startDhcpPeer({
+        lab: ns,
+        bridge: BRIDGE,
+        cidr: PEER_CIDR,
+        range: PEER_RANGE,
+        netmask: NETMASK,
+        // GRUB reads from the address server's next-server only (lab/dhcp_peer.ts).
+        nextServer: firmwareSpec(options.firmware).secureBoot ? SERVER_IP : undefined,
+        workDir,
+        prefix: options.prefix ?? "abl",
+        logger,
+      });
+    }
     const ctx: LabContext = {
       ns,
       iface: BRIDGE,
@@ -330,6 +356,8 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       tree: options.tree,
       workDir,
       logger,
+      firmware: options.firmware,
+      dhcp,
     };
     server = await labServer.start(ctx);
     serverLog = server.lines;
@@ -419,6 +447,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       await qemuErr.catch(() => "");
     }
     if (server) await server.stop();
+    if (peer) await peer.dispose();
     if (capture) {
       await capture.stop();
       try {
@@ -440,6 +469,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     stages,
     serial: serialLines.join("\n"),
     serverLog,
+    ...(peer ? { peerLog: peer.lines } : {}),
   };
   if (!result.ok) result.error = error ?? "marker not seen";
   return result;

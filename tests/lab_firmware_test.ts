@@ -1,0 +1,157 @@
+/**
+ * Every firmware a site owns, booted from Astral Boot itself in throwaway namespaces (prefix
+ * `abf`), each a real QEMU VM under TCG:
+ *
+ * - UEFI with Secure Boot on (OVMF with Microsoft's keys): shim → Debian's signed GRUB →
+ *   the signed kernel, whose /init reads the SecureBoot variable and says it is on; with
+ *   Astral Boot handing out addresses, and in proxy mode beside a dnsmasq that does.
+ * - BIOS and UEFI in proxy mode beside dnsmasq: the iPXE chains, with the machine known to
+ *   the server only through the neighbour table (another server gave its address).
+ *
+ * Needs root, qemu-system-x86, ovmf, ipxe, shim-signed, grub-efi-amd64-signed, dnsmasq,
+ * tcpdump and tshark (tests/setup.sh).
+ */
+import assert from "node:assert/strict";
+import { buildFixture, MARKER, SECURE_BOOT_ON } from "../lab/fixture.ts";
+import type { Firmware } from "../lab/firmware.ts";
+import { runLab } from "../lab/lab.ts";
+import { astralbootServer, type LabDhcp } from "../lab/servers.ts";
+import { formatStages, type StageName } from "../lab/stages.ts";
+import { run } from "./netns.ts";
+import { silentLogger } from "../log.ts";
+
+const fixture = await buildFixture({ logger: silentLogger });
+
+/** Server log lines that parse as JSON (Astral Boot logs JSON lines when not on a terminal). */
+function jsonLog(lines: string[]): { subsystem?: string; msg?: string; [k: string]: unknown }[] {
+  return lines.flatMap((l) => {
+    try {
+      return [JSON.parse(l)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+const GRUB_CHAIN: StageName[] = [
+  "dhcp-discover",
+  "dhcp-offer",
+  "first-stage-tftp",
+  "second-stage-tftp",
+  "boot-script",
+  "kernel",
+  "initrd",
+  "marker",
+];
+
+Deno.test({
+  name: "Secure Boot and proxy mode: every row reaches the marker from Astral Boot",
+  async fn(t) {
+    const table: { firmware: Firmware; dhcp: LabDhcp; mac: string; stages: StageName[] }[] = [
+      { firmware: "uefi-secure", dhcp: "server", mac: "52:54:00:ab:f0:01", stages: GRUB_CHAIN },
+      { firmware: "uefi-secure", dhcp: "proxy", mac: "52:54:00:ab:f0:02", stages: GRUB_CHAIN },
+      {
+        firmware: "bios",
+        dhcp: "proxy",
+        mac: "52:54:00:ab:f0:03",
+        stages: [
+          "dhcp-discover",
+          "dhcp-offer",
+          "ipxe-dhcp",
+          "boot-script",
+          "kernel",
+          "initrd",
+          "marker",
+        ],
+      },
+      {
+        firmware: "uefi",
+        dhcp: "proxy",
+        mac: "52:54:00:ab:f0:04",
+        stages: [
+          "dhcp-discover",
+          "dhcp-offer",
+          "first-stage-tftp",
+          "ipxe-dhcp",
+          "boot-script",
+          "kernel",
+          "initrd",
+          "marker",
+        ],
+      },
+    ];
+    const summary: string[] = [];
+    for (const row of table) {
+      await t.step(`${row.firmware}, DHCP ${row.dhcp}`, async () => {
+        const started = Date.now();
+        const result = await runLab({
+          firmware: row.firmware,
+          nic: "virtio-net-pci",
+          dhcp: row.dhcp,
+          mac: row.mac,
+          tree: fixture.tree,
+          server: astralbootServer(),
+          // BIOS: no sga, whose drawing of iPXE's menu costs ~8 s under TCG.
+          sga: false,
+          prefix: "abf",
+          timeoutMs: 240_000,
+          logger: silentLogger,
+        });
+        const marker = result.stages.find((s) => s.name === "marker");
+        summary.push(
+          `${row.firmware}, DHCP ${row.dhcp}: marker at ${
+            marker ? (marker.ms / 1000).toFixed(1) : "-"
+          } s, run ${((Date.now() - started) / 1000).toFixed(1)} s\n${formatStages(result.stages)}`,
+        );
+        const why = `${result.error}\n--- serial (tail)\n${result.serial.slice(-3000)}\n` +
+          `--- astralboot (tail)\n${result.serverLog.slice(-40).join("\n")}\n` +
+          `--- dnsmasq peer (tail)\n${(result.peerLog ?? []).slice(-20).join("\n")}`;
+        assert.ok(result.ok, why);
+        assert.ok(result.serial.includes(MARKER));
+        assert.deepEqual(result.stages.map((s) => s.name), row.stages, why);
+        const ms = result.stages.map((s) => s.ms);
+        assert.deepEqual(ms, [...ms].sort((a, b) => a - b), "stages in boot order");
+
+        const log = jsonLog(result.serverLog);
+        const tftpDone = log.filter((l) => l.subsystem === "tftp" && l.msg === "transfer done")
+          .map((l) => String(l.file));
+        const requests = log.filter((l) => l.subsystem === "http" && l.msg === "request")
+          .map((l) => `${l.status} ${l.path}`);
+        if (row.firmware === "uefi-secure") {
+          // The firmware itself says Secure Boot is on, and the chain was ours, file by file.
+          assert.match(result.serial, new RegExp(`^${SECURE_BOOT_ON}$`, "m"), why);
+          for (
+            const file of ["shimx64.efi", "grubx64.efi", "/grub/grub.cfg", "/grub/choose/tiny"]
+          ) {
+            assert.ok(tftpDone.includes(file), `${file} in ${tftpDone.join(", ")}`);
+          }
+          for (const file of ["/image/tiny/vmlinuz", "/image/tiny/initrd.gz"]) {
+            assert.ok(tftpDone.includes(file), `${file} in ${tftpDone.join(", ")}`);
+          }
+          // The menu choice was made for this machine, which the server knew by its address.
+          const chosen = log.find((l) => l.msg === "sticky choice");
+          assert.deepEqual([chosen?.mac, chosen?.os], [row.mac, "tiny"], why);
+        } else {
+          const mac = row.mac.replaceAll(":", "-");
+          assert.ok(requests.includes(`200 /boot.ipxe?mac=${mac}`), requests.join("\n"));
+          assert.ok(requests.includes("200 /image/tiny/vmlinuz"), requests.join("\n"));
+        }
+        const replies = log.filter((l) => l.subsystem === "dhcp").map((l) => String(l.msg));
+        if (row.dhcp === "proxy") {
+          // Boot information only: the address came from the peer, never from us.
+          assert.ok(replies.some((m) => m.startsWith("ProxyDHCPOFFER")), replies.join("\n"));
+          assert.ok(!replies.some((m) => /^DHCP(OFFER|ACK)/.test(m)), replies.join("\n"));
+          const acks = (result.peerLog ?? []).filter((l) =>
+            /DHCPACK\(eth0\) 10\.77\.0\.1[6-9]\d/.test(l)
+          );
+          assert.ok(acks.some((l) => l.includes(row.mac)), why);
+        } else {
+          assert.ok(replies.some((m) => m.startsWith("DHCPACK")), replies.join("\n"));
+        }
+        const left = await run(["ip", "netns", "list"]);
+        assert.doesNotMatch(left.stdout, /^abf-/m, "namespaces removed (the peer's too)");
+      });
+    }
+    console.log(summary.join("\n\n"));
+  },
+});
