@@ -32,6 +32,9 @@ cmdline = "console=ttyS0 quiet"
 /** What /init prints when the firmware says Secure Boot is on. */
 export const SECURE_BOOT_ON = "secure boot: enabled";
 
+/** What /init prints when the firmware says Secure Boot is off. */
+export const SECURE_BOOT_OFF = "secure boot: disabled";
+
 /** The SecureBoot variable (EFI global variable GUID) as efivarfs shows it. */
 const SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
@@ -46,7 +49,9 @@ if [ -d /sys/firmware/efi ]; then
   /bin/busybox insmod /lib/efivarfs.ko
   /bin/busybox mount -t efivarfs efivarfs /sys/firmware/efi/efivars
   sb=$(/bin/busybox tail -c 1 ${SECURE_BOOT_VAR} | /bin/busybox od -An -tu1 | /bin/busybox tr -d ' ')
-  if [ "$sb" = 1 ]; then echo "${SECURE_BOOT_ON}"; else echo "secure boot: disabled ($sb)"; fi
+  if [ "$sb" = 1 ]; then echo "${SECURE_BOOT_ON}"
+  elif [ "$sb" = 0 ]; then echo "${SECURE_BOOT_OFF}"
+  else echo "secure boot: unknown (SecureBoot variable: $sb)"; fi
 else
   echo "secure boot: not an EFI boot"
 fi

@@ -34,6 +34,11 @@ export interface LabOptions {
   nic: Nic;
   /** "proxy": a dnsmasq peer hands out addresses, the server boot information only; default "server". */
   dhcp?: LabDhcp;
+  /**
+   * The server hands x86-64 UEFI the Secure Boot chain; default what the firmware needs
+   * (`lab/firmware.ts`). On for plain UEFI it shows that the chain boots with Secure Boot off.
+   */
+  secureBoot?: boolean;
   /** The fixture tree the server serves. */
   tree: string;
   /** The boot server; default Astral Boot ({@linkcode astralbootServer}). */
@@ -324,6 +329,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     workDir = await Deno.makeTempDir({ prefix: "abl-lab-" });
     ns = await Netns.create(options.prefix ?? "abl");
     const dhcp = options.dhcp ?? "server";
+    const secureBoot = options.secureBoot ?? firmwareSpec(options.firmware).secureBoot ?? false;
     logger.info("lab", "namespace ready", {
       ns: ns.name,
       workDir,
@@ -340,7 +346,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
         range: PEER_RANGE,
         netmask: NETMASK,
         // GRUB reads from the address server's next-server only (lab/dhcp_peer.ts).
-        nextServer: firmwareSpec(options.firmware).secureBoot ? SERVER_IP : undefined,
+        nextServer: secureBoot ? SERVER_IP : undefined,
         workDir,
         prefix: options.prefix ?? "abl",
         logger,
@@ -356,7 +362,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       tree: options.tree,
       workDir,
       logger,
-      firmware: options.firmware,
+      secureBoot,
       dhcp,
     };
     server = await labServer.start(ctx);

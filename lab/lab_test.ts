@@ -72,19 +72,19 @@ Deno.test("cleanSerial removes what OVMF and iPXE draw with", async (t) => {
 
 Deno.test("labConfig is a config.toml Astral Boot accepts for the lab bridge", async (t) => {
   const rows = [
-    { firmware: undefined, dhcp: undefined, mode: "server", secureBoot: false },
-    { firmware: "uefi", dhcp: "proxy", mode: "proxy", secureBoot: false },
-    { firmware: "uefi-secure", dhcp: "server", mode: "server", secureBoot: true },
-    { firmware: "uefi-secure", dhcp: "proxy", mode: "proxy", secureBoot: true },
+    { secureBoot: undefined, dhcp: undefined, mode: "server" },
+    { secureBoot: false, dhcp: "proxy", mode: "proxy" },
+    { secureBoot: true, dhcp: "server", mode: "server" },
+    { secureBoot: true, dhcp: "proxy", mode: "proxy" },
   ] as const;
   for (const row of rows) {
-    await t.step(`${row.firmware ?? "(none)"} ${row.dhcp ?? "(default)"}`, () => {
+    await t.step(`secure boot ${row.secureBoot} ${row.dhcp ?? "(default)"}`, () => {
       const text = labConfig(
         {
           iface: "br0",
           range: ["10.77.0.100", "10.77.0.150"],
           workDir: "/tmp/w",
-          firmware: row.firmware,
+          secureBoot: row.secureBoot,
           dhcp: row.dhcp,
         },
         { httpPort: 8081, os: "tiny", logLevel: "info" },
@@ -100,7 +100,7 @@ Deno.test("labConfig is a config.toml Astral Boot accepts for the lab bridge", a
       assert.equal(config.http.port, 8081);
       assert.equal(config.boot.default, "tiny");
       assert.equal(config.boot.menu_timeout, 1);
-      assert.equal(config.boot.secure_boot, row.secureBoot);
+      assert.equal(config.boot.secure_boot, row.secureBoot ?? false);
     });
   }
 });

@@ -9,7 +9,6 @@
 import { parse as parseToml } from "smol-toml";
 import type { Netns } from "./netns.ts";
 import type { Logger } from "../log.ts";
-import { type Firmware, firmwareSpec } from "./firmware.ts";
 
 /** Who hands out addresses on the lab link: the boot server, or a peer beside it (proxy). */
 export type LabDhcp = "server" | "proxy";
@@ -29,8 +28,8 @@ export interface LabContext {
   /** A private scratch folder, removed after the run. */
   workDir: string;
   logger: Logger;
-  /** The VM's firmware: what the server must offer it (Secure Boot: shim, `lab/firmware.ts`). */
-  firmware: Firmware;
+  /** Hand x86-64 UEFI the Secure Boot chain (shim → GRUB), as the firmware needs it. */
+  secureBoot: boolean;
   /** "proxy": a peer hands out addresses; the server gives boot information only. */
   dhcp: LabDhcp;
 }
@@ -143,7 +142,7 @@ export function standInGrubConfig(osToml: string, os: string, serverIp: string):
 /**
  * dnsmasq (DHCP + TFTP) with python's http.server for the iPXE stage: the stand-in used
  * while developing the harness and as a peer to compare Astral Boot with. With Secure Boot
- * firmware it hands out shim, and GRUB reads a grub.cfg over TFTP.
+ * (`ctx.secureBoot`) it hands out shim, and GRUB reads a grub.cfg over TFTP.
  */
 export function dnsmasqServer(options: { os?: string; httpPort?: number } = {}): LabServer {
   const os = options.os ?? "tiny";
@@ -160,7 +159,7 @@ export function dnsmasqServer(options: { os?: string; httpPort?: number } = {}):
       await Deno.writeTextFile(`${www}/boot.ipxe`, standInScript(osToml, os, base));
       // Secure Boot: shim fetches grubx64.efi from the TFTP root and GRUB its grub.cfg from
       // /grub, so the stand-in gets a root of its own, pointing into the tree.
-      const secure = firmwareSpec(ctx.firmware).secureBoot ?? false;
+      const secure = ctx.secureBoot;
       const tftpRoot = secure ? `${ctx.workDir}/tftp-root` : ctx.tree;
       if (secure) {
         await Deno.mkdir(`${tftpRoot}/grub`, { recursive: true });
@@ -270,15 +269,14 @@ export function astralbootCommand(paths?: ServerPaths): string[] {
 /**
  * The config.toml the lab gives Astral Boot: serve on the bridge (addresses, or boot
  * information only beside the peer), boot the fixture at once, Secure Boot's chain when the
- * firmware has Secure Boot.
+ * firmware has Secure Boot (`ctx.secureBoot`).
  */
 export function labConfig(
   ctx:
     & Pick<LabContext, "iface" | "range" | "workDir">
-    & Partial<Pick<LabContext, "firmware" | "dhcp">>,
+    & Partial<Pick<LabContext, "secureBoot" | "dhcp">>,
   options: { httpPort: number; os: string; logLevel: string },
 ): string {
-  const secureBoot = ctx.firmware ? firmwareSpec(ctx.firmware).secureBoot ?? false : false;
   return [
     `interface = ${JSON.stringify(ctx.iface)}`,
     `data_dir = ${JSON.stringify(`${ctx.workDir}/data`)}`,
@@ -295,7 +293,7 @@ export function labConfig(
     `default = ${JSON.stringify(options.os)}`,
     // 0 would make iPXE wait for a key; 1 s is the shortest unattended menu.
     "menu_timeout = 1",
-    `secure_boot = ${secureBoot}`,
+    `secure_boot = ${ctx.secureBoot ?? false}`,
     "",
   ].join("\n");
 }
