@@ -12,7 +12,7 @@
  */
 import type { Logger } from "../log.ts";
 import { Netns, suffix } from "./netns.ts";
-import { type RunningServer, spawnAll } from "./servers.ts";
+import { dnsmasqDhcp, type RunningServer, spawnAll } from "./servers.ts";
 
 /** Where the peer sits on the lab link and what it hands out. */
 export interface DhcpPeerOptions {
@@ -70,21 +70,10 @@ export async function startDhcpPeer(o: DhcpPeerOptions): Promise<DhcpPeer> {
     server = spawnAll(ns, [{
       tag: "dnsmasq-peer",
       argv: [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--log-facility=-",
-        "--conf-file=/dev/null",
-        "--port=0",
-        "--interface=eth0",
-        "--bind-interfaces",
-        "--user=root",
-        `--pid-file=${o.workDir}/peer.pid`,
-        `--dhcp-leasefile=${o.workDir}/peer.leases`,
-        `--dhcp-range=${o.range[0]},${o.range[1]},${o.netmask},1h`,
+        ...dnsmasqDhcp({ ...o, iface: "eth0", files: `${o.workDir}/peer` }),
         // Without its ~3 s ping before each new address (docs/FIRMWARE.md), a boot's time
         // measures the boot server, not the peer.
         "--no-ping",
-        "--log-dhcp",
         // No file name, no server name: next-server (siaddr) alone.
         ...(o.nextServer ? [`--dhcp-boot=,,${o.nextServer}`] : []),
       ],

@@ -140,6 +140,33 @@ export function standInGrubConfig(osToml: string, os: string, serverIp: string):
 }
 
 /**
+ * dnsmasq as a DHCP server in the foreground on one interface, logging each exchange, without
+ * DNS, its lease and pid files at `files`.leases and `files`.pid (dnsmasq drops root otherwise
+ * and cannot write a private folder: it runs as root).
+ */
+export function dnsmasqDhcp(o: {
+  iface: string;
+  range: [string, string];
+  netmask: string;
+  files: string;
+}): string[] {
+  return [
+    "dnsmasq",
+    "--keep-in-foreground",
+    "--log-facility=-",
+    "--conf-file=/dev/null",
+    "--port=0",
+    `--interface=${o.iface}`,
+    "--bind-interfaces",
+    "--user=root",
+    `--pid-file=${o.files}.pid`,
+    `--dhcp-leasefile=${o.files}.leases`,
+    `--dhcp-range=${o.range[0]},${o.range[1]},${o.netmask},1h`,
+    "--log-dhcp",
+  ];
+}
+
+/**
  * dnsmasq (DHCP + TFTP) with python's http.server for the iPXE stage: the stand-in used
  * while developing the harness and as a peer to compare Astral Boot with. With Secure Boot
  * (`ctx.secureBoot`) it hands out shim, and GRUB reads a grub.cfg over TFTP.
@@ -175,18 +202,7 @@ export function dnsmasqServer(options: { os?: string; httpPort?: number } = {}):
         await Deno.chmod(`${tftpRoot}/grub/grub.cfg`, 0o644);
       }
       const dnsmasq = [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--log-facility=-",
-        "--conf-file=/dev/null",
-        "--port=0",
-        `--interface=${ctx.iface}`,
-        "--bind-interfaces",
-        "--user=root",
-        `--pid-file=${ctx.workDir}/dnsmasq.pid`,
-        `--dhcp-leasefile=${ctx.workDir}/dnsmasq.leases`,
-        `--dhcp-range=${ctx.range[0]},${ctx.range[1]},${ctx.netmask},1h`,
-        "--log-dhcp",
+        ...dnsmasqDhcp({ ...ctx, files: `${ctx.workDir}/dnsmasq` }),
         "--enable-tftp",
         `--tftp-root=${tftpRoot}`,
         // iPXE announces itself with user class "iPXE" (77) and option 175.

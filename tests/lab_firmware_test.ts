@@ -14,26 +14,16 @@
  * fixture downloads shim-signed and grub-efi-amd64-signed with the kernel.
  */
 import assert from "node:assert/strict";
-import { buildFixture, MARKER, SECURE_BOOT_OFF, SECURE_BOOT_ON } from "../lab/fixture.ts";
+import { buildFixture, SECURE_BOOT_OFF, SECURE_BOOT_ON } from "../lab/fixture.ts";
 import type { Firmware } from "../lab/firmware.ts";
 import { runLab } from "../lab/lab.ts";
 import { astralbootServer, type LabDhcp } from "../lab/servers.ts";
 import { formatStages, type StageName } from "../lab/stages.ts";
 import { run } from "./netns.ts";
+import { assertBooted, jsonLog } from "./lab_checks.ts";
 import { silentLogger } from "../log.ts";
 
 const fixture = await buildFixture({ logger: silentLogger });
-
-/** Server log lines that parse as JSON (Astral Boot logs JSON lines when not on a terminal). */
-function jsonLog(lines: string[]): { subsystem?: string; msg?: string; [k: string]: unknown }[] {
-  return lines.flatMap((l) => {
-    try {
-      return [JSON.parse(l)];
-    } catch {
-      return [];
-    }
-  });
-}
 
 const GRUB_CHAIN: StageName[] = [
   "dhcp-discover",
@@ -122,14 +112,7 @@ Deno.test({
             ((Date.now() - started) / 1000).toFixed(1)
           } s\n${formatStages(result.stages)}`,
         );
-        const why = `${result.error}\n--- serial (tail)\n${result.serial.slice(-3000)}\n` +
-          `--- astralboot (tail)\n${result.serverLog.slice(-40).join("\n")}\n` +
-          `--- dnsmasq peer (tail)\n${(result.peerLog ?? []).slice(-20).join("\n")}`;
-        assert.ok(result.ok, why);
-        assert.ok(result.serial.includes(MARKER));
-        assert.deepEqual(result.stages.map((s) => s.name), row.stages, why);
-        const ms = result.stages.map((s) => s.ms);
-        assert.deepEqual(ms, [...ms].sort((a, b) => a - b), "stages in boot order");
+        const why = assertBooted(result, row.stages);
 
         const log = jsonLog(result.serverLog);
         const tftpDone = log.filter((l) => l.subsystem === "tftp" && l.msg === "transfer done")
