@@ -37,7 +37,7 @@ export const FIRMWARE = {
     nicRom: () => true,
   },
   uefi: {
-    summary: "OVMF: its own PXE client (virtio), or the NIC's iPXE EFI ROM (e1000)",
+    summary: "OVMF: its own PXE client (virtio), the NIC's iPXE EFI ROM (e1000)",
     pflash: { code: "/usr/share/OVMF/OVMF_CODE.fd", vars: "/usr/share/OVMF/OVMF_VARS.fd" },
     nics: ["virtio-net-pci", "e1000"],
     // OVMF drives virtio-net itself, so its ROM goes and the real PXE → TFTP chain runs; it

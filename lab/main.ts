@@ -20,7 +20,7 @@ import { astralbootServer, dnsmasqServer, type LabDhcp, type LabServer } from ".
 import { formatStages } from "./stages.ts";
 
 const FIRMWARE_HELP = FIRMWARE_NAMES.map((name) =>
-  `                             ${name.padEnd(12)} ${FIRMWARE[name].summary}`
+  `      ${name.padEnd(12)} ${FIRMWARE[name].summary}`
 ).join("\n");
 
 /** Usage of `astralboot lab`. */
@@ -31,7 +31,7 @@ qemu-system-x86, ovmf, ipxe, tcpdump, tshark; dnsmasq for --dhcp proxy) and prin
 console and stage timings. The boot tree is built from Debian packages (apt-get download).
 
 Options:
-  --firmware ${FIRMWARE_NAMES.join("|")}   VM firmware (default bios):
+  --firmware NAME            VM firmware (default bios):
 ${FIRMWARE_HELP}
   --nic virtio|e1000         network card (default virtio; uefi-secure: virtio only)
   --dhcp server|proxy        who hands out addresses: Astral Boot (default), or a dnsmasq
