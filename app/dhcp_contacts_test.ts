@@ -8,7 +8,7 @@ import { contactRecorder } from "./dhcp_contacts.ts";
 
 const macs = [1, 2, 3].map((i) => mustParseMac(`52:54:00:00:00:0${i}`));
 
-Deno.test("DHCP contacts: one transaction per burst, given up when the database is busy", async (t) => {
+Deno.test("DHCP contacts: one transaction per burst (inventory included), given up when the database is busy", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "abd-contacts-" });
   const file = join(dir, "leases.db");
   const main = openDatabaseFile(file);
@@ -30,6 +30,17 @@ Deno.test("DHCP contacts: one transaction per burst, given up when the database 
         "10.0.0.101",
         "10.0.0.102",
       ]);
+      assert.equal(commits() - before, 1);
+    });
+    await t.step("what the request said rides in the same transaction", async () => {
+      const before = commits();
+      record(macs[1]!, "10.0.0.111", { dhcp_arch: 7, vendor_class: "PXEClient" });
+      record(macs[2]!, "10.0.0.112");
+      await Promise.resolve();
+      const inv = registry.get(macs[1]!)?.inventory;
+      assert.equal(inv?.dhcp_arch, 7);
+      assert.equal(inv?.vendor_class, "PXEClient");
+      assert.equal(registry.get(macs[2]!)?.ip, "10.0.0.112");
       assert.equal(commits() - before, 1);
     });
     await t.step("another process's lock: the burst is dropped, nothing thrown", async () => {
