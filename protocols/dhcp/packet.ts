@@ -282,8 +282,11 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array 
   for (const ip of [p.ciaddr, p.yiaddr, p.siaddr, p.giaddr]) w.bytes(ipv4ToBytes(ip));
   w.bytes(p.chaddr).zeros(16 - p.chaddr.length);
   w.bytes(sname).bytes(file).u32(MAGIC_COOKIE);
-  if (optionsArea) for (const c of optionsArea) w.bytes(c);
-  else writeOptions(w, p.options);
+  if (optionsArea) {
+    for (const c of optionsArea) w.bytes(c);
+  } else {
+    writeOptions(w, p.options);
+  }
   w.u8(DhcpOption.End);
   if (w.length < MIN_PACKET_SIZE) w.zeros(MIN_PACKET_SIZE - w.length);
   return w.finish();
