@@ -355,23 +355,15 @@ export async function benchDhcp(o: BenchOptions, d: DhcpBenchOptions = {}): Prom
           ? "server CPU time (user + system, all threads) / ACKs, at the sustained rate"
           : undefined,
       })),
-      {
-        name: "peak RSS vs dnsmasq",
+      ...(["dnsmasq", "Kea"] as const).map((label, i): BenchRow => ({
+        name: `peak RSS vs ${label}`,
         unit: "MiB",
         ours: memory[0]!,
-        reference: memory[1]!,
-        referenceName: "dnsmasq",
+        reference: memory[i + 1]!,
+        referenceName: targets[i + 1]!.name,
         lowerIsBetter: true,
-        note: "VmHWM; astralboot: the whole program (DHCP, TFTP, HTTP)",
-      },
-      {
-        name: "peak RSS vs Kea",
-        unit: "MiB",
-        ours: memory[0]!,
-        reference: memory[2]!,
-        referenceName: "kea",
-        lowerIsBetter: true,
-      },
+        note: i === 0 ? "VmHWM; astralboot: the whole program (DHCP, TFTP, HTTP)" : undefined,
+      })),
     ];
     return {
       title: "DHCP: astralboot (main.ts serve) vs dnsmasq --no-ping and Kea memfile, " +
