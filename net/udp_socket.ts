@@ -9,7 +9,7 @@
  *
  * The event loop never blocks: every socket waits in the one shared `epoll_wait(2)` of
  * `epoll.ts` (a worker thread), the read itself is a `MSG_DONTWAIT` `recvmsg`, a send a
- * nonblocking `sendto`. Needs `--allow-ffi` and `--allow-sys` (to read the interface's
+ * nonblocking `sendto`, a batch one `sendmmsg` (`send_batch.ts`). Needs `--allow-ffi` and `--allow-sys` (to read the interface's
  * addresses). Linux, LP64 only.
  *
  * @module
@@ -18,6 +18,7 @@ import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { type Readiness, watchReadable } from "./epoll.ts";
 import { BindError } from "./errors.ts";
+import { SendBatch } from "./send_batch.ts";
 import { ipv4ToBytes, ipv4ToString } from "./ipv4.ts";
 import {
   cint,
@@ -40,8 +41,15 @@ const IP_PKTINFO = 8;
 const RECV_SIZE = 65536;
 
 function sockaddrIn(address: string, port: number): Uint8Array<ArrayBuffer> {
-  const sa = new Uint8Array(16);
-  const v = new DataView(sa.buffer);
+  return writeSockaddrIn(new Uint8Array(16), address, port);
+}
+
+function writeSockaddrIn(
+  sa: Uint8Array<ArrayBuffer>,
+  address: string,
+  port: number,
+): Uint8Array<ArrayBuffer> {
+  const v = new DataView(sa.buffer, sa.byteOffset, sa.byteLength);
   v.setUint16(0, AF_INET, true);
   v.setUint16(2, port, false);
   sa.set(ipv4ToBytes(address), 4);
@@ -121,6 +129,14 @@ export class InterfaceUdpSocket {
   #log: Logger;
   #reader: MessageReader;
   #wait: Readiness;
+  /**
+   * The destination's sockaddr, rewritten only when it changes (a transfer sends every block to
+   * one peer); its own ArrayBuffer, so that its address, which the batch keeps, never moves.
+   */
+  #to = new Uint8Array(new ArrayBuffer(16));
+  #toAddress = "";
+  #toPort = -1;
+  #batch: SendBatch | null = null;
 
   private constructor(
     fd: number,
@@ -201,9 +217,17 @@ export class InterfaceUdpSocket {
     return this.#closed;
   }
 
-  /** Waits for the next datagram from our interface; resolves null once the socket is closed. */
-  async receive(): Promise<Datagram | null> {
-    return await this.#wait.until(() => this.#tryReceive(), () => this.#closed);
+  /**
+   * Waits for the next datagram from our interface; resolves null once the socket is closed.
+   * With `spinUs`, first tries again and again for that long before it sleeps (see
+   * `Readiness.until`): for an answer due within microseconds.
+   */
+  async receive(options: { spinUs?: number } = {}): Promise<Datagram | null> {
+    return await this.#wait.until(
+      () => this.#tryReceive(),
+      () => this.#closed,
+      options.spinUs ?? 0,
+    );
   }
 
   #tryReceive(): Datagram | null {
@@ -251,8 +275,11 @@ export class InterfaceUdpSocket {
    */
   trySend(data: Uint8Array, address: string, port: number): boolean {
     if (this.#closed) throw new Error(`Socket on "${this.info.name}" is closed`);
-    const sa = sockaddrIn(address, port);
-    const buf = new Uint8Array(data);
+    const sa = this.#destination(address, port);
+    // Sent from where it lies; only a view of a SharedArrayBuffer is copied first.
+    const buf = data.buffer instanceof ArrayBuffer
+      ? data as Uint8Array<ArrayBuffer>
+      : new Uint8Array(data);
     const n = Number(libc().sendto(this.#fd, buf, BigInt(buf.length), 0, sa, sa.length));
     if (n < 0) {
       const e = errno();
@@ -260,6 +287,34 @@ export class InterfaceUdpSocket {
       throw new Error(`sendto ${address}:${port} on "${this.info.name}": ${strerror(e)}`);
     }
     return true;
+  }
+
+  /**
+   * Sends `packets` in order to one destination in a single `sendmmsg`: how many went (fewer
+   * when the send queue filled up: send the rest later); throws on any other failure.
+   */
+  trySendMany(packets: readonly Uint8Array[], address: string, port: number): number {
+    if (this.#closed) throw new Error(`Socket on "${this.info.name}" is closed`);
+    this.#destination(address, port);
+    this.#batch ??= new SendBatch(this.#to);
+    const n = this.#batch.send(this.#fd, packets);
+    if (n < 0) {
+      const e = errno();
+      if (e === EAGAIN || e === ENOBUFS) return 0;
+      throw new Error(`sendmmsg ${address}:${port} on "${this.info.name}": ${strerror(e)}`);
+    }
+    return n;
+  }
+
+  /** The sockaddr of `address:port`, rewritten in place only when the destination changed. */
+  #destination(address: string, port: number): Uint8Array<ArrayBuffer> {
+    if (address !== this.#toAddress || port !== this.#toPort) {
+      this.#toAddress = ""; // a bad address throws half-way: nothing may trust the buffer then
+      writeSockaddrIn(this.#to, address, port);
+      this.#toAddress = address;
+      this.#toPort = port;
+    }
+    return this.#to;
   }
 
   /** Stops receiving and closes the descriptor. */
