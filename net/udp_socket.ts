@@ -18,6 +18,7 @@ import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { type Readiness, watchReadable } from "./epoll.ts";
 import { BindError } from "./errors.ts";
+import { interfaceMtu } from "./interface_mtu.ts";
 import { SendBatch } from "./send_batch.ts";
 import { ipv4ToBytes, ipv4ToString } from "./ipv4.ts";
 import {
@@ -36,6 +37,10 @@ const { AF_INET, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET } = LINUX;
 const { SO_REUSEADDR, SO_BROADCAST, SO_BINDTODEVICE, EADDRINUSE, EAGAIN, ENOBUFS } = LINUX;
 const IPPROTO_IP = 0;
 const IP_PKTINFO = 8;
+/** IPv4 and UDP headers: a datagram of n bytes fills an n + 28 byte IP packet. */
+const HEADERS = 28;
+/** What a kernel or device without UDP segmentation answers (EIO: no checksum offload). */
+const NO_SEGMENTATION = new Set([5, 22, 92, 95]); // EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP
 
 /** Default largest datagram read; anything longer is cut and flagged `truncated`. */
 const RECV_SIZE = 65536;
@@ -109,6 +114,8 @@ export interface InterfaceInfo {
   address: string;
   netmask: string;
   mac: string;
+  /** The interface's MTU when it could be read. */
+  mtu?: number;
 }
 
 /** Looks up an interface; throws an Error naming it when it is missing or has no IPv4. */
@@ -119,7 +126,8 @@ export function interfaceInfo(name: string): InterfaceInfo {
   if (index === 0) throw new Error(`Interface "${name}" does not exist`);
   const v4 = Deno.networkInterfaces().find((i) => i.name === name && i.family === "IPv4");
   if (!v4) throw new Error(`Interface "${name}" has no IPv4 address`);
-  return { name, index, address: v4.address, netmask: v4.netmask, mac: v4.mac };
+  const mtu = interfaceMtu(name) ?? undefined;
+  return { name, index, address: v4.address, netmask: v4.netmask, mac: v4.mac, mtu };
 }
 
 /** A UDP socket that receives from and sends through one interface only. */
@@ -137,6 +145,8 @@ export class InterfaceUdpSocket {
   #toAddress = "";
   #toPort = -1;
   #batch: SendBatch | null = null;
+  /** Whether batches may go as UDP_SEGMENT sends; off for good once the kernel refused one. */
+  #segment = true;
 
   private constructor(
     fd: number,
@@ -297,13 +307,31 @@ export class InterfaceUdpSocket {
     if (this.#closed) throw new Error(`Socket on "${this.info.name}" is closed`);
     this.#destination(address, port);
     this.#batch ??= new SendBatch(this.#to);
-    const n = this.#batch.send(this.#fd, packets);
+    const segment = this.#segment && packets.length > 1 && this.#fitsMtu(packets);
+    let n = this.#batch.send(this.#fd, packets, segment);
+    let e = n < 0 ? errno() : 0;
+    if (n < 0 && segment && NO_SEGMENTATION.has(e)) {
+      this.#segment = false;
+      this.#log.debug("socket", "no UDP segmentation here, sending datagrams one by one", {
+        interface: this.info.name,
+        error: strerror(e),
+      });
+      n = this.#batch.send(this.#fd, packets);
+      e = n < 0 ? errno() : 0;
+    }
     if (n < 0) {
-      const e = errno();
       if (e === EAGAIN || e === ENOBUFS) return 0;
       throw new Error(`sendmmsg ${address}:${port} on "${this.info.name}": ${strerror(e)}`);
     }
     return n;
+  }
+
+  /** Whether every packet fits one IP packet of the interface (segments are never fragmented). */
+  #fitsMtu(packets: readonly Uint8Array[]): boolean {
+    const mtu = this.info.mtu;
+    if (mtu === undefined) return false;
+    for (const p of packets) if (p.length + HEADERS > mtu) return false;
+    return true;
   }
 
   /** The sockaddr of `address:port`, rewritten in place only when the destination changed. */

@@ -183,6 +183,37 @@ Deno.test({
         assert.equal(text(await a.receive()), "456789");
         assert.equal(b.trySendMany([], "127.0.0.1", a.port), 0);
       });
+      await t.step("runs of one size go segmented and arrive as separate datagrams", async (t) => {
+        // More than 64 segments, then more than 65 000 bytes: the batch is cut into several
+        // segmented messages. Small enough for the receiver's buffer (nothing dropped).
+        const cases = [
+          {
+            name: "70 × 200 bytes, a short one, two more",
+            sizes: [...Array(70).fill(200), 10, 200, 3],
+          },
+          { name: "40 × 1800 bytes", sizes: Array(40).fill(1800) },
+        ];
+        for (const c of cases) {
+          await t.step(c.name, async () => {
+            const ring = new Uint8Array(c.sizes.reduce((x, y) => x + y, 0));
+            let at = 0;
+            const packets = c.sizes.map((n, i) => {
+              const p = ring.subarray(at, at += n);
+              p.fill(i & 0xff);
+              return p;
+            });
+            assert.equal(b.trySendMany(packets, "127.0.0.1", a.port), packets.length);
+            for (const [i, n] of c.sizes.entries()) {
+              const d = await a.receive();
+              assert.deepEqual([d?.data.length, d?.data[0], d?.data[n - 1]], [
+                n,
+                i & 0xff,
+                i & 0xff,
+              ]);
+            }
+          });
+        }
+      });
       await t.step("the destination may change between sends", async () => {
         b.send(bytes("to-a"), "127.0.0.1", a.port);
         assert.equal(b.trySendMany([bytes("to-c")], "127.0.0.1", c.port), 1);
