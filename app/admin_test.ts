@@ -7,9 +7,11 @@ import { LeaseStore } from "../state/leases.ts";
 import { MachineRegistry } from "../state/machines.ts";
 import { BootHistory } from "../state/history.ts";
 import { mustParseMac } from "../net/mac.ts";
+import { parseUuid } from "../net/uuid.ts";
 
 const K8S = mustParseMac("52:54:00:00:01:01");
 const OTHER = mustParseMac("52:54:00:00:0f:01");
+const UUID = parseUuid("12345678-9abc-def0-1122-334455667788")!;
 
 async function withConfig(fn: (config: ReturnType<typeof loadConfig>) => Promise<void> | void) {
   const dir = await Deno.makeTempDir({ prefix: "abi-admin-" });
@@ -27,6 +29,10 @@ hostname = "k8s-1"
 ip = "10.0.0.11"
 os = "debian"
 class = "k8s-node"
+[[machine]]
+uuid = "${UUID}"
+hostname = "by-uuid"
+os = "tiny"
 `,
       { file: "test.toml" },
     );
@@ -51,8 +57,11 @@ Deno.test("leases and machine list without a database show the config, create no
         "IP         MAC                HOSTNAME  STATE     EXPIRES\n" +
         "10.0.0.11  52:54:00:00:01:01  k8s-1     reserved  -\n" +
         "\n# machines\n" +
-        "MAC                HOSTNAME  IP         OS               STATE   LAST SEEN  LAST BOOT\n" +
-        "52:54:00:00:01:01  k8s-1     10.0.0.11  debian/k8s-node  chosen  -          -\n",
+        "MAC                HOSTNAME  IP         OS               STATE    UUID" +
+        "                                  SERIAL  LAST SEEN  LAST BOOT\n" +
+        "52:54:00:00:01:01  k8s-1     10.0.0.11  debian/k8s-node  chosen   -" +
+        "                                     -       -          -\n" +
+        `-                  by-uuid   -          tiny             waiting  ${UUID}  -       -          -\n`,
     );
     const m = capture();
     assert.equal(machineCommand(config, ["list"], m.out), 0);
@@ -71,6 +80,15 @@ Deno.test("leases, machines and reinstall against the server's database", async 
       leases.commit(OTHER, "10.0.0.100", 3600, { hostname: "box" });
       const reg = new MachineRegistry(db, { machines: config.machines, now: () => now });
       reg.seen(OTHER, "10.0.0.100");
+      // OTHER's iPXE reported the UUID of the uuid entry: it is that machine now.
+      reg.report(OTHER, {
+        uuid: UUID,
+        serial: "SN\x1b[2J1",
+        manufacturer: "QEMU",
+        platform: "pcbios",
+        dhcp_arch: 0,
+        vendor_class: "PXEClient:Arch:00000:UNDI:002001",
+      });
       reg.installed(K8S, "10.0.0.11");
       // What the server's history writer records for the callback.
       new BootHistory(db, { now: () => now }).record(K8S, "installed", "install finished");
@@ -84,9 +102,39 @@ Deno.test("leases, machines and reinstall against the server's database", async 
       assert.match(text, /^10\.0\.0\.100 +52:54:00:00:0f:01 +box +\S+ +2026-11-25 13:00:00$/m);
       assert.match(
         text,
-        /^52:54:00:00:01:01 +k8s-1 +10\.0\.0\.11 +debian\/k8s-node +installed +2026-11-25 12:00:00 +2026-11-25 12:00:00 install finished$/m,
+        /^52:54:00:00:01:01 +k8s-1 +10\.0\.0\.11 +debian\/k8s-node +installed +- +- +2026-11-25 12:00:00 +2026-11-25 12:00:00 install finished$/m,
       );
-      assert.match(text, /^52:54:00:00:0f:01 +node-525400000f01 +10\.0\.0\.100 +- +new /m);
+      assert.match(
+        text,
+        /^52:54:00:00:0f:01 +by-uuid +10\.0\.0\.100 +tiny +chosen +12345678-9abc-def0-1122-334455667788 +SN\?\?2J1 +2026/m,
+      );
+      assert.doesNotMatch(text, /waiting/);
+    });
+    await t.step("show tells everything of one machine, what it reported cleaned", () => {
+      const c = capture();
+      assert.equal(machineCommand(config, ["show", "52-54-00-00-0F-01"], c.out), 0);
+      const lines = c.text().split("\n");
+      for (
+        const want of [
+          /^mac +52:54:00:00:0f:01$/,
+          /^hostname +by-uuid$/,
+          /^os +tiny \(pinned by \[\[machine\]\]\)$/,
+          /^\[\[machine\]\] +by uuid 12345678-9abc-def0-1122-334455667788 \(bound to this MAC\)$/,
+          /^ {2}uuid +12345678-9abc-def0-1122-334455667788$/,
+          /^ {2}serial +SN\?\?2J1$/,
+          /^ {2}manufacturer +QEMU$/,
+          /^ {2}product +-$/,
+          /^ {2}platform +pcbios$/,
+          /^ {2}dhcp arch \(93\) +0$/,
+          /^ {2}vendor class \(60\) +PXEClient:Arch:00000:UNDI:002001$/,
+        ]
+      ) {
+        assert.ok(lines.some((l) => want.test(l)), `${want} in\n${c.text()}`);
+      }
+      const k = capture();
+      assert.equal(machineCommand(config, ["show", K8S], k.out), 0);
+      assert.match(k.text(), /^\[\[machine\]\] +by its mac$/m);
+      assert.match(k.text(), /^ +2026-11-25 12:00:00 installed install finished$/m);
     });
     await t.step("with [[dhcp.subnet]] networks, each lease names its subnet", () => {
       const db = openDatabase(config.data_dir);
@@ -125,15 +173,17 @@ Deno.test("leases, machines and reinstall against the server's database", async 
       );
       db.close();
     });
-    await t.step("an unknown machine is exit 1 with a message", () => {
-      const c = capture(), e = capture();
-      assert.equal(machineCommand(config, ["reinstall", "52:54:00:99:99:99"], c.out, e.out), 1);
-      assert.equal(c.text(), "");
-      assert.match(
-        e.text(),
-        /no machine 52:54:00:99:99:99: not in the config and never booted here/,
-      );
-    });
+    for (const verb of ["reinstall", "show"]) {
+      await t.step(`${verb}: an unknown machine is exit 1 with a message`, () => {
+        const c = capture(), e = capture();
+        assert.equal(machineCommand(config, [verb, "52:54:00:99:99:99"], c.out, e.out), 1);
+        assert.equal(c.text(), "");
+        assert.match(
+          e.text(),
+          /no machine 52:54:00:99:99:99: not in the config and never booted here/,
+        );
+      });
+    }
   });
 });
 
@@ -144,6 +194,8 @@ Deno.test("machine: usage mistakes are UsageErrors", async (t) => {
       [["reinstall"], /machine reinstall takes one MAC/],
       [["reinstall", "a", "b"], /machine reinstall takes one MAC/],
       [["reinstall", "not-a-mac"], /not a MAC address: "not-a-mac"/],
+      [["show"], /machine show takes one MAC/],
+      [["show", "nope"], /not a MAC address: "nope"/],
       [["list", "x"], /machine list takes no arguments/],
     ];
     for (const [args, message] of cases) {

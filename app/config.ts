@@ -88,7 +88,8 @@ export interface Config {
   };
   /** `cache_max`: bytes the IPFS cache may hold (0: no limit). */
   ipfs: { gateways: string[]; timeout: number; cache_max: number };
-  boot: { default?: string; menu_timeout: number };
+  /** `secure_boot`: x86-64 UEFI PXE clients get shim → GRUB (`boot/secure_boot.ts`). */
+  boot: { default?: string; menu_timeout: number; secure_boot: boolean };
   /** The admin API: where its token is kept. */
   api: { token_file: string };
   machines: MachineEntry[];
@@ -190,9 +191,9 @@ const KNOWN: Record<string, string[]> = {
   tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
   http: ["port", "address", "public_url", "idle_timeout", "max_connections", "max_per_client"],
   ipfs: ["gateways", "timeout", "cache_max"],
-  boot: ["default", "menu_timeout"],
+  boot: ["default", "menu_timeout", "secure_boot"],
   api: ["token_file"],
-  machine: ["mac", "hostname", "ip", "os", "class", "vars", "options", "force_options"],
+  machine: ["mac", "uuid", "hostname", "ip", "os", "class", "vars", "options", "force_options"],
 };
 
 /** Options for {@linkcode loadConfig}. */
@@ -329,7 +330,7 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
     ipfs: readIpfs(r.table(raw, "ipfs"), r),
     boot: readBoot(r.table(raw, "boot"), r),
     api: readApi(r.table(raw, "api"), r, top.data_dir),
-    machines: readMachines(raw, r),
+    machines: readMachines(raw, r, dhcp),
     sources: sourcesOf(raw, r),
     origins,
   };

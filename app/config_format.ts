@@ -7,6 +7,7 @@
 import type { Config, DhcpOptionValues } from "./config.ts";
 import { formatByteSize } from "./config_reader.ts";
 import { optionSpec } from "../protocols/dhcp/option_table.ts";
+import { SECURE_BOOT_FILES } from "../boot/secure_boot.ts";
 
 function toml(v: unknown): string {
   if (v === undefined) return '""';
@@ -220,6 +221,13 @@ function services(c: Config, line: Line, section: (name: string) => void): void 
     c.boot.menu_timeout,
     "seconds the menu waits (0: wait for a choice without a default)",
   );
+  line(
+    "secure_boot",
+    c.boot.secure_boot,
+    `x86-64 UEFI PXE gets shim, then GRUB and signed kernels; the tree needs ${
+      SECURE_BOOT_FILES.map((f) => `${f.path} (${f.source})`).join(", ")
+    }`,
+  );
   section("api");
   line("token_file", c.api.token_file, "the admin token (made on first start, mode 0600)");
 }
@@ -233,7 +241,8 @@ function machines(
 ): void {
   for (const m of c.machines) {
     section("[machine]");
-    line("mac", m.mac, "this machine's MAC address");
+    if (m.mac) line("mac", m.mac, "this machine's MAC address");
+    if (m.uuid) line("uuid", m.uuid, "the SMBIOS UUID it reports (bound to the first MAC)");
     if (m.hostname) line("hostname", m.hostname, "its host name");
     if (m.ip) line("ip", m.ip, "its reserved address");
     if (m.os) line("os", m.os, "OS it boots");

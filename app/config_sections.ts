@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { ipv4ToNumber, Subnet } from "../net/ipv4.ts";
 import { type Mac, parseMac } from "../net/mac.ts";
 import { formatUpstream, parseUpstream } from "../protocols/dns/forwarder.ts";
+import { parseUuid, type Uuid } from "../net/uuid.ts";
 import { blksizeForMtu } from "../protocols/tftp/options.ts";
+import type { MachineConfig } from "../state/machines.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
 import type { Config, InterfaceInfo, MachineEntry } from "./config.ts";
 import { readForceOptions, readOptions, refuseTwice } from "./config_options.ts";
@@ -369,6 +371,7 @@ export function readBoot(t: Raw, r: ConfigReader): Config["boot"] {
   return {
     default: r.str(t, "boot", "default"),
     menu_timeout: r.int(t, "boot", "menu_timeout", 0, 86400) ?? 10,
+    secure_boot: r.bool(t, "boot", "secure_boot") ?? false,
   };
 }
 
@@ -379,14 +382,57 @@ export function readApi(t: Raw, r: ConfigReader, dataDir: string): Config["api"]
 
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
-/** One `[[machine]]` (number `index`); `seen` catches a MAC listed twice. */
-function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>, index: number): MachineEntry {
-  const macText = r.str(m, "machine", "mac");
-  if (!macText) r.fail("machine", "mac", 'every [[machine]] needs mac = "52:54:00:12:34:56"');
-  const mac = parseMac(macText);
-  if (!mac) r.fail("machine", "mac", `not a MAC address: ${JSON.stringify(macText)}`);
+/** `mac` of a `[[machine]]`, parsed; `seen` catches a MAC listed twice. */
+function readMachineMac(m: Raw, r: ConfigReader, seen: Set<string>): Mac | undefined {
+  const text = r.str(m, "machine", "mac");
+  if (text === undefined) return undefined;
+  const mac = parseMac(text);
+  if (!mac) r.fail("machine", "mac", `not a MAC address: ${JSON.stringify(text)}`);
   if (seen.has(mac)) r.fail("machine", "mac", `${mac} appears in two [[machine]] entries`);
   seen.add(mac);
+  return mac;
+}
+
+/** `uuid` of a `[[machine]]`, in canonical form; `seen` catches a UUID listed twice. */
+function readMachineUuid(m: Raw, r: ConfigReader, seen: Set<string>): Uuid | undefined {
+  const text = r.str(m, "machine", "uuid");
+  if (text === undefined) return undefined;
+  const uuid = parseUuid(text);
+  if (!uuid) {
+    r.fail(
+      "machine",
+      "uuid",
+      `not a UUID: ${JSON.stringify(text)} (expected 8-4-4-4-12 hex digits, as ` +
+        `dmidecode -s system-uuid prints it; the nil UUID means "none")`,
+    );
+  }
+  if (seen.has(uuid)) r.fail("machine", "uuid", `${uuid} appears in two [[machine]] entries`);
+  seen.add(uuid);
+  return uuid;
+}
+
+/**
+ * One `[[machine]]` (number `index`), named by `mac`, `uuid` or both; `seen` catches a MAC or
+ * UUID listed twice. Without `mac` DHCP cannot know the machine: no `ip`, no DHCP options, and
+ * none under `known_only`.
+ */
+function readMachine(
+  m: Raw,
+  r: ConfigReader,
+  seen: Set<string>,
+  index: number,
+  dhcp: Pick<Config["dhcp"], "known_only">,
+): MachineEntry {
+  const mac = readMachineMac(m, r, seen);
+  const uuid = readMachineUuid(m, r, seen);
+  if (!mac && !uuid) {
+    r.fail(
+      "machine",
+      "mac",
+      'every [[machine]] needs mac = "52:54:00:12:34:56", uuid = "…" (the SMBIOS UUID it ' +
+        "reports), or both",
+    );
+  }
   const vars = m.vars ?? {};
   if (typeof vars !== "object" || Array.isArray(vars)) {
     r.fail("machine", "vars", 'expected a table, e.g. vars = { disk = "/dev/sda" }');
@@ -395,13 +441,34 @@ function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>, index: number): Ma
   if (hostname !== undefined && !HOSTNAME.test(hostname)) {
     r.fail("machine", "hostname", `not a valid host name: ${JSON.stringify(hostname)}`);
   }
+  const ip = r.ip(m, "machine", "ip");
+  if (ip !== undefined && !mac) {
+    r.fail(
+      "machine",
+      "ip",
+      "a reservation needs mac: DHCP gives the address before the machine reports its " +
+        "UUID; add mac, or leave ip out (it then gets one from the range)",
+    );
+  }
+  if (!mac && dhcp.known_only) {
+    r.fail(
+      "machine",
+      "uuid",
+      "with [dhcp] known_only = true a [[machine]] without mac gets no address (DHCP knows " +
+        "machines by MAC); add its mac",
+    );
+  }
   const place = { section: "machine", at: { array: "machine", index } };
   const options = readOptions(m, r, place);
   const force = readForceOptions(m, r, place);
+  if (!mac && (Object.keys(options).length || force.length)) {
+    r.fail("machine", "options", "DHCP options need mac: DHCP knows machines by MAC");
+  }
   return {
-    mac,
+    ...(mac ? { mac } : {}),
+    ...(uuid ? { uuid } : {}),
     hostname,
-    ip: r.ip(m, "machine", "ip"),
+    ip,
     os: r.str(m, "machine", "os"),
     class: r.str(m, "machine", "class"),
     vars: plainObject(vars) as Record<string, unknown>,
@@ -410,12 +477,16 @@ function readMachine(m: Raw, r: ConfigReader, seen: Set<Mac>, index: number): Ma
   };
 }
 
-/** Every `[[machine]]`. */
-export function readMachines(raw: Raw, r: ConfigReader): MachineEntry[] {
+/** Every `[[machine]]`; `dhcp` says whether one without `mac` can get an address. */
+export function readMachines(
+  raw: Raw,
+  r: ConfigReader,
+  dhcp: Pick<Config["dhcp"], "known_only">,
+): MachineEntry[] {
   const list = raw.machine ?? [];
   if (!Array.isArray(list)) r.fail("", "machine", "expected [[machine]] tables");
-  const seen = new Set<Mac>();
-  return (list as Raw[]).map((m, i) => readMachine(m, r, seen, i));
+  const seen = new Set<string>();
+  return (list as Raw[]).map((m, i) => readMachine(m, r, seen, i, dhcp));
 }
 
 /** smol-toml gives null-prototype tables; templates and deepEqual want plain objects. */

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { ConfigError, formatConfig, loadConfig, parseByteSize, parseDuration } from "./config.ts";
 import { knownOptions } from "../protocols/dhcp/option_table.ts";
 
+const UUID = "12345678-9abc-def0-1122-334455667788";
+
 const eth1 = (name: string) =>
   name === "eth1" ? { name, address: "10.0.0.1", netmask: "255.255.255.0" } : null;
 
@@ -368,6 +370,7 @@ timeout = "5s"
 [boot]
 default = "debian"
 menu_timeout = 3
+secure_boot = true
 [[machine]]
 mac = "52-54-00-AA-BB-CC"
 hostname = "node1"
@@ -386,6 +389,7 @@ vars = { disk = "/dev/vda" }
   assert.equal(c.tftp.port, 1069);
   assert.equal(c.tftp.max_per_client, 8);
   assert.equal(c.boot.default, "debian");
+  assert.equal(c.boot.secure_boot, true);
   assert.deepEqual(c.machines, [{
     mac: "52:54:00:aa:bb:cc",
     hostname: "node1",
@@ -394,6 +398,31 @@ vars = { disk = "/dev/vda" }
     class: "k8s-node",
     vars: { disk: "/dev/vda" },
   }]);
+});
+
+Deno.test("a [[machine]] is named by mac, by uuid or by both; the UUID canonical", async (t) => {
+  const table: [string, string, Record<string, string>][] = [
+    ["mac only", `mac = "52-54-00-AA-BB-01"`, { mac: "52:54:00:aa:bb:01" }],
+    ["uuid only, upper case", `uuid = "${UUID.toUpperCase()}"`, { uuid: UUID }],
+    ["uuid without hyphens", `uuid = "${UUID.replaceAll("-", "")}"`, { uuid: UUID }],
+    [
+      "both",
+      `mac = "52:54:00:aa:bb:02"\nuuid = "{${UUID}}"`,
+      { mac: "52:54:00:aa:bb:02", uuid: UUID },
+    ],
+  ];
+  for (const [name, keys, want] of table) {
+    await t.step(name, () => {
+      const c = loadConfig(`interface = "eth1"\n[[machine]]\n${keys}\nos = "tiny"\n`, {
+        lookup: eth1,
+      });
+      const unset = { hostname: undefined, ip: undefined, class: undefined };
+      assert.deepEqual(c.machines, [{ ...want, ...unset, os: "tiny", vars: {} }]);
+      // The implied config prints what names it, and reads back the same.
+      const again = loadConfig(formatConfig(c), { lookup: eth1 });
+      assert.deepEqual(again.machines, c.machines);
+    });
+  }
 });
 
 Deno.test("the README's config examples load as they are", () => {
@@ -475,12 +504,32 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
     [`interface = "eth1"\nref = "hello"\n`, /:2: ref: not a CID/],
     [
       `interface = "eth1"\n[[machine]]\nhostname = "x"\n`,
-      /machine\.mac: every \[\[machine\]\] needs mac/,
+      /machine\.mac: every \[\[machine\]\] needs mac = "52:54:00:12:34:56", uuid = "…" \(the SMBIOS UUID it reports\), or both/,
     ],
     [`interface = "eth1"\n[[machine]]\nmac = "zz"\n`, /machine\.mac: not a MAC address/],
     [
       `interface = "eth1"\n[[machine]]\nmac = "52:54:00:00:00:01"\n[[machine]]\nmac = "52:54:00:00:00:01"\n`,
       /appears in two/,
+    ],
+    [
+      `interface = "eth1"\n[[machine]]\nuuid = "not-a-uuid"\n`,
+      /:3: machine\.uuid: not a UUID: "not-a-uuid" \(expected 8-4-4-4-12 hex digits/,
+    ],
+    [
+      `interface = "eth1"\n[[machine]]\nuuid = "00000000-0000-0000-0000-000000000000"\n`,
+      /machine\.uuid: not a UUID: .*the nil UUID means "none"/,
+    ],
+    [
+      `interface = "eth1"\n[[machine]]\nuuid = "${UUID}"\n[[machine]]\nuuid = "${UUID.toUpperCase()}"\n`,
+      /machine\.uuid: 12345678-9abc-def0-1122-334455667788 appears in two/,
+    ],
+    [
+      `interface = "eth1"\n[[machine]]\nuuid = "${UUID}"\nip = "10.0.0.50"\n`,
+      /:4: machine\.ip: a reservation needs mac/,
+    ],
+    [
+      `interface = "eth1"\n[dhcp]\nknown_only = true\n[[machine]]\nuuid = "${UUID}"\n`,
+      /:5: machine\.uuid: with \[dhcp\] known_only = true a \[\[machine\]\] without mac gets no address/,
     ],
     [`interface = "eth1"\nGateway = "10.0.0.2"\n[dhcp]\nrouter = "10.0.0.3"\n`, /given twice/],
     [`interface = "eth1"\n[dhcp\n`, /config\.toml:2:\d+: cannot parse TOML/],
@@ -557,6 +606,7 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
       "gateways",
       "cache_max",
       "menu_timeout",
+      "secure_boot",
       "router_advertisement",
       "upstream",
       "ttl",

@@ -9,18 +9,18 @@ import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import type { Config } from "./config.ts";
 import { ConfigError, formatConfig } from "./config.ts";
-import { ContentError, type ContentStore } from "../content/store.ts";
+import type { ContentStore } from "../content/store.ts";
 import { FallbackStore } from "../content/fallback.ts";
 import { LocalStore } from "../content/local.ts";
 import { embeddedDefaultStore } from "../content/memory.ts";
 import type { IpfsEventSink } from "../ipfs/events.ts";
 import { IpfsStore } from "../ipfs/store.ts";
-import { startTftpServer, type TftpOpen } from "../protocols/tftp/server.ts";
+import { startTftpServer } from "../protocols/tftp/server.ts";
 import { listenInterface } from "../protocols/tftp/interface_socket.ts";
-import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
 import type { LeasePools } from "../state/lease_pools.ts";
+import { hasMac } from "../state/machines.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
 import type { AddressBook } from "../boot/identity.ts";
@@ -44,6 +44,8 @@ import { type DnsServiceOptions, startDnsService } from "./dns.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 import { planReload } from "./reload.ts";
 import type { HealthOptions } from "../http/health_routes.ts";
+import { tftpOpener } from "./tftp_open.ts";
+import { missingSecureBootFiles } from "../boot/secure_boot.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
 export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEventSink): IpfsStore {
@@ -90,20 +92,20 @@ export function openStore(
   return { store: new FallbackStore(embeddedDefaultStore()), close: () => Promise.resolve() };
 }
 
-/** The TFTP open handler: TFTP names mapped into `tftp/` of the tree, read through the store. */
-export function tftpOpener(store: ContentStore): TftpOpen {
-  return async (filename) => {
-    const path = tftpPathToTree(filename);
-    if (path === null) return { error: "forbidden", message: "access violation" };
-    try {
-      const entry = await store.stat(path);
-      if (!entry || entry.kind !== "file") return { error: "not-found", message: "file not found" };
-      return { size: entry.size, stream: await store.read(path) };
-    } catch (e) {
-      if (e instanceof ContentError) return { error: e.code, message: e.message };
-      throw e;
-    }
-  };
+/**
+ * One warning naming the Secure Boot files the tree lacks. In the background: an IPFS tree
+ * may take a while to answer, and the servers need not wait for a warning.
+ */
+function warnMissingSecureBootFiles(store: ContentStore, logger: Logger): void {
+  missingSecureBootFiles(store).then((missing) => {
+    if (missing.length === 0) return;
+    logger.warn(
+      "boot",
+      `secure_boot: the tree lacks ${
+        missing.map((f) => `${f.path} (${f.source})`).join(", ")
+      }; x86-64 UEFI machines will not boot`,
+    );
+  }).catch((e) => logger.warn("boot", "secure_boot: cannot check the tree", { error: e }));
 }
 
 /** Options of {@linkcode runServe}. */
@@ -165,7 +167,9 @@ function servicesFor(
  * behind a relay is known too), the config, the neighbour table.
  */
 export function addressBookFor(config: Config, leases: LeasePools | undefined): AddressBook {
-  const reserved = new Map(config.machines.flatMap((m) => m.ip ? [[m.mac, m.ip] as const] : []));
+  const reserved = new Map(
+    config.machines.filter(hasMac).flatMap((m) => m.ip ? [[m.mac, m.ip] as const] : []),
+  );
   const byIp = new Map([...reserved].map(([mac, ip]) => [ip, mac] as const));
   return {
     leaseOf: (mac) => leases?.current(mac)?.ip ?? null,
@@ -178,7 +182,8 @@ export function addressBookFor(config: Config, leases: LeasePools | undefined): 
 
 /** What DHCP knows of each `[[machine]]`: reservation, host name, its own options. */
 function dhcpMachines(config: Config): DhcpMachine[] {
-  return config.machines.map((m) => ({
+  // DHCP knows machines by MAC: a [[machine]] named by uuid alone is a stranger to it.
+  return config.machines.flatMap((m) => m.mac ? [{ ...m, mac: m.mac }] : []).map((m) => ({
     mac: m.mac,
     ip: m.ip,
     hostname: m.hostname,
@@ -239,6 +244,7 @@ function dhcpOptions(
       httpUrl: config.http.public_url,
       efiLoader: config.dhcp.efi_loader,
       arm64Loader: config.dhcp.arm64_loader,
+      secureBoot: config.boot.secure_boot,
     },
     machines: dhcpMachines(config),
     db,
@@ -267,7 +273,8 @@ function dnsOptions(
     ttl: config.dns.ttl,
     upstream: config.dns.upstream,
     relayed: config.dhcp.subnets.map((s) => Subnet.parse(s.network)),
-    machines: config.machines,
+    // Names come with addresses: a [[machine]] named by uuid alone has none in the config.
+    machines: config.machines.filter(hasMac),
     leases,
     logger,
     onEvent: (e) => watch.dns(e),
@@ -326,6 +333,16 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
   logConfig(config, logger);
   let tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
   logger.info("content", `boot tree: ${tree.store.description}`);
+  if (config.boot.secure_boot) {
+    warnMissingSecureBootFiles(tree.store, logger);
+    if (config.dhcp.mode === "proxy" || config.dhcp.mode === "auto") {
+      // Measured: Debian's signed GRUB ignores ProxyDHCP (docs/FIRMWARE.md).
+      logger.warn(
+        "boot",
+        `secure_boot beside another DHCP server: GRUB reads its config from the next-server of that server's answer; make it name ${config.server_ip} (ISC next-server, dnsmasq dhcp-boot=,,${config.server_ip})`,
+      );
+    }
+  }
 
   const ready = new Readiness(tree.store);
   for (const part of ["tftp", "http", ...(config.dhcp.mode === "off" ? [] : ["dhcp"])]) {
@@ -354,8 +371,13 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       await startTftpServer({
         address: config.server_ip,
         port: config.tftp.port,
-        // Through `tree`, so that a reload's new tree serves the next request.
-        open: (name, client) => tftpOpener(tree.store)(name, client),
+        // Through `tree` and `gen`, so that a reload's tree and machines serve the next request.
+        open: (name, client) =>
+          tftpOpener(tree.store, {
+            boot: gen.services.tftp,
+            onScript: (script, ip) => watch.script(script.machine?.mac ?? null, ip, script.step),
+            logger,
+          })(name, client),
         maxBlksize: config.tftp.max_blksize,
         maxWindowsize: config.tftp.windowsize,
         maxPerClient: config.tftp.max_per_client,
@@ -406,8 +428,12 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     // DHCP last: a client that gets an offer must find TFTP, HTTP and DNS already listening.
     const onDhcp = (e: DhcpEvent) => {
       watch.dhcp(e);
-      // Machines seen on the wire join the registry before their first HTTP request.
-      if (e.kind === "reply" && e.reply === "ack" && e.ip) gen.services.registry.seen(e.mac, e.ip);
+      // Machines seen on the wire join the registry before their first HTTP request, with
+      // what their request said of them (shown only: DHCP is no proof of who sent it).
+      if (e.kind === "reply" && e.reply === "ack" && e.ip) {
+        gen.services.registry.seen(e.mac, e.ip);
+        if (e.inventory) gen.services.registry.report(e.mac, e.inventory);
+      }
     };
     const dhcp = await startDhcpService(dhcpOptions(config, main, gen.leases, logger, onDhcp));
     running.push(dhcp);

@@ -3,17 +3,20 @@
  *
  * | client                                        | bootfile                                     |
  * |-----------------------------------------------|----------------------------------------------|
- * | already iPXE (77 "iPXE" or 175 present)       | `http://SERVER[:PORT]/boot.ipxe?mac=<mac>`   |
+ * | already iPXE (77 "iPXE" or 175 present)       | `http://SERVER[:PORT]/boot.ipxe?mac=<mac>&…` |
  * | arch 0, x86 BIOS (or no 93: udhcpc, BOOTP)    | `undionly.kpxe`                              |
  * | arch 6, IA32 UEFI                             | `i386/ipxe.efi` (Debian ships none)          |
  * | arch 7 / 9, x86-64 UEFI                       | `snponly.efi` (`efi_loader`)                 |
+ * | arch 7 / 9 with `[boot] secure_boot`          | `shimx64.efi` (then GRUB, `secure_boot.ts`)  |
  * | arch 11, ARM64 UEFI                           | `arm64/ipxe.efi` (`arm64_loader`)            |
  * | vendor class "HTTPClient" (arch 15/16/19/20)  | `http://SERVER[:PORT]/tftp/<loader>`         |
  *
  * iPXE always wins over the architecture: handing a first-stage loader to iPXE makes it load
  * itself again, forever (measured: 11 DISCOVERs and 6 downloads in 90 s). Its script URL
  * carries the MAC from `chaddr`, so that `/boot.ipxe` can answer with the machine's kernel
- * line at once instead of a script that asks again with the MAC.
+ * line at once instead of a script that asks again with the MAC, and the settings iPXE
+ * expands in it, so that the machine reports its UUID and serial in that same request
+ * (`boot/inventory.ts`).
  *
  * @module
  */
@@ -22,6 +25,8 @@ import type { DhcpPacket } from "../protocols/dhcp/packet.ts";
 import { ClientArch } from "../protocols/dhcp/pxe.ts";
 import { macHyphens } from "../net/mac.ts";
 import { macOf } from "../protocols/dhcp/packet.ts";
+import { INVENTORY_QUERY } from "./inventory.ts";
+import { SHIM_LOADER } from "./secure_boot.ts";
 
 /** Where the first-stage loaders and the iPXE script live. */
 export interface BootfileOptions {
@@ -35,6 +40,8 @@ export interface BootfileOptions {
   efiLoader?: string;
   /** ARM64 UEFI loader (config `arm64_loader`). Default "arm64/ipxe.efi". */
   arm64Loader?: string;
+  /** x86-64 UEFI PXE clients get shim instead of iPXE (`[boot] secure_boot`). */
+  secureBoot?: boolean;
 }
 
 /** What a client should load, and how it identified itself. */
@@ -54,6 +61,8 @@ const HTTP_TO_PXE: ReadonlyMap<number, number> = new Map([
   [ClientArch.PcBiosHttp, ClientArch.X86Bios],
 ]);
 
+const X86_64_UEFI: ReadonlySet<number> = new Set([ClientArch.EfiX64, ClientArch.EfiX64Alt]);
+
 function loaderFor(arch: number, b: BootfileOptions): string | undefined {
   switch (HTTP_TO_PXE.get(arch) ?? arch) {
     case ClientArch.X86Bios:
@@ -70,10 +79,20 @@ function loaderFor(arch: number, b: BootfileOptions): string | undefined {
   }
 }
 
-/** The iPXE script URL for a client, with its MAC when it has one. */
+/** The most option 67 holds in one piece; longer ones would need RFC 3396 concatenation. */
+const MAX_BOOTFILE = 255;
+
+/**
+ * The iPXE script URL for a client: with its MAC when it has one, and the settings it reports
+ * (`boot/inventory.ts`) when they fit into option 67 (a very long `public_url` leaves them out:
+ * the machine still boots, it just reports nothing).
+ */
 export function ipxeScriptUrl(httpUrl: string, p: DhcpPacket): string {
   const mac = macOf(p);
-  return `${httpUrl}/boot.ipxe${mac ? `?mac=${macHyphens(mac)}` : ""}`;
+  if (!mac) return `${httpUrl}/boot.ipxe`;
+  const url = `${httpUrl}/boot.ipxe?mac=${macHyphens(mac)}`;
+  const full = url + INVENTORY_QUERY;
+  return new TextEncoder().encode(full).length <= MAX_BOOTFILE ? full : url;
 }
 
 /** Picks the bootfile for a request; undefined for architectures we have no loader for. */
@@ -81,6 +100,11 @@ export function chooseBootfile(p: DhcpPacket, boot: BootfileOptions): BootChoice
   const arch = clientArchOf(p);
   const client = clientKind(p);
   if (client === "ipxe") return { bootfile: ipxeScriptUrl(boot.httpUrl, p), arch, client };
+  // iPXE is not signed by Microsoft: under Secure Boot the firmware would refuse it. HTTP-boot
+  // clients keep iPXE: the signed GRUB network image cannot read over HTTP (grub.ts).
+  if (boot.secureBoot && client === "pxe" && X86_64_UEFI.has(arch)) {
+    return { bootfile: SHIM_LOADER, arch, client };
+  }
   const loader = loaderFor(arch, boot);
   if (loader === undefined) return undefined;
   if (client === "http") return { bootfile: `${boot.httpUrl}/tftp/${loader}`, arch, client };

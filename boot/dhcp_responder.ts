@@ -19,8 +19,10 @@ import { encodePxeVendorOptions, PxeDiscoveryControl } from "../protocols/dhcp/p
 import type { DhcpHandler } from "../protocols/dhcp/server.ts";
 import { type DhcpReply, finishReply, PXE_PORT } from "../protocols/dhcp/wire.ts";
 import type { LeaseStore } from "../state/leases.ts";
+import type { InventoryReport } from "../state/inventory.ts";
 import { type BootChoice, type BootfileOptions, chooseBootfile } from "./bootfile.ts";
 import { addConfigured, type ConfiguredOptions, mergeOptions } from "./dhcp_options.ts";
+import { inventoryFromDhcp } from "./inventory.ts";
 
 /**
  * A network the server hands out addresses in: the interface's own, or one behind a DHCP
@@ -75,6 +77,8 @@ export interface DhcpReplyEvent {
   client: ClientKind;
   arch: number;
   bootfile: string | null;
+  /** What the request said of its sender (options 93, 97, 60, 77), cleaned; shown only. */
+  inventory?: InventoryReport;
   /** Why a NAK was sent. */
   reason?: string;
 }
@@ -206,6 +210,7 @@ function replyEvent(
     client: choice?.client ?? clientKind(req),
     arch: choice?.arch ?? clientArchOf(req),
     bootfile: choice?.bootfile ?? null,
+    inventory: inventoryFromDhcp(req),
   };
 }
 
@@ -408,8 +413,9 @@ function logOutcome(logger: Logger, out: DhcpOutcome, warn: (e: DhcpIgnoredEvent
   }
   if (e.kind !== "reply") return logger.info("dhcp", `DHCP${e.kind.toUpperCase()}`, { ...e });
   const dest = out.reply ? `${out.reply.address}:${out.reply.port}` : "";
+  const { inventory: _, ...fields } = e;
   logger.info("dhcp", `${REPLY_NAMES[e.reply]}${e.ip ? ` ${e.ip}` : ""} to ${e.mac}`, {
-    ...e,
+    ...fields,
     dest,
   });
 }

@@ -8,6 +8,7 @@ import {
   handlePxeRequest,
 } from "./dhcp_responder.ts";
 import { chooseBootfile } from "./bootfile.ts";
+import { INVENTORY_QUERY } from "./inventory.ts";
 import { isIpxe } from "../protocols/dhcp/client.ts";
 import { encodeReply } from "../protocols/dhcp/wire.ts";
 import { Subnet } from "../net/ipv4.ts";
@@ -41,9 +42,9 @@ const SERVER = "10.77.0.1";
 const HTTP = "http://10.77.0.1:8080";
 const NET = Subnet.of(SERVER, "255.255.255.0");
 
-/** The script URL an iPXE client gets: with its own MAC. */
+/** The script URL an iPXE client gets: with its own MAC and the settings it reports. */
 function script(req: DhcpPacket): string {
-  return `${HTTP}/boot.ipxe?mac=${macHyphens(macOf(req)!)}`;
+  return `${HTTP}/boot.ipxe?mac=${macHyphens(macOf(req)!)}${INVENTORY_QUERY}`;
 }
 
 /** The outcome's event as one word: offer, ack, nak, proxy-offer, release, ignored … */
@@ -144,13 +145,38 @@ Deno.test("chooseBootfile picks by client and architecture", async (t) => {
     const a64 = arch(11, "PXEClient:Arch:00011:UNDI:003000");
     assert.equal(chooseBootfile(a64, boot)?.bootfile, "a64.efi");
   });
+  await t.step("secure_boot: x86-64 UEFI PXE gets shim, nobody else changes", async (t) => {
+    const boot = { httpUrl: HTTP, secureBoot: true };
+    const rows: [string, DhcpPacket, string][] = [
+      ["OVMF native PXE, arch 7", ovmf, "shimx64.efi"],
+      ["x86-64 UEFI sending 9", arch(9, "PXEClient:Arch:00009:UNDI:003000"), "shimx64.efi"],
+      // iPXE EFI could only be running because Secure Boot is off: it keeps its script.
+      ["iPXE EFI", capture("ipxe_efi_discover"), script(capture("ipxe_efi_discover"))],
+      ["BIOS PXE, arch 0", arch(0, "PXEClient:Arch:00000:UNDI:002001"), "undionly.kpxe"],
+      ["ARM64 UEFI, arch 11", arch(11, "PXEClient:Arch:00011:UNDI:003000"), "arm64/ipxe.efi"],
+      // The signed GRUB cannot read over HTTP: HTTP boot keeps iPXE.
+      [
+        "x86-64 UEFI HTTP boot, arch 16",
+        arch(16, "HTTPClient:Arch:00016:UNDI:003001"),
+        `${HTTP}/tftp/snponly.efi`,
+      ],
+    ];
+    for (const [name, req, want] of rows) {
+      await t.step(name, () => assert.equal(chooseBootfile(req, boot)?.bootfile, want));
+    }
+    await t.step("proxy mode offers shim too", () => {
+      const out = handleDhcp(ovmf, policy({ mode: "proxy", boot }));
+      assert.equal(label(out), "proxy-offer");
+      assert.equal(onWire(out).file, "shimx64.efi");
+    });
+  });
   await t.step("iPXE never gets a first-stage loader", () => {
     for (const name of ["ipxe_bios_discover", "ipxe_efi_discover", "ipxe_bios_request"]) {
       const req = capture(name);
       assert.ok(isIpxe(req), name);
       assert.match(
         chooseBootfile(req, { httpUrl: HTTP })!.bootfile,
-        /^http:\/\/.*boot\.ipxe\?mac=[0-9a-f-]{17}$/,
+        /^http:\/\/.*boot\.ipxe\?mac=[0-9a-f-]{17}&uuid=\$\{uuid\}&/,
       );
     }
   });
@@ -205,7 +231,8 @@ Deno.test("server mode OFFERs carry address, network and boot fields", async (t)
       assert.equal(r.options.messageType(), MessageType.Offer);
       assert.equal(r.yiaddr, "10.77.0.100");
       assert.equal(r.siaddr, SERVER);
-      assert.equal(r.file, c.bootfile);
+      // The file field holds 127 bytes: iPXE's script URL (with the inventory) is option 67's.
+      assert.equal(r.file, c.bootfile.length <= 127 ? c.bootfile : "");
       assert.equal(r.options.string(DhcpOption.BootfileName), c.bootfile);
       assert.equal(r.options.string(DhcpOption.TftpServerName), SERVER);
       assert.equal(r.options.ip(DhcpOption.ServerId), SERVER);
@@ -280,7 +307,7 @@ Deno.test("server mode REQUEST, RELEASE, DECLINE, INFORM", async (t) => {
     const ipxeDiscover = capture("ipxe_efi_discover");
     const again = onWire(handleDhcp(ipxeDiscover, o));
     assert.equal(again.yiaddr, first.yiaddr);
-    assert.equal(again.file, script(ipxeDiscover));
+    assert.equal(again.options.string(DhcpOption.BootfileName), script(ipxeDiscover));
     const ack = onWire(handleDhcp(selecting(ipxeDiscover, again.yiaddr), o));
     assert.equal(ack.yiaddr, first.yiaddr);
   });
@@ -501,7 +528,9 @@ Deno.test("proxy mode answers PXE clients with boot info only", async (t) => {
   });
   await t.step("iPXE gets the script", () => {
     assert.equal(
-      onWire(handleDhcp(capture("ipxe_bios_discover"), proxy())).file,
+      onWire(handleDhcp(capture("ipxe_bios_discover"), proxy())).options.string(
+        DhcpOption.BootfileName,
+      ),
       script(capture("ipxe_bios_discover")),
     );
   });
@@ -527,7 +556,7 @@ Deno.test("proxy mode answers PXE clients with boot info only", async (t) => {
     const r = onWire(out);
     assert.equal(r.options.messageType(), MessageType.Ack);
     assert.equal(r.yiaddr, "0.0.0.0");
-    assert.equal(r.file, script(req));
+    assert.equal(r.options.string(DhcpOption.BootfileName), script(req));
   });
   await t.step("port 4011 ignores non-PXE and non-REQUEST", () => {
     const from = { address: "10.77.0.9", port: 68 };
@@ -551,16 +580,38 @@ Deno.test("requests that are not ours are ignored", async (t) => {
   }
 });
 
-Deno.test("a script URL too long for the file field goes in option 67 alone", () => {
-  const long = `http://boot.example/${"x".repeat(120)}`;
+Deno.test("iPXE's script URL goes in option 67 alone; the inventory only where it fits", async (t) => {
   const req = capture("ipxe_bios_discover");
-  const r = onWire(handleDhcp(req, policy({ boot: { httpUrl: long } })));
-  assert.equal(r.file, "");
-  assert.equal(
-    r.options.string(DhcpOption.BootfileName),
-    `${long}/boot.ipxe?mac=${macHyphens(macOf(req)!)}`,
-  );
-  assert.equal(r.options.messageType(), MessageType.Offer);
+  const mac = macHyphens(macOf(req)!);
+  const table: [string, string, string][] = [
+    // The file field holds 127 bytes; option 67 takes 255 in one piece.
+    ["with the inventory (over 127 bytes)", HTTP, `${HTTP}/boot.ipxe?mac=${mac}${INVENTORY_QUERY}`],
+    [
+      "a public_url too long for it as well: the MAC alone",
+      `http://boot.example/${"x".repeat(120)}`,
+      `http://boot.example/${"x".repeat(120)}/boot.ipxe?mac=${mac}`,
+    ],
+  ];
+  for (const [name, httpUrl, want] of table) {
+    await t.step(name, () => {
+      const r = onWire(handleDhcp(req, policy({ boot: { httpUrl } })));
+      assert.equal(r.file, "");
+      assert.equal(r.options.string(DhcpOption.BootfileName), want);
+      assert.ok(want.length > 127 && want.length <= 255, `${want.length}`);
+      assert.equal(r.options.messageType(), MessageType.Offer);
+    });
+  }
+});
+
+Deno.test("a reply's event says what the request told of its sender", () => {
+  const out = handleDhcp(ovmf, policy());
+  assert.equal(out.event.kind, "reply");
+  assert.deepEqual(out.event.kind === "reply" && out.event.inventory, {
+    dhcp_arch: 7,
+    dhcp_uuid: null,
+    vendor_class: "PXEClient:Arch:00007:UNDI:003000",
+    user_class: null,
+  });
 });
 
 /** Configured options from config-style values, `force` by name. */

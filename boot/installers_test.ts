@@ -8,6 +8,7 @@ import { MachineIdentity } from "./identity.ts";
 import { DEFAULT_VARS, mergeVars, shellQuote, templateData } from "./template_data.ts";
 import { type MachineConfig, MachineRegistry } from "../state/machines.ts";
 import { BootHistory } from "../state/history.ts";
+import { emptyInventory } from "../state/inventory.ts";
 import { type Mac, mustParseMac } from "../net/mac.ts";
 import { LocalStore } from "../content/local.ts";
 import { MemoryStore } from "../content/memory.ts";
@@ -226,6 +227,9 @@ Deno.test("vars: defaults < os.toml < class < [[machine]]", async (t) => {
     state: "chosen" as const,
     vars,
     configured: true,
+    matched_by: "mac" as const,
+    uuid: null,
+    inventory: emptyInventory(),
     first_seen: null,
     last_seen: null,
     installed_at: null,

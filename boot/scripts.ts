@@ -1,21 +1,29 @@
 /**
- * The iPXE scripts a machine gets over HTTP: what `/boot.ipxe` answers, the menu, the start
- * script of an OS, and the sticky choice made at the menu. Each answer says which boot step
- * it was, for the live feed and the machine's history.
+ * The scripts a boot loader gets: what `/boot.ipxe` answers, the menu, the start script of
+ * an OS, and the sticky choice made at the menu. Each answer says which boot step it was, for
+ * the live feed and the machine's history.
  *
  * `/boot.ipxe?mac=M` answers in one request: the local-disk script of an installed machine,
  * else the start script (kernel line) of its OS, else the menu. Without a MAC it answers a
- * script that asks again with it (`chain.vto`).
+ * script that asks again with it (`chain.vto`). What the machine reports in that URL (UUID,
+ * serial …, `boot/inventory.ts`) is recorded once the MAC is proven to ask for itself, and
+ * may bind it to a `[[machine]] uuid` entry (`state/machines.ts` `report`).
+ *
+ * The same decisions make GRUB's grub.cfg (`grub.ts`): a {@linkcode BootScripts} of the
+ * {@linkcode GRUB_SCRIPTS} flavour renders them from the `grub-*` templates instead.
  *
  * @module
  */
 import type { Logger } from "../log.ts";
 import type { Mac } from "../net/mac.ts";
 import type { Machine, MachineRegistry } from "../state/machines.ts";
+import type { InventoryReport } from "../state/inventory.ts";
 import { OS_NAME, type OsCatalog, type OsEntry } from "./catalog.ts";
 import { BootRequestError } from "./errors.ts";
+import { grubKernelArgs, grubTftpPath } from "./grub.ts";
 import type { MachineIdentity } from "./identity.ts";
 import type { Installers } from "./installers.ts";
+import { INVENTORY_QUERY } from "./inventory.ts";
 import { buildMenu, decideEntry } from "./menu.ts";
 import { anonymousData, type ServerInfo, templateData } from "./template_data.ts";
 import type { TemplateRenderer } from "./templates.ts";
@@ -34,6 +42,32 @@ export interface Script {
   machine: Machine | null;
 }
 
+/** The templates of one boot loader's scripts. */
+export interface ScriptFlavour {
+  /** Names the logs and errors use: "iPXE", "GRUB". */
+  loader: string;
+  start: string;
+  menu: string;
+  /** The local-disk script of an installed machine. */
+  local: string;
+}
+
+/** iPXE's scripts: `templates/{start,menu}.vto`, `templates/installers/local.vto`. */
+export const IPXE_SCRIPTS: ScriptFlavour = {
+  loader: "iPXE",
+  start: "start",
+  menu: "menu",
+  local: "local",
+};
+
+/** GRUB's configs: `templates/grub/grub-{start,menu,local}.vto`. */
+export const GRUB_SCRIPTS: ScriptFlavour = {
+  loader: "GRUB",
+  start: "grub-start",
+  menu: "grub-menu",
+  local: "grub-local",
+};
+
 /** Options for {@linkcode BootScripts}. */
 export interface BootScriptsOptions {
   catalog: OsCatalog;
@@ -48,19 +82,24 @@ export interface BootScriptsOptions {
   /** `[boot] menu_timeout` in seconds. */
   menuTimeout: number;
   logger: Logger;
+  /** Which loader's templates; default {@linkcode IPXE_SCRIPTS}. */
+  flavour?: ScriptFlavour;
 }
 
 /** Renders the scripts of the module doc. */
 export class BootScripts {
   #o: BootScriptsOptions;
+  #t: ScriptFlavour;
 
   constructor(options: BootScriptsOptions) {
     this.#o = options;
+    this.#t = options.flavour ?? IPXE_SCRIPTS;
   }
 
-  /** `/boot.ipxe` without a MAC: a script that asks again with it. */
+  /** `/boot.ipxe` without a MAC: a script that asks again with it and what the machine reports. */
   async chain(clientIp: string | null): Promise<Script> {
-    const text = await this.#o.renderer.render("chain", anonymousData(this.#o.server, clientIp));
+    const data = { ...anonymousData(this.#o.server, clientIp), inventory_query: INVENTORY_QUERY };
+    const text = await this.#o.renderer.render("chain", data);
     return {
       text,
       step: { stage: "script", detail: "boot.ipxe (asks again with its MAC)" },
@@ -68,10 +107,21 @@ export class BootScripts {
     };
   }
 
-  /** `/boot.ipxe?mac=`: local disk, the machine's OS, or the menu; see the module doc. */
-  async entry(mac: Mac, clientIp: string | null): Promise<Script> {
-    const machine = this.#verified(mac, clientIp);
-    const local = await this.#o.installers.localBoot(machine, clientIp ?? undefined);
+  /**
+   * `/boot.ipxe?mac=`: local disk, the machine's OS, or the menu; see the module doc. `report`
+   * is what the machine said of itself in the URL (null: nothing).
+   */
+  async entry(
+    mac: Mac,
+    clientIp: string | null,
+    report: InventoryReport | null = null,
+  ): Promise<Script> {
+    const machine = this.#verified(mac, clientIp, report);
+    const local = await this.#o.installers.localBoot(
+      machine,
+      clientIp ?? undefined,
+      this.#t.local,
+    );
     if (local !== null) {
       this.#o.logger.info("install", "installed: booting the local disk", {
         mac,
@@ -123,13 +173,47 @@ export class BootScripts {
     return { ...script, step: { stage: "chosen", detail } };
   }
 
-  /** The machine, once it is proven to ask for itself; its contact is recorded (best effort). */
-  #verified(mac: Mac, clientIp: string | null): Machine {
+  /**
+   * The machine, once it is proven to ask for itself; its contact and what it reported are
+   * recorded (best effort), and only then may its report bind it to a `[[machine]] uuid`.
+   */
+  #verified(mac: Mac, clientIp: string | null, report: InventoryReport | null = null): Machine {
     this.#o.identity.require(mac, clientIp);
     if (!this.#o.registry.seen(mac, clientIp ?? undefined)) {
       this.#o.logger.debug("http", "database busy: contact not recorded", { mac });
     }
+    if (report) this.#report(mac, report);
     return this.#o.registry.get(mac) ?? this.#o.registry.placeholder(mac, clientIp);
+  }
+
+  /** Records a report and says in the log what it did to the uuid entries. */
+  #report(mac: Mac, report: InventoryReport): void {
+    const { logger, registry } = this.#o;
+    const out = registry.report(mac, report);
+    if (!out.recorded) logger.debug("http", "database busy: inventory not recorded", { mac });
+    if (out.released) {
+      logger.warn("http", "reports another UUID: no longer its [[machine]] uuid entry", {
+        mac,
+        uuid: report.uuid,
+        was: out.released,
+      });
+    }
+    if (out.bound) logger.info("http", "matched its [[machine]] by uuid", { mac, uuid: out.bound });
+    if (out.conflict) {
+      logger.warn("http", "reports the UUID of another machine's [[machine]] entry: not matched", {
+        mac,
+        uuid: out.conflict.uuid,
+        holder: out.conflict.holder,
+        fix: "if this is that machine now, write its mac into the entry",
+      });
+    }
+    if (out.mismatch) {
+      logger.warn("http", "reports another UUID than its [[machine]] entry says", {
+        mac,
+        uuid: report.uuid,
+        configured: out.mismatch,
+      });
+    }
   }
 
   async #entry(name: string): Promise<OsEntry> {
@@ -152,7 +236,7 @@ export class BootScripts {
     const data = machine
       ? templateData(server, machine, null, { clientIp: clientIp ?? undefined })
       : anonymousData(server, clientIp);
-    const text = await this.#o.renderer.render("menu", { ...data, menu: model });
+    const text = await this.#o.renderer.render(this.#t.menu, { ...data, menu: model });
     return { text, step: { stage: "menu", detail: "menu" }, machine };
   }
 
@@ -181,11 +265,17 @@ export class BootScripts {
     // Without a kernel only the OS's own start.vto can boot it; the default then fails
     // with a clear "os_info.kernel_url is not defined".
     if (entry.kernel !== null) osInfo.kernel_url = imageUrl(entry.kernel);
+    // GRUB reads kernels and initrds over TFTP (grub.ts): its names, quoted for a grub.cfg.
+    const tftpPath = (p: string) =>
+      grubTftpPath(this.#o.server.serverIp, `image/${entry.name}/${p}`);
+    if (entry.kernel !== null) osInfo.grub_kernel = tftpPath(entry.kernel);
+    osInfo.grub_initrd = entry.initrd.map(tftpPath).join(" ");
     const cmdData = { ...data, os_info: osInfo, reason };
     osInfo.cmdline = entry.cmdline
       ? await this.#o.renderer.renderString(`${entry.source}#cmdline`, entry.cmdline, cmdData)
       : "";
-    const text = await this.#o.renderer.render("start", cmdData, entry.name);
+    osInfo.grub_args = grubKernelArgs(osInfo.cmdline as string);
+    const text = await this.#o.renderer.render(this.#t.start, cmdData, entry.name);
     return { text, step: { stage: "script", detail: `start ${entry.name} (${reason})` }, machine };
   }
 }

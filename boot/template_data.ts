@@ -8,18 +8,23 @@
  * | `mac`, `mac_url`, `ip`, `hostname`, `domain`, `fqdn` | the machine |
  * | `os`, `class_name` | the OS folder, the class ("" for none) |
  * | `vars` | {@linkcode DEFAULT_VARS} < os.toml `vars` < class `vars` < `[[machine]] vars` |
- * | `machine` | `{ mac, hostname, ip, os, class, state, vars }` |
+ * | `machine` | `{ mac, hostname, ip, os, class, state, vars, uuid, inventory }`; `uuid` is its `[[machine]] uuid` ("" for none) |
+ * | `machine.inventory` | what the machine reported: `{ uuid, serial, manufacturer, product, buildarch, platform }` from iPXE, `{ dhcp_arch, dhcp_uuid, vendor_class, user_class }` from its last DHCP request; "" where it said nothing. Cleaned to letters, digits, space and `. , : _ - + / ( ) # @ &` (state/inventory.ts), but still the client's word: quote it (`sh()`) where a shell reads it |
  * | `cluster` | every machine of the same OS and class, this one included: `{ mac, hostname, ip, fqdn, state }` |
  * | `callback` | `{ installed, progress }`: the URLs an installer calls back, with this install's token |
  * | `config` | what templates see of the server's config (domain, dns, router …) |
  * | `sh(text)` | `text` quoted for a POSIX shell |
+ * | `grub_quote(text)` | `text` as one word of a grub.cfg |
+ * | `grub_root` | GRUB's name of this server's TFTP: `(tftp,10.0.0.1)` |
  *
  * @module
  */
 import { macHyphens } from "../net/mac.ts";
 import { callbackToken } from "./callback_tokens.ts";
 import type { Machine } from "../state/machines.ts";
+import { INVENTORY_FIELDS } from "../state/inventory.ts";
 import type { OsEntry } from "./catalog.ts";
+import { grubQuote } from "./grub.ts";
 
 /** What the server tells every template about itself. */
 export interface ServerInfo {
@@ -123,6 +128,10 @@ export function templateData(
       class: cls ?? "",
       state: machine.state,
       vars,
+      uuid: machine.uuid ?? "",
+      inventory: Object.fromEntries(
+        INVENTORY_FIELDS.map((f) => [f, machine.inventory[f] ?? ""]),
+      ),
     },
     cluster: (options.cluster ?? []).map((m) => ({
       mac: m.mac,
@@ -134,7 +143,13 @@ export function templateData(
     callback: { installed: `${api}/installed/${token}`, progress: `${api}/progress/${token}` },
     config: server.templateConfig ?? {},
     sh: shellQuote,
+    ...grubData(server),
   };
+}
+
+/** What GRUB's templates need besides the machine: the quoting and the server's TFTP. */
+function grubData(server: ServerInfo): Record<string, unknown> {
+  return { grub_quote: grubQuote, grub_root: `(tftp,${server.serverIp})` };
 }
 
 /** The variables of a template for a request that named no machine (the chain, the menu). */
@@ -148,5 +163,6 @@ export function anonymousData(
     mac: "",
     ip: clientIp ?? "",
     config: server.templateConfig ?? {},
+    ...grubData(server),
   };
 }

@@ -4,8 +4,8 @@
  *
  * | route | who | answers |
  * |---|---|---|
- * | `GET /boot.ipxe?mac=M` | machine M, for itself | the local disk of an installed machine, else the start script of its OS, else the menu |
- * | `GET /boot.ipxe` | anyone | a script that asks again with the MAC |
+ * | `GET /boot.ipxe?mac=M&uuid=…` | machine M, for itself | the local disk of an installed machine, else the start script of its OS, else the menu; records what it reports (`uuid`, `serial`, `manufacturer`, `product`, `buildarch`, `platform`) |
+ * | `GET /boot.ipxe` | anyone | a script that asks again with the MAC and those settings |
  * | `GET /menu.ipxe?mac=M` | machine M, for itself | the OS menu, even for a machine whose OS is decided |
  * | `GET /menu.ipxe`, `GET /choose` | anyone | the OS menu of no machine in particular |
  * | `GET /choose/:os/:mac`, `GET /choose/:os/:class/:mac` | the machine, for itself | makes the choice sticky (never on an installed machine: 409), then the start script |
@@ -16,6 +16,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
+import { inventoryFromUrl } from "../boot/inventory.ts";
 import type { BootScripts, Script } from "../boot/scripts.ts";
 import { clientOf, type Env, macParam, osParam, queryMac, tell, textResponse } from "./context.ts";
 
@@ -32,7 +33,8 @@ export function bootRoutes(scripts: BootScripts): Hono<Env> {
   app.get("/boot.ipxe", async (c) => {
     tell(c, "script");
     const mac = queryMac(c);
-    return answer(c, mac ? await scripts.entry(mac, ip(c)) : await scripts.chain(ip(c)));
+    if (!mac) return answer(c, await scripts.chain(ip(c)));
+    return answer(c, await scripts.entry(mac, ip(c), inventoryFromUrl(c.req.url)));
   });
 
   const menu = async (c: Context<Env>) => {

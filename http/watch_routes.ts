@@ -21,6 +21,7 @@ import type { EventLog, MachineStage, WatchEvent } from "../observe/events.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../observe/metrics.ts";
 import type { BootWatch, Headline, LeaseLike } from "../observe/watch.ts";
 import { parseMac } from "../net/mac.ts";
+import type { Inventory } from "../state/inventory.ts";
 import { type Env, tell } from "./context.ts";
 import { adminOnly } from "./auth.ts";
 import { UI_FILES } from "../templates/ui/embedded.ts";
@@ -35,6 +36,8 @@ export interface WatchMachine {
   /** Install state: new, chosen, installing, installed. */
   state?: string | null;
   last_seen?: number | null;
+  /** What it reported about itself (state/inventory.ts), cleaned. */
+  inventory?: Inventory | null;
 }
 
 /** One row of the dashboard's machine table. */
@@ -54,6 +57,8 @@ export interface MachineRow {
   detail: string | null;
   /** Newest of the registry's last_seen and the current stage's time (ms), or null. */
   last_seen: number | null;
+  /** What it reported (UUID, serial, vendor …), or null when the registry does not know it. */
+  inventory: Inventory | null;
 }
 
 /** The body of `GET /api/overview`. */
@@ -108,6 +113,7 @@ export function machineRows(
         stage: null,
         detail: null,
         last_seen: null,
+        inventory: null,
       };
       rows.set(key, r);
     }
@@ -120,6 +126,7 @@ export function machineRows(
     r.class = m.class ?? null;
     r.state = m.state ?? null;
     r.last_seen = m.last_seen ?? null;
+    r.inventory = m.inventory ?? null;
   }
   const best = new Map<string, LeaseLike>();
   for (const l of leases) best.set(l.mac, bestLease(best.get(l.mac), l));

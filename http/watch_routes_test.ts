@@ -6,6 +6,7 @@ import { LocalStore } from "../content/local.ts";
 import { BootWatch } from "../observe/watch.ts";
 import { mustParseMac } from "../net/mac.ts";
 import { ADMIN, ADMIN_TOKEN, testApp } from "./_test_utils.ts";
+import { emptyInventory } from "../state/inventory.ts";
 
 const A = "52:54:00:00:00:0a";
 const B = "52:54:00:00:00:0b";
@@ -199,6 +200,7 @@ Deno.test("GET /api/leases and /api/overview merge registry, leases and stages",
       class: "server",
       state: "chosen",
       last_seen: 4000,
+      inventory: { ...emptyInventory(), serial: "SN-1", reported_at: 4000 },
     },
     {
       mac: "52:54:00:00:00:0c",
@@ -227,6 +229,7 @@ Deno.test("GET /api/leases and /api/overview merge registry, leases and stages",
       stage: "tftp-done",
       detail: "ipxe.efi",
       last_seen: 6000,
+      inventory: null,
     },
     {
       mac: A,
@@ -239,6 +242,7 @@ Deno.test("GET /api/leases and /api/overview merge registry, leases and stages",
       stage: "kernel",
       detail: "debian/linux",
       last_seen: 5000,
+      inventory: { ...emptyInventory(), serial: "SN-1", reported_at: 4000 },
     },
     {
       mac: B,
@@ -251,6 +255,7 @@ Deno.test("GET /api/leases and /api/overview merge registry, leases and stages",
       stage: null,
       detail: null,
       last_seen: null,
+      inventory: null,
     },
     {
       mac: "52:54:00:00:00:0c",
@@ -263,6 +268,7 @@ Deno.test("GET /api/leases and /api/overview merge registry, leases and stages",
       stage: null,
       detail: null,
       last_seen: null,
+      inventory: null,
     },
   ]);
 });

@@ -9,6 +9,12 @@
  *   from then on;
  * - `ip`: where the machine last asked from, so installers asking without a MAC (a preseed
  *   URL) can be matched to their machine;
+ * - `bound_uuid`: the `[[machine]] uuid` entry (one without `mac`) this MAC was bound to,
+ *   the first time it reported that UUID from its own address (`report`). From then on the
+ *   entry is this MAC's: another MAC reporting the same UUID gets nothing of it (a UUID is a
+ *   claim any client can make; a MAC asks only from the address it holds). An entry with
+ *   `mac` is bound to that MAC by the config itself;
+ * - what the machine reported about itself (`state/inventory.ts`);
  * - the install state:
  *
  *   ```
@@ -26,16 +32,29 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Mac } from "../net/mac.ts";
+import type { Uuid } from "../net/uuid.ts";
 import { isBusy } from "./db.ts";
+import { type Inventory, type InventoryReport, InventoryStore } from "./inventory.ts";
 
-/** A `[[machine]]` entry of the config. */
+/** A `[[machine]]` entry of the config: `mac`, `uuid` or both name the machine. */
 export interface MachineConfig {
-  mac: Mac;
+  /** The MAC it boots from; DHCP (reservations, host names, `known_only`) knows only these. */
+  mac?: Mac;
+  /** The SMBIOS UUID it reports; without `mac`, bound to the first MAC reporting it. */
+  uuid?: Uuid;
   hostname?: string;
   ip?: string;
   os?: string;
   class?: string;
   vars: Record<string, unknown>;
+}
+
+/** A `[[machine]]` entry that names its MAC. */
+export type MacMachineConfig = MachineConfig & { mac: Mac };
+
+/** Whether the entry names its MAC (only those reach DHCP). */
+export function hasMac(m: MachineConfig): m is MacMachineConfig {
+  return m.mac !== undefined;
 }
 
 /** Where a machine stands: see the module doc for the transitions. */
@@ -59,6 +78,12 @@ export interface Machine {
   vars: Record<string, unknown>;
   /** Whether a `[[machine]]` entry names it. */
   configured: boolean;
+  /** How its entry was found: by its MAC, by the UUID it reported (bound), or none. */
+  matched_by: "mac" | "uuid" | null;
+  /** `[[machine]] uuid` of its entry, or null. */
+  uuid: Uuid | null;
+  /** What the machine reported about itself: shown and given to templates, never trusted. */
+  inventory: Inventory;
   /** Null for a configured machine that never showed up. */
   first_seen: number | null;
   last_seen: number | null;
@@ -100,6 +125,21 @@ interface Row {
   last_seen: number;
   installed_at: number | null;
   install_gen: number | null;
+  bound_uuid?: string | null;
+}
+
+/** What a report did to the `[[machine]] uuid` bindings; see {@linkcode MachineRegistry.report}. */
+export interface ReportOutcome {
+  /** False when the database was busy and the inventory was not stored. */
+  recorded: boolean;
+  /** The uuid entry this MAC was bound to by this report. */
+  bound?: Uuid;
+  /** The uuid entry this MAC was bound to before: released, it reports another UUID now. */
+  released?: Uuid;
+  /** The reported UUID's entry is another MAC's (bound earlier, or named by its `mac`). */
+  conflict?: { uuid: Uuid; holder: Mac };
+  /** The MAC's own entry says this UUID, and the machine reports another. */
+  mismatch?: Uuid;
 }
 
 function installState(os: string | null, stored: string | null): InstallState {
@@ -111,7 +151,9 @@ function installState(os: string | null, stored: string | null): InstallState {
 export class MachineRegistry {
   #db: DatabaseSync;
   #bestEffort: DatabaseSync;
-  #configured = new Map<Mac, MachineConfig>();
+  #configured = new Map<Mac, MacMachineConfig>();
+  #byUuid = new Map<Uuid, MachineConfig>();
+  #inventory: InventoryStore;
   #now: () => number;
   #stmts = new Map<string, StatementSync>();
   #touchStmt: StatementSync | undefined;
@@ -120,7 +162,10 @@ export class MachineRegistry {
     this.#db = db;
     this.#bestEffort = options.bestEffort ?? db;
     this.#now = options.now ?? Date.now;
-    for (const m of options.machines ?? []) this.#configured.set(m.mac, m);
+    for (const m of options.machines ?? []) {
+      if (hasMac(m)) this.#configured.set(m.mac, m);
+      if (m.uuid) this.#byUuid.set(m.uuid, m);
+    }
     db.exec(`CREATE TABLE IF NOT EXISTS machines (
       mac TEXT PRIMARY KEY,
       os TEXT,
@@ -147,6 +192,13 @@ export class MachineRegistry {
     if (!columns.some((c) => c.name === "install_gen")) {
       db.exec("ALTER TABLE machines ADD COLUMN install_gen INTEGER NOT NULL DEFAULT 0");
     }
+    if (!columns.some((c) => c.name === "bound_uuid")) {
+      db.exec("ALTER TABLE machines ADD COLUMN bound_uuid TEXT");
+    }
+    // One MAC per uuid entry, whatever two processes do at once.
+    db.exec(`CREATE UNIQUE INDEX IF NOT EXISTS machines_bound_uuid ON machines (bound_uuid)
+      WHERE bound_uuid IS NOT NULL`);
+    this.#inventory = new InventoryStore(db, { bestEffort: this.#bestEffort, now: this.#now });
   }
 
   #stmt(sql: string): StatementSync {
@@ -159,9 +211,17 @@ export class MachineRegistry {
     return this.#stmt("SELECT * FROM machines WHERE mac = ?").get(mac) as Row | undefined;
   }
 
+  /** The entry of `mac`: its own, else the uuid-only entry its row is bound to. */
+  #entryOf(mac: Mac, rec: Row | undefined): MachineConfig | undefined {
+    const own = this.#configured.get(mac);
+    if (own) return own;
+    const bound = rec?.bound_uuid ? this.#byUuid.get(rec.bound_uuid as Uuid) : undefined;
+    return bound && !bound.mac ? bound : undefined;
+  }
+
   /** The one merge of config and database; see {@linkcode Machine} for each field's rule. */
-  #merge(mac: Mac, rec: Row | undefined): Machine | null {
-    const conf = this.#configured.get(mac);
+  #merge(mac: Mac, rec: Row | undefined, inventory?: Inventory): Machine | null {
+    const conf = this.#entryOf(mac, rec);
     if (!conf && !rec) return null;
     const os = conf?.os ?? rec?.os ?? null;
     // A class chosen at the menu belongs to the OS chosen with it.
@@ -176,6 +236,9 @@ export class MachineRegistry {
       state: installState(os, rec?.state ?? null),
       vars: conf?.vars ?? {},
       configured: conf !== undefined,
+      matched_by: conf ? (conf.mac ? "mac" : "uuid") : null,
+      uuid: conf?.uuid ?? null,
+      inventory: inventory ?? this.#inventory.get(mac),
       first_seen: rec?.first_seen ?? null,
       last_seen: rec?.last_seen ?? null,
       installed_at: rec?.installed_at ?? null,
@@ -220,7 +283,8 @@ export class MachineRegistry {
     const rows = this.#stmt("SELECT * FROM machines").all() as unknown as Row[];
     const byMac = new Map(rows.map((r) => [r.mac as Mac, r]));
     const macs = new Set([...this.#configured.keys(), ...byMac.keys()]);
-    return [...macs].map((m) => this.#merge(m, byMac.get(m))!).sort((a, b) =>
+    const inventories = this.#inventory.all();
+    return [...macs].map((m) => this.#merge(m, byMac.get(m), inventories.get(m))!).sort((a, b) =>
       a.hostname === b.hostname ? (a.mac < b.mac ? -1 : 1) : (a.hostname < b.hostname ? -1 : 1)
     );
   }
@@ -236,6 +300,16 @@ export class MachineRegistry {
     if (row) return this.#merge(row.mac as Mac, row);
     const conf = [...this.#configured.values()].find((m) => m.ip === ip);
     return conf ? this.get(conf.mac) : null;
+  }
+
+  /** The `[[machine]]` entries without `mac` that no MAC is bound to yet. */
+  waiting(): MachineConfig[] {
+    const bound = new Set(
+      (this.#stmt("SELECT bound_uuid FROM machines WHERE bound_uuid IS NOT NULL").all() as {
+        bound_uuid: string;
+      }[]).map((r) => r.bound_uuid),
+    );
+    return [...this.#byUuid.values()].filter((m) => !m.mac && !bound.has(m.uuid!));
   }
 
   /** The machines that install `os` with class `cls` (null: no class), this one included. */
@@ -256,6 +330,49 @@ export class MachineRegistry {
       if (isBusy(e)) return false;
       throw e;
     }
+  }
+
+  /**
+   * Records what `mac` reported about itself (best effort, like `seen`) and, when it reported
+   * a UUID, binds it to the `[[machine]]` entry with that `uuid` and no `mac`, unless another
+   * MAC holds that entry already: the first MAC to report a UUID from its own address keeps
+   * its entry. A MAC that reports another UUID than the one it is bound to is released (its
+   * NIC is in another machine now); one that reports none keeps its binding. Only callers
+   * that checked the MAC asks from its own address may pass `uuid`; DHCP's option 97 goes in
+   * `dhcp_uuid`, which is shown and never binds.
+   */
+  report(mac: Mac, report: InventoryReport): ReportOutcome {
+    const out: ReportOutcome = { recorded: this.#inventory.record(mac, report) };
+    if (!report.uuid) return out;
+    try {
+      return this.#bind(mac, report.uuid, out);
+    } catch (e) {
+      // A binding waits for the lock like a menu choice; past that, the next boot binds.
+      if (isBusy(e)) return out;
+      throw e;
+    }
+  }
+
+  /** The binding part of {@linkcode report}. */
+  #bind(mac: Mac, uuid: Uuid, out: ReportOutcome): ReportOutcome {
+    const own = this.#configured.get(mac);
+    if (own?.uuid && own.uuid !== uuid) out.mismatch = own.uuid;
+    const current = (this.#row(mac)?.bound_uuid ?? null) as Uuid | null;
+    if (current === uuid) return out;
+    if (current !== null) {
+      this.#stmt("UPDATE machines SET bound_uuid = NULL WHERE mac = ?").run(mac);
+      out.released = current;
+    }
+    const entry = this.#byUuid.get(uuid);
+    if (!entry || own) return out;
+    if (entry.mac) return { ...out, conflict: { uuid, holder: entry.mac } };
+    const holder = this.#stmt("SELECT mac FROM machines WHERE bound_uuid = ?").get(uuid) as
+      | { mac: Mac }
+      | undefined;
+    if (holder) return { ...out, conflict: { uuid, holder: holder.mac } };
+    this.#touch(mac);
+    this.#stmt("UPDATE machines SET bound_uuid = ? WHERE mac = ?").run(uuid, mac);
+    return { ...out, bound: uuid };
   }
 
   /**
@@ -326,13 +443,20 @@ export class MachineRegistry {
     const outside = configured.length
       ? `AND mac NOT IN (${configured.map(() => "?").join(", ")})`
       : "";
-    const strangers = `coalesce(state, '') NOT IN ('installing', 'installed') ${outside}`;
+    // A MAC bound to a uuid entry is that entry's machine: configured too.
+    const uuids = [...this.#byUuid.values()].filter((m) => !m.mac).map((m) => m.uuid!);
+    const unbound = uuids.length
+      ? `AND coalesce(bound_uuid, '') NOT IN (${uuids.map(() => "?").join(", ")})`
+      : "";
+    const strangers =
+      `coalesce(state, '') NOT IN ('installing', 'installed') ${outside} ${unbound}`;
     const old = this.#db.prepare(`DELETE FROM machines WHERE last_seen < ? AND ${strangers}`)
-      .run(before, ...configured);
+      .run(before, ...configured, ...uuids);
     const extra = this.#db.prepare(
       `DELETE FROM machines WHERE mac IN (SELECT mac FROM machines WHERE ${strangers}
        ORDER BY last_seen DESC LIMIT -1 OFFSET ?)`,
-    ).run(...configured, keep);
+    ).run(...configured, ...uuids, keep);
+    this.#inventory.prune();
     return Number(old.changes) + Number(extra.changes);
   }
 }

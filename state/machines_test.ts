@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { openDatabase, openDatabaseFile } from "./db.ts";
 import { defaultHostname, MachineRegistry } from "./machines.ts";
 import { BootHistory } from "./history.ts";
-import { mustParseMac } from "../net/mac.ts";
+import { type Mac, mustParseMac } from "../net/mac.ts";
+import { parseUuid, type Uuid } from "../net/uuid.ts";
+import { emptyInventory } from "./inventory.ts";
 
 function clock(start = 1_700_000_000_000) {
   let t = start;
@@ -45,6 +47,9 @@ Deno.test("machines come from the config, the wire, or both", async (t) => {
       state: "chosen",
       vars: { a: 1 },
       configured: true,
+      matched_by: "mac",
+      uuid: null,
+      inventory: emptyInventory(),
       first_seen: null,
       last_seen: null,
       installed_at: null,
@@ -284,6 +289,129 @@ Deno.test("state survives a reopen, also of a database from before installed_at"
     assert.deepEqual([installedBefore.state, installedBefore.installed_at], ["installed", 42]);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const U1 = parseUuid("11111111-2222-3333-4444-555555555555")!;
+const U2 = parseUuid("22222222-2222-3333-4444-555555555555")!;
+const U3 = parseUuid("33333333-2222-3333-4444-555555555555")!;
+const D = mustParseMac("52:54:00:00:00:0d");
+
+/** A registry with uuid entries: U1 alone (bound to the first MAC reporting it), U2 with B. */
+function uuidRegistry(c = clock()) {
+  return new MachineRegistry(openDatabase(":memory:"), {
+    now: c.now,
+    machines: [
+      { uuid: U1, hostname: "by-uuid", os: "tiny", vars: { disk: "/dev/vda" } },
+      { mac: B, uuid: U2, hostname: "both", vars: {} },
+      { mac: A, hostname: "by-mac", vars: {} },
+    ],
+  });
+}
+
+Deno.test("a [[machine]] uuid entry is bound to the first MAC that reports its UUID", async (t) => {
+  const c = clock();
+  const reg = uuidRegistry(c);
+  const report = (mac: Mac, uuid: Uuid | null) => {
+    reg.seen(mac, "10.0.0.5");
+    return reg.report(mac, { uuid, serial: "S" });
+  };
+  await t.step("before any report the entry waits, and C is a stranger", () => {
+    assert.deepEqual(reg.waiting().map((m) => m.hostname), ["by-uuid"]);
+    reg.seen(C, "10.0.0.5");
+    assert.deepEqual([reg.get(C)!.configured, reg.get(C)!.matched_by], [false, null]);
+  });
+  const table: [string, Mac, Uuid | null, Record<string, unknown>, Mac | null][] = [
+    // name, who reports, what, the outcome (without recorded), who holds U1 after
+    ["C reports U1: bound", C, U1, { bound: U1 }, C],
+    ["C again: nothing changes", C, U1, {}, C],
+    ["C reports no UUID: keeps it", C, null, {}, C],
+    ["D reports U1: C holds it", D, U1, { conflict: { uuid: U1, holder: C } }, C],
+    ["D reports U2: the entry's mac is B", D, U2, { conflict: { uuid: U2, holder: B } }, C],
+    ["A reports U1: its own entry wins", A, U1, {}, C],
+    ["B reports U3: its entry says U2", B, U3, { mismatch: U2 }, C],
+    ["C reports U3: released", C, U3, { released: U1 }, null],
+    ["D reports U1 now: bound", D, U1, { bound: U1 }, D],
+  ];
+  for (const [name, mac, uuid, outcome, holder] of table) {
+    await t.step(name, () => {
+      c.tick(1000);
+      assert.deepEqual(report(mac, uuid), { recorded: true, ...outcome });
+      const holders = reg.list().filter((m) => m.matched_by === "uuid").map((m) => m.mac);
+      assert.deepEqual(holders, holder ? [holder] : []);
+    });
+  }
+  await t.step("the bound machine has the entry's config; the others their own", () => {
+    const d = reg.get(D)!;
+    assert.deepEqual(
+      [d.hostname, d.os, d.pinned, d.configured, d.matched_by, d.uuid, d.vars],
+      ["by-uuid", "tiny", true, true, "uuid", U1, { disk: "/dev/vda" }],
+    );
+    assert.deepEqual([d.inventory.uuid, d.inventory.serial], [U1, "S"]);
+    const c0 = reg.get(C)!;
+    assert.deepEqual([c0.hostname, c0.configured, c0.inventory.uuid], [
+      "node-52540000000c",
+      false,
+      U3,
+    ]);
+    assert.deepEqual([reg.get(A)!.hostname, reg.get(A)!.matched_by], ["by-mac", "mac"]);
+    assert.deepEqual([reg.get(B)!.uuid, reg.get(B)!.inventory.uuid], [U2, U3]);
+    assert.deepEqual(reg.waiting(), []);
+  });
+  await t.step("a bound machine is configured: prune keeps it, and forgets C's inventory", () => {
+    c.tick(86_400_000);
+    assert.equal(reg.prune(c.now(), 10), 1);
+    assert.ok(reg.get(D)!.configured);
+    assert.equal(reg.get(C), null);
+    assert.deepEqual(reg.list().map((m) => m.mac).sort(), [A, B, D]);
+  });
+});
+
+Deno.test("a report while another process holds the lock binds nothing and fails no boot", () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/leases.db`;
+  try {
+    const db = openDatabaseFile(path, { busyTimeoutMs: 50 });
+    const quick = openDatabaseFile(path, { busyTimeoutMs: 0 });
+    const reg = new MachineRegistry(db, {
+      bestEffort: quick,
+      machines: [{ uuid: U1, hostname: "by-uuid", vars: {} }],
+    });
+    reg.seen(C, "10.0.0.5");
+    const other = openDatabaseFile(path, { busyTimeoutMs: 0 });
+    other.exec("BEGIN IMMEDIATE");
+    assert.deepEqual(reg.report(C, { uuid: U1 }), { recorded: false });
+    other.exec("COMMIT");
+    assert.deepEqual(reg.report(C, { uuid: U1 }), { recorded: true, bound: U1 });
+    assert.equal(reg.get(C)!.hostname, "by-uuid");
+    for (const h of [other, quick, db]) h.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("report keeps what the other source said, and cleans what it stores", async (t) => {
+  const reg = uuidRegistry();
+  reg.seen(C, "10.0.0.5");
+  const steps: [string, Parameters<MachineRegistry["report"]>[1], Record<string, unknown>][] = [
+    [
+      "DHCP: option 93, 97, 60 and 77",
+      { dhcp_arch: 7, dhcp_uuid: U1, vendor_class: "PXEClient:Arch:00007", user_class: "iPXE" },
+      { dhcp_arch: 7, dhcp_uuid: U1, serial: null },
+    ],
+    [
+      "iPXE: the DHCP fields stay",
+      { uuid: U2, serial: "SN\x1b[31m${x}", manufacturer: "  A   B  ", product: "" },
+      { dhcp_arch: 7, uuid: U2, serial: "SN??31m??x?", manufacturer: "A B", product: null },
+    ],
+    ["a long serial is cut", { serial: "x".repeat(200) }, { serial: "x".repeat(64), uuid: U2 }],
+  ];
+  for (const [name, report, want] of steps) {
+    await t.step(name, () => {
+      assert.equal(reg.report(C, report).recorded, true);
+      const inv = reg.get(C)!.inventory as unknown as Record<string, unknown>;
+      for (const [k, v] of Object.entries(want)) assert.deepEqual(inv[k], v, k);
+    });
   }
 });
 

@@ -25,8 +25,12 @@ import type { Netns } from "./netns.ts";
 const SERVER_IP = "10.83.0.1";
 const BROWSER_IP = "10.83.0.2";
 const BASE = `http://${SERVER_IP}:8080`;
-// What a client may send: a DHCP host name and a TFTP file name, with markup in them.
+// What a client may send: a DHCP host name, a TFTP file name and its SMBIOS serial, with markup.
 const MARKUP = `<img src=x onerror="window.pwned=1">`;
+const UUID = "12345678-9abc-def0-1122-334455667788";
+/** What iPXE reports after `?mac=` (boot/inventory.ts), markup in the serial. */
+const REPORT = `&uuid=${UUID}&serial=${encodeURIComponent(MARKUP)}&manufacturer=QEMU` +
+  "&product=Standard%20PC&buildarch=i386&platform=pcbios";
 
 /** What the page shows, read from its DOM. */
 interface PageState {
@@ -38,7 +42,15 @@ interface PageState {
   /** "No machine has asked yet" is on screen. */
   noMachines: boolean;
   cards: string[];
-  rows: { mac: string; ip: string; hostname: string; stage: string; detail: string }[];
+  rows: {
+    mac: string;
+    ip: string;
+    hostname: string;
+    hardware: string;
+    hardwareDetail: string;
+    stage: string;
+    detail: string;
+  }[];
   events: { fresh: boolean; mac: string; stage: string; detail: string }[];
   live: string;
   /** The token as this tab keeps it; what localStorage and cookies hold. */
@@ -69,8 +81,10 @@ const READ_PAGE = `(() => {
       mac: tr.cells[0].textContent,
       ip: tr.cells[1].textContent,
       hostname: tr.cells[2].textContent,
-      stage: text(tr.cells[5], ".stage"),
-      detail: text(tr.cells[5], ".detail"),
+      hardware: text(tr.cells[3], "span:not(.detail)"),
+      hardwareDetail: text(tr.cells[3], ".detail"),
+      stage: text(tr.cells[6], ".stage"),
+      detail: text(tr.cells[6], ".detail"),
     })),
     events: [...document.querySelectorAll("#events li")].map((li) => ({
       fresh: li.classList.contains("new"),
@@ -205,11 +219,11 @@ Deno.test({
 
       let ip = "";
       await t.step(
-        "a client gets a lease (its host name has markup) and asks /boot.ipxe",
+        "a client gets a lease (its host name has markup) and asks /boot.ipxe, reporting itself",
         async () => {
           ip = await udhcpcLease(client, dir, "uc", 2, ["-x", `hostname:${MARKUP}`]) ?? "none";
           assert.match(ip, /^10\.83\.0\.1\d\d$/);
-          assert.match(await curl(client, `${BASE}/boot.ipxe?mac=${mac}`), /^#!ipxe/);
+          assert.match(await curl(client, `${BASE}/boot.ipxe?mac=${mac}${REPORT}`), /^#!ipxe/);
         },
       );
 
@@ -292,6 +306,12 @@ Deno.test({
           assert.equal(row.ip, ip);
           // The registry's name: the DHCP host name (its markup cut out) is the lease's only.
           assert.equal(row.hostname, `node-${mac.replaceAll(":", "")}`);
+          // What it reported, as text; its markup was cleaned at the server already.
+          assert.equal(row.hardware, "QEMU Standard PC");
+          assert.equal(
+            row.hardwareDetail,
+            `serial ?img src?x onerror??window.pwned?1?? · uuid ${UUID} · pcbios i386`,
+          );
           assert.equal(row.stage, "menu");
           assert.equal(s.login, false);
           assert.equal(s.noMachines, false);

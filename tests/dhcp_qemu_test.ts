@@ -11,6 +11,7 @@
  * The DISCOVER→REQUEST delay is printed for the record, never asserted (2 shared cores).
  */
 import assert from "node:assert/strict";
+import { INVENTORY_QUERY } from "../boot/inventory.ts";
 import { Netns, stopAndCollect } from "./netns.ts";
 import { type LineFollower, spawnDeno, until } from "./dhcp_harness.ts";
 
@@ -27,6 +28,8 @@ interface Frame {
   file?: string;
   requested?: string;
   serverId?: string;
+  /** Option 67. */
+  bootfile?: string;
 }
 
 /** The frames of a capture as tshark decodes them. */
@@ -41,13 +44,14 @@ async function frames(ns: Netns, pcap: string): Promise<Frame[]> {
     "dhcp.file",
     "dhcp.option.requested_ip_address",
     "dhcp.option.dhcp_server_id",
+    "dhcp.option.bootfile_name",
   ];
   const r = await ns.exec(
     ["tshark", "-r", pcap, "-T", "fields", ...fields.flatMap((f) => ["-e", f])],
     { check: false },
   );
   return r.stdout.split("\n").filter(Boolean).map((line) => {
-    const [t, us, ud, td, type, yiaddr, file, requested, serverId] = line.split("\t");
+    const [t, us, ud, td, type, yiaddr, file, requested, serverId, bootfile] = line.split("\t");
     return {
       t: Number(t),
       src: Number(us || 0),
@@ -57,6 +61,7 @@ async function frames(ns: Netns, pcap: string): Promise<Frame[]> {
       file: file || undefined,
       requested: requested || undefined,
       serverId: serverId || undefined,
+      bootfile: bootfile || undefined,
     };
   });
 }
@@ -152,10 +157,11 @@ Deno.test("QEMU's iPXE ROM gets the script in one exchange, no ProxyDHCP wait", 
   assert.equal(f.slice(0, requestAt).filter((x) => x.type === DISCOVER).length, 1);
   const offer = f.find((x) => x.type === OFFER)!;
   const ack = f.find((x) => x.type === ACK)!;
-  // The script URL names the machine: /boot.ipxe answers its kernel line in one request.
-  const script = `${HTTP}/boot.ipxe?mac=${MAC.replaceAll(":", "-")}`;
-  assert.equal(offer.file, script);
-  assert.equal(ack.file, script);
+  // The script URL names the machine: /boot.ipxe answers its kernel line in one request, and
+  // asks iPXE for what the machine reports; too long for the file field, it is option 67's.
+  const script = `${HTTP}/boot.ipxe?mac=${MAC.replaceAll(":", "-")}${INVENTORY_QUERY}`;
+  assert.deepEqual([offer.file, offer.bootfile], [undefined, script]);
+  assert.deepEqual([ack.file, ack.bootfile], [undefined, script]);
   assert.equal(f[requestAt]!.requested, offer.yiaddr);
   assert.equal(f[requestAt]!.serverId, SERVER_IP);
   assert.deepEqual(f.filter((x) => x.dst === 4011), [], "no ProxyDHCPREQUEST");

@@ -1,8 +1,10 @@
 /**
  * Real iPXE against the HTTP layer: a QEMU BIOS VM whose NIC ROM is iPXE boots from
- * `/boot.ipxe`, gets the menu, which boots the default OS after its timeout through
- * `/choose/<os>/<mac>`, loads kernel and initrd from `/image/…`, and the fixture's /init
- * prints its marker. Proves the generated scripts (menu, choose, initrd=) work in iPXE.
+ * `/boot.ipxe`, whose chain script asks again with the MAC and what the VM reports (its QEMU
+ * `-uuid` and `-smbios` serial, stored), gets the menu, which boots the default OS after its
+ * timeout through `/choose/<os>/<mac>`, loads kernel and initrd from `/image/…`, and the
+ * fixture's /init prints its marker. Proves the generated scripts (chain, menu, choose,
+ * initrd=) work in iPXE.
  *
  * Network safety: QEMU user networking with `restrict=on`. Its DHCP is emulated inside the
  * QEMU process (no socket on port 67, nothing on the host's interfaces), the guest can reach
@@ -22,6 +24,7 @@ const RELAY = fileURLToPath(new URL("./http_guestfwd_relay.ts", import.meta.url)
 const MAC = "52:54:00:a5:7b:01";
 const GUEST_SERVER = "10.0.2.100";
 const LIMIT_MS = 300_000;
+const UUID = "0dd5ba11-0000-4000-8000-00000000beef";
 
 Deno.test({
   name: "iPXE in QEMU boots the default OS through the HTTP menu",
@@ -47,6 +50,7 @@ Deno.test({
         `user,id=n0,restrict=on,ipv6=off,bootfile=http://${GUEST_SERVER}/boot.ipxe,` +
         `guestfwd=tcp:${GUEST_SERVER}:80-cmd:${relay}`,
         ...["-device", `e1000,netdev=n0,mac=${MAC}`, "-device", "sga"],
+        ...["-uuid", UUID, "-smbios", "type=1,serial=SN 7,manufacturer=Astral,product=QEMU VM"],
       ],
       stdout: "piped",
       stderr: "piped",
@@ -74,7 +78,8 @@ Deno.test({
       const hyphens = MAC.replaceAll(":", "-");
       const expected = [
         "200 /boot.ipxe",
-        `200 /boot.ipxe?mac=${hyphens}`,
+        `200 /boot.ipxe?mac=${hyphens}&uuid=${UUID}&serial=SN%207&manufacturer=Astral` +
+        "&product=QEMU%20VM&buildarch=i386&platform=pcbios",
         `200 /choose/${FIXTURE_OS}/${hyphens}`,
         `200 /image/${FIXTURE_OS}/vmlinuz`,
         `200 /image/${FIXTURE_OS}/initrd.gz`,
@@ -88,6 +93,11 @@ Deno.test({
       }
       const chosen = registry.get(mustParseMac(MAC))!;
       assert.deepEqual([chosen.os, chosen.class], [FIXTURE_OS, null]);
+      const inv = chosen.inventory;
+      assert.deepEqual(
+        [inv.uuid, inv.serial, inv.manufacturer, inv.product],
+        [UUID, "SN 7", "Astral", "QEMU VM"],
+      );
     } finally {
       clearTimeout(timer);
       try {

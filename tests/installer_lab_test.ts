@@ -94,7 +94,10 @@ Deno.test({
         assert.ok(first.ok, first.error);
         const paths = requests(first);
         // The DHCP answer names the MAC, and /boot.ipxe answers the kernel line at once.
-        assert.ok(paths.includes(`200 /boot.ipxe?mac=${macUrl}`), paths.join("\n"));
+        assert.ok(
+          paths.some((p) => p.startsWith(`200 /boot.ipxe?mac=${macUrl}&uuid=`)),
+          paths.join("\n"),
+        );
         assert.ok(!paths.some((p) => p.startsWith("200 /boot/")), paths.join("\n"));
         assert.ok(paths.includes("200 /image/tiny/callback.gz"), paths.join("\n"));
         // The access log shows the callback with its token redacted.
@@ -115,7 +118,10 @@ Deno.test({
           report("second boot", second);
           assert.ok(second.ok, second.error);
           const paths = requests(second);
-          assert.ok(paths.includes(`200 /boot.ipxe?mac=${macUrl}`), paths.join("\n"));
+          assert.ok(
+            paths.some((p) => p.startsWith(`200 /boot.ipxe?mac=${macUrl}&uuid=`)),
+            paths.join("\n"),
+          );
           assert.ok(
             !paths.some((p) => p.includes("/image/")),
             `no image fetched: ${paths.join("\n")}`,
@@ -193,7 +199,10 @@ Deno.test({
       assert.ok(result.ok, result.error);
       const paths = requests(result);
       // One script request: the DHCP answer names the MAC, /boot.ipxe answers the kernel line.
-      assert.ok(paths.includes(`200 /boot.ipxe?mac=${macUrl}`), paths.join("\n"));
+      assert.ok(
+        paths.some((p) => p.startsWith(`200 /boot.ipxe?mac=${macUrl}&uuid=`)),
+        paths.join("\n"),
+      );
       assert.ok(!paths.some((p) => p.startsWith("200 /boot/")), paths.join("\n"));
       assert.ok(paths.includes("200 /image/debian/linux"), paths.join("\n"));
       assert.ok(paths.includes("200 /image/debian/initrd.gz"), paths.join("\n"));

@@ -117,6 +117,25 @@ function renderHeadline(o, elapsedSeconds) {
   $("h-uptime").textContent = duration(h.uptime_seconds + elapsedSeconds);
 }
 
+/**
+ * What a machine reported of itself (vendor, product; serial, UUID, firmware): its own word,
+ * cleaned by the server, and put here as text like everything else.
+ */
+function hardwareCell(inv) {
+  const td = el("td", "hardware");
+  if (!inv) return td;
+  td.append(el("span", "", [inv.manufacturer, inv.product].filter(Boolean).join(" ")));
+  const uuid = inv.uuid ?? inv.dhcp_uuid;
+  const firmware = [inv.platform, inv.buildarch].filter(Boolean).join(" ");
+  const detail = [
+    inv.serial && `serial ${inv.serial}`,
+    uuid && `uuid ${uuid}`,
+    firmware,
+  ].filter(Boolean).join(" · ");
+  if (detail) td.append(el("span", "detail", detail));
+  return td;
+}
+
 function renderMachines(rows) {
   const body = document.querySelector("#machines tbody");
   const out = [];
@@ -125,6 +144,7 @@ function renderMachines(rows) {
     tr.append(el("td", "mono", m.mac ?? "?"));
     tr.append(el("td", "mono", m.ip ?? ""));
     tr.append(el("td", "", m.hostname ?? ""));
+    tr.append(hardwareCell(m.inventory));
     tr.append(el("td", "", [m.os, m.class].filter(Boolean).join(" / ")));
     tr.append(el("td", "", [m.state, m.lease && `lease ${m.lease}`].filter(Boolean).join(", ")));
     const stage = el("td");

@@ -1,0 +1,185 @@
+/**
+ * What machines say about themselves: the SMBIOS values iPXE reports in its script URL
+ * (`uuid`, `serial`, `manufacturer`, `product`) with its build (`buildarch`, `platform`),
+ * and what their last DHCP request said (option 93 architecture, option 97 UUID, vendor
+ * class 60, user class 77). One row per machine in `machine_inventory`, pruned with the
+ * machines.
+ *
+ * All of it comes from the client, unchecked: a machine can report anything. It is shown
+ * and handed to templates as data, never trusted to say which machine asks (that is the MAC
+ * and the address it holds, `boot/identity.ts`). Every string is cleaned here, whoever
+ * calls, before it is stored: see {@linkcode cleanReported}.
+ *
+ * @module
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { Mac } from "../net/mac.ts";
+import { parseUuid, type Uuid } from "../net/uuid.ts";
+import { isBusy } from "./db.ts";
+
+/** What a machine reported; null where it said nothing. */
+export interface Inventory {
+  /** SMBIOS system UUID as iPXE's `${uuid}` prints it. */
+  uuid: Uuid | null;
+  serial: string | null;
+  manufacturer: string | null;
+  product: string | null;
+  /** iPXE's build: `i386`, `x86_64`, `arm64` … */
+  buildarch: string | null;
+  /** iPXE's platform: `pcbios`, `efi`. */
+  platform: string | null;
+  /** DHCP option 93 (client architecture, RFC 4578). */
+  dhcp_arch: number | null;
+  /** DHCP option 97 (the UUID PXE firmware and iPXE send). */
+  dhcp_uuid: Uuid | null;
+  /** DHCP option 60. */
+  vendor_class: string | null;
+  /** DHCP option 77, its classes joined by commas. */
+  user_class: string | null;
+  /** When it last reported anything (ms), null if never. */
+  reported_at: number | null;
+}
+
+/** One report: the fields it carries (undefined: not part of this report; null: none). */
+export type InventoryReport = Partial<Omit<Inventory, "reported_at">>;
+
+/** The fields of a report, in the table's column order. */
+export const INVENTORY_FIELDS = [
+  "uuid",
+  "serial",
+  "manufacturer",
+  "product",
+  "buildarch",
+  "platform",
+  "dhcp_arch",
+  "dhcp_uuid",
+  "vendor_class",
+  "user_class",
+] as const satisfies readonly (keyof InventoryReport)[];
+
+/** The longest reported string kept; the rest is cut. */
+export const MAX_REPORTED = 64;
+
+/** An inventory of a machine that never reported anything. */
+export function emptyInventory(): Inventory {
+  return {
+    uuid: null,
+    serial: null,
+    manufacturer: null,
+    product: null,
+    buildarch: null,
+    platform: null,
+    dhcp_arch: null,
+    dhcp_uuid: null,
+    vendor_class: null,
+    user_class: null,
+    reported_at: null,
+  };
+}
+
+/**
+ * A reported string as it may be stored and shown: letters, digits, space and
+ * `. , : _ - + / ( ) # @ &` (what serial numbers, vendor and product names use); any other
+ * character becomes `?`, so nothing that means something to a terminal, a shell, iPXE
+ * (`${…}`), YAML, JSON or HTML survives. Runs of spaces become one, at most
+ * {@linkcode MAX_REPORTED} characters are kept; null when nothing is left.
+ */
+export function cleanReported(text: string | null | undefined): string | null {
+  if (text === null || text === undefined) return null;
+  const clean = text.replace(/[^A-Za-z0-9 .,:_+\/()#@&-]/g, "?").replace(/ {2,}/g, " ").trim()
+    .slice(0, MAX_REPORTED).trim();
+  return clean === "" ? null : clean;
+}
+
+/** A row of the table: the UUIDs in it were parsed before they were stored. */
+type Row = Inventory & { mac: string };
+
+function fromRow(r: Row | undefined): Inventory {
+  if (!r) return emptyInventory();
+  const { mac: _mac, ...rest } = r;
+  return { ...emptyInventory(), ...rest };
+}
+
+/** The `machine_inventory` table. */
+export class InventoryStore {
+  #db: DatabaseSync;
+  #bestEffort: DatabaseSync;
+  #now: () => number;
+  #get: StatementSync;
+  #records = new Map<string, StatementSync>();
+
+  /** `bestEffort`: the handle that gives up at once when busy (state/db.ts); default `db`. */
+  constructor(db: DatabaseSync, options: { bestEffort?: DatabaseSync; now?: () => number } = {}) {
+    this.#db = db;
+    this.#bestEffort = options.bestEffort ?? db;
+    this.#now = options.now ?? Date.now;
+    db.exec(`CREATE TABLE IF NOT EXISTS machine_inventory (
+      mac TEXT PRIMARY KEY,
+      uuid TEXT,
+      serial TEXT,
+      manufacturer TEXT,
+      product TEXT,
+      buildarch TEXT,
+      platform TEXT,
+      dhcp_arch INTEGER,
+      dhcp_uuid TEXT,
+      vendor_class TEXT,
+      user_class TEXT,
+      reported_at INTEGER NOT NULL
+    )`);
+    this.#get = db.prepare("SELECT * FROM machine_inventory WHERE mac = ?");
+  }
+
+  /** What `mac` reported so far (every field null when nothing). */
+  get(mac: Mac): Inventory {
+    return fromRow(this.#get.get(mac) as Row | undefined);
+  }
+
+  /** Every machine's inventory, by MAC. */
+  all(): Map<Mac, Inventory> {
+    const rows = this.#db.prepare("SELECT * FROM machine_inventory").all() as unknown as Row[];
+    return new Map(rows.map((r) => [r.mac as Mac, fromRow(r)]));
+  }
+
+  /**
+   * Stores the fields `report` carries (cleaned), keeping the others: a DHCP request does not
+   * erase what iPXE reported, nor the reverse. Best effort, like a contact: false when the
+   * database was busy and nothing was stored.
+   */
+  record(mac: Mac, report: InventoryReport): boolean {
+    const fields = INVENTORY_FIELDS.filter((f) => report[f] !== undefined);
+    const values = fields.map((f) => clean(f, report[f]));
+    const sets = [
+      ...fields.map((f) => `${f} = excluded.${f}`),
+      "reported_at = excluded.reported_at",
+    ];
+    const sql = `INSERT INTO machine_inventory (mac, ${[...fields, "reported_at"].join(", ")})
+      VALUES (${["?", ...fields.map(() => "?"), "?"].join(", ")})
+      ON CONFLICT (mac) DO UPDATE SET ${sets.join(", ")}`;
+    try {
+      let stmt = this.#records.get(sql);
+      if (!stmt) this.#records.set(sql, stmt = this.#bestEffort.prepare(sql));
+      stmt.run(mac, ...values, this.#now());
+      return true;
+    } catch (e) {
+      if (isBusy(e)) return false;
+      throw e;
+    }
+  }
+
+  /** Forgets the inventory of machines the `machines` table no longer holds. */
+  prune(): number {
+    const res = this.#db.prepare(
+      "DELETE FROM machine_inventory WHERE mac NOT IN (SELECT mac FROM machines)",
+    ).run();
+    return Number(res.changes);
+  }
+}
+
+/** One field's value as stored: strings cleaned, numbers whole, UUIDs canonical. */
+function clean(field: (typeof INVENTORY_FIELDS)[number], v: unknown): string | number | null {
+  if (v === null || v === undefined) return null;
+  if (field === "dhcp_arch") return Number.isInteger(v) && (v as number) >= 0 ? v as number : null;
+  if (field === "uuid" || field === "dhcp_uuid") return parseUuid(String(v));
+  return cleanReported(String(v));
+}
