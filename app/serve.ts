@@ -40,6 +40,7 @@ import {
   startDhcpService,
 } from "./dhcp.ts";
 import { configuredOptions } from "./config_options.ts";
+import { contactRecorder } from "./dhcp_contacts.ts";
 import { type DnsServiceOptions, startDnsService } from "./dns.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 import { planReload } from "./reload.ts";
@@ -297,7 +298,7 @@ interface Generation {
 
 /** The parts of a running serve that stay across reloads. */
 interface Running {
-  db: { main: DatabaseSync; quick: DatabaseSync };
+  db: { main: DatabaseSync; quick: DatabaseSync; leases: DatabaseSync };
   watch: BootWatch;
   adminToken: string;
   health: HealthOptions;
@@ -307,7 +308,7 @@ interface Running {
 
 /** Builds the lease store, the boot services and the HTTP app of `config` over `store`. */
 function generation(config: Config, store: ContentStore, r: Running): Generation {
-  const leases = leasePoolsFor(config, r.db.main);
+  const leases = leasePoolsFor(config, r.db.leases);
   const book = addressBookFor(config, leases);
   const services = servicesFor(config, { store, local: r.local }, r.db, book, r.logger);
   const app = createHttpApp({
@@ -354,12 +355,15 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     const main = openDatabaseFile(config.db_file);
     running.push({ close: () => Promise.resolve(main.close()) });
     checkDatabase(main, config.db_file);
-    const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
+    const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 0, synchronous: "NORMAL" });
     running.push({ close: () => Promise.resolve(quick.close()) });
+    // The lease table's own handle: its group commit must never wait for a lock.
+    const leases = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
+    running.push({ close: () => Promise.resolve(leases.close()) });
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
     const r: Running = {
-      db: { main, quick },
+      db: { main, quick, leases },
       watch,
       adminToken,
       health: { version: options.version, readiness: () => ready.report() },
@@ -426,16 +430,14 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     if (dns) running.push(dns);
 
     // DHCP last: a client that gets an offer must find TFTP, HTTP and DNS already listening.
+    const contact = contactRecorder(() => gen.services.registry, quick, logger);
     const onDhcp = (e: DhcpEvent) => {
       watch.dhcp(e);
       // Machines seen on the wire join the registry before their first HTTP request, with
       // what their request said of them (shown only: DHCP is no proof of who sent it).
-      if (e.kind === "reply" && e.reply === "ack" && e.ip) {
-        gen.services.registry.seen(e.mac, e.ip);
-        if (e.inventory) gen.services.registry.report(e.mac, e.inventory);
-      }
+      if (e.kind === "reply" && e.reply === "ack" && e.ip) contact(e.mac, e.ip, e.inventory);
     };
-    const dhcp = await startDhcpService(dhcpOptions(config, main, gen.leases, logger, onDhcp));
+    const dhcp = await startDhcpService(dhcpOptions(config, leases, gen.leases, logger, onDhcp));
     running.push(dhcp);
     if (config.dhcp.mode !== "off") {
       ready.set("dhcp", true, `${config.dhcp.mode} mode on ${config.interface}`);
@@ -485,7 +487,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       tree = nextTree;
       gen = nextGen;
       ready.setStore(tree.store);
-      dhcp.update(dhcpOptions(next, main, gen.leases, logger, onDhcp));
+      dhcp.update(dhcpOptions(next, leases, gen.leases, logger, onDhcp));
       dns?.update(dnsOptions(next, gen.leases, logger, watch));
       watchLeases();
       if (old !== tree) {

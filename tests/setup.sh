@@ -8,7 +8,7 @@ if ! command -v deno >/dev/null 2>&1; then
   npm install -g deno >/dev/null 2>&1
 fi
 
-# Package daemons (tftpd-hpa, dnsmasq, nginx) must never start in the host's network
+# Package daemons (tftpd-hpa, dnsmasq, nginx, kea-dhcp4-server) must never start in the host's network
 # namespace: tests run them only inside namespaces they create.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -24,8 +24,8 @@ fi
 # nothing here starts systemd.
 packages=(qemu-system-x86 ipxe ovmf udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp curl
   tshark tcpdump dnsmasq bind9-dnsutils tftpd-hpa nftables iproute2 iputils-ping cpio xz-utils wrk
-  nginx procps kea-admin debian-installer-12-netboot-amd64 chromium systemd strace libwrap0
-  libpcre2-8-0)
+  nginx procps kea-admin kea-dhcp4-server debian-installer-12-netboot-amd64 chromium systemd strace
+  libwrap0 libpcre2-8-0)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,6 +23,8 @@ export interface BenchRow {
   unit: string;
   ours: number | null;
   reference: number | null;
+  /** The reference server of this row when a table has several; default the table's. */
+  referenceName?: string;
   /** For a unit where less is better (memory), the ratio still reads ours/reference. */
   lowerIsBetter?: boolean;
   /** Why a row has no reference or what its reference really is. */
@@ -239,10 +241,11 @@ export async function spawnAstralboot(
   dir: string,
   configToml: string,
   tree: string,
+  main = repoPath("main.ts"),
 ): Promise<BenchProcess> {
   const config = `${dir}/config.toml`;
   await Deno.writeTextFile(config, configToml);
-  const argv = ["deno", "run", ...DENO_NS_FLAGS, repoPath("main.ts"), "serve", "-c", config];
+  const argv = ["deno", "run", ...DENO_NS_FLAGS, main, "serve", "-c", config];
   return spawnServer(ns, [...argv, "-l", tree, "--log-format", "json"], `${dir}/astralboot.log`);
 }
 

@@ -166,7 +166,7 @@ function summary(tables: Map<BenchName, BenchTable | Error>, seconds: number): s
         `${name.padEnd(5)} ${r.name.padEnd(34)} ${
           (q === null ? "-" : q.toFixed(2) + "x").padStart(7)
         }` +
-          `  (${figs}${q === null ? "" : `, ${t.referenceName}`})`,
+          `  (${figs}${q === null ? "" : `, ${r.referenceName ?? t.referenceName}`})`,
       );
     }
   }
