@@ -20,6 +20,7 @@ import { listenInterface } from "../protocols/tftp/interface_socket.ts";
 import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
+import { Bookkeeping } from "../state/bookkeeping.ts";
 import type { LeasePools } from "../state/lease_pools.ts";
 import { hasMac } from "../state/machines.ts";
 import { Subnet } from "../net/ipv4.ts";
@@ -134,6 +135,7 @@ function servicesFor(
   config: Config,
   tree: { store: ContentStore; local: boolean },
   db: { main: DatabaseSync; quick: DatabaseSync },
+  bookkeeping: Bookkeeping,
   addressBook: AddressBook,
   logger: Logger,
 ): BootServices {
@@ -141,6 +143,7 @@ function servicesFor(
     store: tree.store,
     db: db.main,
     bestEffortDb: db.quick,
+    bookkeeping,
     addressBook,
     machines: config.machines,
     server: {
@@ -296,6 +299,8 @@ interface Generation {
 /** The parts of a running serve that stay across reloads. */
 interface Running {
   db: { main: DatabaseSync; quick: DatabaseSync };
+  /** Contacts, reports and history lines on their way to `db.quick`; shared by generations. */
+  bookkeeping: Bookkeeping;
   watch: BootWatch;
   adminToken: string;
   health: HealthOptions;
@@ -307,7 +312,14 @@ interface Running {
 function generation(config: Config, store: ContentStore, r: Running): Generation {
   const leases = leasePoolsFor(config, r.db.main);
   const book = addressBookFor(config, leases);
-  const services = servicesFor(config, { store, local: r.local }, r.db, book, r.logger);
+  const services = servicesFor(
+    config,
+    { store, local: r.local },
+    r.db,
+    r.bookkeeping,
+    book,
+    r.logger,
+  );
   const app = createHttpApp({
     ...services,
     store,
@@ -344,10 +356,14 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     checkDatabase(main, config.db_file);
     const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
     running.push({ close: () => Promise.resolve(quick.close()) });
+    // Closed after every server (the last requests queue too), before the handles.
+    const bookkeeping = new Bookkeeping(quick, { logger });
+    running.push({ close: () => Promise.resolve(bookkeeping.close()) });
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
     const r: Running = {
       db: { main, quick },
+      bookkeeping,
       watch,
       adminToken,
       health: { version: options.version, readiness: () => ready.report() },
