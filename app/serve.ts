@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import type { Config } from "./config.ts";
 import { ConfigError, formatConfig } from "./config.ts";
 import { ContentError, type ContentStore } from "../content/store.ts";
+import { CachedStore } from "../content/cached.ts";
 import { FallbackStore } from "../content/fallback.ts";
 import { LocalStore } from "../content/local.ts";
 import { embeddedDefaultStore } from "../content/memory.ts";
@@ -65,16 +66,49 @@ export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEven
   }
 }
 
+/** How often what the tree cache keeps of a local tree is checked against the disk. */
+const LOCAL_TREE_RECHECK_MS = 1000;
+
+/** An open boot tree: its store (small files kept in memory, `content/cached.ts`). */
+export interface OpenTree {
+  store: ContentStore;
+  /** Drops what the store keeps in memory (a reload: the tree may have changed). */
+  forget: () => void;
+  close: () => Promise<void>;
+}
+
+/** `store` behind the memory of `content/cached.ts`, checked below every `revalidateMs`. */
+function cachedTree(
+  store: ContentStore,
+  revalidateMs: number,
+  close: () => Promise<void>,
+): OpenTree {
+  const cached = new CachedStore(store, { revalidateMs });
+  return {
+    store: cached,
+    forget: () => cached.clear(),
+    close: () => {
+      cached.clear();
+      return close();
+    },
+  };
+}
+
 /** Picks the boot tree: `-l DIR`, else the IPFS `ref`, else the embedded default. */
 export function openStore(
   config: Config,
   local: string | undefined,
   logger: Logger,
   onEvent?: IpfsEventSink,
-): { store: ContentStore; close: () => Promise<void> } {
+): OpenTree {
   if (local) {
     try {
-      return { store: new FallbackStore(new LocalStore(local)), close: () => Promise.resolve() };
+      // A local tree may be edited while we run: what is kept is checked every second.
+      return cachedTree(
+        new FallbackStore(new LocalStore(local)),
+        LOCAL_TREE_RECHECK_MS,
+        () => Promise.resolve(),
+      );
     } catch (e) {
       throw new ConfigError(`-l ${local}: ${(e as Error).message}`, { cause: e });
     }
@@ -83,13 +117,19 @@ export function openStore(
     const ipfs = openIpfsStore(config, logger, onEvent);
     // A server runs for months: its cache is held to cache_max now and every hour.
     ipfs.startGc();
-    return { store: new FallbackStore(ipfs), close: () => ipfs.close() };
+    // A ref names content that never changes: what is kept never needs checking.
+    return cachedTree(new FallbackStore(ipfs), Infinity, () => ipfs.close());
   }
   logger.warn(
     "content",
     "no boot tree configured: set ref in config.toml or pass -l DIR; serving the built-in menu and the host's iPXE files only",
   );
-  return { store: new FallbackStore(embeddedDefaultStore()), close: () => Promise.resolve() };
+  // Only the host's iPXE files could change (a package upgrade).
+  return cachedTree(
+    new FallbackStore(embeddedDefaultStore()),
+    LOCAL_TREE_RECHECK_MS,
+    () => Promise.resolve(),
+  );
 }
 
 /** The TFTP open handler: TFTP names mapped into `tftp/` of the tree, read through the store. */
@@ -483,6 +523,9 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       const old = tree;
       tree = nextTree;
       gen = nextGen;
+      // What the old tree kept in memory is not served again: a local tree may have been
+      // edited, a replaced one only finishes the transfers it started (they hold their bytes).
+      old.forget();
       ready.setStore(tree.store);
       dhcp.update(dhcpOptions(next, main, gen.leases, logger, onDhcp));
       dns?.update(dnsOptions(next, gen.leases, logger, watch));
