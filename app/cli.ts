@@ -59,8 +59,10 @@ Usage:
   astralboot machine list|show MAC|reinstall MAC
                                                  machines, what they report, install state
   astralboot token                               the admin token and the dashboard's address
-  astralboot lab [--firmware bios|uefi] [--nic virtio|e1000] [--timeout S]
+  astralboot lab [--firmware bios|uefi|uefi-secure] [--nic virtio|e1000]
+                 [--dhcp server|proxy] [--all] [--timeout S]
                                                  namespace + VM that PXE-boots from this server
+                                                 (astralboot lab --help: every flag)
   astralboot --version | --help
 
 Options:
@@ -104,6 +106,11 @@ export function parseArgs(argv: string[]): CliArgs {
     switch (flag) {
       case "-h":
       case "--help":
+        // `astralboot lab --help` lists the lab's own flags (lab/main.ts).
+        if (out.command === "lab") {
+          out.rest.push(arg);
+          continue;
+        }
         return { ...out, command: "help" };
       case "-V":
       case "--version":

@@ -29,6 +29,8 @@ Deno.test("parseArgs reads commands and flags", async (t) => {
     [["--log-level", "debug", "leases"], { command: "leases", logLevel: "debug", rest: [] }],
     [["--version"], { command: "version" }],
     [["serve", "-h"], { command: "help" }],
+    [["lab", "--help"], { command: "lab", rest: ["--help"] }],
+    [["--help", "lab"], { command: "help" }],
   ];
   for (const [argv, expected] of cases) {
     await t.step(argv.join(" ") || "(none)", () => {

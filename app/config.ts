@@ -87,7 +87,8 @@ export interface Config {
   };
   /** `cache_max`: bytes the IPFS cache may hold (0: no limit). */
   ipfs: { gateways: string[]; timeout: number; cache_max: number };
-  boot: { default?: string; menu_timeout: number };
+  /** `secure_boot`: x86-64 UEFI PXE clients get shim → GRUB (`boot/secure_boot.ts`). */
+  boot: { default?: string; menu_timeout: number; secure_boot: boolean };
   /** The admin API: where its token is kept. */
   api: { token_file: string };
   machines: MachineEntry[];
@@ -187,7 +188,7 @@ const KNOWN: Record<string, string[]> = {
   tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
   http: ["port", "address", "public_url", "idle_timeout", "max_connections", "max_per_client"],
   ipfs: ["gateways", "timeout", "cache_max"],
-  boot: ["default", "menu_timeout"],
+  boot: ["default", "menu_timeout", "secure_boot"],
   api: ["token_file"],
   machine: ["mac", "uuid", "hostname", "ip", "os", "class", "vars", "options", "force_options"],
 };

@@ -7,6 +7,7 @@
 import type { Config, DhcpOptionValues } from "./config.ts";
 import { formatByteSize } from "./config_reader.ts";
 import { optionSpec } from "../protocols/dhcp/option_table.ts";
+import { SECURE_BOOT_FILES } from "../boot/secure_boot.ts";
 
 function toml(v: unknown): string {
   if (v === undefined) return '""';
@@ -215,6 +216,13 @@ function services(c: Config, line: Line, section: (name: string) => void): void 
     "menu_timeout",
     c.boot.menu_timeout,
     "seconds the menu waits (0: wait for a choice without a default)",
+  );
+  line(
+    "secure_boot",
+    c.boot.secure_boot,
+    `x86-64 UEFI PXE gets shim, then GRUB and signed kernels; the tree needs ${
+      SECURE_BOOT_FILES.map((f) => `${f.path} (${f.source})`).join(", ")
+    }`,
   );
   section("api");
   line("token_file", c.api.token_file, "the admin token (made on first start, mode 0600)");

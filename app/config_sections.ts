@@ -350,6 +350,7 @@ export function readBoot(t: Raw, r: ConfigReader): Config["boot"] {
   return {
     default: r.str(t, "boot", "default"),
     menu_timeout: r.int(t, "boot", "menu_timeout", 0, 86400) ?? 10,
+    secure_boot: r.bool(t, "boot", "secure_boot") ?? false,
   };
 }
 

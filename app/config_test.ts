@@ -328,6 +328,7 @@ timeout = "5s"
 [boot]
 default = "debian"
 menu_timeout = 3
+secure_boot = true
 [[machine]]
 mac = "52-54-00-AA-BB-CC"
 hostname = "node1"
@@ -346,6 +347,7 @@ vars = { disk = "/dev/vda" }
   assert.equal(c.tftp.port, 1069);
   assert.equal(c.tftp.max_per_client, 8);
   assert.equal(c.boot.default, "debian");
+  assert.equal(c.boot.secure_boot, true);
   assert.deepEqual(c.machines, [{
     mac: "52:54:00:aa:bb:cc",
     hostname: "node1",
@@ -562,6 +564,7 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
       "gateways",
       "cache_max",
       "menu_timeout",
+      "secure_boot",
       "router_advertisement",
       "upstream",
       "ttl",

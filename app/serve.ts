@@ -9,16 +9,15 @@ import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import type { Config } from "./config.ts";
 import { ConfigError, formatConfig } from "./config.ts";
-import { ContentError, type ContentStore } from "../content/store.ts";
+import type { ContentStore } from "../content/store.ts";
 import { CachedStore } from "../content/cached.ts";
 import { FallbackStore } from "../content/fallback.ts";
 import { LocalStore } from "../content/local.ts";
 import { embeddedDefaultStore } from "../content/memory.ts";
 import type { IpfsEventSink } from "../ipfs/events.ts";
 import { IpfsStore } from "../ipfs/store.ts";
-import { startTftpServer, type TftpOpen } from "../protocols/tftp/server.ts";
+import { startTftpServer } from "../protocols/tftp/server.ts";
 import { listenInterface } from "../protocols/tftp/interface_socket.ts";
-import { tftpPathToTree } from "../protocols/tftp/paths.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
 import { Bookkeeping } from "../state/bookkeeping.ts";
@@ -47,6 +46,8 @@ import { type DnsServiceOptions, startDnsService } from "./dns.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 import { planReload } from "./reload.ts";
 import type { HealthOptions } from "../http/health_routes.ts";
+import { tftpOpener } from "./tftp_open.ts";
+import { missingSecureBootFiles } from "../boot/secure_boot.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
 export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEventSink): IpfsStore {
@@ -132,20 +133,20 @@ export function openStore(
   );
 }
 
-/** The TFTP open handler: TFTP names mapped into `tftp/` of the tree, read through the store. */
-export function tftpOpener(store: ContentStore): TftpOpen {
-  return async (filename) => {
-    const path = tftpPathToTree(filename);
-    if (path === null) return { error: "forbidden", message: "access violation" };
-    try {
-      const entry = await store.stat(path);
-      if (!entry || entry.kind !== "file") return { error: "not-found", message: "file not found" };
-      return { size: entry.size, stream: await store.read(path) };
-    } catch (e) {
-      if (e instanceof ContentError) return { error: e.code, message: e.message };
-      throw e;
-    }
-  };
+/**
+ * One warning naming the Secure Boot files the tree lacks. In the background: an IPFS tree
+ * may take a while to answer, and the servers need not wait for a warning.
+ */
+function warnMissingSecureBootFiles(store: ContentStore, logger: Logger): void {
+  missingSecureBootFiles(store).then((missing) => {
+    if (missing.length === 0) return;
+    logger.warn(
+      "boot",
+      `secure_boot: the tree lacks ${
+        missing.map((f) => `${f.path} (${f.source})`).join(", ")
+      }; x86-64 UEFI machines will not boot`,
+    );
+  }).catch((e) => logger.warn("boot", "secure_boot: cannot check the tree", { error: e }));
 }
 
 /** Options of {@linkcode runServe}. */
@@ -286,6 +287,7 @@ function dhcpOptions(
       httpUrl: config.http.public_url,
       efiLoader: config.dhcp.efi_loader,
       arm64Loader: config.dhcp.arm64_loader,
+      secureBoot: config.boot.secure_boot,
     },
     machines: dhcpMachines(config),
     db,
@@ -383,6 +385,16 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
   logConfig(config, logger);
   let tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
   logger.info("content", `boot tree: ${tree.store.description}`);
+  if (config.boot.secure_boot) {
+    warnMissingSecureBootFiles(tree.store, logger);
+    if (config.dhcp.mode === "proxy" || config.dhcp.mode === "auto") {
+      // Measured: Debian's signed GRUB ignores ProxyDHCP (docs/FIRMWARE.md).
+      logger.warn(
+        "boot",
+        `secure_boot beside another DHCP server: GRUB reads its config from the next-server of that server's answer; make it name ${config.server_ip} (ISC next-server, dnsmasq dhcp-boot=,,${config.server_ip})`,
+      );
+    }
+  }
 
   const ready = new Readiness(tree.store);
   for (const part of ["tftp", "http", ...(config.dhcp.mode === "off" ? [] : ["dhcp"])]) {
@@ -415,8 +427,13 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       await startTftpServer({
         address: config.server_ip,
         port: config.tftp.port,
-        // Through `tree`, so that a reload's new tree serves the next request.
-        open: (name, client) => tftpOpener(tree.store)(name, client),
+        // Through `tree` and `gen`, so that a reload's tree and machines serve the next request.
+        open: (name, client) =>
+          tftpOpener(tree.store, {
+            boot: gen.services.tftp,
+            onScript: (script, ip) => watch.script(script.machine?.mac ?? null, ip, script.step),
+            logger,
+          })(name, client),
         maxBlksize: config.tftp.max_blksize,
         maxWindowsize: config.tftp.windowsize,
         maxPerClient: config.tftp.max_per_client,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "./config.ts";
-import { addressBookFor, openStore, tftpOpener } from "./serve.ts";
+import { addressBookFor, openStore } from "./serve.ts";
+import { tftpOpener } from "./tftp_open.ts";
 import { createLeasePools } from "./dhcp.ts";
 import { openDatabase } from "../state/db.ts";
 import { Subnet } from "../net/ipv4.ts";

@@ -1,7 +1,7 @@
 /**
  * The boot services of one tree and one database, put together the same way for `serve`
  * and for tests: the OS catalog, the one template renderer, the machine registry and its
- * history, installer configs and the iPXE scripts.
+ * history, installer configs, the iPXE scripts and GRUB's configs (over TFTP).
  *
  * @module
  */
@@ -10,7 +10,8 @@ import type { Logger } from "../log.ts";
 import type { ContentStore } from "../content/store.ts";
 import { OsCatalog } from "../boot/catalog.ts";
 import { Installers } from "../boot/installers.ts";
-import { BootScripts } from "../boot/scripts.ts";
+import { BootScripts, GRUB_SCRIPTS } from "../boot/scripts.ts";
+import { TftpBoot } from "../boot/tftp_boot.ts";
 import { type AddressBook, MachineIdentity } from "../boot/identity.ts";
 import type { ServerInfo } from "../boot/template_data.ts";
 import { TemplateRenderer } from "../boot/templates.ts";
@@ -60,6 +61,8 @@ export interface BootServices {
   history: BootHistory;
   installers: Installers;
   scripts: BootScripts;
+  /** GRUB's configs, menu choices and OS images over TFTP. */
+  tftp: TftpBoot;
   identity: MachineIdentity;
   /** The key of the callback tokens. */
   secret: Uint8Array;
@@ -82,7 +85,7 @@ export function createBootServices(o: BootServicesOptions): BootServices {
   });
   const identity = new MachineIdentity(o.addressBook, { trustAll: o.trustAll });
   const installers = new Installers({ registry, catalog, renderer, server, identity });
-  const scripts = new BootScripts({
+  const scriptOptions = {
     catalog,
     renderer,
     registry,
@@ -92,7 +95,9 @@ export function createBootServices(o: BootServicesOptions): BootServices {
     defaultOs: o.defaultOs,
     menuTimeout: o.menuTimeout ?? 10,
     logger: o.logger,
-  });
+  };
+  const scripts = new BootScripts(scriptOptions);
+  const grub = new BootScripts({ ...scriptOptions, flavour: GRUB_SCRIPTS });
   return {
     catalog,
     renderer,
@@ -100,6 +105,7 @@ export function createBootServices(o: BootServicesOptions): BootServices {
     history,
     installers,
     scripts,
+    tftp: new TftpBoot({ grub, identity }),
     identity,
     secret: server.secret,
   };

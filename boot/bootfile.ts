@@ -7,6 +7,7 @@
  * | arch 0, x86 BIOS (or no 93: udhcpc, BOOTP)    | `undionly.kpxe`                              |
  * | arch 6, IA32 UEFI                             | `i386/ipxe.efi` (Debian ships none)          |
  * | arch 7 / 9, x86-64 UEFI                       | `snponly.efi` (`efi_loader`)                 |
+ * | arch 7 / 9 with `[boot] secure_boot`          | `shimx64.efi` (then GRUB, `secure_boot.ts`)  |
  * | arch 11, ARM64 UEFI                           | `arm64/ipxe.efi` (`arm64_loader`)            |
  * | vendor class "HTTPClient" (arch 15/16/19/20)  | `http://SERVER[:PORT]/tftp/<loader>`         |
  *
@@ -25,6 +26,7 @@ import { ClientArch } from "../protocols/dhcp/pxe.ts";
 import { macHyphens } from "../net/mac.ts";
 import { macOf } from "../protocols/dhcp/packet.ts";
 import { INVENTORY_QUERY } from "./inventory.ts";
+import { SHIM_LOADER } from "./secure_boot.ts";
 
 /** Where the first-stage loaders and the iPXE script live. */
 export interface BootfileOptions {
@@ -38,6 +40,8 @@ export interface BootfileOptions {
   efiLoader?: string;
   /** ARM64 UEFI loader (config `arm64_loader`). Default "arm64/ipxe.efi". */
   arm64Loader?: string;
+  /** x86-64 UEFI PXE clients get shim instead of iPXE (`[boot] secure_boot`). */
+  secureBoot?: boolean;
 }
 
 /** What a client should load, and how it identified itself. */
@@ -56,6 +60,8 @@ const HTTP_TO_PXE: ReadonlyMap<number, number> = new Map([
   [ClientArch.EfiArm64Http, ClientArch.EfiArm64],
   [ClientArch.PcBiosHttp, ClientArch.X86Bios],
 ]);
+
+const X86_64_UEFI: ReadonlySet<number> = new Set([ClientArch.EfiX64, ClientArch.EfiX64Alt]);
 
 function loaderFor(arch: number, b: BootfileOptions): string | undefined {
   switch (HTTP_TO_PXE.get(arch) ?? arch) {
@@ -94,6 +100,11 @@ export function chooseBootfile(p: DhcpPacket, boot: BootfileOptions): BootChoice
   const arch = clientArchOf(p);
   const client = clientKind(p);
   if (client === "ipxe") return { bootfile: ipxeScriptUrl(boot.httpUrl, p), arch, client };
+  // iPXE is not signed by Microsoft: under Secure Boot the firmware would refuse it. HTTP-boot
+  // clients keep iPXE: the signed GRUB network image cannot read over HTTP (grub.ts).
+  if (boot.secureBoot && client === "pxe" && X86_64_UEFI.has(arch)) {
+    return { bootfile: SHIM_LOADER, arch, client };
+  }
   const loader = loaderFor(arch, boot);
   if (loader === undefined) return undefined;
   if (client === "http") return { bootfile: `${boot.httpUrl}/tftp/${loader}`, arch, client };

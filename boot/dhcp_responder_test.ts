@@ -145,6 +145,31 @@ Deno.test("chooseBootfile picks by client and architecture", async (t) => {
     const a64 = arch(11, "PXEClient:Arch:00011:UNDI:003000");
     assert.equal(chooseBootfile(a64, boot)?.bootfile, "a64.efi");
   });
+  await t.step("secure_boot: x86-64 UEFI PXE gets shim, nobody else changes", async (t) => {
+    const boot = { httpUrl: HTTP, secureBoot: true };
+    const rows: [string, DhcpPacket, string][] = [
+      ["OVMF native PXE, arch 7", ovmf, "shimx64.efi"],
+      ["x86-64 UEFI sending 9", arch(9, "PXEClient:Arch:00009:UNDI:003000"), "shimx64.efi"],
+      // iPXE EFI could only be running because Secure Boot is off: it keeps its script.
+      ["iPXE EFI", capture("ipxe_efi_discover"), script(capture("ipxe_efi_discover"))],
+      ["BIOS PXE, arch 0", arch(0, "PXEClient:Arch:00000:UNDI:002001"), "undionly.kpxe"],
+      ["ARM64 UEFI, arch 11", arch(11, "PXEClient:Arch:00011:UNDI:003000"), "arm64/ipxe.efi"],
+      // The signed GRUB cannot read over HTTP: HTTP boot keeps iPXE.
+      [
+        "x86-64 UEFI HTTP boot, arch 16",
+        arch(16, "HTTPClient:Arch:00016:UNDI:003001"),
+        `${HTTP}/tftp/snponly.efi`,
+      ],
+    ];
+    for (const [name, req, want] of rows) {
+      await t.step(name, () => assert.equal(chooseBootfile(req, boot)?.bootfile, want));
+    }
+    await t.step("proxy mode offers shim too", () => {
+      const out = handleDhcp(ovmf, policy({ mode: "proxy", boot }));
+      assert.equal(label(out), "proxy-offer");
+      assert.equal(onWire(out).file, "shimx64.efi");
+    });
+  });
   await t.step("iPXE never gets a first-stage loader", () => {
     for (const name of ["ipxe_bios_discover", "ipxe_efi_discover", "ipxe_bios_request"]) {
       const req = capture(name);

@@ -212,12 +212,13 @@ export class Installers {
 
   /**
    * The script that boots an installed machine from its local disk, or null when the
-   * machine is not installed (it then gets the menu or its OS as usual).
+   * machine is not installed (it then gets the menu or its OS as usual). `template` is the
+   * loader's: `local` (iPXE) or `grub-local`.
    */
-  async localBoot(machine: Machine, clientIp?: string): Promise<string | null> {
+  async localBoot(machine: Machine, clientIp?: string, template = "local"): Promise<string | null> {
     if (machine.state !== "installed") return null;
     const os = machine.os ? (await this.#catalog.get(machine.os)) ?? null : null;
     const data = templateData(this.#server, machine, os, { clientIp });
-    return await this.#renderer.render("local", data, os?.name);
+    return await this.#renderer.render(template, data, os?.name);
   }
 }

@@ -22,6 +22,8 @@ export interface MenuModel {
   default: string;
   /** `choose --timeout` in milliseconds; 0 waits for ever. */
   timeout_ms: number;
+  /** GRUB's `timeout`: the same in whole seconds, -1 waiting for ever (0 would not wait). */
+  grub_timeout: number;
   /** Lines shown as `item --gap`: why the menu is empty, which OS was left out. */
   notices: string[];
   /** The MAC as it goes into `/choose/<os>/<mac>` URLs, or the iPXE setting when unknown. */
@@ -81,10 +83,12 @@ export function buildMenu(input: MenuInput): MenuModel {
     if (items.some((i) => i.name === input.defaultOs)) def = input.defaultOs;
     else notices.push(menuText(`Default OS ${input.defaultOs} is not in the tree`));
   }
+  const timeoutMs = def ? Math.max(0, Math.round(input.timeoutSeconds * 1000)) : 0;
   return {
     items,
     default: def,
-    timeout_ms: def ? Math.max(0, Math.round(input.timeoutSeconds * 1000)) : 0,
+    timeout_ms: timeoutMs,
+    grub_timeout: timeoutMs === 0 ? -1 : Math.ceil(timeoutMs / 1000),
     notices,
     mac_url: macForUrl(input.mac),
   };

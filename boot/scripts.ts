@@ -1,13 +1,16 @@
 /**
- * The iPXE scripts a machine gets over HTTP: what `/boot.ipxe` answers, the menu, the start
- * script of an OS, and the sticky choice made at the menu. Each answer says which boot step
- * it was, for the live feed and the machine's history.
+ * The scripts a boot loader gets: what `/boot.ipxe` answers, the menu, the start script of
+ * an OS, and the sticky choice made at the menu. Each answer says which boot step it was, for
+ * the live feed and the machine's history.
  *
  * `/boot.ipxe?mac=M` answers in one request: the local-disk script of an installed machine,
  * else the start script (kernel line) of its OS, else the menu. Without a MAC it answers a
  * script that asks again with it (`chain.vto`). What the machine reports in that URL (UUID,
  * serial …, `boot/inventory.ts`) is recorded once the MAC is proven to ask for itself, and
  * may bind it to a `[[machine]] uuid` entry (`state/machines.ts` `report`).
+ *
+ * The same decisions make GRUB's grub.cfg (`grub.ts`): a {@linkcode BootScripts} of the
+ * {@linkcode GRUB_SCRIPTS} flavour renders them from the `grub-*` templates instead.
  *
  * @module
  */
@@ -17,6 +20,7 @@ import type { Machine, MachineRegistry } from "../state/machines.ts";
 import type { InventoryReport } from "../state/inventory.ts";
 import { OS_NAME, type OsCatalog, type OsEntry } from "./catalog.ts";
 import { BootRequestError } from "./errors.ts";
+import { grubKernelArgs, grubTftpPath } from "./grub.ts";
 import type { MachineIdentity } from "./identity.ts";
 import type { Installers } from "./installers.ts";
 import { INVENTORY_QUERY } from "./inventory.ts";
@@ -38,6 +42,32 @@ export interface Script {
   machine: Machine | null;
 }
 
+/** The templates of one boot loader's scripts. */
+export interface ScriptFlavour {
+  /** Names the logs and errors use: "iPXE", "GRUB". */
+  loader: string;
+  start: string;
+  menu: string;
+  /** The local-disk script of an installed machine. */
+  local: string;
+}
+
+/** iPXE's scripts: `templates/{start,menu}.vto`, `templates/installers/local.vto`. */
+export const IPXE_SCRIPTS: ScriptFlavour = {
+  loader: "iPXE",
+  start: "start",
+  menu: "menu",
+  local: "local",
+};
+
+/** GRUB's configs: `templates/grub/grub-{start,menu,local}.vto`. */
+export const GRUB_SCRIPTS: ScriptFlavour = {
+  loader: "GRUB",
+  start: "grub-start",
+  menu: "grub-menu",
+  local: "grub-local",
+};
+
 /** Options for {@linkcode BootScripts}. */
 export interface BootScriptsOptions {
   catalog: OsCatalog;
@@ -52,14 +82,18 @@ export interface BootScriptsOptions {
   /** `[boot] menu_timeout` in seconds. */
   menuTimeout: number;
   logger: Logger;
+  /** Which loader's templates; default {@linkcode IPXE_SCRIPTS}. */
+  flavour?: ScriptFlavour;
 }
 
 /** Renders the scripts of the module doc. */
 export class BootScripts {
   #o: BootScriptsOptions;
+  #t: ScriptFlavour;
 
   constructor(options: BootScriptsOptions) {
     this.#o = options;
+    this.#t = options.flavour ?? IPXE_SCRIPTS;
   }
 
   /** `/boot.ipxe` without a MAC: a script that asks again with it and what the machine reports. */
@@ -83,7 +117,11 @@ export class BootScripts {
     report: InventoryReport | null = null,
   ): Promise<Script> {
     const machine = this.#verified(mac, clientIp, report);
-    const local = await this.#o.installers.localBoot(machine, clientIp ?? undefined);
+    const local = await this.#o.installers.localBoot(
+      machine,
+      clientIp ?? undefined,
+      this.#t.local,
+    );
     if (local !== null) {
       this.#o.logger.info("install", "installed: booting the local disk", {
         mac,
@@ -198,7 +236,7 @@ export class BootScripts {
     const data = machine
       ? templateData(server, machine, null, { clientIp: clientIp ?? undefined })
       : anonymousData(server, clientIp);
-    const text = await this.#o.renderer.render("menu", { ...data, menu: model });
+    const text = await this.#o.renderer.render(this.#t.menu, { ...data, menu: model });
     return { text, step: { stage: "menu", detail: "menu" }, machine };
   }
 
@@ -227,11 +265,17 @@ export class BootScripts {
     // Without a kernel only the OS's own start.vto can boot it; the default then fails
     // with a clear "os_info.kernel_url is not defined".
     if (entry.kernel !== null) osInfo.kernel_url = imageUrl(entry.kernel);
+    // GRUB reads kernels and initrds over TFTP (grub.ts): its names, quoted for a grub.cfg.
+    const tftpPath = (p: string) =>
+      grubTftpPath(this.#o.server.serverIp, `image/${entry.name}/${p}`);
+    if (entry.kernel !== null) osInfo.grub_kernel = tftpPath(entry.kernel);
+    osInfo.grub_initrd = entry.initrd.map(tftpPath).join(" ");
     const cmdData = { ...data, os_info: osInfo, reason };
     osInfo.cmdline = entry.cmdline
       ? await this.#o.renderer.renderString(`${entry.source}#cmdline`, entry.cmdline, cmdData)
       : "";
-    const text = await this.#o.renderer.render("start", cmdData, entry.name);
+    osInfo.grub_args = grubKernelArgs(osInfo.cmdline as string);
+    const text = await this.#o.renderer.render(this.#t.start, cmdData, entry.name);
     return { text, step: { stage: "script", detail: `start ${entry.name} (${reason})` }, machine };
   }
 }

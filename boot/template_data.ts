@@ -14,6 +14,8 @@
  * | `callback` | `{ installed, progress }`: the URLs an installer calls back, with this install's token |
  * | `config` | what templates see of the server's config (domain, dns, router …) |
  * | `sh(text)` | `text` quoted for a POSIX shell |
+ * | `grub_quote(text)` | `text` as one word of a grub.cfg |
+ * | `grub_root` | GRUB's name of this server's TFTP: `(tftp,10.0.0.1)` |
  *
  * @module
  */
@@ -22,6 +24,7 @@ import { callbackToken } from "./callback_tokens.ts";
 import type { Machine } from "../state/machines.ts";
 import { INVENTORY_FIELDS } from "../state/inventory.ts";
 import type { OsEntry } from "./catalog.ts";
+import { grubQuote } from "./grub.ts";
 
 /** What the server tells every template about itself. */
 export interface ServerInfo {
@@ -140,7 +143,13 @@ export function templateData(
     callback: { installed: `${api}/installed/${token}`, progress: `${api}/progress/${token}` },
     config: server.templateConfig ?? {},
     sh: shellQuote,
+    ...grubData(server),
   };
+}
+
+/** What GRUB's templates need besides the machine: the quoting and the server's TFTP. */
+function grubData(server: ServerInfo): Record<string, unknown> {
+  return { grub_quote: grubQuote, grub_root: `(tftp,${server.serverIp})` };
 }
 
 /** The variables of a template for a request that named no machine (the chain, the menu). */
@@ -154,5 +163,6 @@ export function anonymousData(
     mac: "",
     ip: clientIp ?? "",
     config: server.templateConfig ?? {},
+    ...grubData(server),
   };
 }

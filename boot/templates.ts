@@ -20,14 +20,16 @@ import { errorLine, TemplateError } from "ventojs/src/errors.js";
 import type { ContentStore } from "../content/store.ts";
 import { EMBEDDED_TEMPLATES } from "../templates/embedded.ts";
 import { INSTALLER_TEMPLATES } from "../templates/installers/embedded.ts";
+import { GRUB_TEMPLATES } from "../templates/grub/embedded.ts";
 
 /**
- * The templates shipped in the program: iPXE scripts and installer configs. Each installer
+ * The templates shipped in the program: iPXE scripts, GRUB configs and installer configs. Each installer
  * default is also there as `default-<name>.vto`, so an OS template can build on it:
  * `{{ include "default-preseed.vto" }}` then its own lines (in a preseed the last answer wins).
  */
 export const DEFAULT_TEMPLATES: Readonly<Record<string, string>> = Object.freeze({
   ...EMBEDDED_TEMPLATES,
+  ...GRUB_TEMPLATES,
   ...INSTALLER_TEMPLATES,
   ...Object.fromEntries(Object.entries(INSTALLER_TEMPLATES).map(([k, v]) => [`default-${k}`, v])),
 });

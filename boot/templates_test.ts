@@ -11,6 +11,7 @@ import {
   TemplateRenderError,
 } from "./templates.ts";
 import { EMBEDDED_TEMPLATES } from "../templates/embedded.ts";
+import { GRUB_TEMPLATES } from "../templates/grub/embedded.ts";
 
 const TEMPLATES_DIR = fileURLToPath(new URL("../templates", import.meta.url));
 
@@ -29,14 +30,24 @@ function counting(inner: ContentStore): ContentStore & { reads: string[] } {
   };
 }
 
-Deno.test("the embedded templates are exactly the .vto files in templates/", async () => {
+/** The .vto files of a folder by name. */
+async function vtoFiles(dir: string): Promise<Record<string, string>> {
   const onDisk: Record<string, string> = {};
-  for await (const e of Deno.readDir(TEMPLATES_DIR)) {
+  for await (const e of Deno.readDir(dir)) {
     if (e.isFile && e.name.endsWith(".vto")) {
-      onDisk[e.name] = await Deno.readTextFile(join(TEMPLATES_DIR, e.name));
+      onDisk[e.name] = await Deno.readTextFile(join(dir, e.name));
     }
   }
-  assert.deepEqual({ ...EMBEDDED_TEMPLATES }, onDisk);
+  return onDisk;
+}
+
+Deno.test("the embedded templates are exactly the .vto files in templates/", async (t) => {
+  await t.step("templates/", async () => {
+    assert.deepEqual({ ...EMBEDDED_TEMPLATES }, await vtoFiles(TEMPLATES_DIR));
+  });
+  await t.step("templates/grub/", async () => {
+    assert.deepEqual({ ...GRUB_TEMPLATES }, await vtoFiles(join(TEMPLATES_DIR, "grub")));
+  });
 });
 
 Deno.test("every default template renders a script that starts with #!ipxe", async (t) => {

@@ -1,9 +1,13 @@
 /**
- * The lab's fixture boot tree: a Debian kernel, a busybox initramfs whose /init prints a
- * marker and powers off, and the iPXE first stages, laid out as an Astral Boot content tree.
+ * The lab's fixture boot tree: a Debian kernel (signed, so it also boots under Secure Boot), a
+ * busybox initramfs whose /init says whether Secure Boot is on, prints a marker and powers
+ * off, and the first stages: iPXE, and shim + GRUB for Secure Boot; laid out as an Astral Boot
+ * content tree.
  *
- * Built from Debian packages (`apt-get download`, never installed) into a cache folder and
- * reused while its inputs (package versions, iPXE files, init script, os.toml) stay the same.
+ * The kernel, busybox, shim and GRUB come from Debian packages (`apt-get download`, never
+ * installed: shim-signed's scripts would run grub-install on an EFI host); iPXE from the host's
+ * `ipxe` package. Built into a cache folder and reused while its inputs (package versions,
+ * iPXE files, init script, os.toml) stay the same.
  *
  * @module
  */
@@ -25,23 +29,55 @@ initrd = "initrd.gz"
 cmdline = "console=ttyS0 quiet"
 `;
 
-// Applets by full path: /bin/sh is the only busybox link in the initramfs.
+/** What /init prints when the firmware says Secure Boot is on. */
+export const SECURE_BOOT_ON = "secure boot: enabled";
+
+/** What /init prints when the firmware says Secure Boot is off. */
+export const SECURE_BOOT_OFF = "secure boot: disabled";
+
+/** The SecureBoot variable (EFI global variable GUID) as efivarfs shows it. */
+const SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+
+// Applets by full path: /bin/sh is the only busybox link in the initramfs. Debian builds
+// efivarfs as a module; under Secure Boot the kernel is locked down and loads only signed
+// modules, which Debian's are. The variable is 4 bytes of attributes, then the value.
 const INIT = `#!/bin/sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 echo "astralboot lab: init running on $(/bin/busybox uname -r)"
+if [ -d /sys/firmware/efi ]; then
+  /bin/busybox insmod /lib/efivarfs.ko
+  /bin/busybox mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+  sb=$(/bin/busybox tail -c 1 ${SECURE_BOOT_VAR} | /bin/busybox od -An -tu1 | /bin/busybox tr -d ' ')
+  if [ "$sb" = 1 ]; then echo "${SECURE_BOOT_ON}"
+  elif [ "$sb" = 0 ]; then echo "${SECURE_BOOT_OFF}"
+  else echo "secure boot: unknown (SecureBoot variable: $sb)"; fi
+else
+  echo "secure boot: not an EFI boot"
+fi
 echo ${MARKER}
 /bin/busybox sync
 /bin/busybox poweroff -f
 `;
 
 // Bumped when the builder's output changes for the same inputs.
-const BUILDER_VERSION = 1;
+const BUILDER_VERSION = 2;
 
+/** iPXE's first stages from the host's `ipxe` package, by their place in the tree. */
 const IPXE_FILES: Record<string, string> = {
   "tftp/undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe",
   "tftp/snponly.efi": "/usr/lib/ipxe/snponly.efi",
   "tftp/ipxe.efi": "/usr/lib/ipxe/ipxe.efi",
+};
+
+/** The Secure Boot chain from Debian's signed packages, by its place in the tree. */
+const SECURE_BOOT_DEBS: Record<string, { pkg: string; member: string }> = {
+  "tftp/shimx64.efi": { pkg: "shim-signed", member: "./usr/lib/shim/shimx64.efi.signed" },
+  // Shim fetches grubx64.efi from the TFTP root (docs/FIRMWARE.md).
+  "tftp/grubx64.efi": {
+    pkg: "grub-efi-amd64-signed",
+    member: "./usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+  },
 };
 
 /** A built fixture tree. */
@@ -167,14 +203,16 @@ async function extractMember(deb: string, member: string, dest: string): Promise
   }
 }
 
-/** The initramfs members: busybox, a console device node and the marker /init. */
-function initramfsEntries(busybox: Uint8Array): CpioEntry[] {
+/** The initramfs members: busybox, efivarfs, a console device node and the marker /init. */
+function initramfsEntries(busybox: Uint8Array, efivarfs: Uint8Array): CpioEntry[] {
   const text = new TextEncoder();
   return [
     { kind: "dir", path: "bin" },
     { kind: "dir", path: "dev" },
+    { kind: "dir", path: "lib" },
     { kind: "dir", path: "proc" },
     { kind: "dir", path: "sys" },
+    { kind: "file", path: "lib/efivarfs.ko", mode: 0o644, data: efivarfs },
     // Without /dev/console in the initramfs the kernel starts init with no stdout.
     { kind: "char", path: "dev/console", major: 5, minor: 1 },
     { kind: "char", path: "dev/null", mode: 0o666, major: 1, minor: 3 },
@@ -198,7 +236,7 @@ async function pruneOtherTrees(cache: string, keep: string, logger: Logger): Pro
 export interface FixtureInputs {
   /** `package=version` of the Debian packages it takes files from. */
   packages: string[];
-  /** SHA-256 of each first-stage file, by its place in the tree. */
+  /** SHA-256 of each iPXE file, by its place in the tree. */
   ipxe: Record<string, string>;
   /** The initramfs /init script. */
   init: string;
@@ -215,11 +253,10 @@ export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
   const cache = options.cacheDir ?? defaultCacheDir();
   const logger = options.logger;
   const kernelPkg = await kernelPackage();
-  const [kernelVersion, busyboxVersion] = await candidates([kernelPkg, "busybox-static"]) as [
-    string,
-    string,
-  ];
-  const packages = [`${kernelPkg}=${kernelVersion}`, `busybox-static=${busyboxVersion}`];
+  const debs = [kernelPkg, "busybox-static", ...Object.values(SECURE_BOOT_DEBS).map((d) => d.pkg)];
+  const versions = await candidates(debs);
+  const [kernelVersion, busyboxVersion] = versions as [string, string];
+  const packages = debs.map((pkg, i) => `${pkg}=${versions[i]}`);
   const ipxe: Record<string, string> = {};
   for (const [dest, src] of Object.entries(IPXE_FILES)) {
     try {
@@ -244,14 +281,24 @@ export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
     const release = kernelPkg.replace(/^linux-image-/, "");
     await extractMember(kernelDeb, `./boot/vmlinuz-${release}`, `${images}/vmlinuz`);
     await extractMember(busyboxDeb, "./bin/busybox", `${work}/busybox`);
+    const efivarfs = `./lib/modules/${release}/kernel/fs/efivarfs/efivarfs.ko`;
+    await extractMember(kernelDeb, efivarfs, `${work}/efivarfs.ko`);
     const initrd = await gzip(
-      encodeCpio(initramfsEntries(await Deno.readFile(`${work}/busybox`))),
+      encodeCpio(initramfsEntries(
+        await Deno.readFile(`${work}/busybox`),
+        await Deno.readFile(`${work}/efivarfs.ko`),
+      )),
     );
     await Deno.writeFile(`${images}/initrd.gz`, initrd);
     await Deno.remove(`${work}/busybox`);
+    await Deno.remove(`${work}/efivarfs.ko`);
     await Deno.writeTextFile(`${work}/boot/${FIXTURE_OS}/os.toml`, OS_TOML);
     for (const [dest, src] of Object.entries(IPXE_FILES)) {
       await Deno.copyFile(src, `${work}/${dest}`);
+    }
+    for (const [dest, { pkg, member }] of Object.entries(SECURE_BOOT_DEBS)) {
+      const deb = await fetchDeb(`${cache}/debs`, pkg, versions[debs.indexOf(pkg)]!, logger);
+      await extractMember(deb, member, `${work}/${dest}`);
     }
     // dnsmasq and other stand-in servers drop root: everything must be world-readable.
     await run(["chmod", "-R", "a+rX", work]);

@@ -46,6 +46,13 @@ Deno.test("buildFixture lays out a tree whose kernel and initramfs print the mar
       const want = await Deno.readFile(`/usr/lib/ipxe/${path.slice(5)}`);
       assert.deepEqual(await Deno.readFile(`${tree}/${path}`), want, path);
     }
+    // The Secure Boot chain, from the packages the fixture names.
+    assert.ok(first.packages.some((p) => p.startsWith("shim-signed=")), first.packages.join());
+    assert.ok(first.packages.some((p) => p.startsWith("grub-efi-amd64-signed=")));
+    for (const path of ["tftp/shimx64.efi", "tftp/grubx64.efi"]) {
+      const head = (await Deno.readFile(`${tree}/${path}`)).subarray(0, 2);
+      assert.equal(new TextDecoder().decode(head), "MZ", `${path} is a PE image`);
+    }
     assert.equal(await Deno.readTextFile(`${tree}/boot/tiny/os.toml`), OS_TOML);
     for (const path of ["boot/tiny/images/vmlinuz", "boot/tiny/images/initrd.gz"]) {
       const st = await Deno.stat(`${tree}/${path}`);
@@ -72,6 +79,7 @@ Deno.test("buildFixture lays out a tree whose kernel and initramfs print the mar
       assert.match(list.stdout, /^crw-------.*\bdev\/console$/m);
       assert.match(list.stdout, /^-rwxr-xr-x.*\bbin\/busybox$/m);
       assert.match(list.stdout, /^lrwxrwxrwx.*\bbin\/sh -> busybox$/m);
+      assert.match(list.stdout, /^-rw-r--r--.*\blib\/efivarfs\.ko$/m);
       const init = await run([
         "sh",
         "-c",
@@ -110,6 +118,8 @@ Deno.test("buildFixture lays out a tree whose kernel and initramfs print the mar
         "console=ttyS0 quiet",
       ], { timeoutMs: 120_000 });
       assert.ok(res.stdout.includes(MARKER), res.stdout.slice(-2000));
+      // QEMU's -kernel boots through SeaBIOS: no EFI, so no Secure Boot variable to read.
+      assert.match(res.stdout, /^secure boot: not an EFI boot\r?$/m);
       assert.match(res.stdout, /reboot: Power down/);
     },
   );

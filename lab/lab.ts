@@ -16,23 +16,29 @@ import { MARKER } from "./fixture.ts";
 import {
   astralbootServer,
   type LabContext,
+  type LabDhcp,
   type LabServer,
   type RunningServer,
   spawnAll,
 } from "./servers.ts";
 import { SerialScreen } from "./screen.ts";
+import { type DhcpPeer, startDhcpPeer } from "./dhcp_peer.ts";
 import { parseTsharkFields, type Stage, stagesFromPackets, TSHARK_FIELDS } from "./stages.ts";
+import { type Firmware, firmwareSpec, type Nic } from "./firmware.ts";
 
-/** Firmware of the VM: SeaBIOS with QEMU's iPXE NIC ROM, or OVMF with its own PXE client. */
-export type Firmware = "bios" | "uefi";
-
-/** The emulated network card. */
-export type Nic = "virtio-net-pci" | "e1000";
+export type { Firmware, Nic } from "./firmware.ts";
 
 /** Options for {@linkcode runLab}. */
 export interface LabOptions {
   firmware: Firmware;
   nic: Nic;
+  /** "proxy": a dnsmasq peer hands out addresses, the server boot information only; default "server". */
+  dhcp?: LabDhcp;
+  /**
+   * The server hands x86-64 UEFI the Secure Boot chain; default what the firmware needs
+   * (`lab/firmware.ts`). On for plain UEFI it shows that the chain boots with Secure Boot off.
+   */
+  secureBoot?: boolean;
   /** The fixture tree the server serves. */
   tree: string;
   /** The boot server; default Astral Boot ({@linkcode astralbootServer}). */
@@ -79,6 +85,8 @@ export interface LabResult {
   serial: string;
   /** The server's output lines. */
   serverLog: string[];
+  /** With `dhcp: "proxy"`: the output lines of the dnsmasq peer. */
+  peerLog?: string[];
   /** Why it failed, one line; absent when ok. */
   error?: string;
 }
@@ -89,8 +97,9 @@ const SERVER_IP = "10.77.0.1";
 const PREFIX_LEN = 24;
 const NETMASK = "255.255.255.0";
 const RANGE: [string, string] = ["10.77.0.100", "10.77.0.150"];
-const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd";
-const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd";
+// The peer of `--dhcp proxy`: its own address and a range apart from the server's.
+const PEER_CIDR = "10.77.0.2/24";
+const PEER_RANGE: [string, string] = ["10.77.0.160", "10.77.0.199"];
 
 /** The QEMU command line for one lab VM. */
 export function qemuArgs(
@@ -124,25 +133,26 @@ export function qemuArgs(
   ];
   // The namespace name as the VM name, so `pgrep -f` finds a VM that outlived its lab.
   if (options.name) args.push("-name", options.name);
-  if (options.firmware === "bios") {
-    // SeaBIOS boots the NIC's iPXE ROM; sga copies its text screen to the serial port.
-    args.push("-device", device.join(","));
-    if (options.sga ?? true) args.push("-device", "sga");
-  } else {
+  const spec = firmwareSpec(options.firmware);
+  if (!spec.nics.includes(options.nic)) {
+    throw new Error(`qemuArgs: ${options.firmware} boots from ${spec.nics.join(" or ")} only`);
+  }
+  if (spec.machine) args.push("-machine", spec.machine);
+  if (!spec.nicRom(options.nic)) device.push("romfile=");
+  args.push("-device", device.join(","));
+  if (spec.pflash) {
     if (!options.varsFile) throw new Error("qemuArgs: UEFI needs a writable OVMF_VARS copy");
-    // OVMF's own PXE client runs either way: the real PXE → TFTP → iPXE chain. OVMF drives
-    // virtio-net itself, so its ROM goes; it has no e1000 driver, so the ROM's EFI SNP driver
-    // (iPXE as a plain network driver) stays for e1000.
-    if (options.nic === "virtio-net-pci") device.push("romfile=");
     args.push(
-      "-device",
-      device.join(","),
       "-drive",
-      `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
+      `if=pflash,format=raw,readonly=on,file=${spec.pflash.code}`,
       "-drive",
       `if=pflash,format=raw,file=${options.varsFile}`,
     );
+  } else if (options.sga ?? true) {
+    // sga copies the BIOS text screen (iPXE's) to the serial port.
+    args.push("-device", "sga");
   }
+  args.push(...(spec.qemuExtra ?? []));
   return args;
 }
 
@@ -290,6 +300,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
   let workDir: string | undefined;
   let server: RunningServer | undefined;
   let capture: RunningServer | undefined;
+  let peer: DhcpPeer | undefined;
   let qemu: Deno.ChildProcess | undefined;
   let serialDone: Promise<void> = Promise.resolve();
   let qemuErr: Promise<string> = Promise.resolve("");
@@ -306,13 +317,30 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     await sweepStale(options.prefix ?? "abl", logger);
     workDir = await Deno.makeTempDir({ prefix: "abl-lab-" });
     ns = await Netns.create(options.prefix ?? "abl");
+    const dhcp = options.dhcp ?? "server";
+    const secureBoot = options.secureBoot ?? firmwareSpec(options.firmware).secureBoot ?? false;
     logger.info("lab", "namespace ready", {
       ns: ns.name,
       workDir,
       firmware: options.firmware,
       nic: options.nic,
+      dhcp,
     });
     await bridge(ns);
+    if (dhcp === "proxy") {
+      peer = await startDhcpPeer({
+        lab: ns,
+        bridge: BRIDGE,
+        cidr: PEER_CIDR,
+        range: PEER_RANGE,
+        netmask: NETMASK,
+        // GRUB reads from the address server's next-server only (lab/dhcp_peer.ts).
+        nextServer: secureBoot ? SERVER_IP : undefined,
+        workDir,
+        prefix: options.prefix ?? "abl",
+        logger,
+      });
+    }
     const ctx: LabContext = {
       ns,
       iface: BRIDGE,
@@ -323,6 +351,8 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       tree: options.tree,
       workDir,
       logger,
+      secureBoot,
+      dhcp,
     };
     server = await labServer.start(ctx);
     serverLog = server.lines;
@@ -330,9 +360,10 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     capture = await startCapture(ns, pcap());
 
     let varsFile: string | undefined;
-    if (options.firmware === "uefi") {
+    const pflash = firmwareSpec(options.firmware).pflash;
+    if (pflash) {
       varsFile = `${workDir}/OVMF_VARS.fd`;
-      await Deno.copyFile(OVMF_VARS, varsFile);
+      await Deno.copyFile(pflash.vars, varsFile);
     }
     const argv = qemuArgs({
       ...options,
@@ -417,6 +448,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       await qemuErr.catch(() => "");
     }
     if (server) await server.stop();
+    if (peer) await peer.dispose();
     if (capture) {
       await capture.stop();
       try {
@@ -438,6 +470,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     stages,
     serial: serialLines.join("\n"),
     serverLog,
+    ...(peer ? { peerLog: peer.lines } : {}),
   };
   if (!result.ok) result.error = error ?? "marker not seen";
   return result;

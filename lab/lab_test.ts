@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { qemuArgs, sweepStale } from "./lab.ts";
 import { Netns, run } from "./netns.ts";
 import { memoryLogger } from "../log.ts";
-import { labConfig, standInScript } from "./servers.ts";
+import { labConfig, standInGrubConfig, standInScript } from "./servers.ts";
 import { OS_TOML } from "./fixture.ts";
 import { loadConfig } from "../app/config.ts";
 
@@ -14,6 +14,17 @@ Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async 
     { firmware: "uefi", nic: "virtio-net-pci", has: ["virtio-net-pci,netdev=n0,mac=m,romfile="] },
     // OVMF has no e1000 driver: the ROM's EFI driver must stay.
     { firmware: "uefi", nic: "e1000", has: ["e1000,netdev=n0,mac=m"] },
+    // Secure Boot: the 4M build with Microsoft's keys needs SMM, q35 and a secure flash.
+    {
+      firmware: "uefi-secure",
+      nic: "virtio-net-pci",
+      has: [
+        "virtio-net-pci,netdev=n0,mac=m,romfile=",
+        "q35,smm=on",
+        "driver=cfi.pflash01,property=secure,value=on",
+        "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.ms.fd",
+      ],
+    },
   ] as const;
   for (const row of table) {
     await t.step(`${row.firmware} ${row.nic}`, () => {
@@ -25,8 +36,9 @@ Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async 
         assert.ok(args.includes(a), a);
       }
       const pflash = args.filter((a) => a.startsWith("if=pflash"));
-      assert.equal(pflash.length, row.firmware === "uefi" ? 2 : 0);
-      if (row.firmware === "uefi") assert.ok(pflash[1]!.endsWith("file=/v.fd"));
+      assert.equal(pflash.length, row.firmware === "bios" ? 0 : 2);
+      if (row.firmware !== "bios") assert.ok(pflash[1]!.endsWith("file=/v.fd"));
+      assert.equal(args.includes("sga"), row.firmware === "bios");
     });
   }
   await t.step("BIOS without sga", () => {
@@ -37,24 +49,59 @@ Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async 
   await t.step("UEFI without a writable vars file is refused", () => {
     assert.throws(() => qemuArgs({ firmware: "uefi", nic: "e1000", mac: "m" }), /OVMF_VARS/);
   });
+  await t.step("a card the firmware cannot boot from is refused", () => {
+    assert.throws(
+      () => qemuArgs({ firmware: "uefi-secure", nic: "e1000", mac: "m", varsFile: "/v.fd" }),
+      /uefi-secure boots from virtio-net-pci only/,
+    );
+  });
 });
 
-Deno.test("labConfig is a config.toml Astral Boot accepts for the lab bridge", () => {
-  const text = labConfig(
-    { iface: "br0", range: ["10.77.0.100", "10.77.0.150"], workDir: "/tmp/w" },
-    { httpPort: 8081, os: "tiny", logLevel: "info" },
+Deno.test("labConfig is a config.toml Astral Boot accepts for the lab bridge", async (t) => {
+  const rows = [
+    { secureBoot: undefined, dhcp: undefined, mode: "server" },
+    { secureBoot: false, dhcp: "proxy", mode: "proxy" },
+    { secureBoot: true, dhcp: "server", mode: "server" },
+    { secureBoot: true, dhcp: "proxy", mode: "proxy" },
+  ] as const;
+  for (const row of rows) {
+    await t.step(`secure boot ${row.secureBoot} ${row.dhcp ?? "(default)"}`, () => {
+      const text = labConfig(
+        {
+          iface: "br0",
+          range: ["10.77.0.100", "10.77.0.150"],
+          workDir: "/tmp/w",
+          secureBoot: row.secureBoot,
+          dhcp: row.dhcp,
+        },
+        { httpPort: 8081, os: "tiny", logLevel: "info" },
+      );
+      const config = loadConfig(text, {
+        lookup: (name) => ({ name, address: "10.77.0.1", netmask: "255.255.255.0" }),
+      });
+      assert.equal(config.interface, "br0");
+      assert.equal(config.server_ip, "10.77.0.1");
+      assert.equal(config.data_dir, "/tmp/w/data");
+      assert.equal(config.dhcp.mode, row.mode);
+      assert.deepEqual(config.dhcp.range, ["10.77.0.100", "10.77.0.150"]);
+      assert.equal(config.http.port, 8081);
+      assert.equal(config.boot.default, "tiny");
+      assert.equal(config.boot.menu_timeout, 1);
+      assert.equal(config.boot.secure_boot, row.secureBoot ?? false);
+    });
+  }
+});
+
+Deno.test("standInGrubConfig boots what os.toml names over TFTP", () => {
+  assert.equal(
+    standInGrubConfig(OS_TOML, "tiny", "10.77.0.1"),
+    [
+      "linux (tftp,10.77.0.1)/image/tiny/vmlinuz console=ttyS0 quiet",
+      "initrd (tftp,10.77.0.1)/image/tiny/initrd.gz",
+      "boot",
+      "",
+    ].join("\n"),
   );
-  const config = loadConfig(text, {
-    lookup: (name) => ({ name, address: "10.77.0.1", netmask: "255.255.255.0" }),
-  });
-  assert.equal(config.interface, "br0");
-  assert.equal(config.server_ip, "10.77.0.1");
-  assert.equal(config.data_dir, "/tmp/w/data");
-  assert.equal(config.dhcp.mode, "server");
-  assert.deepEqual(config.dhcp.range, ["10.77.0.100", "10.77.0.150"]);
-  assert.equal(config.http.port, 8081);
-  assert.equal(config.boot.default, "tiny");
-  assert.equal(config.boot.menu_timeout, 1);
 });
 
 Deno.test("standInScript boots what os.toml names, with initrd= for iPXE EFI", () => {

@@ -7,20 +7,36 @@
 
 import type { Logger } from "../log.ts";
 import { buildFixture } from "./fixture.ts";
-import { type Firmware, type LabResult, type Nic, runLab } from "./lab.ts";
-import { astralbootServer, dnsmasqServer, type LabServer } from "./servers.ts";
+import { type LabResult, runLab } from "./lab.ts";
+import {
+  FIRMWARE,
+  type Firmware,
+  FIRMWARE_NAMES,
+  firmwareSpec,
+  isFirmware,
+  type Nic,
+} from "./firmware.ts";
+import { astralbootServer, dnsmasqServer, type LabDhcp, type LabServer } from "./servers.ts";
 import { formatStages } from "./stages.ts";
+
+const FIRMWARE_HELP = FIRMWARE_NAMES.map((name) =>
+  `      ${name.padEnd(12)} ${FIRMWARE[name].summary}`
+).join("\n");
 
 /** Usage of `astralboot lab`. */
 export const LAB_HELP = `Usage: astralboot lab [options]
 
 PXE-boots a QEMU VM from Astral Boot inside a throwaway network namespace (needs root,
-qemu-system-x86, ovmf, tcpdump, tshark) and prints the serial console and stage timings.
+qemu-system-x86, ovmf, ipxe, tcpdump, tshark; dnsmasq for --dhcp proxy) and prints the serial
+console and stage timings. The boot tree is built from Debian packages (apt-get download).
 
 Options:
-  --firmware bios|uefi       VM firmware (default bios)
-  --nic virtio|e1000         network card (default virtio)
-  --all                      all four firmware × nic combinations, one after the other
+  --firmware NAME            VM firmware (default bios):
+${FIRMWARE_HELP}
+  --nic virtio|e1000         network card (default virtio; uefi-secure: virtio only)
+  --dhcp server|proxy        who hands out addresses: Astral Boot (default), or a dnsmasq
+                             peer on the link while Astral Boot runs in proxy mode
+  --all                      every firmware with every card it boots from, one after the other
   --timeout S                give up after S seconds per boot (default 150)
   --server astralboot|dnsmasq  boot server (default astralboot; dnsmasq is the peer stand-in)
   --pcap FILE                keep the packet capture of the (last) boot in FILE
@@ -31,6 +47,7 @@ Options:
 /** What `astralboot lab` was asked to do. */
 export interface LabArgs {
   runs: { firmware: Firmware; nic: Nic }[];
+  dhcp: LabDhcp;
   timeoutMs: number;
   server: "astralboot" | "dnsmasq";
   pcap?: string;
@@ -54,10 +71,11 @@ const NICS: Record<string, Nic> = {
 /** Parses the flags after `astralboot lab`. Throws {@linkcode LabUsageError}. */
 export function parseLabArgs(args: string[]): LabArgs {
   let firmware: Firmware = "bios";
-  let nic: Nic = "virtio-net-pci";
+  let nic: Nic | undefined;
   let all = false;
   const out: LabArgs = {
     runs: [],
+    dhcp: "server",
     timeoutMs: 150_000,
     server: "astralboot",
     quiet: false,
@@ -76,10 +94,20 @@ export function parseLabArgs(args: string[]): LabArgs {
     switch (flag) {
       case "--firmware": {
         const v = value();
-        if (v !== "bios" && v !== "uefi") {
-          throw new LabUsageError(`--firmware must be bios or uefi, got ${JSON.stringify(v)}`);
+        if (!isFirmware(v)) {
+          throw new LabUsageError(
+            `--firmware must be ${FIRMWARE_NAMES.join(", ")}; got ${JSON.stringify(v)}`,
+          );
         }
         firmware = v;
+        break;
+      }
+      case "--dhcp": {
+        const v = value();
+        if (v !== "server" && v !== "proxy") {
+          throw new LabUsageError(`--dhcp must be server or proxy, got ${JSON.stringify(v)}`);
+        }
+        out.dhcp = v;
         break;
       }
       case "--nic": {
@@ -126,16 +154,21 @@ export function parseLabArgs(args: string[]): LabArgs {
         throw new LabUsageError(`unknown option ${JSON.stringify(arg)}; see astralboot lab --help`);
     }
   }
+  const nics = firmwareSpec(firmware).nics;
+  if (nic !== undefined && !all && !nics.includes(nic)) {
+    throw new LabUsageError(`--firmware ${firmware} boots from ${nics.join(" or ")} only`);
+  }
+  if (out.dhcp === "proxy" && out.server === "dnsmasq") {
+    throw new LabUsageError("--dhcp proxy needs --server astralboot (dnsmasq is the peer then)");
+  }
   out.runs = all
-    ? (["bios", "uefi"] as const).flatMap((f) =>
-      (["virtio-net-pci", "e1000"] as const).map((n) => ({ firmware: f, nic: n }))
-    )
-    : [{ firmware, nic }];
+    ? FIRMWARE_NAMES.flatMap((f) => firmwareSpec(f).nics.map((n) => ({ firmware: f, nic: n })))
+    : [{ firmware, nic: nic ?? nics[0]! }];
   return out;
 }
 
 /** Tools the lab cannot run without, and the Debian package that has each. */
-async function missingTools(server: LabArgs["server"]): Promise<string[]> {
+async function missingTools(args: LabArgs): Promise<string[]> {
   const tools: [string, string][] = [
     ["qemu-system-x86_64", "qemu-system-x86"],
     ["tcpdump", "tcpdump"],
@@ -143,7 +176,8 @@ async function missingTools(server: LabArgs["server"]): Promise<string[]> {
     ["ip", "iproute2"],
     ["apt-get", "apt"],
   ];
-  if (server === "dnsmasq") tools.push(["dnsmasq", "dnsmasq"], ["python3", "python3"]);
+  if (args.server === "dnsmasq") tools.push(["dnsmasq", "dnsmasq"], ["python3", "python3"]);
+  if (args.dhcp === "proxy") tools.push(["dnsmasq", "dnsmasq"]);
   const missing: string[] = [];
   for (const [tool, pkg] of tools) {
     const found = await new Deno.Command("sh", {
@@ -180,7 +214,7 @@ export async function labCommand(
     write("astralboot lab: needs root (it creates a network namespace, a bridge and a tap)\n");
     return 2;
   }
-  const missing = await missingTools(parsed.server);
+  const missing = await missingTools(parsed);
   if (missing.length > 0) {
     write(`astralboot lab: missing ${missing.join(", ")}\n`);
     return 2;
@@ -190,9 +224,11 @@ export async function labCommand(
   const server: LabServer = parsed.server === "dnsmasq" ? dnsmasqServer() : astralbootServer();
   const results: { run: LabArgs["runs"][number]; result: LabResult }[] = [];
   for (const run of parsed.runs) {
-    write(`\n== ${run.firmware} + ${run.nic} from ${server.name} ==\n`);
+    const dhcp = parsed.dhcp === "proxy" ? " (proxy beside a dnsmasq peer)" : "";
+    write(`\n== ${run.firmware} + ${run.nic} from ${server.name}${dhcp} ==\n`);
     const result = await runLab({
       ...run,
+      dhcp: parsed.dhcp,
       tree: fixture.tree,
       server,
       timeoutMs: parsed.timeoutMs,
@@ -207,6 +243,7 @@ export async function labCommand(
       const tail = (lines: string[]) => lines.slice(-30).map((l) => `  | ${l}\n`).join("");
       if (parsed.quiet) write(`last serial lines:\n${tail(result.serial.split("\n"))}`);
       write(`${server.name} log (last lines):\n${tail(result.serverLog)}`);
+      if (result.peerLog) write(`dnsmasq peer log (last lines):\n${tail(result.peerLog)}`);
     }
     if (result.error === "interrupted") break;
   }
@@ -216,7 +253,7 @@ export async function labCommand(
       const marker = result.stages.find((s) => s.name === "marker");
       const at = marker ? `${(marker.ms / 1000).toFixed(1)} s` : "-";
       write(
-        `  ${run.firmware.padEnd(4)} ${run.nic.padEnd(14)} ${
+        `  ${run.firmware.padEnd(11)} ${run.nic.padEnd(14)} ${
           result.ok ? "ok    " : "FAILED"
         } ${at}\n`,
       );

@@ -18,6 +18,15 @@ Deno.test("parseLabArgs reads the lab flags", async (t) => {
     { args: ["--pcap", "/tmp/x.pcap"], want: { pcap: "/tmp/x.pcap", sga: true } },
     { args: ["--no-sga"], want: { sga: false } },
     { args: ["--help"], want: { help: true } },
+    // A firmware's first card is its default: uefi-secure boots from virtio only.
+    {
+      args: ["--firmware", "uefi-secure"],
+      want: { runs: [{ firmware: "uefi-secure", nic: "virtio-net-pci" }], dhcp: "server" },
+    },
+    {
+      args: ["--firmware=uefi", "--dhcp=proxy"],
+      want: { runs: [{ firmware: "uefi", nic: "virtio-net-pci" }], dhcp: "proxy" },
+    },
     {
       args: ["--all"],
       want: {
@@ -26,6 +35,7 @@ Deno.test("parseLabArgs reads the lab flags", async (t) => {
           { firmware: "bios", nic: "e1000" },
           { firmware: "uefi", nic: "virtio-net-pci" },
           { firmware: "uefi", nic: "e1000" },
+          { firmware: "uefi-secure", nic: "virtio-net-pci" },
         ],
       },
     },
@@ -42,7 +52,19 @@ Deno.test("parseLabArgs reads the lab flags", async (t) => {
 
 Deno.test("parseLabArgs names the flag that is wrong", async (t) => {
   const table: { args: string[]; message: RegExp }[] = [
-    { args: ["--firmware", "coreboot"], message: /--firmware must be bios or uefi/ },
+    {
+      args: ["--firmware", "coreboot"],
+      message: /--firmware must be bios, uefi, uefi-secure; got "coreboot"/,
+    },
+    {
+      args: ["--firmware", "uefi-secure", "--nic", "e1000"],
+      message: /--firmware uefi-secure boots from virtio-net-pci only/,
+    },
+    { args: ["--dhcp", "relay"], message: /--dhcp must be server or proxy/ },
+    {
+      args: ["--dhcp", "proxy", "--server", "dnsmasq"],
+      message: /--dhcp proxy needs --server astralboot/,
+    },
     { args: ["--nic", "rtl8139"], message: /--nic must be virtio or e1000/ },
     { args: ["--timeout", "0"], message: /--timeout must be seconds/ },
     { args: ["--timeout", "soon"], message: /--timeout must be seconds/ },

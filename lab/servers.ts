@@ -10,6 +10,9 @@ import { parse as parseToml } from "smol-toml";
 import type { Netns } from "./netns.ts";
 import type { Logger } from "../log.ts";
 
+/** Who hands out addresses on the lab link: the boot server, or a peer beside it (proxy). */
+export type LabDhcp = "server" | "proxy";
+
 /** Everything a server needs to know about the lab network and tree. */
 export interface LabContext {
   ns: Netns;
@@ -25,6 +28,10 @@ export interface LabContext {
   /** A private scratch folder, removed after the run. */
   workDir: string;
   logger: Logger;
+  /** Hand x86-64 UEFI the Secure Boot chain (shim → GRUB), as the firmware needs it. */
+  secureBoot: boolean;
+  /** "proxy": a peer hands out addresses; the server gives boot information only. */
+  dhcp: LabDhcp;
 }
 
 /** A server that is running; `lines` fills with its stdout/stderr as they arrive. */
@@ -117,9 +124,52 @@ export function standInScript(osToml: string, os: string, base: string): string 
   ].join("\n");
 }
 
+/** The grub.cfg a stand-in serves: what the os.toml of the OS asks for, over TFTP. */
+export function standInGrubConfig(osToml: string, os: string, serverIp: string): string {
+  const meta = parseToml(osToml) as Record<string, unknown>;
+  const kernel = String(meta.kernel ?? "vmlinuz");
+  const initrd = meta.initrd === undefined ? undefined : String(meta.initrd);
+  const cmdline = String(meta.cmdline ?? "");
+  const at = (file: string) => `(tftp,${serverIp})/image/${os}/${file}`;
+  return [
+    `linux ${at(kernel)} ${cmdline}`.trimEnd(),
+    ...(initrd ? [`initrd ${at(initrd)}`] : []),
+    "boot",
+    "",
+  ].join("\n");
+}
+
+/**
+ * dnsmasq as a DHCP server in the foreground on one interface, logging each exchange, without
+ * DNS, its lease and pid files at `files`.leases and `files`.pid (dnsmasq drops root otherwise
+ * and cannot write a private folder: it runs as root).
+ */
+export function dnsmasqDhcp(o: {
+  iface: string;
+  range: [string, string];
+  netmask: string;
+  files: string;
+}): string[] {
+  return [
+    "dnsmasq",
+    "--keep-in-foreground",
+    "--log-facility=-",
+    "--conf-file=/dev/null",
+    "--port=0",
+    `--interface=${o.iface}`,
+    "--bind-interfaces",
+    "--user=root",
+    `--pid-file=${o.files}.pid`,
+    `--dhcp-leasefile=${o.files}.leases`,
+    `--dhcp-range=${o.range[0]},${o.range[1]},${o.netmask},1h`,
+    "--log-dhcp",
+  ];
+}
+
 /**
  * dnsmasq (DHCP + TFTP) with python's http.server for the iPXE stage: the stand-in used
- * while developing the harness and as a peer to compare Astral Boot with.
+ * while developing the harness and as a peer to compare Astral Boot with. With Secure Boot
+ * (`ctx.secureBoot`) it hands out shim, and GRUB reads a grub.cfg over TFTP.
  */
 export function dnsmasqServer(options: { os?: string; httpPort?: number } = {}): LabServer {
   const os = options.os ?? "tiny";
@@ -134,28 +184,34 @@ export function dnsmasqServer(options: { os?: string; httpPort?: number } = {}):
       const osToml = await Deno.readTextFile(`${ctx.tree}/boot/${os}/os.toml`);
       const base = `http://${ctx.serverIp}:${httpPort}`;
       await Deno.writeTextFile(`${www}/boot.ipxe`, standInScript(osToml, os, base));
+      // Secure Boot: shim fetches grubx64.efi from the TFTP root and GRUB its grub.cfg from
+      // /grub, so the stand-in gets a root of its own, pointing into the tree.
+      const secure = ctx.secureBoot;
+      const tftpRoot = secure ? `${ctx.workDir}/tftp-root` : ctx.tree;
+      if (secure) {
+        await Deno.mkdir(`${tftpRoot}/grub`, { recursive: true });
+        await Deno.mkdir(`${tftpRoot}/image`);
+        for (const file of ["shimx64.efi", "grubx64.efi"]) {
+          await Deno.symlink(`${ctx.tree}/tftp/${file}`, `${tftpRoot}/${file}`);
+        }
+        await Deno.symlink(`${ctx.tree}/boot/${os}/images`, `${tftpRoot}/image/${os}`);
+        await Deno.writeTextFile(
+          `${tftpRoot}/grub/grub.cfg`,
+          standInGrubConfig(osToml, os, ctx.serverIp),
+        );
+        await Deno.chmod(`${tftpRoot}/grub/grub.cfg`, 0o644);
+      }
       const dnsmasq = [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--log-facility=-",
-        "--conf-file=/dev/null",
-        "--port=0",
-        `--interface=${ctx.iface}`,
-        "--bind-interfaces",
-        "--user=root",
-        `--pid-file=${ctx.workDir}/dnsmasq.pid`,
-        `--dhcp-leasefile=${ctx.workDir}/dnsmasq.leases`,
-        `--dhcp-range=${ctx.range[0]},${ctx.range[1]},${ctx.netmask},1h`,
-        "--log-dhcp",
+        ...dnsmasqDhcp({ ...ctx, files: `${ctx.workDir}/dnsmasq` }),
         "--enable-tftp",
-        `--tftp-root=${ctx.tree}`,
+        `--tftp-root=${tftpRoot}`,
         // iPXE announces itself with user class "iPXE" (77) and option 175.
         "--dhcp-userclass=set:ipxe,iPXE",
         "--dhcp-match=set:ipxe,175",
         "--dhcp-match=set:efi64,option:client-arch,7",
         "--dhcp-match=set:efi64,option:client-arch,9",
         `--dhcp-boot=tag:ipxe,${base}/boot.ipxe`,
-        "--dhcp-boot=tag:!ipxe,tag:efi64,tftp/snponly.efi",
+        `--dhcp-boot=tag:!ipxe,tag:efi64,${secure ? "shimx64.efi" : "tftp/snponly.efi"}`,
         "--dhcp-boot=tag:!ipxe,tag:!efi64,tftp/undionly.kpxe",
       ];
       const http = [
@@ -232,9 +288,15 @@ export function astralbootCommand(paths?: ServerPaths, bundle?: string): string[
   ];
 }
 
-/** The config.toml the lab gives Astral Boot: serve on the bridge, boot the fixture at once. */
+/**
+ * The config.toml the lab gives Astral Boot: serve on the bridge (addresses, or boot
+ * information only beside the peer), boot the fixture at once, Secure Boot's chain when the
+ * firmware has Secure Boot (`ctx.secureBoot`).
+ */
 export function labConfig(
-  ctx: Pick<LabContext, "iface" | "range" | "workDir">,
+  ctx:
+    & Pick<LabContext, "iface" | "range" | "workDir">
+    & Partial<Pick<LabContext, "secureBoot" | "dhcp">>,
   options: { httpPort: number; os: string; logLevel: string },
 ): string {
   return [
@@ -243,7 +305,7 @@ export function labConfig(
     `log_level = ${JSON.stringify(options.logLevel)}`,
     "",
     "[dhcp]",
-    'mode = "server"',
+    `mode = ${JSON.stringify(ctx.dhcp ?? "server")}`,
     `range = [${JSON.stringify(ctx.range[0])}, ${JSON.stringify(ctx.range[1])}]`,
     "",
     "[http]",
@@ -253,6 +315,7 @@ export function labConfig(
     `default = ${JSON.stringify(options.os)}`,
     // 0 would make iPXE wait for a key; 1 s is the shortest unattended menu.
     "menu_timeout = 1",
+    `secure_boot = ${ctx.secureBoot ?? false}`,
     "",
   ].join("\n");
 }

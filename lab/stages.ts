@@ -20,6 +20,7 @@ export const STAGE_NAMES = [
   "dhcp-discover",
   "dhcp-offer",
   "first-stage-tftp",
+  "second-stage-tftp",
   "ipxe-dhcp",
   "boot-script",
   "kernel",
@@ -35,8 +36,9 @@ export const STAGE_DESCRIPTIONS: Record<StageName, string> = {
   "dhcp-discover": "first DHCP discover",
   "dhcp-offer": "first DHCP offer",
   "first-stage-tftp": "first-stage TFTP done",
+  "second-stage-tftp": "second stage (GRUB) over TFTP",
   "ipxe-dhcp": "iPXE DHCP done (ACK)",
-  "boot-script": "boot script fetched",
+  "boot-script": "boot script / grub.cfg fetched",
   "kernel": "kernel fetched",
   "initrd": "initrd fetched",
   "marker": "marker on serial",
@@ -84,6 +86,7 @@ const DHCP_ACK = 5;
 // Options that mark iPXE: 77 user class "iPXE" and 175 iPXE encapsulated options.
 const IPXE_OPTIONS = [77, 175];
 const TFTP_RRQ = 1;
+const TFTP_DATA = 3;
 
 function int(text: string | undefined): number | undefined {
   if (text === undefined || text === "") return undefined;
@@ -162,6 +165,27 @@ function firstStageDone(packets: Packet[]): number | undefined {
   return last;
 }
 
+/**
+ * Per TFTP read request: when its transfer ended (its last packet either way, before the
+ * client's port asks again) and whether any data reached the client (a refusal sends none).
+ */
+function tftpFetches(packets: Packet[]): { file: string; done: number; data: boolean }[] {
+  const rrqs = packets.filter((p) => p.tftp?.opcode === TFTP_RRQ && p.tftp.file && p.udp);
+  return rrqs.map((req, i) => {
+    const peer = `${req.src}:${req.udp!.src}`;
+    const next = rrqs.slice(i + 1).find((r) => `${r.src}:${r.udp!.src}` === peer);
+    let done = req.time, data = false;
+    for (const p of packets) {
+      if (!p.udp || p.time < req.time || (next && p.time >= next.time)) continue;
+      const to = `${p.dst}:${p.udp.dst}`;
+      if (`${p.src}:${p.udp.src}` !== peer && to !== peer) continue;
+      done = p.time;
+      if (to === peer && p.tftp?.opcode === TFTP_DATA) data = true;
+    }
+    return { file: req.tftp!.file!, done, data };
+  });
+}
+
 /** The ACK answering iPXE's first DHCPREQUEST (the request carries option 77 or 175). */
 function ipxeDhcp(packets: Packet[]): number | undefined {
   const req = packets.find((p) =>
@@ -215,11 +239,20 @@ export function stagesFromPackets(packets: Packet[], ctx: StageContext): Stage[]
   at["dhcp-offer"] = packets.find((p) => p.dhcp?.type === DHCP_OFFER)?.time;
   at["first-stage-tftp"] = firstStageDone(packets);
   at["ipxe-dhcp"] = ipxeDhcp(packets);
-  const fetches = httpFetches(packets);
+  // GRUB (shim's second stage) reads its config, kernel and initrd over TFTP, iPXE over HTTP.
+  const tftp = tftpFetches(packets).filter((f) => f.data);
+  const firstStage = tftp[0] ? basename(tftp[0].file) : undefined;
+  at["second-stage-tftp"] = tftp.find((f) =>
+    f.file.endsWith(".efi") && basename(f.file) !== firstStage
+  )?.done;
+  const fetches = [
+    ...httpFetches(packets),
+    ...tftp.map((f) => ({ uri: f.file, done: f.done, grub: basename(f.file) === "grub.cfg" })),
+  ].sort((a, b) => a.done - b.done);
   at["kernel"] = fetches.find((f) => basename(f.uri) === ctx.kernel)?.done;
   at["initrd"] = fetches.find((f) => basename(f.uri) === ctx.initrd)?.done;
   at["boot-script"] = fetches.find((f) =>
-    basename(f.uri) !== ctx.kernel && basename(f.uri) !== ctx.initrd
+    "grub" in f ? f.grub : basename(f.uri) !== ctx.kernel && basename(f.uri) !== ctx.initrd
   )?.done;
   const stages: Stage[] = [];
   for (const name of STAGE_NAMES) {

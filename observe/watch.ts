@@ -234,6 +234,12 @@ export class BootWatch {
     this.#push({ mac: this.#resolve(ip), ip, stage, detail });
   }
 
+  /** A boot script answered outside HTTP: GRUB's configs over TFTP. */
+  script(mac: Mac | null, ip: string | null, step: { stage: BootStage; detail: string }): void {
+    if (mac && ip) this.#macByIp.set(ip, mac);
+    this.#push({ mac, ip, stage: step.stage, detail: step.detail });
+  }
+
   /** An answered HTTP request. */
   http(e: HttpEvent): void {
     const m = this.#m;

@@ -306,6 +306,19 @@ Deno.test("only a boot script ties an address to a MAC, not a person's API query
   ]);
 });
 
+Deno.test("a GRUB config over TFTP is a script step, and ties its address to the MAC", () => {
+  const watch = new BootWatch({ version: "0" });
+  watch.script(MAC, IP, { stage: "script", detail: "start tiny (configured)" });
+  // The kernel GRUB then reads over TFTP names only the address.
+  watch.tftp(tftp("done", { file: "/image/tiny/vmlinuz" }));
+  watch.script(null, "10.81.0.200", { stage: "menu", detail: "menu" });
+  assert.deepEqual(watch.events.since(0).events.map((e) => [e.stage, e.mac, e.ip]), [
+    ["script", MAC, IP],
+    ["tftp-done", MAC, IP],
+    ["menu", null, "10.81.0.200"],
+  ]);
+});
+
 Deno.test("failed boot requests are http-error stages; HEAD and people's requests are none", () => {
   const watch = new BootWatch({ version: "0" });
   watch.http(http("/image/debian/missing.img", { route: "image", status: 404, bytes: 10 }));

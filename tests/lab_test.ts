@@ -5,28 +5,18 @@
  * prints, through the stages its firmware is known to take (docs/FIRMWARE.md).
  */
 import assert from "node:assert/strict";
-import { buildFixture, MARKER } from "../lab/fixture.ts";
+import { buildFixture } from "../lab/fixture.ts";
 import { type Firmware, type Nic, runLab } from "../lab/lab.ts";
 import { astralbootServer } from "../lab/servers.ts";
 import { formatStages, type StageName } from "../lab/stages.ts";
 import { run } from "./netns.ts";
+import { assertBooted, jsonLog } from "./lab_checks.ts";
 import { silentLogger } from "../log.ts";
 
 const fixture = await buildFixture({ logger: silentLogger });
 
 const BASE: StageName[] = ["dhcp-discover", "dhcp-offer", "ipxe-dhcp", "boot-script", "kernel"];
 const END: StageName[] = ["initrd", "marker"];
-
-/** Server log lines that parse as JSON (Astral Boot logs JSON lines when not on a terminal). */
-function jsonLog(lines: string[]): { subsystem?: string; msg?: string; [k: string]: unknown }[] {
-  return lines.flatMap((l) => {
-    try {
-      return [JSON.parse(l)];
-    } catch {
-      return [];
-    }
-  });
-}
 
 Deno.test("Astral Boot PXE-boots the fixture in every firmware × NIC combination", async (t) => {
   const table: { firmware: Firmware; nic: Nic; stages: StageName[] }[] = [
@@ -54,13 +44,7 @@ Deno.test("Astral Boot PXE-boots the fixture in every firmware × NIC combinatio
         logger: silentLogger,
       });
       summary.push(`${row.firmware} + ${row.nic}:\n${formatStages(result.stages)}`);
-      const why = `${result.error}\n--- serial (tail)\n${result.serial.slice(-3000)}\n` +
-        `--- astralboot (tail)\n${result.serverLog.slice(-40).join("\n")}`;
-      assert.ok(result.ok, why);
-      assert.ok(result.serial.includes(MARKER));
-      assert.deepEqual(result.stages.map((s) => s.name), row.stages, why);
-      const ms = result.stages.map((s) => s.ms);
-      assert.deepEqual(ms, [...ms].sort((a, b) => a - b), "stages in boot order");
+      const why = assertBooted(result, row.stages);
 
       // It was Astral Boot that answered: its own log shows the DHCP exchange and the fetches.
       const log = jsonLog(result.serverLog);
