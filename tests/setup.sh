@@ -16,13 +16,16 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 
 # busybox-static (for the lab initramfs) conflicts with udhcpc's busybox, so the lab fetches
-# it with apt-get download instead; atftpd conflicts with tftpd-hpa. chromium runs the dashboard
+# it with apt-get download instead; atftpd (the TFTP bench's windowsize reference) conflicts with
+# tftpd-hpa, so it is unpacked into .cache/atftpd below and only its libraries (libwrap0,
+# libpcre2-8-0) are installed. chromium runs the dashboard
 # test (headless, in a namespace); isc-dhcp-relay the relayed-subnet test. systemd
 # (systemd-analyze, systemd-sysusers) and strace check the service unit and its system call filter;
 # nothing here starts systemd.
 packages=(qemu-system-x86 ipxe ovmf udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp curl
   tshark tcpdump dnsmasq bind9-dnsutils tftpd-hpa nftables iproute2 iputils-ping cpio xz-utils wrk
-  nginx procps kea-admin debian-installer-12-netboot-amd64 chromium systemd strace)
+  nginx procps kea-admin debian-installer-12-netboot-amd64 chromium systemd strace libwrap0
+  libpcre2-8-0)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,3 +35,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# atftpd for the TFTP bench: apt-get download + dpkg-deb -x into the cache, once.
+deno run --allow-all "$(dirname "$0")/bench/atftpd.ts" >/dev/null
