@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import type { Config } from "./config.ts";
 import { ConfigError, formatConfig } from "./config.ts";
 import type { ContentStore } from "../content/store.ts";
+import { CachedStore } from "../content/cached.ts";
 import { FallbackStore } from "../content/fallback.ts";
 import { LocalStore } from "../content/local.ts";
 import { embeddedDefaultStore } from "../content/memory.ts";
@@ -19,6 +20,7 @@ import { startTftpServer } from "../protocols/tftp/server.ts";
 import { listenInterface } from "../protocols/tftp/interface_socket.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
+import { Bookkeeping } from "../state/bookkeeping.ts";
 import type { LeasePools } from "../state/lease_pools.ts";
 import { hasMac } from "../state/machines.ts";
 import { Subnet } from "../net/ipv4.ts";
@@ -66,16 +68,49 @@ export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEven
   }
 }
 
+/** How often what the tree cache keeps of a local tree is checked against the disk. */
+const LOCAL_TREE_RECHECK_MS = 1000;
+
+/** An open boot tree: its store (small files kept in memory, `content/cached.ts`). */
+export interface OpenTree {
+  store: ContentStore;
+  /** Drops what the store keeps in memory (a reload: the tree may have changed). */
+  forget: () => void;
+  close: () => Promise<void>;
+}
+
+/** `store` behind the memory of `content/cached.ts`, checked below every `revalidateMs`. */
+function cachedTree(
+  store: ContentStore,
+  revalidateMs: number,
+  close: () => Promise<void>,
+): OpenTree {
+  const cached = new CachedStore(store, { revalidateMs });
+  return {
+    store: cached,
+    forget: () => cached.clear(),
+    close: () => {
+      cached.clear();
+      return close();
+    },
+  };
+}
+
 /** Picks the boot tree: `-l DIR`, else the IPFS `ref`, else the embedded default. */
 export function openStore(
   config: Config,
   local: string | undefined,
   logger: Logger,
   onEvent?: IpfsEventSink,
-): { store: ContentStore; close: () => Promise<void> } {
+): OpenTree {
   if (local) {
     try {
-      return { store: new FallbackStore(new LocalStore(local)), close: () => Promise.resolve() };
+      // A local tree may be edited while we run: what is kept is checked every second.
+      return cachedTree(
+        new FallbackStore(new LocalStore(local)),
+        LOCAL_TREE_RECHECK_MS,
+        () => Promise.resolve(),
+      );
     } catch (e) {
       throw new ConfigError(`-l ${local}: ${(e as Error).message}`, { cause: e });
     }
@@ -84,13 +119,19 @@ export function openStore(
     const ipfs = openIpfsStore(config, logger, onEvent);
     // A server runs for months: its cache is held to cache_max now and every hour.
     ipfs.startGc();
-    return { store: new FallbackStore(ipfs), close: () => ipfs.close() };
+    // A ref names content that never changes: what is kept never needs checking.
+    return cachedTree(new FallbackStore(ipfs), Infinity, () => ipfs.close());
   }
   logger.warn(
     "content",
     "no boot tree configured: set ref in config.toml or pass -l DIR; serving the built-in menu and the host's iPXE files only",
   );
-  return { store: new FallbackStore(embeddedDefaultStore()), close: () => Promise.resolve() };
+  // Only the host's iPXE files could change (a package upgrade).
+  return cachedTree(
+    new FallbackStore(embeddedDefaultStore()),
+    LOCAL_TREE_RECHECK_MS,
+    () => Promise.resolve(),
+  );
 }
 
 /**
@@ -136,6 +177,7 @@ function servicesFor(
   config: Config,
   tree: { store: ContentStore; local: boolean },
   db: { main: DatabaseSync; quick: DatabaseSync },
+  bookkeeping: Bookkeeping,
   addressBook: AddressBook,
   logger: Logger,
 ): BootServices {
@@ -143,6 +185,7 @@ function servicesFor(
     store: tree.store,
     db: db.main,
     bestEffortDb: db.quick,
+    bookkeeping,
     addressBook,
     machines: config.machines,
     server: {
@@ -299,6 +342,8 @@ interface Generation {
 /** The parts of a running serve that stay across reloads. */
 interface Running {
   db: { main: DatabaseSync; quick: DatabaseSync; leases: DatabaseSync };
+  /** Contacts, reports and history lines on their way to `db.quick`; shared by generations. */
+  bookkeeping: Bookkeeping;
   watch: BootWatch;
   adminToken: string;
   health: HealthOptions;
@@ -310,7 +355,14 @@ interface Running {
 function generation(config: Config, store: ContentStore, r: Running): Generation {
   const leases = leasePoolsFor(config, r.db.leases);
   const book = addressBookFor(config, leases);
-  const services = servicesFor(config, { store, local: r.local }, r.db, book, r.logger);
+  const services = servicesFor(
+    config,
+    { store, local: r.local },
+    r.db,
+    r.bookkeeping,
+    book,
+    r.logger,
+  );
   const app = createHttpApp({
     ...services,
     store,
@@ -360,10 +412,14 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     // The lease table's own handle: its group commit must never wait for a lock.
     const leases = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
     running.push({ close: () => Promise.resolve(leases.close()) });
+    // Closed after every server (the last requests queue too), before the handles.
+    const bookkeeping = new Bookkeeping(quick, { logger });
+    running.push({ close: () => Promise.resolve(bookkeeping.close()) });
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
     const r: Running = {
       db: { main, quick, leases },
+      bookkeeping,
       watch,
       adminToken,
       health: { version: options.version, readiness: () => ready.report() },
@@ -486,6 +542,9 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       const old = tree;
       tree = nextTree;
       gen = nextGen;
+      // What the old tree kept in memory is not served again: a local tree may have been
+      // edited, a replaced one only finishes the transfers it started (they hold their bytes).
+      old.forget();
       ready.setStore(tree.store);
       dhcp.update(dhcpOptions(next, leases, gen.leases, logger, onDhcp));
       dns?.update(dnsOptions(next, gen.leases, logger, watch));

@@ -104,7 +104,7 @@ new_client_rate = 100000
 port = 8080
 `,
     repoPath("examples/tree"),
-    checkout ? join(checkout, "main.ts") : undefined,
+    checkout,
   );
   const name = checkout ? "baseline" : "astralboot";
   await listening67(server, process, name);
