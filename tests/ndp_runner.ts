@@ -7,17 +7,20 @@
  *
  * @module
  */
-import { createLogger } from "../log.ts";
+import { createLogger, flushLog } from "../log.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 
 if (import.meta.main) {
   const logger = createLogger({ level: "debug", format: "json" });
   const extra = JSON.parse(Deno.args[1] ?? "{}");
   const responder = await startRaResponder({ ...extra, interface: Deno.args[0] ?? "", logger });
+  // Log lines are written once per turn of the event loop: the responder's go out first.
+  flushLog();
   console.log(JSON.stringify({ started: responder.answering }));
   if (!responder.answering) Deno.exit(3);
   await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
   await responder.close();
+  flushLog();
   console.log(JSON.stringify({ closed: true }));
   Deno.exit(0);
 }

@@ -14,6 +14,7 @@ import {
   TFTP_HPA,
   TftpLab,
 } from "./tftp_harness.ts";
+import { until } from "./dhcp_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -34,6 +35,9 @@ Deno.test({
     for (const spec of clients) {
       for (const [name, size] of Object.entries(sizes)) {
         await t.step(`${spec.name}: ${name}`, async () => {
+          const doneLines = () =>
+            lab.transfers().filter((l) => l.file === name && l.msg === "transfer done");
+          const before = doneLines().length;
           const got = await fetchWith(lab, spec, name, { timeoutMs: 300_000 });
           assert.equal(got.result.code, 0, got.result.stderr + got.result.stdout);
           assert.equal(
@@ -42,9 +46,13 @@ Deno.test({
             `${spec.name} ${name}\n${server.output.slice(-2000)}`,
           );
           await Deno.remove(got.local);
-          const done = lab.transfers().filter((l) => l.file === name && l.msg === "transfer done");
-          const last = done.at(-1);
-          assert.ok(last, "the server logged the transfer");
+          // The server writes its log lines once per turn of its event loop: a moment after the
+          // client is done.
+          const last = await until(
+            () => doneLines()[before],
+            5_000,
+            "the server to log the transfer",
+          );
           assert.equal(last.bytes, size);
           console.log(
             `  ${spec.name} ${name}: ${got.seconds.toFixed(2)} s, blksize ${last.blksize}, ` +
@@ -125,7 +133,15 @@ Deno.test({
       assert.equal(r.result.code, 0, `${specs[i % 4]!.name}: ${r.result.stderr}`);
       assert.equal(r.sha256, hashes[i % 4], `transfer ${i} (${specs[i % 4]!.name})`);
     });
-    const done = lab.transfers().filter((l) => l.msg === "transfer done");
+    // The last lines reach the log a moment after the last client is done.
+    const done = await until(
+      () => {
+        const lines = lab.transfers().filter((l) => l.msg === "transfer done");
+        return lines.length >= 20 ? lines : undefined;
+      },
+      5_000,
+      "20 transfers in the log",
+    );
     assert.equal(done.length, 20);
     // Each came from its own client port, so the server ran 20 separate transfers.
     assert.equal(new Set(done.map((l) => l.client)).size, 20);
