@@ -9,7 +9,6 @@ import { ipv4ToNumber, Subnet } from "../net/ipv4.ts";
 import { type Mac, parseMac } from "../net/mac.ts";
 import { formatUpstream, parseUpstream } from "../protocols/dns/forwarder.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
-import type { MachineConfig } from "../state/machines.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
 import type { Config, InterfaceInfo, MachineEntry } from "./config.ts";
 import { readForceOptions, readOptions, refuseTwice } from "./config_options.ts";
