@@ -76,6 +76,12 @@ export interface LabOptions {
   memoryMb?: number;
   /** More QEMU arguments, e.g. a disk (`-drive file=…,format=raw,if=ide`). */
   qemuExtra?: string[];
+  /**
+   * The NIC's place in the firmware's boot order (QEMU `bootindex`). UEFI with a bootable disk
+   * needs it: with no order given OVMF may boot the disk first; with the NIC at 0 and the disk
+   * at 1, the disk is what OVMF tries when the network boot returns.
+   */
+  nicBootIndex?: number;
   /** A server output line matching this also counts as the marker (what the server saw). */
   serverMarker?: RegExp;
 }
@@ -119,6 +125,7 @@ export function qemuArgs(
     varsFile?: string;
     sga?: boolean;
     memoryMb?: number;
+    nicBootIndex?: number;
   },
 ): string[] {
   const spec = firmwareSpec(options.firmware);
@@ -149,6 +156,7 @@ export function qemuArgs(
   if (spec.machine) args.push("-machine", spec.machine);
   if (spec.cpu) args.push("-cpu", spec.cpu);
   if (!spec.nicRom(options.nic)) device.push("romfile=");
+  if (options.nicBootIndex !== undefined) device.push(`bootindex=${options.nicBootIndex}`);
   args.push("-device", device.join(","));
   if (spec.pflash) {
     if (!options.varsFile) throw new Error("qemuArgs: UEFI needs a writable copy of its vars");
@@ -409,6 +417,12 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     serialDone = (async () => {
       for await (const text of qemu!.stdout.pipeThrough(new TextDecoderStream())) {
         screen.write(text);
+        // A row drawn by cursor moves is a line only once it leaves the screen; the marker
+        // counts as soon as it shows.
+        if (markerAt === undefined && screen.shows(marker)) {
+          markerAt = Date.now();
+          sawMarker();
+        }
       }
       screen.end();
     })();

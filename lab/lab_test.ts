@@ -69,6 +69,16 @@ Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async 
       if (row.firmware !== "arm64") assert.equal(args[args.indexOf("-m") + 1], "512");
     });
   }
+  await t.step("the NIC's place in the boot order", () => {
+    const args = qemuArgs({
+      firmware: "uefi",
+      nic: "e1000",
+      mac: "m",
+      varsFile: "/v",
+      nicBootIndex: 0,
+    });
+    assert.ok(args.includes("e1000,netdev=n0,mac=m,bootindex=0"), args.join(" "));
+  });
   await t.step("memory given by the caller wins", () => {
     const args = qemuArgs({ firmware: "bios", nic: "e1000", mac: "m", memoryMb: 1024 });
     assert.equal(args[args.indexOf("-m") + 1], "1024");
