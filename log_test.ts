@@ -36,3 +36,35 @@ Deno.test("log formats: json lines, a readable line, journald's priority prefixe
     assert.match(out[1]!, /^\d\d:\d\d:\d\d\.\d{3} WARN \[tftp\] request refused second line/);
   });
 });
+
+Deno.test("stdout: lines gathered per turn, in order, written before a warning and at exit", async (t) => {
+  const run = async (code: string) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { createLogger } from ${JSON.stringify(import.meta.resolve("./log.ts"))};
+        const log = createLogger({ format: "journal", level: "info" }); ${code}`,
+      ],
+      stdout: "piped",
+    }).output();
+    return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
+  };
+  await t.step("lines of one turn come in order, a warning after them", async () => {
+    assert.deepEqual(
+      await run(`log.info("a", "one"); log.info("a", "two"); log.warn("a", "three");`),
+      ["<6>[a] one", "<6>[a] two", "<4>[a] three"],
+    );
+  });
+  await t.step("a line gathered when the program exits is written", async () => {
+    assert.deepEqual(
+      await run(`setTimeout(() => { log.info("a", "late"); Deno.exit(0); }, 5);`),
+      ["<6>[a] late"],
+    );
+  });
+  await t.step("lines of a turn are written when the turn ends, not at exit only", async () => {
+    const lines = await run(`log.info("a", "first");
+      setTimeout(() => { log.info("a", "later"); Deno.exit(0); }, 50);
+      setTimeout(() => Deno.stdout.writeSync(new TextEncoder().encode("marker\\n")), 20);`);
+    assert.deepEqual(lines, ["<6>[a] first", "marker", "<6>[a] later"]);
+  });
+});

@@ -78,6 +78,7 @@ Deno.test("leases, machines and reinstall against the server's database", async 
       const leases = new LeaseStore(db, { range: config.dhcp.range, now: () => now });
       leases.offer(OTHER);
       leases.commit(OTHER, "10.0.0.100", 3600, { hostname: "box" });
+      leases.flush();
       const reg = new MachineRegistry(db, { machines: config.machines, now: () => now });
       reg.seen(OTHER, "10.0.0.100");
       // OTHER's iPXE reported the UUID of the uuid entry: it is that machine now.
@@ -140,6 +141,7 @@ Deno.test("leases, machines and reinstall against the server's database", async 
       const db = openDatabase(config.data_dir);
       const far = new LeaseStore(db, { range: ["10.9.0.50", "10.9.0.60"], now: () => now });
       far.offer(K8S);
+      far.flush();
       db.close();
       const c = capture();
       const subnet = {

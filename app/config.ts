@@ -8,6 +8,7 @@
  * @module
  */
 import { parse as parseToml, TomlError } from "smol-toml";
+import { interfaceMtu } from "../net/interface_mtu.ts";
 import { Subnet } from "../net/ipv4.ts";
 import type { MachineConfig } from "../state/machines.ts";
 import type { DhcpOptionValues } from "./config_options.ts";
@@ -119,10 +120,12 @@ export interface InterfaceInfo {
   mtu?: number;
 }
 
-/** Looks up the first IPv4 address of an interface through Deno.networkInterfaces(). */
+/** Looks up the first IPv4 address of an interface (Deno.networkInterfaces()) and its MTU. */
 export function lookupInterface(name: string): InterfaceInfo | null {
   const found = Deno.networkInterfaces().find((i) => i.name === name && i.family === "IPv4");
-  return found ? { name, address: found.address, netmask: found.netmask } : null;
+  if (!found) return null;
+  const mtu = interfaceMtu(name) ?? undefined;
+  return { name, address: found.address, netmask: found.netmask, ...(mtu ? { mtu } : {}) };
 }
 
 /** Names of the host's interfaces with an IPv4 address, for error messages. */
@@ -297,12 +300,13 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
   const fromEnv = applyEnv(raw, options.env ?? {}, KNOWN);
   const r = new ConfigReader(source, file, fromEnv);
   refuseUnknownKeys(raw, r);
-  const { mtu, ...network } = readNetwork(raw, r, {
+  const net = readNetwork(raw, r, {
     interface: options.interface,
     lookup: options.lookup ?? lookupInterface,
     names: interfaceNames,
     required: options.requireInterface !== false,
   });
+  const { mtu: _mtu, ...network } = net;
   const http = readHttp(r.table(raw, "http"), r, network.server_ip);
   const top = readTop(raw, r);
   const origins: Record<string, string> = {};
@@ -321,7 +325,7 @@ export function loadConfig(source: string, options: LoadOptions = {}): Config {
     ...network,
     dhcp,
     dns,
-    tftp: readTftp(r.table(raw, "tftp"), r, mtu),
+    tftp: readTftp(r.table(raw, "tftp"), r, net, origins),
     http,
     ipfs: readIpfs(r.table(raw, "ipfs"), r),
     boot: readBoot(r.table(raw, "boot"), r),

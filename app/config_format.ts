@@ -171,7 +171,11 @@ function dns(c: Config, line: Line): void {
 function services(c: Config, line: Line, section: (name: string) => void): void {
   section("tftp");
   line("port", c.tftp.port, "TFTP port");
-  line("max_blksize", c.tftp.max_blksize, "largest block size granted (link MTU minus headers)");
+  line(
+    "max_blksize",
+    c.tftp.max_blksize,
+    from(c, "tftp.max_blksize", "largest block size granted (one frame of the link)"),
+  );
   line("windowsize", c.tftp.windowsize, "largest RFC 7440 window granted");
   line(
     "max_per_client",

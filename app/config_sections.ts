@@ -9,6 +9,7 @@ import { ipv4ToNumber, Subnet } from "../net/ipv4.ts";
 import { type Mac, parseMac } from "../net/mac.ts";
 import { formatUpstream, parseUpstream } from "../protocols/dns/forwarder.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
+import { blksizeForMtu } from "../protocols/tftp/options.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
 import type { Config, InterfaceInfo, MachineEntry } from "./config.ts";
 import { readForceOptions, readOptions, refuseTwice } from "./config_options.ts";
@@ -38,7 +39,13 @@ export function readNetwork(
   const name = o.interface ?? r.str(raw, "", "interface");
   const explicitIp = r.ip(raw, "", "server_ip");
   const explicitMask = r.ip(raw, "", "netmask");
-  const info = name && !explicitIp ? o.lookup(name) : null;
+  // Looked up also when the address is given: the MTU (TFTP's largest block) comes from it.
+  let info: InterfaceInfo | null = null;
+  try {
+    info = name ? o.lookup(name) : null;
+  } catch (e) {
+    if (!explicitIp) throw e;
+  }
   if (!name && o.required) {
     throw new ConfigError(
       `${r.file}: interface: not set; name the one network interface to serve, e.g. interface = "eth1" (or -i eth1)`,
@@ -280,12 +287,25 @@ export function readDns(
   };
 }
 
-/** `[tftp]`: the largest block fits the interface's MTU. */
-export function readTftp(t: Raw, r: ConfigReader, mtu: number | undefined): Config["tftp"] {
+/** `[tftp]`: the largest block fills one frame of the interface's MTU. */
+export function readTftp(
+  t: Raw,
+  r: ConfigReader,
+  net: Network,
+  origins: Record<string, string>,
+): Config["tftp"] {
+  let maxBlksize = r.int(t, "tftp", "max_blksize", 512, 65464);
+  if (maxBlksize === undefined) {
+    maxBlksize = blksizeForMtu(net.mtu ?? 1500);
+    const on = net.interface || "the interface";
+    origins["tftp.max_blksize"] = net.mtu === undefined
+      ? `default: the MTU of ${on} is unknown, 1500 (Ethernet) assumed`
+      : `default: MTU ${net.mtu} of ${on} minus 32 (IPv4, UDP, TFTP headers)` +
+        (net.mtu - 32 > maxBlksize ? `, capped at ${maxBlksize}` : "");
+  }
   return {
     port: r.int(t, "tftp", "port", 1, 65535) ?? 69,
-    max_blksize: r.int(t, "tftp", "max_blksize", 512, 65464) ??
-      Math.max(512, (mtu ?? 1500) - 32),
+    max_blksize: maxBlksize,
     windowsize: r.int(t, "tftp", "windowsize", 1, 65535) ?? 64,
     // The server runs at most 256 transfers at once; one address may hold all of them.
     max_per_client: r.int(t, "tftp", "max_per_client", 1, 256) ?? 4,

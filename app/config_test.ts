@@ -43,6 +43,48 @@ Deno.test("the original minimal config works and derives everything from the int
   assert.equal(c.dhcp.router_advertisement, true);
 });
 
+Deno.test("tftp.max_blksize: one frame of the interface's MTU by default, and says so", async (t) => {
+  const withMtu = (mtu: number | undefined) => (name: string) =>
+    name === "eth1" ? { name, address: "10.0.0.1", netmask: "255.255.255.0", mtu } : null;
+  const cases = [
+    { name: "Ethernet", toml: "", mtu: 1500, want: 1468, origin: /MTU 1500 of eth1 minus 32/ },
+    { name: "jumbo frames", toml: "", mtu: 9000, want: 8968, origin: /MTU 9000 of eth1/ },
+    {
+      name: "loopback: capped at RFC 2348's largest",
+      toml: "",
+      mtu: 65536,
+      want: 65464,
+      origin: /MTU 65536 of eth1 minus 32 .*, capped at 65464/,
+    },
+    { name: "MTU unknown", toml: "", mtu: undefined, want: 1468, origin: /unknown, 1500/ },
+    {
+      name: "given: no origin",
+      toml: 'server_ip = "10.0.0.1"\n[tftp]\nmax_blksize = 1024',
+      mtu: 9000,
+      want: 1024,
+      origin: null,
+    },
+    {
+      name: "server_ip given: the MTU is still the interface's",
+      toml: 'server_ip = "10.0.0.1"',
+      mtu: 9000,
+      want: 8968,
+      origin: /MTU 9000/,
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const config = loadConfig(`interface = "eth1"\n${c.toml}\n`, { lookup: withMtu(c.mtu) });
+      assert.equal(config.tftp.max_blksize, c.want);
+      const line = formatConfig(config).split("\n").find((l) => l.startsWith("max_blksize"));
+      if (c.origin) {
+        assert.match(config.origins["tftp.max_blksize"] ?? "", c.origin);
+        assert.match(line ?? "", c.origin);
+      } else assert.equal(config.origins["tftp.max_blksize"], undefined);
+    });
+  }
+});
+
 Deno.test("dhcp.router and dns: this server by default, empty for none, else as given", async (t) => {
   const cases = [
     {

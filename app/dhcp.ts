@@ -61,7 +61,11 @@ export interface DhcpServiceOptions {
   subnets?: DhcpSubnet[];
   boot: BootfileOptions;
   machines?: DhcpMachine[];
-  /** The shared database (state/db.ts); required unless mode is "proxy" or "off". */
+  /**
+   * The database (state/db.ts) the lease table is kept in; required unless mode is "proxy" or
+   * "off". A handle of its own that never waits for a lock (`busyTimeoutMs: 0`): a busy
+   * database then delays ACKs instead of freezing the server (`state/lease_table.ts`).
+   */
   db?: DatabaseSync;
   /** The lease stores, when the caller made them already (`createLeasePools`). */
   leases?: LeasePools;
@@ -155,7 +159,15 @@ export async function startDhcpService(o: DhcpServiceOptions): Promise<DhcpServi
     update: (next) => {
       current = handlerFor({ ...next, interface: o.interface, mode: o.mode }, serverIp, subnet);
     },
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      try {
+        // Offers and releases ride along with the next ACK's commit; at the end there is none.
+        current.leases?.flush();
+      } catch (e) {
+        o.logger.warn("dhcp", "lease changes not saved at shutdown", { error: e });
+      }
+    },
   };
 }
 

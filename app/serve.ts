@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import type { Config } from "./config.ts";
 import { ConfigError, formatConfig } from "./config.ts";
 import type { ContentStore } from "../content/store.ts";
+import { CachedStore } from "../content/cached.ts";
 import { FallbackStore } from "../content/fallback.ts";
 import { LocalStore } from "../content/local.ts";
 import { embeddedDefaultStore } from "../content/memory.ts";
@@ -19,6 +20,7 @@ import { startTftpServer } from "../protocols/tftp/server.ts";
 import { listenInterface } from "../protocols/tftp/interface_socket.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
+import { Bookkeeping } from "../state/bookkeeping.ts";
 import type { LeasePools } from "../state/lease_pools.ts";
 import { hasMac } from "../state/machines.ts";
 import { Subnet } from "../net/ipv4.ts";
@@ -40,6 +42,7 @@ import {
   startDhcpService,
 } from "./dhcp.ts";
 import { configuredOptions } from "./config_options.ts";
+import { contactRecorder } from "./dhcp_contacts.ts";
 import { type DnsServiceOptions, startDnsService } from "./dns.ts";
 import { type BootServices, createBootServices } from "./services.ts";
 import { planReload } from "./reload.ts";
@@ -65,16 +68,49 @@ export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEven
   }
 }
 
+/** How often what the tree cache keeps of a local tree is checked against the disk. */
+const LOCAL_TREE_RECHECK_MS = 1000;
+
+/** An open boot tree: its store (small files kept in memory, `content/cached.ts`). */
+export interface OpenTree {
+  store: ContentStore;
+  /** Drops what the store keeps in memory (a reload: the tree may have changed). */
+  forget: () => void;
+  close: () => Promise<void>;
+}
+
+/** `store` behind the memory of `content/cached.ts`, checked below every `revalidateMs`. */
+function cachedTree(
+  store: ContentStore,
+  revalidateMs: number,
+  close: () => Promise<void>,
+): OpenTree {
+  const cached = new CachedStore(store, { revalidateMs });
+  return {
+    store: cached,
+    forget: () => cached.clear(),
+    close: () => {
+      cached.clear();
+      return close();
+    },
+  };
+}
+
 /** Picks the boot tree: `-l DIR`, else the IPFS `ref`, else the embedded default. */
 export function openStore(
   config: Config,
   local: string | undefined,
   logger: Logger,
   onEvent?: IpfsEventSink,
-): { store: ContentStore; close: () => Promise<void> } {
+): OpenTree {
   if (local) {
     try {
-      return { store: new FallbackStore(new LocalStore(local)), close: () => Promise.resolve() };
+      // A local tree may be edited while we run: what is kept is checked every second.
+      return cachedTree(
+        new FallbackStore(new LocalStore(local)),
+        LOCAL_TREE_RECHECK_MS,
+        () => Promise.resolve(),
+      );
     } catch (e) {
       throw new ConfigError(`-l ${local}: ${(e as Error).message}`, { cause: e });
     }
@@ -83,13 +119,19 @@ export function openStore(
     const ipfs = openIpfsStore(config, logger, onEvent);
     // A server runs for months: its cache is held to cache_max now and every hour.
     ipfs.startGc();
-    return { store: new FallbackStore(ipfs), close: () => ipfs.close() };
+    // A ref names content that never changes: what is kept never needs checking.
+    return cachedTree(new FallbackStore(ipfs), Infinity, () => ipfs.close());
   }
   logger.warn(
     "content",
     "no boot tree configured: set ref in config.toml or pass -l DIR; serving the built-in menu and the host's iPXE files only",
   );
-  return { store: new FallbackStore(embeddedDefaultStore()), close: () => Promise.resolve() };
+  // Only the host's iPXE files could change (a package upgrade).
+  return cachedTree(
+    new FallbackStore(embeddedDefaultStore()),
+    LOCAL_TREE_RECHECK_MS,
+    () => Promise.resolve(),
+  );
 }
 
 /**
@@ -135,6 +177,7 @@ function servicesFor(
   config: Config,
   tree: { store: ContentStore; local: boolean },
   db: { main: DatabaseSync; quick: DatabaseSync },
+  bookkeeping: Bookkeeping,
   addressBook: AddressBook,
   logger: Logger,
 ): BootServices {
@@ -142,6 +185,7 @@ function servicesFor(
     store: tree.store,
     db: db.main,
     bestEffortDb: db.quick,
+    bookkeeping,
     addressBook,
     machines: config.machines,
     server: {
@@ -297,7 +341,9 @@ interface Generation {
 
 /** The parts of a running serve that stay across reloads. */
 interface Running {
-  db: { main: DatabaseSync; quick: DatabaseSync };
+  db: { main: DatabaseSync; quick: DatabaseSync; leases: DatabaseSync };
+  /** Contacts, reports and history lines on their way to `db.quick`; shared by generations. */
+  bookkeeping: Bookkeeping;
   watch: BootWatch;
   adminToken: string;
   health: HealthOptions;
@@ -307,9 +353,16 @@ interface Running {
 
 /** Builds the lease store, the boot services and the HTTP app of `config` over `store`. */
 function generation(config: Config, store: ContentStore, r: Running): Generation {
-  const leases = leasePoolsFor(config, r.db.main);
+  const leases = leasePoolsFor(config, r.db.leases);
   const book = addressBookFor(config, leases);
-  const services = servicesFor(config, { store, local: r.local }, r.db, book, r.logger);
+  const services = servicesFor(
+    config,
+    { store, local: r.local },
+    r.db,
+    r.bookkeeping,
+    book,
+    r.logger,
+  );
   const app = createHttpApp({
     ...services,
     store,
@@ -354,12 +407,19 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     const main = openDatabaseFile(config.db_file);
     running.push({ close: () => Promise.resolve(main.close()) });
     checkDatabase(main, config.db_file);
-    const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
+    const quick = openDatabaseFile(config.db_file, { busyTimeoutMs: 0, synchronous: "NORMAL" });
     running.push({ close: () => Promise.resolve(quick.close()) });
+    // The lease table's own handle: its group commit must never wait for a lock.
+    const leases = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
+    running.push({ close: () => Promise.resolve(leases.close()) });
+    // Closed after every server (the last requests queue too), before the handles.
+    const bookkeeping = new Bookkeeping(quick, { logger });
+    running.push({ close: () => Promise.resolve(bookkeeping.close()) });
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
     const r: Running = {
-      db: { main, quick },
+      db: { main, quick, leases },
+      bookkeeping,
       watch,
       adminToken,
       health: { version: options.version, readiness: () => ready.report() },
@@ -426,16 +486,14 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     if (dns) running.push(dns);
 
     // DHCP last: a client that gets an offer must find TFTP, HTTP and DNS already listening.
+    const contact = contactRecorder(() => gen.services.registry, quick, logger);
     const onDhcp = (e: DhcpEvent) => {
       watch.dhcp(e);
       // Machines seen on the wire join the registry before their first HTTP request, with
       // what their request said of them (shown only: DHCP is no proof of who sent it).
-      if (e.kind === "reply" && e.reply === "ack" && e.ip) {
-        gen.services.registry.seen(e.mac, e.ip);
-        if (e.inventory) gen.services.registry.report(e.mac, e.inventory);
-      }
+      if (e.kind === "reply" && e.reply === "ack" && e.ip) contact(e.mac, e.ip, e.inventory);
     };
-    const dhcp = await startDhcpService(dhcpOptions(config, main, gen.leases, logger, onDhcp));
+    const dhcp = await startDhcpService(dhcpOptions(config, leases, gen.leases, logger, onDhcp));
     running.push(dhcp);
     if (config.dhcp.mode !== "off") {
       ready.set("dhcp", true, `${config.dhcp.mode} mode on ${config.interface}`);
@@ -484,8 +542,11 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       const old = tree;
       tree = nextTree;
       gen = nextGen;
+      // What the old tree kept in memory is not served again: a local tree may have been
+      // edited, a replaced one only finishes the transfers it started (they hold their bytes).
+      old.forget();
       ready.setStore(tree.store);
-      dhcp.update(dhcpOptions(next, main, gen.leases, logger, onDhcp));
+      dhcp.update(dhcpOptions(next, leases, gen.leases, logger, onDhcp));
       dns?.update(dnsOptions(next, gen.leases, logger, watch));
       watchLeases();
       if (old !== tree) {

@@ -15,6 +15,7 @@ import { TftpBoot } from "../boot/tftp_boot.ts";
 import { type AddressBook, MachineIdentity } from "../boot/identity.ts";
 import type { ServerInfo } from "../boot/template_data.ts";
 import { TemplateRenderer } from "../boot/templates.ts";
+import type { Bookkeeping } from "../state/bookkeeping.ts";
 import { BootHistory } from "../state/history.ts";
 import { type MachineConfig, MachineRegistry } from "../state/machines.ts";
 import { serverSecret } from "../state/secrets.ts";
@@ -43,6 +44,11 @@ export interface BootServicesOptions {
    * waits for (contacts, history); default `db`.
    */
   bestEffortDb?: DatabaseSync;
+  /**
+   * Where contacts, reports and history lines wait to be written off the request path (over
+   * `bestEffortDb`); default none: written at once.
+   */
+  bookkeeping?: Bookkeeping;
   /** Clock in ms for the registry and history; tests pass their own. */
   now?: () => number;
 }
@@ -71,8 +77,12 @@ export function createBootServices(o: BootServicesOptions): BootServices {
     machines: o.machines,
     bestEffort: o.bestEffortDb,
     now: o.now,
+    bookkeeping: o.bookkeeping,
   });
-  const history = new BootHistory(o.bestEffortDb ?? o.db, { now: o.now });
+  const history = new BootHistory(o.bestEffortDb ?? o.db, {
+    now: o.now,
+    bookkeeping: o.bookkeeping,
+  });
   const identity = new MachineIdentity(o.addressBook, { trustAll: o.trustAll });
   const installers = new Installers({ registry, catalog, renderer, server, identity });
   const scriptOptions = {

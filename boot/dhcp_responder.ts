@@ -119,6 +119,11 @@ export type DhcpEvent = DhcpReplyEvent | DhcpClientEvent | DhcpIgnoredEvent;
 export interface DhcpOutcome {
   event: DhcpEvent;
   reply?: DhcpReply;
+  /**
+   * Set on an ACK that binds a lease: the reply may leave (and the event be told) only once
+   * this resolves, when the lease is on disk; when it rejects, nothing is sent.
+   */
+  saved?: Promise<void>;
 }
 
 const ZERO = "0.0.0.0";
@@ -324,7 +329,11 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
         return ignored(mac, `REQUEST for ${ip}, which it was never given`, "not-offered");
       }
       if (!res.ok) return nak(req, mac, o, `address ${ip} ${res.reason}`);
-      return leaseReply(req, mac, o, scope, MessageType.Ack, ip, choice);
+      // RFC 2131 §3.1 (4): the server commits the binding to persistent storage, then ACKs.
+      return {
+        ...leaseReply(req, mac, o, scope, MessageType.Ack, ip, choice),
+        saved: leases.saved(),
+      };
     }
     case MessageType.Inform: {
       // RFC 2131 §3.4: configuration only, no yiaddr and no lease times; sent to ciaddr.
@@ -433,17 +442,20 @@ export interface DhcpHandlerOptions {
 export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
   const { policy, onEvent, logger } = options;
   // Under a flood of strangers one warning a minute says it; more would fill the log.
-  let warnedAt = -Infinity;
-  const warn = (e: DhcpIgnoredEvent) => {
-    const now = Date.now();
-    if (now - warnedAt < 60_000) return;
-    warnedAt = now;
-    logger.warn("dhcp", `new clients refused: ${e.why}`, { mac: e.mac, refusal: e.refusal });
+  const warnOnce = () => {
+    let warnedAt = -Infinity;
+    return (message: string, fields: Record<string, unknown>) => {
+      const now = Date.now();
+      if (now - warnedAt < 60_000) return;
+      warnedAt = now;
+      logger.warn("dhcp", message, fields);
+    };
   };
-  return (req, ctx) => {
-    const out = ctx.port === PXE_PORT
-      ? handlePxeRequest(req, { ...policy, mode: "proxy" }, ctx.from)
-      : handleDhcp(req, { ...policy, mode: ctx.mode });
+  const refused = warnOnce();
+  const warn = (e: DhcpIgnoredEvent) =>
+    refused(`new clients refused: ${e.why}`, { mac: e.mac, refusal: e.refusal });
+  const unsaved = warnOnce();
+  const finish = (out: DhcpOutcome) => {
     logOutcome(logger, out, warn);
     try {
       onEvent?.(out.event);
@@ -452,5 +464,17 @@ export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
       logger.warn("dhcp", "event hook failed", { error: e });
     }
     return out.reply ?? null;
+  };
+  return (req, ctx) => {
+    const out = ctx.port === PXE_PORT
+      ? handlePxeRequest(req, { ...policy, mode: "proxy" }, ctx.from)
+      : handleDhcp(req, { ...policy, mode: ctx.mode });
+    if (!out.saved) return finish(out);
+    // The ACK leaves once its lease is on disk; other requests are answered meanwhile.
+    return out.saved.then(() => finish(out), (e: Error) => {
+      const why = `lease not saved, no ACK: ${e.message}`;
+      unsaved(`ACKs withheld: ${why}`, { mac: out.event.mac, error: e });
+      return finish({ event: { kind: "ignored", mac: out.event.mac, why } });
+    });
   };
 }

@@ -2,11 +2,14 @@ import assert from "node:assert/strict";
 import { openDatabase } from "../state/db.ts";
 import { LeaseStore, poolExclusions } from "../state/leases.ts";
 import {
+  createDhcpHandler,
+  type DhcpEvent,
   type DhcpOutcome,
   type DhcpPolicyOptions,
   handleDhcp,
   handlePxeRequest,
 } from "./dhcp_responder.ts";
+import { memoryLogger } from "../log.ts";
 import { chooseBootfile } from "./bootfile.ts";
 import { INVENTORY_QUERY } from "./inventory.ts";
 import { isIpxe } from "../protocols/dhcp/client.ts";
@@ -287,6 +290,47 @@ function selecting(discover: DhcpPacket, ip: string, serverId = SERVER): DhcpPac
     o.setIp(DhcpOption.ServerId, serverId);
   });
 }
+
+Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async (t) => {
+  const db = openDatabase(":memory:");
+  const leases = new LeaseStore(db, { range: ["10.77.0.100", "10.77.0.150"] });
+  const events: DhcpEvent[] = [];
+  const logger = memoryLogger();
+  const { mode: _, ...rest } = policy({ leases });
+  const handler = createDhcpHandler({ policy: rest, onEvent: (e) => events.push(e), logger });
+  const ctx = { from: { address: "0.0.0.0", port: 68 }, port: 67, mode: "server" as const };
+  const stored = () =>
+    db.prepare("SELECT state FROM dhcp_leases WHERE ip = '10.77.0.100'").get()?.state;
+  await t.step("the OFFER is sent at once, its hold not yet written", () => {
+    const offer = handler(ovmf, ctx);
+    assert.ok(offer && !(offer instanceof Promise));
+    assert.equal(offer.packet.yiaddr, "10.77.0.100");
+    assert.equal(stored(), undefined);
+  });
+  await t.step("the ACK, its log line and event come after the commit", async () => {
+    const ack = handler(selecting(ovmf, "10.77.0.100"), ctx);
+    assert.ok(ack instanceof Promise);
+    assert.equal(events.map((e) => e.kind === "reply" ? e.reply : e.kind).join(), "offer");
+    assert.equal((await ack)?.packet.yiaddr, "10.77.0.100");
+    assert.equal(stored(), "bound");
+    const last = events.at(-1);
+    assert.equal(last?.kind === "reply" ? `${last.reply} ${last.ip}` : "", "ack 10.77.0.100");
+    assert.ok(logger.lines.some((l) => l.message === "DHCPACK 10.77.0.100 to 52:54:00:ab:c0:01"));
+  });
+  await t.step("a lease that cannot be written gets no ACK, and says why", async () => {
+    db.exec(`CREATE TRIGGER full BEFORE UPDATE ON dhcp_leases
+      BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`);
+    const ack = handler(selecting(ovmf, "10.77.0.100"), ctx);
+    assert.ok(ack instanceof Promise);
+    assert.equal(await ack, null);
+    const e = events.at(-1)!;
+    assert.equal(e.kind, "ignored");
+    assert.match(e.kind === "ignored" ? e.why : "", /lease not saved, no ACK: .*disk is full/);
+    assert.ok(logger.lines.some((l) => l.level === "warn" && /ACKs withheld/.test(l.message)));
+    db.exec("DROP TRIGGER full");
+    leases.flush();
+  });
+});
 
 Deno.test("server mode REQUEST, RELEASE, DECLINE, INFORM", async (t) => {
   await t.step("SELECTING: ACK with the offered address, lease bound", () => {

@@ -258,6 +258,14 @@ Deno.test("vars: defaults < os.toml < class < [[machine]]", async (t) => {
     (merged.ssh_authorized_keys as string[]).push("x");
     assert.deepEqual(DEFAULT_VARS.ssh_authorized_keys, []);
     assert.deepEqual(DEFAULT_VARS.packages, []);
+    // Nested tables and arrays of tables are copies too; a date keeps its value.
+    const layer = { net: { dns: ["a"] }, users: [{ name: "u" }], when: new Date(0) };
+    const deep = mergeVars(layer) as typeof layer;
+    deep.net.dns.push("b");
+    deep.users[0]!.name = "v";
+    assert.deepEqual(layer, { net: { dns: ["a"] }, users: [{ name: "u" }], when: new Date(0) });
+    assert.notEqual(deep.when, layer.when);
+    assert.equal(deep.when.getTime(), 0);
   });
   await t.step("os.toml top-level vars are parsed", () => {
     const { meta } = parseOsToml('vars = { mirror = "m" }\n', "x/os.toml");

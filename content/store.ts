@@ -27,6 +27,12 @@ export interface ByteRange {
   end: number;
 }
 
+/** A file held whole in memory: its stat and its bytes. */
+export interface WholeFile {
+  entry: ContentEntry;
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
 /** Read-only access to the boot tree. */
 export interface ContentStore {
   /** A short description for logs and `astralboot config` ("local /srv/boot", "ipfs bafy…"). */
@@ -37,6 +43,11 @@ export interface ContentStore {
   list(path: string): Promise<string[]>;
   /** The bytes of a file (or of a range of it), streamed. Throws {@linkcode ContentError}. */
   read(path: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * The whole file from memory, where the store keeps small files there (`cached.ts`); null
+   * when it is not such a file, to be streamed with `read`. Stores without memory leave it out.
+   */
+  file?(path: string): Promise<WholeFile | null>;
 }
 
 /** Why a path could not be served. */

@@ -6,6 +6,7 @@
  */
 import type { HealthOptions } from "./health_routes.ts";
 import { openDatabase } from "../state/db.ts";
+import { Bookkeeping } from "../state/bookkeeping.ts";
 import type { ContentStore } from "../content/store.ts";
 import { createBootServices } from "../app/services.ts";
 import type { MachineConfig } from "../state/machines.ts";
@@ -46,9 +47,13 @@ export const ADMIN = { Authorization: `Bearer ${ADMIN_TOKEN}` };
 export function testApp(options: TestAppOptions) {
   const logger = memoryLogger();
   const watch = options.watch ?? new BootWatch({ version: "test" });
+  const db = openDatabase(":memory:");
+  // As `serve` runs: contacts and history lines written off the request, in batches.
+  const bookkeeping = new Bookkeeping(db, { logger });
   const services = createBootServices({
     store: options.store,
-    db: openDatabase(":memory:"),
+    db,
+    bookkeeping,
     machines: options.machines,
     server: {
       serverIp: options.serverIp ?? "10.0.0.1",
@@ -90,5 +95,5 @@ export function testApp(options: TestAppOptions) {
       cache: res.headers.get("Cache-Control"),
     };
   };
-  return { app, ...services, watch, logger, get, text };
+  return { app, ...services, bookkeeping, watch, logger, get, text };
 }

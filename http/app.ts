@@ -21,7 +21,7 @@ import type { Installers } from "../boot/installers.ts";
 import type { MachineRegistry } from "../state/machines.ts";
 import type { BootHistory } from "../state/history.ts";
 import type { BootWatch, HttpEvent } from "../observe/watch.ts";
-import { accessLog } from "./access.ts";
+import { accessLog, requestRecorder } from "./access.ts";
 import { type HealthOptions, healthRoutes } from "./health_routes.ts";
 import { apiRoutes } from "./api_routes.ts";
 import { bootRoutes } from "./boot_routes.ts";
@@ -57,7 +57,7 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
   const app = new Hono<Env>();
   // Before the access log: probes are not requests anyone wants to read about.
   if (options.health) app.route("/", healthRoutes(options.health));
-  app.use(accessLog(logger, options.onRequest ?? ((e) => watch?.http(e))));
+  app.use(accessLog(requestRecorder(logger, options.onRequest ?? ((e) => watch?.http(e)))));
   app.route("/", bootRoutes(options.scripts));
   app.route("/", fileRoutes(options.store));
   const { adminToken, secret } = options;

@@ -113,7 +113,9 @@ export async function serveTreeFile(
   store: ContentStore,
   path: string,
 ): Promise<Response | null> {
-  const entry = await store.stat(path);
+  // A small file of a cached store comes whole from memory: no open, no stream.
+  const whole = store.file ? await store.file(path) : null;
+  const entry = whole?.entry ?? await store.stat(path);
   if (!entry || entry.kind !== "file") return null;
   const headers = new Headers({
     "Content-Type": contentTypeFor(path),
@@ -153,5 +155,9 @@ export async function serveTreeFile(
   headers.set("Content-Length", String(length));
   // HEAD: Hono answers it with the GET handler's headers; opening the file would leak it.
   if (request.method === "HEAD" || length === 0) return new Response(null, { status, headers });
+  if (whole) {
+    const body = range ? whole.bytes.subarray(range.start, range.end + 1) : whole.bytes;
+    return new Response(body, { status, headers });
+  }
   return new Response(await store.read(path, range), { status, headers });
 }

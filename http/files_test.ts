@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { CachedStore } from "../content/cached.ts";
 import { MemoryStore } from "../content/memory.ts";
+import type { ContentStore } from "../content/store.ts";
 import { contentTypeFor, parseRange, type RangeRequest, serveTreeFile } from "./files.ts";
 
 Deno.test("parseRange reads one byte range and ignores the rest", async (t) => {
@@ -130,27 +132,36 @@ Deno.test("serveTreeFile answers conditionals and ranges", async (t) => {
       body: "0123456789abcdef",
     },
   ];
-  for (const c of cases) {
-    await t.step(c.name, async () => {
-      const req = new Request("http://x/tftp/f.bin", {
-        method: c.method ?? "GET",
-        headers: c.headers,
-      });
-      const res = (await serveTreeFile(req, store, "tftp/f.bin"))!;
-      assert.equal(res.status, c.status);
-      assert.equal(res.headers.get("ETag"), etag);
-      assert.equal(res.headers.get("Content-Range"), c.range ?? null);
-      if (c.status !== 304) assert.equal(res.headers.get("Accept-Ranges"), "bytes");
-      if (c.body === null) {
-        assert.equal(res.body, null);
-      } else {
-        assert.equal(await res.text(), c.body);
-        assert.equal(res.headers.get("Content-Length"), String(c.body.length));
-      }
-      if (c.method === "HEAD" && c.status === 200) {
-        assert.equal(res.headers.get("Content-Length"), "16");
-      }
+  // The same answers from a store, from memory (a cached small file), and streamed past a cache.
+  const stores: [string, ContentStore][] = [
+    ["store", store],
+    ["cached", new CachedStore(store, { revalidateMs: Infinity })],
+    ["too big to cache", new CachedStore(store, { revalidateMs: Infinity, maxFileBytes: 4 })],
+  ];
+  for (const [kind, from] of stores) {
+    for (const c of cases) {
+      await t.step(`${kind}: ${c.name}`, () => check(from, c));
+    }
+  }
+  async function check(store: ContentStore, c: typeof cases[number]) {
+    const req = new Request("http://x/tftp/f.bin", {
+      method: c.method ?? "GET",
+      headers: c.headers,
     });
+    const res = (await serveTreeFile(req, store, "tftp/f.bin"))!;
+    assert.equal(res.status, c.status);
+    assert.equal(res.headers.get("ETag"), etag);
+    assert.equal(res.headers.get("Content-Range"), c.range ?? null);
+    if (c.status !== 304) assert.equal(res.headers.get("Accept-Ranges"), "bytes");
+    if (c.body === null) {
+      assert.equal(res.body, null);
+    } else {
+      assert.equal(await res.text(), c.body);
+      assert.equal(res.headers.get("Content-Length"), String(c.body.length));
+    }
+    if (c.method === "HEAD" && c.status === 200) {
+      assert.equal(res.headers.get("Content-Length"), "16");
+    }
   }
   await t.step("a directory or a missing path gives null", async () => {
     assert.equal(await serveTreeFile(new Request("http://x/"), store, "tftp"), null);

@@ -4,7 +4,12 @@
  * A `nonblocking` FFI call runs on Deno's pool of blocking threads, which has 32 of them: with a
  * poll(2) per socket, 32 idle sockets (a TFTP server runs up to 256 transfers, each on its own
  * socket) would occupy the whole pool, and every other socket, and every file read, would wait
- * behind them. Here all sockets share one edge-triggered epoll set and one waiting thread.
+ * behind them. Here all sockets share one epoll set and one waiting thread.
+ *
+ * Each wake-up from that thread costs a hop between threads (tens of µs under Deno, against a
+ * few µs for the datagram itself), so a descriptor is armed only while its reader sleeps
+ * (`EPOLLONESHOT`, armed again before each sleep): data read while the reader is awake, by a
+ * read that found it at once or by a short spin ({@linkcode Readiness.until}), wakes no one.
  *
  * Linux, LP64 only. Needs `--allow-ffi`.
  *
@@ -13,10 +18,11 @@
 import { errno, libc, strerror } from "./libc.ts";
 
 const EPOLLIN = 0x001;
-/** Edge-triggered: one event per arriving datagram, not one per poll while data waits. */
-const EPOLLET = 0x80000000;
+/** One event per arming: a reader that is awake takes what arrives without a wake-up. */
+const EPOLLONESHOT = 0x40000000;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
+const EPOLL_CTL_MOD = 3;
 const EPOLL_CLOEXEC = 0o2000000;
 /** How long one epoll_wait lasts, so that the loop ends soon after the last descriptor left. */
 const WAIT_MS = 200;
@@ -52,12 +58,17 @@ class EpollSet {
     // Ids are never reused, so an event still in flight for a removed descriptor (whose number
     // the kernel may hand out again) finds no one.
     const id = this.#nextId++;
-    if (c.epoll_ctl(this.#fd, EPOLL_CTL_ADD, fd, epollEvent(EPOLLIN | EPOLLET, id)) < 0) {
+    const armed = epollEvent(EPOLLIN | EPOLLONESHOT, id);
+    if (c.epoll_ctl(this.#fd, EPOLL_CTL_ADD, fd, armed) < 0) {
       throw new Error(`epoll_ctl ADD for ${name}: ${strerror(errno())}`);
     }
-    const r = new Readiness(name, () => {
-      this.#watches.delete(id);
-      libc().epoll_ctl(this.#fd, EPOLL_CTL_DEL, fd, epollEvent(0, id));
+    const epfd = this.#fd;
+    const r = new Readiness(name, {
+      arm: () => c.epoll_ctl(epfd, EPOLL_CTL_MOD, fd, armed) === 0,
+      unregister: () => {
+        this.#watches.delete(id);
+        c.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, armed);
+      },
     });
     this.#watches.set(id, r);
     if (!this.#running) this.#loop();
@@ -73,7 +84,7 @@ class EpollSet {
         for (let i = 0; i < n; i++) {
           const off = i * EVENT_SIZE;
           const id = Number(v.getBigUint64(off + DATA_OFFSET, true));
-          this.#watches.get(id)?.notify();
+          this.#watches.get(id)?.fired();
         }
       }
     } finally {
@@ -93,34 +104,63 @@ export function watchReadable(fd: number, name: string): Readiness {
   return shared.add(fd, name);
 }
 
+/** What a {@linkcode Readiness} asks of the epoll set for its descriptor. */
+interface Registration {
+  /** Re-arms the one-shot event; false when epoll_ctl failed. */
+  arm(): boolean;
+  /** Leaves the set. */
+  unregister(): void;
+}
+
 /** One descriptor in the shared epoll set. */
 export class Readiness {
   #waiter: (() => void) | null = null;
   #removed = false;
+  /** Whether the kernel will report the next arrival (it disarms itself when it reports one). */
+  #armed = true;
 
-  constructor(readonly name: string, readonly unregister: () => void) {}
+  constructor(readonly name: string, readonly registration: Registration) {}
 
-  /** Called by the loop: something arrived on the descriptor (or an error is pending). */
-  notify(): void {
+  /** Called by the loop: the descriptor reported (data or an error) and is now disarmed. */
+  fired(): void {
+    this.#armed = false;
+    this.#wake();
+  }
+
+  #wake(): void {
     const w = this.#waiter;
     this.#waiter = null;
     w?.();
   }
 
   /**
-   * Calls `read` until it yields, waiting for the descriptor's next event between tries; null
-   * once `closed()` or removed. `read` must drain one datagram per call and yield null when
-   * nothing is queued (edge-triggered: only an arrival after a fruitless read wakes it). One
-   * caller at a time per descriptor.
+   * Calls `read` until it yields; null once `closed()` or removed. Between fruitless tries it
+   * spins on `read` for up to `spinUs` microseconds (blocking the event loop: only for a peer
+   * expected to answer sooner than a wake-up would take), then arms the descriptor and sleeps
+   * until it reports. `read` must take one datagram per call and yield null when nothing is
+   * queued. One caller at a time per descriptor.
    * Throws when the descriptor keeps waking up yet `read` yields nothing: a broken socket.
    */
-  async until<T>(read: () => T | null, closed: () => boolean): Promise<T | null> {
+  async until<T>(read: () => T | null, closed: () => boolean, spinUs = 0): Promise<T | null> {
     let fruitless = 0;
     while (!closed() && !this.#removed) {
-      const got = read();
+      let got = read();
       if (got) return got;
+      if (spinUs > 0) {
+        const end = performance.now() + spinUs / 1000;
+        while (performance.now() < end) {
+          got = read();
+          if (got) return got;
+        }
+        spinUs = 0;
+      }
+      if (!this.#armed) {
+        // A datagram that came after the fruitless read is reported at once: MOD checks.
+        if (!this.registration.arm()) throw new Error(`${this.name}: cannot wait for data`);
+        this.#armed = true;
+      }
       // JavaScript runs on one thread: no event can be handled between the fruitless read and
-      // this assignment, so an arrival after the read always finds the waiter.
+      // this assignment, so an event after the read always finds the waiter.
       await new Promise<void>((resolve) => this.#waiter = resolve);
       if (++fruitless > FRUITLESS_LIMIT) throw new Error(`${this.name} keeps failing`);
     }
@@ -131,7 +171,7 @@ export class Readiness {
   remove(): void {
     if (this.#removed) return;
     this.#removed = true;
-    this.unregister();
-    this.notify();
+    this.registration.unregister();
+    this.#wake();
   }
 }

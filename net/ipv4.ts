@@ -12,16 +12,24 @@ export function ipv4ToString(b: Uint8Array): string {
 
 /** 4 bytes from a dotted-quad IPv4; throws RangeError on anything else. */
 export function ipv4ToBytes(ip: string): Uint8Array {
-  const parts = ip.split(".");
-  if (parts.length !== 4) throw new RangeError(`Not an IPv4 address: ${JSON.stringify(ip)}`);
+  // By hand, one pass over the characters: DHCP parses several addresses per packet, and a
+  // split with a regular expression per part showed in its profile.
   const out = new Uint8Array(4);
-  parts.forEach((p, i) => {
-    const n = Number(p);
-    if (!/^\d{1,3}$/.test(p) || n > 255) {
-      throw new RangeError(`Not an IPv4 address: ${JSON.stringify(ip)}`);
+  let part = 0, value = 0, digits = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i < ip.length ? ip.charCodeAt(i) : 46;
+    if (c >= 48 && c <= 57 && digits < 3) {
+      value = value * 10 + c - 48;
+      digits++;
+    } else if (c === 46 && digits > 0 && value <= 255 && part < 4) {
+      out[part++] = value;
+      value = digits = 0;
+    } else {
+      part = -1;
+      break;
     }
-    out[i] = n;
-  });
+  }
+  if (part !== 4) throw new RangeError(`Not an IPv4 address: ${JSON.stringify(ip)}`);
   return out;
 }
 

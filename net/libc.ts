@@ -42,6 +42,7 @@ const SYMBOLS = {
     parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
     result: "isize",
   },
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
@@ -288,36 +289,47 @@ export interface ReceivedMessage {
 export class MessageReader {
   #data: Uint8Array<ArrayBuffer>;
   #name: Uint8Array<ArrayBuffer>;
-  #iov = new Uint8Array(16);
   #control: Uint8Array<ArrayBuffer>;
-  #msg = new Uint8Array(56);
+  #msg: Uint8Array<ArrayBuffer>;
+  #msgView: DataView;
+  /** Kept alive with the reader: the msghdr points at it. */
+  readonly #iov: Uint8Array<ArrayBuffer>;
 
   constructor(options: { dataSize: number; nameSize: number; controlSize: number }) {
-    this.#data = new Uint8Array(options.dataSize);
-    this.#name = new Uint8Array(options.nameSize);
-    this.#control = new Uint8Array(options.controlSize);
+    // Each from its own `new ArrayBuffer`: those never move, so the msghdr built once below
+    // stays valid (a small `new Uint8Array(n)` may live on V8's heap, which compacts).
+    const fixed = (n: number) => new Uint8Array(new ArrayBuffer(n));
+    this.#data = fixed(options.dataSize);
+    this.#name = fixed(options.nameSize);
+    this.#control = fixed(options.controlSize);
+    this.#iov = fixed(16);
+    this.#msg = fixed(56);
     const iov = new DataView(this.#iov.buffer);
     iov.setBigUint64(0, addressOf(this.#data), true);
     iov.setBigUint64(8, BigInt(this.#data.length), true);
+    // struct msghdr { name, namelen, iov, iovlen, control, controllen, flags } (LP64). The
+    // pointers are set once: asking for a buffer's address costs more than the recvmsg itself.
+    const msg = this.#msgView = new DataView(this.#msg.buffer);
+    msg.setBigUint64(0, addressOf(this.#name), true);
+    msg.setBigUint64(16, addressOf(this.#iov), true);
+    msg.setBigUint64(24, 1n, true);
+    msg.setBigUint64(32, addressOf(this.#control), true);
   }
 
   /** One `MSG_DONTWAIT` recvmsg; null when nothing is there (or the call failed). */
   read(fd: number): ReceivedMessage | null {
-    // struct msghdr { name, namelen, iov, iovlen, control, controllen, flags } (LP64).
-    const msg = new DataView(this.#msg.buffer);
-    msg.setBigUint64(0, addressOf(this.#name), true);
+    const msg = this.#msgView;
+    // The kernel writes back the lengths and flags: reset them for this call.
     msg.setUint32(8, this.#name.length, true);
-    msg.setBigUint64(16, addressOf(this.#iov), true);
-    msg.setBigUint64(24, 1n, true);
-    msg.setBigUint64(32, addressOf(this.#control), true);
-    msg.setBigUint64(40, BigInt(this.#control.length), true);
+    msg.setUint32(40, this.#control.length, true);
+    msg.setUint32(44, 0, true);
     msg.setInt32(48, 0, true);
     const n = Number(libc().recvmsg(fd, this.#msg, LINUX.MSG_DONTWAIT));
     if (n < 0) return null;
     return {
       data: this.#data.subarray(0, Math.min(n, this.#data.length)),
       name: this.#name.subarray(0, Math.min(msg.getUint32(8, true), this.#name.length)),
-      control: controlMessages(this.#control, Number(msg.getBigUint64(40, true))),
+      control: controlMessages(this.#control, msg.getUint32(40, true)),
       truncated: (msg.getInt32(48, true) & LINUX.MSG_TRUNC) !== 0,
     };
   }

@@ -9,7 +9,7 @@
  *
  * The event loop never blocks: every socket waits in the one shared `epoll_wait(2)` of
  * `epoll.ts` (a worker thread), the read itself is a `MSG_DONTWAIT` `recvmsg`, a send a
- * nonblocking `sendto`. Needs `--allow-ffi` and `--allow-sys` (to read the interface's
+ * nonblocking `sendto`, a batch one `sendmmsg` (`send_batch.ts`). Needs `--allow-ffi` and `--allow-sys` (to read the interface's
  * addresses). Linux, LP64 only.
  *
  * @module
@@ -18,6 +18,8 @@ import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { type Readiness, watchReadable } from "./epoll.ts";
 import { BindError } from "./errors.ts";
+import { interfaceMtu } from "./interface_mtu.ts";
+import { SendBatch } from "./send_batch.ts";
 import { ipv4ToBytes, ipv4ToString } from "./ipv4.ts";
 import {
   cint,
@@ -35,13 +37,24 @@ const { AF_INET, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET } = LINUX;
 const { SO_REUSEADDR, SO_BROADCAST, SO_BINDTODEVICE, EADDRINUSE, EAGAIN, ENOBUFS } = LINUX;
 const IPPROTO_IP = 0;
 const IP_PKTINFO = 8;
+/** IPv4 and UDP headers: a datagram of n bytes fills an n + 28 byte IP packet. */
+const HEADERS = 28;
+/** What a kernel or device without UDP segmentation answers (EIO: no checksum offload). */
+const NO_SEGMENTATION = new Set([5, 22, 92, 95]); // EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP
 
 /** Default largest datagram read; anything longer is cut and flagged `truncated`. */
 const RECV_SIZE = 65536;
 
 function sockaddrIn(address: string, port: number): Uint8Array<ArrayBuffer> {
-  const sa = new Uint8Array(16);
-  const v = new DataView(sa.buffer);
+  return writeSockaddrIn(new Uint8Array(16), address, port);
+}
+
+function writeSockaddrIn(
+  sa: Uint8Array<ArrayBuffer>,
+  address: string,
+  port: number,
+): Uint8Array<ArrayBuffer> {
+  const v = new DataView(sa.buffer, sa.byteOffset, sa.byteLength);
   v.setUint16(0, AF_INET, true);
   v.setUint16(2, port, false);
   sa.set(ipv4ToBytes(address), 4);
@@ -101,6 +114,8 @@ export interface InterfaceInfo {
   address: string;
   netmask: string;
   mac: string;
+  /** The interface's MTU when it could be read. */
+  mtu?: number;
 }
 
 /** Looks up an interface; throws an Error naming it when it is missing or has no IPv4. */
@@ -111,7 +126,8 @@ export function interfaceInfo(name: string): InterfaceInfo {
   if (index === 0) throw new Error(`Interface "${name}" does not exist`);
   const v4 = Deno.networkInterfaces().find((i) => i.name === name && i.family === "IPv4");
   if (!v4) throw new Error(`Interface "${name}" has no IPv4 address`);
-  return { name, index, address: v4.address, netmask: v4.netmask, mac: v4.mac };
+  const mtu = interfaceMtu(name) ?? undefined;
+  return { name, index, address: v4.address, netmask: v4.netmask, mac: v4.mac, mtu };
 }
 
 /** A UDP socket that receives from and sends through one interface only. */
@@ -121,6 +137,16 @@ export class InterfaceUdpSocket {
   #log: Logger;
   #reader: MessageReader;
   #wait: Readiness;
+  /**
+   * The destination's sockaddr, rewritten only when it changes (a transfer sends every block to
+   * one peer); its own ArrayBuffer, so that its address, which the batch keeps, never moves.
+   */
+  #to = new Uint8Array(new ArrayBuffer(16));
+  #toAddress = "";
+  #toPort = -1;
+  #batch: SendBatch | null = null;
+  /** Whether batches may go as UDP_SEGMENT sends; off for good once the kernel refused one. */
+  #segment = true;
 
   private constructor(
     fd: number,
@@ -201,9 +227,17 @@ export class InterfaceUdpSocket {
     return this.#closed;
   }
 
-  /** Waits for the next datagram from our interface; resolves null once the socket is closed. */
-  async receive(): Promise<Datagram | null> {
-    return await this.#wait.until(() => this.#tryReceive(), () => this.#closed);
+  /**
+   * Waits for the next datagram from our interface; resolves null once the socket is closed.
+   * With `spinUs`, first tries again and again for that long before it sleeps (see
+   * `Readiness.until`): for an answer due within microseconds.
+   */
+  async receive(options: { spinUs?: number } = {}): Promise<Datagram | null> {
+    return await this.#wait.until(
+      () => this.#tryReceive(),
+      () => this.#closed,
+      options.spinUs ?? 0,
+    );
   }
 
   #tryReceive(): Datagram | null {
@@ -251,8 +285,11 @@ export class InterfaceUdpSocket {
    */
   trySend(data: Uint8Array, address: string, port: number): boolean {
     if (this.#closed) throw new Error(`Socket on "${this.info.name}" is closed`);
-    const sa = sockaddrIn(address, port);
-    const buf = new Uint8Array(data);
+    const sa = this.#destination(address, port);
+    // Sent from where it lies; only a view of a SharedArrayBuffer is copied first.
+    const buf = data.buffer instanceof ArrayBuffer
+      ? data as Uint8Array<ArrayBuffer>
+      : new Uint8Array(data);
     const n = Number(libc().sendto(this.#fd, buf, BigInt(buf.length), 0, sa, sa.length));
     if (n < 0) {
       const e = errno();
@@ -260,6 +297,52 @@ export class InterfaceUdpSocket {
       throw new Error(`sendto ${address}:${port} on "${this.info.name}": ${strerror(e)}`);
     }
     return true;
+  }
+
+  /**
+   * Sends `packets` in order to one destination in a single `sendmmsg`: how many went (fewer
+   * when the send queue filled up: send the rest later); throws on any other failure.
+   */
+  trySendMany(packets: readonly Uint8Array[], address: string, port: number): number {
+    if (this.#closed) throw new Error(`Socket on "${this.info.name}" is closed`);
+    this.#destination(address, port);
+    this.#batch ??= new SendBatch(this.#to);
+    const segment = this.#segment && packets.length > 1 && this.#fitsMtu(packets);
+    let n = this.#batch.send(this.#fd, packets, segment);
+    let e = n < 0 ? errno() : 0;
+    if (n < 0 && segment && NO_SEGMENTATION.has(e)) {
+      this.#segment = false;
+      this.#log.debug("socket", "no UDP segmentation here, sending datagrams one by one", {
+        interface: this.info.name,
+        error: strerror(e),
+      });
+      n = this.#batch.send(this.#fd, packets);
+      e = n < 0 ? errno() : 0;
+    }
+    if (n < 0) {
+      if (e === EAGAIN || e === ENOBUFS) return 0;
+      throw new Error(`sendmmsg ${address}:${port} on "${this.info.name}": ${strerror(e)}`);
+    }
+    return n;
+  }
+
+  /** Whether every packet fits one IP packet of the interface (segments are never fragmented). */
+  #fitsMtu(packets: readonly Uint8Array[]): boolean {
+    const mtu = this.info.mtu;
+    if (mtu === undefined) return false;
+    for (const p of packets) if (p.length + HEADERS > mtu) return false;
+    return true;
+  }
+
+  /** The sockaddr of `address:port`, rewritten in place only when the destination changed. */
+  #destination(address: string, port: number): Uint8Array<ArrayBuffer> {
+    if (address !== this.#toAddress || port !== this.#toPort) {
+      this.#toAddress = ""; // a bad address throws half-way: nothing may trust the buffer then
+      writeSockaddrIn(this.#to, address, port);
+      this.#toAddress = address;
+      this.#toPort = port;
+    }
+    return this.#to;
   }
 
   /** Stops receiving and closes the descriptor. */

@@ -163,3 +163,99 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  // Loopback only: ephemeral ports on lo.
+  name: "loopback: batches, spinning and sleeping readers get every datagram in order",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const open = () => InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0 });
+    const a = open(), b = open(), c = open();
+    const text = (d: { data: Uint8Array } | null) => new TextDecoder().decode(d?.data);
+    const bytes = (s: string) => new TextEncoder().encode(s);
+    try {
+      await t.step("trySendMany: one call, in order, views of one buffer", async () => {
+        const ring = bytes("0123456789");
+        const packets = [ring.subarray(0, 3), ring.subarray(3, 4), ring.subarray(4, 10)];
+        assert.equal(b.trySendMany(packets, "127.0.0.1", a.port), 3);
+        assert.deepEqual([text(await a.receive()), text(await a.receive())], ["012", "3"]);
+        assert.equal(text(await a.receive()), "456789");
+        assert.equal(b.trySendMany([], "127.0.0.1", a.port), 0);
+      });
+      await t.step("runs of one size go segmented and arrive as separate datagrams", async (t) => {
+        // More than 64 segments, then more than 65 000 bytes: the batch is cut into several
+        // segmented messages. Small enough for the receiver's buffer (nothing dropped).
+        const cases = [
+          {
+            name: "70 × 200 bytes, a short one, two more",
+            sizes: [...Array(70).fill(200), 10, 200, 3],
+          },
+          { name: "40 × 1800 bytes", sizes: Array(40).fill(1800) },
+        ];
+        for (const c of cases) {
+          await t.step(c.name, async () => {
+            const ring = new Uint8Array(c.sizes.reduce((x, y) => x + y, 0));
+            let at = 0;
+            const packets = c.sizes.map((n, i) => {
+              const p = ring.subarray(at, at += n);
+              p.fill(i & 0xff);
+              return p;
+            });
+            assert.equal(b.trySendMany(packets, "127.0.0.1", a.port), packets.length);
+            for (const [i, n] of c.sizes.entries()) {
+              const d = await a.receive();
+              assert.deepEqual([d?.data.length, d?.data[0], d?.data[n - 1]], [
+                n,
+                i & 0xff,
+                i & 0xff,
+              ]);
+            }
+          });
+        }
+      });
+      await t.step("the destination may change between sends", async () => {
+        b.send(bytes("to-a"), "127.0.0.1", a.port);
+        assert.equal(b.trySendMany([bytes("to-c")], "127.0.0.1", c.port), 1);
+        b.send(bytes("to-a again"), "127.0.0.1", a.port);
+        assert.deepEqual([text(await a.receive()), text(await a.receive())], [
+          "to-a",
+          "to-a again",
+        ]);
+        assert.equal(text(await c.receive()), "to-c");
+      });
+      await t.step(
+        "a reader that sleeps, wakes and reads on awake is woken every time",
+        async () => {
+          for (let i = 0; i < 200; i++) {
+            const pending = a.receive();
+            // Every third round the datagram waits in the queue before the reader asks.
+            if (i % 3 === 0) await new Promise((r) => setTimeout(r, 0));
+            b.send(bytes(`#${i}`), "127.0.0.1", a.port);
+            if (i % 5 === 0) b.send(bytes(`extra ${i}`), "127.0.0.1", a.port);
+            assert.equal(text(await pending), `#${i}`);
+            if (i % 5 === 0) assert.equal(text(await a.receive()), `extra ${i}`);
+          }
+        },
+      );
+      await t.step("a spin that finds nothing sleeps, and the next datagram wakes it", async () => {
+        const t0 = performance.now();
+        const pending = a.receive({ spinUs: 2000 });
+        const spun = performance.now() - t0;
+        assert.ok(spun >= 2, `spun ${spun} ms`);
+        setTimeout(() => b.send(bytes("late"), "127.0.0.1", a.port), 20);
+        assert.equal(text(await pending), "late");
+      });
+      await t.step("a spin takes a datagram already queued at once", async () => {
+        b.send(bytes("queued"), "127.0.0.1", a.port);
+        const t0 = performance.now();
+        assert.equal(text(await a.receive({ spinUs: 500_000 })), "queued");
+        assert.ok(performance.now() - t0 < 400, "did not spin out");
+      });
+    } finally {
+      await a.close();
+      await b.close();
+      await c.close();
+    }
+  },
+});

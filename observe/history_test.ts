@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { openDatabaseFile } from "../state/db.ts";
 import { BootHistory } from "../state/history.ts";
+import { Bookkeeping } from "../state/bookkeeping.ts";
 import { memoryLogger } from "../log.ts";
 import { mustParseMac } from "../net/mac.ts";
 import type { WatchEvent } from "./events.ts";
@@ -45,6 +46,44 @@ Deno.test("historyWriter keeps a machine's steps; a busy database loses a line, 
       assert.equal(line.level, "warn");
       assert.equal(line.message, "history line not written");
     });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("with a bookkeeping queue, history lines wait for their batch and survive a lock", async (t) => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const db = openDatabaseFile(`${dir}/leases.db`, { busyTimeoutMs: 0 });
+    const logger = memoryLogger();
+    const books = new Bookkeeping(db, { delayMs: 60_000, logger });
+    const history = new BootHistory(db, { bookkeeping: books, limit: 3 });
+    const write = historyWriter(history, logger);
+    const count = () =>
+      (db.prepare("SELECT count(*) AS n FROM machine_boots").get() as { n: number }).n;
+    await t.step("a line is queued, not written; lines() writes the queue first", () => {
+      write(event("menu", 1));
+      assert.equal(count(), 0);
+      assert.deepEqual(history.lines(MAC).map((l) => l.kind), ["menu"]);
+      assert.equal(count(), 1);
+    });
+    await t.step("the limit holds per batch", () => {
+      for (let i = 2; i <= 6; i++) write(event("script", i));
+      books.flush();
+      assert.deepEqual(history.lines(MAC).map((l) => l.what), ["script 6", "script 5", "script 4"]);
+    });
+    await t.step("a line queued while another process holds the lock is written after", () => {
+      const other = openDatabaseFile(`${dir}/leases.db`, { busyTimeoutMs: 0 });
+      other.exec("BEGIN IMMEDIATE");
+      write(event("chosen", 7));
+      assert.equal(books.flush(), false);
+      assert.equal(logger.lines.at(-1)!.level, "debug");
+      other.exec("ROLLBACK");
+      other.close();
+      assert.equal(history.lines(MAC)[0]!.kind, "chosen");
+    });
+    books.close();
+    db.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

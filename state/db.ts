@@ -5,10 +5,13 @@
  * its constructor, given the handle opened here. WAL keeps readers (the API, `astralboot
  * leases`) from blocking the DHCP server, and a reader is never blocked by a writer.
  *
- * Two handles on one file: the main one waits up to 2 s for a lock and commits durably
- * (`synchronous = FULL`: an acknowledged lease survives a power cut); the best-effort one gives
- * up at once, for bookkeeping a boot must never wait for (contacts, history). Statements run
- * one at a time in this process, so only another process's lock ever makes it give up.
+ * Three handles on one file: the main one waits up to 2 s for a lock and commits durably
+ * (`synchronous = FULL`: a machine's install state survives a power cut); the lease table's
+ * (`state/lease_table.ts`) commits durably too (an acknowledged lease survives a power cut) but
+ * never waits for a lock: it tries again later; the best-effort one gives up at once and does
+ * not sync each commit (`NORMAL`: a power cut may lose the last few, never corrupts), for
+ * bookkeeping a boot must never wait for (contacts, history). Statements run one at a time in
+ * this process, so only another process's lock ever makes them give up.
  *
  * @module
  */
@@ -27,6 +30,11 @@ export class DatabaseError extends Error {
 export interface OpenOptions {
   /** How long a write waits for another connection's lock; default 2000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * "FULL" (default) syncs the write-ahead log on every commit; "NORMAL" only at checkpoints,
+   * for writes that may be lost in a power cut.
+   */
+  synchronous?: "FULL" | "NORMAL";
 }
 
 /** Opens (creating if needed) `<dataDir>/leases.db` in WAL mode; ":memory:" for tests. */
@@ -45,7 +53,7 @@ export function openDatabaseFile(file: string, options: OpenOptions = {}): Datab
     const db = new DatabaseSync(file);
     db.exec(
       `PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 2000}; PRAGMA journal_mode = WAL; ` +
-        "PRAGMA synchronous = FULL;",
+        `PRAGMA synchronous = ${options.synchronous ?? "FULL"};`,
     );
     return db;
   } catch (e) {

@@ -10,12 +10,24 @@
  * and the address it holds, `boot/identity.ts`). Every string is cleaned here, whoever
  * calls, before it is stored: see {@linkcode cleanReported}.
  *
+ * iPXE reports on every script request: with a {@linkcode Bookkeeping} (the server) a report
+ * is queued for the next batch, and one that says what the last one said is written again only
+ * after {@linkcode REPORT_EVERY_MS}; {@linkcode InventoryStore.get} shows what was queued at
+ * once.
+ *
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Mac } from "../net/mac.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
+import type { Bookkeeping } from "./bookkeeping.ts";
 import { isBusy } from "./db.ts";
+
+/** How long a report that changes nothing is not written again (only `reported_at` would move). */
+export const REPORT_EVERY_MS = 10_000;
+
+/** Machines whose last report is remembered; beyond this the memory starts over. */
+const REMEMBERED = 10_000;
 
 /** What a machine reported; null where it said nothing. */
 export interface Inventory {
@@ -107,12 +119,22 @@ export class InventoryStore {
   #now: () => number;
   #get: StatementSync;
   #records = new Map<string, StatementSync>();
+  #bookkeeping: Bookkeeping | undefined;
+  /** What each machine last reported through the queue, field by field, and when. */
+  #recent = new Map<Mac, { fields: Partial<Row>; at: Map<string, number> }>();
 
-  /** `bestEffort`: the handle that gives up at once when busy (state/db.ts); default `db`. */
-  constructor(db: DatabaseSync, options: { bestEffort?: DatabaseSync; now?: () => number } = {}) {
+  /**
+   * `bestEffort`: the handle that gives up at once when busy (state/db.ts); default `db`.
+   * `bookkeeping`: queue reports on it (over `bestEffort`) instead of writing them at once.
+   */
+  constructor(
+    db: DatabaseSync,
+    options: { bestEffort?: DatabaseSync; now?: () => number; bookkeeping?: Bookkeeping } = {},
+  ) {
     this.#db = db;
     this.#bestEffort = options.bestEffort ?? db;
     this.#now = options.now ?? Date.now;
+    this.#bookkeeping = options.bookkeeping;
     db.exec(`CREATE TABLE IF NOT EXISTS machine_inventory (
       mac TEXT PRIMARY KEY,
       uuid TEXT,
@@ -132,11 +154,15 @@ export class InventoryStore {
 
   /** What `mac` reported so far (every field null when nothing). */
   get(mac: Mac): Inventory {
-    return fromRow(this.#get.get(mac) as Row | undefined);
+    const row = this.#get.get(mac) as Row | undefined;
+    const recent = this.#recent.get(mac);
+    // A queued report is what the machine said last, whether its batch is written yet or not.
+    return fromRow(recent ? { ...row, ...recent.fields } as Row : row);
   }
 
   /** Every machine's inventory, by MAC. */
   all(): Map<Mac, Inventory> {
+    this.#bookkeeping?.flush();
     const rows = this.#db.prepare("SELECT * FROM machine_inventory").all() as unknown as Row[];
     return new Map(rows.map((r) => [r.mac as Mac, fromRow(r)]));
   }
@@ -156,10 +182,18 @@ export class InventoryStore {
     const sql = `INSERT INTO machine_inventory (mac, ${[...fields, "reported_at"].join(", ")})
       VALUES (${["?", ...fields.map(() => "?"), "?"].join(", ")})
       ON CONFLICT (mac) DO UPDATE SET ${sets.join(", ")}`;
-    try {
+    const now = this.#now();
+    const write = (db: DatabaseSync) => {
       let stmt = this.#records.get(sql);
-      if (!stmt) this.#records.set(sql, stmt = this.#bestEffort.prepare(sql));
-      stmt.run(mac, ...values, this.#now());
+      if (!stmt) this.#records.set(sql, stmt = db.prepare(sql));
+      stmt.run(mac, ...values, now);
+    };
+    if (this.#bookkeeping) {
+      this.#queue(mac, fields, values, now, write);
+      return true;
+    }
+    try {
+      write(this.#bestEffort);
       return true;
     } catch (e) {
       if (isBusy(e)) return false;
@@ -167,8 +201,35 @@ export class InventoryStore {
     }
   }
 
+  /** Queues a report unless it says what the last one said less than REPORT_EVERY_MS ago. */
+  #queue(
+    mac: Mac,
+    fields: readonly string[],
+    values: readonly (string | number | null)[],
+    now: number,
+    write: (db: DatabaseSync) => void,
+  ): void {
+    // Reports of one set of fields (iPXE's, DHCP's) replace each other; the two sets do not.
+    const key = `inventory ${mac} ${fields.join(",")}`;
+    let recent = this.#recent.get(mac);
+    const same = recent !== undefined &&
+      fields.every((f, i) => (recent!.fields as Record<string, unknown>)[f] === values[i]) &&
+      now - (recent.at.get(key) ?? -Infinity) < REPORT_EVERY_MS;
+    if (same) return;
+    if (!recent) {
+      if (this.#recent.size >= REMEMBERED) this.#recent.clear();
+      this.#recent.set(mac, recent = { fields: {}, at: new Map() });
+    }
+    fields.forEach((f, i) => (recent!.fields as Record<string, unknown>)[f] = values[i]);
+    recent.fields.reported_at = now;
+    recent.at.set(key, now);
+    this.#bookkeeping!.queue("inventory", key, write);
+  }
+
   /** Forgets the inventory of machines the `machines` table no longer holds. */
   prune(): number {
+    this.#bookkeeping?.flush();
+    this.#recent.clear();
     const res = this.#db.prepare(
       "DELETE FROM machine_inventory WHERE mac NOT IN (SELECT mac FROM machines)",
     ).run();

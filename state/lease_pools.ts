@@ -65,6 +65,12 @@ export class LeasePools {
     return this.storeFor(ip)?.boundAt(ip) ?? null;
   }
 
+  /** Writes every pending lease change now (shutdown); throws when it cannot. */
+  flush(): void {
+    // One table holds every pool's leases: any store writes them all.
+    this.pools[0]?.store.flush();
+  }
+
   /** The bound leases of a host name in every pool, the latest to end first. */
   boundByHostname(hostname: string): Lease[] {
     // One table holds every pool's leases: any store reads them all.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { openDatabase } from "./db.ts";
+import { join } from "node:path";
+import { openDatabase, openDatabaseFile } from "./db.ts";
 import { LeaseStore, poolExclusions, type Reservation } from "./leases.ts";
 import { LeasePools } from "./lease_pools.ts";
 import { Subnet } from "../net/ipv4.ts";
@@ -18,8 +19,7 @@ const STRANGERS = Array.from(
 );
 
 /** Two pools over one database, as `serve` makes them: the interface's and a relayed one. */
-function pools(size = 5) {
-  const db = openDatabase(":memory:");
+function pools(size = 5, db = openDatabase(":memory:")) {
   const clock = { t: 1_000_000 };
   const reservations: Reservation[] = [
     { mac: HERE, ip: "10.0.0.20", hostname: "here" },
@@ -113,4 +113,33 @@ Deno.test("room for known machines: a machine reserved in another subnet is know
   const local = STRANGERS.slice(0, 3).map((m) => ip(p.local.offer(m)));
   assert.deepEqual(local, ["10.0.0.100", "10.0.0.101", "10.0.0.102"]);
   assert.deepEqual(p.all.usage().map((u) => u.held), [3, 1]);
+});
+
+Deno.test("the subnets share one lease table: their ACKs in one commit, all on disk", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "abd-pools-" });
+  const file = join(dir, "leases.db");
+  const db = openDatabaseFile(file, { busyTimeoutMs: 0 });
+  const reader = openDatabaseFile(file);
+  try {
+    const p = pools(5, db);
+    await p.local.saved();
+    const commits = () =>
+      (reader.prepare("PRAGMA data_version").get() as { data_version: number }).data_version;
+    const before = commits();
+    assert.equal(p.local.commit(A, ip(p.local.offer(A))!, 60).ok, true);
+    assert.equal(p.relayed.commit(B, ip(p.relayed.offer(B))!, 60).ok, true);
+    await Promise.all([p.local.saved(), p.relayed.saved()]);
+    assert.equal(commits() - before, 1);
+    const rows = reader.prepare(
+      "SELECT mac, ip, state FROM dhcp_leases WHERE state = 'bound' ORDER BY ip",
+    ).all();
+    assert.deepEqual(rows.map((r) => `${r.mac} ${r.ip}`), [
+      `${A} 10.0.0.100`,
+      `${B} 10.9.0.100`,
+    ]);
+  } finally {
+    reader.close();
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,5 +1,7 @@
 /**
- * DHCP address leases kept in SQLite (the one handle from `state/db.ts`).
+ * DHCP address leases: the rules that pick, bind and free addresses, over the lease table of
+ * `state/lease_table.ts` (in memory, written to SQLite by group commit; a bound lease is on disk
+ * once {@linkcode LeaseStore.saved} resolves).
  *
  * One row per address that was ever handed out. A row remembers its last holder even after
  * the lease ran out, which is what lets a machine get its previous address back and lets the
@@ -16,9 +18,10 @@
  *
  * @module
  */
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { ipv4ToNumber, numberToIpv4, type Subnet } from "../net/ipv4.ts";
 import type { Mac } from "../net/mac.ts";
+import { type LeaseRow, LeaseTable } from "./lease_table.ts";
 
 /** A static address for one machine (`[[machine]] mac, ip`). */
 export interface Reservation {
@@ -97,19 +100,9 @@ export function poolExclusions(serverIp: string, subnet: Subnet, router?: string
   return out;
 }
 
-interface Row {
-  ip: string;
-  ipnum: number;
-  mac: string;
-  client_id: string | null;
-  hostname: string | null;
-  state: string;
-  expires: number;
-}
-
-/** The lease database and the address selection rules. */
+/** The address selection rules of one pool, over the shared lease table. */
 export class LeaseStore {
-  #db: DatabaseSync;
+  #table: LeaseTable;
   #first: number;
   #last: number;
   #exclude: Set<number>;
@@ -123,16 +116,17 @@ export class LeaseStore {
   #hold: number;
   #quarantine: number;
   #now: () => number;
-  #statements = new Map<string, StatementSync>();
   #cursor: number;
   #known: Set<Mac>;
+  /** Known machines without a reservation: each keeps an address free while it holds none. */
+  #unreserved: Mac[];
   #poolSize: number;
   #rate: number;
   #tokens: number;
   #tokensAt: number;
 
+  /** A pool over the lease table of `db` ({@linkcode LeaseTable.of}: one per connection). */
   constructor(db: DatabaseSync, options: LeaseStoreOptions) {
-    this.#db = db;
     this.#first = ipv4ToNumber(options.range[0]);
     this.#last = ipv4ToNumber(options.range[1]);
     if (this.#first > this.#last) {
@@ -154,6 +148,9 @@ export class LeaseStore {
     this.#quarantine = (options.declineSeconds ?? 600) * 1000;
     this.#now = options.now ?? Date.now;
     this.#known = new Set(options.known ?? []);
+    this.#unreserved = [...this.#known].filter((m) =>
+      !this.#byMac.has(m) && !this.#elsewhere.has(m)
+    );
     this.#rate = options.newClientRate ?? Infinity;
     this.#tokens = this.#rate * 5;
     this.#tokensAt = this.#now();
@@ -162,18 +159,7 @@ export class LeaseStore {
       if (!this.#exclude.has(n) && !this.#byIp.has(n)) size++;
     }
     this.#poolSize = size;
-    db.exec(`CREATE TABLE IF NOT EXISTS dhcp_leases (
-      ip TEXT PRIMARY KEY,
-      ipnum INTEGER NOT NULL,
-      mac TEXT NOT NULL,
-      client_id TEXT,
-      hostname TEXT,
-      state TEXT NOT NULL,
-      expires INTEGER NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS dhcp_leases_mac ON dhcp_leases(mac);
-    CREATE INDEX IF NOT EXISTS dhcp_leases_ipnum ON dhcp_leases(ipnum);
-    CREATE INDEX IF NOT EXISTS dhcp_leases_hostname ON dhcp_leases(hostname COLLATE NOCASE);`);
+    this.#table = LeaseTable.of(db);
     this.#cursor = this.#first;
   }
 
@@ -184,7 +170,10 @@ export class LeaseStore {
 
   /** Whether an address is in the dynamic pool (inside the range, not excluded, not reserved). */
   inPool(ip: string): boolean {
-    const n = ipv4ToNumber(ip);
+    return this.#inPool(ipv4ToNumber(ip));
+  }
+
+  #inPool(n: number): boolean {
     return n >= this.#first && n <= this.#last && !this.#exclude.has(n) && !this.#byIp.has(n);
   }
 
@@ -193,63 +182,54 @@ export class LeaseStore {
    * lease > its previous address if free > the requested address if free > a never-used address
    * > the address free the longest. A stranger (no `[[machine]]`) asking for a new address is
    * refused when it would take one kept for the known machines (`pool-exhausted`) or when
-   * strangers ask faster than `newClientRate` (`rate-limited`).
+   * strangers ask faster than `newClientRate` (`rate-limited`). The hold is not waited for (see
+   * `state/lease_table.ts`: an offer need not survive a crash).
    */
   offer(mac: Mac, options: { clientId?: string; requestedIp?: string } = {}): OfferResult {
     const now = this.#now();
-    return this.#tx((): OfferResult => {
-      const stranger = !this.#known.has(mac) && !this.#byMac.has(mac) &&
-        !this.#elsewhere.has(mac);
-      const holds = this.#holds(mac, now);
-      if (stranger && !holds) {
-        if (this.#free(now) <= this.#keptForKnown(now)) return { refused: "pool-exhausted" };
-        if (!this.#takeToken(now)) return { refused: "rate-limited" };
-      }
-      const ip = this.#pick(mac, options.requestedIp, now);
-      if (ip === null) return { refused: "pool-exhausted" };
-      const current = this.#row(ip);
-      // An offer never shortens a lease the client already has.
-      const active = current && current.mac === mac && this.#isActive(current, now);
-      if (!active || current.state === "offered") {
-        this.#freeOthers(mac, ip, now);
-        this.#upsert(
-          ip,
-          mac,
-          options.clientId,
-          current?.hostname ?? undefined,
-          "offered",
-          now + this.#hold,
-        );
-      }
-      return { ip };
-    });
+    const stranger = !this.#known.has(mac) && !this.#byMac.has(mac) && !this.#elsewhere.has(mac);
+    const holds = this.#holds(mac, now);
+    if (stranger && !holds) {
+      const kept = this.#keptForKnown(now);
+      // Without known machines to keep room for, an empty pool shows in #pick: no count needed.
+      if (kept > 0 && this.#free(now) <= kept) return { refused: "pool-exhausted" };
+      if (!this.#takeToken(now)) return { refused: "rate-limited" };
+    }
+    const n = this.#pick(mac, options.requestedIp, now);
+    if (n === null) return { refused: "pool-exhausted" };
+    const ip = numberToIpv4(n);
+    const current = this.#table.get(n);
+    // An offer never shortens a lease the client already has.
+    const active = current && current.mac === mac && this.#isActive(current, now);
+    if (!active || current.state === "offered") {
+      this.#freeOthers(mac, n, now);
+      const hostname = current?.hostname ?? undefined;
+      this.#put(n, mac, options.clientId, hostname, "offered", now + this.#hold);
+    }
+    return { ip };
   }
 
-  /** Whether `mac` holds an active offer or lease in the pool. */
+  /** Whether `mac` holds an active offer or lease in any pool. */
   #holds(mac: Mac, now: number): boolean {
-    return this.#stmt(
-      "SELECT 1 FROM dhcp_leases WHERE mac = ? AND state IN ('offered','bound') AND expires > ?",
-    ).get(mac, now) !== undefined;
+    return this.#table.ofMac(mac).some((r) => this.#isActive(r, now));
   }
 
   /** Addresses of the pool nobody holds now (offered, bound or quarantined). */
   #free(now: number): number {
-    const row = this.#stmt(
-      `SELECT count(*) AS n FROM dhcp_leases WHERE ipnum BETWEEN ? AND ? AND expires > ?
-       AND state IN ('offered','bound','declined')`,
-    ).get(this.#first, this.#last, now) as { n: number };
-    // Reserved and excluded addresses are never leased, so every counted row is a pool address.
-    return this.#poolSize - Number(row.n);
+    let held = 0;
+    for (const r of this.#table.rows()) {
+      // Reserved and excluded addresses are never leased, so every counted row is a pool address.
+      if (r.ipnum < this.#first || r.ipnum > this.#last || r.state === "released") continue;
+      if (r.expires > now) held++;
+    }
+    return this.#poolSize - held;
   }
 
   /** Known machines without a reservation that hold no address now: each keeps one free. */
   #keptForKnown(now: number): number {
-    const unreserved = [...this.#known].filter((m) =>
-      !this.#byMac.has(m) && !this.#elsewhere.has(m)
-    );
-    if (unreserved.length === 0) return 0;
-    const holding = unreserved.filter((m) => this.#holds(m, now)).length;
-    return unreserved.length - holding;
+    let kept = 0;
+    for (const m of this.#unreserved) if (!this.#holds(m, now)) kept++;
+    return kept;
   }
 
   /** A token of the strangers' bucket: `rate` a second, at most five seconds' worth saved. */
@@ -277,9 +257,10 @@ export class LeaseStore {
   }
 
   /**
-   * Binds `ip` to `mac` for `seconds` (the ACK). Refuses addresses the client may not have, and
-   * addresses it was never given (`not-offered`, RFC 2131 §4.3.2: a REQUEST needs an OFFER, a
-   * lease, or a reservation behind it): a stranger cannot take addresses by REQUEST alone.
+   * Binds `ip` to `mac` for `seconds` (the ACK) in memory; the ACK may leave once
+   * {@linkcode saved} resolves. Refuses addresses the client may not have, and addresses it was
+   * never given (`not-offered`, RFC 2131 §4.3.2: a REQUEST needs an OFFER, a lease, or a
+   * reservation behind it): a stranger cannot take addresses by REQUEST alone.
    */
   commit(
     mac: Mac,
@@ -288,18 +269,30 @@ export class LeaseStore {
     options: { clientId?: string; hostname?: string } = {},
   ): CommitResult {
     const now = this.#now();
-    return this.#tx((): CommitResult => {
-      const reason = this.#refusal(mac, ip, now) ?? this.#unoffered(mac, ip);
-      if (reason) return { ok: false, reason };
-      this.#freeOthers(mac, ip, now);
-      const hostname = options.hostname ?? this.#row(ip)?.hostname ?? undefined;
-      const expires = now + seconds * 1000;
-      this.#upsert(ip, mac, options.clientId, hostname, "bound", expires);
-      return {
-        ok: true,
-        lease: { ip, mac, clientId: options.clientId, hostname, state: "bound", expires },
-      };
-    });
+    const reason = this.#refusal(mac, ip, now) ?? this.#unoffered(mac, ip);
+    if (reason) return { ok: false, reason };
+    const n = ipv4ToNumber(ip);
+    this.#freeOthers(mac, n, now);
+    const hostname = options.hostname ?? this.#table.get(n)?.hostname ?? undefined;
+    const expires = now + seconds * 1000;
+    this.#put(n, mac, options.clientId, hostname, "bound", expires);
+    return {
+      ok: true,
+      lease: { ip, mac, clientId: options.clientId, hostname, state: "bound", expires },
+    };
+  }
+
+  /**
+   * Resolves once every change made so far (of every store over this database) is on disk;
+   * rejects when it could not be written. See `state/lease_table.ts`.
+   */
+  saved(): Promise<void> {
+    return this.#table.saved();
+  }
+
+  /** Writes every pending change now (shutdown, tests); throws when it cannot. */
+  flush(): void {
+    this.#table.flush();
   }
 
   /** `not-offered` unless `mac` has a reservation of `ip` or a row of it (offered, leased before). */
@@ -312,9 +305,9 @@ export class LeaseStore {
   release(mac: Mac, ip: string): boolean {
     if (!this.#sees(ip)) return false;
     const row = this.#row(ip);
-    if (!row || row.mac !== mac || !this.#isActive(row, this.#now())) return false;
-    this.#stmt("UPDATE dhcp_leases SET state = 'released', expires = ? WHERE ip = ?")
-      .run(this.#now(), ip);
+    const now = this.#now();
+    if (!row || row.mac !== mac || !this.#isActive(row, now)) return false;
+    this.#table.put({ ...row, state: "released", expires: now });
     return true;
   }
 
@@ -327,19 +320,22 @@ export class LeaseStore {
     if (!this.#sees(ip)) return false;
     const row = this.#row(ip);
     if (!row || row.mac !== mac || !this.#isActive(row, now)) return false;
-    this.#stmt(
-      "UPDATE dhcp_leases SET state = 'declined', mac = '', client_id = NULL, expires = ? WHERE ip = ?",
-    ).run(now + this.#quarantine, ip);
+    this.#table.put({
+      ...row,
+      state: "declined",
+      mac: "",
+      clientId: null,
+      expires: now + this.#quarantine,
+    });
     return true;
   }
 
   /** The active lease (offered or bound, not run out) of a machine, in this store's subnet. */
   current(mac: Mac): Lease | null {
     const now = this.#now();
-    const rows = this.#stmt(
-      `SELECT * FROM dhcp_leases WHERE mac = ? AND state IN ('offered','bound') AND expires > ?
-       AND ipnum BETWEEN ? AND ?`,
-    ).all(mac, now, this.#lowest, this.#highest) as unknown as Row[];
+    const rows = this.#table.ofMac(mac).filter((r) =>
+      this.#isActive(r, now) && r.ipnum >= this.#lowest && r.ipnum <= this.#highest
+    );
     const row = rows.find((r) => r.state === "bound") ?? rows[0];
     return row ? this.#lease(row, now) : null;
   }
@@ -354,11 +350,10 @@ export class LeaseStore {
   /** The bound leases (not run out) of a host name, any case, the latest to end first. */
   boundByHostname(hostname: string): Lease[] {
     const now = this.#now();
-    const rows = this.#stmt(
-      `SELECT * FROM dhcp_leases WHERE hostname = ? COLLATE NOCASE AND state = 'bound'
-       AND expires > ? ORDER BY expires DESC, ipnum ASC`,
-    ).all(hostname, now) as unknown as Row[];
-    return rows.map((r) => this.#lease(r, now));
+    return this.#table.ofHostname(hostname)
+      .filter((r) => r.state === "bound" && r.expires > now)
+      .sort((a, b) => b.expires - a.expires || a.ipnum - b.ipnum)
+      .map((r) => this.#lease(r, now));
   }
 
   /** The MAC holding an active offer or lease on `ip` (in this store's subnet), or null. */
@@ -371,16 +366,24 @@ export class LeaseStore {
   /** Every lease row (of this store's subnet) plus reservations that have none yet, by address. */
   list(): Lease[] {
     const now = this.#now();
-    const rows = this.#stmt("SELECT * FROM dhcp_leases WHERE ipnum BETWEEN ? AND ? ORDER BY ipnum")
-      .all(this.#lowest, this.#highest) as unknown as Row[];
-    const out = rows.map((r) => this.#lease(r, now));
-    const seen = new Set(out.map((l) => l.ip));
-    for (const r of this.#byMac.values()) {
-      if (!seen.has(r.ip)) {
-        out.push({ ip: r.ip, mac: r.mac, hostname: r.hostname, state: "reserved", expires: 0 });
+    const out: [number, Lease][] = [];
+    for (const r of this.#table.rows()) {
+      if (r.ipnum >= this.#lowest && r.ipnum <= this.#highest) {
+        out.push([r.ipnum, this.#lease(r, now)]);
       }
     }
-    return out.sort((a, b) => ipv4ToNumber(a.ip) - ipv4ToNumber(b.ip));
+    for (const [n, r] of this.#byIp) {
+      if (!this.#table.get(n)) {
+        out.push([n, {
+          ip: r.ip,
+          mac: r.mac,
+          hostname: r.hostname,
+          state: "reserved",
+          expires: 0,
+        }]);
+      }
+    }
+    return out.sort((a, b) => a[0] - b[0]).map(([, l]) => l);
   }
 
   /** Whether `ip` is an address of this store's subnet. */
@@ -393,51 +396,52 @@ export class LeaseStore {
     }
   }
 
-  #lease(r: Row, now: number): Lease {
+  #lease(r: LeaseRow, now: number): Lease {
     const ran = (r.state === "offered" || r.state === "bound") && r.expires <= now;
     return {
       ip: r.ip,
       mac: r.mac,
-      clientId: r.client_id ?? undefined,
+      clientId: r.clientId ?? undefined,
       hostname: r.hostname ?? undefined,
-      state: ran ? "expired" : r.state as LeaseState,
+      state: ran ? "expired" : r.state,
       expires: r.expires,
     };
   }
 
-  #pick(mac: string, requested: string | undefined, now: number): string | null {
+  /** The address (as a number) to offer `mac`, or null when the pool has none. */
+  #pick(mac: string, requested: string | undefined, now: number): number | null {
     const res = this.#byMac.get(mac);
-    if (res) return res.ip;
-    const mine = this.#stmt(
-      "SELECT * FROM dhcp_leases WHERE mac = ? ORDER BY (state = 'bound') DESC, expires DESC",
-    ).all(mac) as unknown as Row[];
-    const active = mine.find((r) => this.#isActive(r, now) && this.inPool(r.ip));
-    if (active) return active.ip;
-    const previous = mine.find((r) => this.inPool(r.ip) && this.#isFree(r, now));
-    if (previous) return previous.ip;
-    if (requested && this.#refusal(mac, requested, now) === null) return requested;
+    if (res) return ipv4ToNumber(res.ip);
+    const mine = this.#table.ofMac(mac).sort((a, b) =>
+      Number(b.state === "bound") - Number(a.state === "bound") || b.expires - a.expires
+    );
+    const active = mine.find((r) => this.#isActive(r, now) && this.#inPool(r.ipnum));
+    if (active) return active.ipnum;
+    const previous = mine.find((r) => this.#inPool(r.ipnum) && this.#isFree(r, now));
+    if (previous) return previous.ipnum;
+    if (requested && this.#refusal(mac, requested, now) === null) return ipv4ToNumber(requested);
     const fresh = this.#neverUsed();
     if (fresh !== null) return fresh;
     // Reuse the address whose lease ended longest ago (its holder is least likely to return).
-    const free = (limit: number) =>
-      this.#stmt(
-        `SELECT * FROM dhcp_leases WHERE ipnum BETWEEN ? AND ?
-         AND (state = 'released' OR (state IN ('offered','bound','declined') AND expires <= ?))
-         ORDER BY expires ASC, ipnum ASC LIMIT ?`,
-      ).all(this.#first, this.#last, now, limit) as unknown as Row[];
-    // Rows outside the pool (reserved since, or excluded) are rare: look at a few first.
-    const pick = (rows: Row[]) => rows.find((r) => this.inPool(r.ip))?.ip;
-    return pick(free(16)) ?? pick(free(-1)) ?? null;
+    let best: LeaseRow | undefined;
+    for (const r of this.#table.rows()) {
+      if (!this.#inPool(r.ipnum) || !this.#isFree(r, now)) continue;
+      if (
+        !best || r.expires < best.expires || (r.expires === best.expires && r.ipnum < best.ipnum)
+      ) {
+        best = r;
+      }
+    }
+    return best?.ipnum ?? null;
   }
 
-  #neverUsed(): string | null {
+  #neverUsed(): number | null {
     // Rows are never deleted, so the lowest never-used address only moves up: a cursor makes
     // this amortised O(1) instead of a scan of every lease per DISCOVER.
-    const used = this.#stmt("SELECT 1 FROM dhcp_leases WHERE ipnum = ?");
     for (; this.#cursor <= this.#last; this.#cursor++) {
       const n = this.#cursor;
-      if (this.#exclude.has(n) || this.#byIp.has(n) || used.get(n)) continue;
-      return numberToIpv4(n);
+      if (this.#exclude.has(n) || this.#byIp.has(n) || this.#table.get(n)) continue;
+      return n;
     }
     return null;
   }
@@ -452,66 +456,56 @@ export class LeaseStore {
     const mineReserved = this.#byMac.get(mac);
     if (mineReserved) return mineReserved.ip === ip ? null : "has-reservation";
     if (this.#byIp.has(n)) return "reserved-for-other";
-    if (!this.inPool(ip)) return "not-in-pool";
-    const row = this.#row(ip);
+    if (!this.#inPool(n)) return "not-in-pool";
+    const row = this.#table.get(n);
     if (!row || row.mac === mac && this.#isActive(row, now)) return null;
     if (row.state === "declined" && row.expires > now) return "declined";
     return this.#isFree(row, now) ? null : "in-use";
   }
 
-  #isActive(r: Row, now: number): boolean {
+  #isActive(r: LeaseRow, now: number): boolean {
     return (r.state === "offered" || r.state === "bound") && r.expires > now;
   }
 
-  #isFree(r: Row, now: number): boolean {
+  #isFree(r: LeaseRow, now: number): boolean {
     return r.state === "released" || r.expires <= now;
   }
 
-  #row(ip: string): Row | undefined {
-    return this.#stmt("SELECT * FROM dhcp_leases WHERE ip = ?").get(ip) as
-      | Row
-      | undefined;
+  #row(ip: string): LeaseRow | undefined {
+    let n: number;
+    try {
+      n = ipv4ToNumber(ip);
+    } catch {
+      return undefined;
+    }
+    return this.#table.get(n);
   }
 
   /** A machine holds one address: its other offers and leases end now (the row keeps its MAC). */
-  #freeOthers(mac: string, ip: string, now: number): void {
-    this.#stmt(
-      `UPDATE dhcp_leases SET state = 'released', expires = ?
-       WHERE mac = ? AND ip <> ? AND state IN ('offered','bound') AND expires > ?`,
-    ).run(now, mac, ip, now);
+  #freeOthers(mac: string, n: number, now: number): void {
+    for (const r of this.#table.ofMac(mac)) {
+      if (r.ipnum !== n && this.#isActive(r, now)) {
+        this.#table.put({ ...r, state: "released", expires: now });
+      }
+    }
   }
 
-  #upsert(
-    ip: string,
+  #put(
+    n: number,
     mac: string,
     clientId: string | undefined,
     hostname: string | undefined,
     state: "offered" | "bound",
     expires: number,
   ): void {
-    this.#stmt(
-      `INSERT INTO dhcp_leases (ip, ipnum, mac, client_id, hostname, state, expires)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(ip) DO UPDATE SET mac = excluded.mac, client_id = excluded.client_id,
-         hostname = excluded.hostname, state = excluded.state, expires = excluded.expires`,
-    ).run(ip, ipv4ToNumber(ip), mac, clientId ?? null, hostname ?? null, state, expires);
-  }
-
-  #stmt(sql: string): StatementSync {
-    let st = this.#statements.get(sql);
-    if (!st) this.#statements.set(sql, st = this.#db.prepare(sql));
-    return st;
-  }
-
-  #tx<T>(fn: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const out = fn();
-      this.#db.exec("COMMIT");
-      return out;
-    } catch (e) {
-      this.#db.exec("ROLLBACK");
-      throw e;
-    }
+    this.#table.put({
+      ip: numberToIpv4(n),
+      ipnum: n,
+      mac,
+      clientId: clientId ?? null,
+      hostname: hostname ?? null,
+      state,
+      expires,
+    });
   }
 }

@@ -247,32 +247,54 @@ Deno.test("reservations", async (t) => {
   });
 });
 
-Deno.test("leases survive a restart of the file database", async () => {
+Deno.test("leases survive a restart of the file database", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "abd-leases-" });
+  const options: LeaseStoreOptions = { range: ["10.0.0.100", "10.0.0.109"] };
   try {
-    const options: LeaseStoreOptions = { range: ["10.0.0.100", "10.0.0.109"] };
-    let db = openDatabase(dir);
-    let s = new LeaseStore(db, options);
-    const a = offerIp(s, A)!;
-    assert.ok(s.commit(A, a, 3600, { hostname: "alpha" }).ok);
-    const b = offerIp(s, B)!;
-    db.close();
+    let a = "", b = "";
+    await t.step("a saved lease and, after a clean stop, an offer are there again", async () => {
+      let db = openDatabase(dir);
+      let s = new LeaseStore(db, options);
+      a = offerIp(s, A)!;
+      assert.ok(s.commit(A, a, 3600, { hostname: "alpha" }).ok);
+      await s.saved();
+      b = offerIp(s, B)!;
+      s.flush();
+      db.close();
 
-    db = openDatabase(dir);
-    s = new LeaseStore(db, options);
-    assert.equal(offerIp(s, A), a);
-    assert.equal(s.current(A)?.hostname, "alpha");
-    assert.equal(s.current(A)?.state, "bound");
-    // B's pending offer is still held across the restart.
-    assert.equal(offerIp(s, B), b);
-    assert.notEqual(offerIp(s, C), a);
-    assert.deepEqual(s.list().map((l) => [l.ip, l.mac, l.state]), [
-      [a, A, "bound"],
-      [b, B, "offered"],
-      ["10.0.0.102", C, "offered"],
-    ]);
-    db.close();
-    assert.ok((await Deno.stat(join(dir, "leases.db"))).isFile);
+      db = openDatabase(dir);
+      s = new LeaseStore(db, options);
+      assert.equal(offerIp(s, A), a);
+      assert.equal(s.current(A)?.hostname, "alpha");
+      assert.equal(s.current(A)?.state, "bound");
+      // B's pending offer is still held across the restart.
+      assert.equal(offerIp(s, B), b);
+      assert.notEqual(offerIp(s, C), a);
+      assert.deepEqual(s.list().map((l) => [l.ip, l.mac, l.state]), [
+        [a, A, "bound"],
+        [b, B, "offered"],
+        ["10.0.0.102", C, "offered"],
+      ]);
+      s.flush();
+      db.close();
+      assert.ok((await Deno.stat(join(dir, "leases.db"))).isFile);
+    });
+    await t.step("a crash loses what was not saved yet: offers, never an ACKed lease", async () => {
+      let db = openDatabase(dir);
+      let s = new LeaseStore(db, options);
+      assert.equal(offerIp(s, D), "10.0.0.103");
+      assert.ok(s.commit(D, "10.0.0.103", 3600).ok);
+      await s.saved();
+      const e = mustParseMac("52:54:00:00:00:0e");
+      assert.equal(offerIp(s, e), "10.0.0.104");
+      // Closed without a flush: as if the process died here.
+      db.close();
+      db = openDatabase(dir);
+      s = new LeaseStore(db, options);
+      assert.equal(s.current(D)?.state, "bound");
+      assert.equal(s.current(e), null);
+      db.close();
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

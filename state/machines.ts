@@ -26,6 +26,13 @@
  *   Only `installing` and `installed` are stored; `new` and `chosen` follow from whether an
  *   OS is set.
  *
+ * Contacts come with every boot script request and DHCP ACK. With a {@linkcode Bookkeeping}
+ * (the server) they are queued, off the request, and a machine asking again from the same
+ * address is written again only after {@linkcode CONTACT_EVERY_MS} (`last_seen` is that
+ * coarse in the table); {@linkcode MachineRegistry.get} shows the newest contact at once, and
+ * the other reads and every state change write the queue first. Without one (tools, tests)
+ * a contact is written at once.
+ *
  * Times are milliseconds since the epoch; `now` is injectable for tests.
  *
  * @module
@@ -33,8 +40,15 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Mac } from "../net/mac.ts";
 import type { Uuid } from "../net/uuid.ts";
+import type { Bookkeeping } from "./bookkeeping.ts";
 import { isBusy } from "./db.ts";
 import { type Inventory, type InventoryReport, InventoryStore } from "./inventory.ts";
+
+/** How long a contact from the address already recorded is not written again. */
+export const CONTACT_EVERY_MS = 10_000;
+
+/** Machines whose last contact is remembered; beyond this the memory starts over. */
+const REMEMBERED = 10_000;
 
 /** A `[[machine]]` entry of the config: `mac`, `uuid` or both name the machine. */
 export interface MachineConfig {
@@ -107,6 +121,8 @@ export interface MachineRegistryOptions {
    */
   bestEffort?: DatabaseSync;
   now?: () => number;
+  /** Queue contacts and reports on it (over `bestEffort`) instead of writing them at once. */
+  bookkeeping?: Bookkeeping;
 }
 
 /** The host name a machine without one gets. */
@@ -157,11 +173,15 @@ export class MachineRegistry {
   #now: () => number;
   #stmts = new Map<string, StatementSync>();
   #touchStmt: StatementSync | undefined;
+  #bookkeeping: Bookkeeping | undefined;
+  /** The newest contact of each machine this process queued: `at` moves on every contact. */
+  #contacts = new Map<Mac, { ip: string | null; first: number; at: number; queued: number }>();
 
   constructor(db: DatabaseSync, options: MachineRegistryOptions = {}) {
     this.#db = db;
     this.#bestEffort = options.bestEffort ?? db;
     this.#now = options.now ?? Date.now;
+    this.#bookkeeping = options.bookkeeping;
     for (const m of options.machines ?? []) {
       if (hasMac(m)) this.#configured.set(m.mac, m);
       if (m.uuid) this.#byUuid.set(m.uuid, m);
@@ -198,7 +218,38 @@ export class MachineRegistry {
     // One MAC per uuid entry, whatever two processes do at once.
     db.exec(`CREATE UNIQUE INDEX IF NOT EXISTS machines_bound_uuid ON machines (bound_uuid)
       WHERE bound_uuid IS NOT NULL`);
-    this.#inventory = new InventoryStore(db, { bestEffort: this.#bestEffort, now: this.#now });
+    this.#inventory = new InventoryStore(db, {
+      bestEffort: this.#bestEffort,
+      now: this.#now,
+      bookkeeping: this.#bookkeeping,
+    });
+  }
+
+  /** Writes the queued contacts and reports, so that what follows reads or changes after them. */
+  #settle(): void {
+    this.#bookkeeping?.flush();
+  }
+
+  /** The row as the newest contact of this process makes it (the queue may not be written yet). */
+  #withContact(mac: Mac, rec: Row | undefined): Row | undefined {
+    const c = this.#contacts.get(mac);
+    if (!c) return rec;
+    if (!rec) {
+      return {
+        mac,
+        os: null,
+        class: null,
+        hostname: null,
+        ip: c.ip,
+        state: null,
+        first_seen: c.first,
+        last_seen: c.at,
+        installed_at: null,
+        install_gen: 0,
+      };
+    }
+    if (c.at <= rec.last_seen && (c.ip === null || c.ip === rec.ip)) return rec;
+    return { ...rec, ip: c.ip ?? rec.ip, last_seen: Math.max(rec.last_seen, c.at) };
   }
 
   #stmt(sql: string): StatementSync {
@@ -247,8 +298,7 @@ export class MachineRegistry {
   }
 
   /** Creates the row if needed and stamps `last_seen` (and `ip` when given). */
-  #touch(mac: Mac, ip?: string, db: DatabaseSync = this.#db): void {
-    const now = this.#now();
+  #touch(mac: Mac, ip?: string, db: DatabaseSync = this.#db, now = this.#now()): void {
     const sql = `INSERT INTO machines (mac, ip, first_seen, last_seen) VALUES (?, ?, ?, ?)
        ON CONFLICT (mac) DO UPDATE SET last_seen = excluded.last_seen,
          ip = coalesce(excluded.ip, machines.ip)`;
@@ -258,7 +308,7 @@ export class MachineRegistry {
 
   /** One machine, or null when neither the config nor the database knows it. */
   get(mac: Mac): Machine | null {
-    return this.#merge(mac, this.#row(mac));
+    return this.#merge(mac, this.#withContact(mac, this.#row(mac)));
   }
 
   /** What a machine the database could not record (it was busy) is for now: a new one. */
@@ -280,6 +330,7 @@ export class MachineRegistry {
 
   /** Every machine of config and database, by host name then MAC. */
   list(): Machine[] {
+    this.#settle();
     const rows = this.#stmt("SELECT * FROM machines").all() as unknown as Row[];
     const byMac = new Map(rows.map((r) => [r.mac as Mac, r]));
     const macs = new Set([...this.#configured.keys(), ...byMac.keys()]);
@@ -294,6 +345,7 @@ export class MachineRegistry {
    * (in proxy mode another server hands out addresses, so a reservation may not hold).
    */
   findByIp(ip: string): Machine | null {
+    this.#settle();
     const row = this.#stmt(
       "SELECT * FROM machines WHERE ip = ? ORDER BY last_seen DESC LIMIT 1",
     ).get(ip) as Row | undefined;
@@ -304,6 +356,7 @@ export class MachineRegistry {
 
   /** The `[[machine]]` entries without `mac` that no MAC is bound to yet. */
   waiting(): MachineConfig[] {
+    this.#settle();
     const bound = new Set(
       (this.#stmt("SELECT bound_uuid FROM machines WHERE bound_uuid IS NOT NULL").all() as {
         bound_uuid: string;
@@ -323,6 +376,10 @@ export class MachineRegistry {
    * a boot never waits for this bookkeeping.
    */
   seen(mac: Mac, ip?: string): boolean {
+    if (this.#bookkeeping) {
+      this.#queueContact(mac, ip ?? null);
+      return true;
+    }
     try {
       this.#touch(mac, ip, this.#bestEffort);
       return true;
@@ -330,6 +387,26 @@ export class MachineRegistry {
       if (isBusy(e)) return false;
       throw e;
     }
+  }
+
+  /** Queues a contact unless the same address was queued less than CONTACT_EVERY_MS ago. */
+  #queueContact(mac: Mac, ip: string | null): void {
+    const now = this.#now();
+    const last = this.#contacts.get(mac);
+    if (last && (ip === null || ip === last.ip) && now - last.queued < CONTACT_EVERY_MS) {
+      last.at = now;
+      return;
+    }
+    if (!last && this.#contacts.size >= REMEMBERED) this.#contacts.clear();
+    this.#contacts.set(mac, {
+      ip: ip ?? last?.ip ?? null,
+      first: last?.first ?? now,
+      at: now,
+      queued: now,
+    });
+    this.#bookkeeping!.queue("contact", `contact ${mac}`, (db) => {
+      this.#touch(mac, ip ?? undefined, db, now);
+    });
   }
 
   /**
@@ -360,6 +437,8 @@ export class MachineRegistry {
     const current = (this.#row(mac)?.bound_uuid ?? null) as Uuid | null;
     if (current === uuid) return out;
     if (current !== null) {
+      // A binding changes: rare, and it must land after this machine's queued contact.
+      this.#settle();
       this.#stmt("UPDATE machines SET bound_uuid = NULL WHERE mac = ?").run(mac);
       out.released = current;
     }
@@ -370,6 +449,7 @@ export class MachineRegistry {
       | { mac: Mac }
       | undefined;
     if (holder) return { ...out, conflict: { uuid, holder: holder.mac } };
+    this.#settle();
     this.#touch(mac);
     this.#stmt("UPDATE machines SET bound_uuid = ? WHERE mac = ?").run(uuid, mac);
     return { ...out, bound: uuid };
@@ -380,6 +460,7 @@ export class MachineRegistry {
    * machine keeps its state (and its disk): only a reinstall, an admin's act, starts over.
    */
   choose(mac: Mac, os: string, cls: string | null = null, ip?: string): Machine {
+    this.#settle();
     this.#touch(mac, ip);
     this.#stmt(
       `UPDATE machines SET os = ?, class = ?, state = NULL, install_gen = install_gen + 1
@@ -390,6 +471,7 @@ export class MachineRegistry {
 
   /** Forgets the sticky choice: the machine gets the menu again. True when there was one. */
   clearChoice(mac: Mac): boolean {
+    this.#settle();
     const res = this.#stmt(
       "UPDATE machines SET os = NULL, class = NULL WHERE mac = ? AND os IS NOT NULL",
     ).run(mac);
@@ -398,6 +480,7 @@ export class MachineRegistry {
 
   /** An installer fetched its config: the machine is installing (kept while installed). */
   installing(mac: Mac, ip?: string): Machine {
+    this.#settle();
     this.#touch(mac, ip);
     // A config fetched again after the callback (a re-run, a curious admin) must not undo it.
     this.#stmt(
@@ -408,6 +491,7 @@ export class MachineRegistry {
 
   /** The installer's callback: from now on the machine boots from its local disk. */
   installed(mac: Mac, ip?: string): Machine {
+    this.#settle();
     this.#touch(mac, ip);
     this.#stmt(
       `UPDATE machines SET state = 'installed', installed_at = ?, install_gen = install_gen + 1
@@ -421,6 +505,7 @@ export class MachineRegistry {
    * the same OS and class). Null when the machine is unknown.
    */
   reinstall(mac: Mac): Machine | null {
+    this.#settle();
     if (!this.get(mac)) return null;
     // Configured machines that never booted get a row so the state has a home.
     this.#stmt(
@@ -439,6 +524,7 @@ export class MachineRegistry {
    * would install it again, wiping its disk). Returns how many rows went.
    */
   prune(before: number, keep: number): number {
+    this.#settle();
     const configured = [...this.#configured.keys()];
     const outside = configured.length
       ? `AND mac NOT IN (${configured.map(() => "?").join(", ")})`
@@ -457,6 +543,7 @@ export class MachineRegistry {
        ORDER BY last_seen DESC LIMIT -1 OFFSET ?)`,
     ).run(...configured, ...uuids, keep);
     this.#inventory.prune();
+    this.#contacts.clear();
     return Number(old.changes) + Number(extra.changes);
   }
 }

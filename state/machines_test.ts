@@ -5,6 +5,7 @@ import { BootHistory } from "./history.ts";
 import { type Mac, mustParseMac } from "../net/mac.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
 import { emptyInventory } from "./inventory.ts";
+import { Bookkeeping } from "./bookkeeping.ts";
 
 function clock(start = 1_700_000_000_000) {
   let t = start;
@@ -417,4 +418,80 @@ Deno.test("report keeps what the other source said, and cleans what it stores", 
 
 Deno.test("defaultHostname", () => {
   assert.equal(defaultHostname(mustParseMac("52:54:00:ab:cd:ef")), "node-525400abcdef");
+});
+
+Deno.test("with a bookkeeping queue, contacts and reports wait for their batch", async (t) => {
+  const c = clock();
+  const db = openDatabase(":memory:");
+  const books = new Bookkeeping(db, { delayMs: 60_000 });
+  const reg = new MachineRegistry(db, { now: c.now, bookkeeping: books });
+  const stored = (mac: Mac) =>
+    db.prepare("SELECT ip, first_seen, last_seen FROM machines WHERE mac = ?").get(mac) as
+      | { ip: string; first_seen: number; last_seen: number }
+      | undefined;
+  const t0 = c.now();
+  try {
+    await t.step("a first contact is queued, and get() shows it at once", () => {
+      assert.equal(reg.seen(C, "10.0.0.50"), true);
+      assert.equal(stored(C), undefined);
+      const m = reg.get(C)!;
+      assert.equal(m.ip, "10.0.0.50");
+      assert.equal(m.first_seen, t0);
+      assert.equal(books.pending, 1);
+    });
+    await t.step("another contact from that address within 10 s is not queued again", () => {
+      books.flush();
+      c.tick(5_000);
+      reg.seen(C, "10.0.0.50");
+      reg.seen(C);
+      assert.equal(books.pending, 0);
+      assert.equal(stored(C)!.last_seen, t0);
+      assert.equal(reg.get(C)!.last_seen, t0 + 5_000);
+    });
+    await t.step("after 10 s, or from another address, it is written again", () => {
+      c.tick(6_000);
+      reg.seen(C, "10.0.0.50");
+      assert.equal(books.pending, 1);
+      books.flush();
+      assert.equal(stored(C)!.last_seen, t0 + 11_000);
+      reg.seen(C, "10.0.0.51");
+      assert.equal(reg.get(C)!.ip, "10.0.0.51");
+      books.flush();
+      assert.equal(stored(C)!.ip, "10.0.0.51");
+    });
+    await t.step("reads of many machines and state changes write the queue first", () => {
+      reg.seen(B, "10.0.0.61");
+      assert.equal(reg.findByIp("10.0.0.61")?.mac, B);
+      reg.seen(A, "10.0.0.62");
+      assert.ok(reg.list().some((m) => m.mac === A && m.ip === "10.0.0.62"));
+      reg.seen(C, "10.0.0.63");
+      reg.choose(C, "debian");
+      assert.equal(stored(C)!.ip, "10.0.0.63");
+      assert.equal(books.pending, 0);
+    });
+    await t.step(
+      "a report is shown at once; the same report again is not queued within 10 s",
+      () => {
+        reg.report(A, { serial: "S1", product: "P" });
+        assert.equal(reg.get(A)!.inventory.serial, "S1");
+        assert.equal(books.pending, 1);
+        books.flush();
+        c.tick(1_000);
+        reg.report(A, { serial: "S1", product: "P" });
+        assert.equal(books.pending, 0);
+        reg.report(A, { serial: "S2", product: "P" });
+        assert.equal(books.pending, 1);
+        assert.equal(reg.get(A)!.inventory.serial, "S2");
+        // A DHCP report carries other fields: it does not replace the waiting iPXE one.
+        reg.report(A, { dhcp_arch: 7 });
+        assert.equal(books.pending, 2);
+        books.flush();
+        const inv = reg.list().find((m) => m.mac === A)!.inventory;
+        assert.equal(inv.serial, "S2");
+        assert.equal(inv.dhcp_arch, 7);
+      },
+    );
+  } finally {
+    books.close();
+  }
 });

@@ -4,6 +4,7 @@
  * own namespace. Nothing here touches the host's interfaces.
  */
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { Netns, vethPair } from "./netns.ts";
 import {
   bridgeLab,
@@ -236,6 +237,66 @@ Deno.test("DHCP server hands real clients leases, renews them and keeps them ove
       dhclient?.kill("SIGKILL");
     } catch { /* gone */ }
     await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an ACKed lease is on disk before the ACK leaves, and survives kill -9", async (t) => {
+  await using lab = await bridgeLab("abd", `${SERVER_IP}/24`, 2);
+  const [first, second] = lab.clients as [Netns, Netns];
+  const dir = await Deno.makeTempDir({ prefix: "abd-dhcp-" });
+  const dataDir = `${dir}/data`;
+  const trace = `${dir}/strace.txt`;
+  // The server's syscalls that matter here, with the file behind each descriptor (-y).
+  const prefix = ["strace", "-f", "-y", "-e", "trace=fdatasync,fsync,sendto", "-o", trace];
+  let server: LineFollower | undefined = spawnDeno(
+    lab.server,
+    "tests/dhcp_runner.ts",
+    [JSON.stringify(serverOptions("br0", dataDir))],
+    { prefix },
+  );
+  try {
+    await server.waitFor((l) => l.includes('"ready"'), 90_000, "server ready");
+    let ip = "";
+    await t.step("between the OFFER and the ACK the server fsyncs the lease log", async () => {
+      ip = (await udhcpcOnce(first, dir, "a")).ip!;
+      const lines = (await Deno.readTextFile(trace)).split("\n");
+      // Replies to the client (port 68); not the netlink requests of the interface lookup.
+      const sends = lines.flatMap((l, i) => /\bsendto\(.*htons\(68\)/.test(l) ? [i] : []);
+      assert.ok(sends.length >= 2, lines.join("\n"));
+      const between = lines.slice(sends[0]! + 1, sends[1]!);
+      assert.ok(
+        between.some((l) => /\bf(data)?sync\(\d+<[^>]*leases\.db-wal>\)/.test(l)),
+        `no fsync of the WAL between OFFER and ACK:\n${lines.join("\n")}`,
+      );
+    });
+    await t.step("kill -9 right after the ACK: the lease is in the file", async () => {
+      // strace's child is the server (`ip netns exec` and strace exec, they do not fork).
+      const children = await Deno.readTextFile(
+        `/proc/${server!.child.pid}/task/${server!.child.pid}/children`,
+      );
+      const pid = Number(children.trim().split(/\s+/)[0]);
+      assert.ok(pid > 0, children);
+      Deno.kill(pid, "SIGKILL");
+      await server!.finished();
+      server = undefined;
+      const db = new DatabaseSync(`${dataDir}/leases.db`, { readOnly: true });
+      try {
+        const row = db.prepare("SELECT mac, state FROM dhcp_leases WHERE ip = ?").get(ip);
+        assert.deepEqual({ ...row }, { mac: lab.macs[0], state: "bound" });
+      } finally {
+        db.close();
+      }
+    });
+    await t.step("after a restart the address stays with its client", async () => {
+      server = await startRunner(lab.server, serverOptions("br0", dataDir));
+      const other = (await udhcpcOnce(second, dir, "b")).ip;
+      assert.notEqual(other, ip);
+      await first.exec(["ip", "addr", "flush", "dev", "eth0"]);
+      assert.equal((await udhcpcOnce(first, dir, "a2")).ip, ip);
+    });
+  } finally {
+    if (server) await server.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

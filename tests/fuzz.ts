@@ -305,6 +305,11 @@ export function fuzzDhcpHandler(captures: Map<string, Uint8Array>) {
     force: new Set([119]),
   };
   const relayed = Subnet.parse("10.78.0.0/16");
+  const relayedLeases = new LeaseStore(openDatabase(":memory:"), {
+    range: ["10.78.1.0", "10.78.255.254"],
+    subnet: relayed,
+    exclude: poolExclusions(DHCP_SERVER, relayed, "10.78.0.1"),
+  });
   const handler = createDhcpHandler({
     policy: {
       serverIp: DHCP_SERVER,
@@ -320,11 +325,7 @@ export function fuzzDhcpHandler(captures: Map<string, Uint8Array>) {
         subnet: relayed,
         router: "10.78.0.1",
         leaseSeconds: 600,
-        leases: new LeaseStore(openDatabase(":memory:"), {
-          range: ["10.78.1.0", "10.78.255.254"],
-          subnet: relayed,
-          exclude: poolExclusions(DHCP_SERVER, relayed, "10.78.0.1"),
-        }),
+        leases: relayedLeases,
         options,
       }],
       hostnames: new Map<Mac, string>([[mustParseMac(seedMac("ovmf_discover")), "ovmf-host"]]),
@@ -335,7 +336,18 @@ export function fuzzDhcpHandler(captures: Map<string, Uint8Array>) {
     },
     logger,
   });
-  return { handler, logger, counts, leases, last: () => last };
+  /**
+   * The handler's answer now: an ACK waiting for its lease to be saved is settled by writing
+   * both lease tables at once (microtasks only, no timer turn per packet).
+   */
+  const answer = async (req: DhcpPacket, ctx: DhcpRequestContext) => {
+    const reply = handler(req, ctx);
+    if (!(reply instanceof Promise)) return reply;
+    leases.flush();
+    relayedLeases.flush();
+    return await reply;
+  };
+  return { handler, answer, logger, counts, leases, last: () => last };
 }
 
 /**
@@ -343,11 +355,11 @@ export function fuzzDhcpHandler(captures: Map<string, Uint8Array>) {
  * what must not happen (any error but MalformedPacketError from the decoder, a handler error,
  * an unencodable or undecodable reply). Returns the replies' bytes.
  */
-export function feedDhcp(
+export async function feedDhcp(
   h: ReturnType<typeof fuzzDhcpHandler>,
   bytes: Uint8Array,
   contexts = CONTEXTS,
-): Uint8Array[] | null {
+): Promise<Uint8Array[] | null> {
   let req: DhcpPacket;
   try {
     req = decodeDhcp(bytes);
@@ -362,7 +374,7 @@ export function feedDhcp(
     const ctx = { ...c, from: sourceOf(req, c.port) };
     let reply;
     try {
-      reply = h.handler(req, ctx);
+      reply = await h.answer(req, ctx);
     } catch (e) {
       throw new Error(`handler (${ctx.mode}, port ${ctx.port}) threw ${e}`, { cause: e });
     }
@@ -387,18 +399,18 @@ export function feedDhcp(
 }
 
 /** Clean requests from machines never seen: what the server must still answer; problems. */
-function cleanDhcpChecks(
+async function cleanDhcpChecks(
   h: ReturnType<typeof fuzzDhcpHandler>,
   captures: Map<string, Uint8Array>,
-): string[] {
+): Promise<string[]> {
   const problems: string[] = [];
   const fresh = (name: string, last: number) => {
     const p = decodeDhcp(captures.get(name)!);
     p.chaddr = Uint8Array.of(0x02, 0xf0, 0x22, 0, 0, last);
     return p;
   };
-  const ask = (p: DhcpPacket, ctx: Omit<DhcpRequestContext, "from">, want: string) => {
-    const reply = h.handler(p, { ...ctx, from: sourceOf(p, ctx.port) });
+  const ask = async (p: DhcpPacket, ctx: Omit<DhcpRequestContext, "from">, want: string) => {
+    const reply = await h.answer(p, { ...ctx, from: sourceOf(p, ctx.port) });
     const e = h.last();
     const got = e?.kind === "reply" ? e.reply : `${e?.kind} (${e && "why" in e ? e.why : ""})`;
     if (!reply || got !== want) problems.push(`${want} expected, got ${got}`);
@@ -406,16 +418,16 @@ function cleanDhcpChecks(
     return reply?.packet;
   };
   const discover = fresh("ovmf_discover", 1);
-  const offer = ask(discover, CONTEXTS[0]!, "offer");
+  const offer = await ask(discover, CONTEXTS[0]!, "offer");
   if (offer) {
     const request = fresh("ovmf_request", 1);
     request.options.setIp(DhcpOption.ServerId, DHCP_SERVER);
     request.options.setIp(DhcpOption.RequestedIP, offer.yiaddr);
     request.options.setMessageType(MessageType.Request);
-    ask(request, CONTEXTS[0]!, "ack");
+    await ask(request, CONTEXTS[0]!, "ack");
   }
-  ask(fresh("ipxe_bios_discover", 2), CONTEXTS[1]!, "proxy-offer");
-  ask(fresh("ipxe_efi_request", 3), CONTEXTS[2]!, "proxy-ack");
+  await ask(fresh("ipxe_bios_discover", 2), CONTEXTS[1]!, "proxy-offer");
+  await ask(fresh("ipxe_efi_request", 3), CONTEXTS[2]!, "proxy-ack");
   return problems;
 }
 
@@ -436,7 +448,7 @@ export function dhcpSeeds(server: string): Uint8Array[] {
 }
 
 /** The dhcp-policy part; see the module comment. */
-export function fuzzDhcpPolicy(o: { packets: number; seed: number }): FuzzReport {
+export async function fuzzDhcpPolicy(o: { packets: number; seed: number }): Promise<FuzzReport> {
   const part = "dhcp-policy";
   using unhandled = watchUnhandled(part, o.seed);
   const captures = dhcpCaptures();
@@ -459,7 +471,7 @@ export function fuzzDhcpPolicy(o: { packets: number; seed: number }): FuzzReport
     const bytes = mutate(seeds[i % seeds.length]!, rnd, DHCP_MUTATION);
     let replies;
     try {
-      replies = feedDhcp(h, bytes);
+      replies = await feedDhcp(h, bytes);
     } catch (e) {
       throw new FuzzFailure(part, o.seed, `packet ${i}: ${(e as Error).message}`, bytes, e);
     }
@@ -473,7 +485,7 @@ export function fuzzDhcpPolicy(o: { packets: number; seed: number }): FuzzReport
     }
   }
   const ms = performance.now() - started;
-  const problems = cleanDhcpChecks(h, captures);
+  const problems = await cleanDhcpChecks(h, captures);
   if (problems.length > 0) {
     throw new FuzzFailure(part, o.seed, `clean requests afterwards: ${problems.join("; ")}`);
   }
@@ -1134,7 +1146,7 @@ if (import.meta.main) {
   const started = performance.now();
   try {
     const reports: FuzzReport[] = [];
-    const dhcp = fuzzDhcpPolicy({ packets: packets - 2 * Math.floor(packets / 3), seed });
+    const dhcp = await fuzzDhcpPolicy({ packets: packets - 2 * Math.floor(packets / 3), seed });
     console.log(formatReport(dhcp));
     reports.push(dhcp);
     const tftp = await fuzzTftpServer({ packets: Math.floor(packets / 3), seed });

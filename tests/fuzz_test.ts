@@ -25,8 +25,8 @@ import {
 const SEED = 1;
 
 Deno.test("fuzz: 100 000 mutated DHCP and TFTP packets in process, nothing breaks", async (t) => {
-  await t.step("dhcp-policy: 50 000 through decodeDhcp, the handler and encodeReply", () => {
-    const r = fuzzDhcpPolicy({ packets: 50_000, seed: SEED });
+  await t.step("dhcp-policy: 50 000 through decodeDhcp, the handler and encodeReply", async () => {
+    const r = await fuzzDhcpPolicy({ packets: 50_000, seed: SEED });
     console.log(formatReport(r));
     // Both paths must be exercised, or the mutator is too gentle or too rough to mean anything.
     assert.ok(r.counts.decoded! > 5000 && r.counts.rejected! > 5000, formatReport(r));
@@ -86,9 +86,9 @@ Deno.test("fuzz: packets fuzzing found decode or drop, and every reply encodes",
   const found = [...Deno.readDirSync(FOUND)].map((e) => e.name).sort();
   assert.ok(found.length > 0);
   for (const name of found) {
-    await t.step(name, () => {
+    await t.step(name, async () => {
       const bytes = Deno.readFileSync(new URL(name, FOUND));
-      if (name.startsWith("dhcp_")) feedDhcp(fuzzDhcpHandler(dhcpCaptures()), bytes);
+      if (name.startsWith("dhcp_")) await feedDhcp(fuzzDhcpHandler(dhcpCaptures()), bytes);
       else {
         assert.ok(name.startsWith("tftp_"), `${name}: dhcp_ or tftp_?`);
         assert.throws(() => decodeTftp(bytes), MalformedPacketError);
@@ -99,15 +99,21 @@ Deno.test("fuzz: packets fuzzing found decode or drop, and every reply encodes",
     const bytes = Deno.readFileSync(new URL("dhcp_option82_joined.bin", FOUND));
     assert.throws(() => decodeDhcp(bytes), MalformedPacketError);
   });
-  await t.step("the longest option 82 (255 bytes), no option 57: every reply fits 576", () => {
-    const captures = dhcpCaptures();
-    for (const name of ["ipxe_bios_discover", "ovmf_discover", "udhcpc_request"]) {
-      const p = decodeDhcp(captures.get(name)!);
-      p.options.delete(57);
-      p.options.set(82, new Uint8Array(255).fill(0x82));
-      const replies = feedDhcp(fuzzDhcpHandler(captures), encodeDhcp(p, { maxSize: 65535 }));
-      assert.ok(replies && replies.length > 0, name);
-      for (const r of replies) assert.equal(decodeDhcp(r).options.get(82)?.length, 255);
-    }
-  });
+  await t.step(
+    "the longest option 82 (255 bytes), no option 57: every reply fits 576",
+    async () => {
+      const captures = dhcpCaptures();
+      for (const name of ["ipxe_bios_discover", "ovmf_discover", "udhcpc_request"]) {
+        const p = decodeDhcp(captures.get(name)!);
+        p.options.delete(57);
+        p.options.set(82, new Uint8Array(255).fill(0x82));
+        const replies = await feedDhcp(
+          fuzzDhcpHandler(captures),
+          encodeDhcp(p, { maxSize: 65535 }),
+        );
+        assert.ok(replies && replies.length > 0, name);
+        for (const r of replies) assert.equal(decodeDhcp(r).options.get(82)?.length, 255);
+      }
+    },
+  );
 });

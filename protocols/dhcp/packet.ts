@@ -260,10 +260,12 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array 
   const sname = fixedField("sname", p.sname, 64);
   const file = fixedField("file", p.file, 128);
 
-  const chunks = optionChunks(p.options, new Set([DhcpOption.Overload]));
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  let optionsArea: Uint8Array[] = chunks;
+  const total = optionsSize(p.options);
+  // Most replies fit the options field: their options are written straight into the packet
+  // (a server encodes two per client; a TLV array per option showed in its profile).
+  let optionsArea: Uint8Array[] | null = null;
   if (OPTIONS_OFFSET + total + 1 > limit) {
+    const chunks = optionChunks(p.options, NO_OVERLOAD);
     if (p.sname !== "" || p.file !== "") {
       throw new RangeError(
         `DHCP options need ${total + 1} bytes, only ${limit - OPTIONS_OFFSET} fit in ${maxSize}`,
@@ -280,10 +282,39 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array 
   for (const ip of [p.ciaddr, p.yiaddr, p.siaddr, p.giaddr]) w.bytes(ipv4ToBytes(ip));
   w.bytes(p.chaddr).zeros(16 - p.chaddr.length);
   w.bytes(sname).bytes(file).u32(MAGIC_COOKIE);
-  for (const c of optionsArea) w.bytes(c);
+  if (optionsArea) {
+    for (const c of optionsArea) w.bytes(c);
+  } else {
+    writeOptions(w, p.options);
+  }
   w.u8(DhcpOption.End);
   if (w.length < MIN_PACKET_SIZE) w.zeros(MIN_PACKET_SIZE - w.length);
   return w.finish();
+}
+
+const NO_OVERLOAD: ReadonlySet<number> = new Set([DhcpOption.Overload]);
+
+/** Bytes the options take as TLVs, split at 255 (RFC 3396) as {@linkcode optionChunks} does. */
+function optionsSize(options: DhcpOptions): number {
+  let total = 0;
+  for (const [code, value] of options.entries()) {
+    if (code === DhcpOption.Overload) continue;
+    total += value.length + 2 * Math.max(1, Math.ceil(value.length / 255));
+  }
+  return total;
+}
+
+/** Writes the options as TLVs, in the same bytes as {@linkcode optionChunks} makes. */
+function writeOptions(w: ByteWriter, options: DhcpOptions): void {
+  for (const [code, value] of options.entries()) {
+    if (code === DhcpOption.Overload) continue;
+    let pos = 0;
+    do {
+      const n = Math.min(255, value.length - pos);
+      w.u8(code).u8(n).bytes(value.subarray(pos, pos + n));
+      pos += n;
+    } while (pos < value.length);
+  }
 }
 
 /**

@@ -36,8 +36,15 @@ export interface DhcpRequestContext {
   mode: "server" | "proxy";
 }
 
-/** Decides the answer to one request; null for none. Pure apart from its own state. */
-export type DhcpHandler = (req: DhcpPacket, ctx: DhcpRequestContext) => DhcpReply | null;
+/**
+ * Decides the answer to one request; null for none. Pure apart from its own state. A promise
+ * is an answer that must wait (an ACK until its lease is on disk): the loop goes on with the
+ * next requests and sends it when it resolves.
+ */
+export type DhcpHandler = (
+  req: DhcpPacket,
+  ctx: DhcpRequestContext,
+) => DhcpReply | null | Promise<DhcpReply | null>;
 
 /** Options of {@linkcode startDhcpServer}. */
 export interface DhcpServerOptions {
@@ -145,7 +152,7 @@ export async function startDhcpServer(o: DhcpServerOptions): Promise<DhcpServer>
 async function serveSocket(
   sock: InterfaceUdpSocket,
   log: Logger,
-  handle: (req: DhcpPacket, d: Datagram) => DhcpReply | null,
+  handle: (req: DhcpPacket, d: Datagram) => ReturnType<DhcpHandler>,
 ): Promise<void> {
   for (;;) {
     let d: Datagram | null;
@@ -169,15 +176,22 @@ async function serveSocket(
       });
       continue;
     }
-    try {
-      const reply = handle(req, d);
-      if (reply) sendReply(sock, reply, log);
-    } catch (e) {
+    const failed = (e: unknown) =>
       log.error(SUB, "handler failed", {
         from: `${d.from.address}:${d.from.port}`,
         xid: req.xid,
         error: e,
       });
+    try {
+      const reply = handle(req, d);
+      if (reply instanceof Promise) {
+        // Not awaited: the requests behind this one are answered while it waits.
+        reply.then((r) => {
+          if (r && !sock.closed) sendReply(sock, r, log);
+        }).catch(failed);
+      } else if (reply) sendReply(sock, reply, log);
+    } catch (e) {
+      failed(e);
     }
   }
 }

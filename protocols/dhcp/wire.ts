@@ -88,6 +88,12 @@ const ESSENTIAL = new Set<number>([
  * client did not ask for, then what it asked for last; never 53, 54, 51 or 82.
  */
 export function encodeReply(reply: DhcpReply): Uint8Array {
+  try {
+    return encodeDhcp(reply.packet, { maxSize: reply.maxSize });
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+  }
+  // Too big: options are dropped from a copy, the reply itself stays as the policy made it.
   const packet = { ...reply.packet, options: reply.packet.options.clone() };
   for (;;) {
     try {

@@ -90,18 +90,36 @@ export interface Datagram {
   to: TftpClient;
 }
 
-/** Datagram sockets in memory; `lose` decides per datagram whether it vanishes. */
+/**
+ * Datagram sockets in memory; `lose` decides per datagram whether it vanishes. With
+ * `batching`, sockets offer `sendMany` (as the interface sockets do) and record each batch.
+ */
 export class MemNet {
   readonly sockets = new Map<string, MemSocket>();
   #nextPort = 40000;
   lose: (d: Datagram) => boolean = () => false;
   delivered = 0;
+  batching = false;
+  /** Sizes of the `sendMany` calls, in order. */
+  readonly batches: number[] = [];
+  /**
+   * The `spinUs` hint of every receive on a server socket other than port 69 (0: none), with
+   * how many such transfer sockets were open then.
+   */
+  readonly spins: { spinUs: number; transfers: number }[] = [];
 
   listen = (hostname: string, port: number): TftpSocket => {
     const p = port === 0 ? this.#nextPort++ : port;
     const key = `${hostname}:${p}`;
     if (this.sockets.has(key)) throw new Error(`address in use: ${key}`);
     const s = new MemSocket(this, hostname, p);
+    if (this.batching) {
+      s.sendMany = (packets, to) => {
+        this.batches.push(packets.length);
+        for (const data of packets) s.send(data, to);
+        return Promise.resolve();
+      };
+    }
     this.sockets.set(key, s);
     return s;
   };
@@ -111,8 +129,10 @@ export class MemNet {
     const target = this.sockets.get(`${d.to.address}:${d.to.port}`);
     if (!target) return;
     this.delivered++;
-    // Asynchronous like a real network, but without timer clamping.
-    Promise.resolve().then(() => target.enqueue({ data: d.data.slice(), from: d.from }));
+    // Copied when sent, as a kernel does; delivered asynchronously like a real network, but
+    // without timer clamping.
+    const data = d.data.slice();
+    Promise.resolve().then(() => target.enqueue({ data, from: d.from }));
   }
 }
 
@@ -123,6 +143,7 @@ export class MemSocket implements TftpSocket {
     reject: (e: Error) => void;
   } | null = null;
   closed = false;
+  sendMany?: (packets: readonly Uint8Array[], to: TftpClient) => Promise<void>;
 
   constructor(readonly net: MemNet, readonly address: string, readonly port: number) {}
 
@@ -135,7 +156,16 @@ export class MemSocket implements TftpSocket {
     } else this.#queue.push(d);
   }
 
-  receive(_buffer: Uint8Array): Promise<{ data: Uint8Array; from: TftpClient }> {
+  receive(
+    _buffer: Uint8Array,
+    options?: { spinUs?: number },
+  ): Promise<{ data: Uint8Array; from: TftpClient }> {
+    if (this.address === SERVER && this.port !== 69) {
+      const transfers = [...this.net.sockets.values()].filter((s) =>
+        s.address === SERVER && s.port !== 69
+      ).length;
+      this.net.spins.push({ spinUs: options?.spinUs ?? 0, transfers });
+    }
     if (this.closed) return Promise.reject(new Error("closed"));
     const d = this.#queue.shift();
     if (d) return Promise.resolve(d);

@@ -20,6 +20,9 @@ export class Inbox {
   #expired = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
+  /** The socket reader, parked until the transfer waits (see {@linkcode wanted}). */
+  #reader: (() => void) | null = null;
+  #closed = false;
 
   /** False when the queue is full and the packet was dropped. */
   push(p: TftpPacket): boolean {
@@ -70,11 +73,31 @@ export class Inbox {
       this.#expired = false;
       return Promise.resolve(null);
     }
-    return new Promise((resolve) => this.#waiter = resolve);
+    const waiting = new Promise<TftpPacket | null>((resolve) => this.#waiter = resolve);
+    this.#releaseReader();
+    return waiting;
   }
 
-  /** Stops the timer and ends a pending wait. */
+  /**
+   * Resolves once {@linkcode take} waits with nothing queued, or on close: the socket is read
+   * then, right after the transfer sent what it had to send, so that a reader that spins for
+   * the answer never holds up the sends that answer is for.
+   */
+  wanted(): Promise<void> {
+    if (this.#waiter || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#reader = resolve);
+  }
+
+  #releaseReader(): void {
+    const r = this.#reader;
+    this.#reader = null;
+    r?.();
+  }
+
+  /** Stops the timer, ends a pending wait and releases the reader. */
   close(): void {
+    this.#closed = true;
+    this.#releaseReader();
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#deadline = Infinity;

@@ -61,9 +61,9 @@ export function listenInterface(interfaceName: string, logger: Logger = silentLo
 function adapt(sock: InterfaceUdpSocket, logger: Logger): TftpSocket {
   return {
     port: sock.port,
-    async receive() {
+    async receive(_buffer, options) {
       for (;;) {
-        const d = await sock.receive();
+        const d = await sock.receive(options);
         if (!d) throw new Error("socket closed");
         if (!d.truncated) return { data: d.data, from: d.from };
         logger.debug("tftp", "oversized datagram dropped", {
@@ -78,6 +78,17 @@ function adapt(sock: InterfaceUdpSocket, logger: Logger): TftpSocket {
         // for room too.
         if (i >= SEND_TRIES) throw new Error(`send to ${to.address}:${to.port}: queue full`);
         await new Promise((r) => setTimeout(r, 1));
+      }
+    },
+    async sendMany(packets, to) {
+      let sent = sock.trySendMany(packets, to.address, to.port);
+      for (let i = 0; sent < packets.length; i++) {
+        if (i >= SEND_TRIES) throw new Error(`send to ${to.address}:${to.port}: queue full`);
+        await new Promise((r) => setTimeout(r, 1));
+        // Waits only while nothing goes: a queue that drains a little is making progress.
+        const more = sock.trySendMany(packets.slice(sent), to.address, to.port);
+        if (more > 0) i = -1;
+        sent += more;
       }
     },
     close() {

@@ -73,9 +73,17 @@ export type TftpOpen = (filename: string, client: TftpClient) => Promise<TftpOpe
 export interface TftpSocket {
   /** The bound port (the ephemeral one when 0 was asked for). */
   readonly port: number;
-  /** Waits for one datagram; `data` may be a view into `buffer`. Rejects once closed. */
-  receive(buffer: Uint8Array): Promise<{ data: Uint8Array; from: TftpClient }>;
+  /**
+   * Waits for one datagram; `data` may be a view into `buffer`. Rejects once closed. `spinUs`:
+   * the answer is due within microseconds, try for that long before sleeping (a hint).
+   */
+  receive(
+    buffer: Uint8Array,
+    options?: { spinUs?: number },
+  ): Promise<{ data: Uint8Array; from: TftpClient }>;
   send(data: Uint8Array, to: TftpClient): Promise<void>;
+  /** Sends packets in order, in one call where it can; without it, one `send` each. */
+  sendMany?(packets: readonly Uint8Array[], to: TftpClient): Promise<void>;
   close(): void;
 }
 
@@ -171,6 +179,7 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
     maxRetries: options.maxRetries ?? 10,
     onTransfer: options.onTransfer ?? (() => {}),
     throttle: new LogThrottle(),
+    running: () => transfers.size,
   };
   const maxTransfers = options.maxTransfers ?? 256;
   const maxPerClient = options.maxPerClient ?? 4;

@@ -23,9 +23,10 @@ import {
 } from "./_test_utils.ts";
 import { DEFAULT_RTO } from "./rto.ts";
 
+/** `batching`: the sockets offer `sendMany`, as the interface sockets do. */
 async function withServer(
   files: Record<string, Uint8Array>,
-  options: Partial<TftpServerOptions>,
+  { batching = false, ...options }: Partial<TftpServerOptions> & { batching?: boolean },
   body: (
     ctx: {
       net: MemNet;
@@ -38,6 +39,7 @@ async function withServer(
   ) => Promise<void>,
 ): Promise<void> {
   const net = new MemNet();
+  net.batching = batching;
   const logger = memoryLogger();
   const { open, stats } = memFiles(files);
   const server = await startTftpServer({
@@ -110,11 +112,17 @@ Deno.test("server sends files byte-identical", async (t) => {
       blocks: 3,
     },
   ];
-  for (const c of cases) {
-    await t.step(c.name, async () => {
+  for (const c of cases.flatMap((c) => [false, true].map((batching) => ({ ...c, batching })))) {
+    await t.step(`${c.name}${c.batching ? ", windows in one sendMany" : ""}`, async () => {
       const file = content(c.size);
-      await withServer({ f: file }, {}, async ({ client, logger, stats }) => {
+      await withServer({ f: file }, { batching: c.batching }, async (ctx) => {
+        const { client, logger, stats, net } = ctx;
         const got = await fetchFile(client(), rrq("f", c.options));
+        const windowsize = Number(new Map(c.options).get("windowsize") ?? 1);
+        if (c.batching) {
+          assert.equal(net.batches.reduce((a, b) => a + b, 0), c.blocks + (got.oack ? 1 : 0));
+          assert.ok(Math.max(...net.batches) <= windowsize, `${net.batches}`);
+        } else assert.deepEqual(net.batches, []);
         assert.deepEqual(got.data, file);
         assert.equal(got.wires.length, c.blocks);
         assert.equal(got.from?.address, SERVER);
@@ -393,11 +401,14 @@ Deno.test("server keeps transfers apart and safe", async (t) => {
 
 Deno.test("server recovers from loss and gives up when the client is gone", async (t) => {
   await t.step("every 7th datagram lost in both directions, lockstep and windowed", async () => {
-    for (
-      const options of [[], [["blksize", "1024"], ["windowsize", "8"]]] as [string, string][][]
-    ) {
+    const windowed: [string, string][] = [["blksize", "1024"], ["windowsize", "8"]];
+    const modes: [[string, string][], boolean][] = [[[], false], [windowed, false], [
+      windowed,
+      true,
+    ]];
+    for (const [options, batching] of modes) {
       const file = content(200_000);
-      await withServer({ f: file }, {}, async ({ client, net, logger }) => {
+      await withServer({ f: file }, { batching }, async ({ client, net, logger }) => {
         let n = 0;
         net.lose = () => ++n % 7 === 0;
         const got = await fetchFile(client(), rrq("f", options), { idleMs: 150 });
@@ -463,6 +474,43 @@ Deno.test("server recovers from loss and gives up when the client is gone", asyn
       await c.sendPacket({ op: Opcode.ERROR, code: 8, message: "tsize only" }, oack!.from);
       await until(() => server.active === 0 && stats.released === 1);
       assert.match(String(infoLine(logger, "transfer failed")[0]!.fields.reason), /error 8/);
+    });
+  });
+});
+
+Deno.test("the reader spins for the answer only when alone and the peer is quick", async (t) => {
+  await t.step("one transfer, a peer that answers at once: spins within bounds", async () => {
+    const file = content(50 * 512);
+    await withServer({ f: file }, {}, async ({ client, net }) => {
+      assert.deepEqual((await fetchFile(client(), rrq("f"))).data, file);
+      const spins = net.spins.map((s) => s.spinUs);
+      // From the first short round trips measured on (the first ones include warm-up).
+      assert.ok(spins.filter((us) => us > 0).length > 25, `${spins}`);
+      assert.ok(spins.every((us) => us <= 400), `${spins}`);
+    });
+  });
+  await t.step("two transfers at once: neither spins while the other runs", async () => {
+    const file = content(100 * 512);
+    await withServer({ f: file, g: file }, {}, async ({ client, net }) => {
+      const got = await Promise.all([fetchFile(client(), rrq("f")), fetchFile(client(), rrq("g"))]);
+      for (const g of got) assert.deepEqual(g.data, file);
+      const together = net.spins.filter((s) => s.transfers > 1);
+      assert.ok(together.length > 100, `${together.length} receives while both ran`);
+      assert.deepEqual(together.filter((s) => s.spinUs > 0), []);
+    });
+  });
+  await t.step("a peer that takes 3 ms to answer: no spin", async () => {
+    await withServer({ f: content(10 * 512) }, {}, async ({ client, net }) => {
+      const c = client();
+      await c.sendPacket(rrq("f"), MAIN);
+      for (let i = 0; i < 11; i++) {
+        const got = await c.next();
+        assert.equal(got?.packet.op, Opcode.DATA);
+        await new Promise((r) => setTimeout(r, 3));
+        const block = got!.packet.op === Opcode.DATA ? got!.packet.block : -1;
+        await c.sendPacket({ op: Opcode.ACK, block }, got!.from);
+      }
+      assert.deepEqual(net.spins.filter((s) => s.spinUs > 0), []);
     });
   });
 });

@@ -5,7 +5,7 @@
  * @module
  */
 import { Netns, run } from "../netns.ts";
-import { DENO_NS_FLAGS, repoPath } from "../dhcp_harness.ts";
+import { repoPath } from "../dhcp_harness.ts";
 
 /** How long and how often each figure is measured. */
 export interface BenchOptions {
@@ -23,6 +23,8 @@ export interface BenchRow {
   unit: string;
   ours: number | null;
   reference: number | null;
+  /** The reference server of this row when a table has several; default the table's. */
+  referenceName?: string;
   /** For a unit where less is better (memory), the ratio still reads ours/reference. */
   lowerIsBetter?: boolean;
   /** Why a row has no reference or what its reference really is. */
@@ -139,6 +141,18 @@ export function peakMemoryMiB(pid: number, withChildren = false): number | null 
   return total / 1024;
 }
 
+/** utime + stime of a process (and of its direct children: nginx's workers) in seconds. */
+export function cpuSeconds(pid: number, withChildren = false): number {
+  let total = 0;
+  for (const p of withChildren ? [pid, ...childPids(pid)] : [pid]) {
+    const stat = Deno.readTextFileSync(`/proc/${p}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 14 and 15 of proc(5), counted from the state (field 3) here.
+    total += (Number(f[11]) + Number(f[12])) / 100;
+  }
+  return total;
+}
+
 const cleanups = new Set<() => Promise<void>>();
 
 /**
@@ -231,18 +245,22 @@ export function spawnServer(ns: Netns, argv: string[], log: string): BenchProces
 }
 
 /**
- * Starts Astral Boot as shipped (`main.ts serve -c DIR/config.toml -l TREE`, JSON log lines
- * into DIR/astralboot.log) pinned to the server core inside `ns`.
+ * Starts Astral Boot as shipped (`main.ts serve -c DIR/config.toml -l TREE` with the run-time
+ * flags of its `tools/build.ts`, JSON log lines into DIR/astralboot.log) pinned to the server
+ * core inside `ns`. `root` is the checkout to run (an A/B run starts two); default this one.
  */
 export async function spawnAstralboot(
   ns: Netns,
   dir: string,
   configToml: string,
   tree: string,
+  root = repoPath(""),
 ): Promise<BenchProcess> {
   const config = `${dir}/config.toml`;
   await Deno.writeTextFile(config, configToml);
-  const argv = ["deno", "run", ...DENO_NS_FLAGS, repoPath("main.ts"), "serve", "-c", config];
+  const base = root.replace(/\/+$/, "");
+  const { RUN_FLAGS } = await import(`${base}/tools/build.ts`) as { RUN_FLAGS: string[] };
+  const argv = ["deno", "run", ...RUN_FLAGS, `${base}/main.ts`, "serve", "-c", config];
   return spawnServer(ns, [...argv, "-l", tree, "--log-format", "json"], `${dir}/astralboot.log`);
 }
 

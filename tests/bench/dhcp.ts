@@ -28,6 +28,7 @@ import {
   benchNetns,
   type BenchOptions,
   type BenchProcess,
+  type BenchRow,
   type BenchTable,
   benchTempDir,
   median,
@@ -54,6 +55,8 @@ interface Trial {
   discovers: number;
   acks: number;
   seconds: number;
+  /** CPU time the server used during the trial (all its threads, user + system), in ms. */
+  cpuMs: number;
 }
 
 /** A server under test with its own namespaces. */
@@ -82,8 +85,9 @@ function listening67(ns: Netns, p: BenchProcess, what: string): Promise<void> {
   );
 }
 
-async function startOurs(dir: string): Promise<DhcpTarget> {
-  const { server, client } = await pair("d");
+/** `main.ts serve` of this checkout, or of `checkout` (the baseline of an A/B). */
+async function startOurs(dir: string, checkout?: string): Promise<DhcpTarget> {
+  const { server, client } = await pair(checkout ? "b" : "d");
   const process = await spawnAstralboot(
     server,
     dir,
@@ -94,13 +98,61 @@ log_level = "info"
 mode = "server"
 range = ["${RANGE[0]}", "${RANGE[1]}"]
 lease = "1h"
+# The references have no limit on new clients; the default (10/s) would refuse perfdhcp's.
+new_client_rate = 100000
 [http]
 port = 8080
 `,
     repoPath("examples/tree"),
+    checkout,
   );
-  await listening67(server, process, "astralboot");
-  return { name: "astralboot", server, client, process };
+  const name = checkout ? "baseline" : "astralboot";
+  await listening67(server, process, name);
+  return { name, server, client, process };
+}
+
+/**
+ * Kea's kea-dhcp4 with the memfile backend persisting to a CSV file (`persist: true`), the same
+ * pool and lease time; its config, lease, pid and lock files in `dir`. Kea 2.2 has no ping
+ * check and runs single-threaded by default. The lease file cleanup (kea-lfc) runs once an
+ * hour, so never during a run.
+ */
+async function startKea(dir: string): Promise<DhcpTarget> {
+  const { server, client } = await pair("k");
+  const config = {
+    Dhcp4: {
+      "interfaces-config": { interfaces: ["eth0"], "dhcp-socket-type": "udp" },
+      "lease-database": {
+        type: "memfile",
+        persist: true,
+        name: join(dir, "kea-leases4.csv"),
+        "lfc-interval": 3600,
+      },
+      "valid-lifetime": 3600,
+      subnet4: [{
+        id: 1,
+        subnet: `10.252.0.0/${PREFIX}`,
+        pools: [{ pool: `${RANGE[0]} - ${RANGE[1]}` }],
+      }],
+      loggers: [{
+        name: "kea-dhcp4",
+        // INFO logs every lease given (DHCP4_LEASE_ALLOC), as the other two log every reply.
+        severity: "INFO",
+        "output_options": [{ output: join(dir, "kea.log") }],
+      }],
+    },
+  };
+  const file = join(dir, "kea-dhcp4.json");
+  await Deno.writeTextFile(file, JSON.stringify(config, null, 2));
+  // Pid and lock files go to these folders instead of /run/kea of the host's packaged service.
+  const env = [`KEA_PIDFILE_DIR=${dir}`, `KEA_LOCKFILE_DIR=${dir}`];
+  const process = spawnServer(
+    server,
+    ["env", ...env, "kea-dhcp4", "-c", file],
+    join(dir, "kea.out"),
+  );
+  await listening67(server, process, "kea-dhcp4");
+  return { name: "kea", server, client, process };
 }
 
 async function startDnsmasq(dir: string): Promise<DhcpTarget> {
@@ -139,7 +191,20 @@ export function parsePerfdhcp(text: string): { discovers: number; acks: number }
   return { discovers: Number(sent[1]), acks: Number(received[1]) };
 }
 
+/** CPU time used so far by a process (all threads, user + system), in ms; 0 when it is gone. */
+function cpuMs(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime (fields 14 and 15) in clock ticks, 100 a second on Linux.
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<Trial> {
+  const cpu0 = cpuMs(t.process.pid);
   const r = await t.client.exec(
     pinned("load", [
       "perfdhcp",
@@ -165,7 +230,11 @@ async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<T
   if (!parsed) {
     throw new Error(`perfdhcp printed no report (exit ${r.code}):\n${r.stdout}${r.stderr}`);
   }
-  return { rate, seconds, ...parsed };
+  const cpu = cpuMs(t.process.pid) - cpu0;
+  if (Deno.env.get("BENCH_TRIALS")) {
+    console.log(`    ${t.name} ${rate}/s: ${parsed.acks}/${parsed.discovers} ACKs, CPU ${cpu} ms`);
+  }
+  return { rate, seconds, ...parsed, cpuMs: cpu };
 }
 
 function passes(t: Trial): boolean {
@@ -197,15 +266,36 @@ async function search(t: DhcpTarget, o: BenchOptions, start: number): Promise<Tr
   return best;
 }
 
-/** Runs the DHCP benchmark; returns one table (astralboot vs dnsmasq --no-ping). */
-export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
+/** Options of {@linkcode benchDhcp} beyond the shared ones. */
+export interface DhcpBenchOptions {
+  /**
+   * Another checkout of this repository (a git worktree of an older commit): its `main.ts serve`
+   * runs as a third server, alternated with the others, for an A/B of two builds.
+   */
+  baseline?: string;
+}
+
+/**
+ * Runs the DHCP benchmark; returns one table: astralboot against dnsmasq --no-ping and Kea
+ * memfile (and a baseline build when asked).
+ */
+export async function benchDhcp(o: BenchOptions, d: DhcpBenchOptions = {}): Promise<BenchTable> {
   await requireCommand("perfdhcp", "kea-admin");
   await requireCommand("dnsmasq", "dnsmasq");
+  await requireCommand("kea-dhcp4", "kea-dhcp4-server");
   await using oursDir = await benchTempDir("abb-dhcp-ours-");
   await using refDir = await benchTempDir("abb-dhcp-dnsmasq-");
-  const targets = [await startOurs(oursDir.path), await startDnsmasq(refDir.path)];
+  await using keaDir = await benchTempDir("abb-dhcp-kea-");
+  await using baseDir = await benchTempDir("abb-dhcp-base-");
+  const targets: DhcpTarget[] = [];
   try {
+    targets.push(await startOurs(oursDir.path));
+    targets.push(await startDnsmasq(refDir.path));
+    targets.push(await startKea(keaDir.path));
+    if (d.baseline) targets.push(await startOurs(baseDir.path, d.baseline));
     const figures = targets.map(() => [] as number[]);
+    // CPU per DORA at the sustained rate: less moved by other work on the machine than the rate.
+    const cpuPerDora = targets.map(() => [] as number[]);
     // Later searches start at half the last passing rate: the same answer in fewer trials.
     const starts = targets.map(() => 100);
     const reps = o.quick ? 1 : 3;
@@ -216,7 +306,12 @@ export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
         const v = best ? best.acks / best.seconds : 0;
         if (best) starts[k] = Math.max(100, Math.floor(best.rate / 2));
         figures[k]!.push(v);
-        o.print(`  dhcp run ${i + 1}/${reps} ${t.name}: ${v.toFixed(0)} DORA/s sustained`);
+        const us = best && best.acks > 0 ? best.cpuMs * 1000 / best.acks : null;
+        if (us !== null) cpuPerDora[k]!.push(us);
+        o.print(
+          `  dhcp run ${i + 1}/${reps} ${t.name}: ${v.toFixed(0)} DORA/s sustained, ` +
+            `${us === null ? "-" : us.toFixed(0)} µs CPU per DORA (load average ${loadAverage()})`,
+        );
       }
     }
     const memory = targets.map((t) => {
@@ -226,32 +321,61 @@ export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
       }
       return m;
     });
-    const leases = await countLeases(oursDir.path, refDir.path);
+    const leases = {
+      ours: countOurLeases(oursDir.path),
+      dnsmasq: await countLines(join(refDir.path, "dnsmasq.leases")),
+      kea: await countKeaLeases(join(keaDir.path, "kea-leases4.csv")),
+    };
+    const dora = median(figures[0]!);
+    const against = (k: number, name: string, note?: string): BenchRow => ({
+      name: `DORA/s sustained vs ${name}`,
+      unit: "DORA/s",
+      ours: dora,
+      reference: median(figures[k]!),
+      referenceName: targets[k]!.name,
+      note,
+    });
+    const rows: BenchRow[] = [
+      against(
+        1,
+        "dnsmasq",
+        `highest rate with >= ${PASS_RATIO * 100} % of exchanges completed; leases on disk ` +
+          `at the end: ours ${leases.ours}, dnsmasq ${leases.dnsmasq}, kea ${leases.kea}`,
+      ),
+      against(2, "Kea"),
+      ...(d.baseline ? [against(3, "baseline", `baseline: ${d.baseline}`)] : []),
+      ...targets.slice(1).map((t, i): BenchRow => ({
+        name: `CPU per DORA vs ${t.name}`,
+        unit: "µs",
+        ours: cpuPerDora[0]!.length ? median(cpuPerDora[0]!) : null,
+        reference: cpuPerDora[i + 1]!.length ? median(cpuPerDora[i + 1]!) : null,
+        referenceName: t.name,
+        lowerIsBetter: true,
+        note: i === 0
+          ? "server CPU time (user + system, all threads) / ACKs, at the sustained rate"
+          : undefined,
+      })),
+      ...(["dnsmasq", "Kea"] as const).map((label, i): BenchRow => ({
+        name: `peak RSS vs ${label}`,
+        unit: "MiB",
+        ours: memory[0]!,
+        reference: memory[i + 1]!,
+        referenceName: targets[i + 1]!.name,
+        lowerIsBetter: true,
+        note: i === 0 ? "VmHWM; astralboot: the whole program (DHCP, TFTP, HTTP)" : undefined,
+      })),
+    ];
     return {
-      title: "DHCP: astralboot (main.ts serve) vs dnsmasq --no-ping, perfdhcp as a relay",
+      title: "DHCP: astralboot (main.ts serve) vs dnsmasq --no-ping and Kea memfile, " +
+        "perfdhcp as a relay",
       oursName: "astralboot",
-      referenceName: "dnsmasq",
-      rows: [
-        {
-          name: "DORA/s sustained",
-          unit: "DORA/s",
-          ours: median(figures[0]!),
-          reference: median(figures[1]!),
-          note: `highest rate with >= ${PASS_RATIO * 100} % of exchanges completed; ` +
-            `leases at the end: ${leases.ours} vs ${leases.reference}`,
-        },
-        {
-          name: "peak RSS (VmHWM)",
-          unit: "MiB",
-          ours: memory[0]!,
-          reference: memory[1]!,
-          lowerIsBetter: true,
-          note: "astralboot: the whole program (DHCP, TFTP, HTTP)",
-        },
-      ],
+      referenceName: "reference",
+      rows,
       notes: [
-        `${reps} rate search(es) per server, median; ${o.quick ? 2 : 3} s per trial; ` +
-        `${CLIENTS} distinct client MACs; leases on disk (SQLite; dnsmasq lease file)`,
+        `${reps} rate search(es) per server, alternated, median; ${o.quick ? 2 : 3} s per ` +
+        `trial; ${CLIENTS} distinct client MACs; leases on disk (ours: SQLite, each ACK ` +
+        "sent after its lease was fsynced; dnsmasq: lease file rewritten; Kea: memfile CSV " +
+        "appended, no fsync)",
         "dnsmasq with its default ping check answers under 1 DORA/s here (3 s per new address)",
       ],
     };
@@ -264,22 +388,43 @@ export async function benchDhcp(o: BenchOptions): Promise<BenchTable> {
   }
 }
 
-/** Leases both servers hold on disk after the run (proof that both persisted them). */
-async function countLeases(
-  oursDir: string,
-  refDir: string,
-): Promise<{ ours: string; reference: string }> {
-  const ref = await Deno.readTextFile(join(refDir, "dnsmasq.leases")).catch(() => "");
-  let ours = "?";
+/** The 1-minute load average, for the progress lines (the machine may be shared). */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0]!;
+  } catch {
+    return "?";
+  }
+}
+
+async function countLines(file: string): Promise<string> {
+  const text = await Deno.readTextFile(file).catch(() => "");
+  return String(text.split("\n").filter(Boolean).length);
+}
+
+/** Distinct addresses in Kea's lease file (it appends a line per change; the header is one). */
+async function countKeaLeases(file: string): Promise<string> {
+  const text = await Deno.readTextFile(file).catch(() => "");
+  const ips = new Set(text.split("\n").slice(1).filter(Boolean).map((l) => l.split(",")[0]));
+  return String(ips.size);
+}
+
+/** Leases our server holds on disk after the run (proof that it persisted them). */
+function countOurLeases(oursDir: string): string {
   try {
     const db = new DatabaseSync(join(oursDir, "data", "leases.db"), { readOnly: true });
     const row = db.prepare("SELECT count(*) AS n FROM dhcp_leases").get() as
       | { n: number }
       | undefined;
-    ours = String(row?.n ?? "?");
     db.close();
-  } catch { /* schema differs: the count is informative only */ }
-  return { ours, reference: String(ref.split("\n").filter(Boolean).length) };
+    return String(row?.n ?? "?");
+  } catch {
+    return "?"; // schema differs: the count is informative only
+  }
 }
 
-if (import.meta.main) await runAlone(benchDhcp);
+if (import.meta.main) {
+  const at = Deno.args.indexOf("--baseline");
+  const baseline = at >= 0 ? Deno.args[at + 1] : undefined;
+  await runAlone((o) => benchDhcp(o, { baseline }));
+}

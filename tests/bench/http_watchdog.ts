@@ -17,7 +17,7 @@ import { ConnectionWatchdog } from "../../http/connection_watchdog.ts";
 import { silentLogger } from "../../log.ts";
 import { readKernelFile } from "../../net/libc.ts";
 import { TcpConnectionTable } from "../../net/tcp_connections.ts";
-import { median, pinned } from "./common.ts";
+import { cpuSeconds, median, pinned } from "./common.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -95,13 +95,6 @@ async function wrk(port: number, seconds: number): Promise<number> {
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
   if (!m || /Non-2xx|Socket errors/.test(out)) throw new Error(`wrk: ${out}`);
   return Number(m[1]);
-}
-
-/** utime + stime of a process in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 async function cpuWithIdle(mode: Mode, conns: number, seconds: number): Promise<number> {

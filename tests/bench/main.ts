@@ -2,11 +2,11 @@
  * `deno task bench`: every benchmark in sequence, each printed as a table of our figure beside
  * a reference server's (ratio ours/reference), then a summary of all rows.
  *
- *   deno task bench [-- --quick] [-- --only http,dhcp,tftp,ipfs]
+ *   deno task bench [-- --quick] [-- --only http,dhcp,tftp,ipfs,boot]
  *
  * `--quick` is a smoke run (one short run per figure, small files). Every namespace, process
- * and temp folder is removed on exit, also on Ctrl-C or when the time limit (10 min, quick
- * 2 min) is hit. See tests/bench/README.md for what each row means.
+ * and temp folder is removed on exit, also on Ctrl-C or when the time limit (15 min, quick
+ * 4 min) is hit. See tests/bench/README.md for what each row means.
  *
  * @module
  */
@@ -25,12 +25,13 @@ import {
   runCleanups,
   writeFiller,
 } from "./common.ts";
+import { benchBoot } from "./boot.ts";
 import { benchDhcp } from "./dhcp.ts";
 import { benchHttp } from "./http.ts";
 import { benchIpfs } from "./ipfs.ts";
 import { benchTftp } from "./tftp.ts";
 
-const NAMES = ["http", "dhcp", "tftp", "ipfs"] as const;
+const NAMES = ["http", "dhcp", "tftp", "ipfs", "boot"] as const;
 type BenchName = typeof NAMES[number];
 
 /** Parsed command line of the bench runner. */
@@ -57,7 +58,7 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
       }
       out.only = NAMES.filter((n) => names.includes(n));
     } else {throw new RangeError(
-        `unknown argument ${a}; use --quick and --only http,dhcp,tftp,ipfs`,
+        `unknown argument ${a}; use --quick and --only http,dhcp,tftp,ipfs,boot`,
       );}
   }
   return out;
@@ -113,6 +114,7 @@ const RUNNERS: Record<BenchName, (o: BenchOptions) => Promise<BenchTable>> = {
   dhcp: benchDhcp,
   tftp: benchTftp,
   ipfs: ipfsTable,
+  boot: benchBoot,
 };
 
 /** Namespaces present now. */
@@ -164,7 +166,7 @@ function summary(tables: Map<BenchName, BenchTable | Error>, seconds: number): s
         `${name.padEnd(5)} ${r.name.padEnd(34)} ${
           (q === null ? "-" : q.toFixed(2) + "x").padStart(7)
         }` +
-          `  (${figs}${q === null ? "" : `, ${t.referenceName}`})`,
+          `  (${figs}${q === null ? "" : `, ${r.referenceName ?? t.referenceName}`})`,
       );
     }
   }
@@ -183,7 +185,7 @@ async function main(): Promise<number> {
   const print = (l: string) => console.log(l);
   const o: BenchOptions = { quick: args.quick, print };
   const before = await namespaces();
-  const limitMs = (args.quick ? 2 : 10) * 60_000;
+  const limitMs = (args.quick ? 4 : 15) * 60_000;
   const t0 = performance.now();
   const tables = new Map<BenchName, BenchTable | Error>();
 

@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { DatabaseSync } from "node:sqlite";
+import { openDatabase, openDatabaseFile } from "./db.ts";
+import { type LeaseRow, LeaseTable } from "./lease_table.ts";
+import { ipv4ToNumber } from "../net/ipv4.ts";
+
+function row(ip: string, mac: string, state: LeaseRow["state"] = "bound"): LeaseRow {
+  return {
+    ip,
+    ipnum: ipv4ToNumber(ip),
+    mac,
+    clientId: null,
+    hostname: null,
+    state,
+    expires: 2_000_000_000_000,
+  };
+}
+
+/** The rows another connection (another process: `astralboot leases`) reads from the file. */
+function onDisk(file: string): string[] {
+  const db = openDatabaseFile(file);
+  try {
+    return (db.prepare("SELECT ip, mac, state FROM dhcp_leases ORDER BY ipnum").all() as {
+      ip: string;
+      mac: string;
+      state: string;
+    }[]).map((r) => `${r.ip} ${r.mac} ${r.state}`);
+  } finally {
+    db.close();
+  }
+}
+
+/** Commits by any connection so far, as another connection counts them. */
+function commits(reader: DatabaseSync): number {
+  return (reader.prepare("PRAGMA data_version").get() as { data_version: number }).data_version;
+}
+
+/** Whether a promise has settled (after the microtasks queued so far). */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(() => done = true, () => done = true);
+  await new Promise((r) => setTimeout(r, 0));
+  return done;
+}
+
+async function withFile(fn: (file: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "abd-lease-table-" });
+  try {
+    await fn(join(dir, "leases.db"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("group commit: changes are seen at once, written together, saved after the fsync", async (t) => {
+  await withFile(async (file) => {
+    const db = openDatabaseFile(file, { busyTimeoutMs: 0 });
+    const table = LeaseTable.of(db);
+    const reader = openDatabaseFile(file);
+    try {
+      await t.step("one table per connection, which syncs every commit", () => {
+        assert.equal(LeaseTable.of(db), table);
+        // 2 = FULL: the write-ahead log is fsynced before a commit returns.
+        assert.equal(
+          (db.prepare("PRAGMA synchronous").get() as { synchronous: number }).synchronous,
+          2,
+        );
+      });
+      await t.step(
+        "a change is visible in memory at once, on disk only after saved()",
+        async () => {
+          table.put(row("10.0.0.100", "52:54:00:00:00:01"));
+          assert.equal(table.get(ipv4ToNumber("10.0.0.100"))?.mac, "52:54:00:00:00:01");
+          assert.deepEqual(table.ofMac("52:54:00:00:00:01").map((r) => r.ip), ["10.0.0.100"]);
+          assert.deepEqual(onDisk(file), []);
+          await table.saved();
+          assert.deepEqual(onDisk(file), ["10.0.0.100 52:54:00:00:00:01 bound"]);
+          assert.equal(table.pending, 0);
+        },
+      );
+      await t.step(
+        "the changes of one turn share one commit; promises resolve in order",
+        async () => {
+          const before = commits(reader);
+          const order: number[] = [];
+          const waits = [1, 2, 3].map((i) => {
+            table.put(row(`10.0.0.${100 + i}`, `52:54:00:00:00:0${i}`));
+            return table.saved().then(() => order.push(i));
+          });
+          // An offer in the same turn rides along without anyone waiting for it.
+          table.put(row("10.0.0.110", "52:54:00:00:00:09", "offered"));
+          await Promise.all(waits);
+          assert.deepEqual(order, [1, 2, 3]);
+          assert.equal(commits(reader) - before, 1);
+          assert.equal(onDisk(file).length, 5);
+        },
+      );
+      await t.step("an index follows a row that changes hands", async () => {
+        table.put({ ...row("10.0.0.101", "52:54:00:00:00:0a"), hostname: "Alpha" });
+        assert.deepEqual(table.ofMac("52:54:00:00:00:01").map((r) => r.ip), ["10.0.0.100"]);
+        assert.deepEqual(table.ofMac("52:54:00:00:00:0a").map((r) => r.ip), ["10.0.0.101"]);
+        assert.deepEqual(table.ofHostname("ALPHA").map((r) => r.ip), ["10.0.0.101"]);
+        await table.saved();
+      });
+      await t.step("a new connection loads what was saved", () => {
+        const again = openDatabaseFile(file);
+        try {
+          const loaded = LeaseTable.of(again);
+          assert.equal([...loaded.rows()].length, 5);
+          assert.equal(loaded.ofHostname("alpha")[0]?.mac, "52:54:00:00:00:0a");
+        } finally {
+          again.close();
+        }
+      });
+    } finally {
+      reader.close();
+      db.close();
+    }
+  });
+});
+
+Deno.test("group commit: a busy database delays the ACKs, never the event loop", async (t) => {
+  await withFile(async (file) => {
+    const db = openDatabaseFile(file, { busyTimeoutMs: 0 });
+    const table = LeaseTable.of(db, { maxWaitMs: 400 });
+    // Another process's lock, as an admin's backup or a stuck script would hold it.
+    const other = openDatabaseFile(file);
+    try {
+      await t.step("while the lock is held, saved() waits and the loop goes on", async () => {
+        other.exec("BEGIN IMMEDIATE");
+        table.put(row("10.0.0.100", "52:54:00:00:00:01"));
+        const saved = table.saved();
+        const t0 = performance.now();
+        await new Promise((r) => setTimeout(r, 20));
+        // A commit that waited for the lock (busy_timeout) would have held the loop 2 s.
+        assert.ok(performance.now() - t0 < 200, `timer late: ${performance.now() - t0} ms`);
+        assert.equal(await settled(saved), false);
+        assert.equal(table.get(ipv4ToNumber("10.0.0.100"))?.state, "bound");
+        other.exec("COMMIT");
+        await saved;
+        assert.deepEqual(onDisk(file), ["10.0.0.100 52:54:00:00:00:01 bound"]);
+      });
+      await t.step("held longer than maxWaitMs: saved() rejects, the change stays", async () => {
+        other.exec("BEGIN IMMEDIATE");
+        table.put(row("10.0.0.101", "52:54:00:00:00:02"));
+        await assert.rejects(table.saved(), /database busy/);
+        other.exec("COMMIT");
+        assert.equal(table.pending, 1);
+        await table.saved();
+        assert.equal(onDisk(file).length, 2);
+      });
+    } finally {
+      other.close();
+      db.close();
+    }
+  });
+});
+
+Deno.test("group commit: a failed commit rejects its waiters and is written with the next", async () => {
+  const db = openDatabase(":memory:");
+  const table = LeaseTable.of(db);
+  // A write that fails as a full disk would.
+  db.exec(`CREATE TRIGGER full BEFORE INSERT ON dhcp_leases
+    BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`);
+  table.put(row("10.0.0.100", "52:54:00:00:00:01"));
+  const first = table.saved();
+  table.put(row("10.0.0.101", "52:54:00:00:00:02"));
+  const second = table.saved();
+  await assert.rejects(first, /disk is full/);
+  await assert.rejects(second, /disk is full/);
+  // Memory keeps the answer the clients will get when they ask again.
+  assert.equal(table.pending, 2);
+  assert.throws(() => table.flush(), /disk is full/);
+  db.exec("DROP TRIGGER full");
+  await table.saved();
+  assert.equal(table.pending, 0);
+  const n = db.prepare("SELECT count(*) AS n FROM dhcp_leases").get() as { n: number };
+  assert.equal(n.n, 2);
+  db.close();
+});
