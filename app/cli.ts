@@ -59,8 +59,8 @@ Usage:
   astralboot machine list|show MAC|reinstall MAC
                                                  machines, what they report, install state
   astralboot token                               the admin token and the dashboard's address
-  astralboot lab [--firmware bios|uefi|uefi-secure] [--nic virtio|e1000]
-                 [--dhcp server|proxy] [--all] [--timeout S]
+  astralboot lab [--firmware bios|uefi|uefi-secure|uefi-http|arm64]
+                 [--nic virtio|e1000] [--dhcp server|proxy] [--all] [--timeout S]
                                                  namespace + VM that PXE-boots from this server
                                                  (astralboot lab --help: every flag)
   astralboot --version | --help

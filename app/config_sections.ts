@@ -14,6 +14,7 @@ import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
 import type { Config, InterfaceInfo, MachineEntry } from "./config.ts";
 import { readForceOptions, readOptions, refuseTwice } from "./config_options.ts";
 import { readSubnets } from "./config_subnets.ts";
+import { ARM64_SHIM_LOADER } from "../boot/secure_boot.ts";
 
 /** The server's place on the network: the interface and its address. */
 export interface Network {
@@ -194,7 +195,7 @@ export function readDhcp(
     dns,
     domain,
     efi_loader: r.str(t, "dhcp", "efi_loader") ?? "snponly.efi",
-    arm64_loader: r.str(t, "dhcp", "arm64_loader") ?? "arm64/ipxe.efi",
+    arm64_loader: r.str(t, "dhcp", "arm64_loader") ?? ARM64_SHIM_LOADER,
     router_advertisement: r.bool(t, "dhcp", "router_advertisement") ?? true,
     known_only: r.bool(t, "dhcp", "known_only") ?? false,
     new_client_rate: r.int(t, "dhcp", "new_client_rate", 1, 100_000) ?? 10,

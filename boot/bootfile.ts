@@ -8,8 +8,12 @@
  * | arch 6, IA32 UEFI                             | `i386/ipxe.efi` (Debian ships none)          |
  * | arch 7 / 9, x86-64 UEFI                       | `snponly.efi` (`efi_loader`)                 |
  * | arch 7 / 9 with `[boot] secure_boot`          | `shimx64.efi` (then GRUB, `secure_boot.ts`)  |
- * | arch 11, ARM64 UEFI                           | `arm64/ipxe.efi` (`arm64_loader`)            |
+ * | arch 11, ARM64 UEFI                           | `shimaa64.efi` (`arm64_loader`; then GRUB)   |
  * | vendor class "HTTPClient" (arch 15/16/19/20)  | `http://SERVER[:PORT]/tftp/<loader>`         |
+ *
+ * ARM64 gets shim → Debian's signed GRUB by default, the chain Debian ships for it (its `ipxe`
+ * package has x86 loaders only, docs/FIRMWARE.md); it boots with Secure Boot on or off. A site
+ * with its own arm64 iPXE build names it in `arm64_loader`.
  *
  * iPXE always wins over the architecture: handing a first-stage loader to iPXE makes it load
  * itself again, forever (measured: 11 DISCOVERs and 6 downloads in 90 s). Its script URL
@@ -26,7 +30,7 @@ import { ClientArch } from "../protocols/dhcp/pxe.ts";
 import { macHyphens } from "../net/mac.ts";
 import { macOf } from "../protocols/dhcp/packet.ts";
 import { INVENTORY_QUERY } from "./inventory.ts";
-import { SHIM_LOADER } from "./secure_boot.ts";
+import { ARM64_SHIM_LOADER, SHIM_LOADER } from "./secure_boot.ts";
 
 /** Where the first-stage loaders and the iPXE script live. */
 export interface BootfileOptions {
@@ -38,7 +42,7 @@ export interface BootfileOptions {
   ia32Loader?: string;
   /** x86-64 UEFI loader (config `efi_loader`). Default "snponly.efi". */
   efiLoader?: string;
-  /** ARM64 UEFI loader (config `arm64_loader`). Default "arm64/ipxe.efi". */
+  /** ARM64 UEFI loader (config `arm64_loader`). Default {@linkcode ARM64_SHIM_LOADER}. */
   arm64Loader?: string;
   /** x86-64 UEFI PXE clients get shim instead of iPXE (`[boot] secure_boot`). */
   secureBoot?: boolean;
@@ -73,7 +77,7 @@ function loaderFor(arch: number, b: BootfileOptions): string | undefined {
     case ClientArch.EfiX64Alt:
       return b.efiLoader ?? "snponly.efi";
     case ClientArch.EfiArm64:
-      return b.arm64Loader ?? "arm64/ipxe.efi";
+      return b.arm64Loader ?? ARM64_SHIM_LOADER;
     default:
       return undefined;
   }

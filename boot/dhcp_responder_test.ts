@@ -114,7 +114,8 @@ Deno.test("chooseBootfile picks by client and architecture", async (t) => {
     ["BIOS PXE, arch 0", arch(0, "PXEClient:Arch:00000:UNDI:002001"), "undionly.kpxe"],
     ["IA32 UEFI, arch 6", arch(6, "PXEClient:Arch:00006:UNDI:003000"), "i386/ipxe.efi"],
     ["x86-64 UEFI sending 9", arch(9, "PXEClient:Arch:00009:UNDI:003000"), "snponly.efi"],
-    ["ARM64 UEFI, arch 11", arch(11, "PXEClient:Arch:00011:UNDI:003000"), "arm64/ipxe.efi"],
+    // Debian ships no arm64 iPXE: shim → signed GRUB (boot/bootfile.ts).
+    ["ARM64 UEFI, arch 11", arch(11, "PXEClient:Arch:00011:UNDI:003000"), "shimaa64.efi"],
     [
       "x86-64 UEFI HTTP boot, arch 16",
       arch(16, "HTTPClient:Arch:00016:UNDI:003001"),
@@ -124,7 +125,7 @@ Deno.test("chooseBootfile picks by client and architecture", async (t) => {
     [
       "ARM64 UEFI HTTP boot, arch 19",
       arch(19, "HTTPClient:Arch:00019:UNDI:003001"),
-      `${HTTP}/tftp/arm64/ipxe.efi`,
+      `${HTTP}/tftp/shimaa64.efi`,
     ],
     ["ARM32 UEFI, no loader", arch(10, "PXEClient:Arch:00010:UNDI:003000"), undefined],
     [
@@ -156,7 +157,7 @@ Deno.test("chooseBootfile picks by client and architecture", async (t) => {
       // iPXE EFI could only be running because Secure Boot is off: it keeps its script.
       ["iPXE EFI", capture("ipxe_efi_discover"), script(capture("ipxe_efi_discover"))],
       ["BIOS PXE, arch 0", arch(0, "PXEClient:Arch:00000:UNDI:002001"), "undionly.kpxe"],
-      ["ARM64 UEFI, arch 11", arch(11, "PXEClient:Arch:00011:UNDI:003000"), "arm64/ipxe.efi"],
+      ["ARM64 UEFI, arch 11", arch(11, "PXEClient:Arch:00011:UNDI:003000"), "shimaa64.efi"],
       // The signed GRUB cannot read over HTTP: HTTP boot keeps iPXE.
       [
         "x86-64 UEFI HTTP boot, arch 16",

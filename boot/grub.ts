@@ -6,12 +6,13 @@
  * `grubx64.efi`) has no HTTP module, and under Secure Boot it cannot load one: everything it
  * reads comes over TFTP from the server that booted it. Its built-in prefix is `/grub`; the
  * installer build's (and the debian-installer netboot image's) is
- * `/debian-installer/amd64/grub`. Each reads `<prefix>/grub.cfg` after probing
- * `<prefix>/x86_64-efi/{command,fs,crypto,terminal}.lst` (measured, docs/FIRMWARE.md).
+ * `/debian-installer/amd64/grub`, and the arm64 netboot image's (`grubaa64.efi`, ARM64's
+ * default second stage) `/debian-installer/arm64/grub`. Each reads `<prefix>/grub.cfg` after
+ * probing `<prefix>/<platform>/{command,fs,crypto,terminal}.lst` (measured, docs/FIRMWARE.md).
  *
  * | TFTP name                                   | answer                                              |
  * |---------------------------------------------|-----------------------------------------------------|
- * | `grub/grub.cfg`, `debian-installer/amd64/grub/grub.cfg` | the asking machine's config (local disk, its OS, or the menu) |
+ * | `grub/grub.cfg`, `debian-installer/{amd64,arm64}/grub/grub.cfg` | the asking machine's config (local disk, its OS, or the menu) |
  * | `grub/choose/<os>[/<class>]`                | makes the choice sticky, then the OS's config       |
  * | `image/<os>/<file>`                         | `boot/<os>/images/<file>` (kernels and initrds)     |
  * | anything else                               | `tftp/<name>` of the tree                           |
@@ -27,6 +28,8 @@ export const GRUB_CONFIG_NAMES: readonly string[] = Object.freeze([
   "grub/grub.cfg",
   // grubnetx64-installer.efi.signed, and the grubx64.efi of debian-installer's netboot image.
   "debian-installer/amd64/grub/grub.cfg",
+  // The grubaa64.efi of debian-installer-12-netboot-arm64 (the lab's ARM64 chain).
+  "debian-installer/arm64/grub/grub.cfg",
 ]);
 
 /** The folder of the menu's choices, under GRUB's prefix `/grub`. */

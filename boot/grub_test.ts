@@ -7,6 +7,12 @@ Deno.test("tftpName: GRUB's configs, its choices, OS images, the tree", async (t
     ["/grub/grub.cfg", { kind: "grub-entry" }],
     ["grub/grub.cfg", { kind: "grub-entry" }],
     ["/debian-installer/amd64/grub/grub.cfg", { kind: "grub-entry" }],
+    // The arm64 installer's netboot GRUB (grubaa64.efi), the lab's ARM64 chain.
+    ["/debian-installer/arm64/grub/grub.cfg", { kind: "grub-entry" }],
+    ["/debian-installer/arm64/grub/arm64-efi/command.lst", {
+      kind: "file",
+      path: "tftp/debian-installer/arm64/grub/arm64-efi/command.lst",
+    }],
     ["/tftp/grub/grub.cfg", { kind: "grub-entry" }],
     // Everything else under the prefix is the tree's: fonts, themes, module lists.
     ["/grub/x86_64-efi/command.lst", { kind: "file", path: "tftp/grub/x86_64-efi/command.lst" }],
@@ -24,6 +30,7 @@ Deno.test("tftpName: GRUB's configs, its choices, OS images, the tree", async (t
     ["/image/tiny", { kind: "file", path: "tftp/image/tiny" }],
     ["shimx64.efi", { kind: "file", path: "tftp/shimx64.efi" }],
     ["grubx64.efi", { kind: "file", path: "tftp/grubx64.efi" }],
+    ["grubaa64.efi", { kind: "file", path: "tftp/grubaa64.efi" }],
     ["/image/tiny/../../secret", null],
     ["../etc/passwd", null],
   ];

@@ -12,6 +12,13 @@ import type { ContentStore } from "../content/store.ts";
 /** The bootfile x86-64 UEFI PXE clients get with Secure Boot on. */
 export const SHIM_LOADER = "shimx64.efi";
 
+/**
+ * The bootfile ARM64 UEFI clients get by default (`[dhcp] arm64_loader`): shim, which fetches
+ * `grubaa64.efi` from the TFTP root, whose prefix is `/debian-installer/arm64/grub`
+ * (`debian-installer-12-netboot-arm64`'s `bootnetaa64.efi` and `grubaa64.efi`).
+ */
+export const ARM64_SHIM_LOADER = "shimaa64.efi";
+
 /** A file the chain needs in the tree, and where it comes from. */
 export interface SecureBootFile {
   path: string;

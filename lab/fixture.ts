@@ -2,7 +2,8 @@
  * The lab's fixture boot tree: a Debian kernel (signed, so it also boots under Secure Boot), a
  * busybox initramfs whose /init says whether Secure Boot is on, prints a marker and powers
  * off, and the first stages: iPXE, and shim + GRUB for Secure Boot; laid out as an Astral Boot
- * content tree.
+ * content tree. With the arm64 installer's netboot package on the host, the same for ARM64
+ * (`fixture_arm64.ts`: OS `tiny-arm64`, shim and GRUB for arm64).
  *
  * The kernel, busybox, shim and GRUB come from Debian packages (`apt-get download`, never
  * installed: shim-signed's scripts would run grub-install on an EFI host); iPXE from the host's
@@ -15,6 +16,7 @@
 import { run } from "./netns.ts";
 import type { Logger } from "../log.ts";
 import { type CpioEntry, encodeCpio, gzip } from "./cpio.ts";
+import { addArm64, ARM64_OS_TOML, ARM64_PACKAGE, arm64Version } from "./fixture_arm64.ts";
 
 /** What the fixture's /init prints on the serial console once the kernel runs it. */
 export const MARKER = "ASTRALBOOT-MARKER-OK";
@@ -40,12 +42,15 @@ const SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2
 
 // Applets by full path: /bin/sh is the only busybox link in the initramfs. Debian builds
 // efivarfs as a module; under Secure Boot the kernel is locked down and loads only signed
-// modules, which Debian's are. The variable is 4 bytes of attributes, then the value.
+// modules, which Debian's are. The variable is 4 bytes of attributes, then the value. The
+// ARM64 initramfs has no module (its kernel's modules are not in the netboot package).
 const INIT = `#!/bin/sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
-echo "astralboot lab: init running on $(/bin/busybox uname -r)"
-if [ -d /sys/firmware/efi ]; then
+echo "astralboot lab: init running on $(/bin/busybox uname -m) $(/bin/busybox uname -r)"
+if [ -d /sys/firmware/efi ] && [ ! -e /lib/efivarfs.ko ]; then
+  echo "secure boot: not checked (no efivarfs module)"
+elif [ -d /sys/firmware/efi ]; then
   /bin/busybox insmod /lib/efivarfs.ko
   /bin/busybox mount -t efivarfs efivarfs /sys/firmware/efi/efivars
   sb=$(/bin/busybox tail -c 1 ${SECURE_BOOT_VAR} | /bin/busybox od -An -tu1 | /bin/busybox tr -d ' ')
@@ -61,7 +66,7 @@ echo ${MARKER}
 `;
 
 // Bumped when the builder's output changes for the same inputs.
-const BUILDER_VERSION = 2;
+const BUILDER_VERSION = 3;
 
 /** iPXE's first stages from the host's `ipxe` package, by their place in the tree. */
 const IPXE_FILES: Record<string, string> = {
@@ -241,6 +246,8 @@ export interface FixtureInputs {
   /** The initramfs /init script. */
   init: string;
   osToml: string;
+  /** The ARM64 OS's os.toml, when it is built (the arm64 netboot package is in `packages`). */
+  arm64OsToml?: string;
 }
 
 /** The cache key of a fixture: SHA-256 (hex) over its inputs and the builder version. */
@@ -265,7 +272,16 @@ export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
       throw new Error(`fixture: ${src} is missing (install the ipxe package)`, { cause: err });
     }
   }
-  const key = await fixtureKey({ packages, ipxe, init: INIT, osToml: OS_TOML });
+  const arm64Installed = await arm64Version();
+  const arm64 = arm64Installed ? `${ARM64_PACKAGE}=${arm64Installed}` : null;
+  if (arm64) packages.push(arm64);
+  const key = await fixtureKey({
+    packages,
+    ipxe,
+    init: INIT,
+    osToml: OS_TOML,
+    ...(arm64 ? { arm64OsToml: ARM64_OS_TOML } : {}),
+  });
   const tree = `${cache}/tree-${key.slice(0, 16)}`;
   if (await exists(`${tree}/manifest.json`)) return { tree, key, packages, built: false };
 
@@ -300,6 +316,7 @@ export async function buildFixture(options: FixtureOptions): Promise<Fixture> {
       const deb = await fetchDeb(`${cache}/debs`, pkg, versions[debs.indexOf(pkg)]!, logger);
       await extractMember(deb, member, `${work}/${dest}`);
     }
+    if (arm64) await addArm64(work, INIT);
     // dnsmasq and other stand-in servers drop root: everything must be world-readable.
     await run(["chmod", "-R", "a+rX", work]);
     await Deno.writeTextFile(

@@ -2,6 +2,13 @@ import assert from "node:assert/strict";
 import { buildFixture, type FixtureInputs, fixtureKey, MARKER, OS_TOML } from "./fixture.ts";
 import { run } from "./netns.ts";
 import { silentLogger } from "../log.ts";
+import {
+  ARM64_DIR,
+  ARM64_OS,
+  ARM64_OS_TOML,
+  ARM64_PACKAGE,
+  arm64Version,
+} from "./fixture_arm64.ts";
 
 Deno.test("fixtureKey changes with every input", async (t) => {
   const base: FixtureInputs = {
@@ -22,6 +29,7 @@ Deno.test("fixtureKey changes with every input", async (t) => {
     ["iPXE file", { ...base, ipxe: { "tftp/undionly.kpxe": "bb" } }],
     ["init script", { ...base, init: "#!/bin/sh\necho\n" }],
     ["os.toml", { ...base, osToml: OS_TOML + "# changed\n" }],
+    ["the ARM64 OS", { ...base, arm64OsToml: ARM64_OS_TOML }],
   ];
   for (const [name, inputs] of table) {
     await t.step(name, async () => assert.notEqual(await fixtureKey(inputs), baseKey));
@@ -123,4 +131,74 @@ Deno.test("buildFixture lays out a tree whose kernel and initramfs print the mar
       assert.match(res.stdout, /reboot: Power down/);
     },
   );
+
+  const arm64 = await arm64Version();
+  await t.step({
+    name: "ARM64 (the arm64 netboot package installed): shim, GRUB, kernel and initramfs",
+    ignore: arm64 === null,
+    fn: async () => {
+      assert.ok(first.packages.includes(`${ARM64_PACKAGE}=${arm64}`), first.packages.join());
+      assert.deepEqual(
+        await Deno.readFile(`${tree}/tftp/shimaa64.efi`),
+        await Deno.readFile(`${ARM64_DIR}/bootnetaa64.efi`),
+      );
+      assert.deepEqual(
+        await Deno.readFile(`${tree}/tftp/grubaa64.efi`),
+        await Deno.readFile(`${ARM64_DIR}/grubaa64.efi`),
+      );
+      assert.equal(await Deno.readTextFile(`${tree}/boot/${ARM64_OS}/os.toml`), ARM64_OS_TOML);
+      // An arm64 Image: "ARM\x64" at 0x38.
+      const head = (await Deno.readFile(`${tree}/boot/${ARM64_OS}/images/vmlinuz`))
+        .subarray(0x38, 0x3c);
+      assert.deepEqual([...head], [0x41, 0x52, 0x4d, 0x64]);
+      const list = await run([
+        "sh",
+        "-c",
+        'zcat "$1" | cpio -tv',
+        "sh",
+        `${tree}/boot/${ARM64_OS}/images/initrd.gz`,
+      ]);
+      assert.match(list.stdout, /^-rwxr-xr-x.*\bbin\/busybox$/m);
+      assert.match(list.stdout, /\blib\/ld-linux-aarch64\.so\.1 -> aarch64-linux-gnu\//m);
+      assert.match(list.stdout, /\blib\/aarch64-linux-gnu\/libc\.so\.6$/m);
+      assert.match(list.stdout, /^crw-------.*\bdev\/console$/m);
+    },
+  });
+
+  await t.step({
+    name: "QEMU boots the ARM64 kernel + initrd directly (no firmware) to the marker",
+    ignore: arm64 === null,
+    fn: async () => {
+      const res = await run([
+        "qemu-system-aarch64",
+        "-M",
+        "virt",
+        "-cpu",
+        "max,pauth-impdef=on",
+        "-accel",
+        "tcg",
+        "-m",
+        "1024",
+        "-nic",
+        "none",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        `${tree}/boot/${ARM64_OS}/images/vmlinuz`,
+        "-initrd",
+        `${tree}/boot/${ARM64_OS}/images/initrd.gz`,
+        "-append",
+        "console=ttyAMA0 quiet",
+      ], { timeoutMs: 120_000 });
+      assert.ok(res.stdout.includes(MARKER), res.stdout.slice(-2000));
+      assert.match(res.stdout, /^astralboot lab: init running on aarch64 /m);
+      // Without UEFI there is no Secure Boot variable to read.
+      assert.match(res.stdout, /^secure boot: not an EFI boot\r?$/m);
+    },
+  });
 });

@@ -12,7 +12,7 @@
 
 import { Netns, run } from "./netns.ts";
 import type { Logger } from "../log.ts";
-import { MARKER } from "./fixture.ts";
+import { FIXTURE_OS, MARKER } from "./fixture.ts";
 import {
   astralbootServer,
   type LabContext,
@@ -23,7 +23,13 @@ import {
 } from "./servers.ts";
 import { SerialScreen } from "./screen.ts";
 import { type DhcpPeer, startDhcpPeer } from "./dhcp_peer.ts";
-import { parseTsharkFields, type Stage, stagesFromPackets, TSHARK_FIELDS } from "./stages.ts";
+import {
+  type Packet,
+  parseTsharkFields,
+  type Stage,
+  stagesFromPackets,
+  TSHARK_FIELDS,
+} from "./stages.ts";
 import { type Firmware, firmwareSpec, type Nic } from "./firmware.ts";
 
 export type { Firmware, Nic } from "./firmware.ts";
@@ -66,10 +72,16 @@ export interface LabOptions {
   prefix?: string;
   /** The VM's MAC; default a random one. Two runs with one MAC are one machine to a server. */
   mac?: string;
-  /** VM memory in MiB; default 512 (the Debian installer wants 1024). */
+  /** VM memory in MiB; default the firmware's (512 for x86; the Debian installer wants 1024). */
   memoryMb?: number;
   /** More QEMU arguments, e.g. a disk (`-drive file=…,format=raw,if=ide`). */
   qemuExtra?: string[];
+  /**
+   * The NIC's place in the firmware's boot order (QEMU `bootindex`). UEFI with a bootable disk
+   * needs it: with no order given OVMF may boot the disk first; with the NIC at 0 and the disk
+   * at 1, the disk is what OVMF tries when the network boot returns.
+   */
+  nicBootIndex?: number;
   /** A server output line matching this also counts as the marker (what the server saw). */
   serverMarker?: RegExp;
 }
@@ -89,6 +101,8 @@ export interface LabResult {
   peerLog?: string[];
   /** Why it failed, one line; absent when ok. */
   error?: string;
+  /** TFTP packets in the capture (either way): 0 proves a boot without TFTP. */
+  tftpPackets: number;
 }
 
 const BRIDGE = "br0";
@@ -110,15 +124,18 @@ export function qemuArgs(
     name?: string;
     varsFile?: string;
     sga?: boolean;
+    memoryMb?: number;
+    nicBootIndex?: number;
   },
 ): string[] {
+  const spec = firmwareSpec(options.firmware);
   const device = [options.nic, "netdev=n0", `mac=${options.mac}`];
   const args = [
-    "qemu-system-x86_64",
+    spec.qemu ?? "qemu-system-x86_64",
     "-accel",
     "tcg",
     "-m",
-    "512",
+    String(options.memoryMb ?? spec.memoryMb ?? 512),
     "-display",
     "none",
     "-monitor",
@@ -133,15 +150,16 @@ export function qemuArgs(
   ];
   // The namespace name as the VM name, so `pgrep -f` finds a VM that outlived its lab.
   if (options.name) args.push("-name", options.name);
-  const spec = firmwareSpec(options.firmware);
   if (!spec.nics.includes(options.nic)) {
     throw new Error(`qemuArgs: ${options.firmware} boots from ${spec.nics.join(" or ")} only`);
   }
   if (spec.machine) args.push("-machine", spec.machine);
+  if (spec.cpu) args.push("-cpu", spec.cpu);
   if (!spec.nicRom(options.nic)) device.push("romfile=");
+  if (options.nicBootIndex !== undefined) device.push(`bootindex=${options.nicBootIndex}`);
   args.push("-device", device.join(","));
   if (spec.pflash) {
-    if (!options.varsFile) throw new Error("qemuArgs: UEFI needs a writable OVMF_VARS copy");
+    if (!options.varsFile) throw new Error("qemuArgs: UEFI needs a writable copy of its vars");
     args.push(
       "-drive",
       `if=pflash,format=raw,readonly=on,file=${spec.pflash.code}`,
@@ -154,6 +172,11 @@ export function qemuArgs(
   }
   args.push(...(spec.qemuExtra ?? []));
   return args;
+}
+
+/** TFTP packets among `packets`: requests to port 69 and whatever tshark decoded as TFTP. */
+export function countTftp(packets: readonly Packet[]): number {
+  return packets.filter((p) => p.tftp !== undefined || p.udp?.dst === 69).length;
 }
 
 function randomMac(): string {
@@ -311,6 +334,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
   let markerAt: number | undefined;
   let error: string | undefined;
   let stages: Stage[] = [];
+  let tftpPackets = 0;
   const pcap = () => `${workDir}/lab.pcap`;
 
   try {
@@ -318,7 +342,8 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     workDir = await Deno.makeTempDir({ prefix: "abl-lab-" });
     ns = await Netns.create(options.prefix ?? "abl");
     const dhcp = options.dhcp ?? "server";
-    const secureBoot = options.secureBoot ?? firmwareSpec(options.firmware).secureBoot ?? false;
+    const spec = firmwareSpec(options.firmware);
+    const secureBoot = options.secureBoot ?? spec.secureBoot ?? false;
     logger.info("lab", "namespace ready", {
       ns: ns.name,
       workDir,
@@ -335,7 +360,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
         range: PEER_RANGE,
         netmask: NETMASK,
         // GRUB reads from the address server's next-server only (lab/dhcp_peer.ts).
-        nextServer: secureBoot ? SERVER_IP : undefined,
+        nextServer: secureBoot || spec.grub ? SERVER_IP : undefined,
         workDir,
         prefix: options.prefix ?? "abl",
         logger,
@@ -353,6 +378,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       logger,
       secureBoot,
       dhcp,
+      os: spec.os ?? FIXTURE_OS,
     };
     server = await labServer.start(ctx);
     serverLog = server.lines;
@@ -360,9 +386,9 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     capture = await startCapture(ns, pcap());
 
     let varsFile: string | undefined;
-    const pflash = firmwareSpec(options.firmware).pflash;
+    const pflash = spec.pflash;
     if (pflash) {
-      varsFile = `${workDir}/OVMF_VARS.fd`;
+      varsFile = `${workDir}/vars.fd`;
       await Deno.copyFile(pflash.vars, varsFile);
     }
     const argv = qemuArgs({
@@ -371,7 +397,6 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       mac: options.mac ?? randomMac(),
       varsFile,
     });
-    if (options.memoryMb) argv[argv.indexOf("-m") + 1] = String(options.memoryMb);
     argv.push(...(options.qemuExtra ?? []));
     logger.debug("lab", "starting VM", { argv: argv.join(" ") });
     startedAt = Date.now();
@@ -392,6 +417,12 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     serialDone = (async () => {
       for await (const text of qemu!.stdout.pipeThrough(new TextDecoderStream())) {
         screen.write(text);
+        // A row drawn by cursor moves is a line only once it leaves the screen; the marker
+        // counts as soon as it shows.
+        if (markerAt === undefined && screen.shows(marker)) {
+          markerAt = Date.now();
+          sawMarker();
+        }
       }
       screen.end();
     })();
@@ -454,6 +485,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       try {
         const packets = parseTsharkFields(await readCapture(pcap(), labServer.httpPort));
         stages = stagesFromPackets(packets, { startedAt, ...images, markerAt });
+        tftpPackets = countTftp(packets);
         if (options.captureFile) await Deno.copyFile(pcap(), options.captureFile);
       } catch (err) {
         logger.warn("lab", "cannot read the packet capture", { error: err });
@@ -471,6 +503,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     serial: serialLines.join("\n"),
     serverLog,
     ...(peer ? { peerLog: peer.lines } : {}),
+    tftpPackets,
   };
   if (!result.ok) result.error = error ?? "marker not seen";
   return result;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { qemuArgs, sweepStale } from "./lab.ts";
+import { countTftp, qemuArgs, sweepStale } from "./lab.ts";
 import { Netns, run } from "./netns.ts";
 import { memoryLogger } from "../log.ts";
 import { labConfig, standInGrubConfig, standInScript } from "./servers.ts";
@@ -25,6 +25,29 @@ Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async 
         "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.ms.fd",
       ],
     },
+    // HTTP boot: OVMF's PXE clients turned off through fw_cfg, its own HTTP client on virtio.
+    {
+      firmware: "uefi-http",
+      nic: "virtio-net-pci",
+      has: [
+        "virtio-net-pci,netdev=n0,mac=m,romfile=",
+        "name=opt/org.tianocore/IPv4PXESupport,string=n",
+        "name=opt/org.tianocore/IPv6PXESupport,string=n",
+      ],
+    },
+    // ARM64: another QEMU, the virt machine, AAVMF, 1 GiB.
+    {
+      firmware: "arm64",
+      nic: "virtio-net-pci",
+      has: [
+        "qemu-system-aarch64",
+        "virt",
+        "max,pauth-impdef=on",
+        "1024",
+        "virtio-net-pci,netdev=n0,mac=m,romfile=",
+        "if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd",
+      ],
+    },
   ] as const;
   for (const row of table) {
     await t.step(`${row.firmware} ${row.nic}`, () => {
@@ -39,15 +62,34 @@ Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async 
       assert.equal(pflash.length, row.firmware === "bios" ? 0 : 2);
       if (row.firmware !== "bios") assert.ok(pflash[1]!.endsWith("file=/v.fd"));
       assert.equal(args.includes("sga"), row.firmware === "bios");
+      assert.equal(
+        args[0],
+        row.firmware === "arm64" ? "qemu-system-aarch64" : "qemu-system-x86_64",
+      );
+      if (row.firmware !== "arm64") assert.equal(args[args.indexOf("-m") + 1], "512");
     });
   }
+  await t.step("the NIC's place in the boot order", () => {
+    const args = qemuArgs({
+      firmware: "uefi",
+      nic: "e1000",
+      mac: "m",
+      varsFile: "/v",
+      nicBootIndex: 0,
+    });
+    assert.ok(args.includes("e1000,netdev=n0,mac=m,bootindex=0"), args.join(" "));
+  });
+  await t.step("memory given by the caller wins", () => {
+    const args = qemuArgs({ firmware: "bios", nic: "e1000", mac: "m", memoryMb: 1024 });
+    assert.equal(args[args.indexOf("-m") + 1], "1024");
+  });
   await t.step("BIOS without sga", () => {
     const args = qemuArgs({ firmware: "bios", nic: "e1000", mac: "m", sga: false });
     assert.ok(!args.includes("sga"));
     assert.ok(args.includes("e1000,netdev=n0,mac=m"));
   });
   await t.step("UEFI without a writable vars file is refused", () => {
-    assert.throws(() => qemuArgs({ firmware: "uefi", nic: "e1000", mac: "m" }), /OVMF_VARS/);
+    assert.throws(() => qemuArgs({ firmware: "uefi", nic: "e1000", mac: "m" }), /copy of its vars/);
   });
   await t.step("a card the firmware cannot boot from is refused", () => {
     assert.throws(
@@ -55,6 +97,27 @@ Deno.test("qemuArgs picks firmware, NIC ROM and console per combination", async 
       /uefi-secure boots from virtio-net-pci only/,
     );
   });
+});
+
+Deno.test("countTftp counts requests to port 69 and the transfers tshark decoded", () => {
+  const at = (udp: { src: number; dst: number }, tftp?: { opcode: number }) => ({
+    time: 1,
+    src: "a",
+    dst: "b",
+    udp,
+    ...(tftp ? { tftp } : {}),
+  });
+  assert.equal(
+    countTftp([
+      at({ src: 68, dst: 67 }),
+      at({ src: 1001, dst: 69 }),
+      at({ src: 5000, dst: 1001 }, { opcode: 3 }),
+      at({ src: 1001, dst: 5000 }, { opcode: 4 }),
+      { time: 2, src: "a", dst: "b" },
+    ]),
+    3,
+  );
+  assert.equal(countTftp([at({ src: 68, dst: 67 })]), 0);
 });
 
 Deno.test("labConfig is a config.toml Astral Boot accepts for the lab bridge", async (t) => {

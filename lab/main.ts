@@ -7,7 +7,7 @@
 
 import type { Logger } from "../log.ts";
 import { buildFixture } from "./fixture.ts";
-import { type LabResult, runLab } from "./lab.ts";
+import { runLab } from "./lab.ts";
 import {
   FIRMWARE,
   type Firmware,
@@ -18,6 +18,7 @@ import {
 } from "./firmware.ts";
 import { astralbootServer, dnsmasqServer, type LabDhcp, type LabServer } from "./servers.ts";
 import { formatStages } from "./stages.ts";
+import { formatSummary, type SummaryRow } from "./summary.ts";
 
 const FIRMWARE_HELP = FIRMWARE_NAMES.map((name) =>
   `      ${name.padEnd(12)} ${FIRMWARE[name].summary}`
@@ -27,16 +28,19 @@ const FIRMWARE_HELP = FIRMWARE_NAMES.map((name) =>
 export const LAB_HELP = `Usage: astralboot lab [options]
 
 PXE-boots a QEMU VM from Astral Boot inside a throwaway network namespace (needs root,
-qemu-system-x86, ovmf, ipxe, tcpdump, tshark; dnsmasq for --dhcp proxy) and prints the serial
+qemu-system-x86, ovmf, ipxe, tcpdump, tshark; dnsmasq for --dhcp proxy; qemu-system-arm,
+qemu-efi-aarch64 and debian-installer-12-netboot-arm64 for arm64) and prints the serial
 console and stage timings. The boot tree is built from Debian packages (apt-get download).
 
 Options:
   --firmware NAME            VM firmware (default bios):
 ${FIRMWARE_HELP}
-  --nic virtio|e1000         network card (default virtio; uefi-secure: virtio only)
+  --nic virtio|e1000         network card (default virtio; e1000: bios and uefi only)
   --dhcp server|proxy        who hands out addresses: Astral Boot (default), or a dnsmasq
                              peer on the link while Astral Boot runs in proxy mode
-  --all                      every firmware with every card it boots from, one after the other
+  --all                      the matrix, one boot after the other, then a summary table:
+                             every firmware × every card it boots from × server and proxy;
+                             --firmware, --nic or --dhcp pin that part of it
   --timeout S                give up after S seconds per boot (default 150)
   --server astralboot|dnsmasq  boot server (default astralboot; dnsmasq is the peer stand-in)
   --pcap FILE                keep the packet capture of the (last) boot in FILE
@@ -44,10 +48,16 @@ ${FIRMWARE_HELP}
   --no-sga                   BIOS: no iPXE text on serial, and no ~8 s of menu drawing through it
 `;
 
+/** One boot of the lab. */
+export interface LabRun {
+  firmware: Firmware;
+  nic: Nic;
+  dhcp: LabDhcp;
+}
+
 /** What `astralboot lab` was asked to do. */
 export interface LabArgs {
-  runs: { firmware: Firmware; nic: Nic }[];
-  dhcp: LabDhcp;
+  runs: LabRun[];
   timeoutMs: number;
   server: "astralboot" | "dnsmasq";
   pcap?: string;
@@ -70,12 +80,12 @@ const NICS: Record<string, Nic> = {
 
 /** Parses the flags after `astralboot lab`. Throws {@linkcode LabUsageError}. */
 export function parseLabArgs(args: string[]): LabArgs {
-  let firmware: Firmware = "bios";
+  let firmware: Firmware | undefined;
   let nic: Nic | undefined;
+  let dhcp: LabDhcp | undefined;
   let all = false;
   const out: LabArgs = {
     runs: [],
-    dhcp: "server",
     timeoutMs: 150_000,
     server: "astralboot",
     quiet: false,
@@ -107,7 +117,7 @@ export function parseLabArgs(args: string[]): LabArgs {
         if (v !== "server" && v !== "proxy") {
           throw new LabUsageError(`--dhcp must be server or proxy, got ${JSON.stringify(v)}`);
         }
-        out.dhcp = v;
+        dhcp = v;
         break;
       }
       case "--nic": {
@@ -154,30 +164,60 @@ export function parseLabArgs(args: string[]): LabArgs {
         throw new LabUsageError(`unknown option ${JSON.stringify(arg)}; see astralboot lab --help`);
     }
   }
-  const nics = firmwareSpec(firmware).nics;
-  if (nic !== undefined && !all && !nics.includes(nic)) {
-    throw new LabUsageError(`--firmware ${firmware} boots from ${nics.join(" or ")} only`);
-  }
-  if (out.dhcp === "proxy" && out.server === "dnsmasq") {
+  if (dhcp === "proxy" && out.server === "dnsmasq") {
     throw new LabUsageError("--dhcp proxy needs --server astralboot (dnsmasq is the peer then)");
   }
-  out.runs = all
-    ? FIRMWARE_NAMES.flatMap((f) => firmwareSpec(f).nics.map((n) => ({ firmware: f, nic: n })))
-    : [{ firmware, nic: nic ?? nics[0]! }];
+  out.runs = all ? matrix(firmware, nic, dhcp, out.server) : [one(firmware ?? "bios", nic, dhcp)];
   return out;
 }
 
-/** Tools the lab cannot run without, and the Debian package that has each. */
+/** The one boot of a command line without --all: the firmware's defaults where not given. */
+function one(firmware: Firmware, nic: Nic | undefined, dhcp: LabDhcp | undefined): LabRun {
+  const spec = firmwareSpec(firmware);
+  if (nic !== undefined && !spec.nics.includes(nic)) {
+    throw new LabUsageError(`--firmware ${firmware} boots from ${spec.nics.join(" or ")} only`);
+  }
+  if (dhcp !== undefined && !spec.dhcp.includes(dhcp)) {
+    throw new LabUsageError(`--firmware ${firmware} boots with --dhcp ${spec.dhcp.join(" or ")}`);
+  }
+  return { firmware, nic: nic ?? spec.nics[0]!, dhcp: dhcp ?? spec.dhcp[0]! };
+}
+
+/** The rows of --all: what is not pinned by a flag takes every value the firmware supports. */
+function matrix(
+  firmware: Firmware | undefined,
+  nic: Nic | undefined,
+  dhcp: LabDhcp | undefined,
+  server: LabArgs["server"],
+): LabRun[] {
+  const runs: LabRun[] = [];
+  for (const f of firmware ? [firmware] : FIRMWARE_NAMES) {
+    const spec = firmwareSpec(f);
+    // The dnsmasq stand-in hands out addresses itself: no proxy rows beside it.
+    const modes = spec.dhcp.filter((m) =>
+      (dhcp === undefined || m === dhcp) && (server === "astralboot" || m === "server")
+    );
+    for (const n of spec.nics.filter((n) => nic === undefined || n === nic)) {
+      for (const m of modes) runs.push({ firmware: f, nic: n, dhcp: m });
+    }
+  }
+  if (runs.length === 0) {
+    throw new LabUsageError("--all: no firmware boots with that --firmware, --nic and --dhcp");
+  }
+  return runs;
+}
+
+/** Tools and Debian packages the runs cannot do without, each named with its package. */
 async function missingTools(args: LabArgs): Promise<string[]> {
   const tools: [string, string][] = [
-    ["qemu-system-x86_64", "qemu-system-x86"],
     ["tcpdump", "tcpdump"],
     ["tshark", "tshark"],
     ["ip", "iproute2"],
     ["apt-get", "apt"],
+    ["dpkg-query", "dpkg"],
   ];
   if (args.server === "dnsmasq") tools.push(["dnsmasq", "dnsmasq"], ["python3", "python3"]);
-  if (args.dhcp === "proxy") tools.push(["dnsmasq", "dnsmasq"]);
+  if (args.runs.some((r) => r.dhcp === "proxy")) tools.push(["dnsmasq", "dnsmasq"]);
   const missing: string[] = [];
   for (const [tool, pkg] of tools) {
     const found = await new Deno.Command("sh", {
@@ -186,6 +226,17 @@ async function missingTools(args: LabArgs): Promise<string[]> {
       stderr: "null",
     }).output();
     if (!found.success) missing.push(`${tool} (package ${pkg})`);
+  }
+  if (missing.length > 0) return missing;
+  const packages = new Set(args.runs.flatMap((r) => firmwareSpec(r.firmware).packages));
+  for (const pkg of packages) {
+    const status = await new Deno.Command("dpkg-query", {
+      args: ["-W", "-f", "${Status}", pkg],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const text = new TextDecoder().decode(status.stdout);
+    if (!text.endsWith("install ok installed")) missing.push(`package ${pkg}`);
   }
   return missing;
 }
@@ -222,13 +273,13 @@ export async function labCommand(
   const fixture = await buildFixture({ logger });
   logger.info("lab", "fixture tree", { tree: fixture.tree, built: fixture.built });
   const server: LabServer = parsed.server === "dnsmasq" ? dnsmasqServer() : astralbootServer();
-  const results: { run: LabArgs["runs"][number]; result: LabResult }[] = [];
+  const results: SummaryRow[] = [];
   for (const run of parsed.runs) {
-    const dhcp = parsed.dhcp === "proxy" ? " (proxy beside a dnsmasq peer)" : "";
+    const dhcp = run.dhcp === "proxy" ? " (proxy beside a dnsmasq peer)" : "";
     write(`\n== ${run.firmware} + ${run.nic} from ${server.name}${dhcp} ==\n`);
+    const started = Date.now();
     const result = await runLab({
       ...run,
-      dhcp: parsed.dhcp,
       tree: fixture.tree,
       server,
       timeoutMs: parsed.timeoutMs,
@@ -237,8 +288,13 @@ export async function labCommand(
       sga: parsed.sga,
       onSerialLine: parsed.quiet ? undefined : (line) => write(`  | ${line}\n`),
     });
-    results.push({ run, result });
-    write(`\n${result.ok ? "OK" : `FAILED: ${result.error}`}\n${formatStages(result.stages)}\n`);
+    results.push({ run, result, runMs: Date.now() - started });
+    const tftp = `TFTP packets: ${result.tftpPackets}`;
+    write(
+      `\n${result.ok ? "OK" : `FAILED: ${result.error}`}\n${
+        formatStages(result.stages)
+      }\n${tftp}\n`,
+    );
     if (!result.ok) {
       const tail = (lines: string[]) => lines.slice(-30).map((l) => `  | ${l}\n`).join("");
       if (parsed.quiet) write(`last serial lines:\n${tail(result.serial.split("\n"))}`);
@@ -247,17 +303,6 @@ export async function labCommand(
     }
     if (result.error === "interrupted") break;
   }
-  if (results.length > 1) {
-    write("\nsummary:\n");
-    for (const { run, result } of results) {
-      const marker = result.stages.find((s) => s.name === "marker");
-      const at = marker ? `${(marker.ms / 1000).toFixed(1)} s` : "-";
-      write(
-        `  ${run.firmware.padEnd(11)} ${run.nic.padEnd(14)} ${
-          result.ok ? "ok    " : "FAILED"
-        } ${at}\n`,
-      );
-    }
-  }
+  if (results.length > 1) write(`\nsummary:\n${formatSummary(results)}\n`);
   return results.every((r) => r.result.ok) && results.length === parsed.runs.length ? 0 : 1;
 }

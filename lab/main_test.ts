@@ -2,16 +2,22 @@ import assert from "node:assert/strict";
 import { type LabArgs, labCommand, LabUsageError, parseLabArgs } from "./main.ts";
 import { silentLogger } from "../log.ts";
 
+const server = "server" as const, proxy = "proxy" as const;
+const virtio = "virtio-net-pci" as const, e1000 = "e1000" as const;
+
 Deno.test("parseLabArgs reads the lab flags", async (t) => {
   const table: { args: string[]; want: Partial<LabArgs> }[] = [
-    { args: [], want: { runs: [{ firmware: "bios", nic: "virtio-net-pci" }], timeoutMs: 150_000 } },
+    {
+      args: [],
+      want: { runs: [{ firmware: "bios", nic: virtio, dhcp: server }], timeoutMs: 150_000 },
+    },
     {
       args: ["--firmware", "uefi", "--nic", "e1000"],
-      want: { runs: [{ firmware: "uefi", nic: "e1000" }] },
+      want: { runs: [{ firmware: "uefi", nic: e1000, dhcp: server }] },
     },
     {
       args: ["--nic=virtio-net-pci"],
-      want: { runs: [{ firmware: "bios", nic: "virtio-net-pci" }] },
+      want: { runs: [{ firmware: "bios", nic: virtio, dhcp: server }] },
     },
     { args: ["--timeout", "90"], want: { timeoutMs: 90_000 } },
     { args: ["--server", "dnsmasq", "--quiet"], want: { server: "dnsmasq", quiet: true } },
@@ -21,21 +27,67 @@ Deno.test("parseLabArgs reads the lab flags", async (t) => {
     // A firmware's first card is its default: uefi-secure boots from virtio only.
     {
       args: ["--firmware", "uefi-secure"],
-      want: { runs: [{ firmware: "uefi-secure", nic: "virtio-net-pci" }], dhcp: "server" },
+      want: { runs: [{ firmware: "uefi-secure", nic: virtio, dhcp: server }] },
     },
     {
       args: ["--firmware=uefi", "--dhcp=proxy"],
-      want: { runs: [{ firmware: "uefi", nic: "virtio-net-pci" }], dhcp: "proxy" },
+      want: { runs: [{ firmware: "uefi", nic: virtio, dhcp: proxy }] },
+    },
+    {
+      args: ["--firmware", "arm64"],
+      want: { runs: [{ firmware: "arm64", nic: virtio, dhcp: server }] },
+    },
+    {
+      args: ["--firmware", "uefi-http", "--dhcp", "proxy"],
+      want: { runs: [{ firmware: "uefi-http", nic: virtio, dhcp: proxy }] },
     },
     {
       args: ["--all"],
       want: {
         runs: [
-          { firmware: "bios", nic: "virtio-net-pci" },
-          { firmware: "bios", nic: "e1000" },
-          { firmware: "uefi", nic: "virtio-net-pci" },
-          { firmware: "uefi", nic: "e1000" },
-          { firmware: "uefi-secure", nic: "virtio-net-pci" },
+          { firmware: "bios", nic: virtio, dhcp: server },
+          { firmware: "bios", nic: virtio, dhcp: proxy },
+          { firmware: "bios", nic: e1000, dhcp: server },
+          { firmware: "bios", nic: e1000, dhcp: proxy },
+          { firmware: "uefi", nic: virtio, dhcp: server },
+          { firmware: "uefi", nic: virtio, dhcp: proxy },
+          { firmware: "uefi", nic: e1000, dhcp: server },
+          { firmware: "uefi", nic: e1000, dhcp: proxy },
+          { firmware: "uefi-secure", nic: virtio, dhcp: server },
+          { firmware: "uefi-secure", nic: virtio, dhcp: proxy },
+          { firmware: "uefi-http", nic: virtio, dhcp: server },
+          { firmware: "uefi-http", nic: virtio, dhcp: proxy },
+          { firmware: "arm64", nic: virtio, dhcp: server },
+          { firmware: "arm64", nic: virtio, dhcp: proxy },
+        ],
+      },
+    },
+    // A flag pins its part of the matrix.
+    {
+      args: ["--all", "--nic", "e1000", "--dhcp", "server"],
+      want: {
+        runs: [
+          { firmware: "bios", nic: e1000, dhcp: server },
+          { firmware: "uefi", nic: e1000, dhcp: server },
+        ],
+      },
+    },
+    {
+      args: ["--all", "--firmware", "arm64"],
+      want: {
+        runs: [
+          { firmware: "arm64", nic: virtio, dhcp: server },
+          { firmware: "arm64", nic: virtio, dhcp: proxy },
+        ],
+      },
+    },
+    // The dnsmasq stand-in hands out addresses itself: no proxy rows.
+    {
+      args: ["--all", "--server", "dnsmasq", "--firmware", "uefi"],
+      want: {
+        runs: [
+          { firmware: "uefi", nic: virtio, dhcp: server },
+          { firmware: "uefi", nic: e1000, dhcp: server },
         ],
       },
     },
@@ -54,11 +106,19 @@ Deno.test("parseLabArgs names the flag that is wrong", async (t) => {
   const table: { args: string[]; message: RegExp }[] = [
     {
       args: ["--firmware", "coreboot"],
-      message: /--firmware must be bios, uefi, uefi-secure; got "coreboot"/,
+      message: /--firmware must be bios, uefi, uefi-secure, uefi-http, arm64; got "coreboot"/,
     },
     {
       args: ["--firmware", "uefi-secure", "--nic", "e1000"],
       message: /--firmware uefi-secure boots from virtio-net-pci only/,
+    },
+    {
+      args: ["--firmware", "arm64", "--nic", "e1000"],
+      message: /--firmware arm64 boots from virtio-net-pci only/,
+    },
+    {
+      args: ["--all", "--firmware", "arm64", "--nic", "e1000"],
+      message: /--all: no firmware boots with that/,
     },
     { args: ["--dhcp", "relay"], message: /--dhcp must be server or proxy/ },
     {

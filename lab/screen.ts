@@ -62,6 +62,15 @@ export class SerialScreen {
     }
   }
 
+  /**
+   * Whether `text` is on the screen now, handed out or not: a row drawn by cursor moves (sga's
+   * mirror of a boot sector's output) is handed out only when it leaves the screen, and a
+   * marker printed last and then halted at must still count the moment it shows.
+   */
+  shows(text: string): boolean {
+    return this.#rows.some((row) => row.join("").includes(text));
+  }
+
   /** Hands out every row not handed out yet; call when the port closes. */
   end(): void {
     this.#flush(0, ROWS);

@@ -68,3 +68,22 @@ Deno.test("real consoles read like the screen: BIOS through sga, UEFI with iPXE'
     });
   }
 });
+
+Deno.test("shows: text on the screen counts before its row is handed out", async (t) => {
+  const cases: [string, string[], string, boolean][] = [
+    // sga draws each character after a cursor move; the row is handed out only when it leaves.
+    ["a row drawn by moves", ["\x1b[3;1HA\x1b[3;2HB\x1b[3;3HC\r\n"], "ABC", true],
+    ["a line already handed out", ["ABC\r\n"], "ABC", true],
+    ["text not drawn yet", ["\x1b[3;1HA\x1b[3;2HB"], "ABC", false],
+    ["text cleared off the screen", ["ABC\x1b[2J"], "ABC", false],
+  ];
+  for (const [name, chunks, text, want] of cases) {
+    await t.step(name, () => {
+      const lines: string[] = [];
+      const s = new SerialScreen((l) => lines.push(l));
+      for (const c of chunks) s.write(c);
+      assert.equal(s.shows(text), want);
+      if (name === "a row drawn by moves") assert.deepEqual(lines, []);
+    });
+  }
+});

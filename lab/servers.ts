@@ -32,6 +32,8 @@ export interface LabContext {
   secureBoot: boolean;
   /** "proxy": a peer hands out addresses; the server gives boot information only. */
   dhcp: LabDhcp;
+  /** The fixture OS this VM boots (its kernel fits the VM's architecture). */
+  os: string;
 }
 
 /** A server that is running; `lines` fills with its stdout/stderr as they arrive. */
@@ -169,37 +171,38 @@ export function dnsmasqDhcp(o: {
 /**
  * dnsmasq (DHCP + TFTP) with python's http.server for the iPXE stage: the stand-in used
  * while developing the harness and as a peer to compare Astral Boot with. With Secure Boot
- * (`ctx.secureBoot`) it hands out shim, and GRUB reads a grub.cfg over TFTP.
+ * (`ctx.secureBoot`) it hands x86-64 UEFI shim, and ARM64 UEFI always gets shim; GRUB then
+ * reads a grub.cfg over TFTP.
  */
 export function dnsmasqServer(options: { os?: string; httpPort?: number } = {}): LabServer {
-  const os = options.os ?? "tiny";
   const httpPort = options.httpPort ?? 8080;
   return {
     name: "dnsmasq",
     httpPort,
     async start(ctx) {
+      const os = options.os ?? ctx.os;
       const www = `${ctx.workDir}/www`;
       await Deno.mkdir(`${www}/image`, { recursive: true });
       await Deno.symlink(`${ctx.tree}/boot/${os}/images`, `${www}/image/${os}`);
       const osToml = await Deno.readTextFile(`${ctx.tree}/boot/${os}/os.toml`);
       const base = `http://${ctx.serverIp}:${httpPort}`;
       await Deno.writeTextFile(`${www}/boot.ipxe`, standInScript(osToml, os, base));
-      // Secure Boot: shim fetches grubx64.efi from the TFTP root and GRUB its grub.cfg from
-      // /grub, so the stand-in gets a root of its own, pointing into the tree.
-      const secure = ctx.secureBoot;
-      const tftpRoot = secure ? `${ctx.workDir}/tftp-root` : ctx.tree;
-      if (secure) {
-        await Deno.mkdir(`${tftpRoot}/grub`, { recursive: true });
-        await Deno.mkdir(`${tftpRoot}/image`);
-        for (const file of ["shimx64.efi", "grubx64.efi"]) {
-          await Deno.symlink(`${ctx.tree}/tftp/${file}`, `${tftpRoot}/${file}`);
-        }
-        await Deno.symlink(`${ctx.tree}/boot/${os}/images`, `${tftpRoot}/image/${os}`);
+      // Shim fetches grub{x64,aa64}.efi from the TFTP root and GRUB its grub.cfg from its
+      // prefix, so the stand-in gets a root of its own, pointing into the tree.
+      const tftpRoot = `${ctx.workDir}/tftp-root`;
+      await Deno.mkdir(`${tftpRoot}/image`, { recursive: true });
+      await Deno.symlink(`${ctx.tree}/tftp`, `${tftpRoot}/tftp`);
+      await Deno.symlink(`${ctx.tree}/boot/${os}/images`, `${tftpRoot}/image/${os}`);
+      for (const file of ["shimx64.efi", "grubx64.efi", "shimaa64.efi", "grubaa64.efi"]) {
+        await Deno.symlink(`${ctx.tree}/tftp/${file}`, `${tftpRoot}/${file}`);
+      }
+      for (const prefix of ["grub", "debian-installer/arm64/grub"]) {
+        await Deno.mkdir(`${tftpRoot}/${prefix}`, { recursive: true });
         await Deno.writeTextFile(
-          `${tftpRoot}/grub/grub.cfg`,
+          `${tftpRoot}/${prefix}/grub.cfg`,
           standInGrubConfig(osToml, os, ctx.serverIp),
         );
-        await Deno.chmod(`${tftpRoot}/grub/grub.cfg`, 0o644);
+        await Deno.chmod(`${tftpRoot}/${prefix}/grub.cfg`, 0o644);
       }
       const dnsmasq = [
         ...dnsmasqDhcp({ ...ctx, files: `${ctx.workDir}/dnsmasq` }),
@@ -210,9 +213,11 @@ export function dnsmasqServer(options: { os?: string; httpPort?: number } = {}):
         "--dhcp-match=set:ipxe,175",
         "--dhcp-match=set:efi64,option:client-arch,7",
         "--dhcp-match=set:efi64,option:client-arch,9",
+        "--dhcp-match=set:arm64,option:client-arch,11",
         `--dhcp-boot=tag:ipxe,${base}/boot.ipxe`,
-        `--dhcp-boot=tag:!ipxe,tag:efi64,${secure ? "shimx64.efi" : "tftp/snponly.efi"}`,
-        "--dhcp-boot=tag:!ipxe,tag:!efi64,tftp/undionly.kpxe",
+        "--dhcp-boot=tag:!ipxe,tag:arm64,shimaa64.efi",
+        `--dhcp-boot=tag:!ipxe,tag:efi64,${ctx.secureBoot ? "shimx64.efi" : "tftp/snponly.efi"}`,
+        "--dhcp-boot=tag:!ipxe,tag:!efi64,tag:!arm64,tftp/undionly.kpxe",
       ];
       const http = [
         "python3",
@@ -242,7 +247,7 @@ export interface AstralbootServerOptions {
   bundle?: string;
   /** HTTP port; default 80. */
   httpPort?: number;
-  /** The OS the menu boots unattended; default "tiny". */
+  /** The OS the menu boots unattended; default the lab's (`LabContext.os`). */
   os?: string;
   /** Log level given to the server; default "info" (one line per exchange). */
   logLevel?: "debug" | "info";
@@ -323,11 +328,11 @@ export function labConfig(
 /** Astral Boot itself, `serve -c <lab config> -l <tree>`, JSON log lines on stdout. */
 export function astralbootServer(options: AstralbootServerOptions = {}): LabServer {
   const httpPort = options.httpPort ?? 80;
-  const os = options.os ?? "tiny";
   return {
     name: "astralboot",
     httpPort,
     async start(ctx) {
+      const os = options.os ?? ctx.os;
       await Deno.mkdir(`${ctx.workDir}/data`, { recursive: true });
       const config = `${ctx.workDir}/config.toml`;
       await Deno.writeTextFile(

@@ -20,6 +20,7 @@ export const STAGE_NAMES = [
   "dhcp-discover",
   "dhcp-offer",
   "first-stage-tftp",
+  "first-stage-http",
   "second-stage-tftp",
   "ipxe-dhcp",
   "boot-script",
@@ -36,6 +37,7 @@ export const STAGE_DESCRIPTIONS: Record<StageName, string> = {
   "dhcp-discover": "first DHCP discover",
   "dhcp-offer": "first DHCP offer",
   "first-stage-tftp": "first-stage TFTP done",
+  "first-stage-http": "first stage over HTTP (UEFI HTTP boot)",
   "second-stage-tftp": "second stage (GRUB) over TFTP",
   "ipxe-dhcp": "iPXE DHCP done (ACK)",
   "boot-script": "boot script / grub.cfg fetched",
@@ -245,8 +247,12 @@ export function stagesFromPackets(packets: Packet[], ctx: StageContext): Stage[]
   at["second-stage-tftp"] = tftp.find((f) =>
     f.file.endsWith(".efi") && basename(f.file) !== firstStage
   )?.done;
+  const http = httpFetches(packets);
+  // UEFI HTTP boot fetches its loader (an EFI image) by URL before iPXE runs.
+  const isLoader = (uri: string) => basename(uri).endsWith(".efi");
+  at["first-stage-http"] = http.find((f) => isLoader(f.uri))?.done;
   const fetches = [
-    ...httpFetches(packets),
+    ...http.filter((f) => !isLoader(f.uri)),
     ...tftp.map((f) => ({ uri: f.file, done: f.done, grub: basename(f.file) === "grub.cfg" })),
   ].sort((a, b) => a.done - b.done);
   at["kernel"] = fetches.find((f) => basename(f.uri) === ctx.kernel)?.done;

@@ -1,13 +1,15 @@
 /**
- * Installs in QEMU (BIOS, TCG) inside throwaway namespaces (prefix `abi`), served by Astral
- * Boot itself:
+ * Installs in QEMU (TCG) inside throwaway namespaces (prefix `abi`), served by Astral Boot
+ * itself:
  *
- * 1. Install once: a VM boots the install stand-in, which calls back; the same VM (same MAC,
- *    same disk) boots again and gets the local-disk script, which boots its disk's MBR.
+ * 1. Install once, on BIOS and on UEFI: a VM boots the install stand-in, which calls back; the
+ *    same VM (same MAC, same disk) boots again and gets the local-disk script, which boots its
+ *    disk: the MBR on BIOS (sanboot), `\EFI\BOOT\BOOTX64.EFI` on UEFI (exit to the firmware).
  * 2. The real Debian installer (from debian-installer-12-netboot-amd64) boots, fetches the
  *    preseed rendered for its machine, and its early_command reports what debconf holds.
  *
- * Needs root, qemu-system-x86, ipxe, tcpdump, tshark and the Debian package above.
+ * Needs root, qemu-system-x86, ovmf, ipxe, tcpdump, tshark, the Debian package above, and for
+ * the UEFI disk grub-efi-amd64-bin, dosfstools and mtools.
  */
 import assert from "node:assert/strict";
 import { openDatabase } from "../state/db.ts";
@@ -15,12 +17,14 @@ import { MachineRegistry } from "../state/machines.ts";
 import { BootHistory } from "../state/history.ts";
 import { mustParseMac } from "../net/mac.ts";
 import { createLogger } from "../log.ts";
-import { buildFixture } from "../lab/fixture.ts";
+import { buildFixture, type Fixture } from "../lab/fixture.ts";
+import type { Firmware, Nic } from "../lab/firmware.ts";
 import {
   bootSector,
   buildInstallerTree,
   CALLBACK_MARKER,
   DISK_MARKER,
+  efiDisk,
   installerServer,
   type LabMachine,
   parseLogLine,
@@ -55,107 +59,174 @@ function report(name: string, result: LabResult): void {
   if (!result.ok) console.error(result.serial.split("\n").slice(-40).join("\n"));
 }
 
+/** One firmware of the install-once lab: its VM, and the disk the install leaves behind. */
+interface InstallRow {
+  firmware: Firmware;
+  mac: string;
+  /** Writes the "installed" disk into `dir`; returns its file. */
+  disk: (dir: string) => Promise<string>;
+  /** QEMU arguments that attach that disk. */
+  drive: (file: string) => string[];
+  nicBootIndex?: number;
+  /** The NIC of the second boot, when not e1000; see the UEFI row. */
+  secondNic?: Nic;
+  /** The server hands UEFI the shim → GRUB chain (`[boot] secure_boot`). */
+  secureBoot?: boolean;
+}
+
+const INSTALL_ROWS: InstallRow[] = [
+  // BIOS: the local-disk script boots drive 0x80 (sanboot), the disk's MBR prints the marker.
+  {
+    firmware: "bios",
+    mac: "52:54:00:ab:10:01",
+    disk: async (dir) => {
+      const file = `${dir}/disk.img`;
+      const image = new Uint8Array(1 << 20);
+      image.set(bootSector(`\r\n${DISK_MARKER}\r\n${DISK_MARKER}\r\n`));
+      await Deno.writeFile(file, image);
+      return file;
+    },
+    drive: (file) => ["-drive", `file=${file},format=raw,if=ide,index=0`],
+  },
+  // UEFI, with the server's `secure_boot = true` (OVMF's Secure Boot off: the chain runs either
+  // way): the second boot is OVMF's own PXE → shim → GRUB, whose grub.cfg for the installed
+  // machine finds \EFI\BOOT\BOOTX64.EFI on the disk and chainloads it; that prints the marker.
+  // virtio for it: OVMF's PXE drives virtio itself, while e1000's iPXE ROM would take the boot
+  // (the stand-in's first boot needs e1000, its initramfs loads e1000.ko). iPXE's own ways to
+  // the disk fail under OVMF (docs/FIRMWARE.md).
+  {
+    firmware: "uefi",
+    mac: "52:54:00:ab:10:02",
+    disk: (dir) => efiDisk(dir, `${DISK_MARKER}\n${DISK_MARKER}`),
+    drive: (file) => [
+      "-drive",
+      `file=${file},format=raw,if=none,id=disk`,
+      "-device",
+      "virtio-blk-pci,drive=disk,bootindex=1",
+    ],
+    nicBootIndex: 0,
+    secondNic: "virtio-net-pci",
+    secureBoot: true,
+  },
+];
+
 Deno.test({
   name: "install once: the callback makes the next boot of the same VM boot its disk",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const dir = await Deno.makeTempDir({ prefix: "abi-install-" });
-    try {
-      const fixture = await buildFixture({ logger });
-      const tree = `${dir}/tree`;
-      await buildInstallerTree(tree, { fixture, logger });
-      const disk = `${dir}/disk.img`;
-      const image = new Uint8Array(1 << 20);
-      image.set(bootSector(`\r\n${DISK_MARKER}\r\n${DISK_MARKER}\r\n`));
-      await Deno.writeFile(disk, image);
-      const mac = "52:54:00:ab:10:01";
-      const macUrl = "52-54-00-ab-10-01";
-      const machines: LabMachine[] = [{ mac, hostname: "lab-tiny-1", os: "tiny" }];
-      const dataDir = `${dir}/data`;
-      const boot = (marker: string) =>
-        runLab({
-          firmware: "bios",
-          nic: "e1000",
-          tree,
-          server: installerServer({ machines, dataDir }),
-          mac,
-          qemuExtra: ["-drive", `file=${disk},format=raw,if=ide,index=0`],
-          marker,
-          images: { kernel: "vmlinuz", initrd: "initrd.gz" },
-          prefix: "abi",
-          timeoutMs: 180_000,
-          logger,
-        });
+    const fixture = await buildFixture({ logger });
+    for (const row of INSTALL_ROWS) {
+      await t.step(row.firmware, (t) => installOnce(t, fixture, row));
+    }
+  },
+});
 
-      await t.step("first boot: the stand-in installs and calls back", async () => {
-        const first = await boot(CALLBACK_MARKER);
-        report("first boot", first);
-        assert.ok(first.ok, first.error);
-        const paths = requests(first);
-        // The DHCP answer names the MAC, and /boot.ipxe answers the kernel line at once.
-        assert.ok(
-          paths.some((p) => p.startsWith(`200 /boot.ipxe?mac=${macUrl}&uuid=`)),
-          paths.join("\n"),
-        );
-        assert.ok(!paths.some((p) => p.startsWith("200 /boot/")), paths.join("\n"));
-        assert.ok(paths.includes("200 /image/tiny/callback.gz"), paths.join("\n"));
-        // The access log shows the callback with its token redacted.
-        assert.ok(
-          paths.includes(`200 /api/machines/${macUrl}/installed/(token)`),
-          paths.join("\n"),
-        );
-        const done = serverLog(first).find((l) =>
-          l.msg === "install finished: next boot from local disk"
-        );
-        assert.equal(done?.mac, mac);
+async function installOnce(t: Deno.TestContext, fixture: Fixture, row: InstallRow) {
+  const dir = await Deno.makeTempDir({ prefix: "abi-install-" });
+  try {
+    const tree = `${dir}/tree`;
+    await buildInstallerTree(tree, { fixture, logger });
+    const disk = await row.disk(dir);
+    const mac = row.mac;
+    const macUrl = mac.replaceAll(":", "-");
+    const machines: LabMachine[] = [{ mac, hostname: "lab-tiny-1", os: "tiny" }];
+    const dataDir = `${dir}/data`;
+    const boot = (marker: string, nic: Nic = "e1000") =>
+      runLab({
+        firmware: row.firmware,
+        // e1000: the install stand-in's initramfs loads e1000.ko; on UEFI the NIC's iPXE ROM
+        // drives it (OVMF has no e1000 driver).
+        nic,
+        tree,
+        server: installerServer({ machines, dataDir }),
+        mac,
+        qemuExtra: row.drive(disk),
+        nicBootIndex: row.nicBootIndex,
+        secureBoot: row.secureBoot,
+        marker,
+        images: { kernel: "vmlinuz", initrd: "initrd.gz" },
+        prefix: "abi",
+        timeoutMs: 180_000,
+        logger,
       });
 
-      await t.step(
-        "second boot: the local-disk script, and the disk's boot sector runs",
-        async () => {
-          const second = await boot(DISK_MARKER);
-          report("second boot", second);
-          assert.ok(second.ok, second.error);
-          const paths = requests(second);
+    await t.step("first boot: the stand-in installs and calls back", async () => {
+      const first = await boot(CALLBACK_MARKER);
+      report(`${row.firmware} first boot`, first);
+      assert.ok(first.ok, first.error);
+      const paths = requests(first);
+      // The DHCP answer names the MAC, and /boot.ipxe answers the kernel line at once.
+      assert.ok(
+        paths.some((p) => p.startsWith(`200 /boot.ipxe?mac=${macUrl}&uuid=`)),
+        paths.join("\n"),
+      );
+      assert.ok(!paths.some((p) => p.startsWith("200 /boot/")), paths.join("\n"));
+      assert.ok(paths.includes("200 /image/tiny/callback.gz"), paths.join("\n"));
+      // The access log shows the callback with its token redacted.
+      assert.ok(
+        paths.includes(`200 /api/machines/${macUrl}/installed/(token)`),
+        paths.join("\n"),
+      );
+      const done = serverLog(first).find((l) =>
+        l.msg === "install finished: next boot from local disk"
+      );
+      assert.equal(done?.mac, mac);
+    });
+
+    await t.step(
+      "second boot: the local-disk script, and the disk's own boot code runs",
+      async () => {
+        const second = await boot(DISK_MARKER, row.secondNic);
+        report(`${row.firmware} second boot`, second);
+        assert.ok(second.ok, second.error);
+        const paths = requests(second);
+        if (row.secureBoot) {
+          // shim → GRUB: grub.cfg over TFTP, for the machine holding the asking address.
+          const stages = second.stages.map((s) => s.name);
+          assert.ok(stages.includes("second-stage-tftp"), stages.join(" "));
+          assert.ok(!paths.some((p) => p.includes("/boot.ipxe")), paths.join("\n"));
+          assert.match(
+            second.serial,
+            /Astral Boot: chainloading \(hd\d,gpt1\)\/efi\/boot\/bootx64\.efi/,
+          );
+        } else {
           assert.ok(
             paths.some((p) => p.startsWith(`200 /boot.ipxe?mac=${macUrl}&uuid=`)),
             paths.join("\n"),
           );
-          assert.ok(
-            !paths.some((p) => p.includes("/image/")),
-            `no image fetched: ${paths.join("\n")}`,
-          );
-          const local = serverLog(second).find((l) =>
-            l.msg === "installed: booting the local disk"
-          );
-          assert.equal(local?.mac, mac);
-        },
-      );
-
-      await t.step("the database remembers the install and what each boot was served", () => {
-        const db = openDatabase(dataDir);
-        try {
-          const m = mustParseMac(mac);
-          const registry = new MachineRegistry(db, {
-            machines: [{ ...machines[0]!, mac: m, vars: {} }],
-          });
-          assert.equal(registry.get(m)!.state, "installed");
-          const history = new BootHistory(db).lines(m).map((e) => `${e.kind} ${e.what}`);
-          assert.deepEqual(history.reverse(), [
-            "script start tiny (configured)",
-            "installed install finished",
-            "local-boot local disk (installed tiny)",
-          ]);
-        } finally {
-          db.close();
         }
-      });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
+        assert.ok(
+          !paths.some((p) => p.includes("/image/")),
+          `no image fetched: ${paths.join("\n")}`,
+        );
+        const local = serverLog(second).find((l) => l.msg === "installed: booting the local disk");
+        assert.equal(local?.mac, mac);
+      },
+    );
+
+    await t.step("the database remembers the install and what each boot was served", () => {
+      const db = openDatabase(dataDir);
+      try {
+        const m = mustParseMac(mac);
+        const registry = new MachineRegistry(db, {
+          machines: [{ ...machines[0]!, mac: m, vars: {} }],
+        });
+        assert.equal(registry.get(m)!.state, "installed");
+        const history = new BootHistory(db).lines(m).map((e) => `${e.kind} ${e.what}`);
+        assert.deepEqual(history.reverse(), [
+          "script start tiny (configured)",
+          "installed install finished",
+          "local-boot local disk (installed tiny)",
+        ]);
+      } finally {
+        db.close();
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
 
 Deno.test({
   name: "the real Debian installer fetches its machine's preseed and applies it",

@@ -57,10 +57,11 @@ Deno.test("lab harness (dnsmasq stand-in): UEFI virtio boots through every stage
   assert.ok(result.ok, `${result.error}\n${result.serial.slice(-2000)}`);
   assert.ok(result.serial.includes(MARKER));
   // OVMF's PXE → TFTP snponly.efi → iPXE DHCP → HTTP: every stage shows, in boot order.
-  // No GRUB in this chain, so no second stage over TFTP.
+  // No GRUB in this chain, so no second stage over TFTP; no UEFI HTTP boot, so no first stage
+  // over HTTP.
   assert.deepEqual(
     result.stages.map((s) => s.name),
-    STAGE_NAMES.filter((s) => s !== "second-stage-tftp"),
+    STAGE_NAMES.filter((s) => s !== "second-stage-tftp" && s !== "first-stage-http"),
   );
   const ms = result.stages.map((s) => s.ms);
   assert.deepEqual(ms, [...ms].sort((a, b) => a - b));

@@ -11,8 +11,10 @@
  * - `debian`: the real Debian installer (`linux`, `initrd.gz` from the Debian package
  *   debian-installer-12-netboot-amd64) with the example tree's templates.
  *
- * {@linkcode bootSector} makes the lab's "installed disk": a 512-byte MBR that prints
- * {@linkcode DISK_MARKER} on the serial port, so a boot that reaches the local disk shows.
+ * {@linkcode bootSector} makes the lab's "installed disk" for BIOS: a 512-byte MBR that prints
+ * {@linkcode DISK_MARKER} on the serial port, so a boot that reaches the local disk shows;
+ * {@linkcode efiDisk} the one for UEFI: a GPT disk whose EFI system partition holds
+ * `\EFI\BOOT\BOOTX64.EFI`, a GRUB image that prints the same marker and powers off.
  *
  * @module
  */
@@ -22,6 +24,7 @@ import type { Logger } from "../log.ts";
 import { encodeCpio, gzip } from "../lab/cpio.ts";
 import { defaultCacheDir, type Fixture } from "../lab/fixture.ts";
 import { astralbootCommand, type LabServer, spawnAll } from "../lab/servers.ts";
+import { gptDisk } from "./gpt.ts";
 
 /** What the lab disk's boot sector prints on COM1. */
 export const DISK_MARKER = "ASTRALBOOT-DISK-OK";
@@ -73,6 +76,46 @@ export function bootSector(text: string): Uint8Array {
   sector[510] = 0x55;
   sector[511] = 0xaa;
   return sector;
+}
+
+/** Size of the EFI system partition of {@linkcode efiDisk}: 8 MiB of FAT16 (mkfs.vfat's pick). */
+const ESP_KIB = 8192;
+
+/**
+ * The UEFI "installed disk" as an image file in `dir`: GPT, one EFI system partition, and in it
+ * the removable-media path `\EFI\BOOT\BOOTX64.EFI` (what the firmware boots from a disk with
+ * no boot entry of its own): a GRUB core image built by grub-mkimage (grub-efi-amd64-bin) whose
+ * embedded config echoes `text`'s lines and halts. GRUB writes to the firmware's console, which
+ * OVMF copies to the serial port. Needs grub-mkimage, mkfs.vfat (dosfstools) and mtools.
+ */
+export async function efiDisk(dir: string, text: string): Promise<string> {
+  const cfg = `${dir}/embedded.cfg`;
+  // The embedded config runs in GRUB's rescue parser: plain commands, no quoting rules to fear
+  // for a marker of letters and dashes.
+  const lines = text.split("\n").filter((l) => /^[\w -]+$/.test(l));
+  await Deno.writeTextFile(cfg, [...lines.map((l) => `echo ${l}`), "halt", ""].join("\n"));
+  const app = `${dir}/BOOTX64.EFI`;
+  await run([
+    "grub-mkimage",
+    "-O",
+    "x86_64-efi",
+    "-o",
+    app,
+    "-p",
+    "/EFI/BOOT",
+    "-c",
+    cfg,
+    "echo",
+    "halt",
+  ]);
+  const esp = `${dir}/esp.img`;
+  await run(["mkfs.vfat", "-C", "-n", "ESP", esp, String(ESP_KIB)]);
+  await run(["mmd", "-i", esp, "::/EFI", "::/EFI/BOOT"]);
+  await run(["mcopy", "-i", esp, app, "::/EFI/BOOT/BOOTX64.EFI"]);
+  const disk = `${dir}/disk-efi.img`;
+  await Deno.writeFile(disk, gptDisk(await Deno.readFile(esp)));
+  await Deno.remove(esp);
+  return disk;
 }
 
 /** The install stand-in's /init: driver, address, callback, power off. */
@@ -243,6 +286,8 @@ export function installerServer(options: InstallerServerOptions): LabServer {
         `port = ${httpPort}`,
         "[boot]",
         "menu_timeout = 0",
+        // The lab's Secure Boot chain (shim → GRUB) when the run asks for it.
+        `secure_boot = ${ctx.secureBoot}`,
       ];
       for (const m of options.machines) {
         lines.push("[[machine]]");

@@ -21,11 +21,15 @@ fi
 # libpcre2-8-0) are installed. chromium runs the dashboard
 # test (headless, in a namespace); isc-dhcp-relay the relayed-subnet test. systemd
 # (systemd-analyze, systemd-sysusers) and strace check the service unit and its system call filter;
-# nothing here starts systemd.
+# nothing here starts systemd. The ARM64 lab row runs qemu-system-aarch64 with AAVMF
+# (qemu-efi-aarch64) and boots shim, GRUB and a kernel from debian-installer-12-netboot-arm64
+# (Architecture: all). The UEFI install-once lab builds its disk's EFI app with grub-mkimage
+# (grub-efi-amd64-bin) on a FAT partition (dosfstools, mtools).
 packages=(qemu-system-x86 ipxe ovmf udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp curl
   tshark tcpdump dnsmasq bind9-dnsutils tftpd-hpa nftables iproute2 iputils-ping cpio xz-utils wrk
   nginx procps kea-admin kea-dhcp4-server debian-installer-12-netboot-amd64 chromium systemd strace
-  libwrap0 libpcre2-8-0)
+  libwrap0 libpcre2-8-0 qemu-system-arm qemu-efi-aarch64 debian-installer-12-netboot-arm64
+  grub-efi-amd64-bin mtools dosfstools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
