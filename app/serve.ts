@@ -25,6 +25,7 @@ import type { LeasePools } from "../state/lease_pools.ts";
 import { hasMac } from "../state/machines.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
+import type { Mac } from "../net/mac.ts";
 import type { AddressBook } from "../boot/identity.ts";
 import { readToken } from "./token.ts";
 import { Readiness } from "./readiness.ts";
@@ -271,6 +272,7 @@ function dhcpOptions(
   leases: LeasePools | undefined,
   logger: Logger,
   onEvent: (e: DhcpEvent) => void,
+  diskChain: (mac: Mac) => boolean,
 ): DhcpServiceOptions {
   return {
     interface: config.interface,
@@ -289,6 +291,7 @@ function dhcpOptions(
       efiLoader: config.dhcp.efi_loader,
       arm64Loader: config.dhcp.arm64_loader,
       secureBoot: config.boot.secure_boot,
+      diskChain,
     },
     machines: dhcpMachines(config),
     db,
@@ -493,7 +496,20 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       // what their request said of them (shown only: DHCP is no proof of who sent it).
       if (e.kind === "reply" && e.reply === "ack" && e.ip) contact(e.mac, e.ip, e.inventory);
     };
-    const dhcp = await startDhcpService(dhcpOptions(config, leases, gen.leases, logger, onDhcp));
+    // An installed x86-64 UEFI machine goes back to its disk through shim → GRUB when the tree
+    // has that chain (boot/bootfile.ts); whether it has is looked up per tree, in the background.
+    let grubChain = false;
+    const lookForGrubChain = (store: ContentStore) => {
+      missingSecureBootFiles(store).then((missing) => {
+        if (store === tree.store) grubChain = missing.length === 0;
+      }).catch(() => {});
+    };
+    lookForGrubChain(tree.store);
+    const diskChain = (mac: Mac) =>
+      grubChain && gen.services.registry.get(mac)?.state === "installed";
+    const dhcp = await startDhcpService(
+      dhcpOptions(config, leases, gen.leases, logger, onDhcp, diskChain),
+    );
     running.push(dhcp);
     if (config.dhcp.mode !== "off") {
       ready.set("dhcp", true, `${config.dhcp.mode} mode on ${config.interface}`);
@@ -546,7 +562,8 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       // edited, a replaced one only finishes the transfers it started (they hold their bytes).
       old.forget();
       ready.setStore(tree.store);
-      dhcp.update(dhcpOptions(next, leases, gen.leases, logger, onDhcp));
+      lookForGrubChain(tree.store);
+      dhcp.update(dhcpOptions(next, leases, gen.leases, logger, onDhcp, diskChain));
       dns?.update(dnsOptions(next, gen.leases, logger, watch));
       watchLeases();
       if (old !== tree) {

@@ -8,12 +8,17 @@
  * | arch 6, IA32 UEFI                             | `i386/ipxe.efi` (Debian ships none)          |
  * | arch 7 / 9, x86-64 UEFI                       | `snponly.efi` (`efi_loader`)                 |
  * | arch 7 / 9 with `[boot] secure_boot`          | `shimx64.efi` (then GRUB, `secure_boot.ts`)  |
+ * | arch 7 / 9 of an installed machine            | `shimx64.efi` when the tree has the chain     |
  * | arch 11, ARM64 UEFI                           | `shimaa64.efi` (`arm64_loader`; then GRUB)   |
  * | vendor class "HTTPClient" (arch 15/16/19/20)  | `http://SERVER[:PORT]/tftp/<loader>`         |
  *
  * ARM64 gets shim → Debian's signed GRUB by default, the chain Debian ships for it (its `ipxe`
  * package has x86 loaders only, docs/FIRMWARE.md); it boots with Secure Boot on or off. A site
  * with its own arm64 iPXE build names it in `arm64_loader`.
+ *
+ * An installed x86-64 UEFI machine gets shim → GRUB too, with or without Secure Boot, when the
+ * tree holds that chain: GRUB's config for it chainloads the disk's own loader, while iPXE's
+ * `exit` ends in the firmware's boot menu on OVMF instead of its disk (docs/FIRMWARE.md).
  *
  * iPXE always wins over the architecture: handing a first-stage loader to iPXE makes it load
  * itself again, forever (measured: 11 DISCOVERs and 6 downloads in 90 s). Its script URL
@@ -27,7 +32,7 @@
 import { clientArchOf, type ClientKind, clientKind } from "../protocols/dhcp/client.ts";
 import type { DhcpPacket } from "../protocols/dhcp/packet.ts";
 import { ClientArch } from "../protocols/dhcp/pxe.ts";
-import { macHyphens } from "../net/mac.ts";
+import { type Mac, macHyphens } from "../net/mac.ts";
 import { macOf } from "../protocols/dhcp/packet.ts";
 import { INVENTORY_QUERY } from "./inventory.ts";
 import { ARM64_SHIM_LOADER, SHIM_LOADER } from "./secure_boot.ts";
@@ -46,6 +51,11 @@ export interface BootfileOptions {
   arm64Loader?: string;
   /** x86-64 UEFI PXE clients get shim instead of iPXE (`[boot] secure_boot`). */
   secureBoot?: boolean;
+  /**
+   * Whether the x86-64 UEFI PXE client `mac` goes back to its disk through shim → GRUB (an
+   * installed machine, and the tree has the chain); consulted only for those clients.
+   */
+  diskChain?: (mac: Mac) => boolean;
 }
 
 /** What a client should load, and how it identified itself. */
@@ -106,8 +116,11 @@ export function chooseBootfile(p: DhcpPacket, boot: BootfileOptions): BootChoice
   if (client === "ipxe") return { bootfile: ipxeScriptUrl(boot.httpUrl, p), arch, client };
   // iPXE is not signed by Microsoft: under Secure Boot the firmware would refuse it. HTTP-boot
   // clients keep iPXE: the signed GRUB network image cannot read over HTTP (grub.ts).
-  if (boot.secureBoot && client === "pxe" && X86_64_UEFI.has(arch)) {
-    return { bootfile: SHIM_LOADER, arch, client };
+  if (client === "pxe" && X86_64_UEFI.has(arch)) {
+    const mac = boot.secureBoot ? null : macOf(p);
+    if (boot.secureBoot || (mac && boot.diskChain?.(mac))) {
+      return { bootfile: SHIM_LOADER, arch, client };
+    }
   }
   const loader = loaderFor(arch, boot);
   if (loader === undefined) return undefined;

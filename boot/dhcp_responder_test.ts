@@ -15,7 +15,7 @@ import { INVENTORY_QUERY } from "./inventory.ts";
 import { isIpxe } from "../protocols/dhcp/client.ts";
 import { encodeReply } from "../protocols/dhcp/wire.ts";
 import { Subnet } from "../net/ipv4.ts";
-import { macHyphens, mustParseMac } from "../net/mac.ts";
+import { type Mac, macHyphens, mustParseMac } from "../net/mac.ts";
 import { DhcpOption, type DhcpOptions, MessageType } from "../protocols/dhcp/options.ts";
 import { decodeDhcp, type DhcpPacket, macOf } from "../protocols/dhcp/packet.ts";
 import { decodePxeVendorOptions, encodeClientArch } from "../protocols/dhcp/pxe.ts";
@@ -173,6 +173,25 @@ Deno.test("chooseBootfile picks by client and architecture", async (t) => {
       assert.equal(label(out), "proxy-offer");
       assert.equal(onWire(out).file, "shimx64.efi");
     });
+  });
+  await t.step("an installed x86-64 UEFI machine gets shim → GRUB, to chainload its disk", () => {
+    const asked: string[] = [];
+    const installed = macOf(ovmf)!;
+    const boot = {
+      httpUrl: HTTP,
+      diskChain: (mac: Mac) => (asked.push(mac), mac === installed),
+    };
+    assert.equal(chooseBootfile(ovmf, boot)?.bootfile, "shimx64.efi");
+    const other = variant(ovmf, () => {}, { chaddr: new Uint8Array([0x52, 0x54, 0, 0, 0, 0x77]) });
+    assert.equal(chooseBootfile(other, boot)?.bootfile, "snponly.efi");
+    // Asked only for x86-64 UEFI PXE clients: iPXE and BIOS keep their paths without a look.
+    const ipxe = capture("ipxe_efi_discover");
+    assert.equal(chooseBootfile(ipxe, boot)?.bootfile, script(ipxe));
+    assert.equal(
+      chooseBootfile(arch(0, "PXEClient:Arch:00000:UNDI:002001"), boot)?.bootfile,
+      "undionly.kpxe",
+    );
+    assert.deepEqual(asked, [installed, "52:54:00:00:00:77"]);
   });
   await t.step("iPXE never gets a first-stage loader", () => {
     for (const name of ["ipxe_bios_discover", "ipxe_efi_discover", "ipxe_bios_request"]) {

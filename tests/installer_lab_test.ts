@@ -70,8 +70,8 @@ interface InstallRow {
   nicBootIndex?: number;
   /** The NIC of the second boot, when not e1000; see the UEFI row. */
   secondNic?: Nic;
-  /** The server hands UEFI the shim → GRUB chain (`[boot] secure_boot`). */
-  secureBoot?: boolean;
+  /** The second boot goes through shim → GRUB (an installed UEFI machine), not iPXE. */
+  grubSecondBoot?: boolean;
 }
 
 const INSTALL_ROWS: InstallRow[] = [
@@ -88,12 +88,12 @@ const INSTALL_ROWS: InstallRow[] = [
     },
     drive: (file) => ["-drive", `file=${file},format=raw,if=ide,index=0`],
   },
-  // UEFI, with the server's `secure_boot = true` (OVMF's Secure Boot off: the chain runs either
-  // way): the second boot is OVMF's own PXE → shim → GRUB, whose grub.cfg for the installed
-  // machine finds \EFI\BOOT\BOOTX64.EFI on the disk and chainloads it; that prints the marker.
-  // virtio for it: OVMF's PXE drives virtio itself, while e1000's iPXE ROM would take the boot
-  // (the stand-in's first boot needs e1000, its initramfs loads e1000.ko). iPXE's own ways to
-  // the disk fail under OVMF (docs/FIRMWARE.md).
+  // UEFI, with the server's defaults (no `secure_boot`): for the installed machine the DHCP
+  // answer names shim (the tree holds the chain), so the second boot is OVMF's own PXE → shim →
+  // GRUB, whose grub.cfg for that machine finds \EFI\BOOT\BOOTX64.EFI on the disk and
+  // chainloads it; that prints the marker. virtio for it: OVMF's PXE drives virtio itself, while
+  // e1000's iPXE ROM would take the boot (the stand-in's first boot needs e1000, its initramfs
+  // loads e1000.ko). iPXE's own ways to the disk fail under OVMF (docs/FIRMWARE.md).
   {
     firmware: "uefi",
     mac: "52:54:00:ab:10:02",
@@ -106,7 +106,7 @@ const INSTALL_ROWS: InstallRow[] = [
     ],
     nicBootIndex: 0,
     secondNic: "virtio-net-pci",
-    secureBoot: true,
+    grubSecondBoot: true,
   },
 ];
 
@@ -143,7 +143,6 @@ async function installOnce(t: Deno.TestContext, fixture: Fixture, row: InstallRo
         mac,
         qemuExtra: row.drive(disk),
         nicBootIndex: row.nicBootIndex,
-        secureBoot: row.secureBoot,
         marker,
         images: { kernel: "vmlinuz", initrd: "initrd.gz" },
         prefix: "abi",
@@ -181,7 +180,7 @@ async function installOnce(t: Deno.TestContext, fixture: Fixture, row: InstallRo
         report(`${row.firmware} second boot`, second);
         assert.ok(second.ok, second.error);
         const paths = requests(second);
-        if (row.secureBoot) {
+        if (row.grubSecondBoot) {
           // shim → GRUB: grub.cfg over TFTP, for the machine holding the asking address.
           const stages = second.stages.map((s) => s.name);
           assert.ok(stages.includes("second-stage-tftp"), stages.join(" "));
