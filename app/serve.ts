@@ -135,22 +135,6 @@ export function openStore(
   );
 }
 
-/**
- * One warning naming the Secure Boot files the tree lacks. In the background: an IPFS tree
- * may take a while to answer, and the servers need not wait for a warning.
- */
-function warnMissingSecureBootFiles(store: ContentStore, logger: Logger): void {
-  missingSecureBootFiles(store).then((missing) => {
-    if (missing.length === 0) return;
-    logger.warn(
-      "boot",
-      `secure_boot: the tree lacks ${
-        missing.map((f) => `${f.path} (${f.source})`).join(", ")
-      }; x86-64 UEFI machines will not boot`,
-    );
-  }).catch((e) => logger.warn("boot", "secure_boot: cannot check the tree", { error: e }));
-}
-
 /** Options of {@linkcode runServe}. */
 export interface ServeOptions {
   local?: string;
@@ -389,8 +373,26 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
   logConfig(config, logger);
   let tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
   logger.info("content", `boot tree: ${tree.store.description}`);
+  // Whether the tree holds shim → GRUB: Secure Boot needs it, and an installed x86-64 UEFI
+  // machine goes back to its disk through it (boot/bootfile.ts). Looked up once per tree, in the
+  // background: an IPFS tree may take a while to answer, and the servers need not wait for it.
+  let grubChain = false;
+  const lookForGrubChain = (store: ContentStore, warn: boolean) => {
+    missingSecureBootFiles(store).then((missing) => {
+      if (store === tree.store) grubChain = missing.length === 0;
+      if (!warn || missing.length === 0) return;
+      logger.warn(
+        "boot",
+        `secure_boot: the tree lacks ${
+          missing.map((f) => `${f.path} (${f.source})`).join(", ")
+        }; x86-64 UEFI machines will not boot`,
+      );
+    }).catch((e) => {
+      if (warn) logger.warn("boot", "secure_boot: cannot check the tree", { error: e });
+    });
+  };
+  lookForGrubChain(tree.store, config.boot.secure_boot);
   if (config.boot.secure_boot) {
-    warnMissingSecureBootFiles(tree.store, logger);
     if (config.dhcp.mode === "proxy" || config.dhcp.mode === "auto") {
       // Measured: Debian's signed GRUB ignores ProxyDHCP (docs/FIRMWARE.md).
       logger.warn(
@@ -496,15 +498,6 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       // what their request said of them (shown only: DHCP is no proof of who sent it).
       if (e.kind === "reply" && e.reply === "ack" && e.ip) contact(e.mac, e.ip, e.inventory);
     };
-    // An installed x86-64 UEFI machine goes back to its disk through shim → GRUB when the tree
-    // has that chain (boot/bootfile.ts); whether it has is looked up per tree, in the background.
-    let grubChain = false;
-    const lookForGrubChain = (store: ContentStore) => {
-      missingSecureBootFiles(store).then((missing) => {
-        if (store === tree.store) grubChain = missing.length === 0;
-      }).catch(() => {});
-    };
-    lookForGrubChain(tree.store);
     const diskChain = (mac: Mac) =>
       grubChain && gen.services.registry.get(mac)?.state === "installed";
     const dhcp = await startDhcpService(
@@ -562,7 +555,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       // edited, a replaced one only finishes the transfers it started (they hold their bytes).
       old.forget();
       ready.setStore(tree.store);
-      lookForGrubChain(tree.store);
+      lookForGrubChain(tree.store, false);
       dhcp.update(dhcpOptions(next, leases, gen.leases, logger, onDhcp, diskChain));
       dns?.update(dnsOptions(next, gen.leases, logger, watch));
       watchLeases();
