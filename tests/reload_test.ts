@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   bridgeLab,
+  curlFrom,
   type LineFollower,
   readEnv,
   serveConfig,
@@ -113,16 +114,7 @@ Deno.test({
           /"level":"error".*reload failed, still serving the old config: .*config\.toml:2/,
         );
         assert.equal(await udhcpcLease(client, dir, "c3"), "10.86.0.50");
-        const r = await client.exec([
-          "curl",
-          "-sS",
-          "-o",
-          "/dev/null",
-          "-w",
-          "%{http_code}",
-          `http://${SERVER_IP}:8080/healthz`,
-        ], { check: false });
-        assert.equal(r.stdout, "200");
+        assert.equal((await curlFrom(client, `http://${SERVER_IP}:8080/healthz`)).status, 200);
       });
 
       await t.step(
@@ -144,16 +136,7 @@ Deno.test({
               /reload: http\.port changed; it takes effect after a restart/.test(l)
             ),
           );
-          const r = await client.exec([
-            "curl",
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            `http://${SERVER_IP}:8080/healthz`,
-          ], { check: false });
-          assert.equal(r.stdout, "200");
+          assert.equal((await curlFrom(client, `http://${SERVER_IP}:8080/healthz`)).status, 200);
         },
       );
     } finally {
