@@ -21,14 +21,14 @@ import type { Installers } from "../boot/installers.ts";
 import type { MachineRegistry } from "../state/machines.ts";
 import type { BootHistory } from "../state/history.ts";
 import type { BootWatch, HttpEvent } from "../observe/watch.ts";
-import { accessLog, requestRecorder } from "./access.ts";
+import { accessLog, elapsed, pathOf, requestRecorder } from "./access.ts";
 import { type HealthOptions, healthRoutes } from "./health_routes.ts";
 import { apiRoutes } from "./api_routes.ts";
 import { bootRoutes } from "./boot_routes.ts";
 import { configRoutes } from "./config_routes.ts";
 import { type Env, textResponse } from "./context.ts";
 import { onError } from "./errors.ts";
-import { fileRoutes } from "./file_routes.ts";
+import { fastTreeFile, fileRoutes } from "./file_routes.ts";
 import { watchRoutes } from "./watch_routes.ts";
 
 /** What the routes serve from. */
@@ -57,14 +57,37 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
   const app = new Hono<Env>();
   // Before the access log: probes are not requests anyone wants to read about.
   if (options.health) app.route("/", healthRoutes(options.health));
-  app.use(accessLog(requestRecorder(logger, options.onRequest ?? ((e) => watch?.http(e)))));
+  const record = requestRecorder(logger, options.onRequest ?? ((e) => watch?.http(e)));
+  app.use(accessLog(record));
   app.route("/", bootRoutes(options.scripts));
   app.route("/", fileRoutes(options.store));
   const { adminToken, secret } = options;
   app.route("/", configRoutes(options.installers, adminToken, logger));
   app.route("/api", apiRoutes({ registry, history: options.history, logger, adminToken, secret }));
   if (watch) app.route("/", watchRoutes({ watch, adminToken, machines: () => registry.list() }));
-  app.notFound((c) => textResponse(c, "not found\n", 404));
+  app.notFound(() => textResponse("not found\n", 404));
   app.onError(onError(logger));
+  // Small tree files skip the router (file_routes.ts); `fetch` is what Deno.serve and
+  // `app.request` both call, so tests go through the same lane the server does.
+  const fast = fastTreeFile(options.store);
+  const routed = app.fetch;
+  app.fetch = (request, env, ctx) => {
+    const t0 = performance.now();
+    const path = pathOf(request.url);
+    const answer = fast(request, path);
+    if (!answer) return routed(request, env, ctx);
+    record({
+      method: "GET",
+      path,
+      route: answer.route,
+      status: 200,
+      bytes: answer.bytes,
+      ms: elapsed(t0),
+      client: (env as Env["Bindings"] | undefined)?.remoteAddr?.hostname ?? null,
+      mac: null,
+      step: answer.step,
+    });
+    return answer.response;
+  };
   return app;
 }

@@ -5,6 +5,7 @@ import type { ContentStore } from "../content/store.ts";
 import { embeddedDefaultStore, MemoryStore } from "../content/memory.ts";
 import { FallbackStore } from "../content/fallback.ts";
 import { LocalStore } from "../content/local.ts";
+import { CachedStore } from "../content/cached.ts";
 import type { MachineConfig } from "../state/machines.ts";
 import { mustParseMac } from "../net/mac.ts";
 import type { AddressBook } from "../boot/identity.ts";
@@ -249,6 +250,60 @@ Deno.test("images and loaders: HEAD, Range, ETag, Content-Type", async (t) => {
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  });
+});
+
+Deno.test("a small file from memory skips the router and answers as the routes do", async (t) => {
+  // Counts the answers memory gave at once: each one is a request the fast lane answered.
+  let fromMemory = 0;
+  class Counting extends CachedStore {
+    override peek(path: string) {
+      const whole = super.peek(path);
+      if (whole) fromMemory++;
+      return whole;
+    }
+  }
+  const s = setup({ store: new Counting(new LocalStore(TREE), { revalidateMs: Infinity }) });
+  const events: unknown[] = [];
+  s.watch.events.subscribe((e) => events.push(e && { ...e, seq: 0, time: 0 }));
+  const answer = async (path: string, init: RequestInit = {}) => {
+    const res = await s.get(path, init, "10.0.0.9");
+    // Deno.serve sets Content-Length for a body of bytes; in process only the routes set it.
+    const headers = [...res.headers].filter(([k]) => k !== "date" && k !== "content-length");
+    return { status: res.status, headers, body: new Uint8Array(await res.arrayBuffer()) };
+  };
+  const access = () =>
+    s.logger.lines.filter((l) => l.subsystem === "http" && "ms" in l.fields)
+      .map((l) => ({ ...l.fields, ms: 0 }));
+
+  for (const path of ["/image/debian/linux", "/tftp/undionly.kpxe"]) {
+    await t.step(`${path}: the same answer, log line and event both ways`, async () => {
+      fromMemory = 0;
+      const routed = await answer(path); // loads the file: the routes answer
+      assert.equal(fromMemory, 0);
+      const fast = await answer(path);
+      assert.equal(fromMemory, 1);
+      assert.equal(fast.status, 200);
+      assert.deepEqual(fast, routed);
+      const [a, b] = access().slice(-2);
+      assert.deepEqual(a, b);
+      assert.deepEqual(events.at(-1), events.at(-2));
+      assert.ok(events.length >= 2);
+    });
+  }
+  await t.step("HEAD, Range, validators and encoded paths go through the routes", async () => {
+    const etag = (await s.get("/image/debian/linux")).headers.get("ETag")!;
+    fromMemory = 0;
+    assert.equal((await answer("/image/debian/linux", { method: "HEAD" })).body.length, 0);
+    const part = await answer("/image/debian/linux", { headers: { Range: "bytes=0-9" } });
+    assert.equal(part.status, 206);
+    assert.equal(part.body.length, 10);
+    const same = await answer("/image/debian/linux", { headers: { "If-None-Match": etag } });
+    assert.equal(same.status, 304);
+    assert.equal((await answer("/image/debian/%6cinux")).status, 200);
+    assert.equal((await answer("/image/debian//linux")).status, 200);
+    assert.equal((await answer("/image/debian/linux?x=1")).status, 200);
+    assert.equal(fromMemory, 0);
   });
 });
 

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startHttpServer } from "../http/server.ts";
 import { LocalStore } from "../content/local.ts";
+import { CachedStore } from "../content/cached.ts";
 import { testApp } from "../http/_test_utils.ts";
 
 const GOLDEN = fileURLToPath(new URL("../boot/testdata/golden", import.meta.url));
@@ -209,6 +210,36 @@ Deno.test("HTTP server with curl on 127.0.0.1", async (t) => {
       assert.ok(lines.length >= 15);
       assert.ok(lines.every((l) => l.fields.client === "127.0.0.1"));
     });
+    await t.step(
+      "a small file from memory (the routes, then the fast lane): same headers",
+      async () => {
+        const cached = new CachedStore(store, { revalidateMs: Infinity });
+        const { app } = testApp({ store: cached, serverIp: "127.0.0.1" });
+        const fast = await startHttpServer({ app, address: "127.0.0.1", port: 0, logger });
+        try {
+          const seen = [];
+          for (let i = 0; i < 2; i++) {
+            const r = await curl(
+              "-D",
+              hdr,
+              "-o",
+              out,
+              `http://127.0.0.1:${fast.port}/image/demo/initrd.img`,
+            );
+            assert.equal(r.code, 0, r.err);
+            assert.equal(await Deno.readTextFile(out), "initrd");
+            const { status, headers } = parseHeaders(await Deno.readTextFile(hdr));
+            headers.delete("date");
+            seen.push({ status, headers: [...headers].sort() });
+          }
+          assert.equal(seen[0]!.status, 200);
+          assert.deepEqual(seen[1], seen[0]);
+          assert.ok(seen[1]!.headers.some(([k, v]) => k === "content-length" && v === "6"));
+        } finally {
+          await fast.close();
+        }
+      },
+    );
   } finally {
     await server.close();
     await Deno.remove(base, { recursive: true });
