@@ -70,20 +70,28 @@ abstract class Metric<S> {
 
   protected abstract fresh(): S;
 
+  #wrongLabels(labels: Labels): never {
+    throw new RangeError(
+      `${this.name} takes labels [${this.labelNames.join(", ")}], got [${
+        Object.keys(labels).join(", ")
+      }]`,
+    );
+  }
+
   /** The state of the series `labels` names, created on first use (null past the limit). */
   protected series(labels: Labels): S | null {
-    const keys = Object.keys(labels);
-    if (
-      keys.length !== this.labelNames.length || this.labelNames.some((n) => !(n in labels))
-    ) {
-      throw new RangeError(
-        `${this.name} takes labels [${this.labelNames.join(", ")}], got [${keys.join(", ")}]`,
-      );
+    // Every request counts a few series: the key is built without intermediate arrays.
+    const names = this.labelNames;
+    let key = "";
+    for (let i = 0; i < names.length; i++) {
+      const v = labels[names[i]!];
+      if (v === undefined) return this.#wrongLabels(labels);
+      key = i === 0 ? String(v) : `${key}\u0000${v}`;
     }
-    const values = this.labelNames.map((n) => String(labels[n]));
-    const key = values.join("\u0000");
     let s = this.#series.get(key);
     if (!s) {
+      if (Object.keys(labels).length !== names.length) return this.#wrongLabels(labels);
+      const values = names.map((n) => String(labels[n]));
       if (this.#series.size >= this.registry.maxSeries) {
         this.registry.dropped++;
         return null;
