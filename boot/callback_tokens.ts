@@ -13,9 +13,24 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Mac } from "../net/mac.ts";
 
+/** Tokens already computed, per secret: every menu and start script names one (an HMAC each). */
+const known = new WeakMap<Uint8Array, Map<string, string>>();
+
+/** Tokens kept per secret before the memory starts over. */
+const KEEP = 4096;
+
 /** The token of `mac`'s install number `generation`: 32 hex digits. */
 export function callbackToken(secret: Uint8Array, mac: Mac, generation: number): string {
-  return createHmac("sha256", secret).update(`${mac}|${generation}`).digest("hex").slice(0, 32);
+  let tokens = known.get(secret);
+  if (!tokens) known.set(secret, tokens = new Map());
+  const key = `${mac}|${generation}`;
+  let token = tokens.get(key);
+  if (token === undefined) {
+    token = createHmac("sha256", secret).update(key).digest("hex").slice(0, 32);
+    if (tokens.size >= KEEP) tokens.clear();
+    tokens.set(key, token);
+  }
+  return token;
 }
 
 /** Whether `token` is the current one of `mac`'s install, compared in constant time. */

@@ -22,7 +22,7 @@ import { clientOf, type Env, macParam, osParam, queryMac, tell, textResponse } f
 
 function answer(c: Context<Env>, script: Script): Response {
   tell(c, "script", script.machine?.mac ?? null, script.step);
-  return textResponse(c, script.text);
+  return textResponse(script.text);
 }
 
 /** The routes of the module doc. */

@@ -41,7 +41,7 @@ export function configRoutes(
       ip: clientOf(c) ?? undefined,
       preview,
     });
-    if (preview) return textResponse(c, out.body, 200, out.contentType);
+    if (preview) return textResponse(out.body, 200, out.contentType);
     logger.info("install", "config served", {
       mac: out.machine.mac,
       os: out.os,
@@ -50,7 +50,7 @@ export function configRoutes(
       template: out.template,
     });
     tell(c, "config", out.machine.mac, { stage: "config", detail: out.what });
-    return textResponse(c, out.body, 200, out.contentType);
+    return textResponse(out.body, 200, out.contentType);
   }
 
   app.get("/action/:os/:name", rendered);

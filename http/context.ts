@@ -83,15 +83,19 @@ const encoder = new TextEncoder();
  * machine and per moment (a sticky choice changes them): never cached.
  */
 export function textResponse(
-  c: Context,
   body: string,
   status: 200 | 400 | 401 | 403 | 404 | 409 | 416 | 500 | 503 = 200,
   contentType = TEXT,
 ): Response {
   const bytes = encoder.encode(body);
-  return c.body(bytes, status, {
-    "Content-Type": contentType,
-    "Content-Length": String(bytes.length),
-    "Cache-Control": "no-store",
+  // A Response of its own rather than Hono's `c.body`, which merges headers nobody set here
+  // (a tenth of a rendered script's cost, measured).
+  return new Response(bytes, {
+    status,
+    headers: [
+      ["Content-Type", contentType],
+      ["Content-Length", String(bytes.length)],
+      ["Cache-Control", "no-store"],
+    ],
   });
 }

@@ -42,6 +42,6 @@ export function onError(logger: Logger) {
     if (route === "api" || route === "watch") {
       return c.json({ error: message }, status, { "Cache-Control": "no-store" });
     }
-    return textResponse(c, `${message}\n`, status);
+    return textResponse(`${message}\n`, status);
   };
 }
