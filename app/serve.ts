@@ -517,9 +517,10 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       watch.pool = leases ? () => leases.usage() : undefined;
     };
     watchLeases();
+    // Asked for requests of addresses no event named yet: a look-up by address, never a walk
+    // over every lease (a copy of 50 000 of them per request, before).
     watch.macForIp = (ip) =>
-      gen.services.registry.findByIp(ip)?.mac ??
-        gen.leases?.list().find((l) => l.ip === ip && l.state === "bound")?.mac ?? null;
+      gen.services.registry.findByIp(ip)?.mac ?? gen.leases?.boundAt(ip)?.mac ?? null;
 
     /** Applies a new config to the running servers; a bad one leaves everything as it was. */
     const reload = () => {

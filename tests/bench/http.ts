@@ -53,6 +53,7 @@ export const SERVER_IP = "10.251.0.1";
 /** The `[[machine]]` of the known-machine row: reserved at the address wrk asks from. */
 export const KNOWN_MAC = "52:54:00:be:00:01";
 const NGINX_PORT = 8081;
+const FLOOR_PORT = 8082;
 const SMALL = "boot/debian/images/bench-1k.bin";
 const BIG = "boot/debian/images/bench-big.bin";
 
@@ -405,6 +406,35 @@ export async function startReference(
   return t;
 }
 
+/** The bare Deno.serve of `http_floor.ts` on the 1 KiB file (the small case only). */
+async function startFloor(
+  setup: { ns: Netns; dir: string; tree: string },
+): Promise<Target> {
+  const prefix = join(setup.dir, "floor");
+  await Deno.mkdir(prefix, { recursive: true });
+  const argv = [
+    "deno",
+    "run",
+    "--allow-net",
+    "--allow-read",
+    repoPath("tests/bench/http_floor.ts"),
+  ];
+  const process = spawnServer(
+    setup.ns,
+    [...argv, SERVER_IP, String(FLOOR_PORT), join(setup.tree, SMALL)],
+    join(prefix, "stdout.log"),
+  );
+  const base = `http://${SERVER_IP}:${FLOOR_PORT}`;
+  await waitUntil(
+    () => httpAnswers(setup.ns, `${base}/`),
+    60_000,
+    "the bare Deno.serve",
+    process.output,
+  );
+  await checkSize(setup.ns, `${base}/`, 1024);
+  return { name: "deno-bare", base, paths: { small: "/" }, process, withChildren: false };
+}
+
 /** Checks that a target serves both files whole and, if it renders scripts, the known menu. */
 export async function checkTarget(
   setup: { ns: Netns; bigSize: number },
@@ -434,7 +464,13 @@ export async function benchHttp(o: BenchOptions): Promise<BenchTable> {
   await checkTarget(setup, ours);
   const nginx = await startReference(setup);
   await using _nginx = nginx.process;
-  const [us, ref] = await measure(setup.ns, setup.dir, [ours, nginx], o) as [Figures, Figures];
+  const floor = await startFloor(setup);
+  await using _floor = floor.process;
+  const [us, ref, bare] = await measure(setup.ns, setup.dir, [ours, nginx, floor], o) as [
+    Figures,
+    Figures,
+    Figures,
+  ];
 
   const bigMiB = setup.bigSize / 1024 / 1024;
   const rate = (f: Figures, c: CaseName) => f.cases[c]?.rate ?? null;
@@ -445,6 +481,14 @@ export async function benchHttp(o: BenchOptions): Promise<BenchTable> {
     referenceName: "nginx",
     rows: [
       { name: "1 KiB file", unit: "req/s", ours: rate(us, "small"), reference: rate(ref, "small") },
+      {
+        name: "1 KiB, bare Deno.serve",
+        unit: "req/s",
+        ours: rate(bare, "small"),
+        reference: rate(ref, "small"),
+        note: "the runtime's ceiling: the file from memory with our headers, no router, no log " +
+          "(tests/bench/http_floor.ts)",
+      },
       {
         name: `${bigMiB} MiB file`,
         unit: "MB/s",
