@@ -510,10 +510,14 @@ export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
     }
     return out.reply ?? null;
   };
+  // One policy object per mode, made once: the interface's network is the policy itself, and
+  // what is encoded once per network (`bytesOf`) is kept by that object.
+  const asServer: DhcpPolicyOptions = { ...policy, mode: "server" };
+  const asProxy: DhcpPolicyOptions = { ...policy, mode: "proxy" };
   return (req, ctx) => {
     const out = ctx.port === PXE_PORT
-      ? handlePxeRequest(req, { ...policy, mode: "proxy" }, ctx.from)
-      : handleDhcp(req, { ...policy, mode: ctx.mode });
+      ? handlePxeRequest(req, asProxy, ctx.from)
+      : handleDhcp(req, ctx.mode === "proxy" ? asProxy : asServer);
     if (!out.saved) return finish(out);
     // The ACK leaves once its lease is on disk; other requests are answered meanwhile.
     return out.saved.then(() => finish(out), (e: Error) => {
