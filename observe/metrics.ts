@@ -88,9 +88,12 @@ abstract class Metric<S> {
       if (v === undefined) return this.#wrongLabels(labels);
       key = i === 0 ? String(v) : `${key}\u0000${v}`;
     }
+    // Extra labels are a mistake too (counted without building an array).
+    let given = 0;
+    for (const _ in labels) given++;
+    if (given !== names.length) return this.#wrongLabels(labels);
     let s = this.#series.get(key);
     if (!s) {
-      if (Object.keys(labels).length !== names.length) return this.#wrongLabels(labels);
       const values = names.map((n) => String(labels[n]));
       if (this.#series.size >= this.registry.maxSeries) {
         this.registry.dropped++;

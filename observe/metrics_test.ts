@@ -112,6 +112,14 @@ Deno.test("misuse is refused with a RangeError naming the metric", async (t) => 
     );
   }
   assert.equal(c.get({ kind: "a" }), 0);
+  await t.step("an extra label on a series that exists already", () => {
+    c.inc({ kind: "b" });
+    assert.throws(
+      () => c.inc({ kind: "b", more: "c" }),
+      /takes labels \[kind\], got \[kind, more\]/,
+    );
+    assert.equal(c.get({ kind: "b" }), 1);
+  });
 });
 
 Deno.test("a metric keeps at most maxSeries label combinations; the rest is counted", () => {
