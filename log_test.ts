@@ -37,7 +37,7 @@ Deno.test("log formats: json lines, a readable line, journald's priority prefixe
   });
 });
 
-Deno.test("stdout: lines gathered per turn, in order, written before a warning and at exit", async (t) => {
+Deno.test("stdout: lines gathered a few ms, in order, written before a warning and at exit", async (t) => {
   const run = async (code: string) => {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
@@ -49,7 +49,7 @@ Deno.test("stdout: lines gathered per turn, in order, written before a warning a
     }).output();
     return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
   };
-  await t.step("lines of one turn come in order, a warning after them", async () => {
+  await t.step("lines gathered together come in order, a warning after them", async () => {
     assert.deepEqual(
       await run(`log.info("a", "one"); log.info("a", "two"); log.warn("a", "three");`),
       ["<6>[a] one", "<6>[a] two", "<4>[a] three"],

@@ -8,7 +8,7 @@ import { HELP, parseArgs, UsageError } from "./cli.ts";
 import type { CliArgs } from "./cli.ts";
 import { ConfigError, formatConfig, loadConfig } from "./config.ts";
 import type { Config } from "./config.ts";
-import { createLogger } from "../log.ts";
+import { createLogger, flushLog } from "../log.ts";
 import type { Logger } from "../log.ts";
 import { openIpfsStore, runServe } from "./serve.ts";
 import { leasesCommand, machineCommand } from "./admin.ts";
@@ -24,9 +24,12 @@ export const VERSION: string = denoJson.version;
 
 const enc = new TextEncoder();
 function err(line: string): void {
+  // What the logger gathered comes first: a fatal line follows the lines that led to it.
+  flushLog();
   Deno.stderr.writeSync(enc.encode(line + "\n"));
 }
 function out(text: string): void {
+  flushLog();
   Deno.stdout.writeSync(enc.encode(text));
 }
 

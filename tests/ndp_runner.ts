@@ -14,7 +14,7 @@ if (import.meta.main) {
   const logger = createLogger({ level: "debug", format: "json" });
   const extra = JSON.parse(Deno.args[1] ?? "{}");
   const responder = await startRaResponder({ ...extra, interface: Deno.args[0] ?? "", logger });
-  // Log lines are written once per turn of the event loop: the responder's go out first.
+  // Log lines are gathered for a few ms before they are written: the responder's go out first.
   flushLog();
   console.log(JSON.stringify({ started: responder.answering }));
   if (!responder.answering) Deno.exit(3);
