@@ -14,7 +14,12 @@
  */
 import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { type ContentStore, normalizeTreePath, type WholeFile } from "../content/store.ts";
+import {
+  type ContentEntry,
+  type ContentStore,
+  normalizeTreePath,
+  type WholeFile,
+} from "../content/store.ts";
 import { OS_NAME } from "../boot/catalog.ts";
 import { imageStage } from "../observe/events.ts";
 import type { HttpRoute } from "../observe/watch.ts";
@@ -77,9 +82,10 @@ export function fastTreeFile(
 ): (request: Request, path: string) => FastAnswer | undefined {
   const peek = store.peek?.bind(store);
   if (!peek) return () => undefined;
-  const headersOf = new WeakMap<Uint8Array, [string, string][]>();
+  // Kept by the stat of one path (Content-Type is the path's): a new stat, new headers.
+  const headersOf = new WeakMap<ContentEntry, [string, string][]>();
   const headers = (path: string, whole: WholeFile) => {
-    let h = headersOf.get(whole.bytes);
+    let h = headersOf.get(whole.entry);
     if (!h) {
       const { entry } = whole;
       h = [
@@ -89,7 +95,7 @@ export function fastTreeFile(
         // Content-Length: Deno sets it for a body of bytes.
         ...(entry.mtime ? [["Last-Modified", entry.mtime.toUTCString()] as [string, string]] : []),
       ];
-      headersOf.set(whole.bytes, h);
+      headersOf.set(whole.entry, h);
     }
     return h;
   };
