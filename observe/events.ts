@@ -173,6 +173,8 @@ export class EventLog {
       }
     }
     for (const observe of this.#observers) observe(event);
+    // A copy, so that a listener may unsubscribe while called; none to copy most of the time.
+    if (this.#listeners.size === 0) return event;
     for (const listen of [...this.#listeners]) {
       try {
         listen(event);
