@@ -89,7 +89,7 @@ function plain(fields: Fields): Fields {
 const encoder = new TextEncoder();
 
 /** How long a line may wait for others before stdout gets it. */
-export const FLUSH_MS = 10;
+export const FLUSH_MS = 2;
 
 /** Lines bound for stdout, gathered for up to FLUSH_MS (one process, one order). */
 const stdoutLines: string[] = [];

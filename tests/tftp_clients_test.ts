@@ -46,7 +46,7 @@ Deno.test({
             `${spec.name} ${name}\n${server.output.slice(-2000)}`,
           );
           await Deno.remove(got.local);
-          // The server gathers its log lines for up to 10 ms: they come a moment after the
+          // The server gathers its log lines for a few ms: they come a moment after the
           // client is done.
           const last = await until(
             () => doneLines()[before],
