@@ -63,6 +63,18 @@ function logOf(f: LineFollower): Record<string, unknown>[] {
   return jsonLines(f).filter((l) => l.subsystem === "ndp");
 }
 
+/** The number of NDP lines once no new one has come for 200 ms (at most 4 s). */
+async function settledLog(f: LineFollower): Promise<number> {
+  let n = logOf(f).length;
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = logOf(f).length;
+    if (now === n) return n;
+    n = now;
+  }
+  return n;
+}
+
 Deno.test("RA responder answers solicitations on its link only", async (t) => {
   await using srv = await Netns.create("abr");
   await using cli = await Netns.create("abr");
@@ -221,7 +233,9 @@ Deno.test("RA responder answers solicitations on its link only", async (t) => {
       ];
       for (const target of targets) {
         await t.step(target.name, async () => {
-          const before = logOf(runner).length;
+          // The lines of the step before may still be on their way (the responder gathers its
+          // log lines for a few ms): count once nothing more has come for 200 ms.
+          const before = await settledLog(runner);
           const { heard, done } = await solicit(other, {
             iface: "eth0",
             dst: target.dst,
