@@ -364,6 +364,18 @@ export async function benchDhcp(o: BenchOptions, d: DhcpBenchOptions = {}): Prom
         lowerIsBetter: true,
         note: i === 0 ? "VmHWM; astralboot: the whole program (DHCP, TFTP, HTTP)" : undefined,
       })),
+      ...(d.baseline
+        ? [
+          {
+            name: "peak RSS vs baseline",
+            unit: "MiB",
+            ours: memory[0]!,
+            reference: memory[3]!,
+            referenceName: "baseline",
+            lowerIsBetter: true,
+          } satisfies BenchRow,
+        ]
+        : []),
     ];
     return {
       title: "DHCP: astralboot (main.ts serve) vs dnsmasq --no-ping and Kea memfile, " +
