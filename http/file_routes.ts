@@ -24,7 +24,7 @@ import { OS_NAME } from "../boot/catalog.ts";
 import { imageStage } from "../observe/events.ts";
 import type { HttpRoute } from "../observe/watch.ts";
 import { type Env, osParam, type RequestStep, restPath, tell } from "./context.ts";
-import { contentTypeFor, serveTreeFile } from "./files.ts";
+import { fileHeaders, serveTreeFile } from "./files.ts";
 
 /** The routes of the module doc. */
 export function fileRoutes(store: ContentStore): Hono<Env> {
@@ -41,8 +41,7 @@ export function fileRoutes(store: ContentStore): Hono<Env> {
     const os = osParam(c.req.param("os"));
     const file = restPath(c, 2);
     const res = await treeFile(c, `boot/${os}/images/${file}`);
-    const bytes = res.headers.get("Content-Length") ?? "0";
-    tell(c, "image", null, { stage: imageStage(file), detail: `${os}/${file} (${bytes} bytes)` });
+    tell(c, "image", null, imageStep(os, file, res.headers.get("Content-Length") ?? "0"));
     return res;
   });
 
@@ -50,12 +49,21 @@ export function fileRoutes(store: ContentStore): Hono<Env> {
     tell(c, "loader");
     const file = restPath(c, 1);
     const res = await treeFile(c, `tftp/${file}`);
-    const bytes = res.headers.get("Content-Length") ?? "0";
-    tell(c, "loader", null, { stage: "loader", detail: `tftp/${file} over HTTP (${bytes} bytes)` });
+    tell(c, "loader", null, loaderStep(file, res.headers.get("Content-Length") ?? "0"));
     return res;
   });
 
   return app;
+}
+
+/** The boot step a file of an OS's images is, with its size. */
+function imageStep(os: string, file: string, bytes: number | string): RequestStep {
+  return { stage: imageStage(file), detail: `${os}/${file} (${bytes} bytes)` };
+}
+
+/** The boot step a first-stage loader over HTTP is, with its size. */
+function loaderStep(file: string, bytes: number | string): RequestStep {
+  return { stage: "loader", detail: `tftp/${file} over HTTP (${bytes} bytes)` };
 }
 
 /** What the fast lane answered, and what the access log is told of it. */
@@ -83,20 +91,11 @@ export function fastTreeFile(
   const peek = store.peek?.bind(store);
   if (!peek) return () => undefined;
   // Kept by the stat of one path (Content-Type is the path's): a new stat, new headers.
+  // Content-Length: Deno sets it for a body of bytes.
   const headersOf = new WeakMap<ContentEntry, [string, string][]>();
   const headers = (path: string, whole: WholeFile) => {
     let h = headersOf.get(whole.entry);
-    if (!h) {
-      const { entry } = whole;
-      h = [
-        ["Content-Type", contentTypeFor(path)],
-        ["Accept-Ranges", "bytes"],
-        ["ETag", `"${entry.etag}"`],
-        // Content-Length: Deno sets it for a body of bytes.
-        ...(entry.mtime ? [["Last-Modified", entry.mtime.toUTCString()] as [string, string]] : []),
-      ];
-      headersOf.set(whole.entry, h);
-    }
+    if (!h) headersOf.set(whole.entry, h = fileHeaders(path, whole.entry));
     return h;
   };
   return (request, path) => {
@@ -123,9 +122,7 @@ export function fastTreeFile(
     const whole = peek(treePath);
     if (!whole) return undefined;
     const bytes = whole.entry.size;
-    const step: RequestStep = route === "loader"
-      ? { stage: "loader", detail: `tftp/${file} over HTTP (${bytes} bytes)` }
-      : { stage: imageStage(file), detail: `${os}/${file} (${bytes} bytes)` };
+    const step = route === "loader" ? loaderStep(file, bytes) : imageStep(os, file, bytes);
     const response = new Response(whole.bytes, { headers: headers(treePath, whole) });
     return { response, route, step, bytes };
   };

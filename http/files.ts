@@ -81,6 +81,20 @@ function quotedEtag(entry: ContentEntry): string {
   return `"${entry.etag}"`;
 }
 
+/**
+ * The headers of every answer about a tree file (Content-Type by `path`, Accept-Ranges, ETag,
+ * Last-Modified); the answer adds its length and range.
+ */
+export function fileHeaders(path: string, entry: ContentEntry): [string, string][] {
+  const headers: [string, string][] = [
+    ["Content-Type", contentTypeFor(path)],
+    ["Accept-Ranges", "bytes"],
+    ["ETag", quotedEtag(entry)],
+  ];
+  if (entry.mtime) headers.push(["Last-Modified", entry.mtime.toUTCString()]);
+  return headers;
+}
+
 /** If-None-Match (weak comparison, RFC 9110 §13.1.2): true when the client's copy is current. */
 function matchesNone(header: string, etag: string): boolean {
   if (header.trim() === "*") return true;
@@ -117,12 +131,7 @@ export async function serveTreeFile(
   const whole = store.file ? await store.file(path) : null;
   const entry = whole?.entry ?? await store.stat(path);
   if (!entry || entry.kind !== "file") return null;
-  const headers = new Headers({
-    "Content-Type": contentTypeFor(path),
-    "Accept-Ranges": "bytes",
-    "ETag": quotedEtag(entry),
-  });
-  if (entry.mtime) headers.set("Last-Modified", entry.mtime.toUTCString());
+  const headers = new Headers(fileHeaders(path, entry));
 
   const inm = request.headers.get("If-None-Match");
   const ims = request.headers.get("If-Modified-Since");
