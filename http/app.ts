@@ -26,7 +26,7 @@ import { type HealthOptions, healthRoutes } from "./health_routes.ts";
 import { apiRoutes } from "./api_routes.ts";
 import { bootRoutes } from "./boot_routes.ts";
 import { configRoutes } from "./config_routes.ts";
-import { type Env, textResponse } from "./context.ts";
+import { clientOfEnv, type Env, textResponse } from "./context.ts";
 import { onError } from "./errors.ts";
 import { fastTreeFile, fileRoutes } from "./file_routes.ts";
 import { watchRoutes } from "./watch_routes.ts";
@@ -83,7 +83,7 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
       status: 200,
       bytes: answer.bytes,
       ms: elapsed(t0),
-      client: (env as Env["Bindings"] | undefined)?.remoteAddr?.hostname ?? null,
+      client: clientOfEnv(env as Env["Bindings"] | undefined),
       mac: null,
       step: answer.step,
     });

@@ -27,7 +27,12 @@ export type Env = {
 
 /** The client's address as Deno reports it, or null (app.request in tests). */
 export function clientOf(c: Context<Env>): string | null {
-  return c.env?.remoteAddr?.hostname ?? null;
+  return clientOfEnv(c.env);
+}
+
+/** {@linkcode clientOf} from the env Deno.serve's handler passes on, before there is a Context. */
+export function clientOfEnv(env: Env["Bindings"] | undefined): string | null {
+  return env?.remoteAddr?.hostname ?? null;
 }
 
 /** Tells the access log which route class, machine and boot step this request was. */
