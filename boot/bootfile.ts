@@ -58,6 +58,12 @@ export interface BootfileOptions {
   diskChain?: (mac: Mac) => boolean;
 }
 
+/** Whether the machine asking goes back to its disk through shim → GRUB (`diskChain`). */
+function goesToDisk(p: DhcpPacket, boot: BootfileOptions): boolean {
+  const mac = macOf(p);
+  return mac !== null && (boot.diskChain?.(mac) ?? false);
+}
+
 /** What a client should load, and how it identified itself. */
 export interface BootChoice {
   /** TFTP path or absolute http:// URL; goes into `file` and option 67. */
@@ -116,11 +122,8 @@ export function chooseBootfile(p: DhcpPacket, boot: BootfileOptions): BootChoice
   if (client === "ipxe") return { bootfile: ipxeScriptUrl(boot.httpUrl, p), arch, client };
   // iPXE is not signed by Microsoft: under Secure Boot the firmware would refuse it. HTTP-boot
   // clients keep iPXE: the signed GRUB network image cannot read over HTTP (grub.ts).
-  if (client === "pxe" && X86_64_UEFI.has(arch)) {
-    const mac = boot.secureBoot ? null : macOf(p);
-    if (boot.secureBoot || (mac && boot.diskChain?.(mac))) {
-      return { bootfile: SHIM_LOADER, arch, client };
-    }
+  if (client === "pxe" && X86_64_UEFI.has(arch) && (boot.secureBoot || goesToDisk(p, boot))) {
+    return { bootfile: SHIM_LOADER, arch, client };
   }
   const loader = loaderFor(arch, boot);
   if (loader === undefined) return undefined;
