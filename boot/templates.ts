@@ -7,6 +7,13 @@
  * the defaults. Compiled templates are cached; a store template is compiled again only
  * when its etag changes.
  *
+ * The output of a template shipped in the program is remembered by its data (the last
+ * {@linkcode MEMO_SIZE} renders): those templates read nothing but their data, so the same data
+ * gives the same text, and a machine asking for its menu again gets it without a render (a
+ * render with the strict data cost three times the lookup). A tree's own templates are rendered
+ * every time: Vento runs any JavaScript in them, and one may well print a fresh password or the
+ * time.
+ *
  * Templates are strict: reading a variable (or a key of an object) that the data does not
  * hold is an error naming the template, line and variable, never an empty string. Use
  * `"key" in machine.vars` to test for optional values.
@@ -33,6 +40,68 @@ export const DEFAULT_TEMPLATES: Readonly<Record<string, string>> = Object.freeze
   ...INSTALLER_TEMPLATES,
   ...Object.fromEntries(Object.entries(INSTALLER_TEMPLATES).map(([k, v]) => [`default-${k}`, v])),
 });
+
+/** How many rendered texts of the shipped templates {@linkcode TemplateRenderer} keeps. */
+export const MEMO_SIZE = 256;
+
+/** Data that {@linkcode dataKey} cannot write down exactly. */
+class NoKey extends Error {}
+
+const functionIds = new WeakMap<object, number>();
+let nextFunctionId = 0;
+
+/** One value of template data as text that tells it apart from any other; see dataKey. */
+function write(v: unknown): string {
+  switch (typeof v) {
+    case "string":
+      return `s${v.length}:${v}`;
+    case "number":
+      return Object.is(v, -0) ? "n-0;" : `n${v};`;
+    case "boolean":
+      return v ? "t" : "f";
+    case "undefined":
+      return "u";
+    case "bigint":
+      return `b${v};`;
+    case "function": {
+      let id = functionIds.get(v);
+      if (id === undefined) functionIds.set(v, id = nextFunctionId++);
+      return `F${id};`;
+    }
+    case "object": {
+      if (v === null) return "z";
+      if (Array.isArray(v)) {
+        let out = "[";
+        for (const x of v) out += write(x);
+        return `${out}]`;
+      }
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) throw new NoKey();
+      let out = "{";
+      for (const k in v) out += `${k.length}:${k}${write((v as Record<string, unknown>)[k])}`;
+      return `${out}}`;
+    }
+    default:
+      throw new NoKey();
+  }
+}
+
+/**
+ * Template data written out so that two datas get the same text only when a template can tell
+ * nothing apart in them: every string and key with its length, numbers as JavaScript prints them
+ * (NaN, Infinity and -0 included), undefined, and each function by its identity. Null when the
+ * data holds an object of a class (a date, a map) or a symbol: such data is rendered every time.
+ * As fast as `JSON.stringify` of the same data, which merges NaN with null and a date with its
+ * text.
+ */
+export function dataKey(data: Record<string, unknown>): string | null {
+  try {
+    return write(data);
+  } catch (e) {
+    if (e instanceof NoKey) return null;
+    throw e;
+  }
+}
 
 /** Template names: one path segment, used in URLs (`/action/<os>/<name>`). */
 export const TEMPLATE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -185,6 +254,8 @@ export class TemplateRenderer {
   #seen = new Map<string, string | null>();
   /** Source of every string template compiled by {@linkcode renderString}. */
   #strings = new Map<string, string>();
+  /** Texts of shipped templates by template id and {@linkcode dataKey}; see the module doc. */
+  #memo = new Map<string, string>();
 
   constructor(options: TemplateRendererOptions) {
     this.#store = options.store;
@@ -257,9 +328,19 @@ export class TemplateRenderer {
   async render(name: string, data: Record<string, unknown>, os?: string): Promise<string> {
     const id = await this.#find(name, os);
     if (id === null) throw new TemplateNotFoundError(name, os);
+    // Shipped templates (and what they include, shipped too: #resolve) read only their data.
+    const written = id.startsWith("templates/") ? dataKey(data) : null;
+    const key = written === null ? null : `${id}\n${written}`;
+    const known = key === null ? undefined : this.#memo.get(key);
+    if (known !== undefined) return known;
     try {
       const result = await this.#env.run(id, data);
-      return result.content as string;
+      const out = result.content as string;
+      if (key !== null) {
+        if (this.#memo.size >= MEMO_SIZE) this.#memo.delete(this.#memo.keys().next().value!);
+        this.#memo.set(key, out);
+      }
+      return out;
     } catch (err) {
       throw explain(err, id);
     }

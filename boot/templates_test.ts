@@ -5,6 +5,9 @@ import type { ContentStore } from "../content/store.ts";
 import { LocalStore } from "../content/local.ts";
 import { MemoryStore } from "../content/memory.ts";
 import {
+  dataKey,
+  DEFAULT_TEMPLATES,
+  MEMO_SIZE,
   strictData,
   TemplateNotFoundError,
   TemplateRenderer,
@@ -237,6 +240,93 @@ Deno.test("templates are compiled once and again only when their file changes", 
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dataKey: equal data, equal key; anything a template could tell apart, another key", async (t) => {
+  const f = () => "";
+  const g = () => "";
+  await t.step("equal data in other objects gives the same key", () => {
+    const a = { x: [1, "a", { y: null }], f, z: true };
+    const b = { x: [1, "a", { y: null }], f, z: true };
+    assert.equal(dataKey(a), dataKey(b));
+  });
+  const apart: [string, Record<string, unknown>, Record<string, unknown>][] = [
+    ["NaN and null", { x: NaN }, { x: null }],
+    ["Infinity and null", { x: Infinity }, { x: null }],
+    ["NaN and the text NaN", { x: NaN }, { x: "NaN" }],
+    ["-0 and 0", { x: -0 }, { x: 0 }],
+    ["a number and its text", { x: 1 }, { x: "1" }],
+    ["undefined and a missing key", { x: undefined }, {}],
+    ["undefined and null", { x: undefined }, { x: null }],
+    ["two functions", { x: f }, { x: g }],
+    ["a function and a missing key", { x: f }, {}],
+    ["where strings split", { x: ["ab", "c"] }, { x: ["a", "bc"] }],
+    ["key and value boundary", { "a:": "b" }, { a: ":b" }],
+    ["a string that looks like a mark", { x: "s1:a" }, { x: "a" }],
+    ["an array and an object", { x: ["a"] }, { x: { 0: "a" } }],
+    ["a bigint and a number", { x: 1n }, { x: 1 }],
+    ["true and the text t", { x: true }, { x: "t" }],
+  ];
+  for (const [what, a, b] of apart) {
+    await t.step(what, () => assert.notEqual(dataKey(a), dataKey(b)));
+  }
+  await t.step("an object of a class (a date, a map) or a symbol: no key", () => {
+    assert.equal(dataKey({ x: new Date(0) }), null);
+    assert.equal(dataKey({ x: { y: [new Map()] } }), null);
+    assert.equal(dataKey({ x: Symbol("s") }), null);
+    assert.notEqual(dataKey({ x: Object.create(null) }), null);
+  });
+});
+
+Deno.test("templates: a shipped template's text is remembered by its data", async (t) => {
+  const store = new MemoryStore({ "boot/a/template/start.vto": "a {{ count() }}" });
+  const r = new TemplateRenderer({
+    store,
+    defaults: { "start.vto": "{{ os }} {{ count() }}", "bad.vto": "{{ count() }}{{ nope }}" },
+  });
+  let calls = 0;
+  const count = () => ++calls;
+  await t.step("the same data renders once", async () => {
+    assert.equal(await r.render("start", { os: "b", count }, "b"), "b 1");
+    assert.equal(await r.render("start", { os: "b", count }, "b"), "b 1");
+    assert.equal(await r.render("start", { os: "b", count }), "b 1");
+    assert.equal(calls, 1);
+  });
+  await t.step("other data renders again", async () => {
+    assert.equal(await r.render("start", { os: "c", count }, "c"), "c 2");
+    assert.equal(await r.render("start", { os: "b", count: () => 7 }, "b"), "b 7");
+  });
+  await t.step("a tree's own template renders every time", async () => {
+    assert.equal(await r.render("start", { os: "a", count }, "a"), "a 3");
+    assert.equal(await r.render("start", { os: "a", count }, "a"), "a 4");
+  });
+  await t.step("data with a date renders every time", async () => {
+    const at = new Date(0);
+    assert.equal(await r.render("start", { os: "d", count, at }), "d 5");
+    assert.equal(await r.render("start", { os: "d", count, at }), "d 6");
+  });
+  await t.step("a render that fails is not remembered", async () => {
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(r.render("bad", { count }), /"nope" is not defined/);
+    }
+    assert.equal(calls, 8);
+  });
+  await t.step(`at most ${MEMO_SIZE} texts: the oldest goes first`, async () => {
+    calls = 0;
+    for (let i = 0; i <= MEMO_SIZE; i++) await r.render("start", { os: `o${i}`, count });
+    assert.equal(calls, MEMO_SIZE + 1);
+    assert.equal(await r.render("start", { os: `o${MEMO_SIZE}`, count }), `o${MEMO_SIZE} ${calls}`);
+    assert.equal(calls, MEMO_SIZE + 1);
+    assert.equal(await r.render("start", { os: "o0", count }), `o0 ${MEMO_SIZE + 2}`);
+  });
+});
+
+Deno.test("the shipped templates read nothing but their data (their texts are remembered)", () => {
+  for (const [name, source] of Object.entries(DEFAULT_TEMPLATES)) {
+    for (const global of ["Date", "Math", "crypto", "Deno", "globalThis", "performance"]) {
+      assert.doesNotMatch(source, new RegExp(`\\b${global}\\b`), `${name} reads ${global}`);
+    }
   }
 });
 
