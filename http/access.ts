@@ -8,20 +8,13 @@
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "../log.ts";
 import type { HttpEvent } from "../observe/watch.ts";
-import { clientOf, type Env } from "./context.ts";
+import { clientOf, type Env, pathOf } from "./context.ts";
 
 /** A path as it may be logged: a callback URL's token is a secret and is left out. */
 export function withoutSecrets(path: string): string {
   // Every request passes here: only the callback routes can hold a token.
   if (!path.startsWith("/api/machines/")) return path;
   return path.replace(/^(\/api\/machines\/[^/]+\/(?:installed|progress))\/[^/?]+/, "$1/(token)");
-}
-
-/** The path and query of a request's URL as the client sent it, without parsing the URL. */
-export function pathOf(url: string): string {
-  // "http://host[:port]/path?query": the path starts at the first "/" after the scheme.
-  const at = url.indexOf("/", url.indexOf("//") + 2);
-  return at < 0 ? "/" : url.slice(at);
 }
 
 /** Logs one answered request and hands its event on. */

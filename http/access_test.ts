@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { pathOf, withoutSecrets } from "./access.ts";
+import { withoutSecrets } from "./access.ts";
+import { pathOf } from "./context.ts";
 
 Deno.test("pathOf and withoutSecrets give the path as it may be logged", async (t) => {
   const cases: [string, string][] = [

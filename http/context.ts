@@ -13,6 +13,14 @@ import { OS_NAME } from "../boot/catalog.ts";
 import type { BootStage } from "../observe/events.ts";
 import type { HttpRoute } from "../observe/watch.ts";
 
+/** The path and query of a request's URL as the client sent it, without parsing the URL. */
+export function pathOf(url: string): string {
+  // "http://host[:port]/path?query": the path starts at the first "/" after the scheme, where
+  // Hono's router finds it too.
+  const at = url.indexOf("/", url.indexOf("//") + 2);
+  return at < 0 ? "/" : url.slice(at);
+}
+
 /** The boot step a request was, as its route says. */
 export interface RequestStep {
   stage: BootStage;
@@ -68,7 +76,11 @@ export function osParam(name: string): string {
 
 /** The rest of the raw URL path after `skip` segments, percent-decoded and made safe. */
 export function restPath(c: Context, skip: number): string {
-  const raw = new URL(c.req.url).pathname.split("/").slice(1 + skip);
+  // The path as the router found it in the URL (`new URL` reads an odd Host header, which
+  // Deno.serve puts in the URL as sent, as part of the path or a query).
+  const asked = pathOf(c.req.url);
+  const end = asked.search(/[?#]/);
+  const raw = (end < 0 ? asked : asked.slice(0, end)).split("/").slice(1 + skip);
   let decoded: string;
   try {
     decoded = raw.map(decodeURIComponent).join("/");
