@@ -50,6 +50,7 @@ import { planReload } from "./reload.ts";
 import type { HealthOptions } from "../http/health_routes.ts";
 import { tftpOpener } from "./tftp_open.ts";
 import { missingSecureBootFiles } from "../boot/secure_boot.ts";
+import { TreeFact } from "./tree_fact.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
 export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEventSink): IpfsStore {
@@ -373,13 +374,12 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
   logConfig(config, logger);
   let tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
   logger.info("content", `boot tree: ${tree.store.description}`);
-  // Whether the tree holds shim → GRUB: Secure Boot needs it, and an installed x86-64 UEFI
+  // What the tree lacks of shim → GRUB: Secure Boot needs it, and an installed x86-64 UEFI
   // machine goes back to its disk through it (boot/bootfile.ts). Looked up once per tree, in the
-  // background: an IPFS tree may take a while to answer, and the servers need not wait for it.
-  let grubChain = false;
+  // background; until it answers, an installed machine gets what a new one gets.
+  const grubChain = new TreeFact(missingSecureBootFiles);
   const lookForGrubChain = (store: ContentStore, warn: boolean) => {
-    missingSecureBootFiles(store).then((missing) => {
-      if (store === tree.store) grubChain = missing.length === 0;
+    grubChain.check(store).then((missing) => {
       if (!warn || missing.length === 0) return;
       logger.warn(
         "boot",
@@ -499,7 +499,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       if (e.kind === "reply" && e.reply === "ack" && e.ip) contact(e.mac, e.ip, e.inventory);
     };
     const diskChain = (mac: Mac) =>
-      grubChain && gen.services.registry.get(mac)?.state === "installed";
+      grubChain.value?.length === 0 && gen.services.registry.get(mac)?.state === "installed";
     const dhcp = await startDhcpService(
       dhcpOptions(config, leases, gen.leases, logger, onDhcp, diskChain),
     );
