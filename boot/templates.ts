@@ -7,8 +7,8 @@
  * the defaults. Compiled templates are cached; a store template is compiled again only
  * when its etag changes.
  *
- * The output of a template shipped in the program is remembered by its data (the last
- * {@linkcode MEMO_SIZE} renders): those templates read nothing but their data, so the same data
+ * The output of a template shipped in the program is remembered by its data (the
+ * {@linkcode MEMO_SIZE} used last): those templates read nothing but their data, so the same data
  * gives the same text, and a machine asking for its menu again gets it without a render (a
  * render with the strict data cost three times the lookup). A tree's own templates are rendered
  * every time: Vento runs any JavaScript in them, and one may well print a fresh password or the
@@ -44,6 +44,12 @@ export const DEFAULT_TEMPLATES: Readonly<Record<string, string>> = Object.freeze
 /** How many rendered texts of the shipped templates {@linkcode TemplateRenderer} keeps. */
 export const MEMO_SIZE = 256;
 
+/**
+ * Data written longer than this (a class of a thousand machines: `cluster`) is rendered every
+ * time rather than kept: {@linkcode MEMO_SIZE} such keys would hold tens of MiB.
+ */
+export const MEMO_KEY_MAX = 16 * 1024;
+
 /** Data that {@linkcode dataKey} cannot write down exactly. */
 class NoKey extends Error {}
 
@@ -72,12 +78,17 @@ function write(v: unknown): string {
       if (v === null) return "z";
       if (Array.isArray(v)) {
         let out = "[";
-        for (const x of v) out += write(x);
+        for (let i = 0; i < v.length; i++) {
+          // A hole reads as undefined but is not `in` the array.
+          if (!(i in v)) throw new NoKey();
+          out += write(v[i]);
+        }
         return `${out}]`;
       }
       const proto = Object.getPrototypeOf(v);
-      if (proto !== Object.prototype && proto !== null) throw new NoKey();
-      let out = "{";
+      // Without a prototype `"toString" in v` is false: a template can tell.
+      let out = proto === Object.prototype ? "{" : proto === null ? "{0" : "";
+      if (out === "") throw new NoKey();
       for (const k in v) out += `${k.length}:${k}${write((v as Record<string, unknown>)[k])}`;
       return `${out}}`;
     }
@@ -89,16 +100,22 @@ function write(v: unknown): string {
 /**
  * Template data written out so that two datas get the same text only when a template can tell
  * nothing apart in them: every string and key with its length, numbers as JavaScript prints them
- * (NaN, Infinity and -0 included), undefined, and each function by its identity. Null when the
- * data holds an object of a class (a date, a map) or a symbol: such data is rendered every time.
+ * (NaN, Infinity and -0 included), undefined, whether an object has a prototype, and each
+ * function by its identity. Null when the data holds an object of a class (a date, a map), a
+ * sparse array or a symbol, or is nested too deep or in a cycle: such data is rendered every time.
  * As fast as `JSON.stringify` of the same data, which merges NaN with null and a date with its
  * text.
+ *
+ * It reads what a template can read of plain data: enumerable string keys, each value once. Data
+ * is plain values, as `boot/template_data.ts` makes it: no getters, no symbol or hidden keys,
+ * and the functions in it (`sh`, `grub_quote`) give the same answer for the same arguments.
  */
 export function dataKey(data: Record<string, unknown>): string | null {
   try {
     return write(data);
   } catch (e) {
-    if (e instanceof NoKey) return null;
+    // RangeError: the call stack ran out (a cycle, or data nested thousands deep).
+    if (e instanceof NoKey || e instanceof RangeError) return null;
     throw e;
   }
 }
@@ -330,13 +347,18 @@ export class TemplateRenderer {
     if (id === null) throw new TemplateNotFoundError(name, os);
     // Shipped templates (and what they include, shipped too: #resolve) read only their data.
     const written = id.startsWith("templates/") ? dataKey(data) : null;
-    const key = written === null ? null : `${id}\n${written}`;
+    const key = written === null || written.length > MEMO_KEY_MAX ? null : `${id}\n${written}`;
     const known = key === null ? undefined : this.#memo.get(key);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      // Used last, dropped last.
+      this.#memo.delete(key!);
+      this.#memo.set(key!, known);
+      return known;
+    }
     try {
       const result = await this.#env.run(id, data);
       const out = result.content as string;
-      if (key !== null) {
+      if (key !== null && !this.#memo.has(key)) {
         if (this.#memo.size >= MEMO_SIZE) this.#memo.delete(this.#memo.keys().next().value!);
         this.#memo.set(key, out);
       }

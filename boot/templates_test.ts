@@ -7,6 +7,7 @@ import { MemoryStore } from "../content/memory.ts";
 import {
   dataKey,
   DEFAULT_TEMPLATES,
+  MEMO_KEY_MAX,
   MEMO_SIZE,
   strictData,
   TemplateNotFoundError,
@@ -271,11 +272,19 @@ Deno.test("dataKey: equal data, equal key; anything a template could tell apart,
   for (const [what, a, b] of apart) {
     await t.step(what, () => assert.notEqual(dataKey(a), dataKey(b)));
   }
-  await t.step("an object of a class (a date, a map) or a symbol: no key", () => {
+  await t.step("an object with and one without a prototype", () => {
+    assert.notEqual(dataKey({ x: {} }), dataKey({ x: Object.create(null) }));
+    assert.notEqual(dataKey({ x: Object.create(null) }), null);
+  });
+  await t.step("a class (a date, a map), a symbol, a hole, a cycle: no key", () => {
     assert.equal(dataKey({ x: new Date(0) }), null);
     assert.equal(dataKey({ x: { y: [new Map()] } }), null);
     assert.equal(dataKey({ x: Symbol("s") }), null);
-    assert.notEqual(dataKey({ x: Object.create(null) }), null);
+    // deno-lint-ignore no-sparse-arrays
+    assert.equal(dataKey({ x: [1, , 3] }), null);
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    assert.equal(dataKey(cycle), null);
   });
 });
 
@@ -312,14 +321,27 @@ Deno.test("templates: a shipped template's text is remembered by its data", asyn
     }
     assert.equal(calls, 8);
   });
-  await t.step(`at most ${MEMO_SIZE} texts: the oldest goes first`, async () => {
+  await t.step(`at most ${MEMO_SIZE} texts: the one used longest ago goes first`, async () => {
+    const r = new TemplateRenderer({ store, defaults: { "start.vto": "{{ os }} {{ count() }}" } });
     calls = 0;
-    for (let i = 0; i <= MEMO_SIZE; i++) await r.render("start", { os: `o${i}`, count });
+    for (let i = 0; i < MEMO_SIZE; i++) await r.render("start", { os: `o${i}`, count });
+    assert.equal(await r.render("start", { os: "o0", count }), "o0 1"); // used again
+    assert.equal(calls, MEMO_SIZE);
+    await r.render("start", { os: `o${MEMO_SIZE}`, count }); // one more: o1 goes
+    assert.equal(await r.render("start", { os: "o0", count }), "o0 1");
     assert.equal(calls, MEMO_SIZE + 1);
-    assert.equal(await r.render("start", { os: `o${MEMO_SIZE}`, count }), `o${MEMO_SIZE} ${calls}`);
-    assert.equal(calls, MEMO_SIZE + 1);
-    assert.equal(await r.render("start", { os: "o0", count }), `o0 ${MEMO_SIZE + 2}`);
+    assert.equal(await r.render("start", { os: "o1", count }), `o1 ${MEMO_SIZE + 2}`);
   });
+  await t.step(
+    `data written longer than ${MEMO_KEY_MAX} characters renders every time`,
+    async () => {
+      const big = "x".repeat(MEMO_KEY_MAX);
+      calls = 0;
+      await r.render("start", { os: "e", count, big });
+      await r.render("start", { os: "e", count, big });
+      assert.equal(calls, 2);
+    },
+  );
 });
 
 Deno.test("the shipped templates read nothing but their data (their texts are remembered)", () => {
