@@ -15,9 +15,9 @@ import type { HttpRoute } from "../observe/watch.ts";
 
 /** The path and query of a request's URL as the client sent it, without parsing the URL. */
 export function pathOf(url: string): string {
-  // "http://host[:port]/path?query": the path starts at the first "/" after the scheme, where
-  // Hono's router finds it too.
-  const at = url.indexOf("/", url.indexOf("//") + 2);
+  // "http://host[:port]/path?query": the path starts at the first "/" after "http://" and one
+  // character more, where Hono's router finds it too (a Host header of "/" makes "http:////a").
+  const at = url.indexOf("/", url.indexOf(":") + 4);
   return at < 0 ? "/" : url.slice(at);
 }
 
