@@ -90,6 +90,7 @@ interface DbRow {
 interface Waiter {
   resolve: () => void;
   reject: (e: Error) => void;
+  /** When it began waiting, `performance.now()`. */
   since: number;
 }
 
@@ -202,7 +203,7 @@ export class LeaseTable {
    */
   saved(): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#waiters.push({ resolve, reject, since: Date.now() });
+    this.#waiters.push({ resolve, reject, since: performance.now() });
     this.#schedule(Math.max(0, this.#committedAt + this.#gapMs - performance.now()));
     return promise;
   }
@@ -261,7 +262,8 @@ export class LeaseTable {
   #run(): void {
     const failure = this.#commit();
     if (failure === null || !isBusy(failure)) return this.#settle(failure);
-    const now = Date.now();
+    // The monotonic clock: a wall clock stepped back (NTP) would keep them waiting for ever.
+    const now = performance.now();
     const max = this.#maxWaitMs;
     const late = this.#waiters.filter((w) => now - w.since >= max);
     if (late.length > 0) {

@@ -237,7 +237,8 @@ export class LeaseStore {
     if (this.#rate === Infinity) return true;
     this.#tokens = Math.min(
       this.#rate * 5,
-      this.#tokens + (now - this.#tokensAt) / 1000 * this.#rate,
+      // A clock stepped back (NTP at boot) adds nothing, and takes nothing either.
+      this.#tokens + Math.max(0, now - this.#tokensAt) / 1000 * this.#rate,
     );
     this.#tokensAt = now;
     if (this.#tokens < 1) return false;

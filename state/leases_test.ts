@@ -362,6 +362,17 @@ Deno.test("new strangers are rate-limited, with a burst of five seconds' worth",
     Array.from({ length: 4 }, (_, i) => s.offer(mac(20 + i))).filter((r) => "ip" in r).length,
     2,
   );
+  // A clock stepped back an hour neither empties the bucket nor stops it filling.
+  clock.t -= 3_600_000;
+  assert.equal(
+    Array.from({ length: 8 }, (_, i) => s.offer(mac(40 + i))).filter((r) => "ip" in r).length,
+    0,
+  );
+  clock.t += 3000;
+  assert.equal(
+    Array.from({ length: 8 }, (_, i) => s.offer(mac(60 + i))).filter((r) => "ip" in r).length,
+    3,
+  );
   // Known machines never wait for the strangers' bucket.
   const k = new LeaseStore(openDatabase(":memory:"), {
     range: ["10.0.0.100", "10.0.0.199"],
