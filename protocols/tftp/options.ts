@@ -22,6 +22,13 @@ export const DEFAULT_MAX_BLKSIZE = 1468;
 /** Default cap on windowsize; RFC 7440 §4 measured little gain past 16–64 on a LAN. */
 export const DEFAULT_MAX_WINDOWSIZE = 64;
 
+/**
+ * The most bytes of one window (windowsize × (blksize + 4)) a transfer may ask for: the server
+ * keeps a window's packets until they are acknowledged, and a client asking 65535 blocks of
+ * 65464 bytes would have it hold 4 GiB. Jumbo frames (9000) still get a window of 58.
+ */
+export const MAX_WINDOW_BYTES = 512 * 1024;
+
 /** What the server allows and knows about the file. */
 export interface NegotiationLimits {
   /** Largest blksize granted (8–65464). */
@@ -88,9 +95,14 @@ export function negotiateOptions(
     else oack.set(name, String(result));
   }
   const timeout = oack.get("timeout");
+  const blksize = Number(oack.get("blksize") ?? DEFAULT_BLKSIZE);
+  let windowsize = Number(oack.get("windowsize") ?? 1);
+  // Lowered after the loop: the client may name windowsize before blksize.
+  const fits = Math.max(1, Math.floor(MAX_WINDOW_BYTES / (blksize + 4)));
+  if (windowsize > fits) oack.set("windowsize", String(windowsize = fits));
   return {
-    blksize: Number(oack.get("blksize") ?? DEFAULT_BLKSIZE),
-    windowsize: Number(oack.get("windowsize") ?? 1),
+    blksize,
+    windowsize,
     timeoutMs: timeout === undefined ? null : Number(timeout) * 1000,
     oack,
     ignored,

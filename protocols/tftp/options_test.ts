@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { blksizeForMtu, negotiateOptions, type NegotiationLimits } from "./options.ts";
+import {
+  blksizeForMtu,
+  MAX_WINDOW_BYTES,
+  negotiateOptions,
+  type NegotiationLimits,
+} from "./options.ts";
 
 const LIMITS: NegotiationLimits = { maxBlksize: 1468, maxWindowsize: 64, size: 3000 };
 
@@ -125,12 +130,13 @@ Deno.test("negotiateOptions answers each option by its RFC", async (t) => {
       ignored: ["constructor", "__proto__", "tostring", "hasownproperty"],
     },
     {
+      // The window then to MAX_WINDOW_BYTES (see the test below).
       name: "server caps out of range are clamped to the RFC bounds",
       request: [["blksize", "100000"], ["windowsize", "100000"]],
       limits: { maxBlksize: 1e9, maxWindowsize: 1e9 },
-      oack: [["blksize", "65464"], ["windowsize", "65535"]],
+      oack: [["blksize", "65464"], ["windowsize", "8"]],
       blksize: 65464,
-      windowsize: 65535,
+      windowsize: 8,
     },
   ];
   for (const c of cases) {
@@ -152,5 +158,26 @@ Deno.test("blksizeForMtu subtracts IPv4, UDP and TFTP headers", async (t) => {
   ]];
   for (const [mtu, want] of cases) {
     await t.step(`MTU ${mtu} → ${want}`, () => assert.equal(blksizeForMtu(mtu), want));
+  }
+});
+
+Deno.test("a window never holds more than MAX_WINDOW_BYTES, whatever order the options come in", async (t) => {
+  const limits: NegotiationLimits = { maxBlksize: 65464, maxWindowsize: 65535, size: 1 };
+  const cases: [string, [string, string][], number, number][] = [
+    ["huge blocks, huge window", [["blksize", "65464"], ["windowsize", "65535"]], 65464, 8],
+    ["window named first", [["windowsize", "65535"], ["blksize", "65464"]], 65464, 8],
+    ["jumbo frames, window 64", [["blksize", "8968"], ["windowsize", "64"]], 8968, 58],
+    ["Ethernet frames, window 64: as asked", [["blksize", "1468"], ["windowsize", "64"]], 1468, 64],
+    ["no blksize: 512-byte blocks", [["windowsize", "65535"]], 512, 1016],
+  ];
+  for (const [what, request, blksize, windowsize] of cases) {
+    await t.step(what, () => {
+      const got = negotiateOptions(new Map(request), limits);
+      assert.equal(got.blksize, blksize);
+      assert.equal(got.windowsize, windowsize);
+      assert.equal(got.oack.get("windowsize"), String(windowsize));
+      assert.deepEqual([...got.oack.keys()], request.map(([k]) => k));
+      assert.ok(windowsize * (blksize + 4) <= MAX_WINDOW_BYTES);
+    });
   }
 });
