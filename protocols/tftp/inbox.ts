@@ -39,6 +39,8 @@ export class Inbox {
 
   /** Sets the deadline `ms` from now; {@linkcode take} yields null once it passes. */
   arm(ms: number): void {
+    // Closed (the transfer was aborted during a send): no new wait.
+    if (this.#closed) return;
     const now = performance.now();
     this.#deadline = now + ms;
     this.#expired = false;
@@ -65,11 +67,11 @@ export class Inbox {
     w?.(null);
   };
 
-  /** The next packet, or null once the deadline passed (or when woken by {@linkcode close}). */
+  /** The next packet, or null once the deadline passed or the inbox is {@linkcode close}d. */
   take(): Promise<TftpPacket | null> {
     const p = this.#queue.shift();
     if (p) return Promise.resolve(p);
-    if (this.#expired) {
+    if (this.#expired || this.#closed) {
       this.#expired = false;
       return Promise.resolve(null);
     }

@@ -581,6 +581,75 @@ Deno.test("close() aborts transfers in progress and releases their files", async
   assert.deepEqual([...net.sockets.keys()], []);
 });
 
+Deno.test("close() ends a transfer at once while it sends or its store stalls", async (t) => {
+  await t.step("aborted during a slow send: no new retransmission wait", async () => {
+    const net = new MemNet();
+    const { open } = memFiles({ f: content(100_000) });
+    let sending = 0;
+    const slowListen: typeof net.listen = (address, port) => {
+      const socket = net.listen(address, port);
+      const send = socket.send.bind(socket);
+      socket.send = async (data, to) => {
+        sending++;
+        await new Promise((r) => setTimeout(r, 100));
+        return await send(data, to);
+      };
+      return socket;
+    };
+    const server = await startTftpServer({
+      address: SERVER,
+      open,
+      listen: slowListen,
+      rto: { initialMs: 3000, minMs: 3000, maxMs: 5000 },
+    });
+    const c = net.listen(CLIENT, 0) as MemSocket;
+    try {
+      await c.sendPacket(rrq("f"), MAIN);
+      await until(() => sending > 0);
+      const t0 = performance.now();
+      await server.close();
+      // The send under way (100 ms) ends; before, a new 3 s wait began after it (cut at 1 s).
+      assert.ok(performance.now() - t0 < 600, `close took ${performance.now() - t0} ms`);
+    } finally {
+      c.close();
+    }
+  });
+  await t.step("a store that never delivers: close() cancels it", async () => {
+    const net = new MemNet();
+    let cancelled = false;
+    let pulled = false;
+    const server = await startTftpServer({
+      address: SERVER,
+      listen: net.listen,
+      open: () =>
+        Promise.resolve({
+          size: 10_000,
+          stream: new ReadableStream<Uint8Array>({
+            pull: () => {
+              pulled = true;
+              return new Promise<void>(() => {});
+            },
+            cancel: () => {
+              cancelled = true;
+            },
+          }, { highWaterMark: 0 }),
+        }),
+    });
+    const c = net.listen(CLIENT, 0) as MemSocket;
+    try {
+      await c.sendPacket(rrq("f"), MAIN);
+      await until(() => pulled && server.active === 1);
+      const t0 = performance.now();
+      await server.close();
+      assert.ok(performance.now() - t0 < 1000, `close took ${performance.now() - t0} ms`);
+      assert.equal(server.active, 0);
+      await until(() => cancelled);
+    } finally {
+      c.close();
+    }
+  });
+});
+
 /** Error code and message of an ERROR packet, else null. */
 function errorOf(got: { packet: TftpPacket } | null): { code: number; message: string } | null {
   return got?.packet.op === Opcode.ERROR

@@ -362,7 +362,12 @@ export class ReadTransfer {
         if (packet instanceof Promise) {
           // While the stream is read, what is ready goes out.
           if (batch.length > 0) await this.#sendLossy(socket, batch.splice(0));
-          packet = await packet;
+          // Raced with an abort: a store that stalls must not hold the transfer (nor close()).
+          // Once the abort won, a late failure of the read is nobody's to handle.
+          packet.catch(() => {});
+          const read = await this.#unlessAborted(packet);
+          if (read === null) break;
+          packet = read;
         }
         if (this.#aborted) break;
         const final = source.final === n;
