@@ -71,7 +71,10 @@ export function tftpOpener(store: ContentStore, hooks?: TftpBootHooks): TftpOpen
     }
     if (path === null) return REFUSED;
     try {
-      const entry = await store.stat(path);
+      // As HTTP does (http/files.ts): a small file whole from memory, else a stat asked anew
+      // for a big one, so that the size told (tsize) is that of the file then opened.
+      const whole = store.file ? await store.file(path) : null;
+      const entry = whole?.entry ?? await store.stat(path);
       if (!entry || entry.kind !== "file") return { error: "not-found", message: "file not found" };
       return { size: entry.size, stream: await store.read(path) };
     } catch (e) {

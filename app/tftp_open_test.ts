@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { CachedStore } from "../content/cached.ts";
 import { LocalStore } from "../content/local.ts";
 import { MemoryStore } from "../content/memory.ts";
 import { mustParseMac } from "../net/mac.ts";
@@ -82,4 +83,34 @@ Deno.test("a template mistake is TFTP error 0 naming the file and line, and a wa
   assert.equal(got.error, "unavailable");
   assert.match(got.message, /^template error: boot\/bad\/template\/grub-start\.vto:1:\d+: "nope"/);
   assert.ok(logger.lines.some((l) => l.level === "warn" && l.message === "template error"));
+});
+
+Deno.test("a file replaced within the cache's second: the size told is the file sent", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "astral-tftp-open-" });
+  try {
+    await Deno.mkdir(`${dir}/tftp`);
+    await Deno.writeFile(`${dir}/tftp/big.bin`, new Uint8Array(200).fill(1));
+    await Deno.writeFile(`${dir}/tftp/small.bin`, new Uint8Array(5).fill(3));
+    const store = new CachedStore(new LocalStore(dir), { revalidateMs: 60_000, maxFileBytes: 100 });
+    const s = testApp({ store });
+    const open = tftpOpener(store, { boot: s.tftp, logger: memoryLogger() });
+    const fetch = async (name: string) => {
+      const got = await open(name, { address: IP, port: 1 });
+      assert.ok(!("error" in got), JSON.stringify(got));
+      return {
+        size: got.size,
+        bytes: new Uint8Array(await new Response(got.stream).arrayBuffer()),
+      };
+    };
+    assert.equal((await fetch("big.bin")).size, 200);
+    await Deno.writeFile(`${dir}/tftp/big.bin.new`, new Uint8Array(300).fill(2));
+    await Deno.rename(`${dir}/tftp/big.bin.new`, `${dir}/tftp/big.bin`);
+    const big = await fetch("big.bin");
+    assert.equal(big.size, 300);
+    assert.deepEqual(big.bytes, new Uint8Array(300).fill(2));
+    // A small file comes from memory, with its own size.
+    assert.deepEqual(await fetch("small.bin"), { size: 5, bytes: new Uint8Array(5).fill(3) });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

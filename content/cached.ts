@@ -59,8 +59,13 @@ export class CachedStore implements ContentStore {
   #bytes = 0;
   /** Stats under way, so that a burst of requests asks once. */
   #checking = new Map<string, Promise<Known>>();
-  /** Reads of whole files under way, so that a burst of requests reads a file once. */
+  /**
+   * Reads of whole files under way, by path and etag, so that a burst of requests reads a
+   * version of a file once, and a request for a newer version never gets an older one's bytes.
+   */
   #loading = new Map<string, Promise<Uint8Array<ArrayBuffer> | null>>();
+  /** Counts {@linkcode clear}s: a stat asked before one is not kept after it. */
+  #generation = 0;
 
   constructor(inner: ContentStore, options: CachedStoreOptions) {
     this.#inner = inner;
@@ -110,6 +115,10 @@ export class CachedStore implements ContentStore {
   clear(): void {
     this.#known.clear();
     this.#bytes = 0;
+    this.#generation++;
+    // Those under way answer their requests; later ones ask again.
+    this.#checking.clear();
+    this.#loading.clear();
   }
 
   /** Metadata of a path, from memory while fresh. */
@@ -129,6 +138,7 @@ export class CachedStore implements ContentStore {
 
   /** Asks the store below for `path`'s stat; keeps the bytes when its ETag did not change. */
   async #restat(path: string): Promise<Known> {
+    const generation = this.#generation;
     const entry = await this.#inner.stat(path);
     const old = this.#known.get(path);
     const same = old?.entry && entry && old.entry.etag === entry.etag &&
@@ -139,6 +149,8 @@ export class CachedStore implements ContentStore {
       bytes: same ? old.bytes : null,
       used: true,
     };
+    // Asked before a clear(): good for the request that asked, not to be kept.
+    if (generation !== this.#generation) return k;
     if (old?.bytes && !same) this.#bytes -= old.bytes.length;
     // Set again, not updated: the newest paths are swept last.
     this.#known.delete(path);
@@ -157,24 +169,53 @@ export class CachedStore implements ContentStore {
    * the path is not a file or too big, so that the caller streams it with {@linkcode read}.
    */
   async file(path: string): Promise<WholeFile | null> {
-    const k = this.#fresh(path) ?? await this.#check(path);
+    const fresh = this.#fresh(path);
+    let k = fresh ?? await this.#check(path);
+    if (fresh && this.#revalidateMs !== Infinity && this.#isBig(k.entry)) {
+      // A big file streams from the store below under the headers of this stat: asked again
+      // (one stat, next to a kernel's transfer), so that the file opened next is that version.
+      k = await this.#check(path);
+    }
     const entry = k.entry;
     if (entry?.kind !== "file" || entry.size > this.#maxFileBytes) return null;
     if (k.bytes) return { entry, bytes: k.bytes };
-    let loading = this.#loading.get(path);
+    const key = `${path}\n${entry.etag}`;
+    let loading = this.#loading.get(key);
     if (!loading) {
-      loading = this.#load(path, k).finally(() => this.#loading.delete(path));
-      this.#loading.set(path, loading);
+      loading = this.#load(path, k).finally(() => {
+        if (this.#loading.get(key) === loading) this.#loading.delete(key);
+      });
+      this.#loading.set(key, loading);
     }
     const bytes = await loading;
     return bytes ? { entry, bytes } : null;
   }
 
-  /** Reads a small file whole and keeps it, unless it changed size while being read. */
+  #isBig(entry: ContentEntry | null): boolean {
+    return entry?.kind === "file" && entry.size > this.#maxFileBytes;
+  }
+
+  /**
+   * Reads a small file whole and keeps it, unless it changed while being read: never more than
+   * its stat's size (a file that grew since is not read whole), and kept only when a stat after
+   * the read still gives the same etag.
+   */
   async #load(path: string, k: Known): Promise<Uint8Array<ArrayBuffer> | null> {
-    const bytes = new Uint8Array(await new Response(await this.#inner.read(path)).arrayBuffer());
+    const size = k.entry!.size;
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = size === 0 ? new Uint8Array(0) : new Uint8Array(
+        await new Response(await this.#inner.read(path, { start: 0, end: size - 1 }))
+          .arrayBuffer(),
+      );
+    } catch (e) {
+      // Shorter now than its stat said: changed under us.
+      if (e instanceof RangeError) return null;
+      throw e;
+    }
     // A file written while it was read: serve it from the store below until it settles.
-    if (bytes.length !== k.entry!.size) return null;
+    const after = bytes.length === size ? await this.#inner.stat(path) : null;
+    if (after?.etag !== k.entry!.etag || after.size !== size) return null;
     // Kept on what is known of the path now, if that is still this version of the file.
     const now = this.#known.get(path);
     if (now?.entry?.etag === k.entry!.etag && !now.bytes) {

@@ -29,11 +29,19 @@ class FakeStore implements ContentStore {
     return Promise.resolve([...this.files.keys()]);
   }
 
-  read(path: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
+  /** Bytes handed out by read. */
+  bytesRead = 0;
+  /** When set, a read waits for it: a test changes the file meanwhile. */
+  gate: Promise<void> | null = null;
+
+  async read(path: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
     this.reads++;
     const f = this.files.get(path)!;
+    if (range && range.end >= f.length) throw new RangeError(`${path}: range past the end`);
     const part = range ? f.subarray(range.start, range.end + 1) : f;
-    return Promise.resolve(new Response(part.slice()).body!);
+    this.bytesRead += part.length;
+    if (this.gate) await this.gate;
+    return new Response(part.slice()).body!;
   }
 }
 
@@ -170,6 +178,43 @@ Deno.test("CachedStore keeps stats and small files in memory, checked every reva
     inner.files.set("a", bytes(20));
     assert.equal(await store.file("a"), null);
     assert.equal(store.heldBytes, 0);
+  });
+
+  await t.step("a file that grew since its stat is never read whole", async () => {
+    const { inner, store } = setup();
+    inner.put("a", bytes(10));
+    await store.stat("a");
+    inner.put("a", bytes(90_000));
+    assert.equal(await store.file("a"), null);
+    assert.ok(inner.bytesRead <= 10, `read ${inner.bytesRead} bytes`);
+    assert.equal(store.heldBytes, 0);
+  });
+
+  await t.step("a request for a newer version never gets an older one's bytes", async () => {
+    const { inner, store } = setup();
+    inner.put("a", bytes(5, 1));
+    let open!: () => void;
+    inner.gate = new Promise((r) => open = r);
+    const first = store.file("a"); // reads version 1, slowly
+    await Promise.resolve();
+    inner.put("a", bytes(9, 2));
+    store.clear(); // a reload
+    inner.gate = null;
+    const second = store.file("a"); // version 2
+    open();
+    const [a, b] = await Promise.all([first, second]);
+    assert.equal(a, null); // changed while it was read: served from below instead
+    assert.deepEqual(b, { entry: { kind: "file", size: 9, etag: "v2" }, bytes: bytes(9, 2) });
+  });
+
+  await t.step("a big file is asked below again before it streams", async () => {
+    const { inner, store } = setup();
+    inner.put("big", bytes(200, 1));
+    assert.equal((await store.stat("big"))!.etag, "v1");
+    inner.put("big", bytes(300, 2)); // replaced within revalidateMs
+    assert.equal(await store.file("big"), null);
+    assert.equal((await store.stat("big"))!.etag, "v2");
+    assert.deepEqual(await text(await store.read("big")), bytes(300, 2));
   });
 
   await t.step("clear forgets every stat and file: the next request asks below", async () => {

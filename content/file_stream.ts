@@ -10,13 +10,19 @@ import { type ByteRange, checkRange, type ContentEntry, ContentError } from "./s
 // Large enough that a kernel is a few hundred reads, small enough to keep memory flat.
 const CHUNK = 256 * 1024;
 
-/** The entry of a host file or folder: size and mtime make its etag. */
+/**
+ * The entry of a host file or folder. Its etag is size and mtime, then inode and ctime: a file
+ * replaced by another of the same size and mtime (`cp -p`, `rsync -a`, a build with fixed
+ * timestamps) is another inode, or at least a new ctime (setting an mtime back sets the ctime).
+ */
 export function entryOf(info: Deno.FileInfo): ContentEntry {
   const mtimeMs = info.mtime?.getTime() ?? 0;
+  const ctimeMs = info.ctime?.getTime() ?? 0;
   return {
     kind: info.isDirectory ? "dir" : "file",
     size: info.isDirectory ? 0 : info.size,
-    etag: `${info.size.toString(16)}-${mtimeMs.toString(16)}`,
+    etag: `${info.size.toString(16)}-${mtimeMs.toString(16)}-${(info.ino ?? 0).toString(16)}-` +
+      ctimeMs.toString(16),
     mtime: info.mtime ?? undefined,
   };
 }

@@ -56,16 +56,24 @@ Deno.test("LocalStore stat and list describe the fixture tree", async (t) => {
     assert.deepEqual(await store.list("boot/missing"), []);
     assert.deepEqual(await store.list("tftp/undionly.kpxe"), []);
   });
-  await t.step("etag is size-mtime in hex and follows the mtime", async () => {
+  await t.step("etag is size-mtime-inode-ctime in hex: it follows each", async () => {
     const { base, root } = await scratch();
     try {
       const s = new LocalStore(root);
       const file = join(root, "boot/x/images/kernel");
+      const etag = async () => (await s.stat("boot/x/images/kernel"))!.etag;
       await Deno.utime(file, 1_000, 1_000);
-      assert.equal((await s.stat("boot/x/images/kernel"))!.etag, `6-${(1_000_000).toString(16)}`);
+      assert.match(await etag(), new RegExp(`^6-${(1_000_000).toString(16)}-[0-9a-f]+-[0-9a-f]+$`));
       await Deno.utime(file, 2_000, 2_000);
-      assert.equal((await s.stat("boot/x/images/kernel"))!.etag, `6-${(2_000_000).toString(16)}`);
+      assert.match(await etag(), new RegExp(`^6-${(2_000_000).toString(16)}-`));
       assert.equal((await s.stat("boot/x/images/kernel"))!.mtime!.getTime(), 2_000_000);
+      // Replaced by a file of the same size and mtime (cp -p, rsync -a): another etag.
+      const before = await etag();
+      const next = join(root, "boot/x/images/kernel.new");
+      await Deno.writeTextFile(next, "KERNEL");
+      await Deno.utime(next, 2_000, 2_000);
+      await Deno.rename(next, file);
+      assert.notEqual(await etag(), before);
     } finally {
       await Deno.remove(base, { recursive: true });
     }

@@ -207,7 +207,7 @@ Deno.test("images and loaders: HEAD, Range, ETag, Content-Type", async (t) => {
     assert.equal(res.headers.get("Content-Length"), "3000");
     assert.equal(res.headers.get("Accept-Ranges"), "bytes");
     assert.equal(res.headers.get("Content-Type"), "application/octet-stream");
-    assert.match(res.headers.get("ETag")!, /^"bb8-[0-9a-f]+"$/);
+    assert.match(res.headers.get("ETag")!, /^"bb8-[0-9a-f-]+"$/);
     assert.ok(res.headers.get("Last-Modified"));
   });
   await t.step("HEAD has the headers and no body", async () => {
