@@ -543,10 +543,21 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       }
       const next = plan.config;
       let nextTree = tree;
+      // A local tree is opened anew: its folder may be a symlink an atomic deploy moved to the
+      // next release (`current -> releases/v2`), which the store resolved once, when opened.
       if (
-        !r.local && (next.ref !== gen.config.ref || plan.applied.some((k) => k.startsWith("ipfs.")))
+        r.local || next.ref !== gen.config.ref || plan.applied.some((k) => k.startsWith("ipfs."))
       ) {
-        nextTree = openStore(next, options.local, logger, (e) => watch.ipfs(e));
+        try {
+          nextTree = openStore(next, options.local, logger, (e) => watch.ipfs(e));
+        } catch (e) {
+          // A deploy between two releases (the symlink not there yet): the old tree goes on.
+          logger.error(
+            "main",
+            `reload failed, still serving the old config: ${(e as Error).message}`,
+          );
+          return;
+        }
       }
       const nextGen = generation(next, nextTree.store, r);
       const old = tree;
@@ -561,14 +572,19 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       dns?.update(dnsOptions(next, gen.leases, logger, watch));
       watchLeases();
       if (old !== tree) {
-        // Transfers that started on the old tree finish from it; then it is closed.
-        const late = setTimeout(() => old.close().catch(() => {}), OLD_TREE_GRACE_MS);
-        running.push({
+        // Transfers that started on the old tree finish from it; then it is closed (and no
+        // longer listed: a local tree is replaced at every reload).
+        const closing = {
           close: () => {
             clearTimeout(late);
             return old.close();
           },
-        });
+        };
+        const late = setTimeout(() => {
+          running.splice(running.indexOf(closing), 1);
+          old.close().catch(() => {});
+        }, OLD_TREE_GRACE_MS);
+        running.push(closing);
       }
       logConfig(next, logger);
       logger.info("main", "reloaded", { changed: plan.applied.join(", ") || "nothing" });

@@ -47,8 +47,11 @@ Deno.test({
       const file = new Uint8Array(24 << 20);
       for (let o = 0; o < file.length; o += big.length) file.set(big, o);
       file[12345] = 7;
-      await Deno.mkdir(`${dir}/tree/tftp`, { recursive: true });
-      await Deno.writeFile(`${dir}/tree/tftp/big.bin`, file);
+      // The tree is a symlink to a release folder, as an atomic deploy keeps it.
+      await Deno.mkdir(`${dir}/release1/tftp`, { recursive: true });
+      await Deno.writeFile(`${dir}/release1/tftp/big.bin`, file);
+      await Deno.writeTextFile(`${dir}/release1/tftp/release.txt`, "1");
+      await Deno.symlink(`${dir}/release1`, `${dir}/tree`);
       await Deno.writeTextFile(`${dir}/config.toml`, serveConfig(dir, RANGE));
       serve = await startServe(lab.server, dir);
       const first = await udhcpcLease(client, dir, "c1");
@@ -104,6 +107,18 @@ Deno.test({
         );
         assert.equal(await udhcpcLease(client, dir, "c2b", 2, ["-O", "ntpsrv"]), "10.86.0.50");
         assert.equal((await readEnv(`${dir}/c2b.bound.env`)).ntpsrv, "10.86.0.9");
+      });
+
+      await t.step("the tree's symlink moved to a new release: SIGHUP serves it", async () => {
+        const release = () => curlFrom(client, `http://${SERVER_IP}:8080/tftp/release.txt`);
+        assert.equal((await release()).body, "1");
+        await Deno.mkdir(`${dir}/release2/tftp`, { recursive: true });
+        await Deno.writeTextFile(`${dir}/release2/tftp/release.txt`, "2");
+        await Deno.symlink(`${dir}/release2`, `${dir}/tree.next`);
+        await Deno.rename(`${dir}/tree.next`, `${dir}/tree`);
+        assert.equal((await release()).body, "1"); // the tree opened at start, until a reload
+        assert.match(await hup(serve!, /"msg":"reloaded"|reload failed/), /"msg":"reloaded"/);
+        assert.equal((await release()).body, "2");
       });
 
       await t.step("a broken config: one error line, the old one keeps serving", async () => {
