@@ -18,7 +18,7 @@ import { type DhcpPacket, macOf, replyTo } from "../protocols/dhcp/packet.ts";
 import { encodePxeVendorOptions, PxeDiscoveryControl } from "../protocols/dhcp/pxe.ts";
 import type { DhcpHandler } from "../protocols/dhcp/server.ts";
 import { type DhcpReply, finishReply, PXE_PORT } from "../protocols/dhcp/wire.ts";
-import type { LeaseStore } from "../state/leases.ts";
+import type { LeaseStore, OfferRefusal } from "../state/leases.ts";
 import type { InventoryReport } from "../state/inventory.ts";
 import { type BootChoice, type BootfileOptions, chooseBootfile } from "./bootfile.ts";
 import { addConfigured, type ConfiguredOptions, mergeOptions } from "./dhcp_options.ts";
@@ -99,6 +99,7 @@ export interface DhcpClientEvent {
 export type DhcpRefusal =
   | "pool-exhausted"
   | "rate-limited"
+  | "reserved-in-use"
   | "known-only"
   | "not-offered"
   | "no-subnet";
@@ -297,6 +298,13 @@ function leaseReply(
   return { event: replyEvent(req, mac, kind, ip, choice), reply: finishReply(req, reply) };
 }
 
+const OFFER_REFUSED: Record<OfferRefusal, string> = {
+  "rate-limited": "too many new clients at once",
+  "pool-exhausted": "address pool exhausted (the rest is kept for [[machine]] entries)",
+  "reserved-in-use": "its reserved address is still leased to another client, which is " +
+    "refused at its next renewal",
+};
+
 function ignored(mac: Mac | null, why: string, refusal?: DhcpRefusal): DhcpOutcome {
   return { event: { kind: "ignored", mac, why, ...(refusal ? { refusal } : {}) } };
 }
@@ -346,12 +354,7 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
         clientId,
         requestedIp: req.options.ip(DhcpOption.RequestedIP),
       });
-      if ("refused" in got) {
-        const why = got.refused === "rate-limited"
-          ? "too many new clients at once"
-          : "address pool exhausted (the rest is kept for [[machine]] entries)";
-        return ignored(mac, why, got.refused);
-      }
+      if ("refused" in got) return ignored(mac, OFFER_REFUSED[got.refused], got.refused);
       return leaseReply(req, mac, o, scope, MessageType.Offer, got.ip, choice);
     }
     case MessageType.Request: {
@@ -462,7 +465,10 @@ const REPLY_NAMES: Record<DhcpReplyKind, string> = {
 function logOutcome(logger: Logger, out: DhcpOutcome, warn: (e: DhcpIgnoredEvent) => void): void {
   const e = out.event;
   if (e.kind === "ignored") {
-    if (e.refusal === "pool-exhausted" || e.refusal === "rate-limited") warn(e);
+    if (
+      e.refusal === "pool-exhausted" || e.refusal === "rate-limited" ||
+      e.refusal === "reserved-in-use"
+    ) warn(e);
     return logger.debug("dhcp", "ignored", { mac: e.mac, why: e.why });
   }
   if (e.kind !== "reply") return logger.info("dhcp", `DHCP${e.kind.toUpperCase()}`, { ...e });
@@ -497,8 +503,11 @@ export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
     };
   };
   const refused = warnOnce();
+  const waiting = warnOnce();
   const warn = (e: DhcpIgnoredEvent) =>
-    refused(`new clients refused: ${e.why}`, { mac: e.mac, refusal: e.refusal });
+    e.refusal === "reserved-in-use"
+      ? waiting(`a [[machine]] waits for its address: ${e.why}`, { mac: e.mac })
+      : refused(`new clients refused: ${e.why}`, { mac: e.mac, refusal: e.refusal });
   const unsaved = warnOnce();
   const finish = (out: DhcpOutcome) => {
     logOutcome(logger, out, warn);

@@ -955,3 +955,37 @@ Deno.test("a request relayed from a [[dhcp.subnet]] is served from that subnet",
     assert.match(onWire(out).yiaddr, /^10\.77\.0\./);
   });
 });
+
+Deno.test("a reserved machine whose address another client still holds waits, and is told", () => {
+  const db = openDatabase(":memory:");
+  const range: [string, string] = ["10.77.0.100", "10.77.0.150"];
+  const holder = mustParseMac("52:54:00:00:99:02");
+  const before = new LeaseStore(db, { range });
+  assert.deepEqual(before.offer(holder), { ip: "10.77.0.100" });
+  assert.ok(before.commit(holder, "10.77.0.100", 600).ok);
+  // A reload reserves that address for the OVMF machine of the captures.
+  const reserved = macOf(ovmf)!;
+  const leases = new LeaseStore(db, {
+    range,
+    reservations: [{ mac: reserved, ip: "10.77.0.100", hostname: "late" }],
+  });
+  const events: DhcpEvent[] = [];
+  const logger = memoryLogger();
+  const { mode: _, ...rest } = policy({ leases });
+  const handler = createDhcpHandler({ policy: rest, onEvent: (e) => events.push(e), logger });
+  const ctx = { from: { address: "0.0.0.0", port: 68 }, port: 67, mode: "server" as const };
+  assert.equal(handler(ovmf, ctx), null);
+  assert.deepEqual(events.at(-1), {
+    kind: "ignored",
+    mac: reserved,
+    why: "its reserved address is still leased to another client, which is refused at its " +
+      "next renewal",
+    refusal: "reserved-in-use",
+  });
+  assert.ok(
+    logger.lines.some((l) =>
+      l.level === "warn" && /^a \[\[machine\]\] waits for its address/.test(l.message)
+    ),
+  );
+  assert.equal(leases.holderOf("10.77.0.100"), holder);
+});

@@ -70,6 +70,7 @@ export interface PoolUse {
 const DHCP_REFUSALS: readonly DhcpRefusal[] = [
   "pool-exhausted",
   "rate-limited",
+  "reserved-in-use",
   "known-only",
   "not-offered",
   "no-subnet",

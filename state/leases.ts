@@ -87,8 +87,12 @@ export type RefuseReason =
 /** Result of {@linkcode LeaseStore.commit}. */
 export type CommitResult = { ok: true; lease: Lease } | { ok: false; reason: RefuseReason };
 
-/** Why {@linkcode LeaseStore.offer} gave no address. */
-export type OfferRefusal = "pool-exhausted" | "rate-limited";
+/**
+ * Why {@linkcode LeaseStore.offer} gave no address. `reserved-in-use`: the machine's reserved
+ * address is still held by another client (its lease predates the reservation, a reload added
+ * it): that client's next renewal is refused, and the address is the machine's once it is free.
+ */
+export type OfferRefusal = "pool-exhausted" | "rate-limited" | "reserved-in-use";
 
 /** Result of {@linkcode LeaseStore.offer}. */
 export type OfferResult = { ip: string } | { refused: OfferRefusal };
@@ -199,6 +203,11 @@ export class LeaseStore {
     if (n === null) return { refused: "pool-exhausted" };
     const ip = numberToIpv4(n);
     const current = this.#table.get(n);
+    // Only a reservation picks an address another client holds: two machines on one address
+    // until the other renews (and is refused) would be worse than waiting.
+    if (current && current.mac !== mac && this.#isActive(current, now)) {
+      return { refused: "reserved-in-use" };
+    }
     // An offer never shortens a lease the client already has.
     const active = current && current.mac === mac && this.#isActive(current, now);
     if (!active || current.state === "offered") {
@@ -455,7 +464,12 @@ export class LeaseStore {
       return "not-in-pool";
     }
     const mineReserved = this.#byMac.get(mac);
-    if (mineReserved) return mineReserved.ip === ip ? null : "has-reservation";
+    if (mineReserved) {
+      if (mineReserved.ip !== ip) return "has-reservation";
+      const row = this.#table.get(n);
+      // Still another client's (see OfferRefusal): not the machine's until that one is gone.
+      return row && row.mac !== mac && this.#isActive(row, now) ? "in-use" : null;
+    }
     if (this.#byIp.has(n)) return "reserved-for-other";
     if (!this.#inPool(n)) return "not-in-pool";
     const row = this.#table.get(n);
