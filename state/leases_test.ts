@@ -226,29 +226,8 @@ Deno.test("reservations", async (t) => {
       assert.equal(s.check(who, ip), reason);
     });
   }
-  await t.step(
-    "a reservation added later: the address is the machine's once its holder left",
-    () => {
-      const clock = { t: 1_000_000 };
-      const db = openDatabase(":memory:");
-      const range: [string, string] = ["10.0.0.100", "10.0.0.109"];
-      const before = new LeaseStore(db, { range, now: () => clock.t });
-      assert.equal(offerIp(before, A), "10.0.0.100");
-      assert.ok(before.commit(A, "10.0.0.100", 600).ok);
-      // A reload adds R1's reservation of the address A holds: never both on it at once.
-      const s = new LeaseStore(db, { range, reservations, now: () => clock.t });
-      assert.deepEqual(s.offer(R1), { refused: "reserved-in-use" });
-      assert.deepEqual(s.commit(R1, "10.0.0.100", 600), { ok: false, reason: "in-use" });
-      assert.equal(s.holderOf("10.0.0.100"), A);
-      // The old holder is refused on renewal and moved elsewhere; then it is R1's.
-      assert.deepEqual(s.commit(A, "10.0.0.100", 600), { ok: false, reason: "reserved-for-other" });
-      assert.equal(offerIp(s, A), "10.0.0.101");
-      assert.ok(s.commit(A, "10.0.0.101", 600).ok);
-      assert.equal(offerIp(s, R1), "10.0.0.100");
-      assert.ok(s.commit(R1, "10.0.0.100", 600).ok);
-    },
-  );
-  await t.step("… or once the holder's lease ran out", () => {
+  /** A holds .100; then a reload adds R1's reservation of it: never both on it at once. */
+  const leasedThenReserved = () => {
     const clock = { t: 1_000_000 };
     const db = openDatabase(":memory:");
     const range: [string, string] = ["10.0.0.100", "10.0.0.109"];
@@ -257,6 +236,21 @@ Deno.test("reservations", async (t) => {
     assert.ok(before.commit(A, "10.0.0.100", 600).ok);
     const s = new LeaseStore(db, { range, reservations, now: () => clock.t });
     assert.deepEqual(s.offer(R1), { refused: "reserved-in-use" });
+    return { s, clock };
+  };
+  await t.step("a reservation added later: the address is R1's once its holder left", () => {
+    const { s } = leasedThenReserved();
+    assert.deepEqual(s.commit(R1, "10.0.0.100", 600), { ok: false, reason: "in-use" });
+    assert.equal(s.holderOf("10.0.0.100"), A);
+    // The old holder is refused on renewal and moved elsewhere; then it is R1's.
+    assert.deepEqual(s.commit(A, "10.0.0.100", 600), { ok: false, reason: "reserved-for-other" });
+    assert.equal(offerIp(s, A), "10.0.0.101");
+    assert.ok(s.commit(A, "10.0.0.101", 600).ok);
+    assert.equal(offerIp(s, R1), "10.0.0.100");
+    assert.ok(s.commit(R1, "10.0.0.100", 600).ok);
+  });
+  await t.step("… or once the holder's lease ran out", () => {
+    const { s, clock } = leasedThenReserved();
     clock.t += 601_000;
     assert.equal(offerIp(s, R1), "10.0.0.100");
   });
