@@ -51,6 +51,7 @@ import type { HealthOptions } from "../http/health_routes.ts";
 import { tftpOpener } from "./tftp_open.ts";
 import { missingSecureBootFiles } from "../boot/secure_boot.ts";
 import { TreeFact } from "./tree_fact.ts";
+import { lockDatabase } from "./serve_lock.ts";
 
 /** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
 export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEventSink): IpfsStore {
@@ -409,6 +410,8 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
   // Closed in reverse order: DHCP first, the tree last.
   const running: { close(): Promise<void> }[] = [{ close: () => tree.close() }];
   try {
+    const lock = lockDatabase(config.db_file);
+    running.push({ close: () => Promise.resolve(lock.release()) });
     const main = openDatabaseFile(config.db_file);
     running.push({ close: () => Promise.resolve(main.close()) });
     checkDatabase(main, config.db_file);

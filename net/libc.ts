@@ -49,6 +49,7 @@ const SYMBOLS = {
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
   close: { parameters: ["i32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
@@ -107,6 +108,23 @@ export function cint(value: number): Uint8Array<ArrayBuffer> {
 /** Interface index of a name; 0 when it does not exist (or the name is too long to be one). */
 export function ifIndex(name: string): number {
   return name.length < 16 ? libc().if_nametoindex(cstring(name)) : 0;
+}
+
+/**
+ * Takes the exclusive lock (`flock`) of the existing file `path` without waiting: the descriptor
+ * that holds it (the lock lasts while it is open, and goes with the process however it ends), or
+ * null when another open file holds the lock. Throws on anything else.
+ */
+export function tryLockFile(path: string): number | null {
+  const O_RDWR_CLOEXEC = 0o2 | 0o2000000;
+  const LOCK_EX_NB = 2 | 4;
+  const fd = libc().open(cstring(path), O_RDWR_CLOEXEC);
+  if (fd < 0) throw new Error(`${path}: ${strerror(errno())}`);
+  if (libc().flock(fd, LOCK_EX_NB) === 0) return fd;
+  const code = errno();
+  libc().close(fd);
+  if (code === LINUX.EAGAIN) return null;
+  throw new Error(`${path}: lock: ${strerror(code)}`);
 }
 
 /**
