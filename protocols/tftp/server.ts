@@ -288,6 +288,14 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
     const transfer = new ReadTransfer(settings, packet, data.slice(), from);
     transfers.set(key, transfer);
     transfer.run().catch((e) => {
+      if (!transfer.listening) {
+        // No socket of its own (the process is out of descriptors): the request is refused
+        // from the main socket, told and logged like any other refusal.
+        refuse(from, packet.filename, "server busy, try again", "server", {
+          error: (e as Error).message,
+        });
+        return;
+      }
       logger.error(SUBSYSTEM, "transfer crashed", {
         client: key,
         file: packet.filename,

@@ -650,6 +650,41 @@ Deno.test("close() ends a transfer at once while it sends or its store stalls", 
   });
 });
 
+Deno.test("no socket for a transfer (out of descriptors): refused, told and logged once", async () => {
+  const net = new MemNet();
+  const { open } = memFiles({ f: content(10) });
+  const events: TftpTransferEvent[] = [];
+  const logger = memoryLogger();
+  let main = true;
+  const server = await startTftpServer({
+    address: SERVER,
+    open,
+    logger,
+    listen: (address, port) => {
+      if (main) {
+        main = false;
+        return net.listen(address, port);
+      }
+      throw new Deno.errors.Busy("Too many open files (os error 24)");
+    },
+    onTransfer: (e) => events.push(e),
+  });
+  const c = net.listen(CLIENT, 0) as MemSocket;
+  try {
+    for (let i = 0; i < 3; i++) {
+      await c.sendPacket(rrq("f"), MAIN);
+      assert.deepEqual(errorOf(await c.next()), { code: 0, message: "server busy, try again" });
+    }
+    await until(() => events.length === 3 && server.active === 0);
+    assert.ok(events.every((e) => e.result === "refused" && e.limit === "server"));
+    assert.equal(logger.lines.filter((l) => l.message === "request refused").length, 1);
+    assert.equal(logger.lines.filter((l) => l.message === "transfer crashed").length, 0);
+  } finally {
+    c.close();
+    await server.close();
+  }
+});
+
 /** Error code and message of an ERROR packet, else null. */
 function errorOf(got: { packet: TftpPacket } | null): { code: number; message: string } | null {
   return got?.packet.op === Opcode.ERROR

@@ -127,6 +127,11 @@ export class ReadTransfer {
     this.#socket?.close();
   }
 
+  /** Whether it got a socket of its own (its TID); until then it has said nothing. */
+  get listening(): boolean {
+    return this.#socket !== null;
+  }
+
   async run(): Promise<void> {
     try {
       this.#socket = this.settings.listen(this.settings.address, 0);
