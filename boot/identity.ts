@@ -34,19 +34,22 @@ export class MachineIdentity {
    */
   constructor(readonly book: AddressBook, readonly options: { trustAll?: boolean } = {}) {}
 
-  /** Whether `mac` may act from `clientIp`; the reason when it may not. */
+  /**
+   * Whether `mac` may act from `clientIp`: when the address is `mac`'s by {@linkcode machineAt}
+   * (an active lease of the address first, so that a reservation of an address another client
+   * still holds is no proof: `state/leases.ts` `reserved-in-use`); the reason when it may not.
+   */
   check(mac: Mac, clientIp: string | null): { ok: true } | { ok: false; why: string } {
     if (this.options.trustAll) return { ok: true };
     if (clientIp === null) return { ok: false, why: `no client address to check ${mac} against` };
+    const holder = this.machineAt(clientIp);
+    if (holder === mac) return { ok: true };
     const lease = this.book.leaseOf(mac);
     const reserved = this.book.reservationOf(mac);
-    if (lease === clientIp || reserved === clientIp) return { ok: true };
-    const neighbour = this.book.neighbourAt(clientIp);
-    if (neighbour === mac) return { ok: true };
     const known = [
       lease ? `its lease is ${lease}` : null,
       reserved ? `its reserved address is ${reserved}` : null,
-      neighbour ? `${clientIp} belongs to ${neighbour}` : null,
+      holder ? `${clientIp} belongs to ${holder}` : null,
     ].filter((x) => x !== null);
     return {
       ok: false,

@@ -16,7 +16,8 @@ function lookup(table: Record<string, Mac>) {
 }
 
 const leases = lookup({ "10.0.0.100": LEASED });
-const reservations = lookup({ "10.0.0.20": RESERVED });
+const LATE = mustParseMac("52:54:00:00:00:05");
+const reservations = lookup({ "10.0.0.20": RESERVED, "10.0.0.100": LATE });
 const neighbours = lookup({ "10.0.0.30": NEIGHBOUR });
 const book: AddressBook = {
   leaseOf: leases.of,
@@ -36,6 +37,9 @@ Deno.test("a MAC may act only from the address it holds", async (t) => {
     ["a neighbour entry (proxy mode), from its address", NEIGHBOUR, "10.0.0.30", true],
     ["a neighbour, claiming a leased MAC", LEASED, "10.0.0.30", false],
     ["a MAC nobody knows", UNKNOWN, "10.0.0.77", false],
+    // A reservation added while another client still holds the address (reserved-in-use).
+    ["a reservation whose address another still holds", LATE, "10.0.0.100", false],
+    ["… and that holder, for itself", LEASED, "10.0.0.100", true],
     ["no client address", LEASED, null, false],
   ];
   for (const [name, mac, ip, ok] of cases) {
