@@ -103,6 +103,8 @@ export interface ConfigRequest {
   ip?: string;
   /** An admin looks: any machine, and nothing is recorded. */
   preview?: boolean;
+  /** A HEAD: checked as the GET would be, and nothing is recorded. */
+  readOnly?: boolean;
 }
 
 /** Options for {@linkcode Installers}. */
@@ -146,7 +148,7 @@ export class Installers {
       );
     }
     if (!request.preview && mac) this.#identity.require(mac, ip ?? null);
-    if (!request.preview) this.#registry.seen(who, ip);
+    if (!request.preview && !request.readOnly) this.#registry.seen(who, ip);
     return this.#registry.get(who) ?? this.#registry.placeholder(who, ip ?? null);
   }
 
@@ -191,8 +193,10 @@ export class Installers {
       body,
       contentType: CONTENT_TYPES[request.name] ?? "text/plain; charset=utf-8",
       template: file,
-      // An admin's look at a machine's config changes nothing about it.
-      machine: request.preview ? machine : this.#registry.installing(machine.mac, request.ip),
+      // An admin's look at a machine's config, or a HEAD, changes nothing about it.
+      machine: request.preview || request.readOnly
+        ? machine
+        : this.#registry.installing(machine.mac, request.ip),
       os: entry.name,
       class: cls ?? "",
       name: request.name,

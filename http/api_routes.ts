@@ -8,7 +8,8 @@
  * | `POST /machines/:mac/reinstall` | admin | install again on the next boot |
  * | `POST /machines/:mac/installed/:token`, `GET …` | the installer, with its install's token | the last step: boot from disk from now on |
  * | `POST /machines/:mac/progress/:token?step=…`, `GET …` | the installer, with its token | a step, kept in the history |
- * | `POST /machines/:mac/installed`, `…/progress` | admin | the same without a token |
+ * | `POST /machines/:mac/installed`, `…/progress`, `GET …` | admin | the same without a token |
+ * | `HEAD` of `installed` and `progress` | as their GET | whether the callback would be taken; nothing changes |
  *
  * `installed` and `progress` answer GET too because some installers can only fetch (d-i's
  * busybox wget in a preseed late_command). The token (`boot/callback_tokens.ts`) is rendered
@@ -107,6 +108,8 @@ export function apiRoutes(options: ApiOptions): Hono<Env> {
   const installed = (c: Context<Env>) => {
     const m = callbackMachine(c);
     if (m instanceof Response) return m;
+    // HEAD (handed to the GET route) says whether the callback would be taken; it takes nothing.
+    if (c.req.method === "HEAD") return c.body(null, 200);
     const after = registry.installed(m.mac, clientOf(c) ?? undefined);
     logger.info("install", "install finished: next boot from local disk", {
       mac: m.mac,
@@ -134,6 +137,7 @@ export function apiRoutes(options: ApiOptions): Hono<Env> {
   const progress = (c: Context<Env>) => {
     const m = callbackMachine(c);
     if (m instanceof Response) return m;
+    if (c.req.method === "HEAD") return c.body(null, 200);
     const report = progressReport(c);
     logger.info("install", "installer progress", {
       mac: m.mac,

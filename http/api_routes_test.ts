@@ -48,6 +48,24 @@ Deno.test("the install callback with its token, by POST or GET, makes the machin
   }
 });
 
+Deno.test("HEAD of a callback says whether it would be taken, and takes nothing", async () => {
+  const { registry, req, token, history } = setup();
+  for (
+    const path of [
+      `/api/machines/${A}/installed/${token()}`,
+      `/api/machines/${A}/progress/${token()}?step=x`,
+    ]
+  ) {
+    assert.equal((await req("HEAD", path)).status, 200);
+  }
+  assert.equal((await req("HEAD", `/api/machines/${A}/installed/${"0".repeat(32)}`)).status, 403);
+  assert.equal(registry.get(A)!.state, "chosen");
+  assert.deepEqual(history.lines(A), []);
+  // The token is still this install's: the real callback takes it.
+  assert.equal((await req("POST", `/api/machines/${A}/installed/${token()}`)).status, 200);
+  assert.equal(registry.get(A)!.state, "installed");
+});
+
 Deno.test("a callback without its install's token changes nothing", async (t) => {
   const { registry, req, admin, token } = setup();
   const cases: [string, string][] = [
@@ -70,6 +88,21 @@ Deno.test("a callback without its install's token changes nothing", async (t) =>
     const again = await req("POST", `/api/machines/${A}/progress/${first}?step=late`);
     assert.equal(again.status, 403);
     assert.match((await again.json()).error, /not the token of .* current install/);
+  });
+  await t.step("the admin's token from another site's page marks nothing", async () => {
+    registry.reinstall(A);
+    const foreigns: Record<string, string>[] = [
+      { Origin: "http://evil.example" },
+      { "Sec-Fetch-Site": "cross-site" },
+    ];
+    for (const foreign of foreigns) {
+      for (const path of [`/api/machines/${A}/installed`, `/api/machines/${A}/progress?step=x`]) {
+        const res = await req("POST", path, { ...ADMIN, ...foreign });
+        assert.equal(res.status, 403);
+        await res.body?.cancel();
+      }
+    }
+    assert.equal(registry.get(A)!.state, "chosen");
   });
   await t.step("an admin may mark it without a token", async () => {
     registry.reinstall(A);

@@ -9,7 +9,7 @@ import { CachedStore } from "../content/cached.ts";
 import type { MachineConfig } from "../state/machines.ts";
 import { mustParseMac } from "../net/mac.ts";
 import type { AddressBook } from "../boot/identity.ts";
-import { testApp } from "./_test_utils.ts";
+import { ADMIN, testApp } from "./_test_utils.ts";
 
 const TREE = fileURLToPath(new URL("../boot/testdata/tree", import.meta.url));
 const GOLDEN = fileURLToPath(new URL("../boot/testdata/golden", import.meta.url));
@@ -136,6 +136,35 @@ Deno.test("/action and /config render the OS's templates for the asking machine"
   });
   const want = "# preseed for node-525400123456 (52:54:00:12:34:56), served by 10.0.0.1\n" +
     "d-i netcfg/get_hostname string node-525400123456\nd-i netcfg/get_domain string lab\n";
+  await t.step("HEAD: checked as the GET, and the machine is not marked installing", async () => {
+    const head = (ip: string) => s.get(`/action/debian/preseed?mac=${MAC}`, { method: "HEAD" }, ip);
+    assert.equal((await head("10.9.9.9")).status, 403);
+    const res = await head("10.0.0.77");
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "");
+    assert.notEqual(s.registry.get(MAC)?.state, "installing");
+    await s.text(`/action/debian/preseed?mac=${MAC}`, "10.0.0.77");
+    assert.equal(s.registry.get(MAC)?.state, "installing");
+  });
+  await t.step("the admin's preview: any machine from anywhere, nothing recorded", async () => {
+    const other = mustParseMac("52:54:00:00:77:01");
+    const url = `/action/debian/preseed?mac=${other}`;
+    const res = await s.get(url, { headers: ADMIN }, "10.9.9.9");
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /^# preseed for node-525400007701 /);
+    assert.equal(s.registry.get(other), null);
+    // The token from another site's page is no admin: the machine check applies, and refuses.
+    const foreigns: Record<string, string>[] = [
+      { Origin: "http://evil.example" },
+      { "Sec-Fetch-Site": "cross-site" },
+    ];
+    for (const foreign of foreigns) {
+      const refused = await s.get(url, { headers: { ...ADMIN, ...foreign } }, "10.9.9.9");
+      assert.equal(refused.status, 403);
+      await refused.body?.cancel();
+    }
+    assert.equal(s.registry.get(other), null);
+  });
   await t.step("with ?mac=", async () => {
     const res = await s.text(`/action/debian/preseed?mac=${MAC}`, "10.0.0.77");
     assert.equal(res.status, 200);

@@ -6,6 +6,7 @@
  * |---|---|---|
  * | `GET /config/:os/:name`, `GET /action/:os/:name` | a machine, for itself | `boot/<os>/template/<name>.vto` (or a default) for the asking machine: `?mac=` from that machine's own address (else 403), without it the machine whose address asks |
  * | the same with the admin token | admin | any machine's, as a preview: no state changes |
+ * | `HEAD` of either | as its GET | the GET's headers; nothing recorded (the machine is not marked installing) |
  *
  * @module
  */
@@ -34,14 +35,17 @@ export function configRoutes(
     }
     // An admin may look at any machine's config; that changes nothing about the machine.
     const preview = !crossOrigin(c) && hasToken(c, adminToken);
+    // HEAD (which Hono hands to this GET route) must not mark the machine installing.
+    const readOnly = c.req.method === "HEAD";
     const out = await installers.render({
       os,
       name,
       mac: queryMac(c),
       ip: clientOf(c) ?? undefined,
       preview,
+      readOnly,
     });
-    if (preview) return textResponse(out.body, 200, out.contentType);
+    if (preview || readOnly) return textResponse(out.body, 200, out.contentType);
     logger.info("install", "config served", {
       mac: out.machine.mac,
       os: out.os,
