@@ -105,6 +105,23 @@ Deno.test("readName refuses hostile names with MalformedPacketError", async (t) 
   }
 });
 
+Deno.test("a chain of pointers is read up to one per possible label, no further", async (t) => {
+  /** "a" at 0, then `n` pointers, each to the one before: the last one's name is "a". */
+  const chain = (n: number) => {
+    const bytes = [1, 0x61, 0];
+    for (let i = 0; i < n; i++) bytes.push(0xc0, i === 0 ? 0 : 3 + 2 * (i - 1));
+    return { bytes: new Uint8Array(bytes), last: 3 + 2 * (n - 1) };
+  };
+  await t.step("127 pointers: read", () => {
+    const { bytes, last } = chain(127);
+    assert.deepEqual(readName(bytes, last), { name: "a", end: last + 2 });
+  });
+  await t.step("128 pointers: refused", () => {
+    const { bytes, last } = chain(128);
+    assert.throws(() => readName(bytes, last), /more compression pointers than a name has labels/);
+  });
+});
+
 Deno.test("nameLabels parses presentation form and refuses what the wire cannot carry", async (t) => {
   const ok: [string, number[][]][] = [
     ["web-1.erf", [[...new TextEncoder().encode("web-1")], [0x65, 0x72, 0x66]]],
