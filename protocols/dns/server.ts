@@ -233,7 +233,13 @@ class TcpSide {
     const inFlight = new Set<Promise<void>>();
     // Answers of one connection are written one after the other, never interleaved.
     let writing = Promise.resolve();
-    for (;;) {
+    let closed = false;
+    const shut = () => {
+      closed = true;
+      closeQuietly(conn);
+    };
+    // Queries already read but not yet answered are dropped once it is shut.
+    while (!closed) {
       const timer = setTimeout(() => conn.close(), idleMs);
       let bytes: Uint8Array | null;
       try {
@@ -246,15 +252,21 @@ class TcpSide {
         if (!reply) return;
         const framed = frame(reply);
         writing = writing.then(async () => {
-          for (let sent = 0; sent < framed.length;) {
-            sent += await conn.write(framed.subarray(sent));
+          // A client that stops reading must not keep the connection (and its slot) for ever.
+          const timer = setTimeout(shut, idleMs);
+          try {
+            for (let sent = 0; sent < framed.length;) {
+              sent += await conn.write(framed.subarray(sent));
+            }
+          } finally {
+            clearTimeout(timer);
           }
         });
         return writing;
       }).catch((e) => {
         // The client went away mid-answer: that connection is done, the server is not.
         this.o.logger.debug(SUB, "TCP answer not sent", { client: from.address, error: e });
-        closeQuietly(conn);
+        shut();
       }).finally(() => inFlight.delete(job));
       inFlight.add(job);
       if (inFlight.size >= pipeline) await Promise.race(inFlight);

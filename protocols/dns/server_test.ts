@@ -162,5 +162,39 @@ Deno.test("DNS server: idle TCP connections are closed; too many from one client
       assert.ok(Date.now() - started < 150);
       for (const c of [a, b, third]) c.close();
     });
+    await t.step("clients that never read their answers are closed after idleMs", async () => {
+      const big = frame(encodeDns(queryFor("3000.many", DnsType.A)));
+      const small = frame(encodeDns(queryFor("x.erf", DnsType.A)));
+      /** A connection the server serves (the last step's may not be gone yet). */
+      const served = async () => {
+        for (let i = 0; i < 50; i++) {
+          const c = await Deno.connect({ hostname: "127.0.0.1", port });
+          try {
+            await c.write(small);
+            if (((await c.read(new Uint8Array(512))) ?? 0) > 0) return c;
+          } catch { /* closed at once */ }
+          c.close();
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error("no connection served");
+      };
+      const stuck = [await served(), await served()];
+      // 48 KB answers, never read: far more than the socket buffers hold (the server works ~2 s
+      // on the answers that fit, then its writes stall).
+      for (const c of stuck) for (let i = 0; i < 300; i++) await c.write(big);
+      let answered = false;
+      const deadline = Date.now() + 5000;
+      while (!answered && Date.now() < deadline) {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port });
+        try {
+          await c.write(frame(encodeDns(queryFor("x.erf", DnsType.A))));
+          answered = ((await c.read(new Uint8Array(512))) ?? 0) > 0;
+        } catch { /* refused: the stuck ones still hold the slots */ }
+        c.close();
+        if (!answered) await new Promise((r) => setTimeout(r, 100));
+      }
+      for (const c of stuck) c.close();
+      assert.ok(answered, "the stuck connections kept their slots");
+    });
   }, { idleMs: 200, maxConnectionsPerClient: 2 });
 });
