@@ -426,7 +426,8 @@ export function replyTo(request: DhcpPacket, type: number): DhcpPacket {
     hops: 0,
     xid: request.xid,
     secs: 0,
-    flags: request.flags,
+    // RFC 2131 §2: only the broadcast bit is defined; the reserved bits go back as zero.
+    flags: request.flags & 0x8000,
     // Table 3: ciaddr is echoed only in an ACK (to a renewing client or an INFORM).
     ciaddr: type === 5 ? request.ciaddr : "0.0.0.0",
     yiaddr: "0.0.0.0",

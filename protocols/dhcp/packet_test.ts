@@ -267,22 +267,25 @@ Deno.test("encodeDhcp frames options", async (t) => {
 Deno.test("replyTo builds a reply skeleton", async (t) => {
   const relayed = request(
     new DhcpOptions().setMessageType(1).set(DhcpOption.RelayAgentInfo, Uint8Array.of(1, 2, 0, 7)),
-    { giaddr: "10.9.0.1", flags: 0x8000, hops: 1, secs: 9, ciaddr: "10.9.0.50" },
+    { giaddr: "10.9.0.1", flags: 0x8000 | 0x0123, hops: 1, secs: 9, ciaddr: "10.9.0.50" },
   );
-  await t.step("copies xid, flags, giaddr, chaddr and echoes option 82", () => {
-    const r = replyTo(relayed, MessageType.Offer);
-    assert.equal(r.op, 2);
-    assert.equal(r.xid, relayed.xid);
-    assert.equal(r.flags, 0x8000);
-    assert.equal(r.giaddr, "10.9.0.1");
-    assert.equal(r.hops, 0);
-    assert.equal(r.ciaddr, "0.0.0.0");
-    assert.deepEqual(r.chaddr, relayed.chaddr);
-    assert.notEqual(r.chaddr, relayed.chaddr);
-    assert.deepEqual(r.options.codes(), [53, 82]);
-    assert.equal(r.options.messageType(), MessageType.Offer);
-    assert.deepEqual(r.options.get(82), Uint8Array.of(1, 2, 0, 7));
-  });
+  await t.step(
+    "copies xid, the broadcast flag (not the reserved bits), giaddr, chaddr and echoes option 82",
+    () => {
+      const r = replyTo(relayed, MessageType.Offer);
+      assert.equal(r.op, 2);
+      assert.equal(r.xid, relayed.xid);
+      assert.equal(r.flags, 0x8000);
+      assert.equal(r.giaddr, "10.9.0.1");
+      assert.equal(r.hops, 0);
+      assert.equal(r.ciaddr, "0.0.0.0");
+      assert.deepEqual(r.chaddr, relayed.chaddr);
+      assert.notEqual(r.chaddr, relayed.chaddr);
+      assert.deepEqual(r.options.codes(), [53, 82]);
+      assert.equal(r.options.messageType(), MessageType.Offer);
+      assert.deepEqual(r.options.get(82), Uint8Array.of(1, 2, 0, 7));
+    },
+  );
   await t.step("an ACK echoes ciaddr (RFC 2131 table 3)", () => {
     assert.equal(replyTo(relayed, MessageType.Ack).ciaddr, "10.9.0.50");
   });
