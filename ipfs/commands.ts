@@ -107,9 +107,19 @@ export async function exportTree(
     await ensure(store, node, tracker);
     const target = join(dir, path);
     await dropSymlink(target);
-    // Copy via a temp name so an interrupted export never leaves a short file behind.
+    // Copy via a temp name so an interrupted export never leaves a short file behind; made
+    // anew (createNew), never opened through whatever the folder held under that name (a
+    // symlink the tree put there in an earlier export would be written through).
     const temp = `${target}.astralboot-part`;
-    await Deno.copyFile(store.cache.filePath(node.cid), temp);
+    await Deno.remove(temp).catch(() => {});
+    const from = await Deno.open(store.cache.filePath(node.cid), { read: true });
+    try {
+      const to = await Deno.open(temp, { write: true, createNew: true });
+      await from.readable.pipeTo(to.writable);
+    } catch (e) {
+      from.close();
+      throw e;
+    }
     await Deno.rename(temp, target);
   }
   for (const { path, target } of plan.symlinks) {

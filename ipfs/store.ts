@@ -358,8 +358,18 @@ export class IpfsStore implements ContentStore {
 
   #init(): Promise<void> {
     this.#ready ??= (async () => {
-      await this.cache.init();
-      await this.cache.touchRef(this.ref);
+      try {
+        await this.cache.init();
+      } catch (e) {
+        // Tried again by the next request (the disk may have room then), and said as a store
+        // error: an HTTP 503 or a TFTP error, not a crash of the request.
+        this.#ready = undefined;
+        throw new ContentError(`IPFS cache: ${(e as Error).message}`, "unavailable", {
+          cause: e,
+        });
+      }
+      // Which refs the cache holds for (gc keeps them): its loss costs nothing now.
+      await this.cache.touchRef(this.ref).catch(() => {});
     })();
     return this.#ready;
   }

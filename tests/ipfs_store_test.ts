@@ -445,6 +445,42 @@ for (const c of CASES) {
       });
 
       await t.step(
+        "a second export writes nothing through a symlink under a temp name",
+        async () => {
+          const out = join(tmp.path, "export");
+          const victim = join(tmp.path, "victim.txt");
+          await Deno.writeTextFile(victim, "not to be written");
+          const [path, content] = [...fx.files][0]!;
+          await Deno.symlink(victim, join(out, `${path}.astralboot-part`));
+          const store = open([gw.url], join(tmp.path, "export-cache"));
+          await exportTree(store, out);
+          assert.equal(await Deno.readTextFile(victim), "not to be written");
+          assert.ok(sameBytes(await Deno.readFile(join(out, path)), content), path);
+          await assert.rejects(
+            Deno.lstat(join(out, `${path}.astralboot-part`)),
+            Deno.errors.NotFound,
+          );
+        },
+      );
+
+      await t.step(
+        "a cache that cannot be set up is a 503 now, and tried again later",
+        async () => {
+          const cache = join(tmp.path, "broken-cache");
+          await Deno.mkdir(cache, { recursive: true });
+          await Deno.writeTextFile(join(cache, "tmp"), "a file where a folder belongs");
+          const store = open([gw.url], cache);
+          await assert.rejects(
+            store.stat("tftp/undionly.kpxe"),
+            (e: Error & { code?: string }) =>
+              e.code === "unavailable" && /IPFS cache/.test(e.message),
+          );
+          await Deno.remove(join(cache, "tmp"));
+          assert.equal((await store.stat("tftp/undionly.kpxe"))?.kind, "file");
+        },
+      );
+
+      await t.step(
         "a new ref reuses cached files; gc keeps only what kept refs reach",
         async () => {
           const cache = join(tmp.path, "gc");
