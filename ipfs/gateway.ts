@@ -12,7 +12,13 @@ import type { CID } from "multiformats";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { type Block, readCarBlocks } from "./car.ts";
-import { BlockVerificationError, identityBlock, MAX_BLOCK_SIZE, verifyBlock } from "./verify.ts";
+import {
+  BlockVerificationError,
+  checkCidSupported,
+  identityBlock,
+  MAX_BLOCK_SIZE,
+  verifyBlock,
+} from "./verify.ts";
 import type { IpfsEventSink } from "./events.ts";
 
 /** Options for {@linkcode GatewayClient}. */
@@ -126,6 +132,8 @@ export class GatewayClient {
   async getBlock(cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
     const inline = identityBlock(cid);
     if (inline) return inline;
+    // Refused before any gateway is asked: a hash we cannot check is no gateway's fault.
+    checkCidSupported(cid);
     const attempts: GatewayAttempt[] = [];
     for (const gateway of this.order()) {
       signal?.throwIfAborted();

@@ -286,3 +286,24 @@ Deno.test("GatewayClient CAR limits: byte budget and deadline stop the response"
     });
   }
 });
+
+Deno.test("GatewayClient refuses a hash it cannot check before asking any gateway", async () => {
+  const { blocks } = await fixture();
+  const gw = new TestGateway(blocks).start();
+  try {
+    // blake2b-256 (0xb220) over raw: well-formed, but not a hash this server verifies.
+    const digest = new Uint8Array(32).fill(7);
+    const cid = CID.createV1(0x55, {
+      code: 0xb220,
+      digest,
+      size: 32,
+      bytes: Uint8Array.of(0xa0, 0xe4, 0x02, 32, ...digest),
+    });
+    const client = new GatewayClient({ gateways: [gw.url], timeoutMs: 2000 });
+    await assert.rejects(client.getBlock(cid), (e: Error) => e.name === "UnsupportedCidError");
+    assert.equal(client.isFailing(gw.url), false);
+    assert.equal(client.stats.blockRequests, 0);
+  } finally {
+    await gw.stop();
+  }
+});
