@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { ipv4ToNumber, Subnet } from "../net/ipv4.ts";
 import { type Mac, parseMac } from "../net/mac.ts";
 import { formatUpstream, parseUpstream } from "../protocols/dns/forwarder.ts";
+import { SERVER_HOST } from "../boot/dns_names.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
 import { blksizeForMtu } from "../protocols/tftp/options.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
@@ -441,7 +442,24 @@ function readMachine(
   if (hostname !== undefined && !HOSTNAME.test(hostname)) {
     r.fail("machine", "hostname", `not a valid host name: ${JSON.stringify(hostname)}`);
   }
+  if (hostname !== undefined) {
+    // DNS names are one per address and any case: two would answer one name two ways.
+    const key = hostname.toLowerCase();
+    if (key === SERVER_HOST) {
+      r.fail("machine", "hostname", `${SERVER_HOST} is this server's own name in DNS`);
+    }
+    if (seen.has(`host:${key}`)) {
+      r.fail("machine", "hostname", `${hostname} appears in two [[machine]] entries (any case)`);
+    }
+    seen.add(`host:${key}`);
+  }
   const ip = r.ip(m, "machine", "ip");
+  if (ip !== undefined) {
+    if (seen.has(`ip:${ip}`)) {
+      r.fail("machine", "ip", `${ip} is reserved in two [[machine]] entries`);
+    }
+    seen.add(`ip:${ip}`);
+  }
   if (ip !== undefined && !mac) {
     r.fail(
       "machine",

@@ -512,6 +512,20 @@ Deno.test("bad config: one clear error naming the key, its line and what is allo
       /appears in two/,
     ],
     [
+      `interface = "eth1"\n[[machine]]\nmac = "52:54:00:00:00:01"\nip = "10.0.0.50"\n` +
+      `[[machine]]\nmac = "52:54:00:00:00:02"\nip = "10.0.0.50"\n`,
+      /machine\.ip: 10\.0\.0\.50 is reserved in two \[\[machine\]\] entries/,
+    ],
+    [
+      `interface = "eth1"\n[[machine]]\nmac = "52:54:00:00:00:01"\nhostname = "web"\n` +
+      `[[machine]]\nmac = "52:54:00:00:00:02"\nhostname = "WEB"\n`,
+      /machine\.hostname: WEB appears in two \[\[machine\]\] entries \(any case\)/,
+    ],
+    [
+      `interface = "eth1"\n[[machine]]\nmac = "52:54:00:00:00:01"\nhostname = "AstralBoot"\n`,
+      /machine\.hostname: astralboot is this server's own name in DNS/,
+    ],
+    [
       `interface = "eth1"\n[[machine]]\nuuid = "not-a-uuid"\n`,
       /:3: machine\.uuid: not a UUID: "not-a-uuid" \(expected 8-4-4-4-12 hex digits/,
     ],
