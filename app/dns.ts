@@ -9,6 +9,7 @@
 import type { Logger } from "../log.ts";
 import { BindError } from "../net/errors.ts";
 import { Subnet } from "../net/ipv4.ts";
+import { neighbourMac } from "../net/neighbours.ts";
 import { DnsForwarder, parseUpstream } from "../protocols/dns/forwarder.ts";
 import { type DnsDropEvent, startDnsServer } from "../protocols/dns/server.ts";
 import { HostNames, type NamedMachine, type NameLeases } from "../boot/dns_names.ts";
@@ -54,6 +55,7 @@ export interface DnsService {
 export async function startDnsService(o: DnsServiceOptions): Promise<DnsService> {
   const subnet = Subnet.of(o.serverIp, o.netmask);
   let handler = handlerFor(o, subnet);
+  let relayed = o.relayed ?? [];
   try {
     const server = await startDnsServer({
       interface: o.interface,
@@ -63,6 +65,13 @@ export async function startDnsService(o: DnsServiceOptions): Promise<DnsService>
       handler: (req) => handler(req),
       logger: o.logger,
       onDrop: o.onDrop,
+      // As UDP (held to the interface): a client on the link (the kernel's neighbour table has
+      // it there), or of the relayed networks DHCP serves (read anew after a reload).
+      tcpClient: (address) => {
+        const ip = address.replace(/^::ffff:/, "");
+        return subnet.contains(ip) || relayed.some((s) => s.contains(ip)) ||
+          neighbourMac(ip, o.interface) !== null;
+      },
     });
     o.logger.info(
       "dns",
@@ -75,6 +84,7 @@ export async function startDnsService(o: DnsServiceOptions): Promise<DnsService>
       port: server.port,
       update: (next) => {
         handler = handlerFor({ ...next, serverIp: o.serverIp, netmask: o.netmask }, subnet);
+        relayed = next.relayed ?? [];
       },
       close: () => server.close(),
     };

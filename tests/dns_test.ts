@@ -204,6 +204,17 @@ ip = "10.74.0.50"
         },
       );
 
+      await t.step("a host behind another interface gets no answer, over TCP neither", async () => {
+        // The upstream's side of up0 reaches the server's boot address through it: the kernel
+        // takes TCP connections to that address on any interface; DNS must not answer them.
+        await upstream.exec(["ip", "route", "add", `${SERVER_IP}/32`, "via", "10.73.0.1"]);
+        for (const extra of [["+tcp"], ["+notcp", "+time=1"]]) {
+          const d = await dig(upstream, [...extra, "web-1.erf"]);
+          assert.match(d.status, /^none/, d.output);
+          assert.deepEqual(d.answers, []);
+        }
+      });
+
       await t.step("metrics count the queries by result", async () => {
         const q = (result: string) =>
           metric(client, `astralboot_dns_queries_total{result="${result}"}`);

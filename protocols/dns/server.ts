@@ -73,6 +73,12 @@ export interface DnsServerOptions {
   idleMs?: number;
   /** Queries of one TCP connection answered at once; default 16. */
   pipeline?: number;
+  /**
+   * Whether a TCP client may connect: the TCP listener, unlike the UDP socket, cannot be held
+   * to the interface (the kernel takes a connection to this address on any interface), so the
+   * caller names its clients; default anyone.
+   */
+  tcpClient?: (address: string) => boolean;
 }
 
 /** A running DNS server. */
@@ -202,6 +208,13 @@ class TcpSide {
         continue;
       }
       const client = conn.remoteAddr.hostname;
+      if (this.o.tcpClient && !this.o.tcpClient(client)) {
+        this.o.logger.debug(SUB, "TCP connection from outside the served networks, closed", {
+          client,
+        });
+        conn.close();
+        continue;
+      }
       const mine = this.#perClient.get(client) ?? 0;
       if (this.#conns.size >= max || mine >= maxPer) {
         this.o.logger.debug(SUB, "too many TCP connections, closed", { client, mine });

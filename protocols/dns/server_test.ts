@@ -38,7 +38,11 @@ const handler: DnsHandler = async (req: DnsRequest) => {
 
 async function withServer(
   fn: (port: number, drops: DnsDropEvent[], logs: string[]) => Promise<void>,
-  extra: { idleMs?: number; maxConnectionsPerClient?: number } = {},
+  extra: {
+    idleMs?: number;
+    maxConnectionsPerClient?: number;
+    tcpClient?: (address: string) => boolean;
+  } = {},
 ) {
   const drops: DnsDropEvent[] = [];
   const logs: string[] = [];
@@ -197,4 +201,20 @@ Deno.test("DNS server: idle TCP connections are closed; too many from one client
       assert.ok(answered, "the stuck connections kept their slots");
     });
   }, { idleMs: 200, maxConnectionsPerClient: 2 });
+});
+
+Deno.test("DNS server: a TCP client the caller does not serve is closed at once", async () => {
+  const asked: string[] = [];
+  await withServer(async (port) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(frame(encodeDns(queryFor("x.erf", DnsType.A)))).catch(() => 0);
+    assert.equal(await conn.read(new Uint8Array(512)).catch(() => null), null);
+    conn.close();
+    assert.deepEqual(asked, ["127.0.0.1"]);
+  }, {
+    tcpClient: (address) => {
+      asked.push(address);
+      return false;
+    },
+  });
 });
