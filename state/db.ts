@@ -49,6 +49,7 @@ export function openDatabase(dataDir: string | ":memory:"): DatabaseSync {
  */
 export function openDatabaseFile(file: string, options: OpenOptions = {}): DatabaseSync {
   Deno.mkdirSync(dirname(file), { recursive: true });
+  keepPrivate(file);
   try {
     const db = new DatabaseSync(file);
     db.exec(
@@ -59,6 +60,25 @@ export function openDatabaseFile(file: string, options: OpenOptions = {}): Datab
   } catch (e) {
     throw databaseError(file, e);
   }
+}
+
+/**
+ * The database holds the key that signs installer callbacks (`state/secrets.ts`): it is made
+ * mode 0600 whatever the umask, and an existing one readable by others is made so too (SQLite
+ * gives its `-wal` and `-shm` files the database's mode). A file another user owns is left as
+ * it is (the open then says what is wrong, if anything).
+ */
+function keepPrivate(file: string): void {
+  try {
+    Deno.writeFileSync(file, new Uint8Array(), { createNew: true, mode: 0o600 });
+    return;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) return;
+  }
+  try {
+    const mode = Deno.statSync(file).mode;
+    if (mode !== null && (mode & 0o077) !== 0) Deno.chmodSync(file, mode & 0o700);
+  } catch { /* not ours to change */ }
 }
 
 /** The error for a failure on `file`: with the way out when the file is damaged. */

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { checkDatabase, DatabaseError, isBusy, openDatabaseFile } from "./db.ts";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 
 function withDir(fn: (dir: string) => void): void {
   const dir = Deno.makeTempDirSync();
@@ -70,3 +72,25 @@ Deno.test("isBusy knows node:sqlite's lock error and nothing else", () =>
     a.close();
     b.close();
   }));
+
+Deno.test("the database and its WAL are readable by their owner only, whatever the umask", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "astral-db-mode-" });
+  const old = Deno.umask(0o022);
+  try {
+    const fresh = join(dir, "new", "leases.db");
+    const db = openDatabaseFile(fresh);
+    db.exec("CREATE TABLE t (x); INSERT INTO t VALUES (1)");
+    for (const f of [fresh, `${fresh}-wal`, `${fresh}-shm`]) {
+      assert.equal(Deno.statSync(f).mode! & 0o777, 0o600, f);
+    }
+    db.close();
+    const loose = join(dir, "old.db");
+    new DatabaseSync(loose).close();
+    Deno.chmodSync(loose, 0o644);
+    openDatabaseFile(loose).close();
+    assert.equal(Deno.statSync(loose).mode! & 0o777, 0o600);
+  } finally {
+    Deno.umask(old);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
