@@ -3,7 +3,7 @@
  *
  * | who | may |
  * |---|---|
- * | anyone | `/boot.ipxe` and `/menu.ipxe` without a MAC, `/image/*`, `/tftp/*`, `/metrics` (counts only), `/ui` (the page; its data needs the token) |
+ * | anyone | `/boot.ipxe`, `/menu.ipxe` and `/choose` without a MAC, `/image/*`, `/tftp/*`, `/metrics` (counts only), `/healthz`, `/readyz`, `/ui` (the page; its data needs the token) |
  * | a machine, for itself | everything that names its MAC: its scripts, its menu choice, its installer configs (from its own address, `boot/identity.ts`), its callbacks (with its install's token, `boot/callback_tokens.ts`) |
  * | an admin, with the token | the machine API (`/api/machines…`, reinstall), the event feed, leases, the overview; any machine's config as a preview |
  *
