@@ -73,6 +73,8 @@ interface Fill {
   blocks: number;
   done: boolean;
   error: unknown;
+  /** The download failed because the cache could not be written (a full disk), not fetched. */
+  cacheFailed: boolean;
   wake: (() => void)[];
   listeners: FileProgressListener[];
   finished: Promise<void>;
@@ -405,6 +407,7 @@ export class IpfsStore implements ContentStore {
       blocks: 0,
       done: false,
       error: undefined,
+      cacheFailed: false,
       wake: [],
       listeners: [],
       finished: Promise.resolve(),
@@ -417,12 +420,21 @@ export class IpfsStore implements ContentStore {
       for (const w of wake) w();
       for (const l of fill.listeners) l(fill.written, fill.blocks);
     };
+    /** A write to the cache: its failure is the disk's, and readers go on without it. */
+    const onDisk = async <T>(write: () => Promise<T>): Promise<T> => {
+      try {
+        return await write();
+      } catch (e) {
+        fill.cacheFailed = true;
+        throw e;
+      }
+    };
     fill.finished = (async () => {
       const started = performance.now();
       let feed: CarFeed | null = null;
       let writer: FileWriter | undefined;
       try {
-        writer = await this.cache.createFile(node.cid);
+        writer = await onDisk(() => this.cache.createFile(node.cid));
         setTemp(writer.tempPath);
         if (this.#car && node.children.length > 0) {
           feed = new CarFeed(this.gateway, node.cid, this.#logger, {
@@ -433,11 +445,11 @@ export class IpfsStore implements ContentStore {
         const get = this.#fillGetter(fill, feed);
         for await (const chunk of readFile(get, node.cid, { window: this.#window })) {
           this.#closing.signal.throwIfAborted();
-          await writer.write(chunk);
+          await onDisk(() => writer!.write(chunk));
           fill.written += chunk.length;
           notify();
         }
-        await writer.commit(node.size);
+        await onDisk(() => writer!.commit(node.size));
         fill.done = true;
         const seconds = (performance.now() - started) / 1000;
         this.#onEvent({ kind: "file-cached", path: label, bytes: node.size, blocks: fill.blocks });
@@ -456,11 +468,13 @@ export class IpfsStore implements ContentStore {
         failTemp(err);
         const error = err instanceof Error ? err.message : String(err);
         this.#onEvent({ kind: "file-failed", path: label, error });
-        this.#logger.warn("ipfs", "file download failed, nothing cached", {
-          path: label,
-          cid: node.cid.toString(),
-          error,
-        });
+        this.#logger.warn(
+          "ipfs",
+          fill.cacheFailed
+            ? "cannot write to the cache: the file is served from the gateways, not kept"
+            : "file download failed, nothing cached",
+          { path: label, cid: node.cid.toString(), error },
+        );
       } finally {
         feed?.stop();
         this.#fills.delete(key);
@@ -500,8 +514,23 @@ export class IpfsStore implements ContentStore {
     let pos = start;
     const finalPath = this.cache.filePath(fill.cid);
     const wrap = (err: unknown) => this.#wrap(err, label);
+    // After a cache failure: the rest of the range fetched block by block, kept nowhere.
+    let rest: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    const fetchRest = () => this.#streamRange(fill.cid, pos, end, label).getReader();
+    const fromRest = async (controller: ReadableStreamDefaultController<Uint8Array>) => {
+      try {
+        const step = await rest!.read();
+        if (!step.done) return controller.enqueue(step.value);
+        release();
+        controller.close();
+      } catch (err) {
+        release();
+        controller.error(err);
+      }
+    };
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
+        if (rest) return await fromRest(controller);
         try {
           if (!file) {
             const temp = await fill.tempPath;
@@ -539,6 +568,10 @@ export class IpfsStore implements ContentStore {
         } catch (err) {
           file?.close();
           file = undefined;
+          if (fill.cacheFailed && pos < end) {
+            rest = fetchRest();
+            return await fromRest(controller);
+          }
           release();
           controller.error(wrap(err));
         }
@@ -546,6 +579,7 @@ export class IpfsStore implements ContentStore {
       cancel() {
         file?.close();
         file = undefined;
+        rest?.cancel().catch(() => {});
         release();
       },
     });

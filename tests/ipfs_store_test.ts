@@ -480,6 +480,20 @@ for (const c of CASES) {
         },
       );
 
+      await t.step("a cache that cannot be written: files come from the gateways", async () => {
+        const cache = join(tmp.path, "full-cache");
+        const logger = memoryLogger();
+        const store = open([gw.url], cache, logger);
+        assert.equal((await store.stat("tftp/undionly.kpxe"))?.kind, "file");
+        // As a full disk would: nothing new can be written in the cache.
+        await Deno.remove(join(cache, "tmp"), { recursive: true });
+        await Deno.writeTextFile(join(cache, "tmp"), "not a folder");
+        const [path, content] = [...fx.files].sort((a, b) => b[1].length - a[1].length)[0]!;
+        const got = new Uint8Array(await new Response(await store.read(path)).arrayBuffer());
+        assert.ok(sameBytes(got, content), path);
+        assert.ok(logger.lines.some((l) => /^cannot write to the cache/.test(l.message)));
+      });
+
       await t.step(
         "a new ref reuses cached files; gc keeps only what kept refs reach",
         async () => {
