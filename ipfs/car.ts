@@ -52,8 +52,11 @@ export async function* readCarBlocks(
   const guard = { pulledSinceBlock: 0, sourceError: undefined as unknown, ended: false };
   // @ipld/car buffers a whole section before it yields it, so a hostile length prefix would
   // make it read without end: refuse once more than a full section is pulled without a block.
+  // @ipld/car never ends the iterable it reads when it stops early: ended here (below), or a
+  // refused or abandoned CAR would keep its HTTP body open until the gateway's deadline.
+  let it: AsyncIterator<Uint8Array> | undefined;
   async function* guarded(): AsyncGenerator<Uint8Array> {
-    const it = source[Symbol.asyncIterator]();
+    it = source[Symbol.asyncIterator]();
     while (true) {
       if (guard.pulledSinceBlock > maxBlock + SECTION_OVERHEAD) {
         throw new CarError(
@@ -77,34 +80,39 @@ export async function* readCarBlocks(
     }
   }
 
-  let iterator: CarBlockIterator;
   try {
-    iterator = await CarBlockIterator.fromIterable(guarded());
-  } catch (err) {
-    throw mapError(err, guard);
-  }
-  const blocks = iterator[Symbol.asyncIterator]();
-  while (true) {
-    let step: IteratorResult<{ cid: CID; bytes: Uint8Array }>;
+    let iterator: CarBlockIterator;
     try {
-      step = await blocks.next();
+      iterator = await CarBlockIterator.fromIterable(guarded());
     } catch (err) {
       throw mapError(err, guard);
     }
-    if (step.done) return;
-    guard.pulledSinceBlock = 0;
-    const { cid, bytes } = step.value;
-    if (bytes.length > maxBlock) {
-      throw new CarError(`CAR block ${cid} is ${bytes.length} bytes, over the limit`, "oversize");
+    const blocks = iterator[Symbol.asyncIterator]();
+    while (true) {
+      let step: IteratorResult<{ cid: CID; bytes: Uint8Array }>;
+      try {
+        step = await blocks.next();
+      } catch (err) {
+        throw mapError(err, guard);
+      }
+      if (step.done) return;
+      guard.pulledSinceBlock = 0;
+      const { cid, bytes } = step.value;
+      if (bytes.length > maxBlock) {
+        throw new CarError(`CAR block ${cid} is ${bytes.length} bytes, over the limit`, "oversize");
+      }
+      if (options.accept && !options.accept(cid)) continue;
+      try {
+        checkCidSupported(cid);
+      } catch {
+        continue;
+      }
+      await verifyBlock(cid, bytes);
+      yield { cid, bytes };
     }
-    if (options.accept && !options.accept(cid)) continue;
-    try {
-      checkCidSupported(cid);
-    } catch {
-      continue;
-    }
-    await verifyBlock(cid, bytes);
-    yield { cid, bytes };
+  } finally {
+    // Not awaited: a source stuck in a read ends when that read does (its own deadline).
+    it?.return?.()?.catch(() => {});
   }
 }
 

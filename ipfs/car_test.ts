@@ -73,10 +73,34 @@ Deno.test("readCarBlocks refuses broken CAR streams", async (t) => {
       });
     });
   }
-  await t.step("a flipped byte in a block", async () => {
+  await t.step("a flipped byte in a block: refused, and the source is ended", async () => {
     const bad = car.slice();
     bad[bad.length - 2]! ^= 0x01;
-    await assert.rejects(collect(chunks(bad)), BlockVerificationError);
+    let ended = false;
+    async function* source() {
+      try {
+        yield* chunks(bad);
+        // A gateway still sending: the body is open until its reader ends it.
+        await new Promise(() => {});
+      } finally {
+        ended = true;
+      }
+    }
+    await assert.rejects(collect(source()), BlockVerificationError);
+    assert.ok(ended, "the CAR body was left open");
+  });
+  await t.step("a consumer that stops early ends the source too", async () => {
+    let ended = false;
+    async function* source() {
+      try {
+        yield* chunks(car);
+      } finally {
+        ended = true;
+      }
+    }
+    for await (const _ of readCarBlocks(source())) break;
+    await new Promise((r) => setTimeout(r, 0)); // the source's return() is not awaited
+    assert.ok(ended, "the CAR body was left open");
   });
   await t.step("garbage instead of a CAR", async () => {
     // A plausible header length, then bytes that are not a dag-cbor header, then more.
