@@ -195,6 +195,9 @@ export class IpfsStore implements ContentStore {
     end: number,
     label = node.cid.toString(),
   ): Promise<ReadableStream<Uint8Array>> {
+    // Its bytes are in its CID: nothing to fetch or keep (and a cache file named by a long
+    // inline CID would pass the file system's 255-byte name limit).
+    if (identityBlock(node.cid)) return this.#streamRange(node.cid, start, end, label);
     await this.#init();
     // Held from the size check to the open: gc must not remove the file in between.
     const release = this.#hold(node.cid);

@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CID } from "multiformats";
 import { sha256 } from "multiformats/hashes/sha2";
+import { identity } from "multiformats/hashes/identity";
+import * as dagPb from "@ipld/dag-pb";
+import { UnixFS } from "ipfs-unixfs";
 import { memoryLogger } from "../log.ts";
 import { fileKey } from "./cache.ts";
 import type { IpfsEvent } from "./events.ts";
@@ -17,6 +20,7 @@ import {
   carSection,
   fakeGateway,
   fetchOf,
+  MemoryBlockstore,
   pseudoRandomBytes,
   pulledStream,
   readAll,
@@ -271,4 +275,38 @@ Deno.test("IpfsStore.startGc runs gc at once and then on its interval, until clo
   await new Promise((r) => setTimeout(r, 150));
   assert.equal(events.length, runs, "no gc after close");
   await tmp.remove();
+});
+
+Deno.test("a file inline in its CID (identity hash) is served from the CID, whatever its size", async () => {
+  const content = pseudoRandomBytes(300, 5);
+  const inline = CID.createV1(0x55, identity.digest(content));
+  const dir = dagPb.encode(dagPb.prepare({
+    Data: new UnixFS({ type: "directory" }).marshal(),
+    Links: [{ Name: "inline.bin", Hash: inline, Tsize: content.length }],
+  }));
+  const root = CID.createV1(0x70, await sha256.digest(dir));
+  const blocks = new MemoryBlockstore();
+  blocks.put(root, dir);
+  const gw = fakeGateway(GW, blocks);
+  const tmp = await tempDir("ipfs_store_inline_");
+  const store = new IpfsStore({
+    ref: root.toString(),
+    gateways: [GW],
+    timeoutMs: TIMEOUT_MS,
+    cacheDir: join(tmp.path, "cache"),
+    fetch: fetchOf(gw),
+  });
+  try {
+    assert.equal((await store.stat("inline.bin"))?.size, 300);
+    assert.ok(sameBytes(await readAll(await store.read("inline.bin")), content));
+    assert.ok(
+      sameBytes(
+        await readAll(await store.read("inline.bin", { start: 10, end: 19 })),
+        content.subarray(10, 20),
+      ),
+    );
+  } finally {
+    await store.close();
+    await tmp.remove();
+  }
 });
