@@ -108,7 +108,7 @@ async function settled(store: IpfsStore): Promise<void> {
   if (found?.node.kind === "file") await store.ensureFile(found.node);
 }
 
-function openStore(fx: Fx, cacheDir: string, fetchFn: typeof fetch, gateways = [GW]) {
+function openStore(fx: { root: CID }, cacheDir: string, fetchFn: typeof fetch, gateways = [GW]) {
   const logger = memoryLogger();
   const store = new IpfsStore({
     ref: fx.root.toString(),
@@ -289,13 +289,7 @@ Deno.test("a file inline in its CID (identity hash) is served from the CID, what
   blocks.put(root, dir);
   const gw = fakeGateway(GW, blocks);
   const tmp = await tempDir("ipfs_store_inline_");
-  const store = new IpfsStore({
-    ref: root.toString(),
-    gateways: [GW],
-    timeoutMs: TIMEOUT_MS,
-    cacheDir: join(tmp.path, "cache"),
-    fetch: fetchOf(gw),
-  });
+  const { store, logger } = openStore({ root }, join(tmp.path, "cache"), fetchOf(gw));
   try {
     assert.equal((await store.stat("inline.bin"))?.size, 300);
     assert.ok(sameBytes(await readAll(await store.read("inline.bin")), content));
@@ -305,6 +299,9 @@ Deno.test("a file inline in its CID (identity hash) is served from the CID, what
         content.subarray(10, 20),
       ),
     );
+    // Never a cache file: nothing failed to be written, nothing was asked of the gateway.
+    assert.ok(!logger.lines.some((l) => l.level === "warn"), JSON.stringify(logger.lines));
+    assert.equal(gw.counts.raw + gw.counts.car, 1);
   } finally {
     await store.close();
     await tmp.remove();
