@@ -140,11 +140,12 @@ const MIN_LENGTH: Record<number, number> = {
   [Opcode.WRQ]: 2 + 2 + 5,
   [Opcode.DATA]: 4,
   [Opcode.ACK]: 4,
-  [Opcode.ERROR]: 5, // code + empty message + NUL
+  [Opcode.ERROR]: 4, // code; the message may be missing (see decodeTftp)
   [Opcode.OACK]: 2 + 4, // one option "a\0" "1\0"
 };
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const lenient = new TextDecoder("utf-8");
 const encoder = new TextEncoder();
 
 /** Reads a NUL-terminated string; `what` names the field in errors. */
@@ -226,8 +227,12 @@ export function decodeTftp(bytes: Uint8Array): TftpPacket {
       // Trailing bytes after the block number are ignored, as tftp-hpa does.
       return { op, block: r.u16("block number") };
     case Opcode.ERROR: {
+      // Whatever its text: an ERROR ends the transfer, so a client that leaves out the NUL or
+      // sends bytes that are not UTF-8 must not be retransmitted to until we give up.
       const code = r.u16("error code");
-      return { op, code, message: cstring(r, "error message") };
+      const rest = r.rest();
+      const nul = rest.indexOf(0);
+      return { op, code, message: lenient.decode(nul < 0 ? rest : rest.subarray(0, nul)) };
     }
     default: {
       const options = readOptions(r);
