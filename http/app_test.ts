@@ -178,6 +178,10 @@ Deno.test("/action and /config render the OS's templates for the asking machine"
       /52:54:00:12:34:56 does not ask from 10\.9\.9\.9 \(its lease is 10\.0\.0\.77\)/,
     );
   });
+  await t.step("from the same address as a dual-stack socket gives it (::ffff:)", async () => {
+    const res = await s.text(`/action/debian/preseed?mac=${MAC}`, "::ffff:10.0.0.77");
+    assert.equal(res.status, 200);
+  });
   await t.step("without ?mac=, the machine holding this address", async () => {
     const res = await s.text("/config/debian/preseed", "10.0.0.77");
     assert.equal(res.status, 200);

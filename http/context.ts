@@ -40,7 +40,9 @@ export function clientOf(c: Context<Env>): string | null {
 
 /** {@linkcode clientOf} from the env Deno.serve's handler passes on, before there is a Context. */
 export function clientOfEnv(env: Env["Bindings"] | undefined): string | null {
-  return env?.remoteAddr?.hostname ?? null;
+  const address = env?.remoteAddr?.hostname ?? null;
+  // An IPv4 client of a dual-stack socket: the address its lease and reservation name.
+  return address?.startsWith("::ffff:") ? address.slice(7) : address;
 }
 
 /** Tells the access log which route class, machine and boot step this request was. */
