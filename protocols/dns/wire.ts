@@ -7,6 +7,7 @@
  */
 import { MalformedPacketError } from "../../net/bytes.ts";
 import {
+  decodeDns,
   decodeDnsHead,
   type DnsMessage,
   type DnsRecord,
@@ -103,8 +104,19 @@ export function fitAnswer(bytes: Uint8Array, limit: number): Uint8Array {
     questions: head.question ? [head.question] : [],
     answers: [],
     authority: [],
-    additional: [],
+    // RFC 6891 §7: an answer to a query with EDNS carries its OPT, truncated or not.
+    additional: optOf(bytes),
   });
+}
+
+/** The OPT record of an answer, if it has one and decodes (an upstream's may not: then none). */
+function optOf(bytes: Uint8Array): DnsRecord[] {
+  try {
+    return decodeDns(bytes).additional.filter((r) => r.type === DnsType.OPT);
+  } catch (e) {
+    if (e instanceof MalformedPacketError) return [];
+    throw e;
+  }
 }
 
 /**

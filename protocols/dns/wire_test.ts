@@ -98,7 +98,26 @@ Deno.test("fitAnswer: an answer longer than the limit becomes its header and que
     assert.equal(m.flags.aa, true);
     assert.equal(m.id, decodeDnsHead(answer).id);
     assert.deepEqual(m.questions, [{ name: "multi.erf", type: DnsType.A, class: 1 }]);
-    assert.deepEqual([m.answers, m.authority, m.additional], [[], [], []]);
+    assert.deepEqual([m.answers, m.authority], [[], []]);
+    // The capture's answer had EDNS: its OPT stays (RFC 6891 §7), nothing else.
+    const opt = decodeDns(answer).additional.filter((r) => r.type === DnsType.OPT);
+    assert.equal(opt.length, 1);
+    assert.deepEqual(m.additional, opt);
+  });
+  await t.step("an answer with EDNS keeps its OPT when truncated", () => {
+    const q = query("a"); // dig: EDNS 0
+    const r = responseTo(q, Rcode.NoError, ednsOf(q));
+    r.answers = Array.from({ length: 100 }, (_, i) => ({
+      name: "big.erf",
+      type: DnsType.A,
+      class: 1,
+      ttl: 60,
+      data: { kind: "a" as const, address: `10.0.0.${i}` },
+    }));
+    const cut = decodeDns(fitAnswer(encodeDns(r), 512));
+    assert.equal(cut.flags.tc, true);
+    assert.deepEqual(cut.answers, []);
+    assert.deepEqual(cut.additional.map((a) => [a.type, a.class]), [[DnsType.OPT, MAX_UDP]]);
   });
 });
 
