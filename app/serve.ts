@@ -27,7 +27,7 @@ import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
 import type { Mac } from "../net/mac.ts";
 import type { AddressBook } from "../boot/identity.ts";
-import { readToken } from "./token.ts";
+import { readToken, tokenFileExposed } from "./token.ts";
 import { Readiness } from "./readiness.ts";
 import { createHttpApp } from "../http/app.ts";
 import { startHttpServer } from "../http/server.ts";
@@ -425,6 +425,8 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     running.push({ close: () => Promise.resolve(bookkeeping.close()) });
     const adminToken = readToken(config.api.token_file, true);
     logger.info("main", `admin token in ${config.api.token_file} (astralboot token prints it)`);
+    const exposed = tokenFileExposed(config.api.token_file);
+    if (exposed) logger.warn("main", exposed);
     const r: Running = {
       db: { main, quick, leases },
       bookkeeping,

@@ -34,3 +34,14 @@ export function readToken(path: string, create: boolean): string {
   }
   return token;
 }
+
+/**
+ * Why the token file at `path` is open to other users (its mode lets group or others read or
+ * write it), or null: anyone who can read it is an admin of this server.
+ */
+export function tokenFileExposed(path: string): string | null {
+  const mode = Deno.statSync(path).mode;
+  if (mode === null || (mode & 0o077) === 0) return null;
+  return `${path} has mode ${(mode & 0o777).toString(8).padStart(3, "0")}: whoever can read it ` +
+    `is an admin of this server (chmod 600 ${path})`;
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { newToken, readToken } from "./token.ts";
+import { newToken, readToken, tokenFileExposed } from "./token.ts";
 
 Deno.test("the admin token file: made once (0600), read after, refused when too short", async (t) => {
   const dir = Deno.makeTempDirSync();
@@ -23,6 +23,16 @@ Deno.test("the admin token file: made once (0600), read after, refused when too 
     });
     await t.step("missing and not create: NotFound", () => {
       assert.throws(() => readToken(`${dir}/none`, false), Deno.errors.NotFound);
+    });
+    await t.step("a file others may read is said to be exposed; 0600 is not", () => {
+      Deno.chmodSync(path, 0o600);
+      assert.equal(tokenFileExposed(path), null);
+      Deno.chmodSync(path, 0o644);
+      assert.match(
+        tokenFileExposed(path) ?? "",
+        /api-token has mode 644: whoever can read it is an admin/,
+      );
+      Deno.chmodSync(path, 0o600);
     });
     await t.step("new tokens differ", () => {
       assert.notEqual(newToken(), newToken());
