@@ -400,7 +400,8 @@ function register(r: MetricsRegistry) {
     dhcpRefused: counter(
       "dhcp_refused_total",
       "DHCP requests refused on purpose: pool-exhausted (the rest is kept for known machines), " +
-        "rate-limited (too many new clients), known-only, not-offered (REQUEST without an OFFER), " +
+        "rate-limited (too many new clients), reserved-in-use (a machine's reserved address still " +
+        "leased to another client), known-only, not-offered (REQUEST without an OFFER), " +
         "no-subnet (relayed from a network no [[dhcp.subnet]] covers).",
       ["reason"],
     ),
