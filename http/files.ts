@@ -41,10 +41,10 @@ export function parseRange(header: string | null, size: number): RangeRequest {
     return { kind: "partial", range: { start: Math.max(0, size - n), end: size - 1 } };
   }
   const start = Number(spec[1]);
-  const end = spec[2] === "" ? Infinity : Number(spec[2]);
-  if (!Number.isSafeInteger(start) || (end !== Infinity && !Number.isSafeInteger(end))) {
-    return { kind: "full" };
-  }
+  // A last byte past any file's size is the file's end (RFC 9110 §14.1.2); a first one that
+  // far is past this file's end: unsatisfiable, not a reason to send the whole file.
+  const end = spec[2] === "" || !Number.isSafeInteger(Number(spec[2])) ? Infinity : Number(spec[2]);
+  if (!Number.isSafeInteger(start)) return { kind: "unsatisfiable" };
   if (end < start) return { kind: "full" };
   if (start >= size) return { kind: "unsatisfiable" };
   return { kind: "partial", range: { start, end: Math.min(end, size - 1) } };
