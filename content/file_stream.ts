@@ -29,7 +29,11 @@ export function entryOf(info: Deno.FileInfo): ContentEntry {
 
 /** Maps a file-system error to a ContentError, or null for "does not exist". */
 export function fsError(err: unknown, what: string): ContentError | null {
-  if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return null;
+  // A symlink loop is a link that leads nowhere, as a dangling one does.
+  if (
+    err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory ||
+    err instanceof Deno.errors.FilesystemLoop
+  ) return null;
   if (err instanceof Deno.errors.PermissionDenied) {
     return new ContentError(`${what}: permission denied`, "forbidden", { cause: err });
   }

@@ -171,6 +171,8 @@ Deno.test("LocalStore refuses paths and links that leave the root", async (t) =>
     await Deno.symlink("kernel", join(root, "boot/x/images/inside-link"));
     await Deno.symlink(join(root, "boot/x"), join(root, "boot/alias"));
     await Deno.symlink("missing-target", join(root, "boot/x/images/dangling"));
+    await Deno.symlink("loop-b", join(root, "boot/x/images/loop-a"));
+    await Deno.symlink("loop-a", join(root, "boot/x/images/loop-b"));
     const store = new LocalStore(root);
     const forbidden = [
       "boot/x/images/abs-link",
@@ -198,6 +200,13 @@ Deno.test("LocalStore refuses paths and links that leave the root", async (t) =>
     });
     await t.step("a dangling link is simply missing", async () => {
       assert.equal(await store.stat("boot/x/images/dangling"), null);
+    });
+    await t.step("so is a loop of links (not a store failure)", async () => {
+      assert.equal(await store.stat("boot/x/images/loop-a"), null);
+      await assert.rejects(
+        store.read("boot/x/images/loop-a"),
+        (e: unknown) => e instanceof ContentError && e.code === "not-found",
+      );
     });
     await t.step("list shows only what can be served", async () => {
       assert.deepEqual(await store.list("boot"), ["alias", "x"]);
