@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import { BindError } from "../net/errors.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
+import { canonicalAddress } from "../net/tcp_connections.ts";
 import { DnsForwarder, parseUpstream } from "../protocols/dns/forwarder.ts";
 import { type DnsDropEvent, startDnsServer } from "../protocols/dns/server.ts";
 import { HostNames, type NamedMachine, type NameLeases } from "../boot/dns_names.ts";
@@ -68,7 +69,7 @@ export async function startDnsService(o: DnsServiceOptions): Promise<DnsService>
       // As UDP (held to the interface): a client on the link (the kernel's neighbour table has
       // it there), or of the relayed networks DHCP serves (read anew after a reload).
       tcpClient: (address) => {
-        const ip = address.replace(/^::ffff:/, "");
+        const ip = canonicalAddress(address);
         return subnet.contains(ip) || relayed.some((s) => s.contains(ip)) ||
           neighbourMac(ip, o.interface) !== null;
       },

@@ -8,6 +8,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { type Mac, parseMac } from "../net/mac.ts";
+import { canonicalAddress } from "../net/tcp_connections.ts";
 import { normalizeTreePath } from "../content/store.ts";
 import { OS_NAME } from "../boot/catalog.ts";
 import type { BootStage } from "../observe/events.ts";
@@ -40,9 +41,9 @@ export function clientOf(c: Context<Env>): string | null {
 
 /** {@linkcode clientOf} from the env Deno.serve's handler passes on, before there is a Context. */
 export function clientOfEnv(env: Env["Bindings"] | undefined): string | null {
-  const address = env?.remoteAddr?.hostname ?? null;
-  // An IPv4 client of a dual-stack socket: the address its lease and reservation name.
-  return address?.startsWith("::ffff:") ? address.slice(7) : address;
+  const address = env?.remoteAddr?.hostname;
+  // An IPv4 client of a dual-stack socket (`::ffff:a.b.c.d`): the address its lease names.
+  return address === undefined ? null : canonicalAddress(address);
 }
 
 /** Tells the access log which route class, machine and boot step this request was. */
