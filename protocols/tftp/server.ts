@@ -12,7 +12,8 @@
  * gets at most `maxPerClient` transfers at once, and a transfer whose peer never acknowledges
  * anything ends after two quick retransmissions (`transfer.ts`), so a request with a forged
  * source costs little and holds its slot briefly. Lines a peer can cause at will are
- * throttled (`log_throttle.ts`).
+ * throttled (`log_throttle.ts`), and so are the error replies to packets that start no transfer
+ * (`strayReplyRate`): a forged source must not make the server send to it at will.
  *
  * Sockets: {@linkcode listenUdp} (`Deno.listenDatagram`, needs `--unstable-net`) binds by
  * address; `listenInterface` (`interface_socket.ts`) also binds to the interface.
@@ -33,6 +34,7 @@ import {
   type TftpPacket,
 } from "./packet.ts";
 import { LogThrottle } from "./log_throttle.ts";
+import { TokenBucket } from "../../net/token_bucket.ts";
 import { DEFAULT_RTO, type RtoOptions } from "./rto.ts";
 import { label, ReadTransfer, type Settings } from "./transfer.ts";
 
@@ -140,6 +142,13 @@ export interface TftpServerOptions {
    * many transfers from your address". Default 4 (firmware fetches one file at a time).
    */
   maxPerClient?: number;
+  /**
+   * Error replies a second to packets that start no transfer: error 5 to a stranger at a
+   * transfer's port, a refused or malformed request (twice as many at once). Their source may be
+   * forged, and each would turn a 4-byte packet into a 20–60-byte one toward it; past the rate they
+   * are dropped (a client that is real asks again). Default {@linkcode STRAY_REPLY_RATE}.
+   */
+  strayReplyRate?: number;
   /** Socket factory; default {@linkcode listenUdp}. Tests pass an in-memory network. */
   listen?: TftpListen;
   /** Told how every request ended (metrics, the live feed). */
@@ -157,6 +166,8 @@ export interface TftpServer {
 }
 
 const SUBSYSTEM = "tftp";
+/** Default {@linkcode TftpServerOptions.strayReplyRate}. */
+export const STRAY_REPLY_RATE = 50;
 /** The reason a request over the per-client limit is refused with, on the wire and in events. */
 export const PER_CLIENT_REFUSAL = "too many transfers from your address";
 
@@ -179,6 +190,10 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
     maxRetries: options.maxRetries ?? 10,
     onTransfer: options.onTransfer ?? (() => {}),
     throttle: new LogThrottle(),
+    strayReplies: new TokenBucket(
+      options.strayReplyRate ?? STRAY_REPLY_RATE,
+      2 * (options.strayReplyRate ?? STRAY_REPLY_RATE),
+    ),
     running: () => transfers.size,
   };
   const maxTransfers = options.maxTransfers ?? 256;
@@ -189,10 +204,13 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
   const perAddress = new Map<string, number>();
   let closing = false;
 
-  const reply = (to: TftpClient, code: number, message: string) =>
+  /** An error from the listening socket, unless the stray replies' rate is spent. */
+  const reply = (to: TftpClient, code: number, message: string) => {
+    if (!settings.strayReplies.take()) return;
     main.send(encodeError(code, message), to).catch((e) =>
       logger.debug(SUBSYSTEM, "send failed", { client: label(to), error: e })
     );
+  };
 
   /** Refuses a request from the listening socket: error 0, a throttled line, one event. */
   const refuse = (

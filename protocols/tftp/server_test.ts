@@ -4,7 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { memoryLogger } from "../../log.ts";
-import { encodeTftp, ErrorCode, Opcode, type RequestPacket, type TftpPacket } from "./packet.ts";
+import {
+  decodeTftp,
+  encodeTftp,
+  ErrorCode,
+  Opcode,
+  type RequestPacket,
+  type TftpPacket,
+} from "./packet.ts";
 import {
   PER_CLIENT_REFUSAL,
   startTftpServer,
@@ -275,6 +282,12 @@ Deno.test("server refuses what it must", async (t) => {
   });
 });
 
+/** The address of the (one) transfer running on `net`: the server's socket other than port 69. */
+function transferPort(net: MemNet): { address: string; port: number } {
+  const socket = [...net.sockets.values()].find((s) => s.address === SERVER && s.port !== 69)!;
+  return { address: SERVER, port: socket.port };
+}
+
 Deno.test("server keeps transfers apart and safe", async (t) => {
   await t.step("a stranger gets error 5 and the transfer goes on", async () => {
     const file = content(20_000);
@@ -286,10 +299,7 @@ Deno.test("server keeps transfers apart and safe", async (t) => {
         onData: (block) => {
           if (block === 3 && !poked) {
             poked = true;
-            const tid = [...c.net.sockets.values()].find((s) =>
-              s.address === SERVER && s.port !== 69
-            )!;
-            stranger.sendPacket({ op: Opcode.ACK, block: 3 }, { address: SERVER, port: tid.port });
+            stranger.sendPacket({ op: Opcode.ACK, block: 3 }, transferPort(c.net));
           }
           return true;
         },
@@ -300,6 +310,36 @@ Deno.test("server keeps transfers apart and safe", async (t) => {
       if (answer?.packet.op === Opcode.ERROR) {
         assert.equal(answer.packet.code, ErrorCode.UNKNOWN_TID);
       }
+    });
+  });
+  await t.step("error replies to strays are sent at a bounded rate", async () => {
+    const file = content(20_000);
+    await withServer({ f: file }, { strayReplyRate: 5 }, async ({ client }) => {
+      const c = client();
+      const stranger = client("10.9.0.66");
+      const forged = new Uint8Array(encodeTftp({ op: Opcode.ACK, block: 1 }));
+      let flooded = false;
+      const got = await fetchFile(c, rrq("f"), {
+        onData: (block) => {
+          if (block === 2 && !flooded) {
+            flooded = true;
+            const tid = transferPort(c.net);
+            for (let i = 0; i < 60; i++) stranger.send(forged, tid);
+          }
+          return true;
+        },
+      });
+      assert.deepEqual(got.data, file, "the transfer itself is not held back");
+      // A malformed request to the server port is a stray too, sharing the same budget.
+      for (let i = 0; i < 60; i++) await stranger.send(new Uint8Array([0, 1, 0x66]), MAIN);
+      await new Promise((r) => setTimeout(r, 50));
+      const replies = stranger.drain().map((d) => decodeTftp(d.data));
+      assert.ok(replies.every((p) => p.op === Opcode.ERROR));
+      const tid = replies.filter((p) => p.op === Opcode.ERROR && p.code === ErrorCode.UNKNOWN_TID);
+      // 120 strays, a burst of 10 and 5 a second after it: 10 answered within the test's time,
+      // perhaps one more, and the first of them are the transfer's error 5.
+      assert.ok(replies.length >= 10 && replies.length <= 11, `${replies.length} replies`);
+      assert.equal(tid.length, 10);
     });
   });
   await t.step("duplicate ACKs do not cause duplicate DATA (Sorcerer's Apprentice)", async () => {

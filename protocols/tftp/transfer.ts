@@ -29,6 +29,7 @@ import { backoffCeiling, RtoEstimator, type RtoOptions } from "./rto.ts";
 import { SendWindow } from "./window.ts";
 import { Inbox } from "./inbox.ts";
 import type { LogThrottle } from "./log_throttle.ts";
+import type { TokenBucket } from "../../net/token_bucket.ts";
 import type {
   TftpClient,
   TftpListen,
@@ -71,6 +72,11 @@ export interface Settings {
   onTransfer: (event: TftpTransferEvent) => void;
   /** Log lines a remote peer can cause at will go through here. */
   throttle: LogThrottle;
+  /**
+   * Error replies to packets that belong to no transfer (error 5 to a stranger, a refused or
+   * malformed request): their source may be forged, so the server sends them at a bounded rate.
+   */
+  strayReplies: TokenBucket;
   address: string;
   open: TftpOpen;
   listen: TftpListen;
@@ -147,7 +153,7 @@ export class ReadTransfer {
 
   /**
    * Hands the peer's packets to the inbox whenever the transfer waits for one; answers
-   * strangers with error 5 (RFC 1350 §4).
+   * strangers with error 5 (RFC 1350 §4), as often as `strayReplies` allows.
    */
   async #receiveLoop(socket: TftpSocket, buffer: Uint8Array): Promise<void> {
     const { logger } = this.settings;
@@ -166,8 +172,10 @@ export class ReadTransfer {
           client: label(this.peer),
           from: label(from),
         });
-        socket.send(encodeError(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), from)
-          .catch(() => {});
+        if (this.settings.strayReplies.take()) {
+          socket.send(encodeError(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), from)
+            .catch(() => {});
+        }
         continue;
       }
       let packet: TftpPacket;
