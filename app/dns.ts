@@ -10,7 +10,7 @@ import type { Logger } from "../log.ts";
 import { BindError } from "../net/errors.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
-import { canonicalAddress } from "../net/tcp_connections.ts";
+import { canonicalAddress } from "../net/ipv6.ts";
 import { DnsForwarder, parseUpstream } from "../protocols/dns/forwarder.ts";
 import { type DnsDropEvent, startDnsServer } from "../protocols/dns/server.ts";
 import { HostNames, type NamedMachine, type NameLeases } from "../boot/dns_names.ts";

@@ -8,6 +8,7 @@ import type { Logger } from "../log.ts";
 import { ContentError, type ContentStore } from "../content/store.ts";
 import type { TftpOpen, TftpOpenResult } from "../protocols/tftp/server.ts";
 import { tftpPathToTree } from "../protocols/tftp/paths.ts";
+import { canonicalAddress } from "../net/ipv6.ts";
 import { BootRequestError } from "../boot/errors.ts";
 import type { Script } from "../boot/scripts.ts";
 import type { TftpBoot } from "../boot/tftp_boot.ts";
@@ -22,11 +23,6 @@ export interface TftpBootHooks {
 }
 
 const REFUSED: TftpOpenResult = { error: "forbidden", message: "access violation" };
-
-/** The address of a client: `::ffff:10.0.0.5` is 10.0.0.5. */
-function plainAddress(address: string): string {
-  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
-}
 
 /** A refusal of the boot policy as a TFTP error; GRUB prints its message. */
 function refusal(e: BootRequestError | TemplateNotFoundError): TftpOpenResult {
@@ -53,7 +49,7 @@ export function tftpOpener(store: ContentStore, hooks?: TftpBootHooks): TftpOpen
     let path: string | null = null;
     if (!hooks) path = tftpPathToTree(filename);
     else {
-      const ip = plainAddress(client.address);
+      const ip = canonicalAddress(client.address);
       try {
         const answer = await hooks.boot.answer(filename, ip);
         if (answer?.kind === "script") {

@@ -7,11 +7,8 @@
  */
 import type { Logger } from "../log.ts";
 import type { HttpCutReason } from "../observe/watch.ts";
-import {
-  canonicalAddress,
-  type TcpConnection,
-  TcpConnectionTable,
-} from "../net/tcp_connections.ts";
+import { type TcpConnection, TcpConnectionTable } from "../net/tcp_connections.ts";
+import { canonicalAddress } from "../net/ipv6.ts";
 import { type ConnectionLimits, connectionsToCut } from "./connection_rule.ts";
 
 /** Options for {@linkcode ConnectionWatchdog}. */

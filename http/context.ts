@@ -8,7 +8,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { type Mac, parseMac } from "../net/mac.ts";
-import { canonicalAddress } from "../net/tcp_connections.ts";
+import { canonicalAddress } from "../net/ipv6.ts";
 import { normalizeTreePath } from "../content/store.ts";
 import { OS_NAME } from "../boot/catalog.ts";
 import type { BootStage } from "../observe/events.ts";

@@ -84,3 +84,30 @@ export function isLinkLocal(b: Uint8Array): boolean {
 export function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
+
+/**
+ * An address as the kernel's tables, Deno and Node give it, in one spelling:
+ * IPv4 dotted (also for an IPv4-mapped `::ffff:a.b.c.d`), IPv6 in RFC 5952 form. Text that
+ * is not an address is returned as it is.
+ */
+export function canonicalAddress(address: string): string {
+  if (!address.includes(":")) return address;
+  // How a dual-stack listener's IPv4 clients come, on every request: no parse for those.
+  if (address.startsWith("::ffff:") && address.lastIndexOf(":") === 6 && address.includes(".")) {
+    return address.slice(7);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = ipv6ToBytes(address);
+  } catch {
+    return address;
+  }
+  return mappedIpv4(bytes) ?? ipv6ToString(bytes);
+}
+
+/** The IPv4 address inside `::ffff:a.b.c.d`, else null. */
+export function mappedIpv4(b: Uint8Array): string | null {
+  for (let i = 0; i < 10; i++) if (b[i] !== 0) return null;
+  if (b[10] !== 0xff || b[11] !== 0xff) return null;
+  return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+}

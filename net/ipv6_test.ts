@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   ALL_NODES,
   ALL_ROUTERS,
+  canonicalAddress,
   ipv6ToBytes,
   ipv6ToString,
   isLinkLocal,
@@ -97,4 +98,19 @@ Deno.test("address classes", async (t) => {
     assert.ok(sameAddress(ALL_NODES, ipv6ToBytes("ff02:0::1")));
     assert.ok(!sameAddress(ALL_NODES, ALL_ROUTERS));
   });
+});
+
+Deno.test("canonicalAddress spells an address one way", async (t) => {
+  const cases = [
+    ["127.0.0.1", "127.0.0.1"],
+    ["::ffff:127.0.0.1", "127.0.0.1"],
+    ["::FFFF:7f00:1", "127.0.0.1"],
+    ["::1", "::1"],
+    ["2001:DB8:0:0:0:0:0:1", "2001:db8::1"],
+    ["0:0:0:0:0:0:0:0", "::"],
+    ["not an address", "not an address"],
+  ];
+  for (const [input, want] of cases) {
+    await t.step(`${input} → ${want}`, () => assert.equal(canonicalAddress(input!), want));
+  }
 });

@@ -12,7 +12,7 @@
  * @module
  */
 import { Directory, fdInode, KernelFile, libc, LINUX, listDirectory, readLink } from "./libc.ts";
-import { ipv6ToBytes, ipv6ToString } from "./ipv6.ts";
+import { canonicalAddress, ipv6ToBytes, ipv6ToString, mappedIpv4 } from "./ipv6.ts";
 
 /** The states a connection the server still holds can be in. */
 export type TcpState = "established" | "close-wait";
@@ -33,33 +33,6 @@ const STATES: Record<string, TcpState> = { "01": "established", "08": "close-wai
 
 /** Tables larger than this are cut short: 64 MiB is ~400 000 connections. */
 const MAX_TABLE = 64 * 1024 * 1024;
-
-/**
- * The address as {@linkcode TcpConnection} and Deno both can give it, in one spelling:
- * IPv4 dotted (also for an IPv4-mapped `::ffff:a.b.c.d`), IPv6 in RFC 5952 form. Text that
- * is not an address is returned as it is.
- */
-export function canonicalAddress(address: string): string {
-  if (!address.includes(":")) return address;
-  // How a dual-stack listener's IPv4 clients come, on every request: no parse for those.
-  if (address.startsWith("::ffff:") && address.lastIndexOf(":") === 6 && address.includes(".")) {
-    return address.slice(7);
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = ipv6ToBytes(address);
-  } catch {
-    return address;
-  }
-  return mappedIpv4(bytes) ?? ipv6ToString(bytes);
-}
-
-/** The IPv4 address inside `::ffff:a.b.c.d`, else null. */
-function mappedIpv4(b: Uint8Array): string | null {
-  for (let i = 0; i < 10; i++) if (b[i] !== 0) return null;
-  if (b[10] !== 0xff || b[11] !== 0xff) return null;
-  return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-}
 
 /**
  * An `ADDR:PORT` column: the address is the raw network-order bytes printed as host-order

@@ -12,6 +12,7 @@
  */
 import type { Level, Logger } from "../log.ts";
 import type { Mac } from "../net/mac.ts";
+import { canonicalAddress } from "../net/ipv6.ts";
 import { type ProcessMetrics, registerProcessMetrics } from "./process_metrics.ts";
 import type { DhcpEvent, DhcpRefusal, DhcpReplyKind } from "../boot/dhcp_responder.ts";
 import { DNS_RESULTS, type DnsQueryEvent } from "../boot/dns_responder.ts";
@@ -124,11 +125,6 @@ const REPLY_STAGES: Record<DhcpReplyKind, BootStage> = {
 /** Routes whose failures are a failed boot step (the others are people and scrapers). */
 const BOOT_ROUTES = new Set<HttpRoute>(["script", "image", "loader", "config"]);
 
-/** The address of a client: `::ffff:10.0.0.5` is 10.0.0.5. */
-function plainAddress(address: string): string {
-  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
-}
-
 /** A Logger that logs through `inner` and counts warnings and errors by subsystem. */
 export function countingLogger(
   inner: Logger,
@@ -226,7 +222,7 @@ export class BootWatch {
     // A flood of requests over a limit is counted, not fed live: it would push the boot events
     // out of the feed, and naming each sender's machine costs a lookup.
     if (e.limit) return;
-    const ip = plainAddress(e.client.address);
+    const ip = canonicalAddress(e.client.address);
     const detail = e.result === "done"
       ? `${e.file}: ${e.bytes} bytes in ${e.ms} ms (blksize ${e.blksize}, window ` +
         `${e.windowsize}, ${e.retransmits} retransmits)`
@@ -246,7 +242,7 @@ export class BootWatch {
     const m = this.#m;
     m.httpRequests.inc({ route: e.route, status: e.status });
     m.httpBytes.inc({ route: e.route }, e.bytes);
-    const ip = e.client === null ? null : plainAddress(e.client);
+    const ip = e.client === null ? null : canonicalAddress(e.client);
     // Only a boot script names the asking machine; a person may ask /api/events?mac=….
     if (e.route === "script" && e.mac && ip) this.#macByIp.set(ip, e.mac);
     if (e.method === "HEAD") return;
