@@ -22,6 +22,7 @@ import type { Mac } from "../net/mac.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
 import type { Bookkeeping } from "./bookkeeping.ts";
 import { isBusy } from "./db.ts";
+import { RecentRows, ROWS_KEPT_MS } from "./recent_rows.ts";
 
 /** How long a report that changes nothing is not written again (only `reported_at` would move). */
 export const REPORT_EVERY_MS = 10_000;
@@ -118,6 +119,8 @@ export class InventoryStore {
   #bestEffort: DatabaseSync;
   #now: () => number;
   #get: StatementSync;
+  /** The rows `get` read lately; dropped on every write (`state/recent_rows.ts`). */
+  #rows: RecentRows<Row | undefined>;
   #records = new Map<string, StatementSync>();
   #bookkeeping: Bookkeeping | undefined;
   /** What each machine last reported through the queue, field by field, and when. */
@@ -129,12 +132,19 @@ export class InventoryStore {
    */
   constructor(
     db: DatabaseSync,
-    options: { bestEffort?: DatabaseSync; now?: () => number; bookkeeping?: Bookkeeping } = {},
+    options: {
+      bestEffort?: DatabaseSync;
+      now?: () => number;
+      bookkeeping?: Bookkeeping;
+      /** How long `get` uses a row it read again; see `state/recent_rows.ts`. */
+      rowsKeptMs?: number;
+    } = {},
   ) {
     this.#db = db;
     this.#bestEffort = options.bestEffort ?? db;
     this.#now = options.now ?? Date.now;
     this.#bookkeeping = options.bookkeeping;
+    this.#rows = new RecentRows(options.rowsKeptMs ?? ROWS_KEPT_MS, REMEMBERED);
     db.exec(`CREATE TABLE IF NOT EXISTS machine_inventory (
       mac TEXT PRIMARY KEY,
       uuid TEXT,
@@ -154,7 +164,7 @@ export class InventoryStore {
 
   /** What `mac` reported so far (every field null when nothing). */
   get(mac: Mac): Inventory {
-    const row = this.#get.get(mac) as Row | undefined;
+    const row = this.#rows.get(mac, () => this.#get.get(mac) as Row | undefined);
     const recent = this.#recent.get(mac);
     // A queued report is what the machine said last, whether its batch is written yet or not.
     return fromRow(recent ? { ...row, ...recent.fields } as Row : row);
@@ -186,6 +196,7 @@ export class InventoryStore {
     const write = (db: DatabaseSync) => {
       let stmt = this.#records.get(sql);
       if (!stmt) this.#records.set(sql, stmt = db.prepare(sql));
+      this.#rows.clear();
       stmt.run(mac, ...values, now);
     };
     if (this.#bookkeeping) {
@@ -230,6 +241,7 @@ export class InventoryStore {
   prune(): number {
     this.#bookkeeping?.flush();
     this.#recent.clear();
+    this.#rows.clear();
     const res = this.#db.prepare(
       "DELETE FROM machine_inventory WHERE mac NOT IN (SELECT mac FROM machines)",
     ).run();

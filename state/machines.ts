@@ -33,6 +33,11 @@
  * the other reads and every state change write the queue first. Without one (tools, tests)
  * a contact is written at once.
  *
+ * `get`, which every boot script request makes, uses a row it read less than a second ago
+ * (`state/recent_rows.ts`): each write of this registry drops those rows, so its own changes
+ * show at once; a change another process writes (`astralboot machine reinstall`) within a
+ * second.
+ *
  * Times are milliseconds since the epoch; `now` is injectable for tests.
  *
  * @module
@@ -43,6 +48,7 @@ import type { Uuid } from "../net/uuid.ts";
 import type { Bookkeeping } from "./bookkeeping.ts";
 import { isBusy } from "./db.ts";
 import { type Inventory, type InventoryReport, InventoryStore } from "./inventory.ts";
+import { RecentRows, ROWS_KEPT_MS } from "./recent_rows.ts";
 
 /** How long a contact from the address already recorded is not written again. */
 export const CONTACT_EVERY_MS = 10_000;
@@ -123,6 +129,12 @@ export interface MachineRegistryOptions {
   now?: () => number;
   /** Queue contacts and reports on it (over `bestEffort`) instead of writing them at once. */
   bookkeeping?: Bookkeeping;
+  /**
+   * How long {@linkcode MachineRegistry.get} uses a row (and inventory) it read again; this
+   * registry's own writes drop them at once, another process's show after this. Default
+   * {@linkcode ROWS_KEPT_MS}; 0 reads every time.
+   */
+  rowsKeptMs?: number;
 }
 
 /** The host name a machine without one gets. */
@@ -172,6 +184,8 @@ export class MachineRegistry {
   #inventory: InventoryStore;
   #now: () => number;
   #stmts = new Map<string, StatementSync>();
+  /** The rows `get` read lately; dropped on every write (see the module doc). */
+  #recent: RecentRows<Row | undefined>;
   #touchStmt: StatementSync | undefined;
   #bookkeeping: Bookkeeping | undefined;
   /** The newest contact of each machine this process queued: `at` moves on every contact. */
@@ -182,6 +196,7 @@ export class MachineRegistry {
     this.#bestEffort = options.bestEffort ?? db;
     this.#now = options.now ?? Date.now;
     this.#bookkeeping = options.bookkeeping;
+    this.#recent = new RecentRows(options.rowsKeptMs ?? ROWS_KEPT_MS, REMEMBERED);
     for (const m of options.machines ?? []) {
       if (hasMac(m)) this.#configured.set(m.mac, m);
       if (m.uuid) this.#byUuid.set(m.uuid, m);
@@ -222,6 +237,7 @@ export class MachineRegistry {
       bestEffort: this.#bestEffort,
       now: this.#now,
       bookkeeping: this.#bookkeeping,
+      rowsKeptMs: options.rowsKeptMs,
     });
   }
 
@@ -252,9 +268,11 @@ export class MachineRegistry {
     return { ...rec, ip: c.ip ?? rec.ip, last_seen: Math.max(rec.last_seen, c.at) };
   }
 
+  /** A statement of the main handle; one that writes drops the rows `get` keeps. */
   #stmt(sql: string): StatementSync {
     let s = this.#stmts.get(sql);
     if (!s) this.#stmts.set(sql, s = this.#db.prepare(sql));
+    if (!sql.startsWith("SELECT")) this.#recent.clear();
     return s;
   }
 
@@ -303,12 +321,13 @@ export class MachineRegistry {
        ON CONFLICT (mac) DO UPDATE SET last_seen = excluded.last_seen,
          ip = coalesce(excluded.ip, machines.ip)`;
     const stmt = db === this.#db ? this.#stmt(sql) : (this.#touchStmt ??= db.prepare(sql));
+    this.#recent.clear();
     stmt.run(mac, ip ?? null, now, now);
   }
 
   /** One machine, or null when neither the config nor the database knows it. */
   get(mac: Mac): Machine | null {
-    return this.#merge(mac, this.#withContact(mac, this.#row(mac)));
+    return this.#merge(mac, this.#withContact(mac, this.#recent.get(mac, () => this.#row(mac))));
   }
 
   /** What a machine the database could not record (it was busy) is for now: a new one. */
@@ -536,6 +555,7 @@ export class MachineRegistry {
       : "";
     const strangers =
       `coalesce(state, '') NOT IN ('installing', 'installed') ${outside} ${unbound}`;
+    this.#recent.clear();
     const old = this.#db.prepare(`DELETE FROM machines WHERE last_seen < ? AND ${strangers}`)
       .run(before, ...configured, ...uuids);
     const extra = this.#db.prepare(

@@ -191,6 +191,45 @@ Deno.test("seen gives up at once when another process holds the write lock", () 
   }
 });
 
+Deno.test("get keeps a row for rowsKeptMs: this registry's writes show at once, another process's after", async () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/leases.db`;
+  try {
+    const db = openDatabaseFile(path);
+    const quick = openDatabaseFile(path, { busyTimeoutMs: 0 });
+    const bookkeeping = new Bookkeeping(quick, { delayMs: 5 });
+    const server = new MachineRegistry(db, { bestEffort: quick, bookkeeping, rowsKeptMs: 300 });
+    const cli = openDatabaseFile(path);
+    const admin = new MachineRegistry(cli, { rowsKeptMs: 0 });
+    server.seen(C, "10.0.0.50");
+    server.choose(C, "tiny");
+    assert.equal(server.get(C)!.state, "chosen");
+    server.report(C, { serial: "SN1" });
+    assert.equal(server.get(C)!.inventory.serial, "SN1", "its own report, at once");
+    server.installed(C);
+    assert.equal(server.get(C)!.state, "installed", "its own write, at once");
+    await new Promise((r) => setTimeout(r, 30)); // the queued contact and report are written
+    assert.equal(server.get(C)!.state, "installed");
+    // Another process: an admin's `machine reinstall`, a report written behind the server's back.
+    admin.reinstall(C);
+    cli.prepare("UPDATE machine_inventory SET product = 'P2' WHERE mac = ?").run(C);
+    const t0 = performance.now();
+    let seen = server.get(C)!;
+    while (seen.state !== "chosen" && performance.now() - t0 < 2000) {
+      await new Promise((r) => setTimeout(r, 20));
+      seen = server.get(C)!;
+    }
+    const ms = performance.now() - t0;
+    assert.equal(seen.state, "chosen");
+    assert.equal(seen.inventory.product, "P2");
+    assert.ok(ms >= 200 && ms < 1000, `the other process's write seen after ${ms} ms`);
+    bookkeeping.flush();
+    for (const h of [cli, quick, db]) h.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a menu choice does not override the config, and its class stays with its OS", async (t) => {
   const reg = registry();
   await t.step("config os and class win over a sticky choice", () => {
