@@ -13,12 +13,26 @@ Deno.test("addresses as text, bytes and numbers", async (t) => {
   await t.step("round trips", () => {
     for (const ip of ["0.0.0.0", "10.0.0.1", "192.168.255.254", "255.255.255.255"]) {
       assert.equal(numberToIpv4(ipv4ToNumber(ip)), ip);
+      assert.ok(ipv4ToNumber(ip) >= 0, "unsigned");
       assert.deepEqual([...ipv4ToBytes(ip)], ip.split(".").map(Number));
     }
   });
   await t.step("nonsense is refused", () => {
     for (
-      const bad of ["", "10.0.0", "10.0.0.256", "10.0.0.1.2", "a.b.c.d", "10.0.0.-1", "1e1.0.0.1"]
+      const bad of [
+        "",
+        "10.0.0",
+        "10.0.0.256",
+        "10.0.0.1.2",
+        "a.b.c.d",
+        "10.0.0.-1",
+        "1e1.0.0.1",
+        "10..0.1",
+        ".10.0.1",
+        "10.0.1.",
+        "0010.0.0.1",
+        "10.0.0.1 ",
+      ]
     ) {
       assert.equal(isIpv4(bad), false, bad);
       assert.throws(() => ipv4ToNumber(bad), RangeError);

@@ -21,6 +21,19 @@ export type Mac = string & { readonly __brand: "Mac" };
  */
 export function parseMac(text: string): Mac | null {
   if (text.length > 17) return null;
+  if (text.length === 17) {
+    // The spellings of every request (`52-54-00-…` from iPXE, `52:54:00:…`), without a regular
+    // expression: five ':' or five '-' at every third place, hex digits between.
+    const sep = text.charCodeAt(2);
+    let ok = sep === 58 || sep === 45;
+    for (let i = 0; ok && i < 17; i++) {
+      const c = text.charCodeAt(i);
+      ok = i % 3 === 2
+        ? c === sep
+        : (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+    }
+    if (ok) return (sep === 58 ? text : text.replaceAll("-", ":")).toLowerCase() as Mac;
+  }
   const hex = text.toLowerCase().replace(/[-:.]/g, "");
   if (!/^[0-9a-f]{12}$/.test(hex)) return null;
   return hex.match(/../g)!.join(":") as Mac;

@@ -7,6 +7,9 @@ Deno.test("parseMac accepts every spelling people and firmware use, and nothing 
     ["52-54-00-AB-CD-EF", "52:54:00:ab:cd:ef"],
     ["525400abcdef", "52:54:00:ab:cd:ef"],
     ["5254.00ab.cdef", "52:54:00:ab:cd:ef"],
+    ["52:54:00:aB:Cd:eF", "52:54:00:ab:cd:ef"],
+    // Separators are dropped wherever they are: a mix is read as the bare hex would be.
+    ["52:54-00:ab-cd:ef", "52:54:00:ab:cd:ef"],
   ];
   for (const [text, want] of good) {
     await t.step(`${text} → ${want}`, () => assert.equal(parseMac(text), want));
@@ -19,6 +22,10 @@ Deno.test("parseMac accepts every spelling people and firmware use, and nothing 
     "52:54:00:ab:cd:eg",
     " 52:54:00:ab:cd:ef",
     "52:54:00:ab:cd:ef%00",
+    "52:54:00:ab:cd::f",
+    "52:54:00:ab:cd:e ",
+    "52 54 00 ab cd ef",
+    "52:54:00:ab:cd:g0",
   ];
   for (const text of bad) {
     await t.step(`${JSON.stringify(text)} is not a MAC`, () => {
