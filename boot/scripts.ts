@@ -25,8 +25,17 @@ import type { MachineIdentity } from "./identity.ts";
 import type { Installers } from "./installers.ts";
 import { INVENTORY_QUERY } from "./inventory.ts";
 import { buildMenu, decideEntry } from "./menu.ts";
-import { anonymousData, type ServerInfo, templateData } from "./template_data.ts";
+import {
+  anonymousData,
+  machineInputs,
+  sameInputs,
+  type ServerInfo,
+  templateData,
+} from "./template_data.ts";
 import type { TemplateRenderer } from "./templates.ts";
+
+/** Machines whose last menu is kept; beyond, the memory starts over. */
+const MENUS_KEPT = 1024;
 
 /** Which step of a boot a script was. */
 export interface ScriptStep {
@@ -90,6 +99,8 @@ export interface BootScriptsOptions {
 export class BootScripts {
   #o: BootScriptsOptions;
   #t: ScriptFlavour;
+  /** Each machine's last menu and what it was made of; see #menu. */
+  #menus = new Map<Mac, { inputs: unknown[]; text: string }>();
 
   constructor(options: BootScriptsOptions) {
     this.#o = options;
@@ -223,21 +234,39 @@ export class BootScripts {
     return entry;
   }
 
+  /**
+   * The menu. A machine asking again gets the text it got last when nothing it is made of
+   * changed: the machine (`machineInputs`), the asking address, the catalog's list and problems
+   * (the same objects until the tree is read again) and whether the tree has `boot/`; the
+   * menu template is one shipped in the program, which reads nothing but its data.
+   */
   async #menu(machine: Machine | null, clientIp: string | null): Promise<Script> {
     const { catalog, server } = this.#o;
+    const entries = await catalog.entries();
+    const problems = catalog.problems;
+    const hasBootTree = (await catalog.store.stat("boot"))?.kind === "dir";
+    const step: ScriptStep = { stage: "menu", detail: "menu" };
+    const inputs = machine &&
+      [clientIp, entries, problems, hasBootTree, ...machineInputs(machine)];
+    const kept = machine && this.#menus.get(machine.mac);
+    if (kept && sameInputs(kept.inputs, inputs!)) return { text: kept.text, step, machine };
     const model = buildMenu({
-      entries: await catalog.entries(),
-      problems: catalog.problems,
+      entries,
+      problems,
       defaultOs: this.#o.defaultOs,
       timeoutSeconds: this.#o.menuTimeout,
       mac: machine?.mac ?? null,
-      hasBootTree: (await catalog.store.stat("boot"))?.kind === "dir",
+      hasBootTree,
     });
     const data = machine
       ? templateData(server, machine, null, { clientIp: clientIp ?? undefined })
       : anonymousData(server, clientIp);
     const text = await this.#o.renderer.render(this.#t.menu, { ...data, menu: model });
-    return { text, step: { stage: "menu", detail: "menu" }, machine };
+    if (machine) {
+      if (!kept && this.#menus.size >= MENUS_KEPT) this.#menus.clear();
+      this.#menus.set(machine.mac, { inputs: inputs!, text });
+    }
+    return { text, step, machine };
   }
 
   async #start(

@@ -22,7 +22,7 @@
 import { macHyphens } from "../net/mac.ts";
 import { callbackToken } from "./callback_tokens.ts";
 import type { Machine } from "../state/machines.ts";
-import { INVENTORY_FIELDS } from "../state/inventory.ts";
+import { type Inventory, INVENTORY_FIELDS } from "../state/inventory.ts";
 import type { OsEntry } from "./catalog.ts";
 import { grubQuote } from "./grub.ts";
 
@@ -99,6 +99,40 @@ export function mergeVars(
     if (layer) { for (const [k, v] of Object.entries(layer)) out[k] = copyData(v); }
   }
   return out;
+}
+
+/**
+ * The fields of a machine {@linkcode templateData} does not read: they change on every contact,
+ * and a text made from the others is the same text (a test holds templateData to it).
+ */
+export const UNREAD_MACHINE_FIELDS: ReadonlySet<string> = new Set([
+  "first_seen",
+  "last_seen",
+  "installed_at",
+]);
+
+/**
+ * What {@linkcode templateData} reads of `machine`, as a list to compare value by value
+ * ({@linkcode sameInputs}): every field but {@linkcode UNREAD_MACHINE_FIELDS}, the inventory
+ * field by field, objects (`vars`) by identity: they come from the config and nothing changes
+ * them.
+ */
+export function machineInputs(machine: Machine): unknown[] {
+  const out: unknown[] = [];
+  for (const [k, v] of Object.entries(machine)) {
+    if (UNREAD_MACHINE_FIELDS.has(k)) continue;
+    out.push(k);
+    if (k === "inventory") out.push(...Object.entries(v as Inventory).flat());
+    else out.push(v);
+  }
+  return out;
+}
+
+/** Whether two input lists hold the same values, one by one (`Object.is`). */
+export function sameInputs(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
 }
 
 /** The part of an OS entry templates need. */

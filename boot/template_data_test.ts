@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { templateData } from "./template_data.ts";
+import { machineInputs, sameInputs, templateData, UNREAD_MACHINE_FIELDS } from "./template_data.ts";
 import { openDatabase } from "../state/db.ts";
 import { MachineRegistry } from "../state/machines.ts";
 import { mustParseMac } from "../net/mac.ts";
@@ -36,5 +36,38 @@ Deno.test("templates see what a machine reported as data, cleaned, under machine
       vendor_class: "",
       user_class: "",
     });
+  });
+});
+
+Deno.test("templateData reads no field of UNREAD_MACHINE_FIELDS; machineInputs every other", async (t) => {
+  const mac = mustParseMac("52:54:00:00:00:02");
+  const reg = new MachineRegistry(openDatabase(":memory:"), {
+    machines: [{ mac, hostname: "box", vars: { disk: "/dev/vda" } }],
+  });
+  reg.seen(mac, "10.0.0.60");
+  reg.report(mac, { serial: "SN-1" });
+  const m = reg.get(mac)!;
+  const os = { name: "debian", classes: [], vars: { tasks: "x" } };
+  await t.step("the unread fields change nothing a template sees", () => {
+    const other = { ...m, first_seen: 1, last_seen: 2, installed_at: 3 };
+    assert.deepEqual(templateData(SERVER, other, os), templateData(SERVER, m, os));
+    assert.ok(sameInputs(machineInputs(other), machineInputs(m)));
+  });
+  await t.step("every other field, and each inventory field, is an input", () => {
+    const fields = Object.keys(m).filter((k) => !UNREAD_MACHINE_FIELDS.has(k));
+    for (const k of fields) {
+      const changed = k === "inventory"
+        ? { ...m, inventory: { ...m.inventory, serial: "SN-2" } }
+        : {
+          ...m,
+          [k]: k === "vars" ? { ...m.vars } : `${(m as unknown as Record<string, unknown>)[k]}!`,
+        };
+      assert.ok(!sameInputs(machineInputs(changed), machineInputs(m)), k);
+    }
+    for (const f of Object.keys(m.inventory)) {
+      const changed = { ...m, inventory: { ...m.inventory, [f]: "other" } };
+      assert.ok(!sameInputs(machineInputs(changed), machineInputs(m)), `inventory.${f}`);
+    }
+    assert.ok(sameInputs(machineInputs(reg.get(mac)!), machineInputs(m)), "read again: the same");
   });
 });

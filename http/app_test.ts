@@ -103,6 +103,45 @@ Deno.test("a menu choice is sticky until cleared", async (t) => {
   });
 });
 
+Deno.test("a machine asking again for its menu gets it without a render while nothing changed", async (t) => {
+  const s = setup();
+  const renders: string[] = [];
+  const render = s.renderer.render.bind(s.renderer);
+  s.renderer.render = (name, data, os) => {
+    renders.push(name);
+    return render(name, data, os);
+  };
+  const menu = async (query = "", ip?: string) => {
+    const res = await s.text(`/boot.ipxe?mac=${MAC}${query}`, ip);
+    assert.equal(res.status, 200);
+    return res.body;
+  };
+  const first = await menu();
+  assert.match(first, /^menu Astral Boot$/m);
+  await t.step("the same machine from the same address: the same text, no render", async () => {
+    await new Promise((r) => setTimeout(r, 5)); // its contact time moves on
+    assert.equal(await menu(), first);
+    assert.deepEqual(renders, ["menu"]);
+  });
+  await t.step("rendered again when what it is made of changes", async () => {
+    await menu("", "10.0.0.51"); // another address
+    assert.equal(renders.length, 2);
+    await menu("&serial=SN-2"); // a new report: its inventory
+    assert.equal(renders.length, 3);
+    await menu("&serial=SN-2");
+    assert.equal(renders.length, 3, "the same report again");
+    s.catalog.invalidate(); // the tree read again: a new catalog list
+    await menu("&serial=SN-2");
+    assert.equal(renders.length, 4);
+    s.registry.choose(MAC, "debian");
+    s.registry.clearChoice(MAC); // its install generation moved on: new callback tokens
+    await menu("&serial=SN-2");
+    assert.equal(renders.length, 5);
+    await menu("&serial=SN-2");
+    assert.equal(renders.length, 5);
+  });
+});
+
 Deno.test("[[machine]] entries pin the OS and name the machine", async () => {
   const s = setup({
     machines: [
