@@ -22,7 +22,7 @@
 import { macHyphens } from "../net/mac.ts";
 import { callbackToken } from "./callback_tokens.ts";
 import type { Machine } from "../state/machines.ts";
-import { type Inventory, INVENTORY_FIELDS } from "../state/inventory.ts";
+import { INVENTORY_FIELDS } from "../state/inventory.ts";
 import type { OsEntry } from "./catalog.ts";
 import { grubQuote } from "./grub.ts";
 
@@ -118,12 +118,17 @@ export const UNREAD_MACHINE_FIELDS: ReadonlySet<string> = new Set([
  * them.
  */
 export function machineInputs(machine: Machine): unknown[] {
+  // for…in, no entries arrays: this runs on every menu request.
   const out: unknown[] = [];
-  for (const [k, v] of Object.entries(machine)) {
+  const fields = machine as unknown as Record<string, unknown>;
+  for (const k in fields) {
     if (UNREAD_MACHINE_FIELDS.has(k)) continue;
     out.push(k);
-    if (k === "inventory") out.push(...Object.entries(v as Inventory).flat());
-    else out.push(v);
+    if (k !== "inventory") out.push(fields[k]);
+    else {
+      const inventory = machine.inventory as unknown as Record<string, unknown>;
+      for (const f in inventory) out.push(f, inventory[f]);
+    }
   }
   return out;
 }
