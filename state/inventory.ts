@@ -22,7 +22,7 @@ import type { Mac } from "../net/mac.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
 import type { Bookkeeping } from "./bookkeeping.ts";
 import { isBusy } from "./db.ts";
-import { RecentRows, ROWS_KEPT_MS } from "./recent_rows.ts";
+import { RecentRows, ROWS_KEPT_MS, writesTo } from "./recent_rows.ts";
 
 /** How long a report that changes nothing is not written again (only `reported_at` would move). */
 export const REPORT_EVERY_MS = 10_000;
@@ -144,7 +144,7 @@ export class InventoryStore {
     this.#bestEffort = options.bestEffort ?? db;
     this.#now = options.now ?? Date.now;
     this.#bookkeeping = options.bookkeeping;
-    this.#rows = new RecentRows(options.rowsKeptMs ?? ROWS_KEPT_MS, REMEMBERED);
+    this.#rows = new RecentRows(writesTo(db), options.rowsKeptMs ?? ROWS_KEPT_MS, REMEMBERED);
     db.exec(`CREATE TABLE IF NOT EXISTS machine_inventory (
       mac TEXT PRIMARY KEY,
       uuid TEXT,
@@ -196,7 +196,7 @@ export class InventoryStore {
     const write = (db: DatabaseSync) => {
       let stmt = this.#records.get(sql);
       if (!stmt) this.#records.set(sql, stmt = db.prepare(sql));
-      this.#rows.clear();
+      this.#rows.wrote();
       stmt.run(mac, ...values, now);
     };
     if (this.#bookkeeping) {
@@ -241,7 +241,7 @@ export class InventoryStore {
   prune(): number {
     this.#bookkeeping?.flush();
     this.#recent.clear();
-    this.#rows.clear();
+    this.#rows.wrote();
     const res = this.#db.prepare(
       "DELETE FROM machine_inventory WHERE mac NOT IN (SELECT mac FROM machines)",
     ).run();

@@ -48,7 +48,7 @@ import type { Uuid } from "../net/uuid.ts";
 import type { Bookkeeping } from "./bookkeeping.ts";
 import { isBusy } from "./db.ts";
 import { type Inventory, type InventoryReport, InventoryStore } from "./inventory.ts";
-import { RecentRows, ROWS_KEPT_MS } from "./recent_rows.ts";
+import { RecentRows, ROWS_KEPT_MS, writesTo } from "./recent_rows.ts";
 
 /** How long a contact from the address already recorded is not written again. */
 export const CONTACT_EVERY_MS = 10_000;
@@ -199,7 +199,7 @@ export class MachineRegistry {
     this.#bestEffort = options.bestEffort ?? db;
     this.#now = options.now ?? Date.now;
     this.#bookkeeping = options.bookkeeping;
-    this.#recent = new RecentRows(options.rowsKeptMs ?? ROWS_KEPT_MS, REMEMBERED);
+    this.#recent = new RecentRows(writesTo(db), options.rowsKeptMs ?? ROWS_KEPT_MS, REMEMBERED);
     for (const m of options.machines ?? []) {
       if (hasMac(m)) this.#configured.set(m.mac, m);
       if (m.uuid) this.#byUuid.set(m.uuid, m);
@@ -275,7 +275,7 @@ export class MachineRegistry {
   #stmt(sql: string): StatementSync {
     let s = this.#stmts.get(sql);
     if (!s) this.#stmts.set(sql, s = this.#db.prepare(sql));
-    if (!sql.startsWith("SELECT")) this.#recent.clear();
+    if (!sql.startsWith("SELECT")) this.#recent.wrote();
     return s;
   }
 
@@ -324,7 +324,7 @@ export class MachineRegistry {
        ON CONFLICT (mac) DO UPDATE SET last_seen = excluded.last_seen,
          ip = coalesce(excluded.ip, machines.ip)`;
     const stmt = db === this.#db ? this.#stmt(sql) : (this.#touchStmt ??= db.prepare(sql));
-    this.#recent.clear();
+    this.#recent.wrote();
     stmt.run(mac, ip ?? null, now, now);
   }
 
@@ -564,7 +564,7 @@ export class MachineRegistry {
       : "";
     const strangers =
       `coalesce(state, '') NOT IN ('installing', 'installed') ${outside} ${unbound}`;
-    this.#recent.clear();
+    this.#recent.wrote();
     const old = this.#db.prepare(`DELETE FROM machines WHERE last_seen < ? AND ${strangers}`)
       .run(before, ...configured, ...uuids);
     const extra = this.#db.prepare(

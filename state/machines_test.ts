@@ -230,6 +230,20 @@ Deno.test("get keeps a row for rowsKeptMs: this registry's writes show at once, 
   }
 });
 
+Deno.test("a write through the registry of an old configuration shows at once in the new one", () => {
+  const db = openDatabase(":memory:");
+  const old = new MachineRegistry(db);
+  const current = new MachineRegistry(db); // after a reload: a new registry over the same handle
+  old.choose(C, "tiny");
+  old.installing(C);
+  assert.equal(current.get(C)!.state, "installing");
+  old.installed(C); // a callback that came in before the reload
+  assert.equal(current.get(C)!.state, "installed");
+  assert.equal(current.get(C)!.install_gen, 2);
+  old.report(C, { serial: "SN-9" });
+  assert.equal(current.get(C)!.inventory.serial, "SN-9");
+});
+
 Deno.test("a menu choice does not override the config, and its class stays with its OS", async (t) => {
   const reg = registry();
   await t.step("config os and class win over a sticky choice", () => {
