@@ -113,9 +113,9 @@ export const UNREAD_MACHINE_FIELDS: ReadonlySet<string> = new Set([
 
 /**
  * What {@linkcode templateData} reads of `machine`, as a list to compare value by value
- * ({@linkcode sameInputs}): every field but {@linkcode UNREAD_MACHINE_FIELDS}, the inventory
- * field by field, objects (`vars`) by identity: they come from the config and nothing changes
- * them.
+ * ({@linkcode sameInputs}): every field but {@linkcode UNREAD_MACHINE_FIELDS}, the inventory's
+ * {@linkcode INVENTORY_FIELDS} one by one, objects (`vars`) by identity: they come from the
+ * config and nothing changes them.
  */
 export function machineInputs(machine: Machine): unknown[] {
   // for…in, no entries arrays: this runs on every menu request.
@@ -125,10 +125,8 @@ export function machineInputs(machine: Machine): unknown[] {
     if (UNREAD_MACHINE_FIELDS.has(k)) continue;
     out.push(k);
     if (k !== "inventory") out.push(fields[k]);
-    else {
-      const inventory = machine.inventory as unknown as Record<string, unknown>;
-      for (const f in inventory) out.push(f, inventory[f]);
-    }
+    // The fields templates see: not `reported_at`, which moves with every new report.
+    else for (const f of INVENTORY_FIELDS) out.push(machine.inventory[f]);
   }
   return out;
 }

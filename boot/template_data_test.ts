@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { machineInputs, sameInputs, templateData, UNREAD_MACHINE_FIELDS } from "./template_data.ts";
 import { openDatabase } from "../state/db.ts";
 import { MachineRegistry } from "../state/machines.ts";
+import { INVENTORY_FIELDS } from "../state/inventory.ts";
 import { mustParseMac } from "../net/mac.ts";
 import { parseUuid } from "../net/uuid.ts";
 
@@ -64,10 +65,14 @@ Deno.test("templateData reads no field of UNREAD_MACHINE_FIELDS; machineInputs e
         };
       assert.ok(!sameInputs(machineInputs(changed), machineInputs(m)), k);
     }
-    for (const f of Object.keys(m.inventory)) {
+    for (const f of INVENTORY_FIELDS) {
       const changed = { ...m, inventory: { ...m.inventory, [f]: "other" } };
       assert.ok(!sameInputs(machineInputs(changed), machineInputs(m)), `inventory.${f}`);
     }
+    // When it reported is not shown to templates.
+    const later = { ...m, inventory: { ...m.inventory, reported_at: 1 } };
+    assert.deepEqual(templateData(SERVER, later, os), templateData(SERVER, m, os));
+    assert.ok(sameInputs(machineInputs(later), machineInputs(m)));
     assert.ok(sameInputs(machineInputs(reg.get(mac)!), machineInputs(m)), "read again: the same");
   });
 });
