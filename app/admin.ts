@@ -2,8 +2,8 @@
  * The administration commands: `astralboot leases` and `astralboot machine list|show|reinstall`.
  *
  * They open the database at `db_file` next to a running server (WAL lets both read and
- * write); the server sees a reinstall within a second (it keeps a machine's row that long,
- * `state/recent_rows.ts`). Listing never creates a database that is not there: it then shows what the
+ * write); a running server's boot scripts follow a reinstall within a second (they keep a
+ * machine's row that long, `state/recent_rows.ts`), its configs and callbacks at once. Listing never creates a database that is not there: it then shows what the
  * config alone says (reservations, `[[machine]]` entries).
  *
  * @module

@@ -149,7 +149,8 @@ export class Installers {
     }
     if (!request.preview && mac) this.#identity.require(mac, ip ?? null);
     if (!request.preview && !request.readOnly) this.#registry.seen(who, ip);
-    return this.#registry.get(who) ?? this.#registry.placeholder(who, ip ?? null);
+    // Fresh: the config carries the token of the install, which a reinstall just retired.
+    return this.#registry.fresh(who) ?? this.#registry.placeholder(who, ip ?? null);
   }
 
   /**

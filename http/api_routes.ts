@@ -75,7 +75,8 @@ export function apiRoutes(options: ApiOptions): Hono<Env> {
   /** The machine the path names; 400 for a bad MAC, 404 for an unknown one. */
   function machineOf(c: Context<Env>): Machine | Response {
     const mac = macParam(c.req.param("mac") ?? "");
-    const machine = registry.get(mac);
+    // As the database has it now: a callback's token may have been retired a moment ago.
+    const machine = registry.fresh(mac);
     if (!machine) return c.json({ error: `unknown machine ${c.req.param("mac")}` }, 404);
     return machine;
   }

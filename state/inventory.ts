@@ -162,9 +162,13 @@ export class InventoryStore {
     this.#get = db.prepare("SELECT * FROM machine_inventory WHERE mac = ?");
   }
 
-  /** What `mac` reported so far (every field null when nothing). */
-  get(mac: Mac): Inventory {
-    const row = this.#rows.get(mac, () => this.#get.get(mac) as Row | undefined);
+  /**
+   * What `mac` reported so far (every field null when nothing); `fresh`: as the database has it
+   * now, not a row read less than a second ago (`state/recent_rows.ts`).
+   */
+  get(mac: Mac, fresh = false): Inventory {
+    const read = () => this.#get.get(mac) as Row | undefined;
+    const row = fresh ? read() : this.#rows.get(mac, read);
     const recent = this.#recent.get(mac);
     // A queued report is what the machine said last, whether its batch is written yet or not.
     return fromRow(recent ? { ...row, ...recent.fields } as Row : row);

@@ -34,9 +34,10 @@
  * a contact is written at once.
  *
  * `get`, which every boot script request makes, uses a row it read less than a second ago
- * (`state/recent_rows.ts`): each write of this registry drops those rows, so its own changes
- * show at once; a change another process writes (`astralboot machine reinstall`) within a
- * second.
+ * (`state/recent_rows.ts`): each write of a registry over the same database drops those rows, so
+ * this process's changes show at once; a change another process writes (`astralboot machine
+ * reinstall`) within a second. {@linkcode MachineRegistry.fresh} reads the database now, for the
+ * installer configs and callbacks, whose install token a reinstall retires.
  *
  * Times are milliseconds since the epoch; `now` is injectable for tests.
  *
@@ -337,6 +338,15 @@ export class MachineRegistry {
       return r && { ...r };
     });
     return this.#merge(mac, this.#withContact(mac, row));
+  }
+
+  /**
+   * One machine as the database has it now, not as {@linkcode get} keeps it for a second: for
+   * answers another process may just have changed (an installer's config and callback carry the
+   * token of the install, which `astralboot machine reinstall` retires).
+   */
+  fresh(mac: Mac): Machine | null {
+    return this.#merge(mac, this.#withContact(mac, this.#row(mac)), this.#inventory.get(mac, true));
   }
 
   /** What a machine the database could not record (it was busy) is for now: a new one. */

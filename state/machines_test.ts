@@ -214,6 +214,9 @@ Deno.test("get keeps a row for rowsKeptMs: this registry's writes show at once, 
     admin.reinstall(C);
     cli.prepare("UPDATE machine_inventory SET product = 'P2' WHERE mac = ?").run(C);
     const t0 = performance.now();
+    assert.equal(server.get(C)!.state, "installed", "get: the row it read, for now");
+    const now = server.fresh(C)!;
+    assert.deepEqual([now.state, now.inventory.product], ["chosen", "P2"], "fresh: the database's");
     let seen = server.get(C)!;
     while (seen.state !== "chosen" && performance.now() - t0 < 2000) {
       await new Promise((r) => setTimeout(r, 20));
