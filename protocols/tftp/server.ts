@@ -144,7 +144,8 @@ export interface TftpServerOptions {
   maxPerClient?: number;
   /**
    * Error replies a second to packets that start no transfer: error 5 to a stranger at a
-   * transfer's port, a refused or malformed request (twice as many at once). Their source may be
+   * transfer's port, a refused or malformed request, a write or mail-mode request (twice as many
+   * at once). Their source may be
    * forged, and each would turn a 4-byte packet into a 20–60-byte one toward it; past the rate they
    * are dropped (a client that is real asks again). Default {@linkcode STRAY_REPLY_RATE}.
    */

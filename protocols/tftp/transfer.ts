@@ -198,8 +198,16 @@ export class ReadTransfer {
     const { logger, open } = this.settings;
     const req = this.request;
     const fields = { file: req.filename, client: label(this.peer), mode: req.mode };
-    const refuse = async (code: number, message: string, level: "debug" | "info" | "warn") => {
-      await socket.send(encodeError(code, message), this.peer).catch(() => {});
+    /** `stray`: a refusal that needs no file (a write, mail mode) goes out at the strays' rate. */
+    const refuse = async (
+      code: number,
+      message: string,
+      level: "debug" | "info" | "warn",
+      stray = false,
+    ) => {
+      if (!stray || this.settings.strayReplies.take()) {
+        await socket.send(encodeError(code, message), this.peer).catch(() => {});
+      }
       logger[level](SUBSYSTEM, "request refused", { ...fields, code, reason: message });
       this.settings.onTransfer({
         result: "refused",
@@ -215,10 +223,10 @@ export class ReadTransfer {
       });
     };
     if (req.op === Opcode.WRQ) {
-      return refuse(ErrorCode.ACCESS_VIOLATION, "read-only server", "info");
+      return refuse(ErrorCode.ACCESS_VIOLATION, "read-only server", "info", true);
     }
     if (req.mode === "mail") {
-      return refuse(ErrorCode.ILLEGAL_OPERATION, "mail mode is not supported", "info");
+      return refuse(ErrorCode.ILLEGAL_OPERATION, "mail mode is not supported", "info", true);
     }
     let opened: TftpOpenResult | null;
     const opening = open(req.filename, this.peer);
