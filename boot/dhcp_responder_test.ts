@@ -334,7 +334,10 @@ Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async
     assert.equal(stored(), "bound");
     const last = events.at(-1);
     assert.equal(last?.kind === "reply" ? `${last.reply} ${last.ip}` : "", "ack 10.77.0.100");
-    assert.ok(logger.lines.some((l) => l.message === "DHCPACK 10.77.0.100 to 52:54:00:ab:c0:01"));
+    const line = logger.lines.find((l) => l.message === "DHCPACK 10.77.0.100 to 52:54:00:ab:c0:01");
+    // The line carries the event's every field but the inventory (shown elsewhere), then dest.
+    const { inventory: _, ...fields } = last as DhcpEvent & { inventory?: unknown };
+    assert.deepEqual(line?.fields, { ...fields, dest: "255.255.255.255:68" });
   });
   await t.step("a lease that cannot be written gets no ACK, and says why", async () => {
     db.exec(`CREATE TRIGGER full BEFORE UPDATE ON dhcp_leases

@@ -48,7 +48,7 @@
  */
 
 import { ByteReader, ByteWriter, MalformedPacketError } from "../../net/bytes.ts";
-import { ipv4ToBytes, ipv4ToString } from "../../net/ipv4.ts";
+import { ipv4ToNumber, ipv4ToString } from "../../net/ipv4.ts";
 import { type Mac, macFromBytes } from "../../net/mac.ts";
 import {
   concatBytes,
@@ -279,7 +279,8 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array 
 
   const w = new ByteWriter(limit);
   w.u8(p.op).u8(p.htype).u8(p.hlen).u8(p.hops).u32(p.xid).u16(p.secs).u16(p.flags);
-  for (const ip of [p.ciaddr, p.yiaddr, p.siaddr, p.giaddr]) w.bytes(ipv4ToBytes(ip));
+  w.u32(ipv4ToNumber(p.ciaddr)).u32(ipv4ToNumber(p.yiaddr));
+  w.u32(ipv4ToNumber(p.siaddr)).u32(ipv4ToNumber(p.giaddr));
   w.bytes(p.chaddr).zeros(16 - p.chaddr.length);
   w.bytes(sname).bytes(file).u32(MAGIC_COOKIE);
   if (optionsArea) {
