@@ -12,7 +12,6 @@
 import type { Logger } from "../log.ts";
 import { ipv4ToBytes, type Subnet } from "../net/ipv4.ts";
 import type { Mac } from "../net/mac.ts";
-import { toHex } from "../net/bytes.ts";
 import { clientArchOf, type ClientKind, clientKind } from "../protocols/dhcp/client.ts";
 import { DhcpOption, DhcpOptions, MessageType } from "../protocols/dhcp/options.ts";
 import { type DhcpPacket, macOf, replyTo } from "../protocols/dhcp/packet.ts";
@@ -142,7 +141,7 @@ export function cleanHostname(text: string | undefined): string | undefined {
 }
 
 function hex(b: Uint8Array | undefined): string | undefined {
-  return b ? toHex(b) : undefined;
+  return b ? Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("") : undefined;
 }
 
 /** Adds next-server, option 66/67, `file`, and the PXE/HTTP-boot identification. */

@@ -15,22 +15,6 @@ export class MalformedPacketError extends SyntaxError {
   }
 }
 
-/** Two lower-case hex digits of each byte value. */
-const HEX: readonly string[] = Array.from(
-  { length: 256 },
-  (_, b) => b.toString(16).padStart(2, "0"),
-);
-
-/**
- * Bytes as lower-case hex, two digits each, `separator` between them: a client identifier, a
- * UUID's bytes, a MAC (`:`). By table: several of these are made for every DHCP packet.
- */
-export function toHex(bytes: Uint8Array, separator = ""): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += (i > 0 ? separator : "") + HEX[bytes[i]!];
-  return out;
-}
-
 /** Sequential big-endian reader over a byte array. */
 export class ByteReader {
   #view: DataView;
