@@ -6,7 +6,9 @@
  *
  * TFTP and HTTP events name a client address, not a MAC: the MAC is the one the last
  * DHCPACK (or boot script request) for that address named, else what `macForIp` says (the
- * lease table, the machine registry).
+ * lease table, the machine registry). Its answer, a MAC or none, is kept for
+ * {@linkcode LOOKUP_KEPT_MS}: a client fetching file after file (or a stranger asking many
+ * times) costs one look-up a second, not a database read per request.
  *
  * @module
  */
@@ -83,6 +85,9 @@ const DNS_DROPS: readonly DnsDropEvent["reason"][] = ["malformed", "response"];
 /** Lease states, all exported on every scrape so that a query finds zeros, not gaps. */
 const LEASE_STATES = ["offered", "bound", "released", "declined", "expired", "reserved"];
 
+/** How long an answer of `macForIp` stands for its address. */
+export const LOOKUP_KEPT_MS = 1000;
+
 /** Options for {@linkcode BootWatch}. */
 export interface BootWatchOptions {
   /** The program's version, for `astralboot_build_info`. */
@@ -99,6 +104,8 @@ export interface BootWatchOptions {
   metrics?: MetricsRegistry;
   /** Addresses whose MAC is remembered; default 4096. */
   addressLimit?: number;
+  /** Clock in ms for the kept answers of `macForIp`; default `performance.now`. */
+  now?: () => number;
 }
 
 /** The headline numbers of the dashboard. */
@@ -149,6 +156,9 @@ export class BootWatch {
   /** Fallback for addresses no event of this run named. */
   macForIp: ((ip: string) => string | null) | undefined;
   readonly #macByIp: RecentMap<string, Mac>;
+  /** What `macForIp` answered for an address, and when. */
+  readonly #looked: RecentMap<string, { mac: Mac | null; at: number }>;
+  readonly #now: () => number;
   readonly #m: ReturnType<typeof register>;
   readonly #process: ProcessMetrics;
   #cacheMeasured = false;
@@ -161,6 +171,8 @@ export class BootWatch {
     this.pool = options.pool;
     this.macForIp = options.macForIp;
     this.#macByIp = new RecentMap(options.addressLimit ?? 4096);
+    this.#looked = new RecentMap(options.addressLimit ?? 4096);
+    this.#now = options.now ?? (() => performance.now());
     this.#m = register(this.metrics);
     this.#m.buildInfo.set({ version: this.version, deno: Deno.version.deno }, 1);
     this.#process = registerProcessMetrics(this.metrics);
@@ -296,11 +308,20 @@ export class BootWatch {
   #resolve(ip: string): Mac | null {
     const known = this.#macByIp.get(ip);
     if (known) return known;
+    if (!this.macForIp) return null;
+    const now = this.#now();
+    const looked = this.#looked.get(ip);
+    // Compared both ways: a clock that stepped back does not keep an answer longer.
+    if (looked && now - looked.at < LOOKUP_KEPT_MS && now >= looked.at) return looked.mac;
+    let mac: Mac | null = null;
     try {
-      return (this.macForIp?.(ip) as Mac | null | undefined) ?? null;
+      mac = (this.macForIp(ip) as Mac | null | undefined) ?? null;
     } catch {
+      // Not kept: the next request asks again.
       return null;
     }
+    this.#looked.set(ip, { mac, at: now });
+    return mac;
   }
 
   /** Bound leases now, or null when there is no lease table (proxy mode, DHCP off). */

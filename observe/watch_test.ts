@@ -9,7 +9,7 @@ import type { TftpTransferEvent } from "../protocols/tftp/server.ts";
 import { type Mac, mustParseMac } from "../net/mac.ts";
 import { imageStage } from "./events.ts";
 import { historyWriter } from "./history.ts";
-import { BootWatch, countingLogger, type HttpEvent } from "./watch.ts";
+import { BootWatch, countingLogger, type HttpEvent, LOOKUP_KEPT_MS } from "./watch.ts";
 import { memoryLogger } from "../log.ts";
 import { callbackToken } from "../boot/callback_tokens.ts";
 
@@ -282,6 +282,63 @@ Deno.test("an address no event named is resolved through macForIp, else kept by 
   assert.deepEqual(asked, ["10.0.0.7", "10.0.0.8"]);
   assert.equal(watch.events.current("10.0.0.8")?.stage, "tftp-done");
   assert.equal(sample(watch.metrics.render(), "astralboot_tftp_retransmits_total"), 4);
+});
+
+Deno.test("macForIp's answer for an address stands for a second, a MAC or none", () => {
+  let now = 5_000;
+  const asked: string[] = [];
+  let owner: string | null = null;
+  const watch = new BootWatch({
+    version: "0",
+    now: () => now,
+    macForIp: (ip) => (asked.push(ip), owner),
+  });
+  const image = (client: string) =>
+    http("/image/debian/linux", {
+      route: "image",
+      client,
+      step: { stage: "kernel", detail: "debian/linux (5 bytes)" },
+    });
+  // A stranger fetching file after file: one look-up, not one per request.
+  for (let i = 0; i < 5; i++) watch.http(image("10.0.0.9"));
+  assert.deepEqual(asked, ["10.0.0.9"]);
+  assert.equal(watch.events.current("10.0.0.9")?.stage, "kernel");
+  // The registry learns the address: seen once the second is over, not before.
+  owner = "52:54:00:00:00:09";
+  now += LOOKUP_KEPT_MS - 1;
+  watch.http(image("10.0.0.9"));
+  assert.deepEqual(asked, ["10.0.0.9"]);
+  now += 1;
+  watch.http(image("10.0.0.9"));
+  assert.deepEqual(asked, ["10.0.0.9", "10.0.0.9"]);
+  assert.equal(watch.events.current("52:54:00:00:00:09")?.stage, "kernel");
+  // A MAC found is kept the same way; a clock that stepped back asks again.
+  watch.http(image("10.0.0.9"));
+  assert.equal(asked.length, 2);
+  now -= 10_000;
+  watch.http(image("10.0.0.9"));
+  assert.equal(asked.length, 3);
+  // An ACK naming the address counts at once, whatever was kept.
+  watch.dhcp(reply("ack", mustParseMac("52:54:00:00:00:0a"), "10.0.0.9"));
+  watch.http(image("10.0.0.9"));
+  assert.equal(asked.length, 3);
+  assert.equal(watch.events.current("52:54:00:00:00:0a")?.stage, "kernel");
+});
+
+Deno.test("a failing macForIp is asked again on the next request", () => {
+  let calls = 0;
+  const watch = new BootWatch({
+    version: "0",
+    now: () => 0,
+    macForIp: () => {
+      calls++;
+      throw new Error("database is locked");
+    },
+  });
+  watch.tftp(tftp("done"));
+  watch.tftp(tftp("done"));
+  assert.equal(calls, 2);
+  assert.equal(watch.events.current(IP)?.stage, "tftp-done");
 });
 
 Deno.test("only a boot script ties an address to a MAC, not a person's API query", () => {
