@@ -1,7 +1,8 @@
 /**
- * A token bucket: at most `rate` events a second on average, `burst` at once. For answers a
- * remote peer can ask for at will with a forged source (error replies), so that the server
- * cannot be made to send them at the rate they are asked for.
+ * A token bucket: at most `rate` events a second on average, `burst` at once. For what a
+ * remote peer can ask for at will, with a forged source or a new MAC each time: TFTP's error
+ * replies (`protocols/tftp/server.ts`), so that the server cannot be made to send them at the
+ * rate they are asked for, and the addresses DHCP binds for strangers (`state/leases.ts`).
  *
  * @module
  */
@@ -16,7 +17,7 @@ export class TokenBucket {
     readonly rate: number,
     /** Tokens the bucket holds when full (and at the start). */
     readonly burst: number,
-    /** A monotonic clock in ms; a wall clock stepped back would empty the bucket for as long. */
+    /** A clock in ms; one stepped back adds no token and takes none (the bucket waits). */
     readonly now: () => number = performance.now.bind(performance),
   ) {
     if (!(rate > 0) || !(burst >= 1)) {

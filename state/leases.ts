@@ -21,6 +21,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { ipv4ToNumber, numberToIpv4, type Subnet } from "../net/ipv4.ts";
 import type { Mac } from "../net/mac.ts";
+import { TokenBucket } from "../net/token_bucket.ts";
 import { type LeaseRow, LeaseTable } from "./lease_table.ts";
 
 /** A static address for one machine (`[[machine]] mac, ip`). */
@@ -54,7 +55,8 @@ export interface LeaseStoreOptions {
   known?: Iterable<Mac>;
   /**
    * New bindings per second for machines nobody configured, with bursts of five seconds'
-   * worth; default unlimited. A stranger that already holds an address is not new.
+   * worth; default unlimited, else at least 0.2 (`RangeError`). A stranger that already holds
+   * an address is not new.
    */
   newClientRate?: number;
   /** Clock in ms; tests pass their own. */
@@ -125,9 +127,8 @@ export class LeaseStore {
   /** Known machines without a reservation: each keeps an address free while it holds none. */
   #unreserved: Mac[];
   #poolSize: number;
-  #rate: number;
-  #tokens: number;
-  #tokensAt: number;
+  /** The strangers' bucket; none when their rate is unlimited. */
+  #strangers: TokenBucket | null;
 
   /** A pool over the lease table of `db` ({@linkcode LeaseTable.of}: one per connection). */
   constructor(db: DatabaseSync, options: LeaseStoreOptions) {
@@ -155,9 +156,9 @@ export class LeaseStore {
     this.#unreserved = [...this.#known].filter((m) =>
       !this.#byMac.has(m) && !this.#elsewhere.has(m)
     );
-    this.#rate = options.newClientRate ?? Infinity;
-    this.#tokens = this.#rate * 5;
-    this.#tokensAt = this.#now();
+    const rate = options.newClientRate ?? Infinity;
+    // Five seconds' worth saved; a clock stepped back (NTP at boot) adds and takes nothing.
+    this.#strangers = rate === Infinity ? null : new TokenBucket(rate, rate * 5, this.#now);
     let size = 0;
     for (let n = this.#first; n <= this.#last; n++) {
       if (!this.#exclude.has(n) && !this.#byIp.has(n)) size++;
@@ -197,7 +198,7 @@ export class LeaseStore {
       const kept = this.#keptForKnown(now);
       // Without known machines to keep room for, an empty pool shows in #pick: no count needed.
       if (kept > 0 && this.#free(now) <= kept) return { refused: "pool-exhausted" };
-      if (!this.#takeToken(now)) return { refused: "rate-limited" };
+      if (this.#strangers && !this.#strangers.take()) return { refused: "rate-limited" };
     }
     const n = this.#pick(mac, options.requestedIp, now);
     if (n === null) return { refused: "pool-exhausted" };
@@ -239,20 +240,6 @@ export class LeaseStore {
     let kept = 0;
     for (const m of this.#unreserved) if (!this.#holds(m, now)) kept++;
     return kept;
-  }
-
-  /** A token of the strangers' bucket: `rate` a second, at most five seconds' worth saved. */
-  #takeToken(now: number): boolean {
-    if (this.#rate === Infinity) return true;
-    this.#tokens = Math.min(
-      this.#rate * 5,
-      // A clock stepped back (NTP at boot) adds nothing, and takes nothing either.
-      this.#tokens + Math.max(0, now - this.#tokensAt) / 1000 * this.#rate,
-    );
-    this.#tokensAt = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
   }
 
   /** How many pool addresses are held now, and how many the pool has. */

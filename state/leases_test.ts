@@ -397,4 +397,7 @@ Deno.test("new strangers are rate-limited, with a burst of five seconds' worth",
   });
   for (let i = 0; i < 10; i++) k.offer(mac(i));
   assert.ok("ip" in k.offer(A));
+  // A rate that could never give a whole token is a mistake, not a silent "refuse all".
+  assert.throws(() => store({ newClientRate: 0 }), RangeError);
+  assert.throws(() => store({ newClientRate: 0.1 }), RangeError);
 });
