@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createLogger, type LogFormat } from "./log.ts";
+import { createLogger, type LogFormat, memoryLogger, preparedLine } from "./log.ts";
 
 function lines(format: LogFormat, level: "debug" | "info" = "info") {
   const out: string[] = [];
@@ -34,6 +34,59 @@ Deno.test("log formats: json lines, a readable line, journald's priority prefixe
     const out = lines("text");
     assert.match(out[0]!, /^\d\d:\d\d:\d\d\.\d{3} \[dhcp\] DHCPACK /);
     assert.match(out[1]!, /^\d\d:\d\d:\d\d\.\d{3} WARN \[tftp\] request refused second line/);
+  });
+});
+
+Deno.test("a prepared line is the text the level's method writes for the same fields", async (t) => {
+  const values: (string | number)[][] = [
+    ["GET", "/image/debian/linux", 200, 1024, 0.1, "10.0.0.2"],
+    ['say "hi"', "back\\slash\ttab\nline", -0, 1e21, NaN, "žluť \u2028 \ud800"],
+    ["", " spaced out ", Infinity, -1.5, 0, "a=b c"],
+  ];
+  const cases: [string, string[]][] = [
+    ["plain keys", ["method", "path", "status", "bytes", "ms", "client"]],
+    ["keys to escape", ['we"ird', "with space", "x", "y", "z", "ü"]],
+    // Like the line's own keys or array indices, or twice: the object's rules, the general path.
+    ["a line key", ["msg", "path", "status", "bytes", "time", "client"]],
+    ["an index", ["method", "0", "status", "10", "ms", "client"]],
+    ["twice", ["method", "path", "method", "bytes", "ms", "path"]],
+  ];
+  for (const format of ["json", "text", "journal"] as const) {
+    for (const [what, keys] of cases) {
+      await t.step(`${format}: ${what}`, () => {
+        const prepared: string[] = [];
+        const general: string[] = [];
+        const a = createLogger({ format, write: (l) => prepared.push(l) });
+        const b = createLogger({ format, write: (l) => general.push(l) });
+        const write = preparedLine(a, "warn", 'sub"sys', "a message\nin two", keys);
+        for (const v of values) {
+          write(v);
+          const fields: Record<string, unknown> = {};
+          keys.forEach((k, i) => fields[k] = v[i]);
+          b.warn('sub"sys', "a message\nin two", fields);
+        }
+        // The time (of json and text lines) is the only thing allowed to differ.
+        const untimed = (l: string) =>
+          l.replace(/"time":"[^"]*"/, '"time":""').replace(/^\d\d:\d\d:\d\d\.\d{3}/, "");
+        assert.deepEqual(prepared.map(untimed), general.map(untimed));
+        assert.equal(prepared.length, values.length);
+      });
+    }
+  }
+  await t.step("below the logger's level: nothing", () => {
+    const out: string[] = [];
+    const log = createLogger({ format: "json", level: "warn", write: (l) => out.push(l) });
+    preparedLine(log, "info", "http", "request", ["a"])(["x"]);
+    preparedLine(log, "error", "http", "failed", ["a"])(["x"]);
+    assert.equal(out.length, 1);
+    assert.equal(JSON.parse(out[0]!).level, "error");
+  });
+  await t.step("a logger without prepare gets the fields through its level's method", () => {
+    const log = memoryLogger();
+    preparedLine(log, "debug", "tftp", "sent", ["block", "to"])([7, "10.0.0.2"]);
+    assert.deepEqual(log.lines, [
+      { level: "debug", subsystem: "tftp", message: "sent", fields: { block: 7, to: "10.0.0.2" } },
+    ]);
   });
 });
 

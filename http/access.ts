@@ -6,7 +6,7 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import type { Logger } from "../log.ts";
+import { type Logger, preparedLine } from "../log.ts";
 import type { HttpEvent } from "../observe/watch.ts";
 import { clientOf, type Env, pathOf } from "./context.ts";
 
@@ -17,6 +17,9 @@ export function withoutSecrets(path: string): string {
   return path.replace(/^(\/api\/machines\/[^/]+\/(?:installed|progress))\/[^/?]+/, "$1/(token)");
 }
 
+/** The fields of an access log line, in order. */
+const ACCESS_KEYS = ["method", "path", "status", "bytes", "ms", "client"];
+
 /** Logs one answered request and hands its event on. */
 export type RequestRecorder = (event: HttpEvent) => void;
 
@@ -25,15 +28,9 @@ export function requestRecorder(
   logger: Logger,
   onRequest: (event: HttpEvent) => void = () => {},
 ): RequestRecorder {
+  const line = preparedLine(logger, "info", "http", "request", ACCESS_KEYS);
   return (event) => {
-    logger.info("http", "request", {
-      method: event.method,
-      path: event.path,
-      status: event.status,
-      bytes: event.bytes,
-      ms: event.ms,
-      client: event.client ?? "-",
-    });
+    line([event.method, event.path, event.status, event.bytes, event.ms, event.client ?? "-"]);
     try {
       onRequest(event);
     } catch (e) {

@@ -141,7 +141,24 @@ export function countingLogger(
     inner[level](subsystem, message, fields);
     if (level === "warn" || level === "error") count(level, subsystem);
   };
-  return { debug: inner.debug, info: inner.info, warn: wrap("warn"), error: wrap("error") };
+  const logger: Logger = {
+    debug: inner.debug,
+    info: inner.info,
+    warn: wrap("warn"),
+    error: wrap("error"),
+  };
+  const prepare = inner.prepare?.bind(inner);
+  if (prepare) {
+    logger.prepare = (level, subsystem, message, keys) => {
+      const write = prepare(level, subsystem, message, keys);
+      if (level !== "warn" && level !== "error") return write;
+      return (values) => {
+        write(values);
+        count(level, subsystem);
+      };
+    };
+  }
+  return logger;
 }
 
 /** Turns typed events into metrics and boot events; see the module doc. */

@@ -10,7 +10,7 @@ import { type Mac, mustParseMac } from "../net/mac.ts";
 import { imageStage } from "./events.ts";
 import { historyWriter } from "./history.ts";
 import { BootWatch, countingLogger, type HttpEvent, LOOKUP_KEPT_MS } from "./watch.ts";
-import { memoryLogger } from "../log.ts";
+import { createLogger, memoryLogger, preparedLine } from "../log.ts";
 import { callbackToken } from "../boot/callback_tokens.ts";
 
 const TREE = fileURLToPath(new URL("../boot/testdata/tree", import.meta.url));
@@ -80,6 +80,20 @@ Deno.test("countingLogger forwards every line and counts warnings and errors", (
     ["error", "dhcp", "d"],
   ]);
   assert.deepEqual(counted, ["ipfs/warn", "dhcp/error"]);
+});
+
+Deno.test("countingLogger passes prepared lines on and counts the warnings among them", () => {
+  const lines: string[] = [];
+  const counted: string[] = [];
+  const inner = createLogger({ format: "journal", write: (l) => lines.push(l) });
+  const log = countingLogger(inner, (level, subsystem) => counted.push(`${subsystem}/${level}`));
+  assert.ok(log.prepare, "the inner logger's prepare is kept");
+  preparedLine(log, "info", "http", "request", ["path"])(["/a"]);
+  preparedLine(log, "warn", "tftp", "slow", ["file"])(["b"]);
+  assert.deepEqual(lines, ["<6>[http] request path=/a", "<4>[tftp] slow file=b"]);
+  assert.deepEqual(counted, ["tftp/warn"]);
+  // Over a logger without it: none, and preparedLine falls back to the level's method.
+  assert.equal(countingLogger(memoryLogger(), () => {}).prepare, undefined);
 });
 
 Deno.test("refused DHCP requests count by reason; the pool's use is read at scrape time", () => {
