@@ -60,7 +60,16 @@ export interface IpfsStoreOptions {
   cacheMaxBytes?: number;
   /** How often {@linkcode IpfsStore.startGc} runs gc; default hourly. */
   gcIntervalMs?: number;
+  /**
+   * Files downloaded at once; default {@linkcode MAX_DOWNLOADS}. A file asked for beyond them
+   * waits for one to end (and so do its readers): a client asking for every file of the tree
+   * at once does not open a download (and `window` block requests) for each.
+   */
+  maxDownloads?: number;
 }
+
+/** Files downloaded at once by default. */
+export const MAX_DOWNLOADS = 8;
 
 /** Progress of one file download, reported after every block written. */
 export type FileProgressListener = (written: number, blocks: number) => void;
@@ -112,6 +121,9 @@ export class IpfsStore implements ContentStore {
   #gcLock: Promise<unknown> = Promise.resolve();
   #gcTimer: ReturnType<typeof setTimeout> | undefined;
   #gcRunning: Promise<void> | undefined;
+  /** Downloads that may start now, and those waiting for one to end (oldest first). */
+  #freeDownloads: number;
+  #waiting: (() => void)[] = [];
 
   constructor(options: IpfsStoreOptions) {
     this.root = parseCid(options.ref);
@@ -124,6 +136,10 @@ export class IpfsStore implements ContentStore {
     this.#timeoutMs = options.timeoutMs;
     this.#cacheMax = options.cacheMaxBytes ?? 0;
     this.#gcIntervalMs = options.gcIntervalMs ?? GC_INTERVAL_MS;
+    this.#freeDownloads = options.maxDownloads ?? MAX_DOWNLOADS;
+    if (!(this.#freeDownloads >= 1)) {
+      throw new RangeError(`maxDownloads must be at least 1 (got ${options.maxDownloads})`);
+    }
     this.gateway = new GatewayClient({
       gateways: options.gateways,
       timeoutMs: options.timeoutMs,
@@ -433,10 +449,14 @@ export class IpfsStore implements ContentStore {
       }
     };
     fill.finished = (async () => {
-      const started = performance.now();
       let feed: CarFeed | null = null;
       let writer: FileWriter | undefined;
+      let slot = false;
+      let started = performance.now();
       try {
+        await this.#downloadSlot();
+        slot = true;
+        started = performance.now();
         writer = await onDisk(() => this.cache.createFile(node.cid));
         setTemp(writer.tempPath);
         if (this.#car && node.children.length > 0) {
@@ -480,11 +500,41 @@ export class IpfsStore implements ContentStore {
         );
       } finally {
         feed?.stop();
+        if (slot) this.#endDownload();
         this.#fills.delete(key);
         notify();
       }
     })();
     return fill;
+  }
+
+  /** Resolves when a download may start; rejects when the store closes first. */
+  #downloadSlot(): Promise<void> {
+    const closing = this.#closing.signal;
+    closing.throwIfAborted();
+    if (this.#freeDownloads > 0) {
+      this.#freeDownloads--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const abort = () => {
+        this.#waiting = this.#waiting.filter((w) => w !== start);
+        reject(closing.reason);
+      };
+      const start = () => {
+        closing.removeEventListener("abort", abort);
+        resolve();
+      };
+      this.#waiting.push(start);
+      closing.addEventListener("abort", abort, { once: true });
+    });
+  }
+
+  /** A download ended: the longest waiting one starts, else the slot is free. */
+  #endDownload(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#freeDownloads++;
   }
 
   #fillGetter(fill: Fill, feed: CarFeed | null): BlockGetter {

@@ -307,3 +307,105 @@ Deno.test("a file inline in its CID (identity hash) is served from the CID, what
     await tmp.remove();
   }
 });
+
+Deno.test("at most maxDownloads files download at once; the others wait their turn", async (t) => {
+  const files = Array.from({ length: 5 }, (_, i) => pseudoRandomBytes(300_000, 90 + i));
+  const { root, blocks, cids } = await buildTree(
+    files.map((content, i) => ({ path: `d/f${i}`, content })),
+    { profile: "v1-raw" },
+  );
+  const gw = fakeGateway(GW, blocks);
+  const plain = fetchOf(gw);
+  // Each file's download starts with a CAR request for its root: held until let go.
+  const held: { cid: string; go: () => void }[] = [];
+  const asked: string[] = [];
+  const gated = (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (url.searchParams.get("format") === "car") {
+      const cid = url.pathname.replace(/^\/ipfs\//, "");
+      asked.push(cid);
+      await new Promise<void>((go) => held.push({ cid, go }));
+    }
+    return plain(input, init);
+  }) as typeof fetch;
+  const open = async (maxDownloads: number) => {
+    const tmp = await tempDir("ipfs_store_slots_");
+    const store = new IpfsStore({
+      ref: root.toString(),
+      gateways: [GW],
+      timeoutMs: 10_000,
+      cacheDir: join(tmp.path, "cache"),
+      fetch: gated,
+      maxDownloads,
+    });
+    return { store, tmp };
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 50));
+  const roots = files.map((_, i) => cids.get(`d/f${i}`)!.toString());
+
+  await t.step("five files asked at once: two download, the rest start as those end", async () => {
+    const { store, tmp } = await open(2);
+    try {
+      const reads = files.map((_, i) => store.read(`d/f${i}`).then(readAll));
+      // Should a check below fail, closing the store fails these: not the failure to report.
+      for (const r of reads) r.catch(() => {});
+      await settle();
+      // Paths resolve in any order: which two start first is not fixed, how many is.
+      assert.equal(asked.length, 2, asked.join(", "));
+      assert.ok(asked.every((cid) => roots.includes(cid)));
+      const first = roots.indexOf(held[0]!.cid);
+      held.shift()!.go();
+      await reads[first];
+      await settle();
+      assert.equal(asked.length, 3, "the first to wait starts when one ends");
+      while (asked.length < 5 || held.length > 0) {
+        held.shift()?.go();
+        await settle();
+      }
+      const got = await Promise.all(reads);
+      got.forEach((bytes, i) => assert.ok(sameBytes(bytes, files[i]!), `f${i}`));
+    } finally {
+      await store.close();
+      await tmp.remove();
+    }
+  });
+
+  await t.step("closing the store fails the waiting ones; nothing is left behind", async () => {
+    asked.length = 0;
+    const { store, tmp } = await open(1);
+    try {
+      const reads = Promise.allSettled([0, 1, 2].map((i) => store.read(`d/f${i}`).then(readAll)));
+      await settle();
+      assert.equal(asked.length, 1);
+      const closed = store.close();
+      for (const h of held.splice(0)) h.go();
+      await closed;
+      for (const r of await reads) {
+        assert.equal(r.status, "rejected");
+        assert.match(String((r as PromiseRejectedResult).reason), /closed/);
+      }
+      assert.equal(asked.length, 1, "no download started after the close");
+      // The running download was stopped, the waiting ones never began: no part file left.
+      const names = (sub: string) =>
+        [...Deno.readDirSync(join(tmp.path, "cache", sub))].map((e) => e.name);
+      assert.deepEqual(names("tmp"), []);
+      assert.deepEqual(names("files"), []);
+    } finally {
+      await tmp.remove();
+    }
+  });
+
+  await t.step("a limit below one is refused", () => {
+    assert.throws(
+      () =>
+        new IpfsStore({
+          ref: root.toString(),
+          gateways: [GW],
+          timeoutMs: 1,
+          cacheDir: "/nonexistent",
+          maxDownloads: 0,
+        }),
+      RangeError,
+    );
+  });
+});
