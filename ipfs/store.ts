@@ -61,15 +61,20 @@ export interface IpfsStoreOptions {
   /** How often {@linkcode IpfsStore.startGc} runs gc; default hourly. */
   gcIntervalMs?: number;
   /**
-   * Files downloaded at once; default {@linkcode MAX_DOWNLOADS}. A file asked for beyond them
-   * waits for one to end (and so do its readers): a client asking for every file of the tree
-   * at once does not open a download (and `window` block requests) for each.
+   * Files over {@linkcode SMALL_DOWNLOAD} bytes downloaded at once; default
+   * {@linkcode MAX_DOWNLOADS}. One asked for beyond them waits for one to end (and so do its
+   * readers): a client asking for every large file of the tree at once does not open a download
+   * (its CAR buffer of up to 32 MiB, its `window` block requests) for each. Smaller files never
+   * wait: a config or a module is not held up behind someone's ISO images.
    */
   maxDownloads?: number;
 }
 
-/** Files downloaded at once by default. */
+/** Files over {@linkcode SMALL_DOWNLOAD} bytes downloaded at once by default. */
 export const MAX_DOWNLOADS = 8;
+
+/** Files of at most this many bytes download without waiting for {@linkcode MAX_DOWNLOADS}. */
+export const SMALL_DOWNLOAD = 1024 * 1024;
 
 /** Progress of one file download, reported after every block written. */
 export type FileProgressListener = (written: number, blocks: number) => void;
@@ -454,8 +459,10 @@ export class IpfsStore implements ContentStore {
       let slot = false;
       let started = performance.now();
       try {
-        await this.#downloadSlot();
-        slot = true;
+        if (node.size > SMALL_DOWNLOAD) {
+          await this.#downloadSlot();
+          slot = true;
+        }
         started = performance.now();
         writer = await onDisk(() => this.cache.createFile(node.cid));
         setTemp(writer.tempPath);

@@ -308,10 +308,11 @@ Deno.test("a file inline in its CID (identity hash) is served from the CID, what
   }
 });
 
-Deno.test("at most maxDownloads files download at once; the others wait their turn", async (t) => {
-  const files = Array.from({ length: 5 }, (_, i) => pseudoRandomBytes(300_000, 90 + i));
+Deno.test("at most maxDownloads large files download at once; the others wait their turn", async (t) => {
+  const files = Array.from({ length: 5 }, (_, i) => pseudoRandomBytes(1_200_000, 90 + i));
+  const small = pseudoRandomBytes(600_000, 99);
   const { root, blocks, cids } = await buildTree(
-    files.map((content, i) => ({ path: `d/f${i}`, content })),
+    [...files.map((content, i) => ({ path: `d/f${i}`, content })), { path: "d/s", content: small }],
     { profile: "v1-raw" },
   );
   const gw = fakeGateway(GW, blocks);
@@ -353,6 +354,13 @@ Deno.test("at most maxDownloads files download at once; the others wait their tu
       // Paths resolve in any order: which two start first is not fixed, how many is.
       assert.equal(asked.length, 2, asked.join(", "));
       assert.ok(asked.every((cid) => roots.includes(cid)));
+      // A file under SMALL_DOWNLOAD does not wait for them (its CAR is held like theirs).
+      const smallRead = store.read("d/s").then(readAll);
+      await settle();
+      assert.equal(asked.length, 3);
+      held.pop()!.go();
+      assert.ok(sameBytes(await smallRead, small));
+      asked.pop();
       const first = roots.indexOf(held[0]!.cid);
       held.shift()!.go();
       await reads[first];
