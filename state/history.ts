@@ -27,12 +27,15 @@ export interface HistoryLine {
 }
 
 /**
- * A line equal to the machine's last one (stage, what, address) within this long is not written
- * again: a client repeating a request (iPXE retrying, a boot loop, or anyone asking for a
- * machine's menu over and over) neither floods the table nor pushes the machine's older lines
- * out of its bounded history. A repeat that goes on is written once every this long.
+ * A request's line equal to the machine's last one (stage, what, address) within this long is
+ * not written again: a client repeating a request (iPXE retrying, a boot loop, or anyone asking
+ * for a machine's menu over and over) neither floods the table nor pushes the machine's older
+ * lines out of its bounded history. A repeat that goes on is written once every this long.
  */
 export const REPEAT_MS = 10_000;
+
+/** The lines a request makes, which a client may repeat; reports and admin actions always count. */
+const REQUEST_KINDS = new Set(["menu", "script", "chosen", "config", "local-boot"]);
 
 /** Machines whose last line is remembered for {@linkcode REPEAT_MS}; all forgotten beyond. */
 const LAST_KEPT = 4096;
@@ -80,13 +83,14 @@ export class BootHistory {
 
   /**
    * Appends a line (now, or with the next batch), dropping the oldest beyond the limit; a
-   * repeat of the machine's last line within {@linkcode REPEAT_MS} is left out.
+   * request's repeat of the machine's last line within {@linkcode REPEAT_MS} is left out.
    */
   record(mac: Mac, kind: string, what: string, ip?: string | null, at = this.#now()): void {
     ip ??= null;
     const last = this.#last.get(mac);
     if (
       last && last.kind === kind && last.what === what && last.ip === ip &&
+      REQUEST_KINDS.has(kind) &&
       // A clock stepped back writes the line: it is not known to be a repeat.
       at >= last.at && at - last.at < REPEAT_MS
     ) return;

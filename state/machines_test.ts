@@ -342,6 +342,12 @@ Deno.test("a machine's line repeated within REPEAT_MS is written once; its older
   c.tick(-60_000);
   history.record(B, "script", "menu (4 entries)", "10.0.0.6");
   assert.equal(history.lines(B).length, 2);
+  // What a machine reports, or an admin does, is never a repeat to leave out.
+  for (const kind of ["progress", "installed", "reinstall", "progress"]) {
+    history.record(A, kind, "same text", "10.0.0.7");
+    history.record(A, kind, "same text", "10.0.0.7");
+  }
+  assert.equal(history.lines(A).length, 5);
 });
 
 Deno.test("state survives a reopen, also of a database from before installed_at", async () => {
