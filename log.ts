@@ -190,7 +190,11 @@ function lineWriter(
     const names = keys.map((k) => `,${JSON.stringify(k)}:`);
     return (values) => {
       let line = `{"time":"${isoNow()}${head}`;
-      for (let i = 0; i < names.length; i++) line += names[i]! + jsonValue(values[i]!);
+      for (let i = 0; i < names.length; i++) {
+        const v = values[i];
+        // Left out, as JSON.stringify leaves out an undefined field (the types allow none).
+        if (v !== undefined) line += names[i]! + jsonValue(v);
+      }
       out(line + "}");
     };
   }

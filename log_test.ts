@@ -58,6 +58,11 @@ Deno.test("a prepared line is the text the level's method writes for the same fi
         const general: string[] = [];
         const a = createLogger({ format, write: (l) => prepared.push(l) });
         const b = createLogger({ format, write: (l) => general.push(l) });
+        // Keys that write as they do in an object are written by the prepared writer itself,
+        // never through the level's method (the others fall back to it).
+        let generalCalls = 0;
+        const warn = a.warn;
+        a.warn = (...args) => (generalCalls++, warn(...args));
         const write = preparedLine(a, "warn", 'sub"sys', "a message\nin two", keys);
         for (const v of values) {
           write(v);
@@ -70,6 +75,10 @@ Deno.test("a prepared line is the text the level's method writes for the same fi
           l.replace(/"time":"[^"]*"/, '"time":""').replace(/^\d\d:\d\d:\d\d\.\d{3}/, "");
         assert.deepEqual(prepared.map(untimed), general.map(untimed));
         assert.equal(prepared.length, values.length);
+        // A key named like a JSON line's own only matters to JSON.
+        const fast = what === "plain keys" || what === "keys to escape" ||
+          (what === "a line key" && format !== "json");
+        assert.equal(generalCalls, fast ? 0 : values.length);
       });
     }
   }
@@ -80,6 +89,16 @@ Deno.test("a prepared line is the text the level's method writes for the same fi
     preparedLine(log, "error", "http", "failed", ["a"])(["x"]);
     assert.equal(out.length, 1);
     assert.equal(JSON.parse(out[0]!).level, "error");
+  });
+  await t.step("json: a value left undefined is left out, as the general path leaves it", () => {
+    const out: string[] = [];
+    const log = createLogger({ format: "json", write: (l) => out.push(l) });
+    preparedLine(log, "info", "http", "request", ["a", "b"])(
+      ["x", undefined] as unknown as string[],
+    );
+    log.info("http", "request", { a: "x", b: undefined });
+    assert.equal(out[0]!.replace(/"time":"[^"]*"/, ""), out[1]!.replace(/"time":"[^"]*"/, ""));
+    assert.ok(!out[0]!.includes('"b"'));
   });
   await t.step("a logger without prepare gets the fields through its level's method", () => {
     const log = memoryLogger();

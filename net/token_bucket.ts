@@ -17,7 +17,7 @@ export class TokenBucket {
     readonly rate: number,
     /** Tokens the bucket holds when full (and at the start). */
     readonly burst: number,
-    /** A clock in ms; one stepped back adds no token and takes none (the bucket waits). */
+    /** A clock in ms; one stepped back adds no token and takes none, and counts on from there. */
     readonly now: () => number = performance.now.bind(performance),
   ) {
     if (!(rate > 0) || !(burst >= 1)) {
