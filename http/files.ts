@@ -127,8 +127,9 @@ export async function serveTreeFile(
   store: ContentStore,
   path: string,
 ): Promise<Response | null> {
-  // A small file of a cached store comes whole from memory: no open, no stream.
-  const whole = store.file ? await store.file(path) : null;
+  // A small file of a cached store comes whole from memory: no open, no stream. Not for HEAD,
+  // which needs the stat only (an IPFS file not yet cached would be downloaded for it).
+  const whole = store.file && request.method !== "HEAD" ? await store.file(path) : null;
   const entry = whole?.entry ?? await store.stat(path);
   if (!entry || entry.kind !== "file") return null;
   const headers = new Headers(fileHeaders(path, entry));

@@ -165,6 +165,27 @@ Deno.test("serveTreeFile answers conditionals and ranges", async (t) => {
       assert.equal(res.headers.get("Content-Length"), "16");
     }
   }
+  await t.step("HEAD takes the stat only: the file is not loaded for it", async () => {
+    const loaded: string[] = [];
+    const cached = new CachedStore(store, { revalidateMs: Infinity });
+    const watched: ContentStore = {
+      description: "watched",
+      stat: (p) => cached.stat(p),
+      list: (p) => cached.list(p),
+      read: (p, r) => cached.read(p, r),
+      file: (p) => (loaded.push(p), cached.file(p)),
+    };
+    const head = await serveTreeFile(
+      new Request("http://x/", { method: "HEAD" }),
+      watched,
+      "tftp/f.bin",
+    );
+    assert.deepEqual([head!.status, head!.headers.get("Content-Length"), loaded], [200, "16", []]);
+    const get = await serveTreeFile(new Request("http://x/"), watched, "tftp/f.bin");
+    assert.equal(get!.headers.get("ETag"), head!.headers.get("ETag"));
+    assert.equal((await get!.text()).length, 16);
+    assert.deepEqual(loaded, ["tftp/f.bin"]);
+  });
   await t.step("a directory or a missing path gives null", async () => {
     assert.equal(await serveTreeFile(new Request("http://x/"), store, "tftp"), null);
     assert.equal(await serveTreeFile(new Request("http://x/"), store, "tftp/none"), null);
