@@ -198,14 +198,12 @@ function lineWriter(
       out(line + "}");
     };
   }
-  const body = `[${subsystem}] ${message.replaceAll("\n", " ")}`;
+  const head = readableHead(subsystem, message);
   const names = keys.map((k) => ` ${k}=`);
   return (values) => {
-    let line = body;
+    let line = head;
     for (let i = 0; i < names.length; i++) line += names[i]! + text(values[i]);
-    if (format === "journal") return out(`<${PRIORITY[level]}>${line}`);
-    const lvl = level === "info" ? "" : ` ${level.toUpperCase()}`;
-    out(`${isoNow().slice(11, 23)}${lvl} ${line}`);
+    out(framed(format, level, line));
   };
 }
 
@@ -218,8 +216,17 @@ function readable(
   fields: Fields,
 ): string {
   const extra = Object.entries(fields).map(([k, v]) => `${k}=${text(v)}`).join(" ");
+  return framed(format, level, readableHead(subsystem, message) + (extra ? " " + extra : ""));
+}
+
+/** The start of a text or journal line: `[subsystem] message`, on one line. */
+function readableHead(subsystem: string, message: string): string {
   // One line each: a newline in a message would start a new journal entry.
-  const body = `[${subsystem}] ${message.replaceAll("\n", " ")}${extra ? " " + extra : ""}`;
+  return `[${subsystem}] ${message.replaceAll("\n", " ")}`;
+}
+
+/** A text or journal line around its body: journald's priority, or the time and level. */
+function framed(format: "text" | "journal", level: Level, body: string): string {
   if (format === "journal") return `<${PRIORITY[level]}>${body}`;
   const lvl = level === "info" ? "" : ` ${level.toUpperCase()}`;
   return `${isoNow().slice(11, 23)}${lvl} ${body}`;
