@@ -12,7 +12,7 @@
  * @module
  */
 import { Directory, fdInode, KernelFile, libc, LINUX, listDirectory, readLink } from "./libc.ts";
-import { canonicalAddress, ipv6ToBytes, ipv6ToString, mappedIpv4 } from "./ipv6.ts";
+import { canonicalAddress, ipv6ToString, mappedIpv4 } from "./ipv6.ts";
 
 /** The states a connection the server still holds can be in. */
 export type TcpState = "established" | "close-wait";
