@@ -470,7 +470,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     forget();
     const daily = setInterval(forget, 86_400_000);
     running.push({ close: () => Promise.resolve(clearInterval(daily)) });
-    watch.events.observe((event) => historyWriter(gen.services.history, logger)(event));
+    watch.events.observe(historyWriter(() => gen.services.history, logger));
     const { address, port } = config.http;
     running.push(
       await startHttpServer({

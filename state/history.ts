@@ -5,7 +5,8 @@
  *
  * With a {@linkcode Bookkeeping} (the server) a line is queued and written with its batch,
  * off the request that made it; {@linkcode BootHistory.lines} writes what is queued before it
- * reads. Without one (tools, tests) a line is written at once.
+ * reads. Without one (tools, tests) a line is written at once. Which lines are worth writing
+ * (a client's repeats are not) is the writer's call: `observe/history.ts`.
  *
  * Times are milliseconds since the epoch; `now` is injectable for tests.
  *
@@ -26,20 +27,6 @@ export interface HistoryLine {
   ip: string | null;
 }
 
-/**
- * A request's line equal to the machine's last one (stage, what, address) within this long is
- * not written again: a client repeating a request (iPXE retrying, a boot loop, or anyone asking
- * for a machine's menu over and over) neither floods the table nor pushes the machine's older
- * lines out of its bounded history. A repeat that goes on is written once every this long.
- */
-export const REPEAT_MS = 10_000;
-
-/** The lines a request makes, which a client may repeat; reports and admin actions always count. */
-const REQUEST_KINDS = new Set(["menu", "script", "chosen", "config", "local-boot"]);
-
-/** Machines whose last line is remembered for {@linkcode REPEAT_MS}; all forgotten beyond. */
-const LAST_KEPT = 4096;
-
 /** Options for {@linkcode BootHistory}. */
 export interface BootHistoryOptions {
   /** Lines kept per machine; default 200. */
@@ -56,8 +43,6 @@ export class BootHistory {
   #now: () => number;
   #stmts = new Map<string, StatementSync>();
   #bookkeeping: Bookkeeping | undefined;
-  /** Each machine's last line written (or queued). */
-  #last = new Map<Mac, { kind: string; what: string; ip: string | null; at: number }>();
 
   constructor(db: DatabaseSync, options: BootHistoryOptions = {}) {
     this.#db = db;
@@ -81,19 +66,9 @@ export class BootHistory {
     return s;
   }
 
-  /**
-   * Appends a line (now, or with the next batch), dropping the oldest beyond the limit; a
-   * request's repeat of the machine's last line within {@linkcode REPEAT_MS} is left out.
-   */
+  /** Appends a line (now, or with the next batch), dropping the oldest beyond the limit. */
   record(mac: Mac, kind: string, what: string, ip?: string | null, at = this.#now()): void {
     ip ??= null;
-    const last = this.#last.get(mac);
-    if (
-      last && last.kind === kind && last.what === what && last.ip === ip &&
-      REQUEST_KINDS.has(kind) &&
-      // A clock stepped back writes the line: it is not known to be a repeat.
-      at >= last.at && at - last.at < REPEAT_MS
-    ) return;
     const insert = () =>
       this.#stmt("INSERT INTO machine_boots (mac, at, kind, what, ip) VALUES (?, ?, ?, ?, ?)")
         .run(mac, at, kind, what, ip);
@@ -105,8 +80,6 @@ export class BootHistory {
       // One trim per machine and batch, after its last line.
       this.#bookkeeping.queue("history", `history-trim ${mac}`, () => this.#trim(mac));
     }
-    if (this.#last.size >= LAST_KEPT && !last) this.#last.clear();
-    this.#last.set(mac, { kind, what, ip, at });
   }
 
   #trim(mac: Mac): void {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openDatabase, openDatabaseFile } from "./db.ts";
 import { defaultHostname, MachineRegistry } from "./machines.ts";
-import { BootHistory, REPEAT_MS } from "./history.ts";
+import { BootHistory } from "./history.ts";
 import { type Mac, mustParseMac } from "../net/mac.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
 import { emptyInventory } from "./inventory.ts";
@@ -314,40 +314,6 @@ Deno.test("history is bounded per machine, newest first", () => {
   assert.deepEqual(history.lines(B), [
     { at: 1_700_000_000_010, kind: "script", what: "other machine", ip: null },
   ]);
-});
-
-Deno.test("a machine's line repeated within REPEAT_MS is written once; its older lines stay", () => {
-  const c = clock();
-  const history = new BootHistory(openDatabase(":memory:"), { now: c.now, limit: 5 });
-  history.record(C, "installed", "debian (callback)", "10.0.0.5");
-  // Anyone asking for the machine's menu a thousand times in a few seconds: one line.
-  for (let i = 0; i < 1000; i++) {
-    history.record(C, "menu", "menu (3 entries)", "10.0.0.5");
-    if (i % 100 === 0) c.tick(100);
-  }
-  assert.deepEqual(history.lines(C).map((l) => l.kind), ["menu", "installed"]);
-  // A different address, text or stage is a new line; so is the same one after REPEAT_MS.
-  history.record(C, "menu", "menu (3 entries)", "10.0.0.6");
-  history.record(C, "menu", "menu (4 entries)", "10.0.0.6");
-  history.record(C, "script", "menu (4 entries)", "10.0.0.6");
-  assert.equal(history.lines(C).length, 5);
-  history.record(C, "script", "menu (4 entries)", "10.0.0.6");
-  assert.equal(history.lines(C).length, 5);
-  c.tick(REPEAT_MS);
-  history.record(C, "script", "menu (4 entries)", "10.0.0.6");
-  assert.deepEqual(history.lines(C, 2).map((l) => l.at), [c.now(), c.now() - REPEAT_MS]);
-  // Another machine's lines are its own; a clock stepped back writes the line.
-  history.record(B, "script", "menu (4 entries)", "10.0.0.6");
-  assert.equal(history.lines(B).length, 1);
-  c.tick(-60_000);
-  history.record(B, "script", "menu (4 entries)", "10.0.0.6");
-  assert.equal(history.lines(B).length, 2);
-  // What a machine reports, or an admin does, is never a repeat to leave out.
-  for (const kind of ["progress", "installed", "reinstall", "progress"]) {
-    history.record(A, kind, "same text", "10.0.0.7");
-    history.record(A, kind, "same text", "10.0.0.7");
-  }
-  assert.equal(history.lines(A).length, 5);
 });
 
 Deno.test("state survives a reopen, also of a database from before installed_at", async () => {
