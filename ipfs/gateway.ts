@@ -387,7 +387,7 @@ class NotFound extends Error {
  * `promise`, or the abort reason of `signal` as soon as it fires, whatever `promise` does.
  * What `promise` brings after that is handed to `discard` (a response whose body must go).
  */
-function abortable<T>(
+export function abortable<T>(
   promise: Promise<T>,
   signal: AbortSignal,
   discard?: (late: T) => unknown,

@@ -24,7 +24,7 @@ import { openFileStream } from "../content/file_stream.ts";
 import { ContentCache, fileKey, type FileWriter, type GcResult } from "./cache.ts";
 import { CarFeed, carLimits } from "./car_feed.ts";
 import type { IpfsEventSink } from "./events.ts";
-import { GatewayClient } from "./gateway.ts";
+import { abortable, GatewayClient } from "./gateway.ts";
 import {
   type BlockGetter,
   listDirectory,
@@ -68,7 +68,17 @@ export interface IpfsStoreOptions {
    * wait: a config or a module is not held up behind someone's ISO images.
    */
   maxDownloads?: number;
+  /**
+   * Slowest average rate, in bytes a second, a download over {@linkcode SMALL_DOWNLOAD} bytes is
+   * given time for: it fails once it has run `timeoutMs` plus its size at this rate; default
+   * {@linkcode DOWNLOAD_MIN_RATE}. Each block has its own timeout, but a gateway that sends one
+   * just inside it would otherwise hold a download slot (and its readers) for hours.
+   */
+  downloadMinRate?: number;
 }
+
+/** Slowest average rate a large download is given time for by default: 64 KiB/s. */
+export const DOWNLOAD_MIN_RATE = 64 * 1024;
 
 /** Files over {@linkcode SMALL_DOWNLOAD} bytes downloaded at once by default. */
 export const MAX_DOWNLOADS = 8;
@@ -114,6 +124,7 @@ export class IpfsStore implements ContentStore {
   #car: boolean;
   #window: number;
   #timeoutMs: number;
+  #minRate: number;
   #ready: Promise<void> | undefined;
   #memo = new Map<string, Resolved | null>();
   #inflight = new Map<string, Promise<Uint8Array>>();
@@ -142,6 +153,10 @@ export class IpfsStore implements ContentStore {
     this.#cacheMax = options.cacheMaxBytes ?? 0;
     this.#gcIntervalMs = options.gcIntervalMs ?? GC_INTERVAL_MS;
     this.#freeDownloads = options.maxDownloads ?? MAX_DOWNLOADS;
+    this.#minRate = options.downloadMinRate ?? DOWNLOAD_MIN_RATE;
+    if (!(this.#minRate > 0)) {
+      throw new RangeError(`downloadMinRate must be above 0 (got ${options.downloadMinRate})`);
+    }
     if (!(this.#freeDownloads >= 1)) {
       throw new RangeError(`maxDownloads must be at least 1 (got ${options.maxDownloads})`);
     }
@@ -457,10 +472,22 @@ export class IpfsStore implements ContentStore {
       let feed: CarFeed | null = null;
       let writer: FileWriter | undefined;
       let slot = false;
+      let deadline: ReturnType<typeof setTimeout> | undefined;
+      const tooSlow = new AbortController();
       try {
         if (node.size > SMALL_DOWNLOAD) {
           await this.#downloadSlot();
           slot = true;
+          const ms = Math.ceil(this.#timeoutMs + node.size / this.#minRate * 1000);
+          deadline = setTimeout(() =>
+            tooSlow.abort(
+              new ContentError(
+                `download not complete within ${ms} ms (slower than ${
+                  Math.round(this.#minRate / 1024)
+                } KiB/s on average)`,
+                "unavailable",
+              ),
+            ), ms);
         }
         // Timed from here: the wait for a slot is not the download's.
         const started = performance.now();
@@ -472,9 +499,12 @@ export class IpfsStore implements ContentStore {
             limits: carLimits(node.size, this.#timeoutMs),
           });
         }
-        const get = this.#fillGetter(fill, feed);
+        const fetchBlock = this.#fillGetter(fill, feed);
+        // A block request in flight when the deadline passes fails with it, not at its own timeout.
+        const get: BlockGetter = (cid, hint) => abortable(fetchBlock(cid, hint), tooSlow.signal);
         for await (const chunk of readFile(get, node.cid, { window: this.#window })) {
           this.#closing.signal.throwIfAborted();
+          tooSlow.signal.throwIfAborted();
           await onDisk(() => writer!.write(chunk));
           fill.written += chunk.length;
           notify();
@@ -506,6 +536,7 @@ export class IpfsStore implements ContentStore {
           { path: label, cid: node.cid.toString(), error },
         );
       } finally {
+        clearTimeout(deadline);
         feed?.stop();
         if (slot) this.#endDownload();
         this.#fills.delete(key);

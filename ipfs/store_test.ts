@@ -417,3 +417,66 @@ Deno.test("at most maxDownloads large files download at once; the others wait th
     );
   });
 });
+
+Deno.test("a large download slower than downloadMinRate fails at its deadline and frees its slot", async () => {
+  const slow = pseudoRandomBytes(1_200_000, 71);
+  const next = pseudoRandomBytes(1_100_000, 72);
+  const { root, blocks } = await buildTree(
+    [{ path: "d/slow", content: slow }, { path: "d/next", content: next }],
+    { profile: "v1-raw" },
+  );
+  const plain = fetchOf(fakeGateway(GW, blocks));
+  let delayMs = 150;
+  // Every block comes just inside the per-request timeout (200 ms): none of them times out.
+  const dribbling = (async (input: string | URL | Request, init?: RequestInit) => {
+    await new Promise((r) => setTimeout(r, delayMs));
+    return plain(input, init);
+  }) as typeof fetch;
+  const tmp = await tempDir("ipfs_store_slow_");
+  const open = (downloadMinRate?: number) =>
+    new IpfsStore({
+      ref: root.toString(),
+      gateways: [GW],
+      timeoutMs: 200,
+      cacheDir: join(tmp.path, "cache"),
+      fetch: dribbling,
+      car: false,
+      window: 1,
+      maxDownloads: 1,
+      downloadMinRate,
+    });
+  try {
+    // 200 ms + 1.2 MB at 10 MB/s: a 320 ms deadline for six blocks of 150 ms each.
+    const store = open(10_000_000);
+    try {
+      const started = performance.now();
+      await assert.rejects(
+        store.read("d/slow").then(readAll),
+        /download not complete within 320 ms \(slower than 9766 KiB\/s on average\)/,
+      );
+      const took = performance.now() - started;
+      assert.ok(took < 900, `failed after ${Math.round(took)} ms, not at its deadline`);
+      // The one slot is free again: the next large file downloads (quickly now) and is whole.
+      delayMs = 0;
+      assert.ok(sameBytes(await store.read("d/next").then(readAll), next));
+    } finally {
+      await store.close();
+    }
+    // After the close (which waits for the second download's commit): nothing of the first.
+    const names = (sub: string) =>
+      [...Deno.readDirSync(join(tmp.path, "cache", sub))].map((e) => e.name);
+    assert.deepEqual(names("tmp"), [], "no part file of the failed download is left");
+    assert.equal(names("files").length, 1);
+    // The same dribble within the default rate's time: the whole file.
+    delayMs = 150;
+    const patient = open();
+    try {
+      assert.ok(sameBytes(await patient.read("d/slow").then(readAll), slow));
+    } finally {
+      await patient.close();
+    }
+    assert.throws(() => open(0), RangeError);
+  } finally {
+    await tmp.remove();
+  }
+});
