@@ -38,11 +38,14 @@ Deno.test("log formats: json lines, a readable line, journald's priority prefixe
 });
 
 Deno.test("a prepared line is the text the level's method writes for the same fields", async (t) => {
-  const values: (string | number)[][] = [
+  const values: (string | number | null)[][] = [
     ["GET", "/image/debian/linux", 200, 1024, 0.1, "10.0.0.2"],
     ['say "hi"', "back\\slash\ttab\nline", -0, 1e21, NaN, "žluť \u2028 \ud800"],
     ["", " spaced out ", Infinity, -1.5, 0, "a=b c"],
+    [null, "null", null, 0, null, ""],
   ];
+  // The message of each line: the prepared one, or one given with the line.
+  const messages = [undefined, 'DHCPACK 10.0.0.5 to "52:54"', undefined, "žluť\nline \ud800"];
   const cases: [string, string[]][] = [
     ["plain keys", ["method", "path", "status", "bytes", "ms", "client"]],
     ["keys to escape", ['we"ird', "with space", "x", "y", "z", "ü"]],
@@ -64,12 +67,12 @@ Deno.test("a prepared line is the text the level's method writes for the same fi
         const warn = a.warn;
         a.warn = (...args) => (generalCalls++, warn(...args));
         const write = preparedLine(a, "warn", 'sub"sys', "a message\nin two", keys);
-        for (const v of values) {
-          write(v);
+        values.forEach((v, n) => {
+          write(v, messages[n]);
           const fields: Record<string, unknown> = {};
           keys.forEach((k, i) => fields[k] = v[i]);
-          b.warn('sub"sys', "a message\nin two", fields);
-        }
+          b.warn('sub"sys', messages[n] ?? "a message\nin two", fields);
+        });
         // The time (of json and text lines) is the only thing allowed to differ.
         const untimed = (l: string) =>
           l.replace(/"time":"[^"]*"/, '"time":""').replace(/^\d\d:\d\d:\d\d\.\d{3}/, "");
@@ -102,9 +105,12 @@ Deno.test("a prepared line is the text the level's method writes for the same fi
   });
   await t.step("a logger without prepare gets the fields through its level's method", () => {
     const log = memoryLogger();
-    preparedLine(log, "debug", "tftp", "sent", ["block", "to"])([7, "10.0.0.2"]);
+    const write = preparedLine(log, "debug", "tftp", "sent", ["block", "to"]);
+    write([7, "10.0.0.2"]);
+    write([8, null], "sent again");
     assert.deepEqual(log.lines, [
       { level: "debug", subsystem: "tftp", message: "sent", fields: { block: 7, to: "10.0.0.2" } },
+      { level: "debug", subsystem: "tftp", message: "sent again", fields: { block: 8, to: null } },
     ]);
   });
 });

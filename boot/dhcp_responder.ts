@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
+import { type LineWriter, type Logger, preparedLine } from "../log.ts";
 import { ipv4ToBytes, type Subnet } from "../net/ipv4.ts";
 import type { Mac } from "../net/mac.ts";
 import { clientArchOf, type ClientKind, clientKind } from "../protocols/dhcp/client.ts";
@@ -461,8 +461,32 @@ const REPLY_NAMES: Record<DhcpReplyKind, string> = {
   "proxy-ack": "ProxyDHCPACK",
 };
 
+/** The fields of a reply's log line: the event's but its inventory, then where it went. */
+const REPLY_KEYS = ["kind", "reply", "mac", "ip", "client", "arch", "bootfile", "dest"];
+/** A NAK's: the same, with why. */
+const NAK_KEYS = ["kind", "reply", "mac", "ip", "client", "arch", "bootfile", "reason", "dest"];
+
+/** The prepared lines of replies (one a reply: fields named once, not spread per line). */
+interface ReplyLines {
+  reply: LineWriter;
+  nak: LineWriter;
+}
+
+function replyLines(logger: Logger): ReplyLines {
+  // The message is the reply's own ("DHCPACK 10.0.0.5 to 52:54:…"), given with each line.
+  return {
+    reply: preparedLine(logger, "info", "dhcp", "reply", REPLY_KEYS),
+    nak: preparedLine(logger, "info", "dhcp", "reply", NAK_KEYS),
+  };
+}
+
 /** One log line per outcome: replies and client messages at info, ignored requests at debug. */
-function logOutcome(logger: Logger, out: DhcpOutcome, warn: (e: DhcpIgnoredEvent) => void): void {
+function logOutcome(
+  logger: Logger,
+  lines: ReplyLines,
+  out: DhcpOutcome,
+  warn: (e: DhcpIgnoredEvent) => void,
+): void {
   const e = out.event;
   if (e.kind === "ignored") {
     if (
@@ -473,11 +497,13 @@ function logOutcome(logger: Logger, out: DhcpOutcome, warn: (e: DhcpIgnoredEvent
   }
   if (e.kind !== "reply") return logger.info("dhcp", `DHCP${e.kind.toUpperCase()}`, { ...e });
   const dest = out.reply ? `${out.reply.address}:${out.reply.port}` : "";
-  const { inventory: _, ...fields } = e;
-  logger.info("dhcp", `${REPLY_NAMES[e.reply]}${e.ip ? ` ${e.ip}` : ""} to ${e.mac}`, {
-    ...fields,
-    dest,
-  });
+  const message = `${REPLY_NAMES[e.reply]}${e.ip ? ` ${e.ip}` : ""} to ${e.mac}`;
+  if (e.reason === undefined) {
+    lines.reply([e.kind, e.reply, e.mac, e.ip, e.client, e.arch, e.bootfile, dest], message);
+  } else {
+    const values = [e.kind, e.reply, e.mac, e.ip, e.client, e.arch, e.bootfile, e.reason, dest];
+    lines.nak(values, message);
+  }
 }
 
 /** Options of {@linkcode createDhcpHandler}. */
@@ -509,8 +535,9 @@ export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
       ? waiting(`a [[machine]] waits for its address: ${e.why}`, { mac: e.mac })
       : refused(`new clients refused: ${e.why}`, { mac: e.mac, refusal: e.refusal });
   const unsaved = warnOnce();
+  const lines = replyLines(logger);
   const finish = (out: DhcpOutcome) => {
-    logOutcome(logger, out, warn);
+    logOutcome(logger, lines, out, warn);
     try {
       onEvent?.(out.event);
     } catch (e) {

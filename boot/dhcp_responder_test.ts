@@ -9,7 +9,7 @@ import {
   handleDhcp,
   handlePxeRequest,
 } from "./dhcp_responder.ts";
-import { memoryLogger } from "../log.ts";
+import { createLogger, type LogFormat, memoryLogger } from "../log.ts";
 import { chooseBootfile } from "./bootfile.ts";
 import { INVENTORY_QUERY } from "./inventory.ts";
 import { isIpxe } from "../protocols/dhcp/client.ts";
@@ -352,6 +352,56 @@ Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async
     db.exec("DROP TRIGGER full");
     leases.flush();
   });
+});
+
+Deno.test("a reply's log line is the text the general path writes for the event's fields", async (t) => {
+  for (const format of ["json", "text", "journal"] as LogFormat[]) {
+    await t.step(format, async () => {
+      const leases = new LeaseStore(openDatabase(":memory:"), {
+        range: ["10.77.0.100", "10.77.0.150"],
+      });
+      const lines: string[] = [];
+      const general: string[] = [];
+      const events: DhcpEvent[] = [];
+      const logger = createLogger({ format, write: (l) => lines.push(l) });
+      const reference = createLogger({ format, write: (l) => general.push(l) });
+      // Written by the prepared writer itself, never through the level's method.
+      let generalCalls = 0;
+      const info = logger.info;
+      logger.info = (...args) => (generalCalls++, info(...args));
+      const { mode: _, ...rest } = policy({ leases });
+      const handler = createDhcpHandler({ policy: rest, onEvent: (e) => events.push(e), logger });
+      const ctx = { from: { address: "0.0.0.0", port: 68 }, port: 67, mode: "server" as const };
+      const sent = [
+        handler(ovmf, ctx),
+        await handler(selecting(ovmf, "10.77.0.100"), ctx),
+        // Another network's address: a NAK, with its reason, and no yiaddr.
+        await handler(selecting(ovmf, "10.99.0.1"), ctx),
+      ];
+      assert.deepEqual(
+        events.map((e) => e.kind === "reply" ? e.reply : e.kind),
+        ["offer", "ack", "nak"],
+      );
+      events.forEach((e, i) => {
+        assert.ok(e.kind === "reply");
+        const { inventory: _, ...fields } = e;
+        const to = sent[i] as { address: string; port: number };
+        reference.info(
+          "dhcp",
+          `${e.reply === "nak" ? "DHCPNAK" : `DHCP${e.reply.toUpperCase()} ${e.ip}`} to ${e.mac}`,
+          {
+            ...fields,
+            dest: `${to.address}:${to.port}`,
+          },
+        );
+      });
+      const untimed = (l: string) =>
+        l.replace(/"time":"[^"]*"/, '"time":""').replace(/^\d\d:\d\d:\d\d\.\d{3}/, "");
+      assert.deepEqual(lines.map(untimed), general.map(untimed));
+      assert.match(lines[2]!, /reason/);
+      assert.equal(generalCalls, 0);
+    });
+  }
 });
 
 Deno.test("server mode REQUEST, RELEASE, DECLINE, INFORM", async (t) => {

@@ -152,8 +152,8 @@ export function countingLogger(
     logger.prepare = (level, subsystem, message, keys) => {
       const write = prepare(level, subsystem, message, keys);
       if (level !== "warn" && level !== "error") return write;
-      return (values) => {
-        write(values);
+      return (values, other) => {
+        write(values, other);
         count(level, subsystem);
       };
     };

@@ -90,8 +90,13 @@ Deno.test("countingLogger passes prepared lines on and counts the warnings among
   assert.ok(log.prepare, "the inner logger's prepare is kept");
   preparedLine(log, "info", "http", "request", ["path"])(["/a"]);
   preparedLine(log, "warn", "tftp", "slow", ["file"])(["b"]);
-  assert.deepEqual(lines, ["<6>[http] request path=/a", "<4>[tftp] slow file=b"]);
-  assert.deepEqual(counted, ["tftp/warn"]);
+  preparedLine(log, "warn", "tftp", "slow", ["file"])(["c"], "slower");
+  assert.deepEqual(lines, [
+    "<6>[http] request path=/a",
+    "<4>[tftp] slow file=b",
+    "<4>[tftp] slower file=c",
+  ]);
+  assert.deepEqual(counted, ["tftp/warn", "tftp/warn"]);
   // Over a logger without it: none, and preparedLine falls back to the level's method.
   assert.equal(countingLogger(memoryLogger(), () => {}).prepare, undefined);
 });
