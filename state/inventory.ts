@@ -189,22 +189,17 @@ export class InventoryStore {
   record(mac: Mac, report: InventoryReport): boolean {
     const fields = INVENTORY_FIELDS.filter((f) => report[f] !== undefined);
     const values = fields.map((f) => clean(f, report[f]));
-    const sets = [
-      ...fields.map((f) => `${f} = excluded.${f}`),
-      "reported_at = excluded.reported_at",
-    ];
-    const sql = `INSERT INTO machine_inventory (mac, ${[...fields, "reported_at"].join(", ")})
-      VALUES (${["?", ...fields.map(() => "?"), "?"].join(", ")})
-      ON CONFLICT (mac) DO UPDATE SET ${sets.join(", ")}`;
+    const shape = fields.join(",");
     const now = this.#now();
     const write = (db: DatabaseSync) => {
-      let stmt = this.#records.get(sql);
-      if (!stmt) this.#records.set(sql, stmt = db.prepare(sql));
+      // One statement per set of fields (iPXE's, DHCP's), made on its first write.
+      let stmt = this.#records.get(shape);
+      if (!stmt) this.#records.set(shape, stmt = db.prepare(upsertSql(fields)));
       this.#rows.wrote();
       stmt.run(mac, ...values, now);
     };
     if (this.#bookkeeping) {
-      this.#queue(mac, fields, values, now, write);
+      this.#queue(mac, shape, fields, values, now, write);
       return true;
     }
     try {
@@ -219,13 +214,14 @@ export class InventoryStore {
   /** Queues a report unless it says what the last one said less than REPORT_EVERY_MS ago. */
   #queue(
     mac: Mac,
+    shape: string,
     fields: readonly string[],
     values: readonly (string | number | null)[],
     now: number,
     write: (db: DatabaseSync) => void,
   ): void {
     // Reports of one set of fields (iPXE's, DHCP's) replace each other; the two sets do not.
-    const key = `inventory ${mac} ${fields.join(",")}`;
+    const key = `inventory ${mac} ${shape}`;
     let recent = this.#recent.get(mac);
     const same = recent !== undefined &&
       fields.every((f, i) => (recent!.fields as Record<string, unknown>)[f] === values[i]) &&
@@ -251,6 +247,17 @@ export class InventoryStore {
     ).run();
     return Number(res.changes);
   }
+}
+
+/** The upsert of a report carrying `fields`: those and the time are set, the others kept. */
+function upsertSql(fields: readonly string[]): string {
+  const sets = [
+    ...fields.map((f) => `${f} = excluded.${f}`),
+    "reported_at = excluded.reported_at",
+  ];
+  return `INSERT INTO machine_inventory (mac, ${[...fields, "reported_at"].join(", ")})
+      VALUES (${["?", ...fields.map(() => "?"), "?"].join(", ")})
+      ON CONFLICT (mac) DO UPDATE SET ${sets.join(", ")}`;
 }
 
 /** One field's value as stored: strings cleaned, numbers whole, UUIDs canonical. */
