@@ -86,8 +86,11 @@ export interface Config {
     max_connections: number;
     max_per_client: number;
   };
-  /** `cache_max`: bytes the IPFS cache may hold (0: no limit). */
-  ipfs: { gateways: string[]; timeout: number; cache_max: number };
+  /**
+   * `cache_max`: bytes the IPFS cache may hold (0: no limit); `min_rate`: the slowest average,
+   * in bytes a second, a download over 1 MiB is given time for (0: no limit).
+   */
+  ipfs: { gateways: string[]; timeout: number; cache_max: number; min_rate: number };
   /** `secure_boot`: x86-64 UEFI PXE clients get shim → GRUB (`boot/secure_boot.ts`). */
   boot: { default?: string; menu_timeout: number; secure_boot: boolean };
   /** The admin API: where its token is kept. */
@@ -190,7 +193,7 @@ const KNOWN: Record<string, string[]> = {
   dns: ["enabled", "upstream", "ttl", "port"],
   tftp: ["port", "max_blksize", "windowsize", "max_per_client"],
   http: ["port", "address", "public_url", "idle_timeout", "max_connections", "max_per_client"],
-  ipfs: ["gateways", "timeout", "cache_max"],
+  ipfs: ["gateways", "timeout", "cache_max", "min_rate"],
   boot: ["default", "menu_timeout", "secure_boot"],
   api: ["token_file"],
   machine: ["mac", "uuid", "hostname", "ip", "os", "class", "vars", "options", "force_options"],

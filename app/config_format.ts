@@ -209,6 +209,11 @@ function services(c: Config, line: Line, section: (name: string) => void): void 
     formatByteSize(c.ipfs.cache_max),
     'most the cache under data_dir may hold ("500MiB", bytes; 0: no limit); least recently used files go first',
   );
+  line(
+    "min_rate",
+    formatByteSize(c.ipfs.min_rate),
+    "slowest average a second a file over 1 MiB is given time for (0: no limit); slower, its download fails and frees its slot",
+  );
   section("boot");
   line(
     "default",

@@ -11,6 +11,7 @@ import { formatUpstream, parseUpstream } from "../protocols/dns/forwarder.ts";
 import { SERVER_HOST } from "../boot/dns_names.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
 import { blksizeForMtu } from "../protocols/tftp/options.ts";
+import { DOWNLOAD_MIN_RATE } from "../ipfs/store.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
 import type { Config, InterfaceInfo, MachineEntry } from "./config.ts";
 import { readForceOptions, readOptions, refuseTwice } from "./config_options.ts";
@@ -364,6 +365,7 @@ export function readIpfs(t: Raw, r: ConfigReader): Config["ipfs"] {
     gateways,
     timeout: r.seconds(t, "ipfs", "timeout") ?? 30,
     cache_max: r.bytes(t, "ipfs", "cache_max") ?? 10 * 2 ** 30,
+    min_rate: r.bytes(t, "ipfs", "min_rate") ?? DOWNLOAD_MIN_RATE,
   };
 }
 

@@ -286,6 +286,28 @@ Deno.test("ipfs.cache_max: bytes or a size with a unit, default 10GiB, 0 for no 
   }
 });
 
+Deno.test("ipfs.min_rate: bytes a second, default 64KiB, 0 for no limit", async (t) => {
+  const cases: { toml: string; want: number; printed: string }[] = [
+    { toml: "", want: 64 * 1024, printed: '"64KiB"' },
+    { toml: 'min_rate = "16KiB"', want: 16 * 1024, printed: '"16KiB"' },
+    { toml: "min_rate = 1000", want: 1000, printed: '"1kB"' },
+    { toml: "min_rate = 0", want: 0, printed: "0" },
+  ];
+  for (const c of cases) {
+    await t.step(c.toml || "(unset)", () => {
+      const config = loadConfig(`interface = "eth1"\n[ipfs]\n${c.toml}\n`, { lookup: eth1 });
+      assert.equal(config.ipfs.min_rate, c.want);
+      const text = withoutSources(formatConfig(config));
+      assert.match(text, new RegExp(`^min_rate = ${c.printed} +# \\S`, "m"));
+      assert.equal(loadConfig(text, { lookup: eth1 }).ipfs.min_rate, c.want);
+    });
+  }
+  assert.throws(
+    () => loadConfig(`interface = "eth1"\n[ipfs]\nmin_rate = "fast"\n`, { lookup: eth1 }),
+    /^.*:3: ipfs\.min_rate: expected bytes as a whole number or a size like "10GiB", "500MiB", "2GB", got string "fast"$/,
+  );
+});
+
 Deno.test("parseByteSize", () => {
   assert.equal(parseByteSize("10GiB"), 10 * 2 ** 30);
   assert.equal(parseByteSize(" 500 MiB "), 500 * 2 ** 20);
@@ -619,6 +641,7 @@ Deno.test("formatConfig prints every key with a comment and parses back to the s
       "port",
       "gateways",
       "cache_max",
+      "min_rate",
       "menu_timeout",
       "secure_boot",
       "router_advertisement",

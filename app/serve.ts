@@ -65,6 +65,7 @@ export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEven
       logger,
       onEvent,
       cacheMaxBytes: config.ipfs.cache_max,
+      downloadMinRate: config.ipfs.min_rate,
     });
   } catch (e) {
     throw new ConfigError(`ref: ${(e as Error).message}`, { cause: e });

@@ -71,8 +71,10 @@ export interface IpfsStoreOptions {
   /**
    * Slowest average rate, in bytes a second, a download over {@linkcode SMALL_DOWNLOAD} bytes is
    * given time for: it fails once it has run `timeoutMs` plus its size at this rate; default
-   * {@linkcode DOWNLOAD_MIN_RATE}. Each block has its own timeout, but a gateway that sends one
-   * just inside it would otherwise hold a download slot (and its readers) for hours.
+   * {@linkcode DOWNLOAD_MIN_RATE}, 0 for no limit. Each block has its own timeout, but a gateway
+   * that sends one just inside it would otherwise hold a download slot (and its readers) for
+   * hours. A failed download keeps nothing, so a link slower than this never gets the file:
+   * `[ipfs] min_rate` is set lower (or to 0) for such a link.
    */
   downloadMinRate?: number;
 }
@@ -82,6 +84,9 @@ export const DOWNLOAD_MIN_RATE = 64 * 1024;
 
 /** Files over {@linkcode SMALL_DOWNLOAD} bytes downloaded at once by default. */
 export const MAX_DOWNLOADS = 8;
+
+/** The longest delay a timer takes (2^31 - 1 ms); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Files of at most this many bytes download without waiting for {@linkcode MAX_DOWNLOADS}. */
 export const SMALL_DOWNLOAD = 1024 * 1024;
@@ -154,8 +159,8 @@ export class IpfsStore implements ContentStore {
     this.#gcIntervalMs = options.gcIntervalMs ?? GC_INTERVAL_MS;
     this.#freeDownloads = options.maxDownloads ?? MAX_DOWNLOADS;
     this.#minRate = options.downloadMinRate ?? DOWNLOAD_MIN_RATE;
-    if (!(this.#minRate > 0)) {
-      throw new RangeError(`downloadMinRate must be above 0 (got ${options.downloadMinRate})`);
+    if (!(this.#minRate >= 0)) {
+      throw new RangeError(`downloadMinRate must be 0 or more (got ${options.downloadMinRate})`);
     }
     if (!(this.#freeDownloads >= 1)) {
       throw new RangeError(`maxDownloads must be at least 1 (got ${options.maxDownloads})`);
@@ -473,21 +478,22 @@ export class IpfsStore implements ContentStore {
       let writer: FileWriter | undefined;
       let slot = false;
       let deadline: ReturnType<typeof setTimeout> | undefined;
-      const tooSlow = new AbortController();
+      let tooSlow: AbortSignal | undefined;
       try {
         if (node.size > SMALL_DOWNLOAD) {
           await this.#downloadSlot();
           slot = true;
           const ms = Math.ceil(this.#timeoutMs + node.size / this.#minRate * 1000);
-          deadline = setTimeout(() =>
-            tooSlow.abort(
-              new ContentError(
-                `download not complete within ${ms} ms (slower than ${
-                  Math.round(this.#minRate / 1024)
-                } KiB/s on average)`,
-                "unavailable",
-              ),
-            ), ms);
+          // Beyond a timer's range (2^31 ms, ~25 days) there is no deadline, as with no limit.
+          if (ms <= MAX_TIMER_MS) {
+            const stop = new AbortController();
+            const rate = this.#minRate >= 1024
+              ? `${Math.round(this.#minRate / 1024)} KiB/s`
+              : `${this.#minRate} B/s`;
+            const why = `download not complete within ${ms} ms (slower than ${rate} on average)`;
+            deadline = setTimeout(() => stop.abort(new ContentError(why, "unavailable")), ms);
+            tooSlow = stop.signal;
+          }
         }
         // Timed from here: the wait for a slot is not the download's.
         const started = performance.now();
@@ -499,12 +505,15 @@ export class IpfsStore implements ContentStore {
             limits: carLimits(node.size, this.#timeoutMs),
           });
         }
-        const fetchBlock = this.#fillGetter(fill, feed);
-        // A block request in flight when the deadline passes fails with it, not at its own timeout.
-        const get: BlockGetter = (cid, hint) => abortable(fetchBlock(cid, hint), tooSlow.signal);
+        const fetchBlock = this.#fillGetter(fill, feed, tooSlow);
+        // When the deadline passes, the download stops waiting for the block requests in flight
+        // (each ends at its own timeout) and starts no more.
+        const get: BlockGetter = tooSlow
+          ? (cid, hint) => abortable(fetchBlock(cid, hint), tooSlow!)
+          : fetchBlock;
         for await (const chunk of readFile(get, node.cid, { window: this.#window })) {
           this.#closing.signal.throwIfAborted();
-          tooSlow.signal.throwIfAborted();
+          tooSlow?.throwIfAborted();
           await onDisk(() => writer!.write(chunk));
           fill.written += chunk.length;
           notify();
@@ -575,8 +584,10 @@ export class IpfsStore implements ContentStore {
     else this.#freeDownloads++;
   }
 
-  #fillGetter(fill: Fill, feed: CarFeed | null): BlockGetter {
+  /** Blocks of a download: from its CAR while that brings them, else one by one until `stop`. */
+  #fillGetter(fill: Fill, feed: CarFeed | null, stop?: AbortSignal): BlockGetter {
     return async (cid, hint) => {
+      stop?.throwIfAborted();
       fill.blocks++;
       if (feed) {
         const cached = cid.code === CODEC.dagPb ? await this.cache.getBlock(cid) : null;
@@ -589,6 +600,8 @@ export class IpfsStore implements ContentStore {
           await this.#keep(cid, got, hint);
           return got;
         }
+        // The CAR ended (the deadline stops it too): no single block asked for after that.
+        stop?.throwIfAborted();
       }
       return await this.getBlock(cid, hint);
     };

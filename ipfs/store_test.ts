@@ -467,16 +467,61 @@ Deno.test("a large download slower than downloadMinRate fails at its deadline an
       [...Deno.readDirSync(join(tmp.path, "cache", sub))].map((e) => e.name);
     assert.deepEqual(names("tmp"), [], "no part file of the failed download is left");
     assert.equal(names("files").length, 1);
-    // The same dribble within the default rate's time: the whole file.
+    // The same dribble within the default rate's time, with no limit (0), and with a limit so
+    // low that its deadline is beyond a timer's range (no deadline, not one that fires at once).
     delayMs = 150;
-    const patient = open();
-    try {
-      assert.ok(sameBytes(await patient.read("d/slow").then(readAll), slow));
-    } finally {
-      await patient.close();
+    for (const rate of [undefined, 0, 0.5]) {
+      const patient = open(rate);
+      try {
+        const got = await patient.read("d/slow").then(readAll);
+        assert.ok(sameBytes(got, slow), `rate ${rate}`);
+      } finally {
+        await patient.close();
+      }
+      await Deno.remove(join(tmp.path, "cache"), { recursive: true });
     }
-    assert.throws(() => open(0), RangeError);
+    assert.throws(() => open(-1), RangeError);
   } finally {
+    await tmp.remove();
+  }
+});
+
+Deno.test("at the deadline, the blocks still waited for from the CAR are not asked for singly", async () => {
+  const content = pseudoRandomBytes(1_200_000, 73);
+  const { root, blocks, cids } = await buildTree([{ path: "big", content }], {
+    profile: "v1-raw",
+  });
+  const file = cids.get("big")!;
+  const sections = blocks.dfs(file, "entity").map((b) => carSection(b.cid, b.bytes));
+  const headed = new Uint8Array([...await carHeader(file), ...sections[0]!]);
+  // A new block every 200 ms: inside the 300 ms the reader waits for one, far from the CAR's
+  // own deadline (300 ms and the size at 1 MiB/s), slower than the download's (302 ms).
+  const gw = fakeGateway(GW, blocks, {
+    car: (cid) =>
+      cid.equals(file)
+        ? pulledStream((i) => i === 0 ? headed : sections[i] ?? null, 200)
+        : undefined,
+  });
+  const tmp = await tempDir("ipfs_store_stalled_");
+  const store = new IpfsStore({
+    ref: root.toString(),
+    gateways: [GW],
+    timeoutMs: 300,
+    cacheDir: join(tmp.path, "cache"),
+    fetch: fetchOf(gw),
+    downloadMinRate: 1e9,
+  });
+  try {
+    await store.stat("big");
+    const before = gw.counts.raw;
+    await assert.rejects(store.read("big").then(readAll), /download not complete within 302 ms/);
+    // Past the CAR's next block (its stream ends its sleep before the test does).
+    await new Promise((r) => setTimeout(r, 250));
+    // The leaves waiting for the CAR when it stopped were not fetched one by one instead.
+    assert.equal(gw.counts.raw, before);
+    assert.equal(gw.counts.car, 1);
+  } finally {
+    await store.close();
     await tmp.remove();
   }
 });
