@@ -52,9 +52,11 @@ const LAST_KEPT = 4096;
 
 /**
  * An observer for `EventLog.observe` that writes history lines to `history` (or to what it
- * returns, for a server whose reload replaces the store); a failed write is logged: at debug
- * level when the database is busy (another process holds its lock, as an admin's backup may),
- * else as a warning, and it is not remembered as the machine's last line.
+ * returns, for a server whose reload replaces the store: the last lines are remembered across
+ * it); a write that throws is logged: at debug level when the database is busy (another process
+ * holds its lock, as an admin's backup may), else as a warning, and it is not remembered as the
+ * machine's last line. A store with a bookkeeping queue (the server's) throws nothing: its line is
+ * remembered when queued, and a batch the queue gives up loses its repeats too.
  */
 export function historyWriter(
   history: BootHistory | (() => BootHistory),
