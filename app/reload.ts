@@ -32,6 +32,7 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "ipfs.gateways",
   "ipfs.timeout",
   "ipfs.cache_max",
+  "ipfs.min_rate",
   "boot.default",
   "boot.menu_timeout",
 ]);

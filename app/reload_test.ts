@@ -24,6 +24,14 @@ Deno.test("a reload applies machines, answers and boot defaults; sockets wait fo
     assert.equal(plan.config.machines[0]!.ip, "10.0.0.50");
     assert.equal(plan.config.dhcp.router, "10.0.0.254");
   });
+  await t.step("the IPFS download limits: applied (the store is opened anew)", () => {
+    const next = load(
+      '[http]\nport = 8080\n[boot]\nmenu_timeout = 5\n[ipfs]\nmin_rate = 0\ncache_max = "1GiB"',
+    );
+    const plan = planReload(running, next);
+    assert.deepEqual([plan.applied, plan.restart], [["ipfs.cache_max", "ipfs.min_rate"], []]);
+    assert.equal(plan.config.ipfs.min_rate, 0);
+  });
   await t.step("a port or the data directory: reported, the running value kept", () => {
     const next = load('data_dir = "/srv/ab"\n[http]\nport = 8081\n[boot]\nmenu_timeout = 5');
     const plan = planReload(running, next);
