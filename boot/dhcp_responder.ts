@@ -125,6 +125,12 @@ export interface DhcpOutcome {
    * this resolves, when the lease is on disk; when it rejects, nothing is sent.
    */
   saved?: Promise<void>;
+  /**
+   * Set with `saved`: whether the client still holds the lease once it is saved. A RELEASE or
+   * DECLINE answered while the ACK waited for its commit gave the address back (another client
+   * may be offered it next): that ACK must not leave.
+   */
+  held?: () => boolean;
 }
 
 const ZERO = "0.0.0.0";
@@ -381,6 +387,7 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
       return {
         ...leaseReply(req, mac, o, scope, MessageType.Ack, ip, choice),
         saved: leases.saved(),
+        held: () => leases.boundAt(ip)?.mac === mac,
       };
     }
     case MessageType.Inform: {
@@ -556,7 +563,12 @@ export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
       : handleDhcp(req, ctx.mode === "proxy" ? asProxy : asServer);
     if (!out.saved) return finish(out);
     // The ACK leaves once its lease is on disk; other requests are answered meanwhile.
-    return out.saved.then(() => finish(out), (e: Error) => {
+    return out.saved.then(() => {
+      if (out.held?.() !== false) return finish(out);
+      const ip = out.event.kind === "reply" ? out.event.ip : null;
+      const why = `lease of ${ip} given back (RELEASE or DECLINE) before it was saved: no ACK`;
+      return finish({ event: { kind: "ignored", mac: out.event.mac, why } });
+    }, (e: Error) => {
       const why = `lease not saved, no ACK: ${e.message}`;
       unsaved(`ACKs withheld: ${why}`, { mac: out.event.mac, error: e });
       return finish({ event: { kind: "ignored", mac: out.event.mac, why } });

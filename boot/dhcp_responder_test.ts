@@ -339,6 +339,25 @@ Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async
     const { inventory: _, ...fields } = last as DhcpEvent & { inventory?: unknown };
     assert.deepEqual(line?.fields, { ...fields, dest: "255.255.255.255:68" });
   });
+  await t.step("a lease given back while its ACK waited for the commit gets no ACK", async () => {
+    const ack = handler(selecting(ovmf, "10.77.0.100"), ctx);
+    assert.ok(ack instanceof Promise);
+    // A RELEASE from the same MAC, answered before the commit (anyone can send one for it).
+    const rel = variant(ovmf, (o) => o.setMessageType(MessageType.Release), {
+      ciaddr: "10.77.0.100",
+    });
+    assert.equal(handler(rel, ctx), null);
+    assert.equal(await ack, null);
+    const e = events.at(-1)!;
+    assert.equal(e.kind, "ignored");
+    assert.match(e.kind === "ignored" ? e.why : "", /10\.77\.0\.100 given back .* no ACK/);
+    assert.equal(stored(), "released");
+    // Asked again (the client did not get its ACK): a new lease, and its ACK.
+    handler(ovmf, ctx);
+    const again = await handler(selecting(ovmf, "10.77.0.100"), ctx);
+    assert.equal(again?.packet.yiaddr, "10.77.0.100");
+    assert.equal(stored(), "bound");
+  });
   await t.step("a lease that cannot be written gets no ACK, and says why", async () => {
     db.exec(`CREATE TRIGGER full BEFORE UPDATE ON dhcp_leases
       BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`);
