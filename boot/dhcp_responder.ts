@@ -10,6 +10,7 @@
  * @module
  */
 import { type LineWriter, type Logger, preparedLine } from "../log.ts";
+import { hexBytes } from "../net/bytes.ts";
 import { ipv4ToBytes, type Subnet } from "../net/ipv4.ts";
 import type { Mac } from "../net/mac.ts";
 import { clientArchOf, type ClientKind, clientKind } from "../protocols/dhcp/client.ts";
@@ -144,10 +145,6 @@ export function cleanHostname(text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
   const clean = text.replace(/[^A-Za-z0-9-]/g, "").replace(/^-+|-+$/g, "").slice(0, 63);
   return clean === "" ? undefined : clean;
-}
-
-function hex(b: Uint8Array | undefined): string | undefined {
-  return b ? Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("") : undefined;
 }
 
 /** Adds next-server, option 66/67, `file`, and the PXE/HTTP-boot identification. */
@@ -352,7 +349,8 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
   }
   const leases = scope.leases;
   if (!leases) throw new Error("DHCP server mode needs a lease store");
-  const clientId = hex(req.options.clientId());
+  const id = req.options.clientId();
+  const clientId = id ? hexBytes(id) : undefined;
   const choice = chooseBootfile(req, o.boot);
   switch (type) {
     case MessageType.Discover: {

