@@ -127,9 +127,9 @@ export interface DhcpOutcome {
    */
   saved?: Promise<void>;
   /**
-   * Set with `saved`: whether the client still holds the lease once it is saved. A RELEASE or
-   * DECLINE answered while the ACK waited for its commit gave the address back (another client
-   * may be offered it next): that ACK must not leave.
+   * Set with `saved`: whether the client still holds the lease once it is saved. A RELEASE, a
+   * DECLINE or the client's own request elsewhere answered while the ACK waited for its commit
+   * ended the lease (another client may be offered the address next): that ACK must not leave.
    */
   held?: () => boolean;
 }
@@ -385,7 +385,7 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
       return {
         ...leaseReply(req, mac, o, scope, MessageType.Ack, ip, choice),
         saved: leases.saved(),
-        held: () => leases.boundAt(ip)?.mac === mac,
+        held: () => leases.stillBound(mac, ip),
       };
     }
     case MessageType.Inform: {
@@ -564,7 +564,8 @@ export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
     return out.saved.then(() => {
       if (out.held?.() !== false) return finish(out);
       const ip = out.event.kind === "reply" ? out.event.ip : null;
-      const why = `lease of ${ip} given back (RELEASE or DECLINE) before it was saved: no ACK`;
+      const why = `lease of ${ip} no longer bound to this client once saved (released, ` +
+        `declined or moved meanwhile): no ACK`;
       return finish({ event: { kind: "ignored", mac: out.event.mac, why } });
     }, (e: Error) => {
       const why = `lease not saved, no ACK: ${e.message}`;

@@ -312,7 +312,8 @@ function selecting(discover: DhcpPacket, ip: string, serverId = SERVER): DhcpPac
 
 Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async (t) => {
   const db = openDatabase(":memory:");
-  const leases = new LeaseStore(db, { range: ["10.77.0.100", "10.77.0.150"] });
+  let now = Date.now();
+  const leases = new LeaseStore(db, { range: ["10.77.0.100", "10.77.0.150"], now: () => now });
   const events: DhcpEvent[] = [];
   const logger = memoryLogger();
   const { mode: _, ...rest } = policy({ leases });
@@ -350,7 +351,7 @@ Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async
     assert.equal(await ack, null);
     const e = events.at(-1)!;
     assert.equal(e.kind, "ignored");
-    assert.match(e.kind === "ignored" ? e.why : "", /10\.77\.0\.100 given back .* no ACK/);
+    assert.match(e.kind === "ignored" ? e.why : "", /10\.77\.0\.100 no longer bound .* no ACK/);
     assert.equal(stored(), "released");
     // Asked again (the client did not get its ACK): a new lease, and its ACK.
     handler(ovmf, ctx);
@@ -358,6 +359,20 @@ Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async
     assert.equal(again?.packet.yiaddr, "10.77.0.100");
     assert.equal(stored(), "bound");
   });
+  await t.step(
+    "a REQUEST repeated before the commit, or a lease run out by then: both ACK",
+    async () => {
+      const first = handler(selecting(ovmf, "10.77.0.100"), ctx);
+      const second = handler(selecting(ovmf, "10.77.0.100"), ctx);
+      // The clock passes the lease's end (3600 s) while the ACKs wait: still the client's lease.
+      now += 3_601_000;
+      assert.deepEqual(
+        [(await first)?.packet.yiaddr, (await second)?.packet.yiaddr],
+        ["10.77.0.100", "10.77.0.100"],
+      );
+      now -= 3_601_000;
+    },
+  );
   await t.step("a lease that cannot be written gets no ACK, and says why", async () => {
     db.exec(`CREATE TRIGGER full BEFORE UPDATE ON dhcp_leases
       BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`);
@@ -370,6 +385,18 @@ Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async
     assert.ok(logger.lines.some((l) => l.level === "warn" && /ACKs withheld/.test(l.message)));
     db.exec("DROP TRIGGER full");
     leases.flush();
+  });
+  await t.step("a lease declined while its ACK waited gets no ACK", async () => {
+    const ack = handler(selecting(ovmf, "10.77.0.100"), ctx);
+    const decline = variant(ovmf, (o) => {
+      o.setMessageType(MessageType.Decline);
+      o.setIp(DhcpOption.RequestedIP, "10.77.0.100");
+    });
+    assert.equal(handler(decline, ctx), null);
+    assert.equal(await ack, null);
+    const e = events.at(-1)!;
+    assert.match(e.kind === "ignored" ? e.why : "", /no longer bound .* no ACK/);
+    assert.equal(stored(), "declined");
   });
 });
 

@@ -337,6 +337,17 @@ export class LeaseStore {
     return row ? this.#lease(row, now) : null;
   }
 
+  /**
+   * Whether `ip` is still bound to `mac`, run out or not: what an ACK waiting for its commit
+   * asks (a RELEASE, a DECLINE or the client's move elsewhere ended it meanwhile; a lease shorter
+   * than that wait, or a clock stepped forward, does not).
+   */
+  stillBound(mac: Mac, ip: string): boolean {
+    if (!this.#sees(ip)) return false;
+    const row = this.#row(ip);
+    return row !== undefined && row.mac === mac && row.state === "bound";
+  }
+
   /** The bound lease (not run out) on `ip`, or null: what the DNS server names. */
   boundAt(ip: string): Lease | null {
     const now = this.#now();
