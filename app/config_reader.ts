@@ -250,13 +250,17 @@ const BYTE_UNITS: [string, number][] = [
 ];
 const UNIT_BY_NAME = new Map(BYTE_UNITS.map(([name, size]) => [name.toLowerCase(), size]));
 
-/** Parses "10GiB", "500 MiB", "1.5GB", "4096B" or "4096" into bytes; null if invalid. */
+/**
+ * Parses "10GiB", "500 MiB", "1.5GB", "4096B" or "4096" into bytes; null if invalid, and for a
+ * size above 0 that is under one byte ("0.5"), which would read as 0: no limit.
+ */
 export function parseByteSize(text: string): number | null {
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
   if (!m) return null;
   const unit = m[2] === "" ? 1 : UNIT_BY_NAME.get(m[2]!.toLowerCase());
   if (unit === undefined) return null;
-  return Math.floor(Number(m[1]) * unit);
+  const bytes = Math.floor(Number(m[1]) * unit);
+  return bytes === 0 && Number(m[1]) > 0 ? null : bytes;
 }
 
 /** Bytes in the largest unit that divides them ("10GiB", "2GB"), else the plain number. */

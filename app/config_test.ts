@@ -314,7 +314,11 @@ Deno.test("parseByteSize", () => {
   assert.equal(parseByteSize("1kB"), 1000);
   assert.equal(parseByteSize("7B"), 7);
   assert.equal(parseByteSize("7"), 7);
-  for (const bad of ["", "GiB", "10 GiBs", "-1GiB", "10G", "1e9", "ten MiB", "5 MiB 3"]) {
+  assert.equal(parseByteSize("0"), 0);
+  assert.equal(parseByteSize("0.0 GiB"), 0);
+  assert.equal(parseByteSize("1.5"), 1);
+  // Above 0 but under a byte: not read as 0, which means no limit.
+  for (const bad of ["", "GiB", "10 GiBs", "-1GiB", "10G", "1e9", "ten MiB", "5 MiB 3", "0.5"]) {
     assert.equal(parseByteSize(bad), null, bad);
   }
 });
