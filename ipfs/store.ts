@@ -490,7 +490,8 @@ export class IpfsStore implements ContentStore {
             const rate = this.#minRate >= 1024
               ? `${Math.round(this.#minRate / 1024)} KiB/s`
               : `${this.#minRate} B/s`;
-            const why = `download not complete within ${ms} ms (slower than ${rate} on average)`;
+            const why = `download not complete within ${ms} ms (slower than ${rate} on average; ` +
+              "for a slower link, lower [ipfs] min_rate or set it to 0)";
             deadline = setTimeout(() => stop.abort(new ContentError(why, "unavailable")), ms);
             tooSlow = stop.signal;
           }
