@@ -590,6 +590,13 @@ export class IpfsStore implements ContentStore {
     return async (cid, hint) => {
       stop?.throwIfAborted();
       fill.blocks++;
+      // A block inline in its CID is no block of the CAR's: waiting for it there held the
+      // reader until the CAR ended (or its buffer filled, and the CAR was given up).
+      const inline = identityBlock(cid);
+      if (inline) {
+        feed?.found(cid, inline);
+        return inline;
+      }
       if (feed) {
         const cached = cid.code === CODEC.dagPb ? await this.cache.getBlock(cid) : null;
         if (cached) {

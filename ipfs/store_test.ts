@@ -525,3 +525,71 @@ Deno.test("at the deadline, the blocks still waited for from the CAR are not ask
     await tmp.remove();
   }
 });
+
+Deno.test("a leaf inline in its CID inside a CAR download is read from its CID, not waited for", async () => {
+  const a = pseudoRandomBytes(700_000, 81);
+  const small = pseudoRandomBytes(100, 82);
+  const b = pseudoRandomBytes(700_000, 83);
+  const [aCid, bCid] = [
+    CID.createV1(0x55, await sha256.digest(a)),
+    CID.createV1(0x55, await sha256.digest(b)),
+  ];
+  const inline = CID.createV1(0x55, identity.digest(small));
+  const file = dagPb.encode(dagPb.prepare({
+    Data: new UnixFS({ type: "file", blockSizes: [700_000n, 100n, 700_000n] }).marshal(),
+    Links: [
+      { Hash: aCid, Tsize: a.length },
+      { Hash: inline, Tsize: small.length },
+      { Hash: bCid, Tsize: b.length },
+    ],
+  }));
+  const fileCid = CID.createV1(0x70, await sha256.digest(file));
+  const dir = dagPb.encode(dagPb.prepare({
+    Data: new UnixFS({ type: "directory" }).marshal(),
+    Links: [{ Name: "f", Hash: fileCid, Tsize: file.length + a.length + b.length }],
+  }));
+  const root = CID.createV1(0x70, await sha256.digest(dir));
+  const blocks = new MemoryBlockstore();
+  blocks.put(root, dir);
+  blocks.put(fileCid, file);
+  blocks.put(aCid, a);
+  blocks.put(bCid, b);
+  // The CAR brings the file's node and its first leaf at once, the last one 400 ms later (within
+  // the 1 s the reader waits for a new block), and never the inline leaf (it is no block).
+  const head = new Uint8Array([
+    ...await carHeader(fileCid),
+    ...carSection(fileCid, file),
+    ...carSection(aCid, a),
+  ]);
+  const last = carSection(bCid, b);
+  const gw = fakeGateway(GW, blocks, {
+    car: (cid) =>
+      cid.equals(fileCid) ? pulledStream((i) => [head, last][i] ?? null, 400) : undefined,
+  });
+  const tmp = await tempDir("ipfs_store_inline_car_");
+  const { store } = openStore({ root }, join(tmp.path, "cache"), fetchOf(gw));
+  try {
+    await store.stat("f");
+    const before = gw.counts.raw;
+    const started = performance.now();
+    const reader = (await store.read("f")).getReader();
+    const got: Uint8Array[] = [];
+    let bytes = 0;
+    let inlineAt = Infinity;
+    for (let step = await reader.read(); !step.done; step = await reader.read()) {
+      got.push(step.value);
+      bytes += step.value.length;
+      if (bytes >= a.length + small.length && inlineAt === Infinity) {
+        inlineAt = performance.now() - started;
+      }
+    }
+    const whole = new Uint8Array(await new Blob(got as Uint8Array<ArrayBuffer>[]).arrayBuffer());
+    assert.ok(sameBytes(whole, new Uint8Array([...a, ...small, ...b])));
+    // Before: the inline leaf waited for the CAR to end (after the last leaf, 400 ms on).
+    assert.ok(inlineAt < 300, `the inline leaf after ${Math.round(inlineAt)} ms`);
+    assert.equal(gw.counts.raw, before, "every hashed block from the CAR");
+  } finally {
+    await store.close();
+    await tmp.remove();
+  }
+});
