@@ -34,8 +34,16 @@ const BUDGET_SLACK = 1024 * 1024;
 export function carLimits(size: number, timeoutMs: number, minRate = CAR_MIN_RATE): CarLimits {
   return {
     maxBytes: size + Math.ceil(size / 4) + BUDGET_SLACK,
-    deadlineMs: Math.ceil(timeoutMs + size / minRate * 1000),
+    deadlineMs: deadlineMs(size, timeoutMs, minRate),
   };
+}
+
+/**
+ * How long `size` bytes are given: the per-request timeout plus the time they take at `minRate`
+ * bytes a second (Infinity for a rate of 0). A CAR's deadline, and a whole download's.
+ */
+export function deadlineMs(size: number, timeoutMs: number, minRate: number): number {
+  return Math.ceil(timeoutMs + size / minRate * 1000);
 }
 
 /** Options for {@linkcode CarFeed}. */

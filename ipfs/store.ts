@@ -22,7 +22,7 @@ import {
 } from "../content/store.ts";
 import { openFileStream } from "../content/file_stream.ts";
 import { ContentCache, fileKey, type FileWriter, type GcResult } from "./cache.ts";
-import { CarFeed, carLimits } from "./car_feed.ts";
+import { CarFeed, carLimits, deadlineMs } from "./car_feed.ts";
 import type { IpfsEventSink } from "./events.ts";
 import { abortable, GatewayClient } from "./gateway.ts";
 import {
@@ -483,7 +483,7 @@ export class IpfsStore implements ContentStore {
         if (node.size > SMALL_DOWNLOAD) {
           await this.#downloadSlot();
           slot = true;
-          const ms = Math.ceil(this.#timeoutMs + node.size / this.#minRate * 1000);
+          const ms = deadlineMs(node.size, this.#timeoutMs, this.#minRate);
           // Beyond a timer's range (2^31 ms, ~25 days) there is no deadline, as with no limit.
           if (ms <= MAX_TIMER_MS) {
             const stop = new AbortController();
