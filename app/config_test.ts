@@ -262,8 +262,25 @@ Deno.test("dhcp.router_advertisement: a boolean, default true", async (t) => {
   }
 });
 
+/** Parsed, printed and read back: one `[ipfs]` size key, its cases (`toml` "" for unset). */
+async function byteSizeKey(
+  t: Deno.TestContext,
+  key: "cache_max" | "min_rate",
+  cases: { toml: string; want: number; printed: string }[],
+): Promise<void> {
+  for (const c of cases) {
+    await t.step(c.toml || "(unset)", () => {
+      const config = loadConfig(`interface = "eth1"\n[ipfs]\n${c.toml}\n`, { lookup: eth1 });
+      assert.equal(config.ipfs[key], c.want);
+      const text = withoutSources(formatConfig(config));
+      assert.match(text, new RegExp(`^${key} = ${c.printed} +# \\S`, "m"));
+      assert.equal(loadConfig(text, { lookup: eth1 }).ipfs[key], c.want);
+    });
+  }
+}
+
 Deno.test("ipfs.cache_max: bytes or a size with a unit, default 10GiB, 0 for no limit", async (t) => {
-  const cases: { toml: string; want: number; printed: string }[] = [
+  await byteSizeKey(t, "cache_max", [
     { toml: "", want: 10 * 2 ** 30, printed: '"10GiB"' },
     { toml: 'cache_max = "10GiB"', want: 10 * 2 ** 30, printed: '"10GiB"' },
     { toml: 'cache_max = "500MiB"', want: 500 * 2 ** 20, printed: '"500MiB"' },
@@ -274,34 +291,16 @@ Deno.test("ipfs.cache_max: bytes or a size with a unit, default 10GiB, 0 for no 
     { toml: "cache_max = 1000001", want: 1_000_001, printed: "1000001" },
     { toml: 'cache_max = "4096"', want: 4096, printed: '"4KiB"' },
     { toml: "cache_max = 0", want: 0, printed: "0" },
-  ];
-  for (const c of cases) {
-    await t.step(c.toml || "(unset)", () => {
-      const config = loadConfig(`interface = "eth1"\n[ipfs]\n${c.toml}\n`, { lookup: eth1 });
-      assert.equal(config.ipfs.cache_max, c.want);
-      const text = withoutSources(formatConfig(config));
-      assert.match(text, new RegExp(`^cache_max = ${c.printed} +# \\S`, "m"));
-      assert.equal(loadConfig(text, { lookup: eth1 }).ipfs.cache_max, c.want);
-    });
-  }
+  ]);
 });
 
 Deno.test("ipfs.min_rate: bytes a second, default 64KiB, 0 for no limit", async (t) => {
-  const cases: { toml: string; want: number; printed: string }[] = [
+  await byteSizeKey(t, "min_rate", [
     { toml: "", want: 64 * 1024, printed: '"64KiB"' },
     { toml: 'min_rate = "16KiB"', want: 16 * 1024, printed: '"16KiB"' },
     { toml: "min_rate = 1000", want: 1000, printed: '"1kB"' },
     { toml: "min_rate = 0", want: 0, printed: "0" },
-  ];
-  for (const c of cases) {
-    await t.step(c.toml || "(unset)", () => {
-      const config = loadConfig(`interface = "eth1"\n[ipfs]\n${c.toml}\n`, { lookup: eth1 });
-      assert.equal(config.ipfs.min_rate, c.want);
-      const text = withoutSources(formatConfig(config));
-      assert.match(text, new RegExp(`^min_rate = ${c.printed} +# \\S`, "m"));
-      assert.equal(loadConfig(text, { lookup: eth1 }).ipfs.min_rate, c.want);
-    });
-  }
+  ]);
   assert.throws(
     () => loadConfig(`interface = "eth1"\n[ipfs]\nmin_rate = "fast"\n`, { lookup: eth1 }),
     /^.*:3: ipfs\.min_rate: expected bytes as a whole number or a size like "10GiB", "500MiB", "2GB", got string "fast"$/,
