@@ -128,12 +128,26 @@ export function textResponse(
   }
   // A Response of its own rather than Hono's `c.body`, which merges headers nobody set here
   // (a tenth of a rendered script's cost, measured).
-  return new Response(bytes, {
-    status,
-    headers: [
-      ["Content-Type", contentType],
-      ["Content-Length", String(bytes.length)],
-      ["Cache-Control", "no-store"],
-    ],
-  });
+  return responseOf(bytes, status, [
+    ["Content-Type", contentType],
+    ["Content-Length", String(bytes.length)],
+    ["Cache-Control", "no-store"],
+  ]);
+}
+
+/**
+ * `new Response(body, { status, headers })`, with the headers added one by one to the made
+ * response: Deno's constructor converts a list or record of headers through WebIDL at several
+ * times the cost (three headers, measured alone: 5–14 against 1.2–2.4 µs a response). The same
+ * response: a body of bytes brings no header of its own (a string would bring a Content-Type).
+ */
+export function responseOf(
+  body: Uint8Array<ArrayBuffer> | null,
+  status: number,
+  headers: readonly (readonly [string, string])[],
+): Response {
+  const response = new Response(body, { status });
+  const set = response.headers;
+  for (const [name, value] of headers) set.append(name, value);
+  return response;
 }

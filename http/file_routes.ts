@@ -23,7 +23,7 @@ import {
 import { OS_NAME } from "../boot/catalog.ts";
 import { imageStage } from "../observe/events.ts";
 import type { HttpRoute } from "../observe/watch.ts";
-import { type Env, osParam, type RequestStep, restPath, tell } from "./context.ts";
+import { type Env, osParam, type RequestStep, responseOf, restPath, tell } from "./context.ts";
 import { fileHeaders, serveTreeFile } from "./files.ts";
 
 /** The routes of the module doc. */
@@ -123,7 +123,7 @@ export function fastTreeFile(
     if (!whole) return undefined;
     const bytes = whole.entry.size;
     const step = route === "loader" ? loaderStep(file, bytes) : imageStep(os, file, bytes);
-    const response = new Response(whole.bytes, { headers: headers(treePath, whole) });
+    const response = responseOf(whole.bytes, 200, headers(treePath, whole));
     return { response, route, step, bytes };
   };
 }
