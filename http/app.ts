@@ -16,7 +16,7 @@
 import { Hono } from "hono";
 import type { Logger } from "../log.ts";
 import type { ContentStore } from "../content/store.ts";
-import type { BootScripts } from "../boot/scripts.ts";
+import type { BootScripts, Script } from "../boot/scripts.ts";
 import type { Installers } from "../boot/installers.ts";
 import type { MachineRegistry } from "../state/machines.ts";
 import type { BootHistory } from "../state/history.ts";
@@ -24,10 +24,10 @@ import type { BootWatch, HttpEvent } from "../observe/watch.ts";
 import { accessLog, elapsed, requestRecorder } from "./access.ts";
 import { type HealthOptions, healthRoutes } from "./health_routes.ts";
 import { apiRoutes } from "./api_routes.ts";
-import { bootRoutes } from "./boot_routes.ts";
+import { bootRoutes, fastBootEntry } from "./boot_routes.ts";
 import { configRoutes } from "./config_routes.ts";
 import { clientOfEnv, type Env, pathOf, textResponse } from "./context.ts";
-import { onError } from "./errors.ts";
+import { onError, textError } from "./errors.ts";
 import { fastTreeFile, fileRoutes } from "./file_routes.ts";
 import { watchRoutes } from "./watch_routes.ts";
 
@@ -69,25 +69,49 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
   app.onError(onError(logger));
   // Small tree files skip the router (file_routes.ts); `fetch` is what Deno.serve and
   // `app.request` both call, so tests go through the same lane the server does.
+  // So does a machine's first script (boot_routes.ts), answered and logged as the route does.
   const fast = fastTreeFile(options.store);
+  const boot = fastBootEntry(options.scripts);
   const routed = app.fetch;
   app.fetch = (request, env, ctx) => {
     const t0 = performance.now();
     const path = pathOf(request.url);
+    const client = clientOfEnv(env as Env["Bindings"] | undefined);
     const answer = fast(request, path);
-    if (!answer) return routed(request, env, ctx);
-    record({
-      method: "GET",
-      path,
-      route: answer.route,
-      status: 200,
-      bytes: answer.bytes,
-      ms: elapsed(t0),
-      client: clientOfEnv(env as Env["Bindings"] | undefined),
-      mac: null,
-      step: answer.step,
-    });
-    return answer.response;
+    if (answer) {
+      record({
+        method: "GET",
+        path,
+        route: answer.route,
+        status: 200,
+        bytes: answer.bytes,
+        ms: elapsed(t0),
+        client,
+        mac: null,
+        step: answer.step,
+      });
+      return answer.response;
+    }
+    const script = boot(request, path, client);
+    if (!script) return routed(request, env, ctx);
+    const done = (response: Response, s: Script | null) => {
+      record({
+        method: "GET",
+        path,
+        route: "script",
+        status: response.status,
+        bytes: Number(response.headers.get("Content-Length")),
+        ms: elapsed(t0),
+        client,
+        mac: s?.machine?.mac ?? null,
+        step: s?.step ?? null,
+      });
+      return response;
+    };
+    return script.then(
+      (s) => done(textResponse(s.text), s),
+      (e) => done(textError(logger, "/boot.ipxe", e), null),
+    );
   };
   return app;
 }

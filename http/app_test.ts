@@ -10,6 +10,8 @@ import type { MachineConfig } from "../state/machines.ts";
 import { mustParseMac } from "../net/mac.ts";
 import type { AddressBook } from "../boot/identity.ts";
 import { ADMIN, testApp } from "./_test_utils.ts";
+import { fastBootEntry } from "./boot_routes.ts";
+import type { HttpEvent } from "../observe/watch.ts";
 
 const TREE = fileURLToPath(new URL("../boot/testdata/tree", import.meta.url));
 const GOLDEN = fileURLToPath(new URL("../boot/testdata/golden", import.meta.url));
@@ -21,6 +23,7 @@ function setup(
     defaultOs?: string;
     machines?: MachineConfig[];
     addressBook?: Partial<AddressBook>;
+    onRequest?: (event: HttpEvent) => void;
   } = {},
 ) {
   return testApp({ ...options, store: options.store ?? new LocalStore(TREE) });
@@ -376,6 +379,82 @@ Deno.test("a small file from memory skips the router and answers as the routes d
     assert.equal((await answer("/image/debian//linux")).status, 200);
     assert.equal((await answer("/image/debian/linux?x=1")).status, 200);
     assert.equal(fromMemory, 0);
+  });
+});
+
+Deno.test("a machine's /boot.ipxe?mac= skips the router and answers as the route does", async (t) => {
+  const requests: HttpEvent[] = [];
+  const s: ReturnType<typeof setup> = setup({
+    onRequest: (e) => {
+      requests.push(e);
+      s.watch.http(e);
+    },
+    addressBook: {
+      leaseOf: (mac) => mac === MAC ? "10.0.0.77" : null,
+      leaseAt: (ip) => ip === "10.0.0.77" ? MAC : null,
+    },
+  });
+  const lane = fastBootEntry(s.scripts);
+  await t.step("the lane takes a plain ?mac= of a GET, the route everything else", async () => {
+    const taken = (path: string, method = "GET") => {
+      const script = lane(new Request(`http://10.0.0.1${path}`, { method }), path, "10.0.0.77");
+      script?.catch(() => {}); // only whether it was taken
+      return script !== undefined;
+    };
+    assert.ok(taken(`/boot.ipxe?mac=${MAC}`));
+    assert.ok(taken(`/boot.ipxe?serial=x&mac=52-54-00-12-34-56&uuid=y`));
+    assert.ok(taken(`/boot.ipxe?mac=52-54-00-12-34-56&mac=nonsense`)); // the first, as the route
+    for (
+      const path of [
+        "/boot.ipxe",
+        "/boot.ipxe?serial=x",
+        "/boot.ipxe?mac=",
+        "/boot.ipxe?mac=52%3A54%3A00%3A12%3A34%3A56",
+        "/boot.ipxe?mac=nonsense",
+        "/boot.ipxe?mac=nonsense&mac=52-54-00-12-34-56",
+        `/menu.ipxe?mac=${MAC}`,
+      ]
+    ) assert.ok(!taken(path), path);
+    assert.ok(!taken(`/boot.ipxe?mac=${MAC}`, "HEAD"));
+  });
+  const events: Record<string, unknown>[] = [];
+  s.watch.events.subscribe((e) => events.push({ ...e, seq: 0, time: 0 }));
+  const answer = async (path: string, ip: string) => {
+    const res = await s.get(path, {}, ip);
+    const headers = [...res.headers].filter(([k]) => k !== "date");
+    const line = s.logger.lines.filter((l) => l.subsystem === "http" && "ms" in l.fields).at(-1)!;
+    return {
+      status: res.status,
+      headers,
+      body: await res.text(),
+      line: { ...line.fields, ms: 0, path: "" },
+      request: { ...requests.at(-1)!, ms: 0, path: "" },
+      event: events.at(-1),
+    };
+  };
+  const cases: [string, string, number][] = [
+    ["its menu, from its own address", "10.0.0.77", 200],
+    ["another address: 403", "10.9.9.9", 403],
+  ];
+  for (const [name, ip, status] of cases) {
+    await t.step(`${name}: the same answer, log line and event both ways`, async () => {
+      const query = "&serial=SN-1&manufacturer=QEMU%20x";
+      const fast = await answer(`/boot.ipxe?mac=${MAC}${query}`, ip);
+      const routed = await answer(`/boot.ipxe?mac=52%3a54%3a00%3a12%3a34%3a56${query}`, ip);
+      assert.equal(fast.status, status);
+      assert.deepEqual(fast, routed);
+      assert.equal(fast.request.route, "script");
+      assert.equal(fast.request.mac, status === 200 ? MAC : null);
+      assert.equal(fast.event?.detail, status === 200 ? "menu" : "GET /boot.ipxe → 403");
+    });
+  }
+  await t.step("an error of the lane is answered as the route's", async () => {
+    const failing = setup();
+    failing.scripts.entry = () => Promise.reject(new Error("disk on fire"));
+    const res = await failing.text(`/boot.ipxe?mac=${MAC}`);
+    assert.equal(res.status, 500);
+    assert.equal(res.body, "internal error\n");
+    assert.ok(failing.logger.lines.some((l) => l.message === "request failed"));
   });
 });
 

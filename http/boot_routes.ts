@@ -18,11 +18,44 @@
 import { type Context, Hono } from "hono";
 import { inventoryFromUrl } from "../boot/inventory.ts";
 import type { BootScripts, Script } from "../boot/scripts.ts";
+import { parseMac } from "../net/mac.ts";
 import { clientOf, type Env, macParam, osParam, queryMac, tell, textResponse } from "./context.ts";
 
 function answer(c: Context<Env>, script: Script): Response {
   tell(c, "script", script.machine?.mac ?? null, script.step);
   return textResponse(script.text);
+}
+
+/**
+ * `GET /boot.ipxe?mac=M…`, the script every booting machine asks for first, without the router:
+ * the same answer as the route's, at less of the cost. Undefined for everything else, which the
+ * route answers: HEAD, another path, no `mac`, a `mac` with percent-encoding or `+` (the route
+ * decodes them), a `mac` that is not one (the route's 400). `path` is the path and query as sent.
+ */
+export function fastBootEntry(
+  scripts: BootScripts,
+): (request: Request, path: string, client: string | null) => Promise<Script> | undefined {
+  return (request, path, client) => {
+    if (request.method !== "GET" || !path.startsWith("/boot.ipxe?")) return undefined;
+    const raw = firstValue(path.slice(11), "mac");
+    if (!raw || /[%+#]/.test(raw)) return undefined;
+    const mac = parseMac(raw);
+    if (!mac) return undefined;
+    try {
+      return scripts.entry(mac, client, inventoryFromUrl(request.url));
+    } catch (e) {
+      return Promise.reject(e); // answered as the route's errors are
+    }
+  };
+}
+
+/** The raw first value of `key` in a query (`a=1&key=v`), as the router reads it before decoding. */
+function firstValue(query: string, key: string): string | undefined {
+  for (const part of query.split("&")) {
+    const eq = part.indexOf("=");
+    if ((eq < 0 ? part : part.slice(0, eq)) === key) return eq < 0 ? "" : part.slice(eq + 1);
+  }
+  return undefined;
 }
 
 /** The routes of the module doc. */

@@ -30,13 +30,19 @@ export function answerFor(err: Error): { status: Status; message: string; expect
   return { status: 500, message: "internal error", expected: false };
 }
 
+/** Logs an error of a request for `path` (without its query) as {@linkcode answerFor} rates it. */
+function logError(logger: Logger, path: string, err: Error) {
+  const { status, message, expected } = answerFor(err);
+  if (!expected) logger.error("http", "request failed", { path, error: err });
+  else if (status >= 500) logger.warn("http", "unavailable", { path, why: message });
+  else logger.debug("http", "refused", { path, status, why: message });
+  return { status, message };
+}
+
 /** Hono's onError handler built on {@linkcode answerFor}. */
 export function onError(logger: Logger) {
   return (err: Error, c: Context<Env>): Response => {
-    const { status, message, expected } = answerFor(err);
-    if (!expected) logger.error("http", "request failed", { path: c.req.path, error: err });
-    else if (status >= 500) logger.warn("http", "unavailable", { path: c.req.path, why: message });
-    else logger.debug("http", "refused", { path: c.req.path, status, why: message });
+    const { status, message } = logError(logger, c.req.path, err);
     // Programs read the API and the watch routes: they get JSON; iPXE and people get text.
     const route = c.get("route");
     if (route === "api" || route === "watch") {
@@ -44,4 +50,10 @@ export function onError(logger: Logger) {
     }
     return textResponse(`${message}\n`, status);
   };
+}
+
+/** {@linkcode onError}'s text answer, for a request answered without the router. */
+export function textError(logger: Logger, path: string, err: Error): Response {
+  const { status, message } = logError(logger, path, err);
+  return textResponse(`${message}\n`, status);
 }
