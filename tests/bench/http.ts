@@ -200,11 +200,14 @@ export async function measure(
   const runs = o.runs ?? (o.quick ? 1 : 3);
   const seconds = o.seconds ?? (o.quick ? 2 : 4);
   const url = (t: Target, c: Case) => t.paths[c.name] ? t.base + t.paths[c.name] : null;
-  // One short pass so the first timed run does not pay for JIT warm-up and page cache.
+  // One pass at full load first, so that no timed run pays for JIT warm-up or the page cache: a
+  // server runs for days. After a 1 s pass at 8 connections the first 4 s run of 1 KiB requests
+  // was the slowest of ours in 5 of 6 sequences of them measured (26–39 µs CPU a request, 20–32
+  // after it). nginx and the bare runtime get the same pass.
   for (const t of targets) {
     for (const c of CASES) {
       const u = url(t, c);
-      if (u) await wrk(ns, dir, u, { ...c, connections: Math.min(c.connections, 8), seconds: 1 });
+      if (u) await wrk(ns, dir, u, { ...c, seconds: o.quick ? 1 : 3 });
     }
   }
   const samples = targets.map(() => new Map<CaseName, { rate: number[]; cpu: number[] }>());
