@@ -165,8 +165,11 @@ export class ByteWriter {
     return this;
   }
 
-  /** A copy of what was written. */
+  /**
+   * What was written: the buffer itself when it was filled exactly (a writer made with the size
+   * it would end at: no copy), else a copy. The writer is done with either way.
+   */
   finish(): Uint8Array {
-    return this.#buf.slice(0, this.#len);
+    return this.#len === this.#buf.length ? this.#buf : this.#buf.slice(0, this.#len);
   }
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { hexBytes } from "./bytes.ts";
+import { ByteWriter, hexBytes } from "./bytes.ts";
 
 Deno.test("hexBytes: two lower-case digits a byte, the separator between them", () => {
   const every = Uint8Array.from({ length: 256 }, (_, i) => i);
@@ -11,4 +11,16 @@ Deno.test("hexBytes: two lower-case digits a byte, the separator between them", 
   assert.equal(hexBytes(new Uint8Array([0x52, 0x54, 0, 0xab, 0xc0, 1]), ":"), "52:54:00:ab:c0:01");
   assert.equal(hexBytes(new Uint8Array([0x0f])), "0f");
   assert.equal(hexBytes(new Uint8Array(0), ":"), "");
+});
+
+Deno.test("ByteWriter.finish: the buffer itself when filled exactly, else a copy of what was written", () => {
+  const exact = new ByteWriter(3);
+  const a = exact.u8(1).u16(0x0203).finish();
+  assert.deepEqual([...a], [1, 2, 3]);
+  const short = new ByteWriter(8);
+  const b = short.u8(9).finish();
+  assert.deepEqual([...b], [9]);
+  assert.equal(b.buffer.byteLength, 1); // a copy, not a view of the 8 bytes
+  const grown = new ByteWriter(1);
+  assert.deepEqual([...grown.u32(0x01020304).finish()], [1, 2, 3, 4]);
 });

@@ -257,8 +257,8 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array 
   checkInt("secs", p.secs, 0, 0xffff);
   checkInt("flags", p.flags, 0, 0xffff);
   if (p.chaddr.length > 16) throw new RangeError(`chaddr is ${p.chaddr.length} bytes, at most 16`);
-  const sname = fixedField("sname", p.sname, 64);
-  const file = fixedField("file", p.file, 128);
+  let sname = textField("sname", p.sname, 64);
+  let file = textField("file", p.file, 128);
 
   const total = optionsSize(p.options);
   // Most replies fit the options field: their options are written straight into the packet
@@ -273,16 +273,19 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Uint8Array 
     }
     const placed = overloadAreas(chunks, limit - OPTIONS_OFFSET - 3 - 1, maxSize);
     optionsArea = [Uint8Array.of(DhcpOption.Overload, 1, placed.overload), ...placed.main];
-    file.set(optionArea(placed.file, 128));
-    sname.set(optionArea(placed.sname, 64));
+    // Both fields are empty here: the option areas are the whole fields.
+    file = optionArea(placed.file, 128);
+    sname = optionArea(placed.sname, 64);
   }
 
-  const w = new ByteWriter(limit);
+  // Made at the size it ends at, so that finishing it is no copy.
+  const area = optionsArea ? optionsArea.reduce((n, c) => n + c.length, 0) : total;
+  const w = new ByteWriter(Math.max(MIN_PACKET_SIZE, OPTIONS_OFFSET + area + 1));
   w.u8(p.op).u8(p.htype).u8(p.hlen).u8(p.hops).u32(p.xid).u16(p.secs).u16(p.flags);
   w.u32(ipv4ToNumber(p.ciaddr)).u32(ipv4ToNumber(p.yiaddr));
   w.u32(ipv4ToNumber(p.siaddr)).u32(ipv4ToNumber(p.giaddr));
   w.bytes(p.chaddr).zeros(16 - p.chaddr.length);
-  w.bytes(sname).bytes(file).u32(MAGIC_COOKIE);
+  w.bytes(sname).zeros(64 - sname.length).bytes(file).zeros(128 - file.length).u32(MAGIC_COOKIE);
   if (optionsArea) {
     for (const c of optionsArea) w.bytes(c);
   } else {
@@ -382,15 +385,25 @@ function optionArea(chunks: Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
-function fixedField(name: string, value: string, size: number): Uint8Array {
-  const b = encoder.encode(value);
+const NO_BYTES = new Uint8Array(0);
+
+/** The last texts of sname and file encoded: a server names the same few boot files. */
+const fieldTexts = new Map<string, Uint8Array>();
+
+/** The bytes of an sname or file text, without the zeros after them (shared: never written to). */
+function textField(name: string, value: string, size: number): Uint8Array {
+  if (value === "") return NO_BYTES;
+  let b = fieldTexts.get(value);
+  if (!b) {
+    b = encoder.encode(value);
+    if (fieldTexts.size >= 64) fieldTexts.clear();
+    fieldTexts.set(value, b);
+  }
   // One byte is kept for the NUL: PXE ROMs copy these fields as C strings.
   if (b.length > size - 1) {
     throw new RangeError(`${name} is ${b.length} bytes, at most ${size - 1} fit`);
   }
-  const out = new Uint8Array(size);
-  out.set(b);
-  return out;
+  return b;
 }
 
 function checkInt(name: string, v: number, min: number, max: number): void {

@@ -223,6 +223,24 @@ Deno.test("encodeDhcp frames options", async (t) => {
     assert.ok(encodeDhcp(request(o, { op: 2 }), { maxSize: 1500 }).length <= 1472);
   });
 
+  await t.step(
+    "file and sname: the text, then zeros; the same text twice is the same bytes",
+    () => {
+      const o = new DhcpOptions().setMessageType(2);
+      const first = encodeDhcp(request(o, { op: 2, file: "undionly.kpxe", sname: "srv" }));
+      const other = encodeDhcp(request(o, { op: 2, file: "ipxe.efi" }));
+      const again = encodeDhcp(request(o, { op: 2, file: "undionly.kpxe", sname: "srv" }));
+      assert.deepEqual(again, first);
+      assert.equal(decodeDhcp(first).file, "undionly.kpxe");
+      assert.equal(decodeDhcp(first).sname, "srv");
+      assert.equal(decodeDhcp(other).file, "ipxe.efi");
+      assert.equal(decodeDhcp(other).sname, "");
+      assert.ok(first.subarray(44 + 3, 108).every((x) => x === 0)); // sname after "srv"
+      assert.ok(other.subarray(108 + 8, 236).every((x) => x === 0)); // file after "ipxe.efi"
+      assert.equal(first.length, 300); // padded to the minimum, exactly
+    },
+  );
+
   await t.step("refuses overload when file or sname are in use", () => {
     const o = new DhcpOptions().setMessageType(2).set(200, new Uint8Array(400));
     assert.throws(() => encodeDhcp(request(o, { op: 2, file: "undionly.kpxe" })), /fit in 576/);
