@@ -230,6 +230,7 @@ function validate(code: number, v: Uint8Array, offset: number): void {
 
 function cString(field: Uint8Array): string {
   const nul = field.indexOf(0);
+  if (nul === 0) return ""; // most requests: no call into the decoder
   return decoder.decode(nul < 0 ? field : field.subarray(0, nul));
 }
 
