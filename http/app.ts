@@ -17,6 +17,7 @@ import { Hono } from "hono";
 import type { Logger } from "../log.ts";
 import type { ContentStore } from "../content/store.ts";
 import type { BootScripts, Script } from "../boot/scripts.ts";
+import { inventoryFromUrl } from "../boot/inventory.ts";
 import type { Installers } from "../boot/installers.ts";
 import type { MachineRegistry } from "../state/machines.ts";
 import type { BootHistory } from "../state/history.ts";
@@ -24,7 +25,7 @@ import type { BootWatch, HttpEvent } from "../observe/watch.ts";
 import { accessLog, elapsed, requestRecorder } from "./access.ts";
 import { type HealthOptions, healthRoutes } from "./health_routes.ts";
 import { apiRoutes } from "./api_routes.ts";
-import { bootRoutes, fastBootEntry } from "./boot_routes.ts";
+import { bootRoutes, plainBootEntry } from "./boot_routes.ts";
 import { configRoutes } from "./config_routes.ts";
 import { clientOfEnv, type Env, pathOf, textResponse } from "./context.ts";
 import { onError, textError } from "./errors.ts";
@@ -68,15 +69,14 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
   app.notFound(() => textResponse("not found\n", 404));
   app.onError(onError(logger));
   // Small tree files skip the router (file_routes.ts); `fetch` is what Deno.serve and
-  // `app.request` both call, so tests go through the same lane the server does.
-  // So does a machine's first script (boot_routes.ts), answered and logged as the route does.
+  // `app.request` both call, so tests go through the same lane the server does. So does a
+  // machine's first script (boot_routes.ts `plainBootEntry`), answered and logged as the route
+  // answers and logs it.
   const fast = fastTreeFile(options.store);
-  const boot = fastBootEntry(options.scripts);
   const routed = app.fetch;
   app.fetch = (request, env, ctx) => {
     const t0 = performance.now();
     const path = pathOf(request.url);
-    const client = clientOfEnv(env as Env["Bindings"] | undefined);
     const answer = fast(request, path);
     if (answer) {
       record({
@@ -86,14 +86,15 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
         status: 200,
         bytes: answer.bytes,
         ms: elapsed(t0),
-        client,
+        client: clientOfEnv(env as Env["Bindings"] | undefined),
         mac: null,
         step: answer.step,
       });
       return answer.response;
     }
-    const script = boot(request, path, client);
-    if (!script) return routed(request, env, ctx);
+    const mac = plainBootEntry(request, path);
+    if (!mac) return routed(request, env, ctx);
+    const client = clientOfEnv(env as Env["Bindings"] | undefined);
     const done = (response: Response, s: Script | null) => {
       record({
         method: "GET",
@@ -108,6 +109,12 @@ export function createHttpApp(options: HttpAppOptions): Hono<Env> {
       });
       return response;
     };
+    let script: Promise<Script>;
+    try {
+      script = options.scripts.entry(mac, client, inventoryFromUrl(request.url));
+    } catch (e) {
+      script = Promise.reject(e); // answered as the route's errors are
+    }
     return script.then(
       (s) => done(textResponse(s.text), s),
       (e) => done(textError(logger, "/boot.ipxe", e), null),

@@ -18,7 +18,7 @@
 import { type Context, Hono } from "hono";
 import { inventoryFromUrl } from "../boot/inventory.ts";
 import type { BootScripts, Script } from "../boot/scripts.ts";
-import { parseMac } from "../net/mac.ts";
+import { type Mac, parseMac } from "../net/mac.ts";
 import { clientOf, type Env, macParam, osParam, queryMac, tell, textResponse } from "./context.ts";
 
 function answer(c: Context<Env>, script: Script): Response {
@@ -27,33 +27,36 @@ function answer(c: Context<Env>, script: Script): Response {
 }
 
 /**
- * `GET /boot.ipxe?mac=M…`, the script every booting machine asks for first, without the router:
- * the same answer as the route's, at less of the cost. Undefined for everything else, which the
- * route answers: HEAD, another path, no `mac`, a `mac` with percent-encoding or `+` (the route
- * decodes them), a `mac` that is not one (the route's 400). `path` is the path and query as sent.
+ * The MAC of a `GET /boot.ipxe?mac=M…`, the script every booting machine asks for first, when
+ * `http/app.ts` may answer it without the router (`BootScripts.entry`, as the route does, at
+ * less of the cost). Undefined for everything else, which the route answers: HEAD, another path,
+ * no `mac`, a `mac` the router would read otherwise (see {@linkcode plainFirst}), a `mac` that is
+ * not one (the route's 400), a URL whose first `?` is not this path's (an odd Host header) or
+ * that has a fragment. `path` is the path and query as sent, the end of `request.url`.
  */
-export function fastBootEntry(
-  scripts: BootScripts,
-): (request: Request, path: string, client: string | null) => Promise<Script> | undefined {
-  return (request, path, client) => {
-    if (request.method !== "GET" || !path.startsWith("/boot.ipxe?")) return undefined;
-    const raw = firstValue(path.slice(11), "mac");
-    if (!raw || /[%+#]/.test(raw)) return undefined;
-    const mac = parseMac(raw);
-    if (!mac) return undefined;
-    try {
-      return scripts.entry(mac, client, inventoryFromUrl(request.url));
-    } catch (e) {
-      return Promise.reject(e); // answered as the route's errors are
-    }
-  };
+export function plainBootEntry(request: Request, path: string): Mac | undefined {
+  if (request.method !== "GET" || !path.startsWith("/boot.ipxe?") || path.includes("#")) {
+    return undefined;
+  }
+  // The router finds the query at the URL's first "?" after the scheme, Host included.
+  const url = request.url;
+  if (url.indexOf("?", 8) !== url.length - path.length + 10) return undefined;
+  const raw = plainFirst(path.slice(11), "mac");
+  if (!raw || /[%+]/.test(raw)) return undefined;
+  return parseMac(raw) ?? undefined;
 }
 
-/** The raw first value of `key` in a query (`a=1&key=v`), as the router reads it before decoding. */
-function firstValue(query: string, key: string): string | undefined {
+/**
+ * The raw first value of `key` in a query (`a=1&key=v`) when the router would read that same
+ * value; undefined when the key is absent, or when a key before it holds `%` or `+`: the router
+ * then decodes every key, and an encoded one (`m%61c`) may be the `mac` it answers for.
+ */
+function plainFirst(query: string, key: string): string | undefined {
   for (const part of query.split("&")) {
     const eq = part.indexOf("=");
-    if ((eq < 0 ? part : part.slice(0, eq)) === key) return eq < 0 ? "" : part.slice(eq + 1);
+    const name = eq < 0 ? part : part.slice(0, eq);
+    if (name === key) return eq < 0 ? "" : part.slice(eq + 1);
+    if (/[%+]/.test(name)) return undefined;
   }
   return undefined;
 }

@@ -13,6 +13,12 @@ Deno.test("responseOf: the status, body and every header given, repeated names k
   assert.deepEqual(response.headers.get("content-type"), "text/plain");
   assert.deepEqual(response.headers.getSetCookie(), ["a=1", "b=2"]);
   assert.deepEqual(response.headers.get("cache-control"), "no-store");
+  assert.deepEqual([...response.headers.keys()], [
+    "cache-control",
+    "content-type",
+    "set-cookie",
+    "set-cookie",
+  ]);
 });
 
 Deno.test("textResponse: UTF-8 length, type and no-store; the same text answered twice is equal", async () => {

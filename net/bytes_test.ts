@@ -13,7 +13,7 @@ Deno.test("hexBytes: two lower-case digits a byte, the separator between them", 
   assert.equal(hexBytes(new Uint8Array(0), ":"), "");
 });
 
-Deno.test("ByteWriter.finish: the buffer itself when filled exactly, else a copy of what was written", () => {
+Deno.test("ByteWriter.finish: what was written, filled exactly, with room left or grown", () => {
   const exact = new ByteWriter(3);
   const a = exact.u8(1).u16(0x0203).finish();
   assert.deepEqual([...a], [1, 2, 3]);

@@ -395,15 +395,14 @@ const fieldTexts = new Map<string, Uint8Array>();
 function textField(name: string, value: string, size: number): Uint8Array {
   if (value === "") return NO_BYTES;
   let b = fieldTexts.get(value);
-  if (!b) {
-    b = encoder.encode(value);
-    if (fieldTexts.size >= 64) fieldTexts.clear();
-    fieldTexts.set(value, b);
-  }
+  if (b && b.length < size) return b;
+  b = encoder.encode(value);
   // One byte is kept for the NUL: PXE ROMs copy these fields as C strings.
   if (b.length > size - 1) {
     throw new RangeError(`${name} is ${b.length} bytes, at most ${size - 1} fit`);
   }
+  if (fieldTexts.size >= 64) fieldTexts.clear();
+  fieldTexts.set(value, b);
   return b;
 }
 
