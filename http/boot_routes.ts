@@ -26,6 +26,9 @@ function answer(c: Context<Env>, script: Script): Response {
   return textResponse(script.text);
 }
 
+/** The path and query start that {@linkcode plainBootEntry} looks at. */
+const ENTRY = "/boot.ipxe?";
+
 /**
  * The MAC of a `GET /boot.ipxe?mac=M…`, the script every booting machine asks for first, when
  * `http/app.ts` may answer it without the router (`BootScripts.entry`, as the route does, at
@@ -35,13 +38,11 @@ function answer(c: Context<Env>, script: Script): Response {
  * that has a fragment. `path` is the path and query as sent, the end of `request.url`.
  */
 export function plainBootEntry(request: Request, path: string): Mac | undefined {
-  if (request.method !== "GET" || !path.startsWith("/boot.ipxe?") || path.includes("#")) {
-    return undefined;
-  }
+  if (request.method !== "GET" || !path.startsWith(ENTRY) || path.includes("#")) return undefined;
   // The router finds the query at the URL's first "?" after the scheme, Host included.
   const url = request.url;
-  if (url.indexOf("?", 8) !== url.length - path.length + 10) return undefined;
-  const raw = plainFirst(path.slice(11), "mac");
+  if (url.indexOf("?", 8) !== url.length - path.length + ENTRY.length - 1) return undefined;
+  const raw = plainFirst(path.slice(ENTRY.length), "mac");
   if (!raw || /[%+]/.test(raw)) return undefined;
   return parseMac(raw) ?? undefined;
 }
