@@ -142,6 +142,10 @@ export class LeaseTable {
     // saved() promises a lease that survives a power cut: the WAL is synced on every commit,
     // whoever opened the handle.
     db.exec("PRAGMA synchronous = FULL");
+    // Every look-up is answered from memory; SQL only loads the whole table and writes rows by
+    // address. Earlier releases kept three more indexes (MAC, address as a number, host name)
+    // that no query used: each made every write update one more B-tree (13 against 8 µs an
+    // upsert on 50 000 rows, measured here), so they are dropped.
     db.exec(`CREATE TABLE IF NOT EXISTS dhcp_leases (
       ip TEXT PRIMARY KEY,
       ipnum INTEGER NOT NULL,
@@ -151,9 +155,9 @@ export class LeaseTable {
       state TEXT NOT NULL,
       expires INTEGER NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS dhcp_leases_mac ON dhcp_leases(mac);
-    CREATE INDEX IF NOT EXISTS dhcp_leases_ipnum ON dhcp_leases(ipnum);
-    CREATE INDEX IF NOT EXISTS dhcp_leases_hostname ON dhcp_leases(hostname COLLATE NOCASE);`);
+    DROP INDEX IF EXISTS dhcp_leases_mac;
+    DROP INDEX IF EXISTS dhcp_leases_ipnum;
+    DROP INDEX IF EXISTS dhcp_leases_hostname;`);
     for (const r of db.prepare("SELECT * FROM dhcp_leases").all() as unknown as DbRow[]) {
       this.#add({
         ip: r.ip,

@@ -191,3 +191,38 @@ Deno.test("group commit: a failed commit rejects its waiters and is written with
   assert.equal(n.n, 2);
   db.close();
 });
+
+Deno.test("a database of an earlier release: rows kept, its unused indexes dropped", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "state.db");
+    const old = openDatabaseFile(file);
+    old.exec(`CREATE TABLE dhcp_leases (ip TEXT PRIMARY KEY, ipnum INTEGER NOT NULL,
+      mac TEXT NOT NULL, client_id TEXT, hostname TEXT, state TEXT NOT NULL, expires INTEGER NOT NULL);
+    CREATE INDEX dhcp_leases_mac ON dhcp_leases(mac);
+    CREATE INDEX dhcp_leases_ipnum ON dhcp_leases(ipnum);
+    CREATE INDEX dhcp_leases_hostname ON dhcp_leases(hostname COLLATE NOCASE);
+    INSERT INTO dhcp_leases VALUES ('10.0.0.100', ${ipv4ToNumber("10.0.0.100")},
+      '52:54:00:00:00:01', NULL, 'web1', 'bound', 2000000000000);`);
+    old.close();
+
+    const db = openDatabaseFile(file);
+    const table = LeaseTable.of(db);
+    assert.deepEqual(table.ofHostname("WEB1").map((r) => r.ip), ["10.0.0.100"]);
+    assert.deepEqual(table.ofMac("52:54:00:00:00:01").map((r) => r.state), ["bound"]);
+    const indexes = db.prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'dhcp_leases'",
+    ).all() as { name: string }[];
+    // Only the primary key's own index is left.
+    assert.deepEqual(indexes.map((i) => i.name), ["sqlite_autoindex_dhcp_leases_1"]);
+    table.put(row("10.0.0.101", "52:54:00:00:00:02"));
+    await table.saved();
+    db.close();
+    assert.deepEqual(onDisk(file), [
+      "10.0.0.100 52:54:00:00:00:01 bound",
+      "10.0.0.101 52:54:00:00:00:02 bound",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
