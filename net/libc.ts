@@ -23,6 +23,8 @@ export const LINUX = {
   SO_REUSEADDR: 2,
   SO_BROADCAST: 6,
   SO_BINDTODEVICE: 25,
+  SO_RCVBUF: 8,
+  SO_RCVBUFFORCE: 33,
   MSG_DONTWAIT: 0x40,
   MSG_TRUNC: 0x20,
   POLLIN: 1,
@@ -35,6 +37,7 @@ export const LINUX = {
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },

@@ -35,6 +35,7 @@ import {
 
 const { AF_INET, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET } = LINUX;
 const { SO_REUSEADDR, SO_BROADCAST, SO_BINDTODEVICE, EADDRINUSE, EAGAIN, ENOBUFS } = LINUX;
+const { SO_RCVBUF, SO_RCVBUFFORCE } = LINUX;
 const IPPROTO_IP = 0;
 const IP_PKTINFO = 8;
 /** IPv4 and UDP headers: a datagram of n bytes fills an n + 28 byte IP packet. */
@@ -99,6 +100,14 @@ export interface InterfaceSocketOptions {
   info?: InterfaceInfo;
   /** Largest datagram read whole; default 64 KiB. Each socket keeps a buffer this size. */
   receiveSize?: number;
+  /**
+   * Bytes of datagrams the kernel may queue for this socket while the server is busy (SO_RCVBUF;
+   * default: the kernel's, `net.core.rmem_default`, ~208 KiB on Linux). Asked with
+   * SO_RCVBUFFORCE first, which root or CAP_NET_ADMIN may; else SO_RCVBUF, which
+   * `net.core.rmem_max` caps. Never fails the open: {@linkcode InterfaceUdpSocket.receiveBuffer}
+   * says what the kernel granted.
+   */
+  receiveBuffer?: number;
   /** SO_REUSEADDR for a fixed port, default true; without it a second server on the port fails to bind. */
   reuseAddress?: boolean;
   /** Names the likely culprit when the port is taken; default by port (a DNS or DHCP server). */
@@ -191,6 +200,12 @@ export class InterfaceUdpSocket {
       fail("bind to device");
     }
     if (c.setsockopt(fd, IPPROTO_IP, IP_PKTINFO, one, 4) < 0) fail("set IP_PKTINFO");
+    if (options.receiveBuffer !== undefined) {
+      const size = cint(options.receiveBuffer);
+      if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, size, 4) < 0) {
+        c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4);
+      }
+    }
     const sa = sockaddrIn(address, options.port);
     if (c.bind(fd, sa, sa.length) < 0) {
       const e = errno();
@@ -225,6 +240,19 @@ export class InterfaceUdpSocket {
   /** Whether close() was called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * The socket's receive buffer as the kernel reports it (SO_RCVBUF): twice the size granted,
+   * since it counts its own bookkeeping per datagram too.
+   */
+  get receiveBuffer(): number {
+    const value = cint(0);
+    const len = cint(4);
+    if (libc().getsockopt(this.#fd, SOL_SOCKET, SO_RCVBUF, value, len) < 0) {
+      throw new Error(`getsockopt SO_RCVBUF: ${strerror(errno())}`);
+    }
+    return new Int32Array(value.buffer)[0]!;
   }
 
   /**

@@ -130,6 +130,48 @@ Deno.test({
 });
 
 Deno.test({
+  // Loopback only: ephemeral ports on lo, nothing leaves the host's loopback.
+  name: "receiveBuffer: a burst the kernel's default buffer drops is kept whole",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const open = (receiveBuffer?: number) =>
+      InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0, receiveBuffer });
+    const rmemMax = Number(Deno.readTextFileSync("/proc/sys/net/core/rmem_max"));
+    const rmemDefault = Number(Deno.readTextFileSync("/proc/sys/net/core/rmem_default"));
+    const plain = open(), big = open(1 << 20), beyond = open(rmemMax * 2), sender = open();
+    /** Sends `n` DHCP-sized datagrams to `to` unread, then counts what it can read. */
+    const burst = async (to: InterfaceUdpSocket, n: number) => {
+      for (let i = 0; i < n; i++) {
+        sender.send(new Uint8Array(300).fill(i & 255), "127.0.0.1", to.port);
+      }
+      let got = 0;
+      for (;;) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<null>((r) => timer = setTimeout(() => r(null), 200));
+        const d = await Promise.race([to.receive(), late]);
+        clearTimeout(timer);
+        if (!d) return got;
+        got++;
+      }
+    };
+    try {
+      assert.equal(plain.receiveBuffer, rmemDefault);
+      // The kernel reports twice what it granted (its bookkeeping included).
+      assert.equal(big.receiveBuffer, 2 << 20);
+      // Tests run as root: SO_RCVBUFFORCE goes past net.core.rmem_max.
+      assert.equal(beyond.receiveBuffer, rmemMax * 4);
+      const n = Math.ceil(rmemDefault / 300) + 100;
+      const dropped = await burst(plain, n);
+      assert.ok(dropped < n, `the default buffer kept all ${n}: the burst proves nothing`);
+      assert.equal(await burst(big, n), n);
+    } finally {
+      for (const s of [plain, big, beyond, sender]) await s.close();
+    }
+  },
+});
+
+Deno.test({
   // Each nonblocking FFI call holds one of Deno's 32 blocking threads: sockets must share one.
   name: "300 sockets waiting at once each get their datagram (one shared epoll wait)",
   sanitizeOps: false,

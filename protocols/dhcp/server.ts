@@ -72,6 +72,13 @@ export interface DhcpServer {
 }
 
 const SUB = "dhcp";
+/**
+ * Port 67's receive buffer (the kernel's default is ~208 KiB, ~150 requests): a storm of
+ * DISCOVERs (a rack powered on at once) waits in it while a commit or a collection holds the
+ * server, instead of being dropped and sent again 4 s later. Measured at 5 000 DORA/s on a
+ * veth (tests/bench): 2.4 % of the DISCOVERs dropped with the default, none with this.
+ */
+const RECEIVE_BUFFER = 1 << 20;
 
 /**
  * Starts the DHCP server on one interface. Rejects (before answering anything) with a
@@ -88,7 +95,12 @@ const SUB = "dhcp";
 // deno-lint-ignore require-await
 export async function startDhcpServer(o: DhcpServerOptions): Promise<DhcpServer> {
   const log = o.logger;
-  const main = InterfaceUdpSocket.open({ interface: o.interface, port: SERVER_PORT, logger: log });
+  const main = InterfaceUdpSocket.open({
+    interface: o.interface,
+    port: SERVER_PORT,
+    receiveBuffer: RECEIVE_BUFFER,
+    logger: log,
+  });
   const sockets = [main];
   if (o.mode !== "server") {
     try {
@@ -119,7 +131,13 @@ export async function startDhcpServer(o: DhcpServerOptions): Promise<DhcpServer>
     })
   );
 
-  log.info(SUB, "DHCP listening", { interface: o.interface, address: o.serverIp, mode: o.mode });
+  log.info(SUB, "DHCP listening", {
+    interface: o.interface,
+    address: o.serverIp,
+    mode: o.mode,
+    // What the kernel granted: without CAP_NET_ADMIN, net.core.rmem_max caps it.
+    receive_buffer: main.receiveBuffer / 2,
+  });
 
   let probeClose: (() => Promise<void>) | undefined;
   if (o.mode === "auto") {
