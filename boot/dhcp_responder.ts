@@ -384,7 +384,7 @@ function server(req: DhcpPacket, mac: Mac, type: number, o: DhcpPolicyOptions): 
       // RFC 2131 §3.1 (4): the server commits the binding to persistent storage, then ACKs.
       return {
         ...leaseReply(req, mac, o, scope, MessageType.Ack, ip, choice),
-        saved: leases.saved(),
+        saved: leases.saved(ip),
         held: () => leases.stillBound(mac, ip),
       };
     }

@@ -26,6 +26,10 @@
  *   `saved()` rejects (the ACK is not sent; the client asks again).
  * - A commit that fails otherwise (disk full, I/O error) rejects the `saved()` of everyone
  *   waiting for it; the changes stay in memory and are written with the next commit.
+ * - A row the database refuses (a constraint, a value it cannot store: a bug, not a state of the
+ *   disk) is left out of its commit, which goes on with the others; memory goes back to the row
+ *   on disk, and the `saved()` that named its address rejects (its ACK is not sent). Before,
+ *   such a row stayed pending and failed every later commit: one client's lease stopped all.
  *
  * The commit runs on the main thread: node:sqlite has no asynchronous calls, but with
  * `busy_timeout = 0` it never waits for a lock, only for its own fsync (1.6 ms median here, at most
@@ -88,6 +92,8 @@ interface DbRow {
 }
 
 interface Waiter {
+  /** The address whose row it waits for, if it named one. */
+  ipnum: number | undefined;
   resolve: () => void;
   reject: (e: Error) => void;
   /** When it began waiting, `performance.now()`. */
@@ -95,6 +101,17 @@ interface Waiter {
 }
 
 const tables = new WeakMap<DatabaseSync, LeaseTable>();
+
+/**
+ * SQLite's primary result codes for a statement refused for its values, after which the
+ * transaction goes on: TOOBIG, CONSTRAINT, MISMATCH, RANGE.
+ */
+const ROW_REFUSALS = new Set([18, 19, 20, 25]);
+
+/** Whether an upsert failed for its row's values rather than for the database. */
+function refusesRow(e: unknown): boolean {
+  return ROW_REFUSALS.has(((e as { errcode?: number })?.errcode ?? 0) % 256);
+}
 
 /** Adds `n` to the list under `key`. */
 function index<K>(map: Map<K, number[]>, key: K, n: number): void {
@@ -119,6 +136,10 @@ export class LeaseTable {
   #byMac = new Map<string, number[]>();
   #byHostname = new Map<string, number[]>();
   #dirty = new Set<number>();
+  /** The row on disk (undefined: none) of each pending address, to go back to when refused. */
+  #onDisk = new Map<number, LeaseRow | undefined>();
+  /** The rows the last commit refused, by address, with the database's error. */
+  #refused = new Map<number, Error>();
   #waiters: Waiter[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MS;
@@ -194,20 +215,22 @@ export class LeaseTable {
   /** Sets the row of `row.ipnum` now; it is written to the database with the next commit. */
   put(row: LeaseRow): void {
     const old = this.#rows.get(row.ipnum);
+    if (!this.#dirty.has(row.ipnum)) this.#onDisk.set(row.ipnum, old);
     if (old) this.#remove(old);
     this.#add(row);
     this.#dirty.add(row.ipnum);
   }
 
   /**
-   * Resolves once every change made so far is on disk; rejects when that commit failed or the
-   * database stayed busy for `maxWaitMs`. The commit runs at the end of this
+   * Resolves once every change made so far is on disk or was refused (see the module doc);
+   * rejects when that commit failed or the database stayed busy for `maxWaitMs`, or, with
+   * `ipnum`, when the database refused that address's row. The commit runs at the end of this
    * event-loop turn (or `commitGapMs` after the last one), so the changes of every request
    * answered meanwhile share it.
    */
-  saved(): Promise<void> {
+  saved(ipnum?: number): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#waiters.push({ resolve, reject, since: performance.now() });
+    this.#waiters.push({ ipnum, resolve, reject, since: performance.now() });
     this.#schedule(Math.max(0, this.#committedAt + this.#gapMs - performance.now()));
     return promise;
   }
@@ -282,10 +305,13 @@ export class LeaseTable {
 
   #settle(failure: Error | null): void {
     const waiters = this.#waiters;
+    const refused = this.#refused;
     this.#waiters = [];
+    this.#refused = new Map();
     this.#retryMs = RETRY_MS;
     for (const w of waiters) {
-      if (failure) w.reject(failure);
+      const own = w.ipnum === undefined ? undefined : refused.get(w.ipnum);
+      if (failure ?? own) w.reject(failure ?? own!);
       else w.resolve();
     }
   }
@@ -306,12 +332,27 @@ export class LeaseTable {
          ON CONFLICT(ip) DO UPDATE SET mac = excluded.mac, client_id = excluded.client_id,
            hostname = excluded.hostname, state = excluded.state, expires = excluded.expires`,
       );
+      const refused = new Map<number, Error>();
       for (const n of this.#dirty) {
         const r = this.#rows.get(n)!;
-        this.#upsert.run(r.ip, r.ipnum, r.mac, r.clientId, r.hostname, r.state, r.expires);
+        try {
+          this.#upsert.run(r.ip, r.ipnum, r.mac, r.clientId, r.hostname, r.state, r.expires);
+        } catch (e) {
+          // The statement alone is undone; the transaction goes on with the other rows.
+          if (!refusesRow(e)) throw e;
+          refused.set(n, new Error(`lease row of ${r.ip} refused: ${(e as Error).message}`));
+        }
       }
       db.exec("COMMIT");
       this.#committedAt = performance.now();
+      for (const n of refused.keys()) {
+        const current = this.#rows.get(n);
+        if (current) this.#remove(current);
+        this.#rows.delete(n);
+        const before = this.#onDisk.get(n);
+        if (before) this.#add(before);
+      }
+      this.#refused = refused;
     } catch (e) {
       try {
         db.exec("ROLLBACK");
@@ -319,6 +360,7 @@ export class LeaseTable {
       return e as Error;
     }
     this.#dirty.clear();
+    this.#onDisk.clear();
     return null;
   }
 }

@@ -172,19 +172,21 @@ Deno.test("group commit: a busy database delays the ACKs, never the event loop",
 Deno.test("group commit: a failed commit rejects its waiters and is written with the next", async () => {
   const db = openDatabase(":memory:");
   const table = LeaseTable.of(db);
-  // A write that fails as a full disk would.
-  db.exec(`CREATE TRIGGER full BEFORE INSERT ON dhcp_leases
-    BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`);
-  table.put(row("10.0.0.100", "52:54:00:00:00:01"));
+  // A database that may not grow: a write needing a new page fails as on a full disk
+  // (SQLITE_FULL), rows big enough to need one each.
+  const pages = (db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count;
+  db.exec(`PRAGMA max_page_count = ${pages}`);
+  const big = (ip: string, mac: string) => ({ ...row(ip, mac), hostname: "h".repeat(5000) });
+  table.put(big("10.0.0.100", "52:54:00:00:00:01"));
   const first = table.saved();
-  table.put(row("10.0.0.101", "52:54:00:00:00:02"));
+  table.put(big("10.0.0.101", "52:54:00:00:00:02"));
   const second = table.saved();
   await assert.rejects(first, /disk is full/);
   await assert.rejects(second, /disk is full/);
   // Memory keeps the answer the clients will get when they ask again.
   assert.equal(table.pending, 2);
   assert.throws(() => table.flush(), /disk is full/);
-  db.exec("DROP TRIGGER full");
+  db.exec(`PRAGMA max_page_count = ${pages + 100}`);
   await table.saved();
   assert.equal(table.pending, 0);
   const n = db.prepare("SELECT count(*) AS n FROM dhcp_leases").get() as { n: number };
@@ -225,4 +227,48 @@ Deno.test("a database of an earlier release: rows kept, its unused indexes dropp
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a row the database refuses is left out; the others of its commit and later ones are written", async () => {
+  const db = openDatabase(":memory:");
+  const table = LeaseTable.of(db, { commitGapMs: 0 });
+  const bad = (ip: string, mac: string) => ({
+    ...row(ip, mac),
+    expires: null as unknown as number,
+  });
+  table.put(row("10.0.0.100", "52:54:00:00:00:01"));
+  await table.saved();
+
+  // A change of a saved row and a new row, both of values NOT NULL refuses, beside a good one.
+  table.put(bad("10.0.0.100", "52:54:00:00:00:0a"));
+  const changed = table.saved(ipv4ToNumber("10.0.0.100"));
+  table.put(bad("10.0.0.101", "52:54:00:00:00:0b"));
+  const added = table.saved(ipv4ToNumber("10.0.0.101"));
+  table.put(row("10.0.0.102", "52:54:00:00:00:02"));
+  const good = table.saved(ipv4ToNumber("10.0.0.102"));
+  const unnamed = table.saved();
+  await assert.rejects(changed, /lease row of 10\.0\.0\.100 refused: NOT NULL/);
+  await assert.rejects(added, /lease row of 10\.0\.0\.101 refused/);
+  await good;
+  await unnamed;
+  // Memory went back to what is on disk, indexes included.
+  assert.equal(table.get(ipv4ToNumber("10.0.0.100"))?.mac, "52:54:00:00:00:01");
+  assert.deepEqual(table.ofMac("52:54:00:00:00:0a"), []);
+  assert.equal(table.get(ipv4ToNumber("10.0.0.101")), undefined);
+  assert.deepEqual(table.ofMac("52:54:00:00:00:0b"), []);
+  assert.equal(table.pending, 0);
+
+  // Nothing is left to fail the next commit.
+  table.put(row("10.0.0.103", "52:54:00:00:00:03"));
+  await table.saved(ipv4ToNumber("10.0.0.103"));
+  const onDiskNow = db.prepare("SELECT ip, mac FROM dhcp_leases ORDER BY ipnum").all() as {
+    ip: string;
+    mac: string;
+  }[];
+  assert.deepEqual(onDiskNow.map((r) => `${r.ip} ${r.mac}`), [
+    "10.0.0.100 52:54:00:00:00:01",
+    "10.0.0.102 52:54:00:00:00:02",
+    "10.0.0.103 52:54:00:00:00:03",
+  ]);
+  db.close();
 });

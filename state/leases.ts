@@ -281,10 +281,11 @@ export class LeaseStore {
 
   /**
    * Resolves once every change made so far (of every store over this database) is on disk;
-   * rejects when it could not be written. See `state/lease_table.ts`.
+   * rejects when it could not be written, or, with `ip`, when the database refused that
+   * address's row. See `state/lease_table.ts`.
    */
-  saved(): Promise<void> {
-    return this.#table.saved();
+  saved(ip?: string): Promise<void> {
+    return this.#table.saved(ip === undefined ? undefined : ipv4ToNumber(ip));
   }
 
   /** Writes every pending change now (shutdown, tests); throws when it cannot. */
