@@ -16,6 +16,7 @@ import { createDhcpHandler, type DhcpEvent, type DhcpScope } from "../boot/dhcp_
 import { type ConfiguredOptions, mergeOptions } from "../boot/dhcp_options.ts";
 import { LeaseStore, poolExclusions } from "../state/leases.ts";
 import { LeasePools } from "../state/lease_pools.ts";
+import { LeaseTable } from "../state/lease_table.ts";
 
 /** A known machine (`[[machine]]`): a reservation when it has an ip, a host name when named. */
 export interface DhcpMachine {
@@ -108,8 +109,23 @@ export function createLeasePools(
     subnets?: readonly Pick<DhcpSubnet, "subnet" | "range" | "router">[];
     machines?: readonly DhcpMachine[];
     newClientRate?: number;
+    /** Told of a lease row the database refused (the table's first user sets it). */
+    logger?: Logger;
   },
 ): LeasePools {
+  // Made here first, so that it has its hook: a refused row nobody waits for (an offer, a
+  // release) is otherwise seen nowhere.
+  const logger = o.logger;
+  LeaseTable.of(db, {
+    onRefused: logger &&
+      ((row, error) =>
+        logger.warn("dhcp", "lease row refused by the database: left as it was on disk", {
+          ip: row.ip,
+          mac: row.mac,
+          state: row.state,
+          error,
+        })),
+  });
   const reservations = (o.machines ?? []).flatMap((m) =>
     m.ip ? [{ mac: m.mac, ip: m.ip, hostname: m.hostname }] : []
   );

@@ -239,7 +239,11 @@ function dhcpSubnets(config: Config): DhcpSubnet[] {
 }
 
 /** The lease stores of this config, or none when another server hands out addresses. */
-function leasePoolsFor(config: Config, db: DatabaseSync): LeasePools | undefined {
+function leasePoolsFor(
+  config: Config,
+  db: DatabaseSync,
+  logger: Logger,
+): LeasePools | undefined {
   if (config.dhcp.mode === "proxy" || config.dhcp.mode === "off") return undefined;
   return createLeasePools(db, {
     range: config.dhcp.range,
@@ -249,6 +253,7 @@ function leasePoolsFor(config: Config, db: DatabaseSync): LeasePools | undefined
     subnets: dhcpSubnets(config),
     machines: dhcpMachines(config),
     newClientRate: config.dhcp.new_client_rate,
+    logger,
   });
 }
 
@@ -343,7 +348,7 @@ interface Running {
 
 /** Builds the lease store, the boot services and the HTTP app of `config` over `store`. */
 function generation(config: Config, store: ContentStore, r: Running): Generation {
-  const leases = leasePoolsFor(config, r.db.leases);
+  const leases = leasePoolsFor(config, r.db.leases, r.logger);
   const book = addressBookFor(config, leases);
   const services = servicesFor(
     config,

@@ -7,7 +7,7 @@ import { openDatabase } from "../state/db.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { mustParseMac } from "../net/mac.ts";
 import { testApp } from "../http/_test_utils.ts";
-import { silentLogger } from "../log.ts";
+import { memoryLogger, silentLogger } from "../log.ts";
 import type { IpfsEvent } from "../ipfs/events.ts";
 
 /** A config whose only gateway is a closed port on loopback. */
@@ -108,4 +108,26 @@ router = "10.9.0.1"
   assert.equal(book.leaseOf(far), "10.9.0.2");
   assert.equal(book.leaseAt("10.9.0.2"), far);
   assert.equal(book.leaseAt("10.0.0.2"), near);
+});
+
+Deno.test("the lease pools log a lease row the database refused, an offer's too", () => {
+  const db = openDatabase(":memory:");
+  const logger = memoryLogger();
+  const pools = createLeasePools(db, {
+    range: ["10.0.0.100", "10.0.0.110"],
+    serverIp: "10.0.0.1",
+    subnet: Subnet.of("10.0.0.1", "255.255.255.0"),
+    logger,
+  });
+  db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON dhcp_leases
+    BEGIN SELECT RAISE(ABORT, 'no new rows'); END`);
+  const store = pools.pools[0]!.store;
+  // Nobody waits for an offer: the log is where its refusal shows.
+  assert.ok("ip" in store.offer(mustParseMac("52:54:00:00:00:01")));
+  store.flush();
+  const line = logger.lines.find((l) => l.message.startsWith("lease row refused"));
+  assert.equal(line?.level, "warn");
+  assert.equal(line?.fields?.ip, "10.0.0.100");
+  assert.match(String(line?.fields?.error), /no new rows/);
+  db.close();
 });

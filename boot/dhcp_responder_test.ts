@@ -376,7 +376,11 @@ Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async
   await t.step("a lease the database refuses gets no ACK, and says why", async () => {
     db.exec(`CREATE TRIGGER refuse BEFORE UPDATE ON dhcp_leases
       BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END`);
+    const saved = leases.current(macOf(ovmf)!);
+    now += 60_000;
     const ack = handler(selecting(ovmf, "10.77.0.100"), ctx);
+    // The renewal is in memory at once (a minute later: a new end)…
+    assert.equal(leases.current(macOf(ovmf)!)?.expires, saved!.expires + 60_000);
     assert.ok(ack instanceof Promise);
     assert.equal(await ack, null);
     const e = events.at(-1)!;
@@ -386,8 +390,9 @@ Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async
       /lease not saved, no ACK: lease row of 10\.77\.0\.100 refused: refused by a trigger/,
     );
     assert.ok(logger.lines.some((l) => l.level === "warn" && /ACKs withheld/.test(l.message)));
-    // The lease saved before stays on disk (state/lease_table_test.ts: memory goes back to it).
-    assert.equal(stored(), "bound");
+    // …and, refused, goes back to the lease on disk.
+    assert.deepEqual(leases.current(macOf(ovmf)!), saved);
+    now -= 60_000;
     db.exec("DROP TRIGGER refuse");
     leases.flush();
   });

@@ -243,15 +243,14 @@ export class InterfaceUdpSocket {
   }
 
   /**
-   * The socket's receive buffer as the kernel reports it (SO_RCVBUF): twice the size granted,
-   * since it counts its own bookkeeping per datagram too.
+   * The socket's receive buffer in bytes as the kernel counts it (SO_RCVBUF), its bookkeeping
+   * per datagram included: twice the size set by `receiveBuffer` (or by the cap), the default
+   * (`net.core.rmem_default`) as is. NaN once closed.
    */
   get receiveBuffer(): number {
     const value = cint(0);
     const len = cint(4);
-    if (libc().getsockopt(this.#fd, SOL_SOCKET, SO_RCVBUF, value, len) < 0) {
-      throw new Error(`getsockopt SO_RCVBUF: ${strerror(errno())}`);
-    }
+    if (libc().getsockopt(this.#fd, SOL_SOCKET, SO_RCVBUF, value, len) < 0) return NaN;
     return new Int32Array(value.buffer)[0]!;
   }
 

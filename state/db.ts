@@ -123,3 +123,9 @@ export function isBusy(e: unknown): boolean {
   return (err?.errcode ?? 0) % 256 === 5 ||
     /database is locked|SQLITE_BUSY/.test(err?.message ?? "");
 }
+
+/** Whether `e` is SQLite's "attempt to write a readonly database" (SQLITE_READONLY). */
+export function isReadOnly(e: unknown): boolean {
+  const err = e as { errcode?: number; message?: string };
+  return (err?.errcode ?? 0) % 256 === 8 || /readonly database/.test(err?.message ?? "");
+}

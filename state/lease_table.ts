@@ -43,7 +43,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { isBusy } from "./db.ts";
+import { isBusy, isReadOnly } from "./db.ts";
 
 /** The first wait before a busy database is tried again. */
 export const RETRY_MS = 25;
@@ -63,6 +63,8 @@ export interface LeaseTableOptions {
   maxWaitMs?: number;
   /** The shortest time between two commits; default {@linkcode COMMIT_GAP_MS}. */
   commitGapMs?: number;
+  /** Told of each row the database refused (see the module doc), after its commit. */
+  onRefused?: (row: LeaseRow, error: Error) => void;
 }
 
 /** A stored state of a lease row. */
@@ -103,13 +105,17 @@ interface Waiter {
 const tables = new WeakMap<DatabaseSync, LeaseTable>();
 
 /**
- * SQLite's primary result codes for a statement refused for its values, after which the
- * transaction goes on: TOOBIG, CONSTRAINT, MISMATCH, RANGE.
+ * SQLite's primary result codes for a statement refused for its values: TOOBIG, CONSTRAINT,
+ * MISMATCH, RANGE.
  */
 const ROW_REFUSALS = new Set([18, 19, 20, 25]);
 
-/** Whether an upsert failed for its row's values rather than for the database. */
+/**
+ * Whether an upsert failed for its row's values rather than for the database: SQLite refused
+ * them, or node:sqlite could not bind one (a TypeError, before the statement ran).
+ */
 function refusesRow(e: unknown): boolean {
+  if (e instanceof TypeError) return true;
   return ROW_REFUSALS.has(((e as { errcode?: number })?.errcode ?? 0) % 256);
 }
 
@@ -140,6 +146,8 @@ export class LeaseTable {
   #onDisk = new Map<number, LeaseRow | undefined>();
   /** The rows the last commit refused, by address, with the database's error. */
   #refused = new Map<number, Error>();
+  #deletions = 0;
+  #onRefused: ((row: LeaseRow, error: Error) => void) | undefined;
   #waiters: Waiter[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MS;
@@ -160,6 +168,7 @@ export class LeaseTable {
     this.#db = db;
     this.#maxWaitMs = options.maxWaitMs ?? MAX_WAIT_MS;
     this.#gapMs = options.commitGapMs ?? COMMIT_GAP_MS;
+    this.#onRefused = options.onRefused;
     // saved() promises a lease that survives a power cut: the WAL is synced on every commit,
     // whoever opened the handle.
     db.exec("PRAGMA synchronous = FULL");
@@ -175,10 +184,16 @@ export class LeaseTable {
       hostname TEXT,
       state TEXT NOT NULL,
       expires INTEGER NOT NULL
-    );
-    DROP INDEX IF EXISTS dhcp_leases_mac;
-    DROP INDEX IF EXISTS dhcp_leases_ipnum;
-    DROP INDEX IF EXISTS dhcp_leases_hostname;`);
+    )`);
+    for (const name of ["dhcp_leases_mac", "dhcp_leases_ipnum", "dhcp_leases_hostname"]) {
+      try {
+        db.exec(`DROP INDEX IF EXISTS ${name}`);
+      } catch (e) {
+        // Only a speed-up: another process holding the lock, or a read-only handle (the
+        // `leases` command of a user who may only read), leaves it to a later start.
+        if (!isBusy(e) && !isReadOnly(e)) throw e;
+      }
+    }
     for (const r of db.prepare("SELECT * FROM dhcp_leases").all() as unknown as DbRow[]) {
       this.#add({
         ip: r.ip,
@@ -233,6 +248,14 @@ export class LeaseTable {
     this.#waiters.push({ ipnum, resolve, reject, since: performance.now() });
     this.#schedule(Math.max(0, this.#committedAt + this.#gapMs - performance.now()));
     return promise;
+  }
+
+  /**
+   * How many addresses lost their row since the table was made: a refused first row of an
+   * address (see the module doc) is taken out again. Otherwise rows are never deleted.
+   */
+  get deletions(): number {
+    return this.#deletions;
   }
 
   /** Changes made in memory and not yet on disk. */
@@ -320,45 +343,58 @@ export class LeaseTable {
   #commit(): Error | null {
     if (this.#dirty.size === 0) return null;
     const db = this.#db;
-    try {
-      db.exec("BEGIN IMMEDIATE");
-    } catch (e) {
-      return e as Error;
-    }
-    try {
-      this.#upsert ??= db.prepare(
-        `INSERT INTO dhcp_leases (ip, ipnum, mac, client_id, hostname, state, expires)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(ip) DO UPDATE SET mac = excluded.mac, client_id = excluded.client_id,
-           hostname = excluded.hostname, state = excluded.state, expires = excluded.expires`,
-      );
-      const refused = new Map<number, Error>();
-      for (const n of this.#dirty) {
-        const r = this.#rows.get(n)!;
-        try {
-          this.#upsert.run(r.ip, r.ipnum, r.mac, r.clientId, r.hostname, r.state, r.expires);
-        } catch (e) {
-          // The statement alone is undone; the transaction goes on with the other rows.
-          if (!refusesRow(e)) throw e;
-          refused.set(n, new Error(`lease row of ${r.ip} refused: ${(e as Error).message}`));
-        }
-      }
-      db.exec("COMMIT");
-      this.#committedAt = performance.now();
-      for (const n of refused.keys()) {
-        const current = this.#rows.get(n);
-        if (current) this.#remove(current);
-        this.#rows.delete(n);
-        const before = this.#onDisk.get(n);
-        if (before) this.#add(before);
-      }
-      this.#refused = refused;
-    } catch (e) {
+    const refused = new Map<number, Error>();
+    // A refusal that ended the whole transaction (a trigger's RAISE(ROLLBACK), an ON CONFLICT
+    // ROLLBACK clause) starts it again without the rows refused so far: one more pass at most
+    // per refused row.
+    for (let undone = true; undone;) {
+      undone = false;
       try {
-        db.exec("ROLLBACK");
-      } catch { /* the failed COMMIT may have ended the transaction already */ }
-      return e as Error;
+        db.exec("BEGIN IMMEDIATE");
+      } catch (e) {
+        return e as Error;
+      }
+      try {
+        this.#upsert ??= db.prepare(
+          `INSERT INTO dhcp_leases (ip, ipnum, mac, client_id, hostname, state, expires)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(ip) DO UPDATE SET mac = excluded.mac, client_id = excluded.client_id,
+             hostname = excluded.hostname, state = excluded.state, expires = excluded.expires`,
+        );
+        for (const n of this.#dirty) {
+          if (refused.has(n)) continue;
+          const r = this.#rows.get(n)!;
+          try {
+            this.#upsert.run(r.ip, r.ipnum, r.mac, r.clientId, r.hostname, r.state, r.expires);
+          } catch (e) {
+            // Usually the statement alone is undone and the transaction goes on.
+            if (!refusesRow(e)) throw e;
+            refused.set(n, new Error(`lease row of ${r.ip} refused: ${(e as Error).message}`));
+            if (!db.isTransaction) {
+              undone = true;
+              break;
+            }
+          }
+        }
+        if (!undone) db.exec("COMMIT");
+      } catch (e) {
+        try {
+          db.exec("ROLLBACK");
+        } catch { /* the failed COMMIT may have ended the transaction already */ }
+        return e as Error;
+      }
     }
+    this.#committedAt = performance.now();
+    for (const [n, error] of refused) {
+      const current = this.#rows.get(n)!;
+      this.#remove(current);
+      this.#rows.delete(n);
+      const before = this.#onDisk.get(n);
+      if (before) this.#add(before);
+      else this.#deletions++;
+      this.#onRefused?.(current, error);
+    }
+    this.#refused = refused;
     this.#dirty.clear();
     this.#onDisk.clear();
     return null;

@@ -208,6 +208,15 @@ Deno.test("a database of an earlier release: rows kept, its unused indexes dropp
       '52:54:00:00:00:01', NULL, 'web1', 'bound', 2000000000000);`);
     old.close();
 
+    // Another process holding the write lock: the drop waits for a later start, the rows load.
+    const other = openDatabaseFile(file);
+    other.exec("BEGIN IMMEDIATE");
+    const locked = openDatabaseFile(file, { busyTimeoutMs: 0 });
+    assert.deepEqual([...LeaseTable.of(locked).rows()].map((r) => r.ip), ["10.0.0.100"]);
+    locked.close();
+    other.exec("ROLLBACK");
+    other.close();
+
     const db = openDatabaseFile(file);
     const table = LeaseTable.of(db);
     assert.deepEqual(table.ofHostname("WEB1").map((r) => r.ip), ["10.0.0.100"]);
@@ -270,5 +279,91 @@ Deno.test("a row the database refuses is left out; the others of its commit and 
     "10.0.0.102 52:54:00:00:00:02",
     "10.0.0.103 52:54:00:00:00:03",
   ]);
+  db.close();
+});
+
+Deno.test("refused rows: the row on disk comes back whatever came between", async (t) => {
+  const db = openDatabase(":memory:");
+  const told: string[] = [];
+  const table = LeaseTable.of(db, {
+    commitGapMs: 0,
+    onRefused: (r, e) => told.push(`${r.ip} ${e.message.replace(/:.*/, "")}`),
+  });
+  const at = (ip: string) => table.get(ipv4ToNumber(ip));
+  const disk = () =>
+    (db.prepare("SELECT ip, mac, hostname FROM dhcp_leases ORDER BY ipnum").all() as {
+      ip: string;
+      mac: string;
+      hostname: string | null;
+    }[]).map((r) => `${r.ip} ${r.mac} ${r.hostname}`);
+  table.put({ ...row("10.0.0.100", "52:54:00:00:00:01"), hostname: "one" });
+  await table.saved();
+
+  await t.step(
+    "two changes before the commit, the last refused: back to the first on disk",
+    async () => {
+      table.put({ ...row("10.0.0.100", "52:54:00:00:00:02"), hostname: "two" });
+      table.put({
+        ...row("10.0.0.100", "52:54:00:00:00:03"),
+        hostname: "three",
+        state: undefined as never,
+      });
+      await assert.rejects(
+        table.saved(ipv4ToNumber("10.0.0.100")),
+        /refused: Provided value cannot be bound/,
+      );
+      assert.equal(at("10.0.0.100")?.mac, "52:54:00:00:00:01");
+      assert.deepEqual(table.ofHostname("one").map((r) => r.ip), ["10.0.0.100"]);
+      assert.deepEqual([...table.ofHostname("two"), ...table.ofHostname("three")], []);
+      assert.deepEqual(table.ofMac("52:54:00:00:00:02"), []);
+      assert.deepEqual(told, ["10.0.0.100 lease row of 10.0.0.100 refused"]);
+    },
+  );
+
+  await t.step("a commit that failed first, then a refusal: still the row on disk", async () => {
+    const pages = (db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count;
+    db.exec(`PRAGMA max_page_count = ${pages}`);
+    table.put({ ...row("10.0.0.100", "52:54:00:00:00:04"), hostname: "h".repeat(5000) });
+    await assert.rejects(table.saved(), /disk is full/);
+    db.exec(`PRAGMA max_page_count = ${pages + 100}`);
+    table.put({ ...row("10.0.0.100", "52:54:00:00:00:05"), expires: null as unknown as number });
+    await assert.rejects(table.saved(ipv4ToNumber("10.0.0.100")), /NOT NULL/);
+    assert.equal(at("10.0.0.100")?.mac, "52:54:00:00:00:01");
+    assert.deepEqual(disk(), ["10.0.0.100 52:54:00:00:00:01 one"]);
+  });
+
+  await t.step(
+    "a refusal that undoes the whole transaction: the others are written all the same",
+    async () => {
+      db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON dhcp_leases WHEN NEW.mac = 'bad'
+      BEGIN SELECT RAISE(ROLLBACK, 'refused whole'); END`);
+      table.put(row("10.0.0.101", "52:54:00:00:00:11"));
+      table.put(row("10.0.0.102", "bad"));
+      table.put(row("10.0.0.103", "52:54:00:00:00:13"));
+      const good = table.saved(ipv4ToNumber("10.0.0.103"));
+      await assert.rejects(table.saved(ipv4ToNumber("10.0.0.102")), /refused whole/);
+      await good;
+      assert.equal(at("10.0.0.102"), undefined);
+      assert.deepEqual(disk(), [
+        "10.0.0.100 52:54:00:00:00:01 one",
+        "10.0.0.101 52:54:00:00:00:11 null",
+        "10.0.0.103 52:54:00:00:00:13 null",
+      ]);
+      db.exec("DROP TRIGGER refuse");
+    },
+  );
+
+  await t.step("flush() writes the rest and does not throw for a refused row", () => {
+    const deletions = table.deletions;
+    table.put({ ...row("10.0.0.104", "52:54:00:00:00:14"), expires: null as unknown as number });
+    table.put(row("10.0.0.105", "52:54:00:00:00:15"));
+    table.flush();
+    assert.equal(table.pending, 0);
+    assert.equal(at("10.0.0.104"), undefined);
+    // A first row refused is taken out again: the pools' cursor must hear of it.
+    assert.equal(table.deletions, deletions + 1);
+    assert.equal(disk().at(-1), "10.0.0.105 52:54:00:00:00:15 null");
+    assert.equal(told.at(-1), "10.0.0.104 lease row of 10.0.0.104 refused");
+  });
   db.close();
 });

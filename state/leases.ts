@@ -123,6 +123,8 @@ export class LeaseStore {
   #quarantine: number;
   #now: () => number;
   #cursor: number;
+  /** The table's {@linkcode LeaseTable.deletions} when the cursor was last set. */
+  #deletionsSeen = 0;
   #known: Set<Mac>;
   /** Known machines without a reservation: each keeps an address free while it holds none. */
   #unreserved: Mac[];
@@ -166,6 +168,7 @@ export class LeaseStore {
     this.#poolSize = size;
     this.#table = LeaseTable.of(db);
     this.#cursor = this.#first;
+    this.#deletionsSeen = this.#table.deletions;
   }
 
   /** The reservation of a machine, if the config has one. */
@@ -445,8 +448,13 @@ export class LeaseStore {
   }
 
   #neverUsed(): number | null {
-    // Rows are never deleted, so the lowest never-used address only moves up: a cursor makes
-    // this amortised O(1) instead of a scan of every lease per DISCOVER.
+    // Rows are deleted only when the database refused an address's first row (rarely: a bug),
+    // so the lowest never-used address only moves up: a cursor makes this amortised O(1)
+    // instead of a scan of every lease per DISCOVER. After a deletion it starts over.
+    if (this.#table.deletions !== this.#deletionsSeen) {
+      this.#deletionsSeen = this.#table.deletions;
+      this.#cursor = this.#first;
+    }
     for (; this.#cursor <= this.#last; this.#cursor++) {
       const n = this.#cursor;
       if (this.#exclude.has(n) || this.#byIp.has(n) || this.#table.get(n)) continue;

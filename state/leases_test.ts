@@ -401,3 +401,18 @@ Deno.test("new strangers are rate-limited, with a burst of five seconds' worth",
   assert.throws(() => store({ newClientRate: 0 }), RangeError);
   assert.throws(() => store({ newClientRate: 0.1 }), RangeError);
 });
+
+Deno.test("an address whose first row the database refused is offered again", () => {
+  const db = openDatabase(":memory:");
+  const s = new LeaseStore(db, { range: ["10.0.0.100", "10.0.0.102"], now: () => 1_000_000 });
+  db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON dhcp_leases WHEN NEW.ip = '10.0.0.100'
+    BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+  assert.equal(offerIp(s, A), "10.0.0.100");
+  assert.equal(offerIp(s, B), "10.0.0.101");
+  s.flush();
+  db.exec("DROP TRIGGER refuse");
+  // The row of .100 is gone: the never-used cursor, already past it, starts over.
+  assert.equal(offerIp(s, C), "10.0.0.100");
+  assert.equal(offerIp(s, D), "10.0.0.102");
+  db.close();
+});
