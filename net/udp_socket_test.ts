@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Netns, vethPair } from "../lab/netns.ts";
 import { jsonLines, spawnDeno } from "../tests/dhcp_harness.ts";
+import { YIELD_EVERY } from "./epoll.ts";
 import { interfaceInfo, InterfaceUdpSocket } from "./udp_socket.ts";
 
 const TOOL = "tests/dhcp_udp_tool.ts";
@@ -162,11 +163,53 @@ Deno.test({
       // Tests run as root: SO_RCVBUFFORCE goes past net.core.rmem_max.
       assert.equal(beyond.receiveBuffer, rmemMax * 4);
       const n = Math.ceil(rmemDefault / 300) + 100;
-      const dropped = await burst(plain, n);
-      assert.ok(dropped < n, `the default buffer kept all ${n}: the burst proves nothing`);
+      const kept = await burst(plain, n);
+      assert.ok(kept < n, `the default buffer kept all ${n}: the burst proves nothing`);
       assert.equal(await burst(big, n), n);
     } finally {
       for (const s of [plain, big, beyond, sender]) await s.close();
+    }
+  },
+});
+
+Deno.test({
+  // Loopback only: ephemeral ports on lo, nothing leaves the host's loopback.
+  name: "a socket with a backlog lets timers run between its reads (YIELD_EVERY)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const open = () =>
+      InterfaceUdpSocket.open({
+        interface: "lo",
+        address: "127.0.0.1",
+        port: 0,
+        receiveBuffer: 1 << 20,
+      });
+    const to = open(), sender = open();
+    try {
+      const n = YIELD_EVERY * 8;
+      for (let i = 0; i < n; i++) sender.send(new Uint8Array([i & 255]), "127.0.0.1", to.port);
+      let read = 0;
+      let timerAt = -1;
+      setTimeout(() => timerAt = read, 0);
+      // Due before the first read: it runs at the first wait the reader makes.
+      const due = performance.now() + 5;
+      while (performance.now() < due) { /* the timer's delay passes */ }
+      const seen: number[] = [];
+      while (read < n) {
+        const d = await to.receive();
+        seen.push(d!.data[0]!);
+        read++;
+      }
+      // Without the waits the timer runs after the whole backlog (timerAt = n).
+      assert.ok(
+        timerAt > 0 && timerAt < n && timerAt % YIELD_EVERY === 0,
+        `timer ran after ${timerAt} of ${n} reads`,
+      );
+      assert.deepEqual(seen, Array.from({ length: n }, (_, i) => i & 255));
+    } finally {
+      await to.close();
+      await sender.close();
     }
   },
 });
