@@ -33,10 +33,12 @@ const DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
 /** Wake-ups in a row that find nothing to read before a descriptor counts as broken. */
 const FRUITLESS_LIMIT = 50;
 /**
- * Reads in a row without a wait, after which the reader waits once anyway (data being there,
- * epoll reports it at once). A read that finds data returns through a microtask: while a socket
- * has a backlog, its loop would never let the event loop turn, and timers (the lease commit an
- * ACK waits for, the log's flush) and other sockets (HTTP, TFTP) would wait until it is empty.
+ * Reads in a row that found data at once (a backlog), after which the reader waits once anyway
+ * (data being there, epoll reports it at once). A read that finds data returns through a
+ * microtask: while a socket has a backlog, its loop would never let the event loop turn, and
+ * timers (the lease commit an ACK waits for, the log's flush) and other sockets (HTTP, TFTP)
+ * would wait until it is empty. A read that finds nothing, or only a spin's catch (a TFTP
+ * transfer's next ACK), starts the count again: no backlog there, and no wait forced on it.
  */
 export const YIELD_EVERY = 64;
 
@@ -153,20 +155,25 @@ export class Readiness {
   async until<T>(read: () => T | null, closed: () => boolean, spinUs = 0): Promise<T | null> {
     let fruitless = 0;
     while (!closed() && !this.#removed) {
-      // After YIELD_EVERY reads in a row, one wait: epoll reports the queued data at once.
+      // After YIELD_EVERY reads in a row that found data at once, one wait: epoll reports the
+      // queued data at once.
       if (this.#streak < YIELD_EVERY) {
         let got = read();
-        if (!got && spinUs > 0) {
-          const end = performance.now() + spinUs / 1000;
-          while (!got && performance.now() < end) got = read();
-          spinUs = 0;
-        }
         if (got) {
           this.#streak++;
           return got;
         }
+        // Nothing queued: no backlog, nothing to take turns with (a spin's catch included).
+        this.#streak = 0;
+        if (spinUs > 0) {
+          const end = performance.now() + spinUs / 1000;
+          while (!got && performance.now() < end) got = read();
+          spinUs = 0;
+          if (got) return got;
+        }
+      } else {
+        this.#streak = 0;
       }
-      this.#streak = 0;
       if (!this.#armed) {
         // A datagram that came after the fruitless read is reported at once: MOD checks.
         if (!this.registration.arm()) throw new Error(`${this.name}: cannot wait for data`);
