@@ -127,7 +127,7 @@ export class Readiness {
   #removed = false;
   /** Whether the kernel will report the next arrival (it disarms itself when it reports one). */
   #armed = true;
-  /** Reads that found data without a wait since the last wait. */
+  /** Reads in a row that found data at once (a backlog being read). */
   #streak = 0;
 
   constructor(readonly name: string, readonly registration: Registration) {}

@@ -367,3 +367,21 @@ Deno.test("refused rows: the row on disk comes back whatever came between", asyn
   });
   db.close();
 });
+
+Deno.test("a refusal hook that throws loses nothing: the commit stands", async () => {
+  const db = openDatabase(":memory:");
+  const table = LeaseTable.of(db, {
+    commitGapMs: 0,
+    onRefused: () => {
+      throw new Error("the log is gone");
+    },
+  });
+  table.put({ ...row("10.0.0.100", "52:54:00:00:00:01"), expires: null as unknown as number });
+  table.put(row("10.0.0.101", "52:54:00:00:00:02"));
+  const refused = table.saved(ipv4ToNumber("10.0.0.100"));
+  await table.saved(ipv4ToNumber("10.0.0.101"));
+  await assert.rejects(refused, /refused/);
+  assert.equal(table.pending, 0);
+  assert.equal(table.get(ipv4ToNumber("10.0.0.101"))?.mac, "52:54:00:00:00:02");
+  db.close();
+});
