@@ -2,9 +2,14 @@ import assert from "node:assert/strict";
 import { Netns, vethPair } from "../lab/netns.ts";
 import { jsonLines, spawnDeno } from "../tests/dhcp_harness.ts";
 import { YIELD_EVERY } from "./epoll.ts";
-import { interfaceInfo, InterfaceUdpSocket } from "./udp_socket.ts";
+import { interfaceInfo, type InterfaceSocketOptions, InterfaceUdpSocket } from "./udp_socket.ts";
 
 const TOOL = "tests/dhcp_udp_tool.ts";
+
+/** A socket on an ephemeral port of loopback: nothing it sends leaves the host's loopback. */
+function loopback(options: Partial<InterfaceSocketOptions> = {}): InterfaceUdpSocket {
+  return InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0, ...options });
+}
 
 Deno.test("interfaceInfo names a missing interface", () => {
   // Only a lookup: nothing is opened, so this is safe in the host namespace.
@@ -108,9 +113,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const open = (receiveSize?: number) =>
-      InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0, receiveSize });
-    const a = open(16), b = open();
+    const a = loopback({ receiveSize: 16 }), b = loopback();
     try {
       assert.ok(a.port > 0 && b.port > 0 && a.port !== b.port, `${a.port} ${b.port}`);
       b.send(new Uint8Array(10).fill(1), "127.0.0.1", a.port);
@@ -136,11 +139,10 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const open = (receiveBuffer?: number) =>
-      InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0, receiveBuffer });
     const rmemMax = Number(Deno.readTextFileSync("/proc/sys/net/core/rmem_max"));
     const rmemDefault = Number(Deno.readTextFileSync("/proc/sys/net/core/rmem_default"));
-    const plain = open(), big = open(1 << 20), beyond = open(rmemMax * 2), sender = open();
+    const plain = loopback(), big = loopback({ receiveBuffer: 1 << 20 });
+    const beyond = loopback({ receiveBuffer: rmemMax * 2 }), sender = loopback();
     /** Sends `n` DHCP-sized datagrams to `to` unread, then counts what it can read. */
     const burst = async (to: InterfaceUdpSocket, n: number) => {
       for (let i = 0; i < n; i++) {
@@ -178,13 +180,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const open = () =>
-      InterfaceUdpSocket.open({
-        interface: "lo",
-        address: "127.0.0.1",
-        port: 0,
-        receiveBuffer: 1 << 20,
-      });
+    const open = () => loopback({ receiveBuffer: 1 << 20 });
     const to = open(), sender = open();
     try {
       const n = YIELD_EVERY * 8;
@@ -222,9 +218,9 @@ Deno.test({
   async fn() {
     const sockets = Array.from(
       { length: 300 },
-      () => InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0 }),
+      () => loopback(),
     );
-    const sender = InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0 });
+    const sender = loopback();
     try {
       assert.equal(new Set(sockets.map((s) => s.port)).size, 300, "every port its own");
       const waiting = sockets.map((s) => s.receive());
@@ -255,7 +251,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const open = () => InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0 });
+    const open = () => loopback();
     const a = open(), b = open(), c = open();
     const text = (d: { data: Uint8Array } | null) => new TextDecoder().decode(d?.data);
     const bytes = (s: string) => new TextEncoder().encode(s);
