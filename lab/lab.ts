@@ -491,9 +491,9 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
         logger.warn("lab", "cannot read the packet capture", { error: err });
       }
     }
-    if (ns) await ns.dispose();
     if (workDir) await Deno.remove(workDir, { recursive: true }).catch(() => {});
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    if (ns) await ns.dispose();
   }
   if (markerAt !== undefined) error = undefined;
   const result: LabResult = {

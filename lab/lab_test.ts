@@ -209,3 +209,25 @@ Deno.test("sweepStale removes empty lab namespaces a killed run left, never busy
     await empty.dispose();
   }
 });
+
+Deno.test("dispose removes a namespace whose file has a mount stacked on it", async () => {
+  const listed = async (name: string) =>
+    (await run(["ip", "netns", "list"])).stdout.split("\n").some((l) => l.split(" ")[0] === name);
+  const stacked = async () => {
+    const ns = await Netns.create("ablds");
+    await run(["mount", "--bind", `/run/netns/${ns.name}`, `/run/netns/${ns.name}`]);
+    return ns;
+  };
+  const [trap, ns] = [await stacked(), await stacked()];
+  try {
+    // One `ip netns del` leaves such a namespace listed, as a CI run once saw.
+    const once = await run(["ip", "netns", "del", trap.name], { check: false });
+    assert.match(once.stderr, /Device or resource busy/);
+    assert.equal(await listed(trap.name), true);
+    await ns.dispose();
+    assert.equal(await listed(ns.name), false);
+  } finally {
+    await run(["ip", "netns", "del", trap.name], { check: false });
+    await run(["ip", "netns", "del", ns.name], { check: false });
+  }
+});

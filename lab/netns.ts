@@ -61,6 +61,9 @@ export function suffix(): string {
   return Math.random().toString(36).slice(2, 7);
 }
 
+/** How many times `dispose` runs `ip netns del` before it gives up. */
+const DEL_ATTEMPTS = 10;
+
 /** One network namespace. */
 export class Netns {
   #disposed = false;
@@ -133,7 +136,19 @@ export class Netns {
     for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
       await run(["kill", "-9", pid], { check: false });
     }
-    await run(["ip", "netns", "del", this.name], { check: false });
+    // `ip netns del` detaches one mount of the namespace file, then unlinks it. While another
+    // mount is stacked on the same file the unlink fails with EBUSY and the name stays listed
+    // (a CI run saw it once; a second bind mount on the file does the same). Each try takes
+    // one more mount off.
+    let last: RunResult | undefined;
+    for (let attempt = 1; attempt <= DEL_ATTEMPTS; attempt++) {
+      last = await run(["ip", "netns", "del", this.name], { check: false });
+      if (last.code === 0 || /No such file/.test(last.stderr)) return;
+      await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+    }
+    throw new Error(
+      `cannot remove namespace ${this.name} after ${DEL_ATTEMPTS} tries: ${last?.stderr.trim()}`,
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
