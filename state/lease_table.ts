@@ -3,8 +3,8 @@
  * answered from memory, a change is made in memory at once and written to the database later,
  * together with the other changes of the same moment (group commit).
  *
- * Why: an ACK may only leave once its lease is on disk (`synchronous = FULL`: an fsync per
- * commit), and an fsync costs milliseconds. One transaction per ACK capped the server at a few
+ * Why: an ACK may only leave once its lease is on disk (an fsync per commit), and an fsync
+ * costs milliseconds. One transaction per ACK capped the server at a few
  * hundred ACKs a second; here the changes of one event-loop turn share one transaction and one
  * fsync, and a request never waits for the database to answer the next one.
  *
@@ -31,11 +31,13 @@
  *   on disk, and the `saved()` that named its address rejects (its ACK is not sent). Before,
  *   such a row stayed pending and failed every later commit: one client's lease stopped all.
  *
- * The commit runs on the main thread: node:sqlite has no asynchronous calls, but with
- * `busy_timeout = 0` it never waits for a lock, only for its own fsync (1.6 ms median here, at most
- * once every {@linkcode COMMIT_GAP_MS}); requests arriving meanwhile wait in the socket and are
- * answered together right after. A Worker holding the connection would overlap that wait with
- * answering, for a copy of every change and two messages per commit; not done.
+ * The commit runs on the main thread (node:sqlite has no asynchronous calls; with
+ * `busy_timeout = 0` it never waits for a lock) but does not wait for the disk: the connection
+ * runs with `synchronous = NORMAL`, and the table then syncs the write-ahead log itself on a
+ * thread of Deno's pool ({@linkcode WriteAheadLog}, what FULL would do inside the commit), one
+ * sync at a time; the `saved()` of a commit resolve when a sync that started after it ends.
+ * Before, FULL held the event loop for each fsync (1.6 ms median here, once every
+ * {@linkcode COMMIT_GAP_MS} under load) while requests waited in the socket.
  *
  * One table per connection ({@linkcode LeaseTable.of}): the stores of every subnet and of every
  * reload share it; two copies in memory would disagree.
@@ -43,7 +45,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { isBusy, isReadOnly } from "./db.ts";
+import { isBusy, isReadOnly, WriteAheadLog } from "./db.ts";
 
 /** The first wait before a busy database is tried again. */
 export const RETRY_MS = 25;
@@ -65,6 +67,11 @@ export interface LeaseTableOptions {
   commitGapMs?: number;
   /** Told of each row the database refused (see the module doc), after its commit. */
   onRefused?: (row: LeaseRow, error: Error) => void;
+  /**
+   * Makes the commits so far durable; by default an fdatasync of the database's write-ahead
+   * log ({@linkcode WriteAheadLog}). Given, it is used for any database (tests).
+   */
+  syncLog?: { sync(): Promise<void>; syncNow(): void };
 }
 
 /** A stored state of a lease row. */
@@ -119,6 +126,14 @@ function refusesRow(e: unknown): boolean {
   return ROW_REFUSALS.has(((e as { errcode?: number })?.errcode ?? 0) % 256);
 }
 
+/**
+ * A sync of the log that failed: what was written may be lost (the kernel forgets the pages it
+ * could not write), so nobody waiting for it is told it is durable.
+ */
+function logNotSynced(e: unknown): Error {
+  return new Error(`lease commit not synced to disk: ${(e as Error)?.message ?? e}`, { cause: e });
+}
+
 /** Adds `n` to the list under `key`. */
 function index<K>(map: Map<K, number[]>, key: K, n: number): void {
   const list = map.get(key);
@@ -149,6 +164,12 @@ export class LeaseTable {
   #deletions = 0;
   #onRefused: ((row: LeaseRow, error: Error) => void) | undefined;
   #waiters: Waiter[] = [];
+  /** Whose commit is written, waiting for the next sync of the log. */
+  #unsynced: Waiter[] = [];
+  /** Whose commit the sync now running covers. */
+  #syncing: Waiter[] | undefined;
+  /** How commits become durable: undefined when each commit syncs itself (`FULL`). */
+  #log: LeaseTableOptions["syncLog"];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MS;
   #maxWaitMs: number;
@@ -169,9 +190,11 @@ export class LeaseTable {
     this.#maxWaitMs = options.maxWaitMs ?? MAX_WAIT_MS;
     this.#gapMs = options.commitGapMs ?? COMMIT_GAP_MS;
     this.#onRefused = options.onRefused;
-    // saved() promises a lease that survives a power cut: the WAL is synced on every commit,
-    // whoever opened the handle.
-    db.exec("PRAGMA synchronous = FULL");
+    // saved() promises a lease that survives a power cut, whoever opened the handle: the
+    // write-ahead log is synced after every commit, by the commit itself (FULL) when there is
+    // no log of our own to sync.
+    this.#log = options.syncLog ?? WriteAheadLog.of(db);
+    db.exec(`PRAGMA synchronous = ${this.#log ? "NORMAL" : "FULL"}`);
     db.exec(`CREATE TABLE IF NOT EXISTS dhcp_leases (
       ip TEXT PRIMARY KEY,
       ipnum INTEGER NOT NULL,
@@ -270,9 +293,8 @@ export class LeaseTable {
   flush(): void {
     this.#clearTimer();
     const failure = this.#commit();
-    if (failure === null) return this.#settle(null);
-    this.#settle(failure);
-    throw failure;
+    this.#settle(failure, true);
+    if (failure) throw failure;
   }
 
   /** Writes what is pending (a failure is thrown) and stops retrying. */
@@ -326,7 +348,11 @@ export class LeaseTable {
     this.#retryMs = Math.min(this.#retryMs * 2, 1000);
   }
 
-  #settle(failure: Error | null): void {
+  /**
+   * Rejects the waiters whose commit failed or refused their row; the others are resolved once
+   * the log is synced: by the next sync, or (`now`) by one that blocks until it is done.
+   */
+  #settle(failure: Error | null, now = false): void {
     const waiters = this.#waiters;
     const refused = this.#refused;
     this.#waiters = [];
@@ -335,8 +361,48 @@ export class LeaseTable {
     for (const w of waiters) {
       const own = w.ipnum === undefined ? undefined : refused.get(w.ipnum);
       if (failure ?? own) w.reject(failure ?? own!);
+      else if (this.#log) this.#unsynced.push(w);
       else w.resolve();
     }
+    if (!this.#log || this.#unsynced.length === 0 && !(now && this.#syncing)) return;
+    if (!now) return this.#sync();
+    // Everything written so far, the commits of a sync still running included.
+    const covered = [...(this.#syncing ?? []), ...this.#unsynced];
+    this.#unsynced = [];
+    try {
+      this.#log.syncNow();
+    } catch (e) {
+      const error = logNotSynced(e);
+      for (const w of covered) w.reject(error);
+      throw error;
+    }
+    for (const w of covered) w.resolve();
+  }
+
+  /**
+   * Syncs the log for the commits written so far, one sync at a time: the commits written
+   * while one runs wait for the next, which starts when it ends and covers them all.
+   */
+  #sync(): void {
+    if (this.#syncing || this.#unsynced.length === 0) return;
+    const batch = this.#syncing = this.#unsynced;
+    this.#unsynced = [];
+    let done: Promise<void>;
+    try {
+      done = this.#log!.sync();
+    } catch (e) {
+      done = Promise.reject(e);
+    }
+    done.then(
+      () => batch.forEach((w) => w.resolve()),
+      (e) => {
+        const error = logNotSynced(e);
+        batch.forEach((w) => w.reject(error));
+      },
+    ).finally(() => {
+      this.#syncing = undefined;
+      this.#sync();
+    });
   }
 
   /** One transaction with every pending change; null when it is on disk, else the error. */

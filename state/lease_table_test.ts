@@ -59,13 +59,23 @@ Deno.test("group commit: changes are seen at once, written together, saved after
     const table = LeaseTable.of(db);
     const reader = openDatabaseFile(file);
     try {
-      await t.step("one table per connection, which syncs every commit", () => {
+      await t.step("one table per connection, which syncs the log itself", () => {
         assert.equal(LeaseTable.of(db), table);
-        // 2 = FULL: the write-ahead log is fsynced before a commit returns.
+        // 1 = NORMAL: a commit returns before the write-ahead log is synced; the table syncs
+        // it after, off the event loop, before saved() resolves (the next test, and the
+        // strace of tests/dhcp_test.ts).
         assert.equal(
           (db.prepare("PRAGMA synchronous").get() as { synchronous: number }).synchronous,
+          1,
+        );
+        // Without a log file of its own (in memory), each commit syncs itself: 2 = FULL.
+        const memory = openDatabase(":memory:");
+        LeaseTable.of(memory);
+        assert.equal(
+          (memory.prepare("PRAGMA synchronous").get() as { synchronous: number }).synchronous,
           2,
         );
+        memory.close();
       });
       await t.step(
         "a change is visible in memory at once, on disk only after saved()",
@@ -118,6 +128,62 @@ Deno.test("group commit: changes are seen at once, written together, saved after
       db.close();
     }
   });
+});
+
+Deno.test("group commit: saved() waits for the log's sync, and commits during one share the next", async () => {
+  const syncs: PromiseWithResolvers<void>[] = [];
+  let blocking = 0;
+  const syncLog = {
+    sync() {
+      syncs.push(Promise.withResolvers<void>());
+      return syncs.at(-1)!.promise;
+    },
+    syncNow() {
+      blocking++;
+    },
+  };
+  const db = openDatabase(":memory:");
+  const table = LeaseTable.of(db, { syncLog, commitGapMs: 0 });
+  const turn = () => new Promise((r) => setTimeout(r, 5));
+  try {
+    table.put(row("10.0.0.1", "52:54:00:00:01:01"));
+    const first = table.saved();
+    await turn();
+    // Committed (another connection would read it), not yet durable: no answer yet.
+    assert.equal(table.pending, 0);
+    assert.equal(syncs.length, 1);
+    assert.equal(await settled(first), false);
+
+    // Two commits while the first sync runs: they wait for the next one, which covers both.
+    table.put(row("10.0.0.2", "52:54:00:00:01:02"));
+    const second = table.saved();
+    await turn();
+    table.put(row("10.0.0.3", "52:54:00:00:01:03"));
+    const third = table.saved();
+    await turn();
+    assert.equal(syncs.length, 1);
+    syncs[0]!.resolve();
+    await first;
+    await turn();
+    assert.equal(syncs.length, 2);
+    assert.equal(await settled(second), false);
+
+    // A sync that fails: nobody it covered is told their lease is on disk.
+    syncs[1]!.reject(new Error("Input/output error (os error 5)"));
+    for (const p of [second, third]) {
+      await assert.rejects(p, /lease commit not synced to disk: Input\/output error/);
+    }
+
+    // flush() (shutdown) syncs before it returns.
+    table.put(row("10.0.0.4", "52:54:00:00:01:04"));
+    const fourth = table.saved();
+    table.flush();
+    assert.equal(blocking, 1);
+    assert.equal(await settled(fourth), true);
+    assert.equal(syncs.length, 2);
+  } finally {
+    db.close();
+  }
 });
 
 Deno.test("group commit: a busy database delays the ACKs, never the event loop", async (t) => {
