@@ -135,15 +135,14 @@ export function isReadOnly(e: unknown): boolean {
  * The write-ahead log (`<file>-wal`) of a database in WAL mode, synced through a handle of our
  * own: a connection with `synchronous = NORMAL` whose commit is followed by {@linkcode sync}
  * has, once it resolves, what `FULL` gives at the return of the commit (FULL is NORMAL plus a
- * sync of the log after each commit; checkpoints sync the log and the database in both). The
+ * sync of the log after each commit; checkpoints sync the log and the database in both, and
+ * SQLite rewrites the log's start only after a checkpoint synced it all into the database). The
  * difference: the wait for the disk runs on a thread of Deno's pool while the event loop goes
- * on, instead of inside the commit.
- *
- * Each sync opens the file and closes it after (~10 µs, once a commit): no handle is left open
- * between syncs, and one that SQLite replaced is never synced by mistake.
+ * on, instead of inside the commit. Assumes SQLite's default powersafe overwrite (FULL pads a
+ * commit to a sector without it).
  */
 export class WriteAheadLog {
-  #dirSynced = false;
+  #file: Deno.FsFile | undefined;
 
   private constructor(readonly path: string) {}
 
@@ -158,33 +157,40 @@ export class WriteAheadLog {
 
   /** Makes everything written to the log so far durable (fdatasync), off the event loop. */
   async sync(): Promise<void> {
-    using file = this.#open();
-    await file?.syncData();
+    await this.#handle().syncData();
   }
 
   /** The same, blocking: for shutdown. */
   syncNow(): void {
-    using file = this.#open();
-    file?.syncDataSync();
+    this.#handle().syncDataSync();
+  }
+
+  /** Closes our handle; a sync still running finishes on it. */
+  close(): void {
+    this.#file?.close();
+    this.#file = undefined;
   }
 
   /**
-   * A handle on the log; undefined when there is none: SQLite removes it only after a
-   * checkpoint synced its content into the database.
+   * Our handle on the log, opened at the first sync (a commit has made the file by then) and
+   * kept: the kernel reports a write it could not make to every handle open at the time, but
+   * to one opened later only if nobody saw the error yet, and SQLite's own handles may have.
+   * A log that is not there is an error: SQLite keeps it while a connection is open, so
+   * someone removed it.
    */
-  #open(): Deno.FsFile | undefined {
-    if (!this.#dirSynced) {
-      // The log's name in its folder, made when the database was opened, is synced once too:
-      // a file whose directory entry never reached the disk may be gone after a power cut.
+  #handle(): Deno.FsFile {
+    if (this.#file) return this.#file;
+    const file = Deno.openSync(this.path, { read: true });
+    try {
+      // The log's name in its folder is synced once too: SQLite syncs the folder at the log's
+      // first sync of its own, which under NORMAL waits for the first checkpoint, and a file
+      // whose directory entry never reached the disk may be gone after a power cut.
       using dir = Deno.openSync(dirname(this.path), { read: true });
       dir.syncSync();
-      this.#dirSynced = true;
-    }
-    try {
-      return Deno.openSync(this.path, { read: true });
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return undefined;
+      file.close();
       throw e;
     }
+    return this.#file = file;
   }
 }

@@ -11,8 +11,8 @@
  * Who waits for what:
  * - An ACK waits ({@linkcode LeaseTable.saved}): the commit runs at the end of the current
  *   event-loop turn, after every request already received was answered in memory, and at most
- *   once every {@linkcode COMMIT_GAP_MS}; the promises resolve after it, in the order they were
- *   asked for.
+ *   once every {@linkcode COMMIT_GAP_MS}; the promises resolve after it and the sync of the log
+ *   that follows it, in the order they were asked for.
  * - Offers, releases and declines are written with the next commit, and nobody waits for them:
  *   losing them in a crash is safe. An offer is a hold (RFC 2131 §3.1 (2): servers need not
  *   even reserve an offered address); after a restart the REQUEST for a lost offer gets a NAK
@@ -30,6 +30,10 @@
  *   disk) is left out of its commit, which goes on with the others; memory goes back to the row
  *   on disk, and the `saved()` that named its address rejects (its ACK is not sent). Before,
  *   such a row stayed pending and failed every later commit: one client's lease stopped all.
+ * - A sync of the log that fails (an I/O error) rejects the `saved()` it covered, and every
+ *   later one until a restart: the kernel may have dropped the pages it could not write, and
+ *   the log is replayed only up to its first bad frame, so nothing written after is known to
+ *   be on disk either. A sync that has not returned for `maxWaitMs` turns new waiters away.
  *
  * The commit runs on the main thread (node:sqlite has no asynchronous calls; with
  * `busy_timeout = 0` it never waits for a lock) but does not wait for the disk: the connection
@@ -71,7 +75,7 @@ export interface LeaseTableOptions {
    * Makes the commits so far durable; by default an fdatasync of the database's write-ahead
    * log ({@linkcode WriteAheadLog}). Given, it is used for any database (tests).
    */
-  syncLog?: { sync(): Promise<void>; syncNow(): void };
+  syncLog?: { sync(): Promise<void>; syncNow(): void; close(): void };
 }
 
 /** A stored state of a lease row. */
@@ -168,6 +172,12 @@ export class LeaseTable {
   #unsynced: Waiter[] = [];
   /** Whose commit the sync now running covers. */
   #syncing: Waiter[] | undefined;
+  /** When the sync now running started (performance.now()). */
+  #syncStarted = 0;
+  /** Whether a commit wrote to the log since the last sync started (unwaited changes too). */
+  #written = false;
+  /** The first failed sync: after it, nothing written is known to be on disk (see #sync). */
+  #broken: Error | undefined;
   /** How commits become durable: undefined when each commit syncs itself (`FULL`). */
   #log: LeaseTableOptions["syncLog"];
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -178,7 +188,11 @@ export class LeaseTable {
   #committedAt = -Infinity;
   #upsert: StatementSync | undefined;
 
-  /** The table of `db` (made, and loaded, on the first call, with `options`). */
+  /**
+   * The table of `db` (made, and loaded, on the first call, with `options`). It sets the handle
+   * to `synchronous = NORMAL` when it syncs the log itself: give it a handle of its own (as
+   * `serve` does), or the other tables' commits on that handle stop syncing theirs.
+   */
   static of(db: DatabaseSync, options: LeaseTableOptions = {}): LeaseTable {
     let t = tables.get(db);
     if (!t) tables.set(db, t = new LeaseTable(db, options));
@@ -268,6 +282,11 @@ export class LeaseTable {
    */
   saved(ipnum?: number): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const stuck = this.#stuck();
+    if (stuck) {
+      reject(stuck);
+      return promise;
+    }
     this.#waiters.push({ ipnum, resolve, reject, since: performance.now() });
     this.#schedule(Math.max(0, this.#committedAt + this.#gapMs - performance.now()));
     return promise;
@@ -303,6 +322,7 @@ export class LeaseTable {
       this.flush();
     } finally {
       this.#clearTimer();
+      this.#log?.close();
     }
   }
 
@@ -358,25 +378,44 @@ export class LeaseTable {
     this.#waiters = [];
     this.#refused = new Map();
     this.#retryMs = RETRY_MS;
+    const stuck = this.#stuck();
     for (const w of waiters) {
       const own = w.ipnum === undefined ? undefined : refused.get(w.ipnum);
-      if (failure ?? own) w.reject(failure ?? own!);
+      const error = failure ?? own ?? stuck;
+      if (error) w.reject(error);
       else if (this.#log) this.#unsynced.push(w);
       else w.resolve();
     }
-    if (!this.#log || this.#unsynced.length === 0 && !(now && this.#syncing)) return;
+    if (!this.#log) return;
     if (!now) return this.#sync();
     // Everything written so far, the commits of a sync still running included.
+    if (!this.#written && this.#unsynced.length === 0 && !this.#syncing) return;
     const covered = [...(this.#syncing ?? []), ...this.#unsynced];
     this.#unsynced = [];
+    this.#written = false;
     try {
+      if (this.#broken) throw this.#broken;
       this.#log.syncNow();
     } catch (e) {
-      const error = logNotSynced(e);
+      const error = this.#broken ??= logNotSynced(e);
       for (const w of covered) w.reject(error);
       throw error;
     }
     for (const w of covered) w.resolve();
+  }
+
+  /**
+   * Why nobody can be told their lease is on disk now, if so: a sync failed before (for good:
+   * the log after a write the kernel dropped is not trusted until a restart), or the one
+   * running has not returned for `maxWaitMs` (a disk that hangs; those waiting are turned away
+   * instead of piling up behind it).
+   */
+  #stuck(): Error | undefined {
+    if (this.#broken) return this.#broken;
+    if (!this.#syncing) return undefined;
+    const ms = performance.now() - this.#syncStarted;
+    if (ms < this.#maxWaitMs) return undefined;
+    return new Error(`lease commit not synced to disk: a sync has been running for ${ms | 0} ms`);
   }
 
   /**
@@ -387,22 +426,29 @@ export class LeaseTable {
     if (this.#syncing || this.#unsynced.length === 0) return;
     const batch = this.#syncing = this.#unsynced;
     this.#unsynced = [];
+    this.#written = false;
+    this.#syncStarted = performance.now();
     let done: Promise<void>;
     try {
+      if (this.#broken) throw this.#broken;
       done = this.#log!.sync();
     } catch (e) {
       done = Promise.reject(e);
     }
     done.then(
-      () => batch.forEach((w) => w.resolve()),
+      () => {
+        this.#syncing = undefined;
+        batch.forEach((w) => w.resolve());
+      },
       (e) => {
-        const error = logNotSynced(e);
+        this.#syncing = undefined;
+        // The commits it covered are in the log for readers, but may not be on disk; later ones
+        // are chained after them (a log is replayed up to its first bad frame), so no later
+        // sync can vouch for anything either.
+        const error = this.#broken ??= logNotSynced(e);
         batch.forEach((w) => w.reject(error));
       },
-    ).finally(() => {
-      this.#syncing = undefined;
-      this.#sync();
-    });
+    ).finally(() => this.#sync());
   }
 
   /** One transaction with every pending change; null when it is on disk, else the error. */
@@ -451,6 +497,7 @@ export class LeaseTable {
       }
     }
     this.#committedAt = performance.now();
+    this.#written = true;
     for (const [n, error] of refused) {
       const current = this.#rows.get(n)!;
       this.#remove(current);

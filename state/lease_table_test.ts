@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
-import { openDatabase, openDatabaseFile } from "./db.ts";
+import { openDatabase, openDatabaseFile, WriteAheadLog } from "./db.ts";
 import { type LeaseRow, LeaseTable } from "./lease_table.ts";
 import { ipv4ToNumber } from "../net/ipv4.ts";
 
@@ -130,28 +130,47 @@ Deno.test("group commit: changes are seen at once, written together, saved after
   });
 });
 
-Deno.test("group commit: saved() waits for the log's sync, and commits during one share the next", async () => {
-  const syncs: PromiseWithResolvers<void>[] = [];
-  let blocking = 0;
-  const syncLog = {
+/** A log whose syncs the test ends by hand; blocking syncs are counted. */
+function handLog() {
+  const log = {
+    syncs: [] as PromiseWithResolvers<void>[],
+    blocking: 0,
+    closed: false,
+    failNow: undefined as Error | undefined,
     sync() {
-      syncs.push(Promise.withResolvers<void>());
-      return syncs.at(-1)!.promise;
+      log.syncs.push(Promise.withResolvers<void>());
+      return log.syncs.at(-1)!.promise;
     },
     syncNow() {
-      blocking++;
+      log.blocking++;
+      if (log.failNow) throw log.failNow;
+    },
+    close() {
+      log.closed = true;
     },
   };
+  return log;
+}
+
+const turn = () => new Promise((r) => setTimeout(r, 5));
+
+/** A table in memory over a log synced by hand, with one row committed and waited for. */
+async function oneCommit(options: { maxWaitMs?: number } = {}) {
+  const log = handLog();
   const db = openDatabase(":memory:");
-  const table = LeaseTable.of(db, { syncLog, commitGapMs: 0 });
-  const turn = () => new Promise((r) => setTimeout(r, 5));
+  const table = LeaseTable.of(db, { syncLog: log, commitGapMs: 0, ...options });
+  table.put(row("10.0.0.1", "52:54:00:00:01:01"));
+  const first = table.saved();
+  await turn();
+  return { log, db, table, first };
+}
+
+Deno.test("group commit: saved() waits for the log's sync, and commits during one share the next", async () => {
+  const { log, db, table, first } = await oneCommit();
   try {
-    table.put(row("10.0.0.1", "52:54:00:00:01:01"));
-    const first = table.saved();
-    await turn();
     // Committed (another connection would read it), not yet durable: no answer yet.
     assert.equal(table.pending, 0);
-    assert.equal(syncs.length, 1);
+    assert.equal(log.syncs.length, 1);
     assert.equal(await settled(first), false);
 
     // Two commits while the first sync runs: they wait for the next one, which covers both.
@@ -161,29 +180,92 @@ Deno.test("group commit: saved() waits for the log's sync, and commits during on
     table.put(row("10.0.0.3", "52:54:00:00:01:03"));
     const third = table.saved();
     await turn();
-    assert.equal(syncs.length, 1);
-    syncs[0]!.resolve();
+    assert.equal(log.syncs.length, 1);
+    log.syncs[0]!.resolve();
     await first;
     await turn();
-    assert.equal(syncs.length, 2);
+    assert.equal(log.syncs.length, 2);
     assert.equal(await settled(second), false);
 
-    // A sync that fails: nobody it covered is told their lease is on disk.
-    syncs[1]!.reject(new Error("Input/output error (os error 5)"));
-    for (const p of [second, third]) {
-      await assert.rejects(p, /lease commit not synced to disk: Input\/output error/);
-    }
-
-    // flush() (shutdown) syncs before it returns.
+    // flush() (shutdown) while that sync runs: one blocking sync covers it and what came after.
     table.put(row("10.0.0.4", "52:54:00:00:01:04"));
     const fourth = table.saved();
     table.flush();
-    assert.equal(blocking, 1);
-    assert.equal(await settled(fourth), true);
-    assert.equal(syncs.length, 2);
+    assert.equal(log.blocking, 1);
+    for (const p of [second, third, fourth]) assert.equal(await settled(p), true);
+    log.syncs[1]!.resolve();
+    await turn();
+
+    // An offer nobody waits for is synced by flush() too; with nothing written, no sync.
+    table.put(row("10.0.0.5", "52:54:00:00:01:05", "offered"));
+    table.flush();
+    assert.equal(log.blocking, 2);
+    table.flush();
+    assert.equal(log.blocking, 2);
+    table.close();
+    assert.equal(log.closed, true);
   } finally {
     db.close();
   }
+});
+
+Deno.test("a failed sync of the log withholds every later answer; a hung one turns new waiters away", async (t) => {
+  await t.step("failed: the ones it covered and all later ones are rejected", async () => {
+    const { log, db, table, first } = await oneCommit();
+    try {
+      log.syncs[0]!.reject(new Error("Input/output error (os error 5)"));
+      await assert.rejects(first, /lease commit not synced to disk: Input\/output error/);
+      // The next commit and its sync would succeed, but the log before it may have a hole.
+      table.put(row("10.0.0.2", "52:54:00:00:01:02"));
+      await assert.rejects(table.saved(), /not synced to disk: Input\/output error/);
+      assert.equal(log.syncs.length, 1);
+      assert.throws(() => table.flush(), /not synced to disk/);
+      // Memory keeps what was answered; the rows are in the database for readers.
+      assert.equal(table.get(ipv4ToNumber("10.0.0.2"))?.mac, "52:54:00:00:01:02");
+    } finally {
+      db.close();
+    }
+  });
+  await t.step("hung: after maxWaitMs new waiters are rejected at once", async () => {
+    const { log, db, table, first } = await oneCommit({ maxWaitMs: 50 });
+    try {
+      assert.equal(log.syncs.length, 1);
+      await new Promise((r) => setTimeout(r, 60));
+      table.put(row("10.0.0.2", "52:54:00:00:01:02"));
+      await assert.rejects(table.saved(), /a sync has been running for \d+ ms/);
+      // The disk answers at last: the one it covered is on disk, and later ones go on.
+      log.syncs[0]!.resolve();
+      await first;
+      table.put(row("10.0.0.3", "52:54:00:00:01:03"));
+      const third = table.saved();
+      await turn();
+      log.syncs[1]!.resolve();
+      await third;
+    } finally {
+      db.close();
+    }
+  });
+});
+
+Deno.test("WriteAheadLog: the -wal file of a database on disk, none in memory; a log removed by hand is an error", async () => {
+  assert.equal(WriteAheadLog.of(openDatabase(":memory:")), undefined);
+  await withFile(async (file) => {
+    const db = openDatabaseFile(file, { busyTimeoutMs: 0 });
+    const log = WriteAheadLog.of(db)!;
+    try {
+      assert.equal(log.path, `${file}-wal`);
+      db.exec("CREATE TABLE t (x); INSERT INTO t VALUES (1)");
+      assert.ok(Deno.statSync(log.path).size > 0);
+      await log.sync();
+      log.syncNow();
+      log.close();
+      Deno.removeSync(log.path);
+      await assert.rejects(() => log.sync(), Deno.errors.NotFound);
+    } finally {
+      log.close();
+      db.close();
+    }
+  });
 });
 
 Deno.test("group commit: a busy database delays the ACKs, never the event loop", async (t) => {

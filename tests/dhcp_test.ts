@@ -271,15 +271,23 @@ Deno.test("an ACKed lease is on disk before the ACK leaves, and survives kill -9
       // Replies to the client (port 68); not the netlink requests of the interface lookup.
       const sends = lines.flatMap((l, i) => /\bsendto\(.*htons\(68\)/.test(l) ? [i] : []);
       assert.ok(sends.length >= 2, lines.join("\n"));
-      const between = lines.slice(sends[0]! + 1, sends[1]!);
-      const sync = between.find((l) =>
+      const ack = sends[1]!;
+      const start = lines.findIndex((l, i) =>
+        i > sends[0]! && i < ack &&
         /\bf(data)?sync\(\d+<[^>]*leases\.db-wal>(\)| <unfinished)/.test(l)
       );
-      assert.ok(sync, `no fsync of the WAL between OFFER and ACK:\n${lines.join("\n")}`);
-      // Each line starts with its thread: the sync ran on another thread than the one that
-      // answers (the event loop), which went on meanwhile.
-      const thread = (l: string) => l.split(" ")[0];
-      assert.notEqual(thread(sync), thread(lines[sends[1]!]!), lines.join("\n"));
+      assert.ok(start > 0, `no fsync of the WAL between OFFER and ACK:\n${lines.join("\n")}`);
+      // Each line starts with its thread. The sync ran on another thread than the one that
+      // answers (the event loop, which went on meanwhile), and returned before the ACK left: a
+      // call other threads' calls interrupted in strace's log ends on its "resumed" line.
+      const thread = (l: string) => l.split(" ")[0]!;
+      const tid = thread(lines[start]!);
+      assert.notEqual(tid, thread(lines[ack]!), lines.join("\n"));
+      const end = lines[start]!.includes("<unfinished")
+        ? lines.findIndex((l, i) => i > start && l.startsWith(`${tid} <... f`))
+        : start;
+      assert.ok(end > 0 && end < ack, `the sync returned after the ACK:\n${lines.join("\n")}`);
+      assert.match(lines[end]!, /= 0$/, lines.join("\n"));
     });
     await t.step("kill -9 right after the ACK: the lease is in the file", async () => {
       // strace's child is the server (`ip netns exec` and strace exec, they do not fork).
