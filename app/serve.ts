@@ -22,6 +22,7 @@ import { startRaResponder } from "../protocols/ndp/responder.ts";
 import { checkDatabase, openDatabaseFile } from "../state/db.ts";
 import { Bookkeeping } from "../state/bookkeeping.ts";
 import type { LeasePools } from "../state/lease_pools.ts";
+import { LeaseTable } from "../state/lease_table.ts";
 import { hasMac } from "../state/machines.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
@@ -425,7 +426,11 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     running.push({ close: () => Promise.resolve(quick.close()) });
     // The lease table's own handle: its group commit must never wait for a lock.
     const leases = openDatabaseFile(config.db_file, { busyTimeoutMs: 0 });
-    running.push({ close: () => Promise.resolve(leases.close()) });
+    running.push({
+      // The table first (its handle on the write-ahead log goes with it), the handle whatever.
+      close: () =>
+        Promise.resolve().then(() => LeaseTable.closeOf(leases)).finally(() => leases.close()),
+    });
     // Closed after every server (the last requests queue too), before the handles.
     const bookkeeping = new Bookkeeping(quick, { logger });
     running.push({ close: () => Promise.resolve(bookkeeping.close()) });

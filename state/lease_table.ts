@@ -33,7 +33,8 @@
  * - A sync of the log that fails (an I/O error) rejects the `saved()` it covered, and every
  *   later one until a restart: the kernel may have dropped the pages it could not write, and
  *   the log is replayed only up to its first bad frame, so nothing written after is known to
- *   be on disk either. A sync that has not returned for `maxWaitMs` turns new waiters away.
+ *   be on disk either. A sync that has not returned for `maxWaitMs` rejects those waiting for
+ *   it, and new waiters at once until it returns.
  *
  * The commit runs on the main thread (node:sqlite has no asynchronous calls; with
  * `busy_timeout = 0` it never waits for a lock) but does not wait for the disk: the connection
@@ -138,6 +139,11 @@ function logNotSynced(e: unknown): Error {
   return new Error(`lease commit not synced to disk: ${(e as Error)?.message ?? e}`, { cause: e });
 }
 
+/** A sync of the log that has not returned for `ms`: a disk that hangs. */
+function syncHung(ms: number): Error {
+  return new Error(`lease commit not synced to disk: a sync has been running for ${ms | 0} ms`);
+}
+
 /** Adds `n` to the list under `key`. */
 function index<K>(map: Map<K, number[]>, key: K, n: number): void {
   const list = map.get(key);
@@ -178,6 +184,9 @@ export class LeaseTable {
   #written = false;
   /** The first failed sync: after it, nothing written is known to be on disk (see #sync). */
   #broken: Error | undefined;
+  /** Rejects those waiting for a sync that has not returned for `maxWaitMs`. */
+  #hangTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
   /** How commits become durable: undefined when each commit syncs itself (`FULL`). */
   #log: LeaseTableOptions["syncLog"];
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -282,7 +291,7 @@ export class LeaseTable {
    */
   saved(ipnum?: number): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const stuck = this.#stuck();
+    const stuck = this.#closed ? new Error("lease table closed") : this.#stuck();
     if (stuck) {
       reject(stuck);
       return promise;
@@ -318,12 +327,19 @@ export class LeaseTable {
 
   /** Writes what is pending (a failure is thrown) and stops retrying. */
   close(): void {
+    if (this.#closed) return;
     try {
       this.flush();
     } finally {
+      this.#closed = true;
       this.#clearTimer();
       this.#log?.close();
     }
+  }
+
+  /** Closes the table of `db` if one was made ({@linkcode close}); before `db` is closed. */
+  static closeOf(db: DatabaseSync): void {
+    tables.get(db)?.close();
   }
 
   #add(row: LeaseRow): void {
@@ -388,9 +404,10 @@ export class LeaseTable {
     }
     if (!this.#log) return;
     if (!now) return this.#sync();
-    // Everything written so far, the commits of a sync still running included.
-    if (!this.#written && this.#unsynced.length === 0 && !this.#syncing) return;
-    const covered = [...(this.#syncing ?? []), ...this.#unsynced];
+    // Everything written so far; the waiters of a sync still running get its own answer (the
+    // kernel reports a write error to one of two syncs running at once, not to both).
+    if (!this.#written && this.#unsynced.length === 0) return;
+    const covered = this.#unsynced;
     this.#unsynced = [];
     this.#written = false;
     try {
@@ -407,15 +424,15 @@ export class LeaseTable {
   /**
    * Why nobody can be told their lease is on disk now, if so: a sync failed before (for good:
    * the log after a write the kernel dropped is not trusted until a restart), or the one
-   * running has not returned for `maxWaitMs` (a disk that hangs; those waiting are turned away
-   * instead of piling up behind it).
+   * running has not returned for `maxWaitMs` (a disk that hangs: those waiting for it are turned
+   * away then, and new ones at once, instead of piling up behind it).
    */
   #stuck(): Error | undefined {
     if (this.#broken) return this.#broken;
     if (!this.#syncing) return undefined;
     const ms = performance.now() - this.#syncStarted;
     if (ms < this.#maxWaitMs) return undefined;
-    return new Error(`lease commit not synced to disk: a sync has been running for ${ms | 0} ms`);
+    return syncHung(ms);
   }
 
   /**
@@ -423,11 +440,17 @@ export class LeaseTable {
    * while one runs wait for the next, which starts when it ends and covers them all.
    */
   #sync(): void {
-    if (this.#syncing || this.#unsynced.length === 0) return;
+    if (this.#closed || this.#syncing || this.#unsynced.length === 0) return;
     const batch = this.#syncing = this.#unsynced;
     this.#unsynced = [];
     this.#written = false;
     this.#syncStarted = performance.now();
+    this.#hangTimer = setTimeout(() => {
+      // Rejecting is always safe (the ACK is not sent); the late answer then settles nothing.
+      const stuck = this.#stuck() ?? syncHung(this.#maxWaitMs);
+      for (const w of [...batch, ...this.#unsynced]) w.reject(stuck);
+      this.#unsynced = [];
+    }, this.#maxWaitMs);
     let done: Promise<void>;
     try {
       if (this.#broken) throw this.#broken;
@@ -435,13 +458,17 @@ export class LeaseTable {
     } catch (e) {
       done = Promise.reject(e);
     }
+    const ended = () => {
+      clearTimeout(this.#hangTimer);
+      this.#syncing = undefined;
+    };
     done.then(
       () => {
-        this.#syncing = undefined;
+        ended();
         batch.forEach((w) => w.resolve());
       },
       (e) => {
-        this.#syncing = undefined;
+        ended();
         // The commits it covered are in the log for readers, but may not be on disk; later ones
         // are chained after them (a log is replayed up to its first bad frame), so no later
         // sync can vouch for anything either.

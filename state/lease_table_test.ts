@@ -187,13 +187,16 @@ Deno.test("group commit: saved() waits for the log's sync, and commits during on
     assert.equal(log.syncs.length, 2);
     assert.equal(await settled(second), false);
 
-    // flush() (shutdown) while that sync runs: one blocking sync covers it and what came after.
+    // flush() (shutdown) while that sync runs: a blocking sync for what came after; those of
+    // the running one get its own answer.
     table.put(row("10.0.0.4", "52:54:00:00:01:04"));
     const fourth = table.saved();
     table.flush();
     assert.equal(log.blocking, 1);
-    for (const p of [second, third, fourth]) assert.equal(await settled(p), true);
+    assert.equal(await settled(fourth), true);
+    assert.deepEqual([await settled(second), await settled(third)], [false, false]);
     log.syncs[1]!.resolve();
+    await Promise.all([second, third]);
     await turn();
 
     // An offer nobody waits for is synced by flush() too; with nothing written, no sync.
@@ -204,12 +207,16 @@ Deno.test("group commit: saved() waits for the log's sync, and commits during on
     assert.equal(log.blocking, 2);
     table.close();
     assert.equal(log.closed, true);
+    // Closed: nobody is told a later change is on disk.
+    table.put(row("10.0.0.6", "52:54:00:00:01:06"));
+    await assert.rejects(table.saved(), /lease table closed/);
+    assert.equal(log.syncs.length, 2);
   } finally {
     db.close();
   }
 });
 
-Deno.test("a failed sync of the log withholds every later answer; a hung one turns new waiters away", async (t) => {
+Deno.test("a failed sync of the log withholds every later answer; a hung one turns its waiters away", async (t) => {
   await t.step("failed: the ones it covered and all later ones are rejected", async () => {
     const { log, db, table, first } = await oneCommit();
     try {
@@ -226,17 +233,23 @@ Deno.test("a failed sync of the log withholds every later answer; a hung one tur
       db.close();
     }
   });
-  await t.step("hung: after maxWaitMs new waiters are rejected at once", async () => {
+  await t.step("hung: after maxWaitMs its waiters and new ones are rejected", async () => {
     const { log, db, table, first } = await oneCommit({ maxWaitMs: 50 });
     try {
       assert.equal(log.syncs.length, 1);
-      await new Promise((r) => setTimeout(r, 60));
+      // One more commit waits behind it.
       table.put(row("10.0.0.2", "52:54:00:00:01:02"));
-      await assert.rejects(table.saved(), /a sync has been running for \d+ ms/);
-      // The disk answers at last: the one it covered is on disk, and later ones go on.
-      log.syncs[0]!.resolve();
-      await first;
+      const second = table.saved();
+      await turn();
+      for (const p of [first, second]) {
+        await assert.rejects(p, /a sync has been running for \d+ ms/);
+      }
       table.put(row("10.0.0.3", "52:54:00:00:01:03"));
+      await assert.rejects(table.saved(), /a sync has been running for \d+ ms/);
+      // The disk answers at last: later waiters go on.
+      log.syncs[0]!.resolve();
+      await turn();
+      table.put(row("10.0.0.4", "52:54:00:00:01:04"));
       const third = table.saved();
       await turn();
       log.syncs[1]!.resolve();
@@ -532,4 +545,20 @@ Deno.test("a refusal hook that throws loses nothing: the commit stands", async (
   assert.equal(table.pending, 0);
   assert.equal(table.get(ipv4ToNumber("10.0.0.101"))?.mac, "52:54:00:00:00:02");
   db.close();
+});
+
+Deno.test("LeaseTable.closeOf closes the table of a handle if it has one", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    LeaseTable.closeOf(db);
+    const log = handLog();
+    const table = LeaseTable.of(db, { syncLog: log });
+    table.put(row("10.0.0.1", "52:54:00:00:01:01", "offered"));
+    LeaseTable.closeOf(db);
+    // What was pending was written and synced; the log's handle is closed.
+    assert.deepEqual([table.pending, log.blocking, log.closed], [0, 1, true]);
+    await assert.rejects(table.saved(), /lease table closed/);
+  } finally {
+    db.close();
+  }
 });

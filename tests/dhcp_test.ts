@@ -284,7 +284,9 @@ Deno.test("an ACKed lease is on disk before the ACK leaves, and survives kill -9
       const tid = thread(lines[start]!);
       assert.notEqual(tid, thread(lines[ack]!), lines.join("\n"));
       const end = lines[start]!.includes("<unfinished")
-        ? lines.findIndex((l, i) => i > start && l.startsWith(`${tid} <... f`))
+        ? lines.findIndex((l, i) =>
+          i > start && new RegExp(`^${tid}\\s+<\\.\\.\\. f(data)?sync resumed>`).test(l)
+        )
         : start;
       assert.ok(end > 0 && end < ack, `the sync returned after the ACK:\n${lines.join("\n")}`);
       assert.match(lines[end]!, /= 0$/, lines.join("\n"));
