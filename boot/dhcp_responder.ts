@@ -539,7 +539,20 @@ export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
     e.refusal === "reserved-in-use"
       ? waiting(`a [[machine]] waits for its address: ${e.why}`, { mac: e.mac })
       : refused(`new clients refused: ${e.why}`, { mac: e.mac, refusal: e.refusal });
-  const unsaved = warnOnce();
+  // One warning a minute for each kind of failure: a frequent one hides no other.
+  const unsavedBy = new Map<string, ReturnType<typeof warnOnce>>();
+  const unsaved = (e: Error) => {
+    const kind = /^lease row of /.test(e.message)
+      ? "refused"
+      : /not synced to disk/.test(e.message)
+      ? "sync"
+      : /^database busy/.test(e.message)
+      ? "busy"
+      : "commit";
+    let warn = unsavedBy.get(kind);
+    if (!warn) unsavedBy.set(kind, warn = warnOnce());
+    return warn;
+  };
   const lines = replyLines(logger);
   const finish = (out: DhcpOutcome) => {
     logOutcome(logger, lines, out, warn);
@@ -569,7 +582,7 @@ export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
       return finish({ event: { kind: "ignored", mac: out.event.mac, why } });
     }, (e: Error) => {
       const why = `lease not saved, no ACK: ${e.message}`;
-      unsaved(`ACKs withheld: ${why}`, { mac: out.event.mac, error: e });
+      unsaved(e)(`ACKs withheld: ${why}`, { mac: out.event.mac, error: e });
       return finish({ event: { kind: "ignored", mac: out.event.mac, why } });
     });
   };

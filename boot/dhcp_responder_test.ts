@@ -396,6 +396,24 @@ Deno.test("an ACK leaves once its lease is saved; an OFFER does not wait", async
     db.exec("DROP TRIGGER refuse");
     leases.flush();
   });
+  await t.step("a failure of another kind within the minute is told too", async () => {
+    const withheld = () =>
+      logger.lines.filter((l) => l.level === "warn" && /ACKs withheld/.test(l.message));
+    assert.equal(withheld().length, 1);
+    // The whole commit fails now (its statement finds no table), not one row.
+    db.exec("ALTER TABLE dhcp_leases RENAME TO dhcp_leases_aside");
+    try {
+      assert.equal(await handler(selecting(ovmf, "10.77.0.100"), ctx), null);
+      assert.equal(withheld().length, 2);
+      assert.match(withheld()[1]!.message, /lease not saved, no ACK: .*dhcp_leases/);
+      // The same kind again within the minute: not told twice.
+      assert.equal(await handler(selecting(ovmf, "10.77.0.100"), ctx), null);
+      assert.equal(withheld().length, 2);
+    } finally {
+      db.exec("ALTER TABLE dhcp_leases_aside RENAME TO dhcp_leases");
+    }
+    leases.flush();
+  });
   await t.step("a lease declined while its ACK waited gets no ACK", async () => {
     const ack = handler(selecting(ovmf, "10.77.0.100"), ctx);
     const decline = variant(ovmf, (o) => {
