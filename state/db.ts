@@ -165,6 +165,16 @@ export class WriteAheadLog {
     this.#handle().syncDataSync();
   }
 
+  /**
+   * Opens our handle now if it can (else the first sync does, and says why not): from then on a
+   * write to the log that the kernel could not make is reported to it, whoever wrote.
+   */
+  open(): void {
+    try {
+      this.#handle();
+    } catch { /* not there yet, or not ours to open: the first sync tells */ }
+  }
+
   /** Closes our handle; a sync still running finishes on it. */
   close(): void {
     this.#file?.close();
@@ -172,8 +182,8 @@ export class WriteAheadLog {
   }
 
   /**
-   * Our handle on the log, opened at the first sync (a commit has made the file by then) and
-   * kept: the kernel reports a write it could not make to every handle open at the time, but
+   * Our handle on the log, opened when the table is made ({@linkcode open}) or at the first sync
+   * (a commit has made the file by then), and kept: the kernel reports a write it could not make to every handle open at the time, but
    * to one opened later only if nobody saw the error yet, and SQLite's own handles may have.
    * A log that is not there is an error: SQLite keeps it while a connection is open, so
    * someone removed it.

@@ -251,6 +251,8 @@ export class LeaseTable {
         expires: Number(r.expires),
       });
     }
+    // Reading made the log if it was not there: our handle from now on (see WriteAheadLog).
+    if (this.#log instanceof WriteAheadLog) this.#log.open();
   }
 
   /** The row of an address (as a number), if it was ever handed out. */

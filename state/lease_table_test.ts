@@ -562,3 +562,20 @@ Deno.test("LeaseTable.closeOf closes the table of a handle if it has one", async
     db.close();
   }
 });
+
+Deno.test("the lease table holds its own handle on the log from the start", async () => {
+  await withFile(async (file) => {
+    const db = openDatabaseFile(file, { busyTimeoutMs: 0 });
+    const table = LeaseTable.of(db);
+    try {
+      // Opened when the table was made: the file's name may go, the handle stays. (A handle
+      // opened per sync, or at the first one, would find no file now.)
+      Deno.removeSync(`${file}-wal`);
+      table.put(row("10.0.0.1", "52:54:00:00:01:01"));
+      await table.saved();
+    } finally {
+      table.close();
+      db.close();
+    }
+  });
+});
