@@ -40,7 +40,8 @@
  * `busy_timeout = 0` it never waits for a lock) but does not wait for the disk: the connection
  * runs with `synchronous = NORMAL`, and the table then syncs the write-ahead log itself on a
  * thread of Deno's pool ({@linkcode WriteAheadLog}, what FULL would do inside the commit), one
- * sync at a time; the `saved()` of a commit resolve when a sync that started after it ends.
+ * sync at a time; the `saved()` promises of a commit resolve when a sync that started after it
+ * ends.
  * Before, FULL held the event loop for each fsync (1.6 ms median here, once every
  * {@linkcode COMMIT_GAP_MS} under load) while requests waited in the socket.
  *
