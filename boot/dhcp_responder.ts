@@ -19,6 +19,7 @@ import { type DhcpPacket, macOf, replyTo } from "../protocols/dhcp/packet.ts";
 import { encodePxeVendorOptions, PxeDiscoveryControl } from "../protocols/dhcp/pxe.ts";
 import type { DhcpHandler } from "../protocols/dhcp/server.ts";
 import { type DhcpReply, finishReply, PXE_PORT } from "../protocols/dhcp/wire.ts";
+import { failureKind } from "../state/lease_table.ts";
 import type { LeaseStore, OfferRefusal } from "../state/leases.ts";
 import type { InventoryReport } from "../state/inventory.ts";
 import { type BootChoice, type BootfileOptions, chooseBootfile } from "./bootfile.ts";
@@ -542,13 +543,7 @@ export function createDhcpHandler(options: DhcpHandlerOptions): DhcpHandler {
   // One warning a minute for each kind of failure: a frequent one hides no other.
   const unsavedBy = new Map<string, ReturnType<typeof warnOnce>>();
   const unsaved = (e: Error) => {
-    const kind = /^lease row of /.test(e.message)
-      ? "refused"
-      : /not synced to disk/.test(e.message)
-      ? "sync"
-      : /^database busy/.test(e.message)
-      ? "busy"
-      : "commit";
+    const kind = failureKind(e);
     let warn = unsavedBy.get(kind);
     if (!warn) unsavedBy.set(kind, warn = warnOnce());
     return warn;

@@ -183,8 +183,9 @@ export class WriteAheadLog {
 
   /**
    * Our handle on the log, opened when the table is made ({@linkcode open}) or at the first sync
-   * (a commit has made the file by then), and kept: the kernel reports a write it could not make to every handle open at the time, but
-   * to one opened later only if nobody saw the error yet, and SQLite's own handles may have.
+   * (a commit has made the file by then), and kept: the kernel reports a write it could not
+   * make to every handle open at the time, but to one opened later only if nobody saw the error
+   * yet, and SQLite's own handles may have.
    * A log that is not there is an error: SQLite keeps it while a connection is open, so
    * someone removed it.
    */

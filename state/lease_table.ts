@@ -140,6 +140,17 @@ function logNotSynced(e: unknown): Error {
   return new Error(`lease commit not synced to disk: ${(e as Error)?.message ?? e}`, { cause: e });
 }
 
+/**
+ * What kind of failure withheld a `saved()`, from the errors this module makes: a refused row,
+ * a sync of the log that failed or hangs, a database busy too long, else the commit itself.
+ */
+export function failureKind(e: Error): "refused" | "sync" | "busy" | "commit" {
+  if (/^lease row of /.test(e.message)) return "refused";
+  if (/^lease commit not synced to disk/.test(e.message)) return "sync";
+  if (/^database busy for /.test(e.message)) return "busy";
+  return "commit";
+}
+
 /** A sync of the log that has not returned for `ms`: a disk that hangs. */
 function syncHung(ms: number): Error {
   return new Error(`lease commit not synced to disk: a sync has been running for ${ms | 0} ms`);

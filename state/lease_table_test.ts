@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { openDatabase, openDatabaseFile, WriteAheadLog } from "./db.ts";
-import { type LeaseRow, LeaseTable } from "./lease_table.ts";
+import { failureKind, type LeaseRow, LeaseTable } from "./lease_table.ts";
 import { ipv4ToNumber } from "../net/ipv4.ts";
 
 function row(ip: string, mac: string, state: LeaseRow["state"] = "bound"): LeaseRow {
@@ -136,14 +136,12 @@ function handLog() {
     syncs: [] as PromiseWithResolvers<void>[],
     blocking: 0,
     closed: false,
-    failNow: undefined as Error | undefined,
     sync() {
       log.syncs.push(Promise.withResolvers<void>());
       return log.syncs.at(-1)!.promise;
     },
     syncNow() {
       log.blocking++;
-      if (log.failNow) throw log.failNow;
     },
     close() {
       log.closed = true;
@@ -222,6 +220,7 @@ Deno.test("a failed sync of the log withholds every later answer; a hung one tur
     try {
       log.syncs[0]!.reject(new Error("Input/output error (os error 5)"));
       await assert.rejects(first, /lease commit not synced to disk: Input\/output error/);
+      assert.equal(failureKind(await first.catch((e) => e)), "sync");
       // The next commit and its sync would succeed, but the log before it may have a hole.
       table.put(row("10.0.0.2", "52:54:00:00:01:02"));
       await assert.rejects(table.saved(), /not synced to disk: Input\/output error/);
