@@ -149,7 +149,8 @@ export class Readiness {
    * spins on `read` for up to `spinUs` microseconds (blocking the event loop: only for a peer
    * expected to answer sooner than a wake-up would take), then arms the descriptor and sleeps
    * until it reports. `read` must take one datagram per call and yield null when nothing is
-   * queued. One caller at a time per descriptor.
+   * queued, or take several and tell {@linkcode took} how many more than one. One caller at a
+   * time per descriptor.
    * Throws when the descriptor keeps waking up yet `read` yields nothing: a broken socket.
    */
   async until<T>(read: () => T | null, closed: () => boolean, spinUs = 0): Promise<T | null> {
@@ -185,6 +186,14 @@ export class Readiness {
       if (++fruitless > FRUITLESS_LIMIT) throw new Error(`${this.name} keeps failing`);
     }
     return null;
+  }
+
+  /**
+   * Counts `more` datagrams taken by the last read beyond the one `until` counts: the wait
+   * forced after {@linkcode YIELD_EVERY} of them comes as soon, however many a read takes.
+   */
+  took(more: number): void {
+    if (more > 0) this.#streak += more;
   }
 
   /** Leaves the epoll set and ends a pending wait; the descriptor may be closed afterwards. */

@@ -8,8 +8,9 @@
  * carries its ingress ifindex, checked again here as a second fence).
  *
  * The event loop never blocks: every socket waits in the one shared `epoll_wait(2)` of
- * `epoll.ts` (a worker thread), the read itself is a `MSG_DONTWAIT` `recvmsg`, a send a
- * nonblocking `sendto`, a batch one `sendmmsg` (`send_batch.ts`). Needs `--allow-ffi` and `--allow-sys` (to read the interface's
+ * `epoll.ts` (a worker thread), the read itself is a `MSG_DONTWAIT` `recvmsg` (a burst one
+ * `recvmmsg`, `receive_batch.ts`), a send a nonblocking `sendto`, a batch one `sendmmsg`
+ * (`send_batch.ts`). Needs `--allow-ffi` and `--allow-sys` (to read the interface's
  * addresses). Linux, LP64 only.
  *
  * @module
@@ -30,8 +31,10 @@ import {
   libc,
   LINUX,
   MessageReader,
+  type ReceivedMessage,
   strerror,
 } from "./libc.ts";
+import { ReceiveBatch } from "./receive_batch.ts";
 
 const { AF_INET, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET } = LINUX;
 const { SO_REUSEADDR, SO_BROADCAST, SO_BINDTODEVICE, EADDRINUSE, EAGAIN, ENOBUFS } = LINUX;
@@ -153,7 +156,9 @@ export class InterfaceUdpSocket {
   #to = new Uint8Array(new ArrayBuffer(16));
   #toAddress = "";
   #toPort = -1;
-  #batch: SendBatch | null = null;
+  #receiveBatch: ReceiveBatch | null = null;
+  #receiveSize: number;
+  #sendBatch: SendBatch | null = null;
   /** Whether batches may go as UDP_SEGMENT sends; off for good once the kernel refused one. */
   #segment = true;
 
@@ -167,6 +172,7 @@ export class InterfaceUdpSocket {
   ) {
     this.#fd = fd;
     this.#log = log;
+    this.#receiveSize = receiveSize;
     this.#reader = new MessageReader({ dataSize: receiveSize, nameSize: 16, controlSize: 64 });
     this.#wait = watchReadable(fd, `Socket on "${info.name}" port ${port}`);
   }
@@ -267,36 +273,80 @@ export class InterfaceUdpSocket {
     );
   }
 
+  /**
+   * Waits like {@linkcode receive}, then takes every datagram queued by then, up to `max`, in
+   * one `recvmmsg`: a burst of requests is read in one system call and handled in one turn of
+   * the event loop. Resolves null once the socket is closed.
+   */
+  async receiveMany(max: number, options: { spinUs?: number } = {}): Promise<Datagram[] | null> {
+    if (!this.#receiveBatch || this.#receiveBatch.slots !== max) {
+      this.#receiveBatch = new ReceiveBatch({
+        slots: max,
+        dataSize: this.#receiveSize,
+        nameSize: 16,
+        controlSize: 64,
+      });
+    }
+    const batch = this.#receiveBatch;
+    return await this.#wait.until(
+      () => this.#tryReceiveMany(batch),
+      () => this.#closed,
+      options.spinUs ?? 0,
+    );
+  }
+
   #tryReceive(): Datagram | null {
     for (;;) {
       if (this.#closed) return null;
       const got = this.#reader.read(this.#fd);
       if (!got) return null;
-      const name = new DataView(got.name.buffer, got.name.byteOffset, got.name.byteLength);
-      const from = {
-        address: got.name.length >= 8 ? ipv4ToString(got.name.subarray(4, 8)) : "0.0.0.0",
-        port: got.name.length >= 4 ? name.getUint16(2, false) : 0,
-      };
-      const pkt = pktinfo(got.control);
-      const ifindex = pkt?.ifindex ?? -1;
-      // SO_BINDTODEVICE already filters; this is the second fence against a datagram that
-      // reached the socket before the option took effect.
-      if (ifindex !== this.info.index) {
-        this.#log.debug("socket", "dropped datagram from another interface", {
-          interface: this.info.name,
-          ifindex,
-          from: from.address,
-        });
-        continue;
-      }
-      return {
-        data: got.data.slice(),
-        from,
-        ifindex,
-        to: pkt?.to ?? "0.0.0.0",
-        truncated: got.truncated,
-      };
+      const d = this.#datagram(got);
+      if (d) return d;
     }
+  }
+
+  #tryReceiveMany(batch: ReceiveBatch): Datagram[] | null {
+    for (;;) {
+      if (this.#closed) return null;
+      const n = batch.read(this.#fd);
+      if (n === 0) return null;
+      const out: Datagram[] = [];
+      for (let i = 0; i < n; i++) {
+        const d = this.#datagram(batch.message(i));
+        if (d) out.push(d);
+      }
+      // The reader's turn-taking counts datagrams, not reads (see `Readiness.until`).
+      this.#wait.took(n - 1);
+      if (out.length) return out;
+    }
+  }
+
+  /** A received message as a Datagram (its data copied); null for one from another interface. */
+  #datagram(got: ReceivedMessage): Datagram | null {
+    const name = new DataView(got.name.buffer, got.name.byteOffset, got.name.byteLength);
+    const from = {
+      address: got.name.length >= 8 ? ipv4ToString(got.name.subarray(4, 8)) : "0.0.0.0",
+      port: got.name.length >= 4 ? name.getUint16(2, false) : 0,
+    };
+    const pkt = pktinfo(got.control);
+    const ifindex = pkt?.ifindex ?? -1;
+    // SO_BINDTODEVICE already filters; this is the second fence against a datagram that
+    // reached the socket before the option took effect.
+    if (ifindex !== this.info.index) {
+      this.#log.debug("socket", "dropped datagram from another interface", {
+        interface: this.info.name,
+        ifindex,
+        from: from.address,
+      });
+      return null;
+    }
+    return {
+      data: got.data.slice(),
+      from,
+      ifindex,
+      to: pkt?.to ?? "0.0.0.0",
+      truncated: got.truncated,
+    };
   }
 
   /** Sends one datagram out of our interface (broadcasts too); throws when it cannot. */
@@ -333,9 +383,9 @@ export class InterfaceUdpSocket {
   trySendMany(packets: readonly Uint8Array[], address: string, port: number): number {
     if (this.#closed) throw new Error(`Socket on "${this.info.name}" is closed`);
     this.#destination(address, port);
-    this.#batch ??= new SendBatch(this.#to);
+    this.#sendBatch ??= new SendBatch(this.#to);
     const segment = this.#segment && packets.length > 1 && this.#fitsMtu(packets);
-    let n = this.#batch.send(this.#fd, packets, segment);
+    let n = this.#sendBatch.send(this.#fd, packets, segment);
     let e = n < 0 ? errno() : 0;
     if (n < 0 && segment && NO_SEGMENTATION.has(e)) {
       this.#segment = false;
@@ -343,7 +393,7 @@ export class InterfaceUdpSocket {
         interface: this.info.name,
         error: strerror(e),
       });
-      n = this.#batch.send(this.#fd, packets);
+      n = this.#sendBatch.send(this.#fd, packets);
       e = n < 0 ? errno() : 0;
     }
     if (n < 0) {

@@ -176,36 +176,82 @@ Deno.test({
 
 Deno.test({
   // Loopback only: ephemeral ports on lo, nothing leaves the host's loopback.
-  name: "a socket with a backlog lets timers run between its reads (YIELD_EVERY)",
+  name: "a socket with a backlog lets timers run between its reads (YIELD_EVERY datagrams)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const readers = [
+      // One datagram a read: the timer runs at the YIELD_EVERY-th.
+      { name: "receive", max: 1, read: async (s: InterfaceUdpSocket) => [(await s.receive())!] },
+      // Up to 16 a read: counted in reads, the timer would wait for the whole backlog.
+      {
+        name: "receiveMany",
+        max: 16,
+        read: async (s: InterfaceUdpSocket) => (await s.receiveMany(16))!,
+      },
+    ];
+    for (const reader of readers) {
+      await t.step(reader.name, async () => {
+        const open = () => loopback({ receiveBuffer: 1 << 20 });
+        const to = open(), sender = open();
+        try {
+          const n = YIELD_EVERY * 8;
+          for (let i = 0; i < n; i++) sender.send(new Uint8Array([i & 255]), "127.0.0.1", to.port);
+          let read = 0;
+          let timerAt = -1;
+          setTimeout(() => timerAt = read, 0);
+          // Due before the first read: it runs at the first wait the reader makes.
+          const due = performance.now() + 5;
+          while (performance.now() < due) { /* the timer's delay passes */ }
+          const seen: number[] = [];
+          while (read < n) {
+            for (const d of await reader.read(to)) seen.push(d.data[0]!);
+            read = seen.length;
+          }
+          // Without the waits the timer runs after the whole backlog (timerAt = n).
+          assert.ok(
+            timerAt >= YIELD_EVERY && timerAt < YIELD_EVERY + reader.max,
+            `timer ran after ${timerAt} of ${n} datagrams`,
+          );
+          assert.deepEqual(seen, Array.from({ length: n }, (_, i) => i & 255));
+        } finally {
+          await to.close();
+          await sender.close();
+        }
+      });
+    }
+  },
+});
+
+Deno.test({
+  // Loopback only: ephemeral ports on lo, nothing leaves the host's loopback.
+  name: "receiveMany: what is queued in one read, in order, at most max; cut ones flagged",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const open = () => loopback({ receiveBuffer: 1 << 20 });
-    const to = open(), sender = open();
+    const a = loopback({ receiveSize: 16 }), b = loopback();
+    const text = (d: { data: Uint8Array }) => new TextDecoder().decode(d.data);
     try {
-      const n = YIELD_EVERY * 8;
-      for (let i = 0; i < n; i++) sender.send(new Uint8Array([i & 255]), "127.0.0.1", to.port);
-      let read = 0;
-      let timerAt = -1;
-      setTimeout(() => timerAt = read, 0);
-      // Due before the first read: it runs at the first wait the reader makes.
-      const due = performance.now() + 5;
-      while (performance.now() < due) { /* the timer's delay passes */ }
-      const seen: number[] = [];
-      while (read < n) {
-        const d = await to.receive();
-        seen.push(d!.data[0]!);
-        read++;
-      }
-      // Without the waits the timer runs after the whole backlog (timerAt = n).
-      assert.ok(
-        timerAt > 0 && timerAt < n && timerAt % YIELD_EVERY === 0,
-        `timer ran after ${timerAt} of ${n} reads`,
-      );
-      assert.deepEqual(seen, Array.from({ length: n }, (_, i) => i & 255));
+      for (let i = 0; i < 20; i++) b.send(new TextEncoder().encode(`#${i}`), "127.0.0.1", a.port);
+      b.send(new Uint8Array(100).fill(7), "127.0.0.1", a.port);
+      const first = await a.receiveMany(16);
+      assert.deepEqual(first!.map(text), Array.from({ length: 16 }, (_, i) => `#${i}`));
+      assert.ok(first!.every((d) => d.from.port === b.port && !d.truncated));
+      const rest = await a.receiveMany(16);
+      assert.deepEqual(rest!.slice(0, 4).map(text), ["#16", "#17", "#18", "#19"]);
+      assert.deepEqual([rest!.length, rest![4]!.data.length, rest![4]!.truncated], [5, 16, true]);
+      // The copies outlive the next read into the same buffers.
+      b.send(new TextEncoder().encode("later"), "127.0.0.1", a.port);
+      assert.deepEqual((await a.receiveMany(16))!.map(text), ["later"]);
+      assert.equal(text(first![0]!), "#0");
+      await assert.rejects(a.receiveMany(0), /receive batch of 0 slots: 1 to 1024/);
+      // A read parked on an empty socket ends with null when it closes.
+      const pending = a.receiveMany(16);
+      await a.close();
+      assert.equal(await pending, null);
     } finally {
-      await to.close();
-      await sender.close();
+      await a.close();
+      await b.close();
     }
   },
 });

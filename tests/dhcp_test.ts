@@ -255,7 +255,7 @@ Deno.test("an ACKed lease is on disk before the ACK leaves, and survives kill -9
   const dataDir = `${dir}/data`;
   const trace = `${dir}/strace.txt`;
   // The server's syscalls that matter here, with the file behind each descriptor (-y).
-  const prefix = ["strace", "-f", "-y", "-e", "trace=fdatasync,fsync,sendto", "-o", trace];
+  const prefix = ["strace", "-f", "-y", "-e", "trace=fdatasync,fsync,sendto,sendmmsg", "-o", trace];
   let server: LineFollower | undefined = spawnDeno(
     lab.server,
     "tests/dhcp_runner.ts",
@@ -268,8 +268,9 @@ Deno.test("an ACKed lease is on disk before the ACK leaves, and survives kill -9
     await t.step("between the OFFER and the ACK the server fsyncs the lease log", async () => {
       ip = (await udhcpcOnce(first, dir, "a")).ip!;
       const lines = (await Deno.readTextFile(trace)).split("\n");
-      // Replies to the client (port 68); not the netlink requests of the interface lookup.
-      const sends = lines.flatMap((l, i) => /\bsendto\(.*htons\(68\)/.test(l) ? [i] : []);
+      // Replies to the client (port 68, a sendmmsg of the turn's replies); not the netlink
+      // requests of the interface lookup.
+      const sends = lines.flatMap((l, i) => /\bsend(to|mmsg)\(.*htons\(68\)/.test(l) ? [i] : []);
       assert.ok(sends.length >= 2, lines.join("\n"));
       const ack = sends[1]!;
       const start = lines.findIndex((l, i) =>

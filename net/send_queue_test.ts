@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { SendQueue } from "./send_queue.ts";
+import { InterfaceUdpSocket } from "./udp_socket.ts";
+
+type Call = { packets: string[]; address: string; port: number };
+
+/** A socket double: records each trySendMany and answers from `answers` (a count, or an Error). */
+function recorder(answers: (number | Error)[] = []) {
+  const calls: Call[] = [];
+  const socket = {
+    closed: false,
+    trySendMany(packets: readonly Uint8Array[], address: string, port: number): number {
+      calls.push({ packets: packets.map((p) => new TextDecoder().decode(p)), address, port });
+      const a = answers.shift() ?? packets.length;
+      if (a instanceof Error) throw a;
+      return Math.min(a, packets.length);
+    },
+  };
+  return { calls, socket: socket as unknown as InterfaceUdpSocket & { closed: boolean } };
+}
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("SendQueue: one sendmmsg per run to one destination, at the end of the turn", async () => {
+  const { calls, socket } = recorder();
+  const failures: unknown[] = [];
+  const q = new SendQueue(socket, (f) => failures.push(f));
+  q.push(bytes("a1"), "10.0.0.2", 67);
+  q.push(bytes("a2"), "10.0.0.2", 67);
+  q.push(bytes("b1"), "255.255.255.255", 68);
+  q.push(bytes("a3"), "10.0.0.2", 67);
+  q.push(bytes("a4"), "10.0.0.2", 68);
+  assert.equal(calls.length, 0, "nothing sent before the turn ends");
+  await Promise.resolve();
+  assert.deepEqual(calls, [
+    { packets: ["a1", "a2"], address: "10.0.0.2", port: 67 },
+    { packets: ["b1"], address: "255.255.255.255", port: 68 },
+    { packets: ["a3"], address: "10.0.0.2", port: 67 },
+    { packets: ["a4"], address: "10.0.0.2", port: 68 },
+  ]);
+  assert.deepEqual(failures, []);
+  // A later push starts a new flush of its own.
+  q.push(bytes("c1"), "10.0.0.3", 67);
+  await Promise.resolve();
+  assert.deepEqual(calls.at(-1), { packets: ["c1"], address: "10.0.0.3", port: 67 });
+  assert.equal(calls.length, 5);
+});
+
+Deno.test("SendQueue: a refused datagram is reported and the rest go; a full queue drops the rest", async () => {
+  // 1st call takes 1 of 4, the 2nd fails on "x2" (the first it was given), the 3rd takes 1,
+  // the 4th finds the send queue full.
+  const { calls, socket } = recorder([1, new Error("sendmmsg: Network is unreachable"), 1, 0]);
+  const failures: { count: number; error: Error; address: string; port: number }[] = [];
+  const q = new SendQueue(socket, (f) => failures.push(f));
+  for (const p of ["x1", "x2", "x3", "x4"]) q.push(bytes(p), "10.0.0.9", 68);
+  await Promise.resolve();
+  assert.deepEqual(calls.map((c) => c.packets), [
+    ["x1", "x2", "x3", "x4"],
+    ["x2", "x3", "x4"],
+    ["x3", "x4"],
+    ["x4"],
+  ]);
+  assert.deepEqual(failures.map((f) => [f.count, f.error.message, f.address, f.port]), [
+    [1, "sendmmsg: Network is unreachable", "10.0.0.9", 68],
+    [1, "sendmmsg 10.0.0.9:68: send queue full", "10.0.0.9", 68],
+  ]);
+});
+
+Deno.test("SendQueue: nothing goes out of a socket closed before the flush", async () => {
+  const { calls, socket } = recorder();
+  const q = new SendQueue(socket, () => assert.fail("no failure to report"));
+  q.push(bytes("late"), "10.0.0.2", 67);
+  socket.closed = true;
+  await Promise.resolve();
+  assert.deepEqual(calls, []);
+});
+
+Deno.test({
+  // Loopback only: ephemeral ports on lo, nothing leaves the host's loopback.
+  name: "SendQueue on loopback: every datagram arrives, in order; port 0 is refused alone",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const open = () => InterfaceUdpSocket.open({ interface: "lo", address: "127.0.0.1", port: 0 });
+    const a = open(), b = open();
+    const failures: { count: number; error: Error }[] = [];
+    try {
+      const q = new SendQueue(b, (f) => failures.push(f));
+      const sent = Array.from({ length: 40 }, (_, i) => `datagram ${i}`);
+      for (const [i, s] of sent.entries()) {
+        q.push(bytes(s), "127.0.0.1", a.port);
+        // Port 0 cannot be sent to: the kernel refuses that one datagram.
+        if (i === 20) q.push(bytes("nowhere"), "127.0.0.1", 0);
+      }
+      const got: string[] = [];
+      while (got.length < sent.length) {
+        const burst = await a.receiveMany(16);
+        for (const d of burst!) got.push(new TextDecoder().decode(d.data));
+      }
+      assert.deepEqual(got, sent);
+      assert.deepEqual(failures.map((f) => f.count), [1]);
+      assert.match(failures[0]!.error.message, /sendmmsg 127\.0\.0\.1:0 .*Invalid argument/);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+});
