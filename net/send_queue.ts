@@ -22,10 +22,18 @@ interface Queued {
   port: number;
 }
 
+/** Bytes of the staging buffer to begin with: 16 replies of a full Ethernet frame. */
+const STAGING_SIZE = 16 * 1500;
+
 /** A send queue of one socket, flushed at the end of the current turn. */
 export class SendQueue {
   #queued: Queued[] = [];
   #scheduled = false;
+  /**
+   * Where a run is copied before it is sent: its address is asked of the FFI once per buffer
+   * (`send_batch.ts`), ~0.7 µs, where each datagram's own buffer would cost that apiece.
+   */
+  #staging = new Uint8Array(new ArrayBuffer(STAGING_SIZE));
 
   constructor(readonly socket: InterfaceUdpSocket, readonly onFailure: SendFailure) {}
 
@@ -54,9 +62,27 @@ export class SendQueue {
       while (
         end < queued.length && queued[end]!.address === address && queued[end]!.port === port
       ) end++;
-      this.#sendRun(queued.slice(start, end).map((q) => q.data), address, port);
+      this.#sendRun(this.#stage(queued, start, end), address, port);
       start = end;
     }
+  }
+
+  /** Copies the datagrams `start` to `end` into the staging buffer: views of it, in order. */
+  #stage(queued: Queued[], start: number, end: number): Uint8Array[] {
+    let size = 0;
+    for (let i = start; i < end; i++) size += queued[i]!.data.length;
+    if (size > this.#staging.length) {
+      this.#staging = new Uint8Array(new ArrayBuffer(Math.max(size, this.#staging.length * 2)));
+    }
+    const views: Uint8Array[] = [];
+    let at = 0;
+    for (let i = start; i < end; i++) {
+      const data = queued[i]!.data;
+      this.#staging.set(data, at);
+      views.push(this.#staging.subarray(at, at + data.length));
+      at += data.length;
+    }
+    return views;
   }
 
   #sendRun(packets: Uint8Array[], address: string, port: number): void {

@@ -86,7 +86,8 @@ Deno.test({
     const failures: { count: number; error: Error }[] = [];
     try {
       const q = new SendQueue(b, (f) => failures.push(f));
-      const sent = Array.from({ length: 40 }, (_, i) => `datagram ${i}`);
+      // 40 kB in all: more than the staging buffer starts with.
+      const sent = Array.from({ length: 40 }, (_, i) => `datagram ${i} `.padEnd(1000, "."));
       for (const [i, s] of sent.entries()) {
         q.push(bytes(s), "127.0.0.1", a.port);
         // Port 0 cannot be sent to: the kernel refuses that one datagram.
