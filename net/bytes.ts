@@ -143,10 +143,18 @@ export class ByteWriter {
     return this;
   }
 
-  bytes(b: Uint8Array): this {
-    this.#grow(b.length);
-    this.#buf.set(b, this.#len);
-    this.#len += b.length;
+  /** Writes `b`, or its bytes `start` to `end` (no view made for a short run: an option's value). */
+  bytes(b: Uint8Array, start = 0, end = b.length): this {
+    const n = end - start;
+    if (!(start >= 0 && n >= 0 && end <= b.length)) {
+      throw new RangeError(`bytes ${start} to ${end} of ${b.length}`);
+    }
+    this.#grow(n);
+    if (n <= 16) {
+      const buf = this.#buf, at = this.#len;
+      for (let i = 0; i < n; i++) buf[at + i] = b[start + i]!;
+    } else this.#buf.set(start === 0 && end === b.length ? b : b.subarray(start, end), this.#len);
+    this.#len += n;
     return this;
   }
 

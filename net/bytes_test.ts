@@ -24,3 +24,16 @@ Deno.test("ByteWriter.finish: what was written, filled exactly, with room left o
   const grown = new ByteWriter(1);
   assert.deepEqual([...grown.u32(0x01020304).finish()], [1, 2, 3, 4]);
 });
+
+Deno.test("ByteWriter.bytes: a whole array or a range of it, short or long; a bad range throws", () => {
+  const src = Uint8Array.from({ length: 40 }, (_, i) => i);
+  const w = new ByteWriter(1);
+  w.bytes(src, 2, 5).bytes(src, 10, 30).bytes(Uint8Array.of(99)).bytes(src, 7, 7);
+  assert.deepEqual(
+    [...w.finish()],
+    [2, 3, 4, ...Array.from({ length: 20 }, (_, i) => 10 + i), 99],
+  );
+  for (const [start, end] of [[-1, 2], [3, 2], [0, 41]]) {
+    assert.throws(() => new ByteWriter(4).bytes(src, start, end), RangeError);
+  }
+});

@@ -141,12 +141,19 @@ export class DhcpOptions {
 
   /** Codes in order. */
   codes(): number[] {
-    return [...this.#map.keys()];
+    const out: number[] = [];
+    this.#map.forEach((_, code) => out.push(code));
+    return out;
   }
 
   /** `[code, bytes]` pairs in order. */
   entries(): IterableIterator<[number, Uint8Array]> {
     return this.#map.entries();
+  }
+
+  /** Calls `fn` with each option in order, without a pair made for each (the encoder's loop). */
+  forEach(fn: (value: Uint8Array, code: number) => void): void {
+    this.#map.forEach(fn);
   }
 
   /** Number of options. */
@@ -209,7 +216,11 @@ export class DhcpOptions {
 
   /** Option 55: the codes the client asks for, in its order. */
   paramRequestList(): number[] {
-    return [...(this.#map.get(DhcpOption.ParamRequestList) ?? [])];
+    const v = this.#map.get(DhcpOption.ParamRequestList);
+    const out: number[] = [];
+    // A loop, not a spread: no iterator result per byte (every reply reads it).
+    if (v) { for (let i = 0; i < v.length; i++) out.push(v[i]!); }
+    return out;
   }
 
   /** Option 93 (RFC 4578 §2.1): architecture types; empty when absent or of odd length. */
@@ -314,15 +325,30 @@ function checkUint(value: number, max: number, code: number): void {
   }
 }
 
-/** Reads one options area (RFC 2132 §2) into `into`; `base` is its packet offset for errors. */
-export function decodeOptionsArea(
+/** What an options area is read into: a packet's {@linkcode DhcpOptions}, a Map of sub-options. */
+export interface OptionSink {
+  get(code: number): Uint8Array | undefined;
+  set(code: number, value: Uint8Array): unknown;
+}
+
+/** The chunks of each code repeated in the area being read (RFC 3396); empty between reads. */
+const JOINS = new Map<number, Uint8Array[]>();
+
+/**
+ * Reads one options area (RFC 2132 §2: TLVs, Pad skipped, stops at End; a missing End is
+ * accepted) into `into`, straight (no list per code: a server decodes two requests per client,
+ * and the lists of a first pass showed in its allocations); a code seen again is joined to
+ * what it had (RFC 3396 §6), once the area is read. `base` is the area's offset in the packet,
+ * for errors; `firstOffset[code]`, when given, is set where a code first appears (it must hold
+ * -1 for codes not seen yet). A malformed area throws with `into` half read: drop it whole.
+ */
+export function readOptionsArea(
   area: Uint8Array,
   base: number,
-  into: Map<number, Uint8Array[]>,
-  firstOffset: Map<number, number>,
+  into: OptionSink,
+  firstOffset?: Int32Array,
 ): void {
-  // Stops at End; a missing End is accepted. Each code's chunks are collected for RFC 3396
-  // joining, and `firstOffset` keeps where the code first appeared, for error messages.
+  JOINS.clear(); // left filled by an area that threw
   let i = 0;
   while (i < area.length) {
     const code = area[i]!;
@@ -330,7 +356,7 @@ export function decodeOptionsArea(
       i++;
       continue;
     }
-    if (code === DhcpOption.End) return;
+    if (code === DhcpOption.End) break;
     if (i + 1 >= area.length) {
       throw new MalformedPacketError(`DHCP option ${code} has no length byte`, base + i);
     }
@@ -341,15 +367,22 @@ export function decodeOptionsArea(
         base + i,
       );
     }
-    const parts = into.get(code);
     const value = area.subarray(i + 2, i + 2 + len);
-    if (parts) parts.push(value);
-    else {
-      into.set(code, [value]);
-      firstOffset.set(code, base + i);
+    const before = into.get(code);
+    if (before === undefined) {
+      into.set(code, value);
+      if (firstOffset) firstOffset[code] = base + i;
+    } else {
+      // One copy however many times the code repeats.
+      const chunks = JOINS.get(code);
+      if (chunks) chunks.push(value);
+      else JOINS.set(code, [before, value]);
     }
     i += 2 + len;
   }
+  if (JOINS.size === 0) return;
+  JOINS.forEach((chunks, code) => into.set(code, concatBytes(chunks)));
+  JOINS.clear();
 }
 
 /** Options as TLV chunks of at most 255 data bytes (RFC 3396 §5), minus the `skip` codes. */
@@ -373,9 +406,9 @@ export function optionChunks(options: DhcpOptions, skip: ReadonlySet<number>): U
 
 /** Decodes encapsulated sub-options (43 PXE, 82 relay, 175 iPXE); repeated codes are joined. */
 export function decodeSubOptions(bytes: Uint8Array, base = 0): Map<number, Uint8Array> {
-  const parts = new Map<number, Uint8Array[]>();
-  decodeOptionsArea(bytes, base, parts, new Map());
-  return new Map([...parts].map(([code, chunks]) => [code, concatBytes(chunks)]));
+  const subs = new Map<number, Uint8Array>();
+  readOptionsArea(bytes, base, subs);
+  return subs;
 }
 
 /** Encodes sub-options in map order; `end` appends an End byte (PXE option 43 wants one). */

@@ -51,12 +51,11 @@ import { ByteReader, ByteWriter, MalformedPacketError } from "../../net/bytes.ts
 import { ipv4ToNumber, ipv4ToString } from "../../net/ipv4.ts";
 import { type Mac, macFromBytes } from "../../net/mac.ts";
 import {
-  concatBytes,
-  decodeOptionsArea,
   decodeSubOptions,
   DhcpOption,
   DhcpOptions,
   optionChunks,
+  readOptionsArea,
 } from "./options.ts";
 
 /** One DHCP (or plain BOOTP) message. */
@@ -161,22 +160,18 @@ export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
     );
   }
 
-  const parts = new Map<number, Uint8Array[]>();
-  const offsets = new Map<number, number>();
-  decodeOptionsArea(r.rest(), OPTIONS_OFFSET, parts, offsets);
-  const overload = overloadFlag(parts, offsets);
+  // Straight into the options (one Map per packet, no list per code): a server decodes two
+  // requests per client, and the lists and Maps of a first pass showed in its allocations.
+  const options = new DhcpOptions();
+  FIRST_OFFSET.fill(-1);
+  readOptionsArea(r.rest(), OPTIONS_OFFSET, options, FIRST_OFFSET);
+  const overload = overloadFlag(options);
   // Option 52 is honoured only in the options field; one seen inside file/sname is dropped,
   // which also rules out overload loops.
-  if (overload & 1) decodeOptionsArea(fileField, FILE_OFFSET, parts, offsets);
-  if (overload & 2) decodeOptionsArea(snameField, SNAME_OFFSET, parts, offsets);
-  parts.delete(DhcpOption.Overload);
-
-  const options = new DhcpOptions();
-  for (const [code, chunks] of parts) {
-    const value = concatBytes(chunks);
-    validate(code, value, offsets.get(code) ?? OPTIONS_OFFSET);
-    options.set(code, value);
-  }
+  if (overload & 1) readOptionsArea(fileField, FILE_OFFSET, options, FIRST_OFFSET);
+  if (overload & 2) readOptionsArea(snameField, SNAME_OFFSET, options, FIRST_OFFSET);
+  options.delete(DhcpOption.Overload);
+  options.forEach((value, code) => validate(code, value, FIRST_OFFSET[code]!));
   return {
     op,
     htype,
@@ -196,17 +191,22 @@ export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
   };
 }
 
-function overloadFlag(parts: Map<number, Uint8Array[]>, offsets: Map<number, number>): number {
-  const chunks = parts.get(DhcpOption.Overload);
-  if (!chunks) return 0;
-  const v = concatBytes(chunks);
-  parts.delete(DhcpOption.Overload);
+/**
+ * Where each option code first appeared in the packet being decoded (-1: not yet): for the
+ * offsets of errors. Decoding is synchronous, so one table serves every packet.
+ */
+const FIRST_OFFSET = new Int32Array(256);
+
+function overloadFlag(options: DhcpOptions): number {
+  const v = options.get(DhcpOption.Overload);
+  if (!v) return 0;
+  options.delete(DhcpOption.Overload);
   if (v.length !== 1 || v[0]! < 1 || v[0]! > 3) {
     throw new MalformedPacketError(
       `Cannot parse DHCP option 52: ${
         v.length === 1 ? `value ${v[0]} is not 1, 2 or 3` : `length ${v.length}`
       }`,
-      offsets.get(DhcpOption.Overload) ?? OPTIONS_OFFSET,
+      FIRST_OFFSET[DhcpOption.Overload]!,
     );
   }
   return v[0]!;
@@ -302,24 +302,25 @@ const NO_OVERLOAD: ReadonlySet<number> = new Set([DhcpOption.Overload]);
 /** Bytes the options take as TLVs, split at 255 (RFC 3396) as {@linkcode optionChunks} does. */
 function optionsSize(options: DhcpOptions): number {
   let total = 0;
-  for (const [code, value] of options.entries()) {
-    if (code === DhcpOption.Overload) continue;
-    total += value.length + 2 * Math.max(1, Math.ceil(value.length / 255));
-  }
+  options.forEach((value, code) => {
+    if (code !== DhcpOption.Overload) {
+      total += value.length + 2 * Math.max(1, Math.ceil(value.length / 255));
+    }
+  });
   return total;
 }
 
 /** Writes the options as TLVs, in the same bytes as {@linkcode optionChunks} makes. */
 function writeOptions(w: ByteWriter, options: DhcpOptions): void {
-  for (const [code, value] of options.entries()) {
-    if (code === DhcpOption.Overload) continue;
+  options.forEach((value, code) => {
+    if (code === DhcpOption.Overload) return;
     let pos = 0;
     do {
       const n = Math.min(255, value.length - pos);
-      w.u8(code).u8(n).bytes(value.subarray(pos, pos + n));
+      w.u8(code).u8(n).bytes(value, pos, pos + n);
       pos += n;
     } while (pos < value.length);
-  }
+  });
 }
 
 /**

@@ -350,3 +350,18 @@ Deno.test("option 52 in a decoded packet never reaches the options map", () => {
   assert.equal(p.options.has(DhcpOption.Overload), false);
   assert.equal(p.options.string(DhcpOption.Hostname), "A");
 });
+
+Deno.test("a packet that throws after a repeated option leaves nothing to the next one", () => {
+  // Option 60 twice, then option 61 claiming more bytes than remain: thrown mid-area.
+  const bad = raw([60, 1, ...ascii("a"), 60, 1, ...ascii("b"), 61, 200, 1]);
+  assert.throws(() => decodeDhcp(bad), MalformedPacketError);
+  const next = decodeDhcp(raw([53, 1, 1, 60, 1, ...ascii("x"), 255]));
+  assert.equal(next.options.vendorClass(), "x");
+  assert.deepEqual(next.options.codes(), [53, 60]);
+});
+
+Deno.test("a code repeated 250 times is joined once, in order", () => {
+  const parts = Array.from({ length: 250 }, (_, i) => [43, 1, i]).flat();
+  const p = decodeDhcp(raw([53, 1, 1, ...parts, 255]));
+  assert.deepEqual([...p.options.get(43)!], Array.from({ length: 250 }, (_, i) => i));
+});
