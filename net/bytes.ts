@@ -146,7 +146,9 @@ export class ByteWriter {
   /** Writes `b`, or its bytes `start` to `end` (no view made for a short run: an option's value). */
   bytes(b: Uint8Array, start = 0, end = b.length): this {
     const n = end - start;
-    if (!(start >= 0 && n >= 0 && end <= b.length)) {
+    if (
+      !(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && n >= 0 && end <= b.length)
+    ) {
       throw new RangeError(`bytes ${start} to ${end} of ${b.length}`);
     }
     this.#grow(n);

@@ -33,7 +33,7 @@ Deno.test("ByteWriter.bytes: a whole array or a range of it, short or long; a ba
     [...w.finish()],
     [2, 3, 4, ...Array.from({ length: 20 }, (_, i) => 10 + i), 99],
   );
-  for (const [start, end] of [[-1, 2], [3, 2], [0, 41]]) {
+  for (const [start, end] of [[-1, 2], [3, 2], [0, 41], [0.5, 2]]) {
     assert.throws(() => new ByteWriter(4).bytes(src, start, end), RangeError);
   }
 });

@@ -87,7 +87,9 @@ export class ReceiveBatch {
     for (let i = 0; i < this.slots; i++) {
       const m = i * MMSGHDR_SIZE;
       msg.setUint32(m + 8, this.#nameSize, true);
+      // msg_controllen is a size_t: both halves.
       msg.setUint32(m + 40, this.#controlSize, true);
+      msg.setUint32(m + 44, 0, true);
       msg.setInt32(m + 48, 0, true);
     }
     const n = libc().recvmmsg(fd, this.#msgs, this.slots, LINUX.MSG_DONTWAIT, null);

@@ -62,7 +62,12 @@ export class SendQueue {
       while (
         end < queued.length && queued[end]!.address === address && queued[end]!.port === port
       ) end++;
-      this.#sendRun(this.#stage(queued, start, end), address, port);
+      try {
+        this.#sendRun(this.#stage(queued, start, end), address, port);
+      } catch {
+        // Only `onFailure` could throw here (the sends report their errors to it): a
+        // microtask's error would end the process, and the other runs still go.
+      }
       start = end;
     }
   }

@@ -388,19 +388,29 @@ export class InterfaceUdpSocket {
     let n = this.#sendBatch.send(this.#fd, packets, segment);
     let e = n < 0 ? errno() : 0;
     if (n < 0 && segment && NO_SEGMENTATION.has(e)) {
-      this.#segment = false;
-      this.#log.debug("socket", "no UDP segmentation here, sending datagrams one by one", {
-        interface: this.info.name,
-        error: strerror(e),
-      });
       n = this.#sendBatch.send(this.#fd, packets);
-      e = n < 0 ? errno() : 0;
+      const again = n < 0 ? errno() : 0;
+      // Off for good only when the same datagrams went one by one: a destination the kernel
+      // refuses either way (port 0: EINVAL too) says nothing about segmentation.
+      if (n >= 0 || again !== e) {
+        this.#segment = false;
+        this.#log.debug("socket", "no UDP segmentation here, sending datagrams one by one", {
+          interface: this.info.name,
+          error: strerror(e),
+        });
+      }
+      e = again;
     }
     if (n < 0) {
       if (e === EAGAIN || e === ENOBUFS) return 0;
       throw new Error(`sendmmsg ${address}:${port} on "${this.info.name}": ${strerror(e)}`);
     }
     return n;
+  }
+
+  /** Whether batches of equal datagrams still go as UDP_SEGMENT sends (off once the kernel refused one). */
+  get segmenting(): boolean {
+    return this.#segment;
   }
 
   /** Whether every packet fits one IP packet of the interface (segments are never fragmented). */

@@ -341,6 +341,17 @@ Deno.test({
           });
         }
       });
+      await t.step("a destination refused either way leaves segmentation on", async () => {
+        assert.equal(b.segmenting, true, "loopback segments");
+        // Port 0: EINVAL with UDP_SEGMENT and without; the socket must not blame segmentation.
+        assert.throws(
+          () => b.trySendMany([bytes("xx"), bytes("yy")], "127.0.0.1", 0),
+          /sendmmsg 127\.0\.0\.1:0 .*Invalid argument/,
+        );
+        assert.equal(b.segmenting, true);
+        assert.equal(b.trySendMany([bytes("s1"), bytes("s2")], "127.0.0.1", a.port), 2);
+        assert.deepEqual([text(await a.receive()), text(await a.receive())], ["s1", "s2"]);
+      });
       await t.step("the destination may change between sends", async () => {
         b.send(bytes("to-a"), "127.0.0.1", a.port);
         assert.equal(b.trySendMany([bytes("to-c")], "127.0.0.1", c.port), 1);

@@ -1047,7 +1047,7 @@ export async function fuzzDhcpNetns(
         // The server logs one line per datagram it took: dropped, ignored or answered.
         const taken = () =>
           jsonLines(server).filter((l) =>
-            l.subsystem === "dhcp" && l.msg !== "DHCP listening" && l.msg !== "reply sent"
+            l.subsystem === "dhcp" && l.msg !== "DHCP listening" && l.msg !== "reply queued"
           ).length;
         const deadline = Date.now() + 10_000;
         for (let last = -1; taken() !== last && Date.now() < deadline;) {
@@ -1055,7 +1055,7 @@ export async function fuzzDhcpNetns(
           await new Promise((r) => setTimeout(r, 300));
         }
         counts["datagrams the server took"] = taken();
-        const sent = jsonLines(server).filter((l) => l.msg === "reply sent");
+        const sent = jsonLines(server).filter((l) => l.msg === "reply queued");
         counts["replies sent"] = sent.length;
         // ciaddr and giaddr of a mutated request point anywhere; the socket bound to the
         // interface keeps such replies on the link (no route: Linux assumes on-link).

@@ -153,7 +153,8 @@ export class DhcpOptions {
 
   /** Calls `fn` with each option in order, without a pair made for each (the encoder's loop). */
   forEach(fn: (value: Uint8Array, code: number) => void): void {
-    this.#map.forEach(fn);
+    // Not the Map itself as a third argument: options change only through `set`.
+    this.#map.forEach((value, code) => fn(value, code));
   }
 
   /** Number of options. */
@@ -341,6 +342,7 @@ const JOINS = new Map<number, Uint8Array[]>();
  * what it had (RFC 3396 §6), once the area is read. `base` is the area's offset in the packet,
  * for errors; `firstOffset[code]`, when given, is set where a code first appears (it must hold
  * -1 for codes not seen yet). A malformed area throws with `into` half read: drop it whole.
+ * The joins wait in one table of this module: `into` must not read another area meanwhile.
  */
 export function readOptionsArea(
   area: Uint8Array,

@@ -86,6 +86,12 @@ const RECEIVE_BUFFER = 1 << 20;
  * system call for many datagrams each way instead of one each (see `net/send_queue.ts`).
  */
 const BURST = 16;
+/**
+ * Longest request read whole: a datagram that fills a 9 000-byte jumbo frame, with room to spare
+ * (a request rarely passes 600 bytes). Each socket keeps BURST buffers this size; a longer
+ * datagram is cut by the kernel and dropped as malformed.
+ */
+const DATAGRAM_SIZE = 9216;
 
 /**
  * Starts the DHCP server on one interface. Rejects (before answering anything) with a
@@ -106,13 +112,19 @@ export async function startDhcpServer(o: DhcpServerOptions): Promise<DhcpServer>
     interface: o.interface,
     port: SERVER_PORT,
     receiveBuffer: RECEIVE_BUFFER,
+    receiveSize: DATAGRAM_SIZE,
     logger: log,
   });
   const sockets = [main];
   if (o.mode !== "server") {
     try {
       sockets.push(
-        InterfaceUdpSocket.open({ interface: o.interface, port: PXE_PORT, logger: log }),
+        InterfaceUdpSocket.open({
+          interface: o.interface,
+          port: PXE_PORT,
+          receiveSize: DATAGRAM_SIZE,
+          logger: log,
+        }),
       );
     } catch (e) {
       log.warn(SUB, "no PXE port 4011; ProxyDHCPREQUESTs go unanswered", { error: e });
@@ -207,6 +219,10 @@ function serveDatagram(
 ): void {
   let req: DhcpPacket;
   try {
+    if (d.truncated) {
+      // The decoder takes options without an End: a cut request could decode as another one.
+      throw new MalformedPacketError(`longer than ${DATAGRAM_SIZE} bytes`, DATAGRAM_SIZE);
+    }
     req = decodeDhcp(d.data);
   } catch (e) {
     if (!(e instanceof MalformedPacketError)) throw e;
@@ -239,7 +255,7 @@ function serveDatagram(
 function queueReply(replies: SendQueue, reply: DhcpReply, log: Logger): void {
   const bytes = encodeReply(reply);
   replies.push(bytes, reply.address, reply.port);
-  log.debug(SUB, "reply sent", {
+  log.debug(SUB, "reply queued", {
     type: messageTypeName(reply.packet.options.messageType() ?? 0),
     bytes: bytes.length,
     dest: `${reply.address}:${reply.port}`,
