@@ -11,7 +11,7 @@ import { formatUpstream, parseUpstream } from "../protocols/dns/forwarder.ts";
 import { SERVER_HOST } from "../boot/dns_names.ts";
 import { parseUuid, type Uuid } from "../net/uuid.ts";
 import { blksizeForMtu } from "../protocols/tftp/options.ts";
-import { DOWNLOAD_MIN_RATE } from "../ipfs/store.ts";
+import { DOWNLOAD_MIN_RATE } from "../ipfs/defaults.ts";
 import { ConfigError, type ConfigReader, type Raw } from "./config_reader.ts";
 import type { Config, InterfaceInfo, MachineEntry } from "./config.ts";
 import { readForceOptions, readOptions, refuseTwice } from "./config_options.ts";

@@ -17,7 +17,6 @@ import { dropServePermissions } from "./privileges.ts";
 import { DatabaseError } from "../state/db.ts";
 import { BindError } from "../net/errors.ts";
 import { labCommand } from "../lab/main.ts";
-import { exportTree, prefetch, progressPrinter } from "../ipfs/commands.ts";
 
 /** The program's version, from deno.json (embedded at compile time). */
 export const VERSION: string = denoJson.version;
@@ -123,8 +122,10 @@ export async function main(argv: string[]): Promise<number> {
       case "export": {
         const config = readConfigFile(args, false);
         logger = createLogger({ level: config.log_level, format: args.logFormat });
-        const store = openIpfsStore(config, logger);
+        const store = await openIpfsStore(config, logger);
         try {
+          // Loaded here: every other command does without the IPFS packages.
+          const { exportTree, prefetch, progressPrinter } = await import("../ipfs/commands.ts");
           if (args.command === "fetch") await prefetch(store, { onProgress: progressPrinter() });
           else await exportTree(store, args.rest[0]!);
         } finally {

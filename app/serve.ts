@@ -15,7 +15,7 @@ import { FallbackStore } from "../content/fallback.ts";
 import { LocalStore } from "../content/local.ts";
 import { embeddedDefaultStore } from "../content/memory.ts";
 import type { IpfsEventSink } from "../ipfs/events.ts";
-import { IpfsStore } from "../ipfs/store.ts";
+import type { IpfsStore } from "../ipfs/store.ts";
 import { startTftpServer } from "../protocols/tftp/server.ts";
 import { listenInterface } from "../protocols/tftp/interface_socket.ts";
 import { startRaResponder } from "../protocols/ndp/responder.ts";
@@ -54,9 +54,18 @@ import { missingSecureBootFiles } from "../boot/secure_boot.ts";
 import { TreeFact } from "./tree_fact.ts";
 import { lockDatabase } from "./serve_lock.ts";
 
-/** The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). */
-export function openIpfsStore(config: Config, logger: Logger, onEvent?: IpfsEventSink): IpfsStore {
+/**
+ * The IPFS store of `ref`, cached under `<data_dir>/cache` (held to `cache_max` by its gc). The
+ * store's module is loaded here, on first use: a server of a local tree never loads it (its
+ * packages are a few MiB of memory).
+ */
+export async function openIpfsStore(
+  config: Config,
+  logger: Logger,
+  onEvent?: IpfsEventSink,
+): Promise<IpfsStore> {
   if (!config.ref) throw new ConfigError("ref: not set; name the root CID of the boot tree");
+  const { IpfsStore } = await import("../ipfs/store.ts");
   try {
     return new IpfsStore({
       ref: config.ref,
@@ -102,12 +111,12 @@ function cachedTree(
 }
 
 /** Picks the boot tree: `-l DIR`, else the IPFS `ref`, else the embedded default. */
-export function openStore(
+export async function openStore(
   config: Config,
   local: string | undefined,
   logger: Logger,
   onEvent?: IpfsEventSink,
-): OpenTree {
+): Promise<OpenTree> {
   if (local) {
     try {
       // A local tree may be edited while we run: what is kept is checked every second.
@@ -121,7 +130,7 @@ export function openStore(
     }
   }
   if (config.ref) {
-    const ipfs = openIpfsStore(config, logger, onEvent);
+    const ipfs = await openIpfsStore(config, logger, onEvent);
     // A server runs for months: its cache is held to cache_max now and every hour.
     ipfs.startGc();
     // A ref names content that never changes: what is kept never needs checking.
@@ -380,7 +389,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     server_ip: config.server_ip,
   });
   logConfig(config, logger);
-  let tree = openStore(config, options.local, logger, (e) => watch.ipfs(e));
+  let tree = await openStore(config, options.local, logger, (e) => watch.ipfs(e));
   logger.info("content", `boot tree: ${tree.store.description}`);
   // What the tree lacks of shim → GRUB: Secure Boot needs it, and an installed x86-64 UEFI
   // machine goes back to its disk through it (boot/bootfile.ts). Looked up once per tree, in the
@@ -539,7 +548,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       gen.services.registry.findByIp(ip)?.mac ?? gen.leases?.boundAt(ip)?.mac ?? null;
 
     /** Applies a new config to the running servers; a bad one leaves everything as it was. */
-    const reload = () => {
+    const reloadNow = async () => {
       if (!options.reload) {
         logger.warn("main", "reload asked, but there is no config file to read again");
         return;
@@ -565,7 +574,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
         r.local || next.ref !== gen.config.ref || plan.applied.some((k) => k.startsWith("ipfs."))
       ) {
         try {
-          nextTree = openStore(next, options.local, logger, (e) => watch.ipfs(e));
+          nextTree = await openStore(next, options.local, logger, (e) => watch.ipfs(e));
         } catch (e) {
           // A deploy between two releases (the symlink not there yet): the old tree goes on.
           logger.error(
@@ -605,7 +614,17 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       logConfig(next, logger);
       logger.info("main", "reloaded", { changed: plan.applied.join(", ") || "nothing" });
     };
+    // One reload at a time, in the order asked: opening a tree may wait (the IPFS store's module
+    // is loaded when a `ref` first appears), and a second SIGHUP must not apply its plan, made
+    // from the config before the first, in between.
+    let reloads = Promise.resolve();
+    const reload = () => {
+      reloads = reloads.then(reloadNow).catch((e) =>
+        logger.error("main", "reload failed, still serving the old config", { error: e })
+      );
+    };
     await untilStopped(options.stop, reload);
+    await reloads;
     logger.info("main", "stopping");
   } finally {
     for (const part of running.reverse()) {

@@ -33,7 +33,7 @@ ${more}
 Deno.test("with every IPFS gateway down: HTTP 503 and TFTP error 0, each saying why", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "astral-ipfs-down-" });
   const config = deadGateway(dir);
-  const tree = openStore(config, undefined, silentLogger);
+  const tree = await openStore(config, undefined, silentLogger);
   try {
     await t.step("/image/<os>/<file> answers 503 naming the CID and the gateway", async () => {
       const { text } = testApp({ store: tree.store });
@@ -61,9 +61,14 @@ Deno.test("with every IPFS gateway down: HTTP 503 and TFTP error 0, each saying 
 Deno.test("the IPFS store of serve holds its cache to cache_max from the start", async () => {
   const dir = await Deno.makeTempDir({ prefix: "astral-ipfs-gc-" });
   const events: IpfsEvent[] = [];
-  const tree = openStore(deadGateway(dir, 'cache_max = "500MiB"'), undefined, silentLogger, (e) => {
-    events.push(e);
-  });
+  const tree = await openStore(
+    deadGateway(dir, 'cache_max = "500MiB"'),
+    undefined,
+    silentLogger,
+    (e) => {
+      events.push(e);
+    },
+  );
   try {
     const until = Date.now() + 5000;
     while (!events.some((e) => e.kind === "cache-gc") && Date.now() < until) {

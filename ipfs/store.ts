@@ -34,6 +34,7 @@ import {
   type UnixfsNode,
 } from "./unixfs.ts";
 import { CODEC, identityBlock, parseCid } from "./verify.ts";
+import { DOWNLOAD_MIN_RATE } from "./defaults.ts";
 
 /** Options for {@linkcode IpfsStore}. */
 export interface IpfsStoreOptions {
@@ -78,9 +79,6 @@ export interface IpfsStoreOptions {
    */
   downloadMinRate?: number;
 }
-
-/** Slowest average rate a large download is given time for by default: 64 KiB/s. */
-export const DOWNLOAD_MIN_RATE = 64 * 1024;
 
 /** Files over {@linkcode SMALL_DOWNLOAD} bytes downloaded at once by default. */
 export const MAX_DOWNLOADS = 8;
