@@ -225,8 +225,10 @@ function serveDatagram(
     }
     req = decodeDhcp(d.data);
   } catch (e) {
-    if (!(e instanceof MalformedPacketError)) throw e;
-    log.debug(SUB, "malformed packet dropped", {
+    // The decoder throws nothing else (fuzzed); were it to, the packet is dropped, loudly,
+    // and the rest of the burst is still answered.
+    const level = e instanceof MalformedPacketError ? "debug" : "error";
+    log[level](SUB, "malformed packet dropped", {
       from: `${d.from.address}:${d.from.port}`,
       bytes: d.data.length,
       error: e,
