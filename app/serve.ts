@@ -516,7 +516,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
     if (dns) running.push(dns);
 
     // DHCP last: a client that gets an offer must find TFTP, HTTP and DNS already listening.
-    const contact = contactRecorder(() => gen.services.registry, quick, logger);
+    const contact = contactRecorder(() => gen.services.registry, logger);
     const onDhcp = (e: DhcpEvent) => {
       watch.dhcp(e);
       // Machines seen on the wire join the registry before their first HTTP request, with
