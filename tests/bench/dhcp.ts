@@ -208,7 +208,20 @@ function cpuMs(pid: number): number {
   }
 }
 
+/**
+ * UDP datagrams a namespace's sockets dropped so far because their receive buffer was full
+ * (`RcvbufErrors` of `/proc/net/snmp`, which is per namespace).
+ */
+async function rcvbufErrors(ns: Netns): Promise<number> {
+  const r = await ns.exec(["cat", "/proc/net/snmp"], { check: false });
+  const [names, values] = r.stdout.split("\n").filter((line) => line.startsWith("Udp:"));
+  const at = names?.split(/\s+/).indexOf("RcvbufErrors") ?? -1;
+  return at < 0 ? 0 : Number(values?.split(/\s+/)[at] ?? 0);
+}
+
 async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<Trial> {
+  const verbose = Boolean(Deno.env.get("BENCH_TRIALS"));
+  const drops0 = verbose ? [await rcvbufErrors(t.server), await rcvbufErrors(t.client)] : [];
   const cpu0 = cpuMs(t.process.pid);
   const r = await t.client.exec(
     pinned("load", [
@@ -236,8 +249,12 @@ async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<T
     throw new Error(`perfdhcp printed no report (exit ${r.code}):\n${r.stdout}${r.stderr}`);
   }
   const cpu = cpuMs(t.process.pid) - cpu0;
-  if (Deno.env.get("BENCH_TRIALS")) {
-    console.log(`    ${t.name} ${rate}/s: ${parsed.acks}/${parsed.discovers} ACKs, CPU ${cpu} ms`);
+  if (verbose) {
+    const [server, client] = [await rcvbufErrors(t.server), await rcvbufErrors(t.client)];
+    console.log(
+      `    ${t.name} ${rate}/s: ${parsed.acks}/${parsed.discovers} ACKs, CPU ${cpu} ms, ` +
+        `receive buffer drops: server ${server - drops0[0]!}, perfdhcp ${client - drops0[1]!}`,
+    );
   }
   return { rate, seconds, ...parsed, cpuMs: cpu };
 }
