@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SendQueue } from "./send_queue.ts";
+import { PACE_BURST, PACE_INTERVAL_MS, SendQueue } from "./send_queue.ts";
 import { InterfaceUdpSocket } from "./udp_socket.ts";
 
 type Call = { packets: string[]; address: string; port: number };
@@ -116,4 +116,55 @@ Deno.test({
       await b.close();
     }
   },
+});
+
+const settle = () => new Promise((r) => setTimeout(r, PACE_INTERVAL_MS + 10));
+
+Deno.test("SendQueue: a burst to one destination leaves in paced parts, in order, others not held", async () => {
+  const { calls, socket } = recorder();
+  const q = new SendQueue(socket, () => {});
+  for (let i = 0; i < 70; i++) q.push(bytes(`r${i}`), "10.0.0.2", 67);
+  q.push(bytes("b0"), "255.255.255.255", 68);
+  await Promise.resolve();
+  assert.deepEqual(calls.map((c) => [c.address, c.packets.length]), [
+    ["10.0.0.2", PACE_BURST],
+    ["255.255.255.255", 1],
+  ]);
+  // Pushed while the rest waits: to that destination, behind it; to another, at once.
+  q.push(bytes("late"), "10.0.0.2", 67);
+  q.push(bytes("b1"), "255.255.255.255", 68);
+  await Promise.resolve();
+  assert.deepEqual(calls.at(-1), { packets: ["b1"], address: "255.255.255.255", port: 68 });
+  await settle();
+  await settle();
+  const relay = calls.filter((c) => c.address === "10.0.0.2");
+  assert.deepEqual(relay.map((c) => c.packets.length), [
+    PACE_BURST,
+    PACE_BURST,
+    70 - 2 * PACE_BURST + 1,
+  ]);
+  const expected = [...Array.from({ length: 70 }, (_, i) => `r${i}`), "late"];
+  assert.deepEqual(relay.flatMap((c) => c.packets), expected);
+});
+
+Deno.test("SendQueue: a large backlog leaves a quarter at a time, not a burst's worth", async () => {
+  const { calls, socket } = recorder();
+  const q = new SendQueue(socket, () => {});
+  for (let i = 0; i < 1000; i++) q.push(bytes(`r${i}`), "10.0.0.2", 67);
+  await Promise.resolve();
+  for (let i = 0; i < 20 && calls.reduce((n, c) => n + c.packets.length, 0) < 1000; i++) {
+    await settle();
+  }
+  assert.deepEqual(calls.map((c) => c.packets.length).slice(0, 3), [250, 188, 141]);
+  assert.equal(calls.reduce((n, c) => n + c.packets.length, 0), 1000);
+});
+
+Deno.test("SendQueue: what is held when the socket closes is not sent", async () => {
+  const { calls, socket } = recorder();
+  const q = new SendQueue(socket, () => {});
+  for (let i = 0; i < 40; i++) q.push(bytes(`r${i}`), "10.0.0.2", 67);
+  await Promise.resolve();
+  socket.closed = true;
+  await settle();
+  assert.deepEqual(calls.map((c) => c.packets.length), [PACE_BURST]);
 });
