@@ -13,8 +13,9 @@
  * one lease sync all go to the one relay that forwarded their requests, and a receive buffer of
  * Linux's default size (212 992 bytes) holds ~100 of them: with perfdhcp as the relay at 9 000 to
  * 11 000 exchanges a second, unpaced bursts lost 0.3–3 % of the replies in its buffer, paced ones
- * 0–0.4 % (one `tests/bench/dhcp.ts` run, each trial's drops counted). The growing part keeps a backlog from outgrowing what the timer lets out: a fixed
- * 32 a millisecond fell behind an overload and never caught up (measured).
+ * 0–0.4 % (one `tests/bench/dhcp.ts` run, each trial's drops counted). The growing part keeps a
+ * backlog from outgrowing what the timer lets out: a fixed 32 a millisecond fell behind an
+ * overload and never caught up (measured).
  *
  * @module
  */
@@ -65,7 +66,8 @@ export class SendQueue {
   }
 
   /**
-   * Sends what is queued, in order, each run to one destination in one `sendmmsg`. A datagram
+   * Sends what is queued, in order, each run to one destination in one `sendmmsg`; what is beyond
+   * a destination's burst waits for the timer (the module's pacing). A datagram
    * the kernel refuses (an unreachable unicast) is reported and the rest go on; when the send
    * queue is full, the rest of the run is reported as dropped.
    */
