@@ -72,6 +72,14 @@ export function registerProcessMetrics(r: MetricsRegistry): ProcessMetrics {
   const fds = r.gauge("process_open_fds", "Number of open file descriptors.");
   const maxFds = r.gauge("process_max_fds", "Maximum number of open file descriptors.");
   const heap = r.gauge("astralboot_heap_used_bytes", "JavaScript heap in use.");
+  const heapTotal = r.gauge(
+    "astralboot_heap_total_bytes",
+    "JavaScript heap reserved: in use, and garbage the next collection frees.",
+  );
+  const external = r.gauge(
+    "astralboot_external_memory_bytes",
+    "Memory of JavaScript objects held outside the heap (ArrayBuffers).",
+  );
   const lag = r.gauge(
     "astralboot_event_loop_lag_seconds",
     "Longest delay of a timer since the last scrape: how long the event loop was blocked.",
@@ -98,6 +106,8 @@ export function registerProcessMetrics(r: MetricsRegistry): ProcessMetrics {
     const mem = Deno.memoryUsage();
     rss.set({}, mem.rss);
     heap.set({}, mem.heapUsed);
+    heapTotal.set({}, mem.heapTotal);
+    external.set({}, mem.external);
     if (timer !== undefined) {
       lag.set({}, Math.round(Math.max(0, worst)) / 1000);
       worst = 0;

@@ -34,6 +34,10 @@ Deno.test("process metrics under their standard names, read from this process", 
     assert.ok(sample(text, "process_max_fds")! >= 64);
     assert.ok(sample(text, "astralboot_heap_used_bytes")! > 1e5);
     assert.ok(
+      sample(text, "astralboot_heap_total_bytes")! >= sample(text, "astralboot_heap_used_bytes")!,
+    );
+    assert.ok(sample(text, "astralboot_external_memory_bytes")! > 0);
+    assert.ok(
       Math.abs(sample(text, "process_start_time_seconds")! - performance.timeOrigin / 1000) < 1,
     );
     const cpu = sample(text, "process_cpu_seconds_total")!;

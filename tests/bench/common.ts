@@ -102,9 +102,12 @@ export function pinned(role: "server" | "load", argv: string[]): string[] {
 export interface ProcessMemory {
   hwmKiB: number;
   rssKiB: number;
+  /** Of VmRSS: anonymous pages (heaps, stacks) and file-backed ones (the executable's). */
+  anonKiB: number;
+  fileKiB: number;
 }
 
-/** Reads VmHWM and VmRSS from /proc/PID/status; null when the process is gone. */
+/** Reads VmHWM, VmRSS and its parts from /proc/PID/status; null when the process is gone. */
 export function readMemory(pid: number): ProcessMemory | null {
   let text: string;
   try {
@@ -114,7 +117,12 @@ export function readMemory(pid: number): ProcessMemory | null {
   }
   const kib = (key: string) =>
     Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
-  return { hwmKiB: kib("VmHWM"), rssKiB: kib("VmRSS") };
+  return {
+    hwmKiB: kib("VmHWM"),
+    rssKiB: kib("VmRSS"),
+    anonKiB: kib("RssAnon"),
+    fileKiB: kib("RssFile"),
+  };
 }
 
 /** Direct children of a process (e.g. nginx's workers), from /proc/PID/task/ * /children. */

@@ -34,6 +34,7 @@ import {
   median,
   peakMemoryMiB,
   pinned,
+  readMemory,
   requireCommand,
   runAlone,
   spawnAstralboot,
@@ -70,6 +71,8 @@ interface DhcpTarget {
   server: Netns;
   client: Netns;
   process: BenchProcess;
+  /** Ours: its data folder (the admin token for /metrics). */
+  dataDir?: string;
 }
 
 async function pair(tag: string): Promise<{ server: Netns; client: Netns }> {
@@ -113,7 +116,7 @@ port = 8080
   );
   const name = checkout ? "baseline" : "astralboot";
   await listening67(server, process, name);
-  return { name, server, client, process };
+  return { name, server, client, process, dataDir: join(dir, "data") };
 }
 
 /**
@@ -219,6 +222,33 @@ async function rcvbufErrors(ns: Netns): Promise<number> {
   return at < 0 ? 0 : Number(values?.split(/\s+/)[at] ?? 0);
 }
 
+/**
+ * The server's memory after a trial, MiB: its RSS (anonymous + file pages) and peak, and for
+ * ours the JS heap in use and reserved and what ArrayBuffers hold outside it (its /metrics).
+ */
+async function memoryLine(t: DhcpTarget): Promise<string> {
+  const m = readMemory(t.process.pid);
+  if (!m) return "memory: gone";
+  const mib = (kib: number) => (kib / 1024).toFixed(1);
+  let line = `RSS ${mib(m.rssKiB)} (anon ${mib(m.anonKiB)}, file ${mib(m.fileKiB)}), ` +
+    `peak ${mib(m.hwmKiB)} MiB`;
+  if (t.dataDir) {
+    const token = (await Deno.readTextFile(join(t.dataDir, "api-token")).catch(() => "")).trim();
+    const r = await t.server.exec(
+      ["curl", "-s", "-H", `Authorization: Bearer ${token}`, `http://${SERVER_IP}:8080/metrics`],
+      { check: false },
+    );
+    const metric = (name: string) => {
+      const v = new RegExp(`^${name} (\\S+)`, "m").exec(r.stdout)?.[1];
+      return v === undefined ? "?" : (Number(v) / 1048576).toFixed(1);
+    };
+    line += `; heap ${metric("astralboot_heap_used_bytes")} of ` +
+      `${metric("astralboot_heap_total_bytes")}, external ` +
+      `${metric("astralboot_external_memory_bytes")} MiB`;
+  }
+  return line;
+}
+
 async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<Trial> {
   const verbose = Boolean(Deno.env.get("BENCH_TRIALS"));
   const drops0 = verbose ? [await rcvbufErrors(t.server), await rcvbufErrors(t.client)] : [];
@@ -253,7 +283,8 @@ async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<T
     const [server, client] = [await rcvbufErrors(t.server), await rcvbufErrors(t.client)];
     console.log(
       `    ${t.name} ${rate}/s: ${parsed.acks}/${parsed.discovers} ACKs, CPU ${cpu} ms, ` +
-        `receive buffer drops: server ${server - drops0[0]!}, perfdhcp ${client - drops0[1]!}`,
+        `receive buffer drops: server ${server - drops0[0]!}, perfdhcp ${client - drops0[1]!}` +
+        `; ${await memoryLine(t)}`,
     );
   }
   return { rate, seconds, ...parsed, cpuMs: cpu };
