@@ -80,10 +80,7 @@ export class SendQueue {
     if (queued.length > PACE_BURST || this.#paced.size > 0) queued = this.#pace(queued);
     for (let start = 0; start < queued.length;) {
       const { address, port } = queued[start]!;
-      let end = start + 1;
-      while (
-        end < queued.length && queued[end]!.address === address && queued[end]!.port === port
-      ) end++;
+      const end = runEnd(queued, start);
       try {
         this.#sendRun(this.#stage(queued, start, end), address, port);
       } catch {
@@ -103,16 +100,19 @@ export class SendQueue {
     const burst = Math.max(PACE_BURST, Math.ceil(queued.length / 4));
     const counts = new Map<string, number>();
     const now: Queued[] = [];
-    for (const q of queued) {
-      const key = `${q.address}:${q.port}`;
-      const count = this.#paced.has(key) ? Infinity : (counts.get(key) ?? 0) + 1;
-      if (count <= burst) {
-        counts.set(key, count);
-        now.push(q);
-        continue;
+    // A run to one destination is counted at once: one key per run, not per datagram.
+    for (let start = 0; start < queued.length;) {
+      const end = runEnd(queued, start);
+      const key = `${queued[start]!.address}:${queued[start]!.port}`;
+      const sent = this.#paced.has(key) ? burst : counts.get(key) ?? 0;
+      const take = Math.min(end - start, burst - sent);
+      counts.set(key, sent + take);
+      for (let i = start; i < start + take; i++) now.push(queued[i]!);
+      if (start + take < end) {
+        this.#paced.add(key);
+        for (let i = start + take; i < end; i++) this.#held.push(queued[i]!);
       }
-      this.#paced.add(key);
-      this.#held.push(q);
+      start = end;
     }
     if (this.#held.length > 0 && this.#timer === undefined) {
       this.#timer = setTimeout(() => this.#release(), PACE_INTERVAL_MS);
@@ -170,4 +170,14 @@ export class SendQueue {
       i += n;
     }
   }
+}
+
+/** The end of the run of datagrams to one destination that begins at `start`. */
+function runEnd(queued: readonly Queued[], start: number): number {
+  const { address, port } = queued[start]!;
+  let end = start + 1;
+  while (end < queued.length && queued[end]!.address === address && queued[end]!.port === port) {
+    end++;
+  }
+  return end;
 }

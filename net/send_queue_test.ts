@@ -147,6 +147,27 @@ Deno.test("SendQueue: a burst to one destination leaves in paced parts, in order
   assert.deepEqual(relay.flatMap((c) => c.packets), expected);
 });
 
+Deno.test("SendQueue: the burst counts every run to a destination, not each run alone", async () => {
+  const { calls, socket } = recorder();
+  const q = new SendQueue(socket, () => {});
+  // Runs of 20 to the relay, split by broadcasts: 20 + 12 of the second run leave, 8 + 20 wait.
+  for (let run = 0; run < 3; run++) {
+    for (let i = 0; i < 20; i++) q.push(bytes(`r${run * 20 + i}`), "10.0.0.2", 67);
+    q.push(bytes(`b${run}`), "255.255.255.255", 68);
+  }
+  await Promise.resolve();
+  assert.deepEqual(calls.map((c) => [c.address, c.packets.length]), [
+    ["10.0.0.2", 20],
+    ["255.255.255.255", 1],
+    ["10.0.0.2", PACE_BURST - 20],
+    ["255.255.255.255", 2], // the third run held, the broadcasts around it meet in one call
+  ]);
+  await settle();
+  const relay = calls.filter((c) => c.address === "10.0.0.2").flatMap((c) => c.packets);
+  assert.deepEqual(relay, Array.from({ length: 60 }, (_, i) => `r${i}`));
+  assert.equal(calls.length, 5, "the held 28 left together after the wait");
+});
+
 Deno.test("SendQueue: a large backlog leaves a quarter at a time, not a burst's worth", async () => {
   const { calls, socket } = recorder();
   const q = new SendQueue(socket, () => {});
