@@ -35,14 +35,18 @@ for (const [i, set] of flagSets.entries()) {
       `Authorization: Bearer ${token}`,
       `${base}/metrics`,
     ], { check: false });
-    const m = /^astralboot_heap_used_bytes (\d+)/m.exec(r.stdout);
-    return m ? `${(Number(m[1]) / 1048576).toFixed(1)} MiB heap` : "heap ?";
+    const mib = (name: string) => {
+      const m = new RegExp(`^${name} (\\d+)`, "m").exec(r.stdout);
+      return m ? (Number(m[1]) / 1048576).toFixed(1) : "?";
+    };
+    return `heap ${mib("astralboot_heap_used_bytes")} of ${mib("astralboot_heap_total_bytes")} MiB`;
   };
   const show = async (what: string) => {
     const m = readMemory(ours.pid)!;
     console.log(
       `  [${set || "defaults"}] ${what}: VmHWM ${(m.hwmKiB / 1024).toFixed(1)} MiB, ` +
-        `VmRSS ${(m.rssKiB / 1024).toFixed(1)} MiB, ${await heap()}`,
+        `VmRSS ${(m.rssKiB / 1024).toFixed(1)} MiB (anon ${(m.anonKiB / 1024).toFixed(1)}, ` +
+        `file ${(m.fileKiB / 1024).toFixed(1)}), ${await heap()}`,
     );
   };
   await show("started");
