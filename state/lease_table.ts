@@ -156,28 +156,47 @@ function syncHung(ms: number): Error {
   return new Error(`lease commit not synced to disk: a sync has been running for ${ms | 0} ms`);
 }
 
-/** Adds `n` to the list under `key`. */
-function index<K>(map: Map<K, number[]>, key: K, n: number): void {
-  const list = map.get(key);
-  if (list) list.push(n);
-  else map.set(key, [n]);
+/**
+ * The addresses under one key of an index: one address as a bare number, several as a list.
+ * Nearly every MAC and host name has one address, and a list of one costs ~56 bytes more per
+ * lease than the number (measured: 92.8 against 36.7 bytes an entry of a Map of 50 000 MACs).
+ */
+type Addresses = number | number[];
+
+/** Adds `n` under `key`. */
+function index<K>(map: Map<K, Addresses>, key: K, n: number): void {
+  const had = map.get(key);
+  if (had === undefined) map.set(key, n);
+  else if (typeof had === "number") map.set(key, [had, n]);
+  else had.push(n);
 }
 
-/** Takes `n` out of the list under `key`. */
-function unindex<K>(map: Map<K, number[]>, key: K, n: number): void {
-  const list = map.get(key);
-  if (!list) return;
-  const at = list.indexOf(n);
-  if (at >= 0) list.splice(at, 1);
-  if (list.length === 0) map.delete(key);
+/** Takes `n` from under `key`. */
+function unindex<K>(map: Map<K, Addresses>, key: K, n: number): void {
+  const had = map.get(key);
+  if (had === undefined) return;
+  if (typeof had === "number") {
+    if (had === n) map.delete(key);
+    return;
+  }
+  const at = had.indexOf(n);
+  if (at >= 0) had.splice(at, 1);
+  if (had.length === 1) map.set(key, had[0]!);
+  else if (had.length === 0) map.delete(key);
+}
+
+/** The addresses under `key`, in the order they were added. */
+function indexed<K>(map: Map<K, Addresses>, key: K): readonly number[] {
+  const had = map.get(key);
+  return had === undefined ? [] : typeof had === "number" ? [had] : had;
 }
 
 /** The rows of `dhcp_leases` in memory, their indexes, and the group commit to SQLite. */
 export class LeaseTable {
   #db: DatabaseSync;
   #rows = new Map<number, LeaseRow>();
-  #byMac = new Map<string, number[]>();
-  #byHostname = new Map<string, number[]>();
+  #byMac = new Map<string, Addresses>();
+  #byHostname = new Map<string, Addresses>();
   #dirty = new Set<number>();
   /** The row on disk (undefined: none) of each pending address, to go back to when refused. */
   #onDisk = new Map<number, LeaseRow | undefined>();
@@ -274,12 +293,12 @@ export class LeaseTable {
 
   /** The rows whose last holder is `mac`, in every subnet. */
   ofMac(mac: string): LeaseRow[] {
-    return (this.#byMac.get(mac) ?? []).map((n) => this.#rows.get(n)!);
+    return indexed(this.#byMac, mac).map((n) => this.#rows.get(n)!);
   }
 
   /** The rows with host name `hostname`, any case. */
   ofHostname(hostname: string): LeaseRow[] {
-    return (this.#byHostname.get(hostname.toLowerCase()) ?? []).map((n) => this.#rows.get(n)!);
+    return indexed(this.#byHostname, hostname.toLowerCase()).map((n) => this.#rows.get(n)!);
   }
 
   /** Every row, in no particular order. */

@@ -578,3 +578,46 @@ Deno.test("the lease table holds its own handle on the log from the start", asyn
     }
   });
 });
+
+Deno.test("the MAC and host name indexes follow rows across one, several and no addresses", () => {
+  const db = openDatabase(":memory:");
+  const table = LeaseTable.of(db);
+  const A = "52:54:00:00:00:0a", B = "52:54:00:00:00:0b";
+  const named = (ip: string, mac: string, hostname: string | null) => ({
+    ...row(ip, mac),
+    hostname,
+  });
+  const ips = (rows: LeaseRow[]) => rows.map((r) => r.ip);
+  try {
+    // One MAC holding an address in three subnets, in the order they were handed out.
+    table.put(named("10.0.0.5", A, "Web"));
+    table.put(named("10.1.0.5", A, "web"));
+    table.put(named("10.2.0.5", A, null));
+    assert.deepEqual(ips(table.ofMac(A)), ["10.0.0.5", "10.1.0.5", "10.2.0.5"]);
+    assert.deepEqual(ips(table.ofHostname("WEB")), ["10.0.0.5", "10.1.0.5"]);
+    // Rewriting a row with the same holder keeps one entry for it.
+    table.put(named("10.1.0.5", A, "web"));
+    assert.deepEqual(ips(table.ofMac(A)), ["10.0.0.5", "10.2.0.5", "10.1.0.5"]);
+    // Addresses move to B one by one: A goes from three to two, to one, to none.
+    table.put(named("10.0.0.5", B, null));
+    assert.deepEqual(ips(table.ofMac(A)), ["10.2.0.5", "10.1.0.5"]);
+    assert.deepEqual(ips(table.ofHostname("web")), ["10.1.0.5"]);
+    table.put(named("10.2.0.5", B, null));
+    assert.deepEqual(ips(table.ofMac(A)), ["10.1.0.5"]);
+    assert.deepEqual(ips(table.ofMac(B)), ["10.0.0.5", "10.2.0.5"]);
+    table.put(named("10.1.0.5", B, "db"));
+    assert.deepEqual(table.ofMac(A), []);
+    assert.deepEqual(table.ofHostname("web"), []);
+    assert.deepEqual(ips(table.ofMac(B)), ["10.0.0.5", "10.2.0.5", "10.1.0.5"]);
+    assert.deepEqual(ips(table.ofHostname("DB")), ["10.1.0.5"]);
+    // A declined address has no holder: it leaves the index of its last one.
+    table.put(named("10.2.0.5", "", null));
+    assert.deepEqual(ips(table.ofMac(B)), ["10.0.0.5", "10.1.0.5"]);
+    // What a caller does with the list it got changes nothing in the table.
+    (table.ofMac(B) as LeaseRow[]).pop();
+    assert.deepEqual(ips(table.ofMac(B)), ["10.0.0.5", "10.1.0.5"]);
+  } finally {
+    table.close();
+    db.close();
+  }
+});
