@@ -17,3 +17,15 @@ export class BindError extends Error {
     this.name = "BindError";
   }
 }
+
+/**
+ * A send the kernel refused (not a full queue: that is a count of 0, not an error). `errno`
+ * tells whether the datagram or its destination was refused: EMSGSIZE is about the one
+ * datagram; the others (ENETUNREACH, EHOSTUNREACH, EACCES, EPERM, EINVAL …) about where it goes.
+ */
+export class SendError extends Error {
+  constructor(message: string, readonly errno: number) {
+    super(message);
+    this.name = "SendError";
+  }
+}

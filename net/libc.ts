@@ -30,6 +30,7 @@ export const LINUX = {
   POLLIN: 1,
   EAGAIN: 11,
   ENOBUFS: 105,
+  EMSGSIZE: 90,
   SHUT_RDWR: 2,
   EADDRINUSE: 98,
 } as const;

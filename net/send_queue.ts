@@ -19,7 +19,11 @@
  *
  * @module
  */
+import { SendError } from "./errors.ts";
+import { LINUX } from "./libc.ts";
 import type { InterfaceUdpSocket } from "./udp_socket.ts";
+
+const { EMSGSIZE } = LINUX;
 
 /** What the queue does with a datagram it could not send (never thrown: the sender moved on). */
 export type SendFailure = (
@@ -67,9 +71,9 @@ export class SendQueue {
 
   /**
    * Sends what is queued, in order, each run to one destination in one `sendmmsg`; what is beyond
-   * a destination's burst waits for the timer (the module's pacing). A datagram
-   * the kernel refuses (an unreachable unicast) is reported and the rest go on; when the send
-   * queue is full, the rest of the run is reported as dropped.
+   * a destination's burst waits for the timer (the module's pacing). A refused destination (an
+   * unreachable unicast) or a full send queue is reported once for the rest of its run, and the
+   * other runs go on.
    */
   flush(): void {
     this.#scheduled = false;
@@ -84,8 +88,8 @@ export class SendQueue {
       try {
         this.#sendRun(this.#stage(queued, start, end), address, port);
       } catch {
-        // Only `onFailure` could throw here (the sends report their errors to it): a
-        // microtask's error would end the process, and the other runs still go.
+        // Nothing known throws here (the sends report their errors, and reports are guarded);
+        // an error out of a microtask would end the process, so the other runs go on.
       }
       start = end;
     }
@@ -147,6 +151,12 @@ export class SendQueue {
     return views;
   }
 
+  /**
+   * Sends one run to one destination. A datagram the kernel refuses for itself (too long) is
+   * reported and the rest go on; a refusal of the destination (unreachable, not permitted) or a
+   * full send queue is reported once for the rest of the run, which is not tried datagram by
+   * datagram: a run can be thousands long.
+   */
   #sendRun(packets: Uint8Array[], address: string, port: number): void {
     for (let i = 0; i < packets.length;) {
       let n: number;
@@ -154,20 +164,27 @@ export class SendQueue {
         n = this.socket.trySendMany(i === 0 ? packets : packets.slice(i), address, port);
       } catch (e) {
         // sendmmsg stops at a refused datagram and reports it only when it is the first.
-        this.onFailure({ address, port, count: 1, error: e as Error });
+        const one = e instanceof SendError && e.errno === EMSGSIZE;
+        this.#report(address, port, one ? 1 : packets.length - i, e as Error);
+        if (!one) return;
         i++;
         continue;
       }
       if (n === 0) {
-        this.onFailure({
-          address,
-          port,
-          count: packets.length - i,
-          error: new Error(`sendmmsg ${address}:${port}: send queue full`),
-        });
+        const full = new Error(`sendmmsg ${address}:${port}: send queue full`);
+        this.#report(address, port, packets.length - i, full);
         return;
       }
       i += n;
+    }
+  }
+
+  /** Tells `onFailure`; a report that throws changes nothing for the datagrams still to go. */
+  #report(address: string, port: number, count: number, error: Error): void {
+    try {
+      this.onFailure({ address, port, count, error });
+    } catch {
+      // Nothing to do: the failure was the report's, and the send goes on.
     }
   }
 }

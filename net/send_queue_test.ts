@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { PACE_BURST, PACE_INTERVAL_MS, SendQueue } from "./send_queue.ts";
+import { SendError } from "./errors.ts";
+import { LINUX } from "./libc.ts";
 import { InterfaceUdpSocket } from "./udp_socket.ts";
 
 type Call = { packets: string[]; address: string; port: number };
@@ -46,10 +48,11 @@ Deno.test("SendQueue: one sendmmsg per run to one destination, at the end of the
   assert.equal(calls.length, 5);
 });
 
-Deno.test("SendQueue: a refused datagram is reported and the rest go; a full queue drops the rest", async () => {
-  // 1st call takes 1 of 4, the 2nd fails on "x2" (the first it was given), the 3rd takes 1,
-  // the 4th finds the send queue full.
-  const { calls, socket } = recorder([1, new Error("sendmmsg: Network is unreachable"), 1, 0]);
+Deno.test("SendQueue: a datagram refused for itself is reported and the rest go; a full queue drops the rest", async () => {
+  // 1st call takes 1 of 4, the 2nd refuses "x2" (the first it was given) as too long, the 3rd
+  // takes 1, the 4th finds the send queue full.
+  const tooLong = new SendError("sendmmsg: Message too long", LINUX.EMSGSIZE);
+  const { calls, socket } = recorder([1, tooLong, 1, 0]);
   const failures: { count: number; error: Error; address: string; port: number }[] = [];
   const q = new SendQueue(socket, (f) => failures.push(f));
   for (const p of ["x1", "x2", "x3", "x4"]) q.push(bytes(p), "10.0.0.9", 68);
@@ -61,21 +64,47 @@ Deno.test("SendQueue: a refused datagram is reported and the rest go; a full que
     ["x4"],
   ]);
   assert.deepEqual(failures.map((f) => [f.count, f.error.message, f.address, f.port]), [
-    [1, "sendmmsg: Network is unreachable", "10.0.0.9", 68],
+    [1, "sendmmsg: Message too long", "10.0.0.9", 68],
     [1, "sendmmsg 10.0.0.9:68: send queue full", "10.0.0.9", 68],
   ]);
 });
 
+Deno.test("SendQueue: a refused destination is reported once for its whole run, not tried datagram by datagram", async () => {
+  const unreachable = new SendError("sendmmsg: Network is unreachable", 101);
+  // 5 go, then the route is gone: the other 25 are not offered again one by one (a later call
+  // would succeed here, which is how the datagram-by-datagram retry of before showed).
+  const { calls, socket } = recorder([5, unreachable]);
+  const failures: { count: number; error: Error }[] = [];
+  const q = new SendQueue(socket, (f) => failures.push(f));
+  for (let i = 0; i < 30; i++) q.push(bytes(`u${i}`), "10.9.0.1", 68);
+  q.push(bytes("b"), "255.255.255.255", 68);
+  await Promise.resolve();
+  assert.deepEqual(calls.map((c) => [c.address, c.packets.length]), [
+    ["10.9.0.1", 30],
+    ["10.9.0.1", 25],
+    ["255.255.255.255", 1],
+  ]);
+  assert.deepEqual(failures.map((f) => [f.count, f.error.message]), [
+    [25, "sendmmsg: Network is unreachable"],
+  ]);
+});
+
 Deno.test("SendQueue: a failure report that throws stops neither the flush nor the process", async () => {
-  const { calls, socket } = recorder([new Error("sendmmsg: refused")]);
+  const tooLong = new SendError("sendmmsg: Message too long", LINUX.EMSGSIZE);
+  const { calls, socket } = recorder([tooLong]);
+  let reports = 0;
   const q = new SendQueue(socket, () => {
+    reports++;
     throw new Error("a broken log sink");
   });
   q.push(bytes("r1"), "10.0.0.9", 68);
+  q.push(bytes("r2"), "10.0.0.9", 68);
+  q.push(bytes("r3"), "10.0.0.9", 68);
   q.push(bytes("o1"), "10.0.0.8", 68);
   await Promise.resolve();
-  // The first run's report threw; the second run still went.
-  assert.deepEqual(calls.map((c) => c.packets), [["r1"], ["o1"]]);
+  // r1's report threw; the rest of its run and the next run still went.
+  assert.deepEqual(calls.map((c) => c.packets), [["r1", "r2", "r3"], ["r2", "r3"], ["o1"]]);
+  assert.equal(reports, 1);
 });
 
 Deno.test("SendQueue: nothing goes out of a socket closed before the flush", async () => {
@@ -99,8 +128,8 @@ Deno.test({
     try {
       const q = new SendQueue(b, (f) => failures.push(f));
       const sent = Array.from({ length: 40 }, (_, i) => `datagram ${i} `.padEnd(1000, "."));
-      // Port 0 cannot be sent to: the kernel refuses that one datagram, the rest go (one run of
-      // 40 kB after it: more than the staging buffer starts with).
+      // Port 0 cannot be sent to: the kernel refuses that datagram (its run), the rest go (one
+      // run of 40 kB after it: more than the staging buffer starts with).
       q.push(bytes("nowhere"), "127.0.0.1", 0);
       for (const s of sent) q.push(bytes(s), "127.0.0.1", a.port);
       const got: string[] = [];
@@ -111,6 +140,9 @@ Deno.test({
       assert.deepEqual(got, sent);
       assert.deepEqual(failures.map((f) => f.count), [1]);
       assert.match(failures[0]!.error.message, /sendmmsg 127\.0\.0\.1:0 .*Invalid argument/);
+      // The kernel's errno comes with it: EINVAL refuses the destination, not one datagram.
+      assert.ok(failures[0]!.error instanceof SendError);
+      assert.equal(failures[0]!.error.errno, 22);
     } finally {
       await a.close();
       await b.close();

@@ -18,7 +18,7 @@
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { type Readiness, watchReadable } from "./epoll.ts";
-import { BindError } from "./errors.ts";
+import { BindError, SendError } from "./errors.ts";
 import { interfaceMtu } from "./interface_mtu.ts";
 import { SendBatch } from "./send_batch.ts";
 import { ipv4ToBytes, ipv4ToString } from "./ipv4.ts";
@@ -378,7 +378,8 @@ export class InterfaceUdpSocket {
 
   /**
    * Sends `packets` in order to one destination in a single `sendmmsg`: how many went (fewer
-   * when the send queue filled up: send the rest later); throws on any other failure.
+   * when the send queue filled up: send the rest later); throws {@linkcode SendError} on any
+   * other failure, about the first datagram not sent.
    */
   trySendMany(packets: readonly Uint8Array[], address: string, port: number): number {
     if (this.#closed) throw new Error(`Socket on "${this.info.name}" is closed`);
@@ -403,7 +404,7 @@ export class InterfaceUdpSocket {
     }
     if (n < 0) {
       if (e === EAGAIN || e === ENOBUFS) return 0;
-      throw new Error(`sendmmsg ${address}:${port} on "${this.info.name}": ${strerror(e)}`);
+      throw new SendError(`sendmmsg ${address}:${port} on "${this.info.name}": ${strerror(e)}`, e);
     }
     return n;
   }
