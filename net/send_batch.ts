@@ -13,7 +13,7 @@ import { addressOf, libc } from "./libc.ts";
 const MMSGHDR_SIZE = 64;
 const IOVEC_SIZE = 16;
 /** The kernel takes at most UIO_MAXIOV (1024) messages per call. */
-const MAX_BATCH = 1024;
+export const MAX_BATCH = 1024;
 const TWO_32 = 2 ** 32;
 
 /**

@@ -21,6 +21,7 @@
  */
 import { SendError } from "./errors.ts";
 import { LINUX } from "./libc.ts";
+import { MAX_BATCH } from "./send_batch.ts";
 import type { InterfaceUdpSocket } from "./udp_socket.ts";
 
 const { EMSGSIZE } = LINUX;
@@ -83,10 +84,9 @@ export class SendQueue {
     if (this.socket.closed) return;
     if (queued.length > PACE_BURST || this.#paced.size > 0) queued = this.#pace(queued);
     for (let start = 0; start < queued.length;) {
-      const { address, port } = queued[start]!;
       const end = runEnd(queued, start);
       try {
-        this.#sendRun(this.#stage(queued, start, end), address, port);
+        this.#sendRun(queued, start, end);
       } catch {
         // Nothing known throws here (the sends report their errors, and reports are guarded);
         // an error out of a microtask would end the process, so the other runs go on.
@@ -152,30 +152,37 @@ export class SendQueue {
   }
 
   /**
-   * Sends one run to one destination. A datagram the kernel refuses for itself (too long) is
-   * reported and the rest go on; a refusal of the destination (unreachable, not permitted) or a
-   * full send queue is reported once for the rest of the run, which is not tried datagram by
-   * datagram: a run can be thousands long.
+   * Sends the run `start` to `end` of `queued` (one destination), staged one `sendmmsg`'s worth
+   * ({@linkcode MAX_BATCH}) at a time, so the staging buffer never outgrows what one call takes.
+   * A datagram the kernel refuses for itself (too long) is reported and the rest go on; a
+   * refusal of the destination (unreachable, not permitted) or a full send queue is reported
+   * once for the rest of the run, which is not tried datagram by datagram: a run can be
+   * thousands long.
    */
-  #sendRun(packets: Uint8Array[], address: string, port: number): void {
-    for (let i = 0; i < packets.length;) {
-      let n: number;
-      try {
-        n = this.socket.trySendMany(i === 0 ? packets : packets.slice(i), address, port);
-      } catch (e) {
-        // sendmmsg stops at a refused datagram and reports it only when it is the first.
-        const one = e instanceof SendError && e.errno === EMSGSIZE;
-        this.#report(address, port, one ? 1 : packets.length - i, e as Error);
-        if (!one) return;
-        i++;
-        continue;
+  #sendRun(queued: Queued[], start: number, end: number): void {
+    const { address, port } = queued[start]!;
+    for (let at = start; at < end;) {
+      const packets = this.#stage(queued, at, Math.min(end, at + MAX_BATCH));
+      for (let i = 0; i < packets.length;) {
+        let n: number;
+        try {
+          n = this.socket.trySendMany(i === 0 ? packets : packets.slice(i), address, port);
+        } catch (e) {
+          // sendmmsg stops at a refused datagram and reports it only when it is the first.
+          const one = e instanceof SendError && e.errno === EMSGSIZE;
+          this.#report(address, port, one ? 1 : end - at - i, e as Error);
+          if (!one) return;
+          i++;
+          continue;
+        }
+        if (n === 0) {
+          const full = new Error(`sendmmsg ${address}:${port}: send queue full`);
+          this.#report(address, port, end - at - i, full);
+          return;
+        }
+        i += n;
       }
-      if (n === 0) {
-        const full = new Error(`sendmmsg ${address}:${port}: send queue full`);
-        this.#report(address, port, packets.length - i, full);
-        return;
-      }
-      i += n;
+      at += packets.length;
     }
   }
 

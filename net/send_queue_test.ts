@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { MAX_BATCH } from "./send_batch.ts";
 import { PACE_BURST, PACE_INTERVAL_MS, SendQueue } from "./send_queue.ts";
 import { SendError } from "./errors.ts";
 import { LINUX } from "./libc.ts";
@@ -210,6 +211,36 @@ Deno.test("SendQueue: a large backlog leaves a quarter at a time, not a burst's 
   }
   assert.deepEqual(calls.map((c) => c.packets.length).slice(0, 3), [250, 188, 141]);
   assert.equal(calls.reduce((n, c) => n + c.packets.length, 0), 1000);
+});
+
+Deno.test("SendQueue: a run longer than one sendmmsg takes is staged a call's worth at a time", async () => {
+  // 5 000 queued to one relay: a quarter (1 250) may leave now, as 1 024 and 226.
+  const { calls, socket } = recorder();
+  const q = new SendQueue(socket, () => {});
+  for (let i = 0; i < 5000; i++) q.push(bytes(`r${i}`), "10.0.0.2", 67);
+  await Promise.resolve();
+  assert.deepEqual(calls.map((c) => c.packets.length), [MAX_BATCH, 1250 - MAX_BATCH]);
+  assert.deepEqual(calls.flatMap((c) => c.packets).slice(MAX_BATCH - 1, MAX_BATCH + 1), [
+    `r${MAX_BATCH - 1}`,
+    `r${MAX_BATCH}`,
+  ]);
+
+  // Refused at its first call, the whole run is reported once, its second part included.
+  const refused = recorder([new SendError("sendmmsg: Network is unreachable", 101)]);
+  const failures: number[] = [];
+  const r = new SendQueue(refused.socket, (f) => failures.push(f.count));
+  for (let i = 0; i < 5000; i++) r.push(bytes(`r${i}`), "10.0.0.2", 67);
+  await Promise.resolve();
+  assert.deepEqual(refused.calls.map((c) => c.packets.length), [MAX_BATCH]);
+  assert.deepEqual(failures, [1250]);
+  // Both queues' held datagrams go after it (no timer outlives the test): all 5 000 of the
+  // first; of the second, the 3 750 held (its later calls succeed), after the refused 1 024.
+  const offered = (cs: Call[]) => cs.reduce((n, c) => n + c.packets.length, 0);
+  for (let i = 0; i < 40 && (offered(calls) < 5000 || offered(refused.calls) < 4774); i++) {
+    await settle();
+  }
+  assert.equal(offered(calls), 5000);
+  assert.equal(offered(refused.calls), MAX_BATCH + 3750);
 });
 
 Deno.test("SendQueue: what is held when the socket closes is not sent", async () => {
