@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { Netns, run } from "../netns.ts";
 import { repoPath } from "../dhcp_harness.ts";
 
@@ -123,6 +124,24 @@ export function readMemory(pid: number): ProcessMemory | null {
     anonKiB: kib("RssAnon"),
     fileKiB: kib("RssFile"),
   };
+}
+
+/**
+ * Our server's JS heap in use and reserved and what ArrayBuffers hold outside it, in MiB, as
+ * one line read from its /metrics (asked from `ns` at `base` with the admin token in `dataDir`).
+ */
+export async function heapLine(ns: Netns, base: string, dataDir: string): Promise<string> {
+  const token = (await Deno.readTextFile(join(dataDir, "api-token")).catch(() => "")).trim();
+  const r = await ns.exec(
+    ["curl", "-s", "-H", `Authorization: Bearer ${token}`, `${base}/metrics`],
+    { check: false },
+  );
+  const mib = (name: string) => {
+    const v = new RegExp(`^${name} (\\S+)`, "m").exec(r.stdout)?.[1];
+    return v === undefined ? "?" : (Number(v) / 1048576).toFixed(1);
+  };
+  return `heap ${mib("astralboot_heap_used_bytes")} of ${mib("astralboot_heap_total_bytes")}, ` +
+    `external ${mib("astralboot_external_memory_bytes")} MiB`;
 }
 
 /** Direct children of a process (e.g. nginx's workers), from /proc/PID/task/ * /children. */

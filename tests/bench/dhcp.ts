@@ -31,6 +31,7 @@ import {
   type BenchRow,
   type BenchTable,
   benchTempDir,
+  heapLine,
   median,
   peakMemoryMiB,
   pinned,
@@ -232,20 +233,7 @@ async function memoryLine(t: DhcpTarget): Promise<string> {
   const mib = (kib: number) => (kib / 1024).toFixed(1);
   let line = `RSS ${mib(m.rssKiB)} (anon ${mib(m.anonKiB)}, file ${mib(m.fileKiB)}), ` +
     `peak ${mib(m.hwmKiB)} MiB`;
-  if (t.dataDir) {
-    const token = (await Deno.readTextFile(join(t.dataDir, "api-token")).catch(() => "")).trim();
-    const r = await t.server.exec(
-      ["curl", "-s", "-H", `Authorization: Bearer ${token}`, `http://${SERVER_IP}:8080/metrics`],
-      { check: false },
-    );
-    const metric = (name: string) => {
-      const v = new RegExp(`^${name} (\\S+)`, "m").exec(r.stdout)?.[1];
-      return v === undefined ? "?" : (Number(v) / 1048576).toFixed(1);
-    };
-    line += `; heap ${metric("astralboot_heap_used_bytes")} of ` +
-      `${metric("astralboot_heap_total_bytes")}, external ` +
-      `${metric("astralboot_external_memory_bytes")} MiB`;
-  }
+  if (t.dataDir) line += `; ${await heapLine(t.server, `http://${SERVER_IP}:8080`, t.dataDir)}`;
   return line;
 }
 

@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { pinned, readMemory } from "./common.ts";
+import { heapLine, pinned, readMemory } from "./common.ts";
 import { benchSetup, ourPaths, SERVER_IP, startOurs } from "./http.ts";
 
 const CASES: [string, number][] = [["small", 32], ["known", 32], ["big", 1], ["small", 32]];
@@ -24,29 +24,15 @@ for (const [i, set] of flagSets.entries()) {
   const port = 8080 + i;
   const dir = join(setup.dir, `ours${i}`);
   await using ours = await startOurs(setup.ns, dir, setup.tree, { port });
-  const token = (await Deno.readTextFile(join(dir, "data", "api-token")).catch(() => "")).trim();
   const paths = ourPaths();
   const base = `http://${SERVER_IP}:${port}`;
-  const heap = async () => {
-    const r = await setup.ns.exec([
-      "curl",
-      "-s",
-      "-H",
-      `Authorization: Bearer ${token}`,
-      `${base}/metrics`,
-    ], { check: false });
-    const mib = (name: string) => {
-      const m = new RegExp(`^${name} (\\d+)`, "m").exec(r.stdout);
-      return m ? (Number(m[1]) / 1048576).toFixed(1) : "?";
-    };
-    return `heap ${mib("astralboot_heap_used_bytes")} of ${mib("astralboot_heap_total_bytes")} MiB`;
-  };
   const show = async (what: string) => {
     const m = readMemory(ours.pid)!;
+    const heap = await heapLine(setup.ns, base, join(dir, "data"));
     console.log(
       `  [${set || "defaults"}] ${what}: VmHWM ${(m.hwmKiB / 1024).toFixed(1)} MiB, ` +
         `VmRSS ${(m.rssKiB / 1024).toFixed(1)} MiB (anon ${(m.anonKiB / 1024).toFixed(1)}, ` +
-        `file ${(m.fileKiB / 1024).toFixed(1)}), ${await heap()}`,
+        `file ${(m.fileKiB / 1024).toFixed(1)}), ${heap}`,
     );
   };
   await show("started");
