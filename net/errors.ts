@@ -3,6 +3,9 @@
  *
  * @module
  */
+import { LINUX } from "./libc.ts";
+
+const { EMSGSIZE } = LINUX;
 
 /** A listening socket could not be opened: the address or port is taken, or not ours. */
 export class BindError extends Error {
@@ -27,5 +30,10 @@ export class SendError extends Error {
   constructor(message: string, readonly errno: number) {
     super(message);
     this.name = "SendError";
+  }
+
+  /** Whether only this datagram was refused (too long), not its destination. */
+  get datagramOnly(): boolean {
+    return this.errno === EMSGSIZE;
   }
 }

@@ -20,11 +20,8 @@
  * @module
  */
 import { SendError } from "./errors.ts";
-import { LINUX } from "./libc.ts";
 import { MAX_BATCH } from "./send_batch.ts";
 import type { InterfaceUdpSocket } from "./udp_socket.ts";
-
-const { EMSGSIZE } = LINUX;
 
 /** What the queue does with a datagram it could not send (never thrown: the sender moved on). */
 export type SendFailure = (
@@ -169,7 +166,7 @@ export class SendQueue {
           n = this.socket.trySendMany(i === 0 ? packets : packets.slice(i), address, port);
         } catch (e) {
           // sendmmsg stops at a refused datagram and reports it only when it is the first.
-          const one = e instanceof SendError && e.errno === EMSGSIZE;
+          const one = e instanceof SendError && e.datagramOnly;
           this.#report(address, port, one ? 1 : end - at - i, e as Error);
           if (!one) return;
           i++;
