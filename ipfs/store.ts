@@ -312,7 +312,11 @@ export class IpfsStore implements ContentStore {
     onProgress?: FileProgressListener,
   ): Promise<void> {
     await this.#init();
-    if ((await this.cache.fileSize(node.cid)) === node.size) return;
+    // A download renames its file into place before it syncs the folder: until it has ended,
+    // the file is there but not yet kept for sure, so the download is waited for.
+    if (
+      !this.#fills.has(fileKey(node.cid)) && (await this.cache.fileSize(node.cid)) === node.size
+    ) return;
     const fill = this.#fill(node, node.cid.toString());
     if (onProgress) fill.listeners.push(onProgress);
     await fill.finished;
@@ -651,7 +655,14 @@ export class IpfsStore implements ContentStore {
               if (!(err instanceof Deno.errors.NotFound)) throw err;
               await fill.finished;
               if (!fill.done) throw fill.error ?? err;
-              file = await Deno.open(finalPath, { read: true });
+              try {
+                file = await Deno.open(finalPath, { read: true });
+              } catch (gone) {
+                // Removed by hand since it was committed: its blocks still are fetched.
+                if (!(gone instanceof Deno.errors.NotFound)) throw gone;
+                rest = fetchRest();
+                return await fromRest(controller);
+              }
             }
           }
           while (true) {

@@ -180,6 +180,71 @@ Deno.test("a gateway whose CAR failed its limits is not asked for CAR again soon
   }
 });
 
+/**
+ * Holds every download of `store` just after its commit has renamed the file into place, until
+ * `go` resolves; `committed` resolves when the first gets there. With `remove`, the file is then
+ * removed, as by hand.
+ */
+function pauseAfterRename(store: IpfsStore, remove = false) {
+  const committed = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  const createFile = store.cache.createFile.bind(store.cache);
+  store.cache.createFile = async (cid) => {
+    const writer = await createFile(cid);
+    const commit = writer.commit;
+    writer.commit = async (size) => {
+      const path = await commit(size);
+      if (remove) await Deno.remove(path);
+      committed.resolve();
+      await go.promise;
+      return path;
+    };
+    return writer;
+  };
+  return { committed: committed.promise, go: () => go.resolve() };
+}
+
+Deno.test("a reader that joins a download as its file is removed by hand gets the bytes from blocks", async () => {
+  const fx = await fixture();
+  const tmp = await tempDir("ipfs_store_removed_");
+  const { store } = openStore(fx, join(tmp.path, "c"), fetchOf(fakeGateway(GW, fx.blocks)));
+  const paused = pauseAfterRename(store, true);
+  try {
+    assert.ok(sameBytes(await readAll(await store.read("f")), fx.content));
+    await paused.committed;
+    const late = await store.read("f");
+    paused.go();
+    assert.ok(sameBytes(await readAll(late), fx.content), "byte-exact, from blocks");
+  } finally {
+    paused.go();
+    await store.close();
+    await tmp.remove();
+  }
+});
+
+Deno.test("ensureFile waits for a download whose file is in place but not yet synced", async () => {
+  const fx = await fixture();
+  const tmp = await tempDir("ipfs_store_synced_");
+  const { store } = openStore(fx, join(tmp.path, "c"), fetchOf(fakeGateway(GW, fx.blocks)));
+  const paused = pauseAfterRename(store);
+  try {
+    await readAll(await store.read("f"));
+    await paused.committed;
+    assert.equal(await store.cache.fileSize(fx.file), fx.content.length, "in place");
+    let ensured = false;
+    const ensuring = settled(store).then(() => ensured = true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(ensured, false, "not before the download has ended");
+    paused.go();
+    await ensuring;
+    assert.equal(ensured, true);
+  } finally {
+    paused.go();
+    await store.close();
+    await tmp.remove();
+  }
+});
+
 Deno.test("IpfsStore cache_max: gc evicts the least recently used files, not one in use", async (t) => {
   const files = Array.from({ length: 4 }, (_, i) => pseudoRandomBytes(300_000, 70 + i));
   const { root, blocks, cids } = await buildTree(
