@@ -55,7 +55,10 @@ export interface DnsService {
  */
 export async function startDnsService(o: DnsServiceOptions): Promise<DnsService> {
   const subnet = Subnet.of(o.serverIp, o.netmask);
-  let handler = handlerFor(o, subnet);
+  // One forwarder for the life of the service: a reload changes its upstreams, and the queries
+  // still waiting keep counting against its bounds (a new one would start them at nothing).
+  const forwarder = new DnsForwarder({ upstreams: upstreamsOf(o), logger: o.logger });
+  let handler = handlerFor(o, subnet, forwarder);
   let relayed = o.relayed ?? [];
   try {
     const server = await startDnsServer({
@@ -84,7 +87,12 @@ export async function startDnsService(o: DnsServiceOptions): Promise<DnsService>
     return {
       port: server.port,
       update: (next) => {
-        handler = handlerFor({ ...next, serverIp: o.serverIp, netmask: o.netmask }, subnet);
+        forwarder.setUpstreams(upstreamsOf(next));
+        handler = handlerFor(
+          { ...next, serverIp: o.serverIp, netmask: o.netmask },
+          subnet,
+          forwarder,
+        );
         relayed = next.relayed ?? [];
       },
       close: () => server.close(),
@@ -97,20 +105,21 @@ export async function startDnsService(o: DnsServiceOptions): Promise<DnsService>
   }
 }
 
-/** The query handler of `o`: names, zones, forwarder and policy. */
-function handlerFor(o: DnsServiceOptions, subnet: Subnet) {
+function upstreamsOf(o: DnsServiceOptions) {
+  return o.upstream.flatMap((u) => parseUpstream(u) ?? []);
+}
+
+/** The query handler of `o`: names, zones and policy, forwarding through `forwarder`. */
+function handlerFor(o: DnsServiceOptions, subnet: Subnet, forwarder: DnsForwarder) {
   const names = new HostNames(o.serverIp, o.machines, o.leases);
   const zone = new DnsZone({ domain: o.domain, subnet, names, ttl: o.ttl });
-  const upstreams = o.upstream.flatMap((u) => parseUpstream(u) ?? []);
-  const forwarder = upstreams.length
-    ? new DnsForwarder({ upstreams, logger: o.logger })
-    : undefined;
   return createDnsHandler({
     policy: {
       zone,
       subnet,
       relayed: o.relayed,
-      forward: forwarder ? (b, q, c) => forwarder.forward(b, q, c) : undefined,
+      // No upstream: other names are refused, not failed.
+      forward: forwarder.upstreams.length ? (b, q, c) => forwarder.forward(b, q, c) : undefined,
     },
     onEvent: o.onEvent,
     logger: o.logger,

@@ -115,7 +115,7 @@ async function exchange<T>(
 
 /** Forwards queries to upstream resolvers; see the module doc. */
 export class DnsForwarder {
-  readonly upstreams: readonly Upstream[];
+  #upstreams: readonly Upstream[];
   #timeout: number;
   #tcpTimeout: number;
   #max: number;
@@ -127,12 +127,25 @@ export class DnsForwarder {
 
   constructor(o: ForwarderOptions) {
     this.#bind = o.bindAddress ?? "0.0.0.0";
-    this.upstreams = o.upstreams;
+    this.#upstreams = o.upstreams;
     this.#timeout = o.timeoutMs ?? 1500;
     this.#tcpTimeout = o.tcpTimeoutMs ?? 4000;
     this.#max = o.maxOutstanding ?? 256;
     this.#maxPerClient = o.maxPerClient ?? 32;
     this.#log = o.logger ?? silentLogger;
+  }
+
+  /** Asked in order; the next one when one does not answer. */
+  get upstreams(): readonly Upstream[] {
+    return this.#upstreams;
+  }
+
+  /**
+   * Asks `upstreams` from now on (a reload); queries on their way keep theirs. The same
+   * forwarder goes on, so that the queries still waiting count against the bounds.
+   */
+  setUpstreams(upstreams: readonly Upstream[]): void {
+    this.#upstreams = upstreams;
   }
 
   /** Queries waiting for an upstream now. */

@@ -186,20 +186,21 @@ Deno.test("forwarder: answers come back with the client's ID, only from the upst
   }
 });
 
+/** A forwarder to `up` alone with the bounds of `limits`. */
+const bounded = (up: Upstream, limits: { maxOutstanding?: number; maxPerClient: number }) =>
+  new DnsForwarder({ upstreams: [up], timeoutMs: 300, ...limits, bindAddress: "127.0.0.1" });
+
+/** Two queries of the client 10.0.0.5, for a.example and b.example. */
+const twoOf10005 = (f: DnsForwarder) => [
+  ask(f, "a.example", { client: "10.0.0.5" }),
+  ask(f, "b.example", { client: "10.0.0.5" }),
+];
+
 Deno.test("forwarder: queries waiting for upstreams are bounded, overall and per client", async () => {
   const silent = fakeUpstream("silent", 2);
-  const f = new DnsForwarder({
-    upstreams: [silent.upstream],
-    timeoutMs: 300,
-    maxOutstanding: 3,
-    maxPerClient: 2,
-    bindAddress: "127.0.0.1",
-  });
+  const f = bounded(silent.upstream, { maxOutstanding: 3, maxPerClient: 2 });
   try {
-    const waiting = [
-      ask(f, "a.example", { client: "10.0.0.5" }),
-      ask(f, "b.example", { client: "10.0.0.5" }),
-    ];
+    const waiting = twoOf10005(f);
     const third = await ask(f, "c.example", { client: "10.0.0.5" });
     assert.equal(third.kind, "busy");
     assert.match((third as { reason: string }).reason, /2 queries of this client/);
@@ -217,6 +218,26 @@ Deno.test("forwarder: queries waiting for upstreams are bounded, overall and per
     assert.equal((await ask(f, "f.example", { client: "10.0.0.5" })).kind, "failed");
   } finally {
     await silent.close();
+  }
+});
+
+Deno.test("forwarder: new upstreams (a reload) are asked next; the queries waiting still count", async () => {
+  const silent = fakeUpstream("silent", 2);
+  const good = fakeUpstream("answer", 1);
+  const f = bounded(silent.upstream, { maxPerClient: 2 });
+  try {
+    const waiting = twoOf10005(f);
+    f.setUpstreams([good.upstream]);
+    assert.deepEqual(f.upstreams, [good.upstream]);
+    assert.equal((await ask(f, "c.example", { client: "10.0.0.5" })).kind, "busy");
+    assert.equal(addressOf(await ask(f, "d.example", { client: "10.0.0.6" })), "10.9.9.1");
+    // The two asked before the change asked the silent one, as they began to.
+    assert.deepEqual((await Promise.all(waiting)).map((r) => r.kind), ["failed", "failed"]);
+    assert.equal(silent.ids.length, 2);
+    assert.equal(addressOf(await ask(f, "e.example", { client: "10.0.0.5" })), "10.9.9.1");
+  } finally {
+    await silent.close();
+    await good.close();
   }
 });
 
