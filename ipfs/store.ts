@@ -628,7 +628,8 @@ export class IpfsStore implements ContentStore {
     let pos = start;
     const finalPath = this.cache.filePath(fill.cid);
     const wrap = (err: unknown) => this.#wrap(err, label);
-    // After a cache failure: the rest of the range fetched block by block, kept nowhere.
+    // After a cache failure, or when the committed file was removed: the rest of the range
+    // fetched block by block, kept nowhere.
     let rest: ReadableStreamDefaultReader<Uint8Array> | undefined;
     const fetchRest = () => this.#streamRange(fill.cid, pos, end, label).getReader();
     const fromRest = async (controller: ReadableStreamDefaultController<Uint8Array>) => {
