@@ -26,6 +26,13 @@
  *   Only `installing` and `installed` are stored; `new` and `chosen` follow from whether an
  *   OS is set.
  *
+ * - `install_gen`, the install's number, which its callback token is bound to: every new
+ *   install, callback and reinstall counts it up, so the token of an earlier install stops
+ *   working. A row starts at the floor kept in `machine_install_floor`, which
+ *   {@linkcode MachineRegistry.prune} raises past every number of the rows it forgets: a
+ *   forgotten stranger that comes back never has a number it had before, so the tokens of its
+ *   earlier installs (an old installer config holds one) do not work again.
+ *
  * Contacts come with every boot script request and DHCP ACK. With a {@linkcode Bookkeeping}
  * (the server) they are queued, off the request, and a machine asking again from the same
  * address is written again only after {@linkcode CONTACT_EVERY_MS} (`last_seen` is that
@@ -194,6 +201,8 @@ export class MachineRegistry {
   #bookkeeping: Bookkeeping | undefined;
   /** The newest contact of each machine this process queued: `at` moves on every contact. */
   #contacts = new Map<Mac, { ip: string | null; first: number; at: number; queued: number }>();
+  /** The install number a new row starts at (see the module doc); only prune raises it. */
+  #floor: number;
 
   constructor(db: DatabaseSync, options: MachineRegistryOptions = {}) {
     this.#db = db;
@@ -234,6 +243,11 @@ export class MachineRegistry {
     if (!columns.some((c) => c.name === "bound_uuid")) {
       db.exec("ALTER TABLE machines ADD COLUMN bound_uuid TEXT");
     }
+    db.exec(`CREATE TABLE IF NOT EXISTS machine_install_floor (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      gen INTEGER NOT NULL
+    )`);
+    this.#floor = readFloor(db);
     // One MAC per uuid entry, whatever two processes do at once.
     db.exec(`CREATE UNIQUE INDEX IF NOT EXISTS machines_bound_uuid ON machines (bound_uuid)
       WHERE bound_uuid IS NOT NULL`);
@@ -265,7 +279,7 @@ export class MachineRegistry {
         first_seen: c.first,
         last_seen: c.at,
         installed_at: null,
-        install_gen: 0,
+        install_gen: this.#floor,
       };
     }
     if (c.at <= rec.last_seen && (c.ip === null || c.ip === rec.ip)) return rec;
@@ -315,13 +329,14 @@ export class MachineRegistry {
       first_seen: rec?.first_seen ?? null,
       last_seen: rec?.last_seen ?? null,
       installed_at: rec?.installed_at ?? null,
-      install_gen: rec?.install_gen ?? 0,
+      install_gen: rec?.install_gen ?? this.#floor,
     };
   }
 
   /** Creates the row if needed and stamps `last_seen` (and `ip` when given). */
   #touch(mac: Mac, ip?: string, db: DatabaseSync = this.#db, now = this.#now()): void {
-    const sql = `INSERT INTO machines (mac, ip, first_seen, last_seen) VALUES (?, ?, ?, ?)
+    const sql = `INSERT INTO machines (mac, ip, first_seen, last_seen, install_gen)
+       VALUES (?, ?, ?, ?, ${FLOOR})
        ON CONFLICT (mac) DO UPDATE SET last_seen = excluded.last_seen,
          ip = coalesce(excluded.ip, machines.ip)`;
     const stmt = db === this.#db ? this.#stmt(sql) : (this.#touchStmt ??= db.prepare(sql));
@@ -362,7 +377,7 @@ export class MachineRegistry {
       first_seen: now,
       last_seen: now,
       installed_at: null,
-      install_gen: 0,
+      install_gen: this.#floor,
     })!;
   }
 
@@ -547,7 +562,7 @@ export class MachineRegistry {
     if (!this.get(mac)) return null;
     // Configured machines that never booted get a row so the state has a home.
     this.#stmt(
-      `INSERT INTO machines (mac, first_seen, last_seen) VALUES (?, ?, ?)
+      `INSERT INTO machines (mac, first_seen, last_seen, install_gen) VALUES (?, ?, ?, ${FLOOR})
        ON CONFLICT (mac) DO NOTHING`,
     ).run(mac, this.#now(), this.#now());
     this.#stmt("UPDATE machines SET state = NULL, install_gen = install_gen + 1 WHERE mac = ?")
@@ -559,7 +574,8 @@ export class MachineRegistry {
    * Forgets machines nobody configured that have not been seen since `before` (ms) and never
    * started an install, then the oldest of them beyond `keep`: strangers must not grow the
    * table without bound. Installing and installed machines are never forgotten (forgetting one
-   * would install it again, wiping its disk). Returns how many rows went.
+   * would install it again, wiping its disk). The floor of install numbers goes past theirs
+   * (see the module doc). Returns how many rows went.
    */
   prune(before: number, keep: number): number {
     this.#settle();
@@ -575,14 +591,41 @@ export class MachineRegistry {
     const strangers =
       `coalesce(state, '') NOT IN ('installing', 'installed') ${outside} ${unbound}`;
     this.#recent.wrote();
-    const old = this.#db.prepare(`DELETE FROM machines WHERE last_seen < ? AND ${strangers}`)
-      .run(before, ...configured, ...uuids);
-    const extra = this.#db.prepare(
-      `DELETE FROM machines WHERE mac IN (SELECT mac FROM machines WHERE ${strangers}
-       ORDER BY last_seen DESC LIMIT -1 OFFSET ?)`,
-    ).run(...configured, ...uuids, keep);
+    type Gone = { install_gen: number };
+    // In one transaction: the rows never go without the floor passing their numbers.
+    this.#db.exec("BEGIN IMMEDIATE");
+    let gone: Gone[];
+    try {
+      const old = this.#db.prepare(
+        `DELETE FROM machines WHERE last_seen < ? AND ${strangers} RETURNING install_gen`,
+      ).all(before, ...configured, ...uuids) as unknown as Gone[];
+      const extra = this.#db.prepare(
+        `DELETE FROM machines WHERE mac IN (SELECT mac FROM machines WHERE ${strangers}
+         ORDER BY last_seen DESC LIMIT -1 OFFSET ?) RETURNING install_gen`,
+      ).all(...configured, ...uuids, keep) as unknown as Gone[];
+      gone = [...old, ...extra];
+      if (gone.length > 0) {
+        const past = gone.reduce((top, g) => Math.max(top, g.install_gen), 0) + 1;
+        this.#db.prepare(
+          `INSERT INTO machine_install_floor (id, gen) VALUES (1, ?)
+           ON CONFLICT (id) DO UPDATE SET gen = max(gen, excluded.gen)`,
+        ).run(past);
+      }
+      this.#db.exec("COMMIT");
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw e;
+    }
+    this.#floor = readFloor(this.#db);
     this.#inventory.prune();
     this.#contacts.clear();
-    return Number(old.changes) + Number(extra.changes);
+    return gone.length;
   }
+}
+
+/** The floor of install numbers in SQL, for the rows an INSERT makes. */
+const FLOOR = "coalesce((SELECT gen FROM machine_install_floor WHERE id = 1), 0)";
+
+function readFloor(db: DatabaseSync): number {
+  return (db.prepare(`SELECT ${FLOOR} AS gen`).get() as { gen: number }).gen;
 }

@@ -169,6 +169,54 @@ Deno.test("prune forgets idle strangers, never configured or installing machines
   assert.ok(left.includes(A) && left.includes(B));
 });
 
+Deno.test("a forgotten stranger that comes back never has an install number it had", async (t) => {
+  const c = clock();
+  const db = openDatabase(":memory:");
+  const machines = [{ mac: A, hostname: "etcd-1", os: "debian", vars: {} }];
+  const reg = new MachineRegistry(db, { now: c.now, machines });
+  const had: number[] = [];
+  const gen = () => reg.get(C)!.install_gen;
+  reg.seen(C, "10.0.0.50");
+  had.push(gen());
+  reg.choose(C, "debian");
+  had.push(gen());
+  reg.installed(C);
+  had.push(gen());
+  // A reinstall makes it a stranger again that prune may forget: earlier installs' tokens are
+  // dead now, and must stay so.
+  reg.reinstall(C);
+  had.push(gen());
+  assert.deepEqual(had, [0, 1, 2, 3]);
+  await t.step("a configured machine not yet seen is at the floor, as its row will be", () => {
+    assert.equal(reg.get(A)!.install_gen, 0);
+  });
+  c.tick(60_000);
+  assert.equal(reg.prune(c.now(), 10), 1);
+  assert.equal(reg.get(C), null);
+  await t.step("back again, it starts past every number it had", () => {
+    reg.seen(C, "10.0.0.50");
+    assert.equal(gen(), 4);
+    reg.choose(C, "debian");
+    assert.equal(gen(), 5);
+  });
+  await t.step("so do a configured machine's first row and a stranger never seen", () => {
+    assert.equal(reg.get(A)!.install_gen, 4);
+    reg.seen(A, "10.0.0.11");
+    assert.equal(reg.get(A)!.install_gen, 4);
+    const D = mustParseMac("52:54:00:00:00:0d");
+    reg.seen(D, "10.0.0.51");
+    assert.equal(reg.get(D)!.install_gen, 4);
+  });
+  await t.step("the floor is kept in the database, and a prune that forgets none keeps it", () => {
+    assert.equal(reg.prune(0, 10), 0);
+    const again = new MachineRegistry(db, { now: c.now, machines });
+    const E = mustParseMac("52:54:00:00:00:0e");
+    again.seen(E, "10.0.0.52");
+    assert.equal(again.get(E)!.install_gen, 4);
+    assert.equal(again.placeholder(E, null).install_gen, 4);
+  });
+});
+
 Deno.test("seen gives up at once when another process holds the write lock", () => {
   const dir = Deno.makeTempDirSync();
   const path = `${dir}/leases.db`;
