@@ -23,7 +23,7 @@ import { checkDatabase, openDatabaseFile } from "../state/db.ts";
 import { Bookkeeping } from "../state/bookkeeping.ts";
 import type { LeasePools } from "../state/lease_pools.ts";
 import { LeaseTable } from "../state/lease_table.ts";
-import { hasMac } from "../state/machines.ts";
+import { hasMac, type MachineRegistry } from "../state/machines.ts";
 import { Subnet } from "../net/ipv4.ts";
 import { neighbourMac } from "../net/neighbours.ts";
 import type { Mac } from "../net/mac.ts";
@@ -336,6 +336,27 @@ const FORGET_STRANGERS_MS = 30 * 86_400_000;
 /** The most strangers remembered at once. */
 const MAX_STRANGERS = 10_000;
 
+/**
+ * Forgets the machines nobody configured that were not seen for 30 days, and the oldest beyond
+ * 10 000 of them. A database another process holds too long (a backup, an admin's `sqlite3`)
+ * or a failing disk is logged, never thrown: from the daily timer it would end the server. The
+ * next day tries again.
+ */
+export function forgetStrangers(
+  registry: Pick<MachineRegistry, "prune">,
+  logger: Logger,
+  now = Date.now(),
+): void {
+  try {
+    const gone = registry.prune(now - FORGET_STRANGERS_MS, MAX_STRANGERS);
+    if (gone) logger.info("main", "forgot machines nobody configured", { machines: gone });
+  } catch (e) {
+    logger.warn("main", "cannot forget machines nobody configured now, trying again tomorrow", {
+      error: e,
+    });
+  }
+}
+
 /** Everything a reload rebuilds from the config: the lease store and the boot services. */
 interface Generation {
   config: Config;
@@ -483,10 +504,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       true,
       `listening on ${config.interface} ${config.server_ip}:${config.tftp.port}`,
     );
-    const forget = () => {
-      const gone = gen.services.registry.prune(Date.now() - FORGET_STRANGERS_MS, MAX_STRANGERS);
-      if (gone) logger.info("main", "forgot machines nobody configured", { machines: gone });
-    };
+    const forget = () => forgetStrangers(gen.services.registry, logger);
     forget();
     const daily = setInterval(forget, 86_400_000);
     running.push({ close: () => Promise.resolve(clearInterval(daily)) });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "./config.ts";
-import { addressBookFor, openStore } from "./serve.ts";
+import { addressBookFor, forgetStrangers, openStore } from "./serve.ts";
 import { tftpOpener } from "./tftp_open.ts";
 import { createLeasePools } from "./dhcp.ts";
 import { openDatabase } from "../state/db.ts";
@@ -135,4 +135,27 @@ Deno.test("the lease pools log a lease row the database refused, an offer's too"
   assert.equal(line?.fields?.ip, "10.0.0.100");
   assert.match(String(line?.fields?.error), /no new rows/);
   db.close();
+});
+
+Deno.test("forgetting strangers logs what went, and a database that fails it is logged, not thrown", () => {
+  const logger = memoryLogger();
+  const asked: [number, number][] = [];
+  forgetStrangers(
+    { prune: (before, keep) => (asked.push([before, keep]), 2) },
+    logger,
+    40 * 86_400_000,
+  );
+  assert.deepEqual(asked, [[10 * 86_400_000, 10_000]]);
+  assert.deepEqual(logger.lines.map((l) => [l.level, l.message, l.fields.machines]), [
+    ["info", "forgot machines nobody configured", 2],
+  ]);
+  const held = memoryLogger();
+  forgetStrangers({
+    prune: () => {
+      throw new Error("database is locked");
+    },
+  }, held);
+  assert.equal(held.lines.length, 1);
+  assert.equal(held.lines[0]!.level, "warn");
+  assert.match(String(held.lines[0]!.fields.error), /database is locked/);
 });

@@ -361,7 +361,10 @@ export class MachineRegistry {
    * token of the install, which `astralboot machine reinstall` retires).
    */
   fresh(mac: Mac): Machine | null {
-    return this.#merge(mac, this.#withContact(mac, this.#row(mac)), this.#inventory.get(mac, true));
+    const row = this.#row(mac);
+    // No row yet: its number is the floor, which another process may have raised since.
+    if (!row) this.#floor = readFloor(this.#db);
+    return this.#merge(mac, this.#withContact(mac, row), this.#inventory.get(mac, true));
   }
 
   /** What a machine the database could not record (it was busy) is for now: a new one. */
@@ -575,10 +578,12 @@ export class MachineRegistry {
    * started an install, then the oldest of them beyond `keep`: strangers must not grow the
    * table without bound. Installing and installed machines are never forgotten (forgetting one
    * would install it again, wiping its disk). The floor of install numbers goes past theirs
-   * (see the module doc). Returns how many rows went.
+   * (see the module doc). Returns how many rows went: none while queued contacts cannot be
+   * written (another process holds the lock), since one of them may be a newer contact of a
+   * row that would go; the next prune tries again.
    */
   prune(before: number, keep: number): number {
-    this.#settle();
+    if (this.#bookkeeping && !this.#bookkeeping.flush()) return 0;
     const configured = [...this.#configured.keys()];
     const outside = configured.length
       ? `AND mac NOT IN (${configured.map(() => "?").join(", ")})`
@@ -613,7 +618,8 @@ export class MachineRegistry {
       }
       this.#db.exec("COMMIT");
     } catch (e) {
-      this.#db.exec("ROLLBACK");
+      // SQLite may have rolled back itself (a full disk, an I/O error): the error is the first.
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw e;
     }
     this.#floor = readFloor(this.#db);

@@ -217,6 +217,73 @@ Deno.test("a forgotten stranger that comes back never has an install number it h
   });
 });
 
+Deno.test("the install floor: past rows the limit forgets, for queued contacts, kept when prune cannot run", async (t) => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/leases.db`;
+  const c = clock();
+  const D = mustParseMac("52:54:00:00:00:0d");
+  const E = mustParseMac("52:54:00:00:00:0e");
+  const db = openDatabaseFile(path);
+  const quick = openDatabaseFile(path, { busyTimeoutMs: 0 });
+  const books = new Bookkeeping(quick, { delayMs: 60_000 });
+  const reg = new MachineRegistry(db, { now: c.now, bestEffort: quick, bookkeeping: books });
+  const stored = (mac: Mac) =>
+    (db.prepare("SELECT install_gen FROM machines WHERE mac = ?").get(mac) as
+      | { install_gen: number }
+      | undefined)?.install_gen;
+  try {
+    await t.step("a row the limit forgets raises the floor past its number", () => {
+      reg.seen(C, "10.0.0.50");
+      reg.choose(C, "debian");
+      reg.choose(C, "fedora");
+      assert.equal(reg.get(C)!.install_gen, 2);
+      c.tick(1000);
+      reg.seen(D, "10.0.0.51");
+      // Nobody idle long enough; one stranger may stay, the newer: C goes.
+      assert.equal(reg.prune(0, 1), 1);
+      assert.equal(reg.get(C), null);
+    });
+    await t.step("a contact still queued shows the floor, and its row starts there", () => {
+      reg.seen(C, "10.0.0.50");
+      assert.equal(stored(C), undefined, "queued");
+      assert.equal(reg.get(C)!.install_gen, 3);
+      assert.equal(reg.fresh(C)!.install_gen, 3);
+      assert.equal(books.flush(), true);
+      assert.equal(stored(C), 3);
+    });
+    await t.step("while queued contacts cannot be written, prune forgets nothing", () => {
+      c.tick(1000);
+      reg.seen(E, "10.0.0.52");
+      const other = openDatabaseFile(path, { busyTimeoutMs: 0 });
+      other.exec("BEGIN IMMEDIATE");
+      try {
+        assert.equal(reg.prune(c.now() + 1, 0), 0);
+      } finally {
+        other.exec("ROLLBACK");
+        other.close();
+      }
+      assert.deepEqual([stored(C), stored(D)], [3, 0]);
+    });
+    await t.step(
+      "a prune SQLite rolls back itself throws its own error, and changes nothing",
+      () => {
+        db.exec(`CREATE TRIGGER held BEFORE DELETE ON machines
+        BEGIN SELECT RAISE(ROLLBACK, 'held by a trigger'); END`);
+        assert.throws(() => reg.prune(c.now() + 1, 0), /held by a trigger/);
+        assert.equal(db.isTransaction, false);
+        assert.deepEqual([stored(C), stored(D), stored(E)], [3, 0, 3]);
+        db.exec("DROP TRIGGER held");
+        assert.equal(reg.prune(c.now() + 1, 0), 3);
+        assert.equal(reg.placeholder(C, null).install_gen, 4);
+      },
+    );
+  } finally {
+    books.close();
+    for (const h of [quick, db]) h.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("seen gives up at once when another process holds the write lock", () => {
   const dir = Deno.makeTempDirSync();
   const path = `${dir}/leases.db`;
