@@ -48,6 +48,31 @@ Deno.test("the install callback with its token, by POST or GET, makes the machin
   }
 });
 
+Deno.test("a forgotten stranger back again: the tokens of its earlier installs are refused", async () => {
+  const { registry, req, admin, secret } = setup();
+  const C = mustParseMac("52:54:00:00:00:0c");
+  const tokenOf = (gen: number) => callbackToken(secret, C, gen);
+  const installed = (token: string) => req("POST", `/api/machines/${C}/installed/${token}`);
+  registry.seen(C, "10.0.0.50");
+  registry.choose(C, "debian");
+  const first = registry.get(C)!.install_gen;
+  assert.equal((await installed(tokenOf(first))).status, 200);
+  assert.equal((await admin("POST", `/api/machines/${C}/reinstall`)).status, 200);
+  // A month and more later nobody has seen it: the server forgets it.
+  assert.equal(registry.prune(Date.now() + 1, 10_000), 1);
+  registry.seen(C, "10.0.0.50");
+  registry.choose(C, "debian");
+  const now = registry.get(C)!.install_gen;
+  assert.ok(now > first + 2, `install ${now} is past ${first}, the callback's and the reinstall's`);
+  for (let gen = 0; gen < now; gen++) {
+    const res = await installed(tokenOf(gen));
+    assert.equal(res.status, 403, `the token of install ${gen}`);
+    await res.body?.cancel();
+  }
+  assert.equal(registry.get(C)!.state, "chosen");
+  assert.equal((await installed(tokenOf(now))).status, 200);
+});
+
 Deno.test("HEAD of a callback says whether it would be taken, and takes nothing", async () => {
   const { registry, req, token, history } = setup();
   for (
