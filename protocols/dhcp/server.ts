@@ -15,7 +15,12 @@
 import type { Logger } from "../../log.ts";
 import { MalformedPacketError } from "../../net/bytes.ts";
 import { SendQueue } from "../../net/send_queue.ts";
-import { type Datagram, InterfaceUdpSocket, type Peer } from "../../net/udp_socket.ts";
+import {
+  type Datagram,
+  type InterfaceSocketOptions,
+  InterfaceUdpSocket,
+  type Peer,
+} from "../../net/udp_socket.ts";
 import { DhcpOption, DhcpOptions, MessageType, messageTypeName } from "./options.ts";
 import { decodeDhcp, type DhcpPacket, encodeDhcp } from "./packet.ts";
 import {
@@ -162,6 +167,8 @@ export async function startDhcpServer(o: DhcpServerOptions): Promise<DhcpServer>
   if (o.mode === "auto") {
     const probe = probeForServers(o, main.info.mac, probeXids);
     loops.push(probe.then((foreign) => {
+      // A probe that could not be made has said why; staying proxy is the safe side.
+      if (foreign && "reason" in foreign) return;
       if (foreign) {
         log.warn(SUB, "another DHCP server answered our probe: proxy mode from now on", foreign);
       } else if (!closing) {
@@ -264,21 +271,26 @@ function queueReply(replies: SendQueue, reply: DhcpReply, log: Logger): void {
   });
 }
 
+/** What the probe uses of its socket. */
+export type ProbeSocket = Pick<InterfaceUdpSocket, "send" | "receive" | "close">;
+
 /**
  * Auto mode: listen on port 68 and send our own DISCOVER; resolves with the first other
- * server that offers an address, or null after `probeSeconds`.
+ * server that offers an address, null after `probeSeconds`, or `{ reason }` when the probe could
+ * not be made (then the server stays proxy). Never rejects.
  */
-function probeForServers(
+export function probeForServers(
   o: DhcpServerOptions,
   mac: string,
   xids: Set<number>,
+  open: (options: InterfaceSocketOptions) => ProbeSocket = InterfaceUdpSocket.open,
 ): Promise<Record<string, unknown> | null> & { close: () => Promise<void> } {
   const log = o.logger;
-  let sock: InterfaceUdpSocket | undefined;
+  let sock: ProbeSocket | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const run = async (): Promise<Record<string, unknown> | null> => {
     try {
-      sock = InterfaceUdpSocket.open({ interface: o.interface, port: 68, logger: log });
+      sock = open({ interface: o.interface, port: 68, logger: log });
     } catch (e) {
       // Without the probe we cannot know we are alone: stay on the safe side.
       log.warn(SUB, "cannot listen on port 68 for other servers; staying proxy", { error: e });
@@ -316,6 +328,10 @@ function probeForServers(
           };
         }
       }
+    } catch (e) {
+      // Nobody waits for the probe but close(): a rejection here would end the process.
+      log.warn(SUB, "the probe for other servers failed; staying proxy", { error: e });
+      return { reason: "probe failed" };
     } finally {
       resends.forEach(clearTimeout);
       clearTimeout(timer);
