@@ -225,7 +225,8 @@ async function waitListening(
   signal: AbortSignal,
 ): Promise<void> {
   let exited = false;
-  server.exited.then(() => exited = true);
+  const ended = () => exited = true;
+  server.exited.then(ended, ended);
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline && !signal.aborted && !exited) {
     const udp = await ns.exec(["ss", "-Hlun"], { check: false });
@@ -402,13 +403,22 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
     startedAt = Date.now();
     qemu = ns.spawn(["setsid", ...argv], { stdout: "piped", stderr: "piped" });
     qemuErr = new Response(qemu.stderr).text();
+    // Awaited only in some endings: until then a failed read must not end the process (with the
+    // namespace, QEMU and the server left running).
+    qemuErr.catch(() => "");
 
     let sawMarker: () => void = () => {};
     const markerSeen = new Promise<void>((resolve) => sawMarker = resolve);
     // The console as a person would have seen it, not the escape-stripped stream.
+    let echo = options.onSerialLine;
     const screen = new SerialScreen((line) => {
       serialLines.push(line);
-      options.onSerialLine?.(line);
+      try {
+        echo?.(line);
+      } catch {
+        // Its reader went away (`astralboot lab | head`): the boot goes on, unechoed.
+        echo = undefined;
+      }
       if (markerAt === undefined && line.includes(marker)) {
         markerAt = Date.now();
         sawMarker();
@@ -426,6 +436,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       }
       screen.end();
     })();
+    serialDone.catch(() => {});
 
     if (options.serverMarker) {
       const re = options.serverMarker, lines = server.lines;
