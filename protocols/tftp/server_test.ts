@@ -731,6 +731,40 @@ Deno.test("no socket for a transfer (out of descriptors): refused, told and logg
   }
 });
 
+Deno.test("a transfer whose socket fails to receive ends at once, saying why", async () => {
+  const net = new MemNet();
+  const { open, stats } = memFiles({ f: content(10_000) });
+  const events: TftpTransferEvent[] = [];
+  const logger = memoryLogger();
+  const server = await startTftpServer({
+    address: SERVER,
+    open,
+    logger,
+    listen: (address, port) => {
+      const s = net.listen(address, port) as MemSocket;
+      // A transfer's own socket: readable forever, yet nothing to read (epoll gives up).
+      if (port === 0) s.receive = () => Promise.reject(new Error("udp keeps failing"));
+      return s;
+    },
+    rto: { initialMs: 40, minMs: 10, maxMs: 200 },
+    onTransfer: (e) => events.push(e),
+  });
+  const c = net.listen(CLIENT, 0) as MemSocket;
+  try {
+    await c.sendPacket(rrq("f"), MAIN);
+    assert.equal((await c.next())?.packet.op, Opcode.DATA);
+    await until(() => events.length === 1 && server.active === 0);
+    assert.equal(events[0]!.result, "failed");
+    assert.match(String(events[0]!.reason), /^cannot receive: udp keeps failing$/);
+    const warn = logger.lines.find((l) => l.message === "cannot receive on the transfer's socket");
+    assert.match(String(warn?.fields.error), /keeps failing/);
+    assert.equal(stats.released, stats.opens.length, "its file released");
+  } finally {
+    c.close();
+    await server.close();
+  }
+});
+
 /** Error code and message of an ERROR packet, else null. */
 function errorOf(got: { packet: TftpPacket } | null): { code: number; message: string } | null {
   return got?.packet.op === Opcode.ERROR

@@ -99,6 +99,8 @@ export class ReadTransfer {
   readonly done: Promise<void>;
   #resolveDone!: () => void;
   #aborted: string | null = null;
+  /** Set as the transfer ends: its socket closes, and a receive that fails then is expected. */
+  #ended = false;
   #abortWaiters: (() => void)[] = [];
   #window: SendWindow | null = null;
   #socket: TftpSocket | null = null;
@@ -145,6 +147,7 @@ export class ReadTransfer {
       this.#receiveLoop(this.#socket, new Uint8Array(4096));
       await this.#serve(this.#socket);
     } finally {
+      this.#ended = true;
       this.#socket?.close();
       this.#inbox.close();
       this.#resolveDone();
@@ -163,8 +166,16 @@ export class ReadTransfer {
       try {
         const spinUs = this.settings.running() === 1 ? this.#spinUs : 0;
         got = await socket.receive(buffer, spinUs > 0 ? { spinUs } : undefined);
-      } catch {
-        return; // closed
+      } catch (e) {
+        if (this.#ended || this.#aborted) return; // closed
+        // The socket failed under a running transfer: it ends now, saying why, instead of
+        // retransmitting into silence until it gives up as if the client had gone.
+        logger.warn(SUBSYSTEM, "cannot receive on the transfer's socket", {
+          client: label(this.peer),
+          error: e,
+        });
+        this.abort(`cannot receive: ${e instanceof Error ? e.message : String(e)}`);
+        return;
       }
       const { data, from } = got;
       if (from.address !== this.peer.address || from.port !== this.peer.port) {
