@@ -137,7 +137,10 @@ export async function startDhcpServer(o: DhcpServerOptions): Promise<DhcpServer>
   }
 
   let mode: "server" | "proxy" = o.mode === "server" ? "server" : "proxy";
+  // Auto mode: a client that chose another server while the probe listens shows that server.
+  let chosenElsewhere: Record<string, unknown> | null = null;
   const toProxy = (why: string, fields: Record<string, unknown>) => {
+    chosenElsewhere ??= fields;
     if (mode === "proxy") return;
     mode = "proxy";
     log.warn(SUB, `another DHCP server is active: proxy mode from now on (${why})`, fields);
@@ -166,15 +169,8 @@ export async function startDhcpServer(o: DhcpServerOptions): Promise<DhcpServer>
   let probeClose: (() => Promise<void>) | undefined;
   if (o.mode === "auto") {
     const probe = probeForServers(o, main.info.mac, probeXids);
-    loops.push(probe.then((foreign) => {
-      // A probe that could not be made has said why; staying proxy is the safe side.
-      if (foreign && "reason" in foreign) return;
-      if (foreign) {
-        log.warn(SUB, "another DHCP server answered our probe: proxy mode from now on", foreign);
-      } else if (!closing) {
-        mode = "server";
-        log.info(SUB, "no other DHCP server answered: serving addresses");
-      }
+    loops.push(probe.then((found) => {
+      mode = modeAfterProbe(found, log, { closing, chosenElsewhere });
     }));
     probeClose = probe.close;
   }
@@ -274,6 +270,37 @@ function queueReply(replies: SendQueue, reply: DhcpReply, log: Logger): void {
 /** What the probe uses of its socket. */
 export type ProbeSocket = Pick<InterfaceUdpSocket, "send" | "receive" | "close">;
 
+/** What the probe found: another server's offer, nothing, or why it could not be made. */
+export type ProbeResult = { server: string; offered: string } | { reason: string } | null;
+
+/**
+ * Auto mode's decision when the probe ends, logged: addresses are handed out only when no
+ * server answered the probe, no client chose another server meanwhile (`chosenElsewhere`) and
+ * the server is not closing. A probe that could not be made has said why: proxy, the safe side.
+ */
+export function modeAfterProbe(
+  found: ProbeResult,
+  log: Logger,
+  o: { closing: boolean; chosenElsewhere: Record<string, unknown> | null },
+): "server" | "proxy" {
+  if (found && "reason" in found) return "proxy";
+  if (found) {
+    log.warn(SUB, "another DHCP server answered our probe: proxy mode from now on", found);
+    return "proxy";
+  }
+  if (o.chosenElsewhere) {
+    log.warn(
+      SUB,
+      "another DHCP server is active: proxy mode from now on (a client chose it during the probe)",
+      o.chosenElsewhere,
+    );
+    return "proxy";
+  }
+  if (o.closing) return "proxy";
+  log.info(SUB, "no other DHCP server answered: serving addresses");
+  return "server";
+}
+
 /**
  * Auto mode: listen on port 68 and send our own DISCOVER; resolves with the first other
  * server that offers an address, null after `probeSeconds`, or `{ reason }` when the probe could
@@ -284,11 +311,11 @@ export function probeForServers(
   mac: string,
   xids: Set<number>,
   open: (options: InterfaceSocketOptions) => ProbeSocket = InterfaceUdpSocket.open,
-): Promise<Record<string, unknown> | null> & { close: () => Promise<void> } {
+): Promise<ProbeResult> & { close: () => Promise<void> } {
   const log = o.logger;
   let sock: ProbeSocket | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const run = async (): Promise<Record<string, unknown> | null> => {
+  const run = async (): Promise<ProbeResult> => {
     try {
       sock = open({ interface: o.interface, port: 68, logger: log });
     } catch (e) {

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { memoryLogger } from "../../log.ts";
-import { type DhcpServerOptions, probeForServers, type ProbeSocket } from "./server.ts";
+import {
+  type DhcpServerOptions,
+  modeAfterProbe,
+  probeForServers,
+  type ProbeSocket,
+} from "./server.ts";
 
 /** The options the probe reads, with a short window. */
 function options() {
@@ -63,4 +68,49 @@ Deno.test("the probe for other DHCP servers never rejects: a failing socket leav
     assert.match(String(line.fields.error), /keeps failing/);
     assert.ok(f.closed());
   });
+});
+
+Deno.test("auto mode hands out addresses only when the probe found nobody and no client chose another", async (t) => {
+  const other = { server: "10.0.0.2", offered: "10.0.0.77" };
+  const chose = { server: "10.0.0.3" };
+  const cases: [
+    string,
+    Parameters<typeof modeAfterProbe>[0],
+    boolean,
+    object | null,
+    string,
+    RegExp | null,
+  ][] = [
+    ["nobody answered", null, false, null, "server", /no other DHCP server answered/],
+    ["another server offered", other, false, null, "proxy", /answered our probe/],
+    [
+      "a client chose another server meanwhile",
+      null,
+      false,
+      chose,
+      "proxy",
+      /a client chose it during the probe/,
+    ],
+    [
+      "the probe could not be made (it logged why)",
+      { reason: "probe failed" },
+      false,
+      null,
+      "proxy",
+      null,
+    ],
+    ["closing", null, true, null, "proxy", null],
+  ];
+  for (const [name, found, closing, chosenElsewhere, mode, line] of cases) {
+    await t.step(name, () => {
+      const logger = memoryLogger();
+      const got = modeAfterProbe(found, logger, {
+        closing,
+        chosenElsewhere: chosenElsewhere as Record<string, unknown> | null,
+      });
+      assert.equal(got, mode);
+      if (line) assert.match(logger.lines[0]!.message, line);
+      else assert.deepEqual(logger.lines, []);
+    });
+  }
 });
