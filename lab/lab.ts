@@ -415,9 +415,10 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       serialLines.push(line);
       try {
         echo?.(line);
-      } catch {
+      } catch (e) {
         // Its reader went away (`astralboot lab | head`): the boot goes on, unechoed.
         echo = undefined;
+        logger.debug("lab", "serial echo failed; not echoing any more", { error: e });
       }
       if (markerAt === undefined && line.includes(marker)) {
         markerAt = Date.now();
@@ -436,7 +437,8 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       }
       screen.end();
     })();
-    serialDone.catch(() => {});
+    // Handled now (an ending may never await it): the cause stays in the log.
+    serialDone.catch((e) => logger.warn("lab", "reading the serial console failed", { error: e }));
 
     if (options.serverMarker) {
       const re = options.serverMarker, lines = server.lines;

@@ -753,6 +753,7 @@ Deno.test("a transfer whose socket fails to receive ends at once, saying why", a
   try {
     await c.sendPacket(rrq("f"), MAIN);
     assert.equal((await c.next())?.packet.op, Opcode.DATA);
+    assert.deepEqual(errorOf(await c.next()), { code: 0, message: "server failed, try again" });
     await until(() => events.length === 1 && server.active === 0);
     assert.equal(events[0]!.result, "failed");
     assert.match(String(events[0]!.reason), /^cannot receive: udp keeps failing$/);

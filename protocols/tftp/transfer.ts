@@ -174,6 +174,9 @@ export class ReadTransfer {
           client: label(this.peer),
           error: e,
         });
+        // Told, so that it asks again at once instead of waiting for its own timeout.
+        socket.send(encodeError(ErrorCode.NOT_DEFINED, "server failed, try again"), this.peer)
+          .catch(() => {});
         this.abort(`cannot receive: ${e instanceof Error ? e.message : String(e)}`);
         return;
       }
