@@ -345,6 +345,33 @@ export async function udhcpcLease(
 }
 
 /**
+ * Whether busybox udhcpc on eth0 of `ns` got an address from `tries` DISCOVERs a second apart
+ * (and quits 1 s after failing, not busybox's 20): for the tests that a server gives none.
+ */
+export async function udhcpcBinds(ns: Netns, tries = 2): Promise<boolean> {
+  const r = await ns.exec(
+    [
+      "udhcpc",
+      "-f",
+      "-q",
+      "-n",
+      "-t",
+      String(tries),
+      "-T",
+      "1",
+      "-A",
+      "1",
+      "-i",
+      "eth0",
+      "-s",
+      "/bin/true",
+    ],
+    { check: false, timeoutMs: 60_000 },
+  );
+  return r.code === 0;
+}
+
+/**
  * A config.toml for {@linkcode startServe} on a bridgeLab: DHCP server mode on br0 with a one
  * hour lease plus the `dhcp` lines, HTTP on `httpPort` (8080), then `rest` (tables like
  * [[machine]]).

@@ -12,6 +12,7 @@ import {
   readEnv,
   spawnDeno,
   startRunner,
+  udhcpcBinds,
 } from "./dhcp_harness.ts";
 import { decodeDhcp, type DhcpPacket, encodeDhcp } from "../protocols/dhcp/packet.ts";
 import { DhcpOption, MessageType } from "../protocols/dhcp/options.ts";
@@ -201,27 +202,36 @@ Deno.test("auto mode alone serves addresses, and yields when a client picks anot
       assert.deepEqual(replies.filter((r) => r.from === SERVER_IP), []);
       await server.waitFor((l) => l.includes("proxy mode from now on"), 10_000, "switch to proxy");
       await second.exec(["ip", "addr", "flush", "dev", "eth0"]);
-      const r = await second.exec(
-        [
-          "udhcpc",
-          "-f",
-          "-q",
-          "-n",
-          "-t",
-          "2",
-          "-T",
-          "1",
-          "-A",
-          "1",
-          "-i",
-          "eth0",
-          "-s",
-          "/bin/true",
-        ],
-        { check: false, timeoutMs: 60_000 },
-      );
-      assert.notEqual(r.code, 0, "no address once proxy");
+      assert.equal(await udhcpcBinds(second), false, "no address once proxy");
     });
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("auto mode: a client that chooses another server while the probe listens keeps it proxy", async () => {
+  await using lab = await bridgeLab("abe", `${SERVER_IP}/24`, 2);
+  const [first, second] = lab.clients as [Netns, Netns];
+  const dir = await Deno.makeTempDir({ prefix: "abe-auto-" });
+  // Nobody answers this probe: only the client's choice can keep the server proxy.
+  const server = await startRunner(lab.server, options("auto", `${dir}/data`, 8));
+  try {
+    // udhcpc_request names server 10.77.0.1: some other DHCP server made this client an offer.
+    const req = request("udhcpc_request", lab.macs[1]!);
+    await second.exec(["ip", "addr", "add", "10.79.0.51/24", "dev", "eth0"]);
+    const replies = await exchange(second, req, "255.255.255.255", 67, 1000);
+    assert.deepEqual(replies.filter((r) => r.from === SERVER_IP), []);
+    const line = await server.waitFor(
+      (l) => l.includes("proxy mode from now on") || l.includes("serving addresses"),
+      30_000,
+      "the probe's decision",
+    );
+    assert.match(line, /a client chose it during the probe/);
+    assert.match(line, /10\.77\.0\.1/);
+    // Another client then gets no address from it.
+    assert.equal(await udhcpcBinds(first), false, "no address from a server that stayed proxy");
+    assert.ok(!server.lines.some((l) => l.includes("serving addresses")), server.output);
   } finally {
     await server.stop();
     await Deno.remove(dir, { recursive: true });
