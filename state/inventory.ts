@@ -123,8 +123,13 @@ export class InventoryStore {
   #rows: RecentRows<Row | undefined>;
   #records = new Map<string, StatementSync>();
   #bookkeeping: Bookkeeping | undefined;
-  /** What each machine last reported through the queue, field by field, and when. */
-  #recent = new Map<Mac, { fields: Partial<Row>; at: Map<string, number> }>();
+  /**
+   * What each machine last reported through the queue, field by field, and when, by set of
+   * fields (`at`: a plain object, whose keys V8 shares between machines; a Map keyed by a
+   * string naming the MAC cost ~220 bytes a machine more: 2.2 MiB of live heap at the DHCP
+   * bench's 10 000 remembered machines).
+   */
+  #recent = new Map<Mac, { fields: Partial<Row>; at: Record<string, number> }>();
 
   /**
    * `bestEffort`: the handle that gives up at once when busy (state/db.ts); default `db`.
@@ -225,15 +230,15 @@ export class InventoryStore {
     let recent = this.#recent.get(mac);
     const same = recent !== undefined &&
       fields.every((f, i) => (recent!.fields as Record<string, unknown>)[f] === values[i]) &&
-      now - (recent.at.get(key) ?? -Infinity) < REPORT_EVERY_MS;
+      now - (recent.at[shape] ?? -Infinity) < REPORT_EVERY_MS;
     if (same) return;
     if (!recent) {
       if (this.#recent.size >= REMEMBERED) this.#recent.clear();
-      this.#recent.set(mac, recent = { fields: {}, at: new Map() });
+      this.#recent.set(mac, recent = { fields: {}, at: {} });
     }
     fields.forEach((f, i) => (recent!.fields as Record<string, unknown>)[f] = values[i]);
     recent.fields.reported_at = now;
-    recent.at.set(key, now);
+    recent.at[shape] = now;
     this.#bookkeeping!.queue("inventory", key, write);
   }
 
