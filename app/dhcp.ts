@@ -7,7 +7,7 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { Logger } from "../log.ts";
-import { Subnet } from "../net/ipv4.ts";
+import { numberToIpv4, Subnet } from "../net/ipv4.ts";
 import type { Mac } from "../net/mac.ts";
 import { interfaceInfo } from "../net/udp_socket.ts";
 import { startDhcpServer } from "../protocols/dhcp/server.ts";
@@ -120,7 +120,7 @@ export function createLeasePools(
     onRefused: logger &&
       ((row, error) =>
         logger.warn("dhcp", "lease row refused by the database: left as it was on disk", {
-          ip: row.ip,
+          ip: numberToIpv4(row.ipnum),
           mac: row.mac,
           state: row.state,
           error,

@@ -51,6 +51,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { numberToIpv4 } from "../net/ipv4.ts";
 import { isBusy, isReadOnly, WriteAheadLog } from "./db.ts";
 
 /** The first wait before a busy database is tried again. */
@@ -83,9 +84,12 @@ export interface LeaseTableOptions {
 /** A stored state of a lease row. */
 export type RowState = "offered" | "bound" | "released" | "declined";
 
-/** One row of the lease table: an address and its last holder. */
+/**
+ * One row of the lease table: an address and its last holder. The address is kept as a number
+ * only (`numberToIpv4` gives its text): a string per row cost ~40 bytes of heap a lease, 2 MiB
+ * at the DHCP bench's 50 000.
+ */
 export interface LeaseRow {
-  readonly ip: string;
   readonly ipnum: number;
   /** "" for a declined address (nobody holds it). */
   readonly mac: string;
@@ -273,7 +277,6 @@ export class LeaseTable {
     }
     for (const r of db.prepare("SELECT * FROM dhcp_leases").all() as unknown as DbRow[]) {
       this.#add({
-        ip: r.ip,
         ipnum: Number(r.ipnum),
         mac: r.mac,
         clientId: r.client_id,
@@ -537,11 +540,22 @@ export class LeaseTable {
           if (refused.has(n)) continue;
           const r = this.#rows.get(n)!;
           try {
-            this.#upsert.run(r.ip, r.ipnum, r.mac, r.clientId, r.hostname, r.state, r.expires);
+            this.#upsert.run(
+              numberToIpv4(r.ipnum),
+              r.ipnum,
+              r.mac,
+              r.clientId,
+              r.hostname,
+              r.state,
+              r.expires,
+            );
           } catch (e) {
             // Usually the statement alone is undone and the transaction goes on.
             if (!refusesRow(e)) throw e;
-            refused.set(n, new Error(`lease row of ${r.ip} refused: ${(e as Error).message}`));
+            refused.set(
+              n,
+              new Error(`lease row of ${numberToIpv4(r.ipnum)} refused: ${(e as Error).message}`),
+            );
             if (!db.isTransaction) {
               undone = true;
               break;

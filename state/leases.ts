@@ -411,7 +411,7 @@ export class LeaseStore {
   #lease(r: LeaseRow, now: number): Lease {
     const ran = (r.state === "offered" || r.state === "bound") && r.expires <= now;
     return {
-      ip: r.ip,
+      ip: numberToIpv4(r.ipnum),
       mac: r.mac,
       clientId: r.clientId ?? undefined,
       hostname: r.hostname ?? undefined,
@@ -521,7 +521,6 @@ export class LeaseStore {
     expires: number,
   ): void {
     this.#table.put({
-      ip: numberToIpv4(n),
       ipnum: n,
       mac,
       clientId: clientId ?? null,
