@@ -276,8 +276,9 @@ export class LeaseTable {
       }
     }
     for (const r of db.prepare("SELECT * FROM dhcp_leases").all() as unknown as DbRow[]) {
-      this.#add({
-        ipnum: Number(r.ipnum),
+      const ipnum = Number(r.ipnum);
+      this.#replace(ipnum, undefined, {
+        ipnum,
         mac: r.mac,
         clientId: r.client_id,
         hostname: r.hostname,
@@ -313,8 +314,7 @@ export class LeaseTable {
   put(row: LeaseRow): void {
     const old = this.#rows.get(row.ipnum);
     if (!this.#dirty.has(row.ipnum)) this.#onDisk.set(row.ipnum, old);
-    if (old) this.#remove(old);
-    this.#add(row);
+    this.#replace(row.ipnum, old, row);
     this.#dirty.add(row.ipnum);
   }
 
@@ -378,15 +378,25 @@ export class LeaseTable {
     tables.get(db)?.close();
   }
 
-  #add(row: LeaseRow): void {
-    this.#rows.set(row.ipnum, row);
-    if (row.mac) index(this.#byMac, row.mac, row.ipnum);
-    if (row.hostname) index(this.#byHostname, row.hostname.toLowerCase(), row.ipnum);
-  }
-
-  #remove(row: LeaseRow): void {
-    if (row.mac) unindex(this.#byMac, row.mac, row.ipnum);
-    if (row.hostname) unindex(this.#byHostname, row.hostname.toLowerCase(), row.ipnum);
+  /**
+   * Makes `row` the row of `n` (undefined: none) where `old` was. An index changes only where
+   * its key does: a lease rewritten for the same holder (the ACK after its offer, a renewal)
+   * touches neither, where taking it out and putting it back left a deleted entry in the MAC
+   * index each time, which then held twice the room (3.5 against 1.75 MiB at 50 000 leases).
+   */
+  #replace(n: number, old: LeaseRow | undefined, row: LeaseRow | undefined): void {
+    if (row) this.#rows.set(n, row);
+    else this.#rows.delete(n);
+    const [oldMac, mac] = [old?.mac || undefined, row?.mac || undefined];
+    if (oldMac !== mac) {
+      if (oldMac) unindex(this.#byMac, oldMac, n);
+      if (mac) index(this.#byMac, mac, n);
+    }
+    const [oldName, name] = [old?.hostname?.toLowerCase(), row?.hostname?.toLowerCase()];
+    if (oldName !== name) {
+      if (oldName) unindex(this.#byHostname, oldName, n);
+      if (name) index(this.#byHostname, name, n);
+    }
   }
 
   #schedule(ms: number): void {
@@ -574,11 +584,9 @@ export class LeaseTable {
     this.#written = true;
     for (const [n, error] of refused) {
       const current = this.#rows.get(n)!;
-      this.#remove(current);
-      this.#rows.delete(n);
       const before = this.#onDisk.get(n);
-      if (before) this.#add(before);
-      else this.#deletions++;
+      this.#replace(n, current, before);
+      if (!before) this.#deletions++;
       try {
         this.#onRefused?.(current, error);
       } catch { /* the hook's own failure is not the commit's: it is on disk */ }

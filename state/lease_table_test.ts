@@ -597,12 +597,21 @@ Deno.test("the MAC and host name indexes follow rows across one, several and no 
     table.put(named("10.2.0.5", A, null));
     assert.deepEqual(ips(table.ofMac(A)), ["10.0.0.5", "10.1.0.5", "10.2.0.5"]);
     assert.deepEqual(ips(table.ofHostname("WEB")), ["10.0.0.5", "10.1.0.5"]);
-    // Rewriting a row with the same holder keeps one entry for it.
-    table.put(named("10.1.0.5", A, "web"));
-    assert.deepEqual(ips(table.ofMac(A)), ["10.0.0.5", "10.2.0.5", "10.1.0.5"]);
+    // Rewriting a row with the same holder and name keeps one entry for it, in its place.
+    table.put(named("10.1.0.5", A, "WEB"));
+    assert.deepEqual(ips(table.ofMac(A)), ["10.0.0.5", "10.1.0.5", "10.2.0.5"]);
+    assert.deepEqual(ips(table.ofHostname("web")), ["10.0.0.5", "10.1.0.5"]);
+    // A new name moves the row in that index only; the old name goes back to where it was.
+    table.put(named("10.0.0.5", A, "mail"));
+    assert.deepEqual(ips(table.ofMac(A)), ["10.0.0.5", "10.1.0.5", "10.2.0.5"]);
+    assert.deepEqual(ips(table.ofHostname("web")), ["10.1.0.5"]);
+    assert.deepEqual(ips(table.ofHostname("mail")), ["10.0.0.5"]);
+    table.put(named("10.0.0.5", A, "Web"));
+    assert.deepEqual(ips(table.ofHostname("web")), ["10.1.0.5", "10.0.0.5"]);
+    assert.deepEqual(table.ofHostname("mail"), []);
     // Addresses move to B one by one: A goes from three to two, to one, to none.
     table.put(named("10.0.0.5", B, null));
-    assert.deepEqual(ips(table.ofMac(A)), ["10.2.0.5", "10.1.0.5"]);
+    assert.deepEqual(ips(table.ofMac(A)), ["10.1.0.5", "10.2.0.5"]);
     assert.deepEqual(ips(table.ofHostname("web")), ["10.1.0.5"]);
     table.put(named("10.2.0.5", B, null));
     assert.deepEqual(ips(table.ofMac(A)), ["10.1.0.5"]);
