@@ -253,7 +253,10 @@ class TcpSide {
     };
     // Queries already read but not yet answered are dropped once it is shut.
     while (!closed) {
-      const timer = setTimeout(() => conn.close(), idleMs);
+      // shut, not conn.close(): if the connection was closed meanwhile (close(), a stalled
+      // write) and this timer is due before the read has failed, close() would throw from the
+      // timer and end the process.
+      const timer = setTimeout(shut, idleMs);
       let bytes: Uint8Array | null;
       try {
         bytes = await reader.next();

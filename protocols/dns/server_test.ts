@@ -218,3 +218,22 @@ Deno.test("DNS server: a TCP client the caller does not serve is closed at once"
     },
   });
 });
+
+Deno.test("DNS server: an idle timer due when the connection was closed already ends quietly", async () => {
+  const server = await startLoopbackDns({ handler, logger: silentLogger, idleMs: 100 });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    // One answer: the server is reading the next query, its idle timer armed anew.
+    await conn.write(frame(encodeDns(queryFor("x.erf", DnsType.A))));
+    assert.ok(((await conn.read(new Uint8Array(512))) ?? 0) > 0);
+    // The event loop held past the idle time (a long commit): the timer is due when close()
+    // shuts the connection, in the same turn, before its pending read has failed.
+    const until = performance.now() + 150;
+    while (performance.now() < until) { /* busy */ }
+    await server.close();
+    // A timer that closed the connection again would have thrown from the timer: uncaught.
+    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    conn.close();
+  }
+});
