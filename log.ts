@@ -94,6 +94,11 @@ export function defaultLogFormat(): LogFormat {
   return stdoutIsTerminal() ? "text" : "json";
 }
 
+/** What went wrong, in one line: an Error's message, anything else thrown as text. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 function stdoutIsTerminal(): boolean {
   try {
     return Deno.stdout.isTerminal();

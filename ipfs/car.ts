@@ -7,6 +7,7 @@
 
 import type { CID } from "multiformats";
 import { CarBlockIterator } from "@ipld/car";
+import { errorMessage } from "../log.ts";
 import { checkCidSupported, MAX_BLOCK_SIZE, verifyBlock } from "./verify.ts";
 
 /** Why a CAR stream was refused. */
@@ -118,7 +119,7 @@ export async function* readCarBlocks(
 
 function mapError(err: unknown, guard: { sourceError: unknown; ended: boolean }): unknown {
   if (err === guard.sourceError || err instanceof CarError) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   // Whatever the decoder says, failing once the bytes ran out means the stream was cut short.
   if (guard.ended || /unexpected end of data/i.test(message)) {
     return new CarError(`CAR stream truncated: ${message}`, "truncated", { cause: err });

@@ -13,7 +13,7 @@
 
 import type { CID } from "multiformats";
 import * as dagPb from "@ipld/dag-pb";
-import type { Logger } from "../log.ts";
+import { errorMessage, type Logger } from "../log.ts";
 import { CarLimitError, type CarLimits, type GatewayClient } from "./gateway.ts";
 import { CODEC } from "./verify.ts";
 
@@ -173,7 +173,7 @@ export class CarFeed {
       }
     } catch (err) {
       if (!this.#abort.signal.aborted || err instanceof CarLimitError) {
-        this.problem = err instanceof Error ? err.message : String(err);
+        this.problem = errorMessage(err);
         logger.warn("ipfs", "CAR stream failed; fetching the rest as blocks", {
           cid: root.toString(),
           received: this.received,

@@ -9,8 +9,7 @@
  */
 
 import type { CID } from "multiformats";
-import type { Logger } from "../log.ts";
-import { silentLogger } from "../log.ts";
+import { errorMessage, type Logger, silentLogger } from "../log.ts";
 import { type Block, readCarBlocks } from "./car.ts";
 import {
   BlockVerificationError,
@@ -470,5 +469,5 @@ async function readAll(
 
 function errorText(err: unknown): string {
   if (err instanceof DOMException && err.name === "TimeoutError") return "timed out";
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }

@@ -12,8 +12,7 @@
 
 import type { CID } from "multiformats";
 import * as dagPb from "@ipld/dag-pb";
-import type { Logger } from "../log.ts";
-import { silentLogger } from "../log.ts";
+import { errorMessage, type Logger, silentLogger } from "../log.ts";
 import {
   type ByteRange,
   type ContentEntry,
@@ -282,7 +281,7 @@ export class IpfsStore implements ContentStore {
       return await openFileStream(this.cache.filePath(cid), { start, end: end - 1 }, label);
     } catch (err) {
       if (err instanceof ContentError && err.code === "not-found") return null;
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       throw new ContentError(`Cannot read cached file ${label}: ${message}`, "unavailable", {
         cause: err,
       });
@@ -384,7 +383,7 @@ export class IpfsStore implements ContentStore {
         () => {},
         (err) => {
           this.#logger.warn("ipfs", "cache gc failed", {
-            error: err instanceof Error ? err.message : String(err),
+            error: errorMessage(err),
           });
         },
       ).finally(() => {
@@ -538,7 +537,7 @@ export class IpfsStore implements ContentStore {
         await writer?.abort();
         fill.error = err;
         failTemp(err);
-        const error = err instanceof Error ? err.message : String(err);
+        const error = errorMessage(err);
         this.#onEvent({ kind: "file-failed", path: label, error });
         this.#logger.warn(
           "ipfs",
@@ -728,7 +727,7 @@ export class IpfsStore implements ContentStore {
 
   #wrap(err: unknown, path: string): ContentError {
     if (err instanceof ContentError) return err;
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     return new ContentError(`Cannot read "${path}" of ${this.ref}: ${message}`, "unavailable", {
       cause: err,
     });

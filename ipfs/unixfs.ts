@@ -13,6 +13,7 @@ import type { CID } from "multiformats";
 import * as dagPb from "@ipld/dag-pb";
 import { UnixFS } from "ipfs-unixfs";
 import { murmur364 } from "@multiformats/murmur3";
+import { errorMessage } from "../log.ts";
 import { CODEC } from "./verify.ts";
 
 /**
@@ -72,9 +73,13 @@ export function decodeNode(cid: CID, bytes: Uint8Array): UnixfsNode {
     if (!pb.Data) throw new Error("no Data field");
     fs = UnixFS.unmarshal(pb.Data);
   } catch (cause) {
-    throw new UnixfsError(`Block ${cid} is not a UnixFS node: ${msg(cause)}`, cid.toString(), {
-      cause,
-    });
+    throw new UnixfsError(
+      `Block ${cid} is not a UnixFS node: ${errorMessage(cause)}`,
+      cid.toString(),
+      {
+        cause,
+      },
+    );
   }
   switch (fs.type) {
     case "file":
@@ -419,8 +424,4 @@ function safe(n: bigint, cid: CID): number {
     throw new UnixfsError(`Node ${cid} has an impossible size ${n}`, cid.toString());
   }
   return Number(n);
-}
-
-function msg(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

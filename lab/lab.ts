@@ -11,7 +11,7 @@
  */
 
 import { Netns, run } from "./netns.ts";
-import type { Logger } from "../log.ts";
+import { errorMessage, type Logger } from "../log.ts";
 import { FIXTURE_OS, MARKER } from "./fixture.ts";
 import {
   astralbootServer,
@@ -478,9 +478,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       }
     }
   } catch (err) {
-    error = abort.signal.aborted
-      ? "interrupted"
-      : (err instanceof Error ? err.message : String(err));
+    error = abort.signal.aborted ? "interrupted" : errorMessage(err);
   } finally {
     settled.abort();
     if (qemu) {

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Logger } from "../../log.ts";
+import { errorMessage, type Logger } from "../../log.ts";
 import { BlockSource } from "./blocks.ts";
 import { netasciiStream } from "./netascii.ts";
 import { negotiateOptions } from "./options.ts";
@@ -177,7 +177,7 @@ export class ReadTransfer {
         // Told, so that it asks again at once instead of waiting for its own timeout.
         socket.send(encodeError(ErrorCode.NOT_DEFINED, "server failed, try again"), this.peer)
           .catch(() => {});
-        this.abort(`cannot receive: ${e instanceof Error ? e.message : String(e)}`);
+        this.abort(`cannot receive: ${errorMessage(e)}`);
         return;
       }
       const { data, from } = got;
@@ -291,7 +291,7 @@ export class ReadTransfer {
     try {
       outcome = await this.#send(socket, source, neg.oack, neg.windowsize, neg.timeoutMs);
     } catch (e) {
-      outcome = { ok: false, reason: e instanceof Error ? e.message : String(e), level: "warn" };
+      outcome = { ok: false, reason: errorMessage(e), level: "warn" };
       await socket.send(encodeError(ErrorCode.NOT_DEFINED, "transfer failed"), this.peer)
         .catch(() => {});
     } finally {
