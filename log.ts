@@ -94,7 +94,7 @@ export function defaultLogFormat(): LogFormat {
   return stdoutIsTerminal() ? "text" : "json";
 }
 
-/** What went wrong, in one line: an Error's message, anything else thrown as text. */
+/** What went wrong, as text: an Error's message, or anything else that was thrown, made a string. */
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

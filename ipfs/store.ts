@@ -411,7 +411,7 @@ export class IpfsStore implements ContentStore {
         // Tried again by the next request (the disk may have room then), and said as a store
         // error: an HTTP 503 or a TFTP error, not a crash of the request.
         this.#ready = undefined;
-        throw new ContentError(`IPFS cache: ${(e as Error).message}`, "unavailable", {
+        throw new ContentError(`IPFS cache: ${errorMessage(e)}`, "unavailable", {
           cause: e,
         });
       }

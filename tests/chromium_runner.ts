@@ -14,6 +14,7 @@
  */
 
 import { LineFollower } from "./dhcp_harness.ts";
+import { errorMessage } from "../log.ts";
 
 const enc = new TextEncoder();
 const print = (v: unknown) => Deno.stdout.writeSync(enc.encode(JSON.stringify(v) + "\n"));
@@ -110,7 +111,7 @@ try {
   socket.onclose = () => end(0);
   print({ relay: "ready", pid: browser.child.pid });
 } catch (e) {
-  print({ relay: "error", message: e instanceof Error ? e.message : String(e) });
+  print({ relay: "error", message: errorMessage(e) });
   await end(2);
 }
 

@@ -9,8 +9,7 @@
  *
  * @module
  */
-import type { Logger } from "../../log.ts";
-import { silentLogger } from "../../log.ts";
+import { errorMessage, type Logger, silentLogger } from "../../log.ts";
 import { BindError } from "../../net/errors.ts";
 import { interfaceInfo, InterfaceUdpSocket } from "../../net/udp_socket.ts";
 import type { TftpListen, TftpSocket } from "./server.ts";
@@ -50,7 +49,7 @@ export function listenInterface(interfaceName: string, logger: Logger = silentLo
       });
     } catch (e) {
       if (e instanceof BindError) throw e;
-      throw new BindError(`udp ${hostname}:${port} on ${interfaceName}`, (e as Error).message, {
+      throw new BindError(`udp ${hostname}:${port} on ${interfaceName}`, errorMessage(e), {
         cause: e,
       });
     }

@@ -20,8 +20,7 @@
  *
  * @module
  */
-import type { Logger } from "../../log.ts";
-import { silentLogger } from "../../log.ts";
+import { errorMessage, type Logger, silentLogger } from "../../log.ts";
 import { MalformedPacketError } from "../../net/bytes.ts";
 import { BindError } from "../../net/errors.ts";
 import { DEFAULT_MAX_BLKSIZE, DEFAULT_MAX_WINDOWSIZE } from "./options.ts";
@@ -98,7 +97,7 @@ export function listenUdp(hostname: string, port: number): TftpSocket {
   try {
     conn = Deno.listenDatagram({ transport: "udp", hostname, port });
   } catch (e) {
-    throw new BindError(`udp ${hostname}:${port}`, (e as Error).message, { cause: e });
+    throw new BindError(`udp ${hostname}:${port}`, errorMessage(e), { cause: e });
   }
   return {
     port: (conn.addr as Deno.NetAddr).port,
@@ -311,7 +310,7 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
         // No socket of its own (the process is out of descriptors): the request is refused
         // from the main socket, told and logged like any other refusal.
         refuse(from, packet.filename, "server busy, try again", "server", {
-          error: (e as Error).message,
+          error: errorMessage(e),
         });
         return;
       }
