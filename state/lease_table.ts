@@ -277,7 +277,7 @@ export class LeaseTable {
     }
     for (const r of db.prepare("SELECT * FROM dhcp_leases").all() as unknown as DbRow[]) {
       const ipnum = Number(r.ipnum);
-      this.#replace(ipnum, undefined, {
+      this.#replace(ipnum, this.#rows.get(ipnum), {
         ipnum,
         mac: r.mac,
         clientId: r.client_id,

@@ -482,6 +482,23 @@ Deno.test("refused rows: the row on disk comes back whatever came between", asyn
     },
   );
 
+  await t.step(
+    "the same holder under another name, refused: its MAC's list is kept, the name comes back",
+    async () => {
+      table.put({
+        ...row("10.0.0.100", "52:54:00:00:00:01"),
+        hostname: "renamed",
+        state: undefined as never,
+      });
+      assert.deepEqual(table.ofHostname("renamed").map(ipOf), ["10.0.0.100"]);
+      await assert.rejects(table.saved(ipv4ToNumber("10.0.0.100")), /refused/);
+      assert.equal(at("10.0.0.100")?.hostname, "one");
+      assert.deepEqual(table.ofMac("52:54:00:00:00:01").map(ipOf), ["10.0.0.100"]);
+      assert.deepEqual(table.ofHostname("one").map(ipOf), ["10.0.0.100"]);
+      assert.deepEqual(table.ofHostname("renamed"), []);
+    },
+  );
+
   await t.step("a commit that failed first, then a refusal: still the row on disk", async () => {
     const pages = (db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count;
     db.exec(`PRAGMA max_page_count = ${pages}`);
@@ -517,11 +534,17 @@ Deno.test("refused rows: the row on disk comes back whatever came between", asyn
 
   await t.step("flush() writes the rest and does not throw for a refused row", () => {
     const deletions = table.deletions;
-    table.put({ ...row("10.0.0.104", "52:54:00:00:00:14"), expires: null as unknown as number });
+    table.put({
+      ...row("10.0.0.104", "52:54:00:00:00:14"),
+      hostname: "gone",
+      expires: null as unknown as number,
+    });
     table.put(row("10.0.0.105", "52:54:00:00:00:15"));
     table.flush();
     assert.equal(table.pending, 0);
     assert.equal(at("10.0.0.104"), undefined);
+    assert.deepEqual(table.ofMac("52:54:00:00:00:14"), []);
+    assert.deepEqual(table.ofHostname("gone"), []);
     // A first row refused is taken out again: the pools' cursor must hear of it.
     assert.equal(table.deletions, deletions + 1);
     assert.equal(disk().at(-1), "10.0.0.105 52:54:00:00:00:15 null");
@@ -601,7 +624,7 @@ Deno.test("the MAC and host name indexes follow rows across one, several and no 
     table.put(named("10.1.0.5", A, "WEB"));
     assert.deepEqual(ips(table.ofMac(A)), ["10.0.0.5", "10.1.0.5", "10.2.0.5"]);
     assert.deepEqual(ips(table.ofHostname("web")), ["10.0.0.5", "10.1.0.5"]);
-    // A new name moves the row in that index only; the old name goes back to where it was.
+    // A new name moves the row in that index only; back to its old name, it is that list's last.
     table.put(named("10.0.0.5", A, "mail"));
     assert.deepEqual(ips(table.ofMac(A)), ["10.0.0.5", "10.1.0.5", "10.2.0.5"]);
     assert.deepEqual(ips(table.ofHostname("web")), ["10.1.0.5"]);
