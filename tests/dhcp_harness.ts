@@ -345,8 +345,9 @@ export async function udhcpcLease(
 }
 
 /**
- * Whether busybox udhcpc on eth0 of `ns` got an address from `tries` DISCOVERs a second apart
- * (and quits 1 s after failing, not busybox's 20): for the tests that a server gives none.
+ * Whether busybox udhcpc on eth0 of `ns` got an address from `tries` DISCOVERs a second apart:
+ * for the tests that a server gives none. Throws when udhcpc did not end either way (exit 1 is
+ * "no lease"; a crash or a timeout is not a refusal).
  */
 export async function udhcpcBinds(ns: Netns, tries = 2): Promise<boolean> {
   const r = await ns.exec(
@@ -368,6 +369,7 @@ export async function udhcpcBinds(ns: Netns, tries = 2): Promise<boolean> {
     ],
     { check: false, timeoutMs: 60_000 },
   );
+  if (r.code !== 0 && r.code !== 1) throw new Error(`udhcpc ended with ${r.code}: ${r.stderr}`);
   return r.code === 0;
 }
 
