@@ -282,12 +282,22 @@ export async function spawnAstralboot(
   configToml: string,
   tree: string,
   root = repoPath(""),
+  denoFlags: readonly string[] = [],
 ): Promise<BenchProcess> {
   const config = `${dir}/config.toml`;
   await Deno.writeTextFile(config, configToml);
   const base = root.replace(/\/+$/, "");
   const { RUN_FLAGS } = await import(`${base}/tools/build.ts`) as { RUN_FLAGS: string[] };
-  const argv = ["deno", "run", ...RUN_FLAGS, `${base}/main.ts`, "serve", "-c", config];
+  const argv = [
+    "deno",
+    "run",
+    ...RUN_FLAGS,
+    ...denoFlags,
+    `${base}/main.ts`,
+    "serve",
+    "-c",
+    config,
+  ];
   return spawnServer(ns, [...argv, "-l", tree, "--log-format", "json"], `${dir}/astralboot.log`);
 }
 

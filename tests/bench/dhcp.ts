@@ -57,7 +57,7 @@ const PASS_RATIO = 0.98;
 const BISECTIONS = 4;
 
 /** One trial of perfdhcp at a fixed offered rate. */
-interface Trial {
+export interface Trial {
   rate: number;
   discovers: number;
   acks: number;
@@ -67,7 +67,7 @@ interface Trial {
 }
 
 /** A server under test with its own namespaces. */
-interface DhcpTarget {
+export interface DhcpTarget {
   name: string;
   server: Netns;
   client: Netns;
@@ -94,8 +94,15 @@ function listening67(ns: Netns, p: BenchProcess, what: string): Promise<void> {
   );
 }
 
-/** `main.ts serve` of this checkout, or of `checkout` (the baseline of an A/B). */
-async function startOurs(dir: string, checkout?: string): Promise<DhcpTarget> {
+/**
+ * `main.ts serve` of this checkout, or of `checkout` (the baseline of an A/B), run with
+ * `denoFlags` besides the program's own (`dhcp_memory.ts`: the inspector).
+ */
+export async function startOurs(
+  dir: string,
+  checkout?: string,
+  denoFlags: readonly string[] = [],
+): Promise<DhcpTarget> {
   const { server, client } = await pair(checkout ? "b" : "d");
   const process = await spawnAstralboot(
     server,
@@ -114,6 +121,7 @@ port = 8080
 `,
     repoPath("examples/tree"),
     checkout,
+    denoFlags,
   );
   const name = checkout ? "baseline" : "astralboot";
   await listening67(server, process, name);
@@ -237,7 +245,7 @@ async function memoryLine(t: DhcpTarget): Promise<string> {
   return line;
 }
 
-async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<Trial> {
+export async function runTrial(t: DhcpTarget, rate: number, seconds: number): Promise<Trial> {
   const verbose = Boolean(Deno.env.get("BENCH_TRIALS"));
   const drops0 = verbose ? [await rcvbufErrors(t.server), await rcvbufErrors(t.client)] : [];
   const cpu0 = cpuMs(t.process.pid);
