@@ -149,3 +149,15 @@ Deno.test("RecentMap keeps at least its limit of the newest keys through generat
     }
   }
 });
+
+Deno.test("details are kept as they were said, however many distinct ones come", () => {
+  const log = new EventLog({ capacity: 5000, machineLimit: 5000 });
+  const said: string[] = [];
+  // Past the copies kept (1024), twice over, with repeats of earlier lines between.
+  for (let i = 0; i < 2500; i++) {
+    const detail = i % 3 === 0 ? `undionly.kpxe (bios, arch ${i % 7})` : `file-${i}.bin`;
+    said.push(detail);
+    log.push(ev(null, `10.0.${i >> 8}.${i & 255}`, "tftp-done", detail));
+  }
+  assert.deepEqual(log.since(0, 5000).events.map((e) => e.detail), said);
+});
