@@ -387,12 +387,12 @@ export class LeaseTable {
   #replace(n: number, old: LeaseRow | undefined, row: LeaseRow | undefined): void {
     if (row) this.#rows.set(n, row);
     else this.#rows.delete(n);
-    const [oldMac, mac] = [old?.mac || undefined, row?.mac || undefined];
+    const oldMac = old?.mac || undefined, mac = row?.mac || undefined;
     if (oldMac !== mac) {
       if (oldMac) unindex(this.#byMac, oldMac, n);
       if (mac) index(this.#byMac, mac, n);
     }
-    const [oldName, name] = [old?.hostname?.toLowerCase(), row?.hostname?.toLowerCase()];
+    const oldName = old?.hostname?.toLowerCase(), name = row?.hostname?.toLowerCase();
     if (oldName !== name) {
       if (oldName) unindex(this.#byHostname, oldName, n);
       if (name) index(this.#byHostname, name, n);
