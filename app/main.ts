@@ -8,7 +8,7 @@ import { HELP, parseArgs, UsageError } from "./cli.ts";
 import type { CliArgs } from "./cli.ts";
 import { ConfigError, formatConfig, loadConfig } from "./config.ts";
 import type { Config } from "./config.ts";
-import { createLogger, flushLog } from "../log.ts";
+import { createLogger, errorMessage, flushLog } from "../log.ts";
 import type { Logger } from "../log.ts";
 import { openIpfsStore, runServe } from "./serve.ts";
 import { leasesCommand, machineCommand } from "./admin.ts";
@@ -59,7 +59,7 @@ function readConfigFile(args: CliArgs, requireInterface: boolean): Config {
     try {
       source = Deno.readTextFileSync(path);
     } catch (e) {
-      throw new ConfigError(`cannot read config ${path}: ${(e as Error).message}`, { cause: e });
+      throw new ConfigError(`cannot read config ${path}: ${errorMessage(e)}`, { cause: e });
     }
   }
   const config = loadConfig(source, {
@@ -159,7 +159,7 @@ export async function main(argv: string[]): Promise<number> {
       err(`astralboot: no admin token yet: it is made when the server first starts`);
       return 1;
     }
-    logger.error("main", (e as Error).message, { error: e });
+    logger.error("main", errorMessage(e), { error: e });
     return 1;
   }
   return 0;

@@ -6,6 +6,7 @@
  */
 import type { ContentStore } from "../content/store.ts";
 import type { Check } from "../http/health_routes.ts";
+import { errorMessage } from "../log.ts";
 
 // A probe must not send a request to a gateway per probe.
 const CONTENT_CACHE_MS = 5000;
@@ -68,7 +69,7 @@ export class Readiness {
         names.length > 0
           ? { ok: true, detail: this.store.description }
           : { ok: false, detail: `${this.store.description}: the tree is empty or missing` },
-      (e): Check => ({ ok: false, detail: `${this.store.description}: ${(e as Error).message}` }),
+      (e): Check => ({ ok: false, detail: `${this.store.description}: ${errorMessage(e)}` }),
     );
     try {
       return await Promise.race([stat, timeout]);

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { Logger } from "../log.ts";
+import { errorMessage, type Logger } from "../log.ts";
 import type { Config } from "./config.ts";
 import { ConfigError, formatConfig } from "./config.ts";
 import type { ContentStore } from "../content/store.ts";
@@ -78,7 +78,7 @@ export async function openIpfsStore(
       downloadMinRate: config.ipfs.min_rate,
     });
   } catch (e) {
-    throw new ConfigError(`ref: ${(e as Error).message}`, { cause: e });
+    throw new ConfigError(`ref: ${errorMessage(e)}`, { cause: e });
   }
 }
 
@@ -126,7 +126,7 @@ export async function openStore(
         () => Promise.resolve(),
       );
     } catch (e) {
-      throw new ConfigError(`-l ${local}: ${(e as Error).message}`, { cause: e });
+      throw new ConfigError(`-l ${local}: ${errorMessage(e)}`, { cause: e });
     }
   }
   if (config.ref) {
@@ -577,7 +577,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
       } catch (e) {
         logger.error(
           "main",
-          `reload failed, still serving the old config: ${(e as Error).message}`,
+          `reload failed, still serving the old config: ${errorMessage(e)}`,
         );
         return;
       }
@@ -597,7 +597,7 @@ export async function runServe(config: Config, options: ServeOptions): Promise<n
           // A deploy between two releases (the symlink not there yet): the old tree goes on.
           logger.error(
             "main",
-            `reload failed, still serving the old config: ${(e as Error).message}`,
+            `reload failed, still serving the old config: ${errorMessage(e)}`,
           );
           return;
         }

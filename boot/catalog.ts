@@ -27,7 +27,7 @@
  */
 import { parse, TomlError } from "smol-toml";
 import { type ContentStore, normalizeTreePath } from "../content/store.ts";
-import { type Logger, silentLogger } from "../log.ts";
+import { errorMessage, type Logger, silentLogger } from "../log.ts";
 
 /** A variant of an OS (`[classes.<name>]`). */
 export interface OsClass {
@@ -326,7 +326,7 @@ export async function loadCatalog(
       problems.push({
         os: name,
         file: `boot/${name}`,
-        message: `boot/${name}: cannot be read: ${(err as Error).message}`,
+        message: `boot/${name}: cannot be read: ${errorMessage(err)}`,
         skipped: true,
       });
     }

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
+import { errorMessage, type Logger } from "../log.ts";
 import type { Subnet } from "../net/ipv4.ts";
 import { formatUpstream, type ForwardResult } from "../protocols/dns/forwarder.ts";
 import {
@@ -115,7 +115,7 @@ export async function answerDns(req: DnsRequest, o: DnsPolicyOptions): Promise<D
   try {
     edns = ednsOf(q);
   } catch (e) {
-    const reason = (e as Error).message;
+    const reason = errorMessage(e);
     return { event: event("formerr", { reason }), reply: responseTo(q, Rcode.FormErr, null) };
   }
   const recursion = o.forward !== undefined &&

@@ -17,6 +17,7 @@ import type { OsCatalog } from "./catalog.ts";
 import { type TemplateRenderer, TemplateRenderError } from "./templates.ts";
 import { classFor, type ServerInfo, templateData } from "./template_data.ts";
 import { INSTALLER_TEMPLATES } from "../templates/installers/embedded.ts";
+import { errorMessage } from "../log.ts";
 
 /** Content types of the known config kinds; any other template is served as text. */
 export const CONTENT_TYPES: Readonly<Record<string, string>> = Object.freeze({
@@ -47,12 +48,12 @@ export function finishConfig(kind: string, text: string, file: string): string {
     try {
       doc = JSON.parse(text);
     } catch (err) {
-      const at = /position (\d+)/.exec((err as Error).message)?.[1];
+      const at = /position (\d+)/.exec(errorMessage(err))?.[1];
       const where = at === undefined ? undefined : position(text, Number(at));
       throw new TemplateRenderError(
         `${file}: rendered Ignition is not JSON${
           where ? ` (output line ${where.line}, column ${where.column})` : ""
-        }: ${(err as Error).message}`,
+        }: ${errorMessage(err)}`,
         file,
         undefined,
         { cause: err },

@@ -6,6 +6,7 @@
  * @module
  */
 import { type ByteRange, checkRange, type ContentEntry, ContentError } from "./store.ts";
+import { errorMessage } from "../log.ts";
 
 // Large enough that a kernel is a few hundred reads, small enough to keep memory flat.
 const CHUNK = 256 * 1024;
@@ -37,7 +38,7 @@ export function fsError(err: unknown, what: string): ContentError | null {
   if (err instanceof Deno.errors.PermissionDenied) {
     return new ContentError(`${what}: permission denied`, "forbidden", { cause: err });
   }
-  return new ContentError(`${what}: ${(err as Error).message}`, "unavailable", { cause: err });
+  return new ContentError(`${what}: ${errorMessage(err)}`, "unavailable", { cause: err });
 }
 
 /** A bounded stream over an open file, from its current position; closes the file at the end. */

@@ -16,6 +16,7 @@ import {
   treePath,
 } from "./store.ts";
 import { entryOf, fsError, openFileStream, statHostPath } from "./file_stream.ts";
+import { errorMessage } from "../log.ts";
 
 /** The boot tree in a local folder (`-l DIR`). */
 export class LocalStore implements ContentStore {
@@ -29,7 +30,7 @@ export class LocalStore implements ContentStore {
     try {
       real = Deno.realPathSync(root);
     } catch (err) {
-      throw new Error(`boot tree folder ${root} cannot be opened: ${(err as Error).message}`, {
+      throw new Error(`boot tree folder ${root} cannot be opened: ${errorMessage(err)}`, {
         cause: err,
       });
     }

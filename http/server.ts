@@ -23,7 +23,7 @@
  */
 import type { Hono } from "hono";
 import { BindError } from "../net/errors.ts";
-import type { Logger } from "../log.ts";
+import { errorMessage, type Logger } from "../log.ts";
 import type { HttpCutReason } from "../observe/watch.ts";
 import type { Env } from "./context.ts";
 import { ConnectionWatchdog } from "./connection_watchdog.ts";
@@ -91,7 +91,7 @@ export function startHttpServer(options: HttpServerOptions): Promise<HttpServer>
     server = listen(options.port);
   } catch (e) {
     const what = `tcp ${options.address}:${options.port}`;
-    return Promise.reject(new BindError(what, (e as Error).message, { cause: e }));
+    return Promise.reject(new BindError(what, errorMessage(e), { cause: e }));
   }
   const port = server.addr.port;
   let closing = false;

@@ -18,6 +18,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { dirname, join } from "node:path";
+import { errorMessage } from "../log.ts";
 
 /** A database file that cannot be used: damaged, or not a database at all. */
 export class DatabaseError extends Error {
@@ -84,7 +85,7 @@ function keepPrivate(file: string): void {
 
 /** The error for a failure on `file`: with the way out when the file is damaged. */
 function databaseError(file: string, e: unknown): DatabaseError {
-  const message = (e as Error).message;
+  const message = errorMessage(e);
   if (/malformed|not a database/.test(message)) return damaged(file, message);
   return new DatabaseError(`${file}: ${message}`, { cause: e });
 }

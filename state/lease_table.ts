@@ -53,6 +53,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { numberToIpv4 } from "../net/ipv4.ts";
 import { isBusy, isReadOnly, WriteAheadLog } from "./db.ts";
+import { errorMessage } from "../log.ts";
 
 /** The first wait before a busy database is tried again. */
 export const RETRY_MS = 25;
@@ -564,7 +565,7 @@ export class LeaseTable {
             if (!refusesRow(e)) throw e;
             refused.set(
               n,
-              new Error(`lease row of ${numberToIpv4(r.ipnum)} refused: ${(e as Error).message}`),
+              new Error(`lease row of ${numberToIpv4(r.ipnum)} refused: ${errorMessage(e)}`),
             );
             if (!db.isTransaction) {
               undone = true;

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Logger } from "../../log.ts";
+import { errorMessage, type Logger } from "../../log.ts";
 import { MalformedPacketError } from "../../net/bytes.ts";
 import { BindError } from "../../net/errors.ts";
 import { InterfaceUdpSocket, type Peer } from "../../net/udp_socket.ts";
@@ -105,7 +105,7 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
     listener = Deno.listen({ transport: "tcp", hostname: o.address, port: udp.port });
   } catch (e) {
     void udp.close();
-    throw new BindError(`tcp ${o.address}:${udp.port}`, (e as Error).message, { cause: e });
+    throw new BindError(`tcp ${o.address}:${udp.port}`, errorMessage(e), { cause: e });
   }
   const tcp = new TcpSide(listener, o);
   const loops = [udpLoop(udp, o), tcp.run()];

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import type { Logger } from "../../log.ts";
+import { errorMessage, type Logger } from "../../log.ts";
 import { silentLogger } from "../../log.ts";
 import { macFromBytes } from "../../net/mac.ts";
 import {
@@ -65,7 +65,7 @@ export function answerSolicitation(
   try {
     options = decodeRouterSolicitation(rs.data).options;
   } catch (e) {
-    return { drop: (e as Error).message };
+    return { drop: errorMessage(e) };
   }
   if (own.addresses.some((a) => sameAddress(a, rs.source))) {
     return { drop: "sent by this host" };
